@@ -1,0 +1,3 @@
+from cachefleet.cli.main import main
+
+main()

@@ -1,0 +1,208 @@
+"""The error hierarchy of cachefleet, each class carrying its AWS wire code and HTTP status.
+
+Handlers raise these; the API edge maps them to an ``ErrorResponse`` once, by walking the MRO, so a
+subclass inherits its parent's wire mapping unless it names its own. Constructors only store fields.
+
+    CacheFleetError                       (Receiver, 500: InternalFailure)
+    +-- ClientError                       (Sender, 400)
+        +-- InvalidParameterValue
+        +-- InvalidParameterCombination
+        +-- MissingParameter, InvalidAction, MalformedQueryString
+        +-- NotFound                      (404 unless the model says otherwise)
+        |   +-- ReplicationGroupNotFound, CacheClusterNotFound, ...
+        +-- AlreadyExists
+        +-- InvalidState
+        +-- QuotaExceeded
+        +-- InvalidARN
+        +-- AuthFailure                   (signature and credential problems)
+
+Reconcile steps use a second, separate family: ``Retry`` (try again later) and ``Fatal`` (give up and
+record why).
+"""
+
+from __future__ import annotations
+
+
+class CacheFleetError(Exception):
+    code = "InternalFailure"
+    http_status = 500
+    sender_fault = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ClientError(CacheFleetError):
+    code = "InvalidRequest"
+    http_status = 400
+    sender_fault = True
+
+
+class InvalidParameterValue(ClientError):
+    code = "InvalidParameterValue"
+
+
+class InvalidParameterCombination(ClientError):
+    code = "InvalidParameterCombination"
+
+
+class MissingParameter(ClientError):
+    code = "MissingParameter"
+
+
+class InvalidAction(ClientError):
+    code = "InvalidAction"
+
+
+class MalformedQueryString(ClientError):
+    code = "MalformedQueryString"
+    http_status = 404
+
+
+class InvalidARN(ClientError):
+    code = "InvalidARN"
+
+
+# Missing resources
+
+
+class NotFound(ClientError):
+    http_status = 404
+
+
+class ReplicationGroupNotFound(NotFound):
+    code = "ReplicationGroupNotFoundFault"
+
+
+class CacheClusterNotFound(NotFound):
+    code = "CacheClusterNotFound"
+
+
+class CacheParameterGroupNotFound(NotFound):
+    code = "CacheParameterGroupNotFound"
+
+
+class CacheSubnetGroupNotFound(NotFound):
+    code = "CacheSubnetGroupNotFoundFault"
+    http_status = 400  # the model says 400 for this one, not 404
+
+
+class CacheSecurityGroupNotFound(NotFound):
+    code = "CacheSecurityGroupNotFound"
+
+
+class SnapshotNotFound(NotFound):
+    code = "SnapshotNotFoundFault"
+
+
+class UserGroupNotFound(NotFound):
+    code = "UserGroupNotFound"
+
+
+class NodeGroupNotFound(NotFound):
+    code = "NodeGroupNotFoundFault"
+
+
+# Duplicates
+
+
+class AlreadyExists(ClientError):
+    pass
+
+
+class ReplicationGroupAlreadyExists(AlreadyExists):
+    code = "ReplicationGroupAlreadyExists"
+
+
+class CacheClusterAlreadyExists(AlreadyExists):
+    code = "CacheClusterAlreadyExists"
+
+
+# Wrong state
+
+
+class InvalidState(ClientError):
+    pass
+
+
+class InvalidReplicationGroupState(InvalidState):
+    code = "InvalidReplicationGroupState"
+
+
+class InvalidCacheClusterState(InvalidState):
+    code = "InvalidCacheClusterState"
+
+
+# Quotas
+
+
+class QuotaExceeded(ClientError):
+    pass
+
+
+class TagQuotaPerResourceExceeded(QuotaExceeded):
+    code = "TagQuotaPerResourceExceeded"
+
+
+class NodeQuotaForClusterExceeded(QuotaExceeded):
+    code = "NodeQuotaForClusterExceeded"
+
+
+class ClusterQuotaForCustomerExceeded(QuotaExceeded):
+    code = "ClusterQuotaForCustomerExceeded"
+
+
+class InsufficientCacheClusterCapacity(QuotaExceeded):
+    """No free port or resource left on the host to place a node."""
+
+    code = "InsufficientCacheClusterCapacity"
+
+
+# Authentication (SigV4). Codes and statuses as every AWS Query service answers them.
+
+
+class AuthFailure(ClientError):
+    http_status = 403
+
+
+class MissingAuthenticationToken(AuthFailure):
+    code = "MissingAuthenticationToken"
+
+
+class IncompleteSignature(AuthFailure):
+    code = "IncompleteSignature"
+    http_status = 400
+
+
+class InvalidClientTokenId(AuthFailure):
+    code = "InvalidClientTokenId"
+
+
+class SignatureDoesNotMatch(AuthFailure):
+    code = "SignatureDoesNotMatch"
+
+
+class RequestExpired(AuthFailure):
+    code = "RequestExpired"
+    http_status = 400
+
+
+# Control flow of reconcile steps (never sent on the wire).
+
+
+class Retry(Exception):
+    """A step could not finish yet; the resource is queued again after ``delay`` seconds."""
+
+    def __init__(self, reason: str, delay: float = 1.0) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.delay = delay
+
+
+class Fatal(Exception):
+    """A step can never succeed as specified; the resource's status records ``reason``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

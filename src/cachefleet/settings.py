@@ -1,0 +1,48 @@
+"""Settings of one cachefleet installation, built once by the composition root and passed down."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_LISTEN = "127.0.0.1:8787"
+DEFAULT_REGION = "us-east-1"
+DEFAULT_ACCOUNT = "000000000000"
+DEFAULT_PORT_RANGE = (21000, 29999)
+
+
+def default_data_dir() -> Path:
+    home = os.environ.get("CACHEFLEET_HOME")
+    return Path(home) if home else Path.home() / ".cachefleet"
+
+
+def default_azs(region: str) -> tuple[str, ...]:
+    return tuple(f"{region}{suffix}" for suffix in "abc")
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = field(default_factory=default_data_dir)
+    listen: str = DEFAULT_LISTEN
+    region: str = DEFAULT_REGION
+    account_id: str = DEFAULT_ACCOUNT
+    availability_zones: tuple[str, ...] = ()
+    # Node ports are taken from this range at run time; each node keeps its port for life.
+    port_range: tuple[int, int] = DEFAULT_PORT_RANGE
+    # The address nodes bind to and endpoints advertise.
+    node_host: str = "127.0.0.1"
+    # How often every resource is observed again even when nothing asked for it (seconds).
+    resync_interval: float = 1.0
+
+    @property
+    def azs(self) -> tuple[str, ...]:
+        return self.availability_zones or default_azs(self.region)
+
+    @property
+    def listen_host(self) -> str:
+        return self.listen.rsplit(":", 1)[0]
+
+    @property
+    def listen_port(self) -> int:
+        return int(self.listen.rsplit(":", 1)[1])

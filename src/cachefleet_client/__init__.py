@@ -1,0 +1,1 @@
+"""Application-side patterns for caches run by cachefleet (never imports the server)."""
