@@ -134,6 +134,10 @@ class InvalidCacheClusterState(InvalidState):
     code = "InvalidCacheClusterState"
 
 
+class SnapshotFeatureNotSupported(ClientError):
+    code = "SnapshotFeatureNotSupportedFault"
+
+
 # Quotas
 
 

@@ -1,0 +1,23 @@
+"""What every API handler is given: passed in from the composition root, never global."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from cachefleet.engines.installed import EngineBinary
+from cachefleet.model.ids import arn
+from cachefleet.settings import Settings
+from cachefleet.store.sqlite import Store
+
+
+@dataclass(frozen=True)
+class Context:
+    store: Store
+    settings: Settings
+    engines: Sequence[EngineBinary]
+    clock: Callable[[], datetime]
+
+    def arn(self, kind: str, name: str) -> str:
+        return arn(self.settings.region, self.settings.account_id, kind, name)

@@ -1,0 +1,139 @@
+"""CreateCacheCluster, DescribeCacheClusters, DeleteCacheCluster: Memcached and standalone Redis."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from cachefleet.api import validate, views
+from cachefleet.api.context import Context
+from cachefleet.api.paging import page
+from cachefleet.model import lifecycle
+from cachefleet.model import status as st
+from cachefleet.model.errors import (
+    CacheClusterAlreadyExists,
+    InvalidCacheClusterState,
+    InvalidParameterCombination,
+    InvalidParameterValue,
+    SnapshotFeatureNotSupported,
+)
+from cachefleet.model.ids import CACHE_CLUSTER_ID_MAX, check_identifier
+from cachefleet.model.specs import CacheClusterSpec
+from cachefleet.model.status import ClusterStatus
+from cachefleet.store.records import CLUSTER, all_clusters, get_cluster
+
+MAX_MEMCACHED_NODES = 40
+
+_NOT_YET = (
+    "ReplicationGroupId",
+    "CacheParameterGroupName",
+    "SnapshotArns",
+    "SnapshotName",
+    "SnapshotRetentionLimit",
+    "AuthToken",
+    "TransitEncryptionEnabled",
+    "LogDeliveryConfigurations",
+    "NotificationTopicArn",
+    "PreferredOutpostArn",
+    "PreferredOutpostArns",
+)
+
+
+async def create_cache_cluster(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+    cluster_id = check_identifier("CacheClusterId", params["CacheClusterId"], CACHE_CLUSTER_ID_MAX)
+    validate.not_yet_supported(params, _NOT_YET)
+    validate.subnet_group(params)
+    binary = validate.engine_binary(ctx.engines, params.get("Engine", "redis"), params.get("EngineVersion"))
+    memcached = binary.engine == "memcached"
+    count = params.get("NumCacheNodes", 1)
+    if memcached and not 1 <= count <= MAX_MEMCACHED_NODES:
+        raise InvalidParameterValue(
+            f"NumCacheNodes must be between 1 and {MAX_MEMCACHED_NODES} for memcached."
+        )
+    if not memcached:
+        if count != 1:
+            raise InvalidParameterValue("NumCacheNodes must be 1 for the redis engine.")
+        if "AZMode" in params or "PreferredAvailabilityZones" in params:
+            raise InvalidParameterCombination(
+                "AZMode and PreferredAvailabilityZones apply only to memcached clusters."
+            )
+    azs, az_mode = _placement(ctx, params, count)
+    spec = CacheClusterSpec(
+        id=cluster_id,
+        engine=binary.engine,
+        engine_version=binary.version,
+        node_type=validate.node_type(params),
+        node_azs=azs,
+        created_at=ctx.clock(),
+        az_mode=az_mode,
+        port=validate.port(params),
+        tags=validate.tags(params),
+    )
+    if not ctx.store.create(CLUSTER, cluster_id, spec.to_json(), ClusterStatus(st.CREATING).to_json()):
+        raise CacheClusterAlreadyExists(f"Cache cluster {cluster_id} already exists.")
+    return {"CacheCluster": views.cache_cluster(ctx, get_cluster(ctx.store, cluster_id), show_nodes=False)}
+
+
+def _placement(ctx: Context, params: dict[str, Any], count: int) -> tuple[tuple[str, ...], str]:
+    known = ctx.settings.azs
+    validate.exclusive(params, "PreferredAvailabilityZone", "PreferredAvailabilityZones")
+    az_mode = params.get("AZMode", "single-az")
+    if az_mode not in ("single-az", "cross-az"):
+        raise InvalidParameterValue(
+            f"Invalid value for parameter AZMode: {az_mode}. Valid values: single-az, cross-az."
+        )
+    if "PreferredAvailabilityZones" in params:
+        azs = validate.availability_zones(params["PreferredAvailabilityZones"], known)
+        if len(azs) != count:
+            raise InvalidParameterValue(
+                f"The number of PreferredAvailabilityZones ({len(azs)}) must equal NumCacheNodes ({count})."
+            )
+        if az_mode == "single-az" and len(set(azs)) > 1 and "AZMode" in params:
+            raise InvalidParameterCombination("AZMode single-az cannot place nodes in several zones.")
+        return azs, "cross-az" if len(set(azs)) > 1 else az_mode
+    if "PreferredAvailabilityZone" in params:
+        (az,) = validate.availability_zones([params["PreferredAvailabilityZone"]], known)
+        if az_mode == "cross-az" and count > 1:
+            raise InvalidParameterCombination(
+                "AZMode cross-az needs PreferredAvailabilityZones, not a single PreferredAvailabilityZone."
+            )
+        return (az,) * count, az_mode
+    if az_mode == "cross-az":
+        return validate.spread(count, known), az_mode
+    return (known[0],) * count, az_mode
+
+
+async def describe_cache_clusters(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+    if "CacheClusterId" in params:
+        clusters = [get_cluster(ctx.store, params["CacheClusterId"])]
+    else:
+        clusters = all_clusters(ctx.store)
+        if params.get("ShowCacheClustersNotInReplicationGroups", False):
+            clusters = [c for c in clusters if not c.spec.replication_group_id]
+    selected, marker = page(clusters, params)
+    show_nodes = bool(params.get("ShowCacheNodeInfo", False))
+    result: dict[str, Any] = {
+        "CacheClusters": [views.cache_cluster(ctx, c, show_nodes=show_nodes) for c in selected]
+    }
+    if marker:
+        result["Marker"] = marker
+    return result
+
+
+async def delete_cache_cluster(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+    cluster = get_cluster(ctx.store, params["CacheClusterId"])
+    if "FinalSnapshotIdentifier" in params:
+        if cluster.spec.engine == "memcached":
+            raise SnapshotFeatureNotSupported("Snapshots are not supported for memcached clusters.")
+        validate.not_yet_supported(params, ["FinalSnapshotIdentifier"])
+    if cluster.spec.replication_group_id:
+        raise InvalidCacheClusterState(
+            f"Cache cluster {cluster.spec.id} is a member of replication group "
+            f"{cluster.spec.replication_group_id}; delete or modify the replication group instead."
+        )
+    lifecycle.require(CLUSTER, "DeleteCacheCluster", cluster.spec.id, cluster.status.status)
+    spec = replace(cluster.spec, deleting=True)
+    with ctx.store.transaction():
+        ctx.store.put_spec(CLUSTER, spec.id, spec.to_json())
+        ctx.store.put_status(CLUSTER, spec.id, replace(cluster.status, status=st.DELETING).to_json())
+    return {"CacheCluster": views.cache_cluster(ctx, get_cluster(ctx.store, spec.id), show_nodes=False)}

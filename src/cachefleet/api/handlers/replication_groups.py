@@ -1,0 +1,238 @@
+"""CreateReplicationGroup, DescribeReplicationGroups, DeleteReplicationGroup (cluster mode disabled)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from cachefleet.api import validate, views
+from cachefleet.api.context import Context
+from cachefleet.api.paging import page
+from cachefleet.model import lifecycle
+from cachefleet.model import status as st
+from cachefleet.model.errors import (
+    CacheClusterAlreadyExists,
+    CacheClusterNotFound,
+    InvalidCacheClusterState,
+    InvalidParameterCombination,
+    InvalidParameterValue,
+    ReplicationGroupAlreadyExists,
+)
+from cachefleet.model.ids import (
+    CACHE_CLUSTER_ID_MAX,
+    REPLICATION_GROUP_ID_MAX,
+    check_identifier,
+    member_cluster_id,
+)
+from cachefleet.model.specs import CacheClusterSpec, ReplicationGroupSpec
+from cachefleet.model.status import ClusterStatus, GroupStatus
+from cachefleet.store.records import (
+    CLUSTER,
+    GROUP,
+    Cluster,
+    Group,
+    all_groups,
+    find_cluster,
+    get_group,
+)
+
+MAX_NODES = 6
+
+# Features of CreateReplicationGroup that later versions build; asked for now, they are refused.
+_NOT_YET = (
+    "GlobalReplicationGroupId",
+    "NodeGroupConfiguration",
+    "CacheParameterGroupName",
+    "SnapshotArns",
+    "SnapshotName",
+    "AuthToken",
+    "TransitEncryptionEnabled",
+    "AtRestEncryptionEnabled",
+    "KmsKeyId",
+    "UserGroupIds",
+    "LogDeliveryConfigurations",
+    "DataTieringEnabled",
+    "SnapshotRetentionLimit",
+    "ServerlessCacheSnapshotName",
+    "NotificationTopicArn",
+)
+
+
+def _members(ctx: Context, group: Group) -> list[Cluster]:
+    return [cluster for m in group.spec.members if (cluster := find_cluster(ctx.store, m))]
+
+
+def render(ctx: Context, group: Group) -> dict[str, Any]:
+    return views.replication_group(ctx, group, _members(ctx, group))
+
+
+async def create_replication_group(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+    group_id = check_identifier("ReplicationGroupId", params["ReplicationGroupId"], REPLICATION_GROUP_ID_MAX)
+    description = params["ReplicationGroupDescription"]
+    _check_cluster_mode(params)
+    validate.not_yet_supported(params, _NOT_YET)
+    validate.subnet_group(params)
+    tags = validate.tags(params)
+    port = validate.port(params)
+
+    primary: Cluster | None = None
+    if "PrimaryClusterId" in params:
+        primary = _existing_primary(ctx, params["PrimaryClusterId"])
+    count = _node_count(params, primary)
+    _check_failover_flags(params, count)
+
+    if primary is not None:
+        engine, version, node_type = primary.spec.engine, primary.spec.engine_version, primary.spec.node_type
+    else:
+        binary = validate.engine_binary(
+            ctx.engines, params.get("Engine", "redis"), params.get("EngineVersion")
+        )
+        if binary.engine not in validate.REDIS_ENGINES:
+            raise InvalidParameterValue("Replication groups support only the redis and valkey engines.")
+        engine, version, node_type = binary.engine, binary.version, validate.node_type(params)
+
+    azs = _placement(ctx, params, count, primary)
+    if ctx.store.get(GROUP, group_id):
+        raise ReplicationGroupAlreadyExists(f"Replication group {group_id} already exists.")
+    member_ids = _member_ids(group_id, count, primary)
+    for member in member_ids:
+        check_identifier("CacheClusterId", member, CACHE_CLUSTER_ID_MAX)
+        is_new = primary is None or member != primary.spec.id
+        if is_new and ctx.store.get(CLUSTER, member):
+            raise CacheClusterAlreadyExists(f"Cache cluster {member} already exists.")
+
+    now = ctx.clock()
+    spec = ReplicationGroupSpec(
+        id=group_id,
+        description=description,
+        engine=engine,
+        engine_version=version,
+        node_type=node_type,
+        members=member_ids,
+        primary_cluster_id=member_ids[0],
+        created_at=now,
+        port=port,
+        automatic_failover=bool(params.get("AutomaticFailoverEnabled", False)),
+        multi_az=bool(params.get("MultiAZEnabled", False)),
+        tags=tags,
+    )
+    with ctx.store.transaction():
+        if not ctx.store.create(GROUP, group_id, spec.to_json(), GroupStatus(st.CREATING).to_json()):
+            raise ReplicationGroupAlreadyExists(f"Replication group {group_id} already exists.")
+        for member, az in zip(member_ids, azs, strict=True):
+            if primary is not None and member == primary.spec.id:
+                adopted = replace(primary.spec, replication_group_id=group_id)
+                ctx.store.put_spec(CLUSTER, member, adopted.to_json())
+                continue
+            cluster = CacheClusterSpec(
+                id=member,
+                engine=engine,
+                engine_version=version,
+                node_type=node_type,
+                node_azs=(az,),
+                created_at=now,
+                port=port,
+                replication_group_id=group_id,
+                tags=tags,
+            )
+            if not ctx.store.create(CLUSTER, member, cluster.to_json(), ClusterStatus(st.CREATING).to_json()):
+                raise CacheClusterAlreadyExists(f"Cache cluster {member} already exists.")
+    return {"ReplicationGroup": render(ctx, get_group(ctx.store, group_id))}
+
+
+def _check_cluster_mode(params: dict[str, Any]) -> None:
+    if params.get("ClusterMode", "disabled") != "disabled" or params.get("NumNodeGroups", 1) != 1:
+        raise InvalidParameterValue(
+            "Cluster mode enabled replication groups are not supported by this cachefleet version yet."
+        )
+
+
+def _existing_primary(ctx: Context, cluster_id: str) -> Cluster:
+    cluster = find_cluster(ctx.store, cluster_id)
+    if cluster is None:
+        raise CacheClusterNotFound(f"Cache cluster {cluster_id} not found.")
+    if cluster.spec.engine not in validate.REDIS_ENGINES or cluster.spec.replication_group_id:
+        raise InvalidCacheClusterState(
+            f"Cache cluster {cluster_id} must be a standalone Redis cluster to become a primary."
+        )
+    lifecycle.require(CLUSTER, "CreateReplicationGroup.PrimaryClusterId", cluster_id, cluster.status.status)
+    return cluster
+
+
+def _node_count(params: dict[str, Any], primary: Cluster | None) -> int:
+    num = params.get("NumCacheClusters")
+    replicas = params.get("ReplicasPerNodeGroup")
+    if num is not None and replicas is not None and num != replicas + 1:
+        raise InvalidParameterCombination(
+            "NumCacheClusters must equal ReplicasPerNodeGroup + 1 when both are given."
+        )
+    if replicas is not None and not 0 <= replicas <= MAX_NODES - 1:
+        raise InvalidParameterValue(f"ReplicasPerNodeGroup must be between 0 and {MAX_NODES - 1}.")
+    count = num if num is not None else (replicas + 1 if replicas is not None else 1)
+    if not 1 <= count <= MAX_NODES:
+        raise InvalidParameterValue(f"NumCacheClusters must be between 1 and {MAX_NODES}.")
+    azs = params.get("PreferredCacheClusterAZs")
+    if azs is not None and len(azs) != count:
+        raise InvalidParameterValue(
+            f"The number of PreferredCacheClusterAZs ({len(azs)}) must equal the number of "
+            f"cache clusters ({count})."
+        )
+    return count
+
+
+def _check_failover_flags(params: dict[str, Any], count: int) -> None:
+    failover = params.get("AutomaticFailoverEnabled", False)
+    if params.get("MultiAZEnabled", False) and not failover:
+        raise InvalidParameterCombination("Multi-AZ requires automatic failover to be enabled.")
+    if failover and count < 2:
+        raise InvalidParameterValue(
+            "Automatic failover needs at least one replica: NumCacheClusters must be at least 2."
+        )
+    if failover:
+        raise InvalidParameterValue(
+            "AutomaticFailoverEnabled is not supported by this cachefleet version yet."
+        )
+
+
+def _placement(ctx: Context, params: dict[str, Any], count: int, primary: Cluster | None) -> tuple[str, ...]:
+    known = ctx.settings.azs
+    if "PreferredCacheClusterAZs" in params:
+        return validate.availability_zones(params["PreferredCacheClusterAZs"], known)
+    first = known.index(primary.spec.node_azs[0]) if primary and primary.spec.node_azs[0] in known else 0
+    return validate.spread(count, known, start=first)
+
+
+def _member_ids(group_id: str, count: int, primary: Cluster | None) -> tuple[str, ...]:
+    if primary is None:
+        return tuple(member_cluster_id(group_id, i) for i in range(1, count + 1))
+    return (primary.spec.id, *(member_cluster_id(group_id, i) for i in range(2, count + 1)))
+
+
+async def describe_replication_groups(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+    if "ReplicationGroupId" in params:
+        groups = [get_group(ctx.store, params["ReplicationGroupId"])]
+    else:
+        groups = all_groups(ctx.store)
+    selected, marker = page(groups, params)
+    result: dict[str, Any] = {"ReplicationGroups": [render(ctx, g) for g in selected]}
+    if marker:
+        result["Marker"] = marker
+    return result
+
+
+async def delete_replication_group(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+    group = get_group(ctx.store, params["ReplicationGroupId"])
+    validate.not_yet_supported(params, ["FinalSnapshotIdentifier"])
+    lifecycle.require(GROUP, "DeleteReplicationGroup", group.spec.id, group.status.status)
+    retain = bool(params.get("RetainPrimaryCluster", False))
+    spec = replace(group.spec, deleting=True, retain_primary_cluster=retain)
+    with ctx.store.transaction():
+        ctx.store.put_spec(GROUP, spec.id, spec.to_json())
+        ctx.store.put_status(GROUP, spec.id, replace(group.status, status=st.DELETING).to_json())
+        for member in _members(ctx, group):
+            if retain and member.spec.id == (group.status.primary_cluster_id or spec.primary_cluster_id):
+                continue
+            ctx.store.put_status(
+                CLUSTER, member.spec.id, replace(member.status, status=st.DELETING).to_json()
+            )
+    return {"ReplicationGroup": render(ctx, get_group(ctx.store, spec.id))}

@@ -1,0 +1,69 @@
+"""AddTagsToResource, ListTagsForResource, RemoveTagsFromResource on clusters and groups, by ARN."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cachefleet.api import validate
+from cachefleet.api.context import Context
+from cachefleet.model.errors import (
+    CacheClusterNotFound,
+    CacheParameterGroupNotFound,
+    CacheSubnetGroupNotFound,
+    NotFound,
+    ReplicationGroupNotFound,
+    SnapshotNotFound,
+)
+from cachefleet.model.ids import parse_arn
+from cachefleet.model.specs import CacheClusterSpec, ReplicationGroupSpec, Tags, merge_tags, remove_tags
+from cachefleet.store.records import CLUSTER, GROUP
+
+_NOT_FOUND: dict[str, type[NotFound]] = {
+    CLUSTER: CacheClusterNotFound,
+    GROUP: ReplicationGroupNotFound,
+    "snapshot": SnapshotNotFound,
+    "cache-parameter-group": CacheParameterGroupNotFound,
+    "cache-subnet-group": CacheSubnetGroupNotFound,
+}
+_SPECS: dict[str, type[CacheClusterSpec] | type[ReplicationGroupSpec]] = {
+    CLUSTER: CacheClusterSpec,
+    GROUP: ReplicationGroupSpec,
+}
+
+
+def _resolve(ctx: Context, resource_name: str) -> CacheClusterSpec | ReplicationGroupSpec:
+    arn = parse_arn(resource_name)
+    record = None
+    if arn.kind in _SPECS and (arn.region, arn.account) == (ctx.settings.region, ctx.settings.account_id):
+        record = ctx.store.get(arn.kind, arn.name)
+    if record is None:
+        error = _NOT_FOUND.get(arn.kind, NotFound)
+        raise error(f"The resource {resource_name} could not be found.")
+    return _SPECS[arn.kind].from_json(record.spec)
+
+
+def _tag_list(tags: Tags) -> dict[str, Any]:
+    return {"TagList": [{"Key": k, "Value": v} for k, v in tags]}
+
+
+def _kind(spec: CacheClusterSpec | ReplicationGroupSpec) -> str:
+    return CLUSTER if isinstance(spec, CacheClusterSpec) else GROUP
+
+
+async def add_tags_to_resource(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+    spec = _resolve(ctx, params["ResourceName"])
+    tags = merge_tags(spec.tags, validate.tags(params))
+    validate.check_tags(tags)
+    ctx.store.put_spec(_kind(spec), spec.id, spec.with_tags(tags).to_json())
+    return _tag_list(tags)
+
+
+async def list_tags_for_resource(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+    return _tag_list(_resolve(ctx, params["ResourceName"]).tags)
+
+
+async def remove_tags_from_resource(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+    spec = _resolve(ctx, params["ResourceName"])
+    tags = remove_tags(spec.tags, set(params["TagKeys"]))
+    ctx.store.put_spec(_kind(spec), spec.id, spec.with_tags(tags).to_json())
+    return _tag_list(tags)

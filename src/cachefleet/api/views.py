@@ -1,0 +1,156 @@
+"""Specs and statuses rendered as the service model's ReplicationGroup and CacheCluster shapes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from cachefleet.api.context import Context
+from cachefleet.model import status as st
+from cachefleet.store.records import Cluster, Group
+
+CLIENT_DOWNLOAD_PAGE = "https://console.aws.amazon.com/elasticache/home#client-download:"
+
+
+def parameter_group_family(engine: str, version: str) -> str:
+    major, _, rest = version.partition(".")
+    if engine == "memcached":
+        return f"memcached{major}.{rest.partition('.')[0]}"
+    return f"{engine}{major}"
+
+
+def endpoint(ctx: Context, port: int | None) -> dict[str, Any] | None:
+    return {"Address": ctx.settings.node_host, "Port": port} if port else None
+
+
+def cache_cluster(ctx: Context, cluster: Cluster, *, show_nodes: bool) -> dict[str, Any]:
+    spec, status = cluster.spec, cluster.status
+    azs = set(spec.node_azs)
+    view: dict[str, Any] = {
+        "CacheClusterId": spec.id,
+        "ClientDownloadLandingPage": CLIENT_DOWNLOAD_PAGE,
+        "CacheNodeType": spec.node_type,
+        "Engine": spec.engine,
+        "EngineVersion": spec.engine_version,
+        "CacheClusterStatus": status.status,
+        "NumCacheNodes": spec.num_nodes,
+        "PreferredAvailabilityZone": spec.node_azs[0] if len(azs) == 1 else "Multiple",
+        "CacheClusterCreateTime": spec.created_at,
+        "PreferredMaintenanceWindow": "sun:05:00-sun:06:00",
+        "PendingModifiedValues": {},
+        "CacheSecurityGroups": [],
+        "CacheParameterGroup": {
+            "CacheParameterGroupName": f"default.{parameter_group_family(spec.engine, spec.engine_version)}",
+            "ParameterApplyStatus": "in-sync",
+            "CacheNodeIdsToReboot": [],
+        },
+        "AutoMinorVersionUpgrade": True,
+        "AuthTokenEnabled": False,
+        "TransitEncryptionEnabled": False,
+        "AtRestEncryptionEnabled": False,
+        "ARN": ctx.arn("cache-cluster", spec.id),
+        "ReplicationGroupLogDeliveryEnabled": False,
+        "LogDeliveryConfigurations": [],
+        "NetworkType": "ipv4",
+        "IpDiscovery": "ipv4",
+    }
+    if spec.engine == "memcached":
+        first = status.nodes[0].port if status.nodes else None
+        # The configuration endpoint is the first node until auto discovery has its own endpoint.
+        if first:
+            view["ConfigurationEndpoint"] = endpoint(ctx, first)
+    else:
+        view["SnapshotRetentionLimit"] = 0
+        view["SnapshotWindow"] = "05:00-06:00"
+    if spec.replication_group_id:
+        view["ReplicationGroupId"] = spec.replication_group_id
+    if show_nodes:
+        view["CacheNodes"] = [
+            _cache_node(ctx, cluster, node_id, az) for node_id, az in _node_ids_and_azs(spec.node_azs)
+        ]
+    return view
+
+
+def _node_ids_and_azs(node_azs: tuple[str, ...]) -> list[tuple[str, str]]:
+    return [(f"{i:04d}", az) for i, az in enumerate(node_azs, start=1)]
+
+
+def _cache_node(ctx: Context, cluster: Cluster, node_id: str, az: str) -> dict[str, Any]:
+    node = cluster.status.node(node_id)
+    view: dict[str, Any] = {
+        "CacheNodeId": node_id,
+        "CacheNodeStatus": node.status if node else st.CREATING,
+        "ParameterGroupStatus": "in-sync",
+        "CustomerAvailabilityZone": az,
+    }
+    # Node endpoints appear once the node has been provisioned, as on ElastiCache.
+    if node and node.created_at:
+        view["CacheNodeCreateTime"] = datetime.fromisoformat(node.created_at)
+        view["Endpoint"] = endpoint(ctx, node.port)
+    return view
+
+
+def replication_group(ctx: Context, group: Group, members: list[Cluster]) -> dict[str, Any]:
+    spec, status = group.spec, group.status
+    node_type = spec.node_type
+    primary_id = status.primary_cluster_id or spec.primary_cluster_id
+    primary = next((m for m in members if m.spec.id == primary_id), None)
+    replicas = [m for m in members if m.spec.id != primary_id]
+    node_group: dict[str, Any] = {
+        "NodeGroupId": "0001",
+        "Status": _node_group_status(status.status),
+        "NodeGroupMembers": [_member(ctx, m, m.spec.id == primary_id) for m in members],
+    }
+    if status.status != st.CREATING and primary is not None:
+        node_group["PrimaryEndpoint"] = endpoint(ctx, _port(primary))
+        # Until stable endpoints exist, the reader endpoint is the first replica (or the primary).
+        reader = replicas[0] if replicas else primary
+        node_group["ReaderEndpoint"] = endpoint(ctx, _port(reader))
+    return {
+        "ReplicationGroupId": spec.id,
+        "Description": spec.description,
+        "Status": status.status,
+        "PendingModifiedValues": {},
+        "MemberClusters": list(spec.members),
+        "NodeGroups": [node_group],
+        "AutomaticFailover": "enabled" if spec.automatic_failover else "disabled",
+        "MultiAZ": "enabled" if spec.multi_az else "disabled",
+        "SnapshotRetentionLimit": spec.snapshot_retention_limit,
+        "SnapshotWindow": spec.snapshot_window or "05:00-06:00",
+        "ClusterEnabled": False,
+        "CacheNodeType": node_type,
+        "AuthTokenEnabled": False,
+        "TransitEncryptionEnabled": False,
+        "AtRestEncryptionEnabled": False,
+        "ARN": ctx.arn("replication-group", spec.id),
+        "LogDeliveryConfigurations": [],
+        "ReplicationGroupCreateTime": spec.created_at,
+        "DataTiering": "disabled",
+        "AutoMinorVersionUpgrade": True,
+        "NetworkType": "ipv4",
+        "IpDiscovery": "ipv4",
+        "ClusterMode": "disabled",
+        "Engine": spec.engine,
+    }
+
+
+def _node_group_status(group_status: str) -> str:
+    return group_status if group_status in {st.CREATING, st.AVAILABLE, st.DELETING} else st.MODIFYING
+
+
+def _port(cluster: Cluster) -> int | None:
+    node = cluster.status.node("0001")
+    return node.port if node else None
+
+
+def _member(ctx: Context, member: Cluster, is_primary: bool) -> dict[str, Any]:
+    node = member.status.node("0001")
+    view: dict[str, Any] = {
+        "CacheClusterId": member.spec.id,
+        "CacheNodeId": "0001",
+        "PreferredAvailabilityZone": member.spec.node_azs[0],
+    }
+    if node and node.created_at:
+        view["ReadEndpoint"] = endpoint(ctx, node.port)
+        view["CurrentRole"] = node.role or (st.PRIMARY if is_primary else st.REPLICA)
+    return view

@@ -1,0 +1,30 @@
+"""Which API calls each lifecycle state allows: the one table the handlers consult.
+
+Statuses themselves are written only by the reconciler; the API sets ``creating`` on create and
+``deleting`` on delete, which are the two transitions ElastiCache answers with at once.
+"""
+
+from __future__ import annotations
+
+from cachefleet.model import status as st
+from cachefleet.model.errors import InvalidCacheClusterState, InvalidReplicationGroupState
+
+# (resource kind, operation) -> the statuses in which the operation is accepted
+ALLOWED: dict[tuple[str, str], frozenset[str]] = {
+    ("replication-group", "DeleteReplicationGroup"): frozenset({st.AVAILABLE, st.CREATE_FAILED}),
+    ("cache-cluster", "DeleteCacheCluster"): frozenset({st.AVAILABLE, st.RESTORE_FAILED, st.CREATE_FAILED}),
+    ("cache-cluster", "CreateReplicationGroup.PrimaryClusterId"): frozenset({st.AVAILABLE}),
+}
+
+_ERRORS = {
+    "replication-group": (InvalidReplicationGroupState, "Replication group"),
+    "cache-cluster": (InvalidCacheClusterState, "Cache cluster"),
+}
+
+
+def require(kind: str, operation: str, resource_id: str, status: str) -> None:
+    """Raise the kind's InvalidState fault unless ``operation`` is allowed in ``status``."""
+    if status in ALLOWED[(kind, operation)]:
+        return
+    error, noun = _ERRORS[kind]
+    raise error(f"{noun} {resource_id} is not in available state (current status: {status}).")

@@ -1,0 +1,66 @@
+"""Observed state as the reconciler records it: one owned status per resource, never derived at read time."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Self
+
+# Lifecycle values shared by replication groups and cache clusters (ElastiCache spells them so).
+CREATING = "creating"
+AVAILABLE = "available"
+DELETING = "deleting"
+CREATE_FAILED = "create-failed"  # replication groups
+RESTORE_FAILED = "restore-failed"  # cache clusters
+MODIFYING = "modifying"
+REBOOTING = "rebooting"
+
+PRIMARY = "primary"
+REPLICA = "replica"
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    node_id: str
+    status: str  # creating | available | rebooting | deleting
+    port: int | None = None
+    role: str | None = None  # primary | replica for Redis nodes; None for memcached
+    created_at: str | None = None  # ISO time the node first served
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class ClusterStatus:
+    status: str
+    nodes: tuple[NodeStatus, ...] = ()
+    message: str = ""
+
+    def node(self, node_id: str) -> NodeStatus | None:
+        return next((n for n in self.nodes if n.node_id == node_id), None)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        return cls(
+            status=data["status"],
+            nodes=tuple(NodeStatus.from_json(n) for n in data["nodes"]),
+            message=data.get("message", ""),
+        )
+
+
+@dataclass(frozen=True)
+class GroupStatus:
+    status: str
+    primary_cluster_id: str | None = None  # the member that currently holds the primary role
+    message: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        return cls(**data)

@@ -1,0 +1,125 @@
+"""The composition root: builds every part of the server once and passes each its dependencies."""
+
+from __future__ import annotations
+
+import asyncio
+import configparser
+import io
+import json
+import logging
+import os
+import secrets
+import socket
+import string
+from datetime import UTC, datetime
+from pathlib import Path
+
+import uvicorn
+
+from cachefleet.api.app import build_app
+from cachefleet.api.context import Context
+from cachefleet.control.execute import Executor
+from cachefleet.control.loop import Reconciler
+from cachefleet.control.observe import Credentials
+from cachefleet.engines.installed import discover
+from cachefleet.hosts.local import LocalHost
+from cachefleet.settings import Settings
+from cachefleet.store.sqlite import Store
+
+log = logging.getLogger(__name__)
+
+PROFILE = "cachefleet"
+ADMIN_USER = "cachefleet-admin"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _random(alphabet: str, length: int) -> str:
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a secret-bearing file that is never readable by others, not even for an instant."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def ensure_credentials(store: Store, data_dir: Path) -> tuple[str, str]:
+    """The admin access key: created on first start, written to ``DIR/credentials`` (profile cachefleet)."""
+    key_id = store.secret(
+        "admin_access_key_id", lambda: "AKIA" + _random(string.ascii_uppercase + string.digits, 16)
+    )
+    secret = store.secret(
+        "admin_secret_access_key", lambda: _random(string.ascii_letters + string.digits + "+/", 40)
+    )
+    if store.secret_for(key_id) is None:
+        store.add_access_key(key_id, secret, utcnow())
+    ini = configparser.ConfigParser()
+    ini[PROFILE] = {"aws_access_key_id": key_id, "aws_secret_access_key": secret}
+    text = io.StringIO()
+    ini.write(text)
+    _write_private(data_dir / "credentials", text.getvalue())
+    return key_id, secret
+
+
+def build(settings: Settings) -> tuple[Context, Reconciler, Store]:
+    data_dir = settings.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    store = Store(data_dir / "state.db")
+    os.chmod(data_dir / "state.db", 0o600)
+    ensure_credentials(store, data_dir)
+    engines = discover()
+    host = LocalHost(data_dir / "nodes", settings.port_range, settings.node_host)
+    credentials = Credentials(ADMIN_USER, store.secret("node_admin_password", lambda: secrets.token_hex(24)))
+    executor = Executor(
+        store=store,
+        host=host,
+        engines=engines,
+        credentials=credentials,
+        address=settings.node_host,
+        clock=utcnow,
+    )
+    reconciler = Reconciler(
+        store=store,
+        host=host,
+        executor=executor,
+        credentials=credentials,
+        address=settings.node_host,
+        clock=utcnow,
+        resync_interval=settings.resync_interval,
+    )
+    store.subscribe(reconciler.notify)
+    ctx = Context(store=store, settings=settings, engines=engines, clock=utcnow)
+    return ctx, reconciler, store
+
+
+async def serve(settings: Settings) -> None:
+    ctx, reconciler, store = build(settings)
+    # Bind before serving so that port 0 works and server.json names the real port.
+    listener = socket.create_server((settings.listen_host, settings.listen_port))
+    host, port = listener.getsockname()[:2]
+    config = uvicorn.Config(build_app(ctx), log_level="warning", access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+    reconciling = asyncio.create_task(reconciler.run())
+    endpoint = f"http://{host}:{port}"
+    server_json = json.dumps({"endpoint_url": endpoint, "region": settings.region}, indent=2) + "\n"
+    (settings.data_dir / "server.json").write_text(server_json)
+    log.info("cachefleet serving %s (data in %s)", endpoint, settings.data_dir)
+    try:
+        # uvicorn handles SIGINT/SIGTERM: it stops serving and returns; node processes keep running.
+        await server.serve(sockets=[listener])
+    finally:
+        reconciling.cancel()
+        await asyncio.gather(reconciling, return_exceptions=True)
+        listener.close()
+        store.close()
+
+
+def run_server(settings: Settings) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(serve(settings))
