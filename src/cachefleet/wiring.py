@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import configparser
+import contextlib
 import io
 import json
 import logging
 import os
 import secrets
+import signal
 import socket
 import string
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -104,20 +107,34 @@ async def serve(settings: Settings) -> None:
     listener = socket.create_server((settings.listen_host, settings.listen_port))
     host, port = listener.getsockname()[:2]
     config = uvicorn.Config(build_app(ctx), log_level="warning", access_log=False, lifespan="off")
-    server = uvicorn.Server(config)
+    server = _Server(config)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, server.request_exit)
     reconciling = asyncio.create_task(reconciler.run())
     endpoint = f"http://{host}:{port}"
     server_json = json.dumps({"endpoint_url": endpoint, "region": settings.region}, indent=2) + "\n"
     (settings.data_dir / "server.json").write_text(server_json)
     log.info("cachefleet serving %s (data in %s)", endpoint, settings.data_dir)
     try:
-        # uvicorn handles SIGINT/SIGTERM: it stops serving and returns; node processes keep running.
+        # SIGINT/SIGTERM end serving; node processes run in their own sessions and keep serving.
         await server.serve(sockets=[listener])
     finally:
         reconciling.cancel()
         await asyncio.gather(reconciling, return_exceptions=True)
         listener.close()
         store.close()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn re-raises a captured SIGTERM after shutdown; a clean stop here must exit 0 instead."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    def request_exit(self) -> None:
+        self.should_exit = True
 
 
 def run_server(settings: Settings) -> None:

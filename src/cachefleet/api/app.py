@@ -68,7 +68,7 @@ async def _authenticated_params(ctx: Context, model: Any, request: Request) -> t
         raise MalformedQueryString("The request body is too large.")
     sigv4.verify(
         method=request.method,
-        path=request.url.path,
+        path=request.scope.get("raw_path", b"/").decode("latin-1"),
         query=request.url.query,
         headers=dict(request.headers),
         body=body,

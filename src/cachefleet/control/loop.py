@@ -28,6 +28,7 @@ from cachefleet.store.sqlite import Store
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (kind, id)
+Generations = dict[Key, int]  # the spec generation each planned resource had when read
 
 WAITING_DELAY = 0.05  # a converging resource is looked at this often (a sync takes ~0.1-0.5 s)
 MAX_BACKOFF = 5.0
@@ -102,17 +103,19 @@ class Reconciler:
 
     async def _pass(self, key: Key) -> float | None:
         kind, resource_id = key
-        plan = await (self._plan_group(resource_id) if kind == GROUP else self._plan_cluster(resource_id))
-        if plan is None:
+        planned = await (self._plan_group(resource_id) if kind == GROUP else self._plan_cluster(resource_id))
+        if planned is None:
             return None
+        plan, generations = planned
         if plan.actions:
             await self._executor.run(plan.actions)
             self._executor.record(plan.events)
             return 0.0
-        self._record(plan)
+        if not self._record(plan, generations):
+            return 0.0  # the spec changed while we looked: plan again from the new one
         return None if plan.converged else WAITING_DELAY
 
-    async def _plan_cluster(self, cluster_id: str) -> Plan | None:
+    async def _plan_cluster(self, cluster_id: str) -> tuple[Plan, Generations] | None:
         cluster = find_cluster(self._store, cluster_id)
         if cluster is None:
             return None
@@ -124,34 +127,42 @@ class Reconciler:
         observed = await observe.observe_nodes(
             self._host, keys, engine=cluster.spec.engine, address=self._address, credentials=self._credentials
         )
-        return cluster_planner.plan(cluster.spec, cluster.status, observed, now=self._now())
+        plan = cluster_planner.plan(cluster.spec, cluster.status, observed, now=self._now())
+        return plan, {(CLUSTER, cluster_id): cluster.generation}
 
-    async def _plan_group(self, group_id: str) -> Plan | None:
+    async def _plan_group(self, group_id: str) -> tuple[Plan, Generations] | None:
         group = find_group(self._store, group_id)
         if group is None:
             return None
-        members = {
-            m: (c.spec, c.status)
-            for m in group.spec.members
-            if (c := find_cluster(self._store, m)) is not None
-        }
+        clusters = [c for m in group.spec.members if (c := find_cluster(self._store, m)) is not None]
+        members = {c.spec.id: (c.spec, c.status) for c in clusters}
         keys = [group_planner.member_key(m) for m in members]
         observed = await observe.observe_nodes(
             self._host, keys, engine=group.spec.engine, address=self._address, credentials=self._credentials
         )
-        return group_planner.plan(
+        plan = group_planner.plan(
             group.spec, group.status, members, observed, address=self._address, now=self._now()
         )
+        generations = {(GROUP, group_id): group.generation}
+        generations.update({(CLUSTER, c.spec.id): c.generation for c in clusters})
+        return plan, generations
 
-    def _record(self, plan: Plan) -> None:
-        """Write the statuses that changed, and the plan's events, in one transaction."""
+    def _record(self, plan: Plan, generations: Generations) -> bool:
+        """Write the statuses that changed, and the plan's events, in one transaction.
+
+        False, and nothing written, when any spec moved on since the pass read it.
+        """
         with self._store.transaction():
+            records = {key: self._store.get(*key) for key in generations}
+            if any(r is None or r.generation != generations[key] for key, r in records.items()):
+                return False
             for kind, statuses in ((CLUSTER, plan.cluster_statuses), (GROUP, plan.group_statuses)):
                 for resource_id, status in statuses.items():
-                    record = self._store.get(kind, resource_id)
+                    record = records.get((kind, resource_id))
                     if record is not None and record.status != status.to_json():
                         self._store.put_status(kind, resource_id, status.to_json())
             self._executor.record(plan.events)
+        return True
 
     def _fail(self, key: Key, reason: str) -> None:
         kind, resource_id = key

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from cachefleet.model.errors import CacheClusterNotFound, ReplicationGroupNotFound
 from cachefleet.model.specs import CacheClusterSpec, ReplicationGroupSpec
 from cachefleet.model.status import ClusterStatus, GroupStatus
-from cachefleet.store.sqlite import Store
+from cachefleet.store.sqlite import Record, Store
 
 GROUP = "replication-group"
 CLUSTER = "cache-cluster"
@@ -17,19 +17,21 @@ CLUSTER = "cache-cluster"
 class Group:
     spec: ReplicationGroupSpec
     status: GroupStatus
+    generation: int
 
 
 @dataclass(frozen=True)
 class Cluster:
     spec: CacheClusterSpec
     status: ClusterStatus
+    generation: int
 
 
 def find_group(store: Store, group_id: str) -> Group | None:
     record = store.get(GROUP, group_id.lower())
     if record is None:
         return None
-    return Group(ReplicationGroupSpec.from_json(record.spec), GroupStatus.from_json(record.status))
+    return _group(record)
 
 
 def get_group(store: Store, group_id: str) -> Group:
@@ -43,7 +45,7 @@ def find_cluster(store: Store, cluster_id: str) -> Cluster | None:
     record = store.get(CLUSTER, cluster_id.lower())
     if record is None:
         return None
-    return Cluster(CacheClusterSpec.from_json(record.spec), ClusterStatus.from_json(record.status))
+    return _cluster(record)
 
 
 def get_cluster(store: Store, cluster_id: str) -> Cluster:
@@ -54,14 +56,18 @@ def get_cluster(store: Store, cluster_id: str) -> Cluster:
 
 
 def all_groups(store: Store) -> list[Group]:
-    return [
-        Group(ReplicationGroupSpec.from_json(r.spec), GroupStatus.from_json(r.status))
-        for r in store.records(GROUP)
-    ]
+    return [_group(r) for r in store.records(GROUP)]
 
 
 def all_clusters(store: Store) -> list[Cluster]:
-    return [
-        Cluster(CacheClusterSpec.from_json(r.spec), ClusterStatus.from_json(r.status))
-        for r in store.records(CLUSTER)
-    ]
+    return [_cluster(r) for r in store.records(CLUSTER)]
+
+
+def _group(record: Record) -> Group:
+    spec = ReplicationGroupSpec.from_json(record.spec)
+    return Group(spec, GroupStatus.from_json(record.status), record.generation)
+
+
+def _cluster(record: Record) -> Cluster:
+    spec = CacheClusterSpec.from_json(record.spec)
+    return Cluster(spec, ClusterStatus.from_json(record.status), record.generation)

@@ -1,0 +1,168 @@
+"""A real ``cachefleet server`` process for tests: started on a free loopback port, cleaned up by PID."""
+
+from __future__ import annotations
+
+import configparser
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+START_TIMEOUT = 30.0
+
+
+class ServerProcess:
+    def __init__(self, data_dir: Path, *extra_args: str) -> None:
+        self.data_dir = data_dir
+        self.extra_args = extra_args
+        self.process: subprocess.Popen[bytes] | None = None
+        self.endpoint_url = ""
+
+    # Process control
+
+    def start(self) -> None:
+        server_json = self.data_dir / "server.json"
+        server_json.unlink(missing_ok=True)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = (self.data_dir / "server.log").open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "cachefleet", "server", "--data-dir", str(self.data_dir),
+             "--listen", "127.0.0.1:0", *self.extra_args],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+        )
+        log.close()
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}: {self.log_tail()}")
+            if server_json.exists():
+                self.endpoint_url = json.loads(server_json.read_text())["endpoint_url"]
+                if self._healthy():
+                    return
+            time.sleep(0.05)
+        raise RuntimeError(f"server did not become healthy: {self.log_tail()}")
+
+    def _healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.endpoint_url + "/healthz", timeout=1) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    def signal(self, signum: int) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signum)
+
+    def kill(self) -> None:
+        """kill -9 of the control plane alone; its nodes run in their own sessions and live on."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+    def stop(self) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.terminate()
+        return self.process.wait(15)
+
+    def cleanup(self) -> None:
+        """Stop the server and every node process it recorded, by PID, even after a failure."""
+        self.kill()
+        for pid in self.node_pids().values():
+            _kill_if_ours(pid, self.data_dir)
+
+    def log_tail(self, lines: int = 30) -> str:
+        path = self.data_dir / "server.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+    # Observing nodes
+
+    def node_pids(self) -> dict[str, int]:
+        """``cluster/node`` -> PID for every node directory with a live pidfile."""
+        pids: dict[str, int] = {}
+        for pidfile in sorted((self.data_dir / "nodes").glob("*/*/pid")):
+            try:
+                pid = int(pidfile.read_text().strip())
+            except ValueError:
+                continue
+            if _alive_and_ours(pid, self.data_dir):
+                pids[f"{pidfile.parent.parent.name}/{pidfile.parent.name}"] = pid
+        return pids
+
+    def processes_under_data_dir(self) -> list[int]:
+        """Every live process whose command line names this data dir: duplicates would show here."""
+        found = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit() and _alive_and_ours(int(entry.name), self.data_dir):
+                found.append(int(entry.name))
+        return sorted(p for p in found if self.process is None or p != self.process.pid)
+
+    # API access
+
+    def credentials(self) -> tuple[str, str]:
+        ini = configparser.ConfigParser()
+        ini.read(self.data_dir / "credentials")
+        section = ini["cachefleet"]
+        return section["aws_access_key_id"], section["aws_secret_access_key"]
+
+    def client(self, **overrides: Any) -> Any:
+        key_id, secret = self.credentials()
+        params: dict[str, Any] = {
+            "endpoint_url": self.endpoint_url,
+            "region_name": "us-east-1",
+            "aws_access_key_id": key_id,
+            "aws_secret_access_key": secret,
+            "config": Config(retries={"max_attempts": 1}, connect_timeout=5, read_timeout=30),
+        }
+        params.update(overrides)
+        return boto3.client("elasticache", **params)
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _alive_and_ours(pid: int, data_dir: Path) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    if state == "Z":
+        return False
+    try:
+        cwd = os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        cwd = ""
+    # Redis names its config (inside the data dir) on its command line; memcached runs in its node dir.
+    return str(data_dir) in _cmdline(pid) or cwd.startswith(str(data_dir.resolve()))
+
+
+def _kill_if_ours(pid: int, data_dir: Path) -> None:
+    if _alive_and_ours(pid, data_dir):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def wait_until(predicate: Any, timeout: float, interval: float = 0.05, what: str = "condition") -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail with ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
