@@ -5,7 +5,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from tests.support.server import ServerProcess
 
 FAST_WAIT = {"Delay": 1, "MaxAttempts": 60}

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import pytest
 import redis
 from botocore.exceptions import ClientError
-
 from tests.integration.conftest import FAST_WAIT
-from tests.support.server import ServerProcess, wait_until
+from tests.support.server import ServerProcess, is_alive, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -57,7 +55,12 @@ def test_three_node_group_serves_replicates_and_is_deleted(server: ServerProcess
         # maxmemory follows the node type: cache.t4g.small has 1.37 GiB.
         assert int(primary.info("memory")["maxmemory"]) == pytest.approx(1.37 * 2**30, rel=0.01)
         # Applications connect as the default user and never get admin powers.
-        for command in (("CONFIG", "GET", "maxmemory"), ("REPLICAOF", "NO", "ONE"), ("SHUTDOWN",), ("DEBUG", "SLEEP", "0")):
+        for command in (
+            ("CONFIG", "GET", "maxmemory"),
+            ("REPLICAOF", "NO", "ONE"),
+            ("SHUTDOWN",),
+            ("DEBUG", "SLEEP", "0"),
+        ):
             with pytest.raises(redis.exceptions.NoPermissionError):
                 primary.execute_command(*command)
     finally:
@@ -66,7 +69,9 @@ def test_three_node_group_serves_replicates_and_is_deleted(server: ServerProcess
 
     clusters = client.describe_cache_clusters(ShowCacheNodeInfo=True)["CacheClusters"]
     assert [c["CacheClusterId"] for c in clusters] == ["orders-001", "orders-002", "orders-003"]
-    assert all(c["ReplicationGroupId"] == "orders" and c["CacheClusterStatus"] == "available" for c in clusters)
+    assert all(
+        c["ReplicationGroupId"] == "orders" and c["CacheClusterStatus"] == "available" for c in clusters
+    )
     assert [c["CacheNodes"][0]["Endpoint"]["Port"] for c in clusters] == ports
     assert client.list_tags_for_resource(ResourceName=clusters[0]["ARN"])["TagList"] == [
         {"Key": "team", "Value": "shop"}
@@ -81,16 +86,8 @@ def test_three_node_group_serves_replicates_and_is_deleted(server: ServerProcess
         _group(client, "orders")
     assert caught.value.response["Error"]["Code"] == "ReplicationGroupNotFoundFault"
     assert client.describe_cache_clusters()["CacheClusters"] == []
-    wait_until(lambda: not any(_alive(p) for p in pids.values()), 10, what="node processes to exit")
+    wait_until(lambda: not any(is_alive(p) for p in pids.values()), 10, what="node processes to exit")
     assert not (server.data_dir / "nodes" / "orders-001").exists()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return not open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z"
 
 
 def test_replicas_per_node_group_and_preferred_azs(client: Any) -> None:
@@ -119,7 +116,9 @@ def test_primary_cluster_id_adopts_a_standalone_cluster_and_retain_primary_keeps
         connection.set("kept", "yes")
 
     client.create_replication_group(
-        ReplicationGroupId="grown", ReplicationGroupDescription="from solo", PrimaryClusterId="solo",
+        ReplicationGroupId="grown",
+        ReplicationGroupDescription="from solo",
+        PrimaryClusterId="solo",
         NumCacheClusters=2,
     )
     client.get_waiter("replication_group_available").wait(ReplicationGroupId="grown", WaiterConfig=FAST_WAIT)
@@ -150,7 +149,11 @@ def test_describe_pages_with_marker(client: Any) -> None:
     assert [g["ReplicationGroupId"] for g in second["ReplicationGroups"]] == ["page20"]
     assert "Marker" not in second
     paginator = client.get_paginator("describe_replication_groups")
-    seen = [g["ReplicationGroupId"] for p in paginator.paginate(PaginationConfig={"PageSize": 20}) for g in p["ReplicationGroups"]]
+    seen = [
+        g["ReplicationGroupId"]
+        for p in paginator.paginate(PaginationConfig={"PageSize": 20})
+        for g in p["ReplicationGroups"]
+    ]
     assert seen == [f"page{i:02d}" for i in range(21)]
     clusters = client.get_paginator("describe_cache_clusters").paginate(PaginationConfig={"PageSize": 20})
     assert sum(len(p["CacheClusters"]) for p in clusters) == 21

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import contextlib
 import json
 import os
 import signal
@@ -34,9 +35,21 @@ class ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = (self.data_dir / "server.log").open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "cachefleet", "server", "--data-dir", str(self.data_dir),
-             "--listen", "127.0.0.1:0", *self.extra_args],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "cachefleet",
+                "server",
+                "--data-dir",
+                str(self.data_dir),
+                "--listen",
+                "127.0.0.1:0",
+                *self.extra_args,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
         )
         log.close()
         deadline = time.monotonic() + START_TIMEOUT
@@ -133,12 +146,17 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def _alive_and_ours(pid: int, data_dir: Path) -> bool:
+def is_alive(pid: int) -> bool:
+    """Running, and not a zombie: orphaned nodes are not always reaped in this sandbox."""
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
         return False
-    if state == "Z":
+    return state != "Z"
+
+
+def _alive_and_ours(pid: int, data_dir: Path) -> bool:
+    if not is_alive(pid):
         return False
     try:
         cwd = os.readlink(f"/proc/{pid}/cwd")
@@ -150,10 +168,8 @@ def _alive_and_ours(pid: int, data_dir: Path) -> bool:
 
 def _kill_if_ours(pid: int, data_dir: Path) -> None:
     if _alive_and_ours(pid, data_dir):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def wait_until(predicate: Any, timeout: float, interval: float = 0.05, what: str = "condition") -> Any:

@@ -1,0 +1,232 @@
+"""Redis (and Valkey) nodes: the config we render for a node, and the probes that observe one.
+
+``render_config`` is pure: the reconciler renders the whole file from the desired spec on every
+start, so a node never runs on a config that Redis itself rewrote. ``probe`` and ``set_replicaof``
+are the only I/O, each on one short-lived connection without redis-py's default retries: a health
+probe must report what it sees now, not after seconds of backoff.
+
+Users: the control plane authenticates as an internal admin ACL user; applications get ``default``,
+which has every command except those ElastiCache keeps to itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry as RedisRetry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from cachefleet.model.errors import Retry
+
+CONFIG_FILE = "redis.conf"
+_CONNECT_TIMEOUT = 0.5
+_USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+# Commands application users may not run: what ElastiCache restricts, plus replication internals
+# (REPLCONF goes with SYNC/PSYNC). ACL WHOAMI and ACL CAT stay, as on ElastiCache.
+# CLUSTER is refused until cluster mode exists.
+RESTRICTED_COMMANDS = (
+    "config",
+    "shutdown",
+    "replicaof",
+    "slaveof",
+    "debug",
+    "save",
+    "bgsave",
+    "bgrewriteaof",
+    "sync",
+    "psync",
+    "replconf",
+    "monitor",
+    "module",
+    "failover",
+    "migrate",
+    "acl",
+    "cluster",
+)
+_ALLOWED_SUBCOMMANDS = ("acl|whoami", "acl|cat")
+
+
+@dataclass(frozen=True)
+class RedisNodeConfig:
+    port: int
+    bind: str
+    data_dir: Path
+    maxmemory_bytes: int
+    admin_user: str
+    admin_password: str
+    replicaof: tuple[str, int] | None = None
+    appendonly: bool = False
+
+
+def render_config(cfg: RedisNodeConfig) -> str:
+    """The complete ``redis.conf`` for one node."""
+    if not _USER_NAME.fullmatch(cfg.admin_user) or cfg.admin_user == "default":
+        raise ValueError(f"invalid admin user name {cfg.admin_user!r}")
+    if not cfg.admin_password:
+        raise ValueError("the admin user needs a password")
+    lines = [
+        "# Rendered by cachefleet; rewritten on every start, so edits here do not last.",
+        # Foreground, logging to stdout: the host driver owns the process and appends it to node.log.
+        "daemonize no",
+        'logfile ""',
+        f"bind {cfg.bind}",
+        f"port {cfg.port}",
+        # Binding is our access control; ACLs below decide what each user may do.
+        "protected-mode no",
+        # Keep the config path in the process title: the host driver matches /proc/<pid>/cmdline
+        # against the node dir so that a reused PID is never taken for this node.
+        'proc-title-template "{title} {listen-addr} {server-mode} {config-file}"',
+        f"dir {quote(str(cfg.data_dir))}",
+        "dbfilename dump.rdb",
+        # No automatic RDB snapshots: ElastiCache backs up only when asked (BGSAVE by the admin user).
+        'save ""',
+        f"appendonly {'yes' if cfg.appendonly else 'no'}",
+        "appendfsync everysec",
+        f"maxmemory {cfg.maxmemory_bytes}",
+        "maxmemory-policy volatile-lru",  # ElastiCache's default
+        "replica-read-only yes",
+        # Redis 7 otherwise waits 5 s before every initial full sync, and "available" waits for it.
+        "repl-diskless-sync-delay 0",
+        # With "no", DEBUG is refused before ACLs are checked, so applications would get a generic
+        # error instead of NOPERM; "local" lets only the admin user use it, from loopback.
+        "enable-debug-command local",
+        # Replicas authenticate to their primary as the admin user.
+        f"masteruser {cfg.admin_user}",
+        f"masterauth {quote(cfg.admin_password)}",
+        # Hashed, so the password is not stored in clear twice (masterauth needs it in clear).
+        f"user {cfg.admin_user} on #{_sha256(cfg.admin_password)} ~* &* +@all",
+        f"user default on nopass ~* &* +@all {_restrictions()}",
+    ]
+    if cfg.replicaof is not None:
+        host, port = cfg.replicaof
+        lines.append(f"replicaof {host} {port}")
+    return "\n".join(lines) + "\n"
+
+
+def argv(binary: str, conf_path: Path) -> tuple[str, ...]:
+    return (binary, str(conf_path))
+
+
+def quote(value: str) -> str:
+    """A double-quoted token as redis.conf's parser (sdssplitargs) reads it back unchanged."""
+    out = ['"']
+    for byte in value.encode():
+        char = chr(byte)
+        if char in '"\\':
+            out.append("\\" + char)
+        elif 0x20 <= byte < 0x7F:
+            out.append(char)
+        else:
+            out.append(f"\\x{byte:02x}")
+    out.append('"')
+    return "".join(out)
+
+
+def _restrictions() -> str:
+    return " ".join([f"-{c}" for c in RESTRICTED_COMMANDS] + [f"+{s}" for s in _ALLOWED_SUBCOMMANDS])
+
+
+def _sha256(password: str) -> str:
+    return hashlib.sha256(password.encode()).hexdigest()
+
+
+# -- observation -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RedisObservation:
+    role: str  # 'master' | 'slave', as INFO says
+    master_host: str | None
+    master_port: int | None
+    master_link_up: bool  # replicas only: master_link_status:up; False on a master
+    connected_replicas: int
+    loading: bool
+    used_memory: int
+    repl_offset: int  # master_repl_offset on a master, slave_repl_offset on a replica
+
+
+async def probe(
+    host: str,
+    port: int,
+    *,
+    user: str,
+    password: str,
+    # Also the socket timeout of the one connection, hence a parameter and not only asyncio.timeout.
+    timeout: float = 1.0,  # noqa: ASYNC109
+) -> RedisObservation | None:
+    """What the node says about itself now, or None when it cannot be reached or does not answer.
+
+    INFO is served while a node loads its dataset, so a loading node is an observation with
+    ``loading=True``, not None.
+    """
+    client = _client(host, port, user=user, password=password, timeout=timeout)
+    try:
+        async with asyncio.timeout(timeout):
+            info = await client.info("replication", "persistence", "memory")
+    except (RedisError, OSError, TimeoutError):
+        return None
+    finally:
+        await client.aclose()
+    return observation_from_info(info)
+
+
+def observation_from_info(info: Mapping[str, Any]) -> RedisObservation:
+    """Pure: an observation from INFO fields as redis-py parses them."""
+    role = str(info.get("role", ""))
+    replica = role == "slave"
+    master_port = info.get("master_port") if replica else None
+    offset_field = "slave_repl_offset" if replica and "slave_repl_offset" in info else "master_repl_offset"
+    return RedisObservation(
+        role=role,
+        master_host=str(info["master_host"]) if replica and "master_host" in info else None,
+        master_port=int(master_port) if master_port is not None else None,
+        master_link_up=replica and info.get("master_link_status") == "up",
+        connected_replicas=int(info.get("connected_slaves", 0)),
+        loading=bool(int(info.get("loading", 0))),
+        used_memory=int(info.get("used_memory", 0)),
+        repl_offset=int(info.get(offset_field, 0)),
+    )
+
+
+async def set_replicaof(
+    host: str,
+    port: int,
+    *,
+    user: str,
+    password: str,
+    primary: tuple[str, int] | None,
+    timeout: float = 2.0,  # noqa: ASYNC109 (also the socket timeout, as in probe)
+) -> None:
+    """Point the node at ``primary`` (REPLICAOF NO ONE when None); raises ``Retry`` if it fails."""
+    args = ("NO", "ONE") if primary is None else (primary[0], str(primary[1]))
+    client = _client(host, port, user=user, password=password, timeout=timeout)
+    try:
+        async with asyncio.timeout(timeout):
+            await client.replicaof(*args)
+    except (RedisError, OSError, TimeoutError) as exc:
+        raise Retry(f"REPLICAOF {' '.join(args)} on {host}:{port} failed: {exc}") from exc
+    finally:
+        await client.aclose()
+
+
+def _client(host: str, port: int, *, user: str, password: str, timeout: float) -> Redis:
+    return Redis(
+        host=host,
+        port=port,
+        username=user,
+        password=password,
+        socket_timeout=timeout,
+        socket_connect_timeout=min(_CONNECT_TIMEOUT, timeout),
+        retry=RedisRetry(NoBackoff(), 0),
+        decode_responses=True,
+        single_connection_client=True,
+    )

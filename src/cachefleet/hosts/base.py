@@ -1,0 +1,73 @@
+"""The seam between the control plane and the machines that run engine processes.
+
+The reconciler speaks only to a ``Host``: it asks for a node's directory and port, starts a process
+from a ``ProcessSpec`` it rendered purely, and observes liveness by PID. Drivers (``LocalHost`` today,
+remote or fake ones later) decide how; none of them knows about engines or about each other.
+
+Every method is synchronous and may block briefly (``stop`` waits for the process to exit); an async
+caller runs them in a thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class NodeKey:
+    """One node of one cache cluster; ``node_id`` is ElastiCache's zero-padded ``0001``, ``0002``..."""
+
+    cluster_id: str
+    node_id: str
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    """What to run for a node.
+
+    ``files`` maps a plain file name (no directories) to its text; the host writes them into the node
+    directory, mode 0600, before starting ``argv`` (they hold secrets such as ACL passwords).
+    """
+
+    argv: tuple[str, ...]
+    files: Mapping[str, str] = field(default_factory=dict)
+
+
+class Host(Protocol):
+    def node_dir(self, key: NodeKey) -> Path:
+        """Where the node's config, data, log, pidfile and port file live (not created by this call)."""
+        ...
+
+    def port_of(self, key: NodeKey) -> int | None:
+        """The port persisted for this node, if it has one."""
+        ...
+
+    def allocate_port(self, key: NodeKey, taken: Collection[int]) -> int:
+        """The node's persisted port, or a newly chosen free one (persisted before returning).
+
+        Raises ``InsufficientCacheClusterCapacity`` when the range has no free port.
+        """
+        ...
+
+    def pid(self, key: NodeKey) -> int | None:
+        """The PID of the node's live process, or None; never a reused PID of another process."""
+        ...
+
+    def start(self, key: NodeKey, spec: ProcessSpec) -> int:
+        """Start the node unless it already runs; returns its PID either way."""
+        ...
+
+    def stop(self, key: NodeKey, timeout: float = 5.0) -> None:
+        """SIGTERM, then SIGKILL after ``timeout`` seconds; a no-op when the node is not running."""
+        ...
+
+    def remove(self, key: NodeKey) -> None:
+        """Stop the node and delete its directory (and its cluster's directory once empty)."""
+        ...
+
+    def nodes(self) -> list[NodeKey]:
+        """Every node directory present, running or not, for re-adoption and cleanup."""
+        ...

@@ -1,0 +1,317 @@
+"""The local host driver: engine processes on this machine, supervised through files in node dirs.
+
+Layout (``root`` is ``<data_dir>/nodes``)::
+
+    root/<cluster_id>/<node_id>/    mode 0700
+        port        the node's port for life, chosen once by a bind test
+        pid         PID of the running process (written atomically after spawn)
+        node.log    stdout + stderr of every run, appended
+        <files>     whatever the ProcessSpec carries (redis.conf, ...), mode 0600
+
+The files are the only state: a control plane that restarts builds a new ``LocalHost`` on the same
+root and re-adopts running nodes from their pidfiles, so the data plane outlives the control plane.
+Each process runs in its own session, so signals aimed at the control plane's process group (Ctrl-C,
+``timeout``) never reach the caches.
+
+A PID is only ever treated as a node's if the process is alive (not a zombie) and either this
+instance spawned it and has not reaped it yet (so the PID cannot have been recycled), or it is tied
+to the node dir: its command line names the dir (``redis.conf`` path; Redis keeps it in its process
+title through ``{config-file}``) or its working directory lies inside it (we spawn in the node dir
+and Redis ``chdir``s to its data dir). That keeps a pidfile left over from a crash, whose PID the
+kernel handed to some unrelated process, from ever being signalled. Signals go through a pidfd
+opened after that check, so the PID cannot be recycled between the check and the kill.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import re
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Collection
+from pathlib import Path
+
+from cachefleet.hosts.base import NodeKey, ProcessSpec
+from cachefleet.model.errors import InsufficientCacheClusterCapacity
+
+PORT_FILE = "port"
+PID_FILE = "pid"
+LOG_FILE = "node.log"
+
+# SIGKILL cannot be ignored, but a process in uninterruptible sleep (D state) may take a moment to go.
+_KILL_WAIT = 5.0
+_PF_EXITING = 0x4  # include/linux/sched.h
+# Cluster ids, node ids and spec file names: one path component each, never "." or "..".
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+class LocalHost:
+    def __init__(self, root: Path, port_range: tuple[int, int], bind_host: str = "127.0.0.1") -> None:
+        low, high = port_range
+        if not 1 <= low <= high <= 65535:
+            raise ValueError(f"bad port range {low}-{high}")
+        # abspath, not resolve(): argv carries paths in this spelling, and /proc/<pid>/cmdline shows
+        # exactly what was passed. The resolved spelling is what /proc/<pid>/cwd shows.
+        self._root = Path(os.path.abspath(root))
+        self._port_range = (low, high)
+        self._bind_host = bind_host
+        # Children this instance spawned, kept so they can be reaped (no zombies) once they exit.
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
+        self._guard = threading.Lock()
+        self._node_locks: dict[NodeKey, threading.RLock] = {}
+        self._alloc_lock = threading.Lock()
+
+    # -- paths and ports -----------------------------------------------------------------------
+
+    def node_dir(self, key: NodeKey) -> Path:
+        for part in (key.cluster_id, key.node_id):
+            if not _NAME.fullmatch(part):
+                raise ValueError(f"invalid node key component {part!r}")
+        return self._root / key.cluster_id / key.node_id
+
+    def port_of(self, key: NodeKey) -> int | None:
+        return _read_int(self.node_dir(key) / PORT_FILE)
+
+    def allocate_port(self, key: NodeKey, taken: Collection[int]) -> int:
+        # One allocation at a time in this process; other installations are kept apart by the bind
+        # test and by starting at a random offset, so two of them rarely probe the same port first.
+        with self._alloc_lock:
+            existing = self.port_of(key)
+            if existing is not None:
+                return existing
+            # Ports persisted for other nodes are reserved even while those nodes are stopped.
+            excluded = set(taken) | {p for k in self.nodes() if (p := self.port_of(k)) is not None}
+            low, high = self._port_range
+            count = high - low + 1
+            offset = random.randrange(count)
+            for i in range(count):
+                port = low + (offset + i) % count
+                if port not in excluded and _bindable(self._bind_host, port):
+                    node_dir = self._ensure_node_dir(key)
+                    _write_private(node_dir / PORT_FILE, f"{port}\n")
+                    return port
+            raise InsufficientCacheClusterCapacity(
+                f"no free port in {low}-{high} on {self._bind_host} for node {key.node_id}"
+            )
+
+    # -- processes ---------------------------------------------------------------------------
+
+    def pid(self, key: NodeKey) -> int | None:
+        pid = _read_int(self.node_dir(key) / PID_FILE)
+        alive = pid is not None and self._owns(pid, key)
+        self._reap_exited()
+        return pid if alive else None
+
+    def start(self, key: NodeKey, spec: ProcessSpec) -> int:
+        if not spec.argv:
+            raise ValueError("empty argv")
+        with self._node_lock(key):
+            running = self.pid(key)
+            if running is not None:
+                return running
+            node_dir = self._ensure_node_dir(key)
+            for name, text in spec.files.items():
+                if not _NAME.fullmatch(name) or name in (PORT_FILE, PID_FILE, LOG_FILE):
+                    raise ValueError(f"invalid node file name {name!r}")
+                _write_private(node_dir / name, text)
+            log_fd = os.open(node_dir / LOG_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            with os.fdopen(log_fd, "ab") as log:
+                stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+                log.write(f"--- cachefleet {stamp}: starting {' '.join(spec.argv)}\n".encode())
+                log.flush()
+                # The child gets its own copy of the log fd; ours closes when this block ends.
+                child = subprocess.Popen(
+                    spec.argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=node_dir,
+                    start_new_session=True,
+                    close_fds=True,
+                )
+            with self._guard:
+                self._children[child.pid] = child
+            _write_private(node_dir / PID_FILE, f"{child.pid}\n")
+            return child.pid
+
+    def stop(self, key: NodeKey, timeout: float = 5.0) -> None:
+        with self._node_lock(key):
+            pid = self.pid(key)
+            if pid is None:
+                return
+            try:
+                pidfd = os.pidfd_open(pid)
+            except ProcessLookupError:
+                self._forget(key, pid)
+                return
+            try:
+                # The pidfd pins this process: check once more that it is ours, then signal only it.
+                # A process in the middle of exiting has already lost its cmdline; it needs no signal,
+                # but waiting for it keeps "stopped" meaning "gone, sockets closed".
+                if not self._owns(pid, key) and not _exiting(pid):
+                    (self.node_dir(key) / PID_FILE).unlink(missing_ok=True)
+                    return
+                if not _signal(pidfd, signal.SIGTERM) or not _wait_exit(pidfd, timeout):
+                    _signal(pidfd, signal.SIGKILL)
+                    if not _wait_exit(pidfd, _KILL_WAIT):
+                        raise RuntimeError(f"node {key} (pid {pid}) did not exit after SIGKILL")
+            finally:
+                os.close(pidfd)
+            self._forget(key, pid)
+
+    def remove(self, key: NodeKey) -> None:
+        with self._node_lock(key):
+            self.stop(key)
+            node_dir = self.node_dir(key)
+            with contextlib.suppress(FileNotFoundError):
+                shutil.rmtree(node_dir)
+            # Only succeeds once the cluster has no node left; anything else means "keep it".
+            with contextlib.suppress(OSError):
+                node_dir.parent.rmdir()
+
+    def nodes(self) -> list[NodeKey]:
+        if not self._root.is_dir():
+            return []
+        found: list[NodeKey] = []
+        for cluster in sorted(self._root.iterdir()):
+            if not cluster.is_dir() or not _NAME.fullmatch(cluster.name):
+                continue
+            for node in sorted(cluster.iterdir()):
+                if node.is_dir() and _NAME.fullmatch(node.name):
+                    found.append(NodeKey(cluster.name, node.name))
+        return found
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _node_lock(self, key: NodeKey) -> threading.RLock:
+        with self._guard:
+            return self._node_locks.setdefault(key, threading.RLock())
+
+    def _ensure_node_dir(self, key: NodeKey) -> Path:
+        node_dir = self.node_dir(key)
+        for path in (self._root, node_dir.parent, node_dir):
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return node_dir
+
+    def _owns(self, pid: int, key: NodeKey) -> bool:
+        """Whether ``pid`` is the node's live process."""
+        with self._guard:
+            child = self._children.get(pid)
+        if child is not None:
+            # Spawned here and not reaped yet, so the PID cannot have been recycled; poll() also
+            # reaps it if it has just exited. (/proc is no help here: an exiting process loses its
+            # cmdline before it becomes a zombie.)
+            return child.poll() is None
+        return self._is_node_process(pid, key)
+
+    def _is_node_process(self, pid: int, key: NodeKey) -> bool:
+        if not _alive(pid):
+            return False
+        node_dir = self.node_dir(key)
+        spellings = {str(node_dir), os.path.realpath(node_dir)}
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="surrogateescape")
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+        except OSError:  # gone meanwhile, or not ours to inspect
+            return False
+        return any(_mentions(cmdline, s) or _inside(cwd, s) for s in spellings)
+
+    def _reap_exited(self) -> None:
+        with self._guard:
+            for pid, child in list(self._children.items()):
+                if child.poll() is not None:
+                    del self._children[pid]
+
+    def _forget(self, key: NodeKey, pid: int) -> None:
+        """Reap ``pid`` (the node's process, now exited) if we spawned it, and drop its pidfile.
+
+        An adopted process is not our child: its parent (init, after a control-plane restart) reaps it.
+        """
+        with self._guard:
+            child = self._children.pop(pid, None)
+        if child is not None:
+            child.wait()
+        (self.node_dir(key) / PID_FILE).unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    """True when ``pid`` exists and is not a zombie (exited, waiting for its parent to reap it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return False
+    # Format: "pid (comm) state ..."; comm may itself contain ')' so split at the last one.
+    state = stat[stat.rindex(b")") + 2 : stat.rindex(b")") + 3]
+    return state not in (b"Z", b"X", b"")
+
+
+def _exiting(pid: int) -> bool:
+    """True while ``pid`` is exiting (kernel flag PF_EXITING), zombies included."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return False
+    fields = stat[stat.rindex(b")") + 2 :].split()
+    return len(fields) > 6 and bool(int(fields[6]) & _PF_EXITING)
+
+
+def _mentions(cmdline: str, directory: str) -> bool:
+    """Whether ``directory`` (or a path below it) is one of the words of a NUL/space separated cmdline."""
+    pattern = r"(?:^|[\0 =])" + re.escape(directory) + r"(?:$|[\0 /])"
+    return re.search(pattern, cmdline) is not None
+
+
+def _inside(path: str, directory: str) -> bool:
+    return path == directory or path.startswith(directory + "/")
+
+
+def _signal(pidfd: int, signum: signal.Signals) -> bool:
+    try:
+        signal.pidfd_send_signal(pidfd, signum)
+    except ProcessLookupError:  # already exited
+        return False
+    return True
+
+
+def _wait_exit(pidfd: int, timeout: float) -> bool:
+    """Wait until the pidfd's process has exited; a pidfd becomes readable at that moment."""
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    return bool(poller.poll(max(0, int(timeout * 1000))))
+
+
+def _bindable(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # No SO_REUSEADDR: a port with connections still in TIME_WAIT is skipped too, which is harmless.
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (temp file + rename), mode 0600."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        os.fchmod(out.fileno(), 0o600)  # a leftover temp file may have had another mode
+        out.write(text)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)

@@ -1,0 +1,336 @@
+"""Bad input answers with the exact AWS Code and HTTP status, changes nothing, and never 500s."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+from tests.integration.conftest import FAST_WAIT
+from tests.support.server import ServerProcess
+from tests.support.sign import signed_post
+
+pytestmark = pytest.mark.integration
+
+RG = {"ReplicationGroupDescription": "d"}
+ARN = "arn:aws:elasticache:us-east-1:000000000000"
+
+# (operation, parameters, expected Code, expected HTTP status)
+CASES: list[tuple[str, dict[str, Any], str, int]] = [
+    # Identifiers
+    ("create_replication_group", {"ReplicationGroupId": "1abc", **RG}, "InvalidParameterValue", 400),
+    ("create_replication_group", {"ReplicationGroupId": "ab--c", **RG}, "InvalidParameterValue", 400),
+    ("create_replication_group", {"ReplicationGroupId": "abc-", **RG}, "InvalidParameterValue", 400),
+    ("create_replication_group", {"ReplicationGroupId": "a_b", **RG}, "InvalidParameterValue", 400),
+    ("create_replication_group", {"ReplicationGroupId": "a" * 41, **RG}, "InvalidParameterValue", 400),
+    ("create_cache_cluster", {"CacheClusterId": "a" * 51}, "InvalidParameterValue", 400),
+    ("create_cache_cluster", {"CacheClusterId": "-x"}, "InvalidParameterValue", 400),
+    # Counts
+    (
+        "create_replication_group",
+        {"ReplicationGroupId": "n", "NumCacheClusters": 7, **RG},
+        "InvalidParameterValue",
+        400,
+    ),
+    (
+        "create_replication_group",
+        {"ReplicationGroupId": "n", "NumCacheClusters": 0, **RG},
+        "InvalidParameterValue",
+        400,
+    ),
+    (
+        "create_replication_group",
+        {"ReplicationGroupId": "n", "ReplicasPerNodeGroup": 6, **RG},
+        "InvalidParameterValue",
+        400,
+    ),
+    (
+        "create_replication_group",
+        {"ReplicationGroupId": "n", "NumCacheClusters": 2, "ReplicasPerNodeGroup": 2, **RG},
+        "InvalidParameterCombination",
+        400,
+    ),
+    (
+        "create_cache_cluster",
+        {"CacheClusterId": "m", "Engine": "memcached", "NumCacheNodes": 41},
+        "InvalidParameterValue",
+        400,
+    ),
+    (
+        "create_cache_cluster",
+        {"CacheClusterId": "m", "Engine": "memcached", "NumCacheNodes": 0},
+        "InvalidParameterValue",
+        400,
+    ),
+    (
+        "create_cache_cluster",
+        {"CacheClusterId": "r", "Engine": "redis", "NumCacheNodes": 2},
+        "InvalidParameterValue",
+        400,
+    ),
+    # AZ lists
+    (
+        "create_replication_group",
+        {"ReplicationGroupId": "z", "NumCacheClusters": 2, "PreferredCacheClusterAZs": ["us-east-1a"], **RG},
+        "InvalidParameterValue",
+        400,
+    ),
+    (
+        "create_replication_group",
+        {"ReplicationGroupId": "z", "NumCacheClusters": 1, "PreferredCacheClusterAZs": ["mars-1a"], **RG},
+        "InvalidParameterValue",
+        400,
+    ),
+    (
+        "create_cache_cluster",
+        {
+            "CacheClusterId": "m",
+            "Engine": "memcached",
+            "NumCacheNodes": 3,
+            "PreferredAvailabilityZones": ["us-east-1a", "us-east-1b"],
+        },
+        "InvalidParameterValue",
+        400,
+    ),
+    (
+        "create_cache_cluster",
+        {
+            "CacheClusterId": "m",
+            "Engine": "memcached",
+            "NumCacheNodes": 2,
+            "PreferredAvailabilityZone": "us-east-1a",
+            "PreferredAvailabilityZones": ["us-east-1a", "us-east-1b"],
+        },
+        "InvalidParameterCombination",
+        400,
+    ),
+    (
+        "create_cache_cluster",
+        {"CacheClusterId": "m", "Engine": "memcached", "AZMode": "everywhere"},
+        "InvalidParameterValue",
+        400,
+    ),
+    (
+        "create_cache_cluster",
+        {"CacheClusterId": "r", "Engine": "redis", "AZMode": "cross-az"},
+        "InvalidParameterCombination",
+        400,
+    ),
+    # Catalogue: node types, engines, versions
+    (
+        "create_replication_group",
+        {"ReplicationGroupId": "t", "CacheNodeType": "cache.huge.x", **RG},
+        "InvalidParameterValue",
+        400,
+    ),
+    (
+        "create_replication_group",
+        {"ReplicationGroupId": "t", "EngineVersion": "2.8", **RG},
+        "InvalidParameterValue",
+        400,
+    ),
+    (
+        "create_replication_group",
+        {"ReplicationGroupId": "t", "Engine": "memcached", **RG},
+        "InvalidParameterValue",
+        400,
+    ),
+    ("create_cache_cluster", {"CacheClusterId": "e", "Engine": "mongodb"}, "InvalidParameterValue", 400),
+    (
+        "create_cache_cluster",
+        {"CacheClusterId": "e", "Engine": "memcached", "EngineVersion": "1.4.5"},
+        "InvalidParameterValue",
+        400,
+    ),
+    # Flags and their preconditions
+    (
+        "create_replication_group",
+        {"ReplicationGroupId": "f", "MultiAZEnabled": True, **RG},
+        "InvalidParameterCombination",
+        400,
+    ),
+    (
+        "create_replication_group",
+        {"ReplicationGroupId": "f", "AutomaticFailoverEnabled": True, **RG},
+        "InvalidParameterValue",
+        400,
+    ),
+    (
+        "create_replication_group",
+        {"ReplicationGroupId": "f", "NumNodeGroups": 3, **RG},
+        "InvalidParameterValue",
+        400,
+    ),
+    (
+        "create_replication_group",
+        {"ReplicationGroupId": "f", "CacheSubnetGroupName": "nope", **RG},
+        "CacheSubnetGroupNotFoundFault",
+        400,
+    ),
+    (
+        "create_replication_group",
+        {"ReplicationGroupId": "f", "Port": 70000, **RG},
+        "InvalidParameterValue",
+        400,
+    ),
+    (
+        "create_replication_group",
+        {"ReplicationGroupId": "f", "TransitEncryptionEnabled": True, **RG},
+        "InvalidParameterValue",
+        400,
+    ),
+    # Tags
+    (
+        "create_replication_group",
+        {"ReplicationGroupId": "g", "Tags": [{"Key": f"k{i}", "Value": "v"} for i in range(51)], **RG},
+        "TagQuotaPerResourceExceeded",
+        400,
+    ),
+    (
+        "create_replication_group",
+        {"ReplicationGroupId": "g", "Tags": [{"Key": "aws:owner", "Value": "v"}], **RG},
+        "InvalidParameterValue",
+        400,
+    ),
+    ("list_tags_for_resource", {"ResourceName": "not-an-arn"}, "InvalidARN", 400),
+    ("list_tags_for_resource", {"ResourceName": f"{ARN}:cluster:missing"}, "CacheClusterNotFound", 404),
+    (
+        "list_tags_for_resource",
+        {"ResourceName": f"{ARN}:replicationgroup:missing"},
+        "ReplicationGroupNotFoundFault",
+        404,
+    ),
+    (
+        "add_tags_to_resource",
+        {"ResourceName": f"{ARN}:snapshot:missing", "Tags": [{"Key": "a", "Value": "b"}]},
+        "SnapshotNotFoundFault",
+        404,
+    ),
+    (
+        "add_tags_to_resource",
+        {
+            "ResourceName": f"{ARN}:cluster:existing-001",
+            "Tags": [{"Key": f"k{i}", "Value": "v"} for i in range(50)],
+        },
+        "TagQuotaPerResourceExceeded",
+        400,
+    ),
+    # Missing resources and duplicates
+    ("describe_replication_groups", {"ReplicationGroupId": "missing"}, "ReplicationGroupNotFoundFault", 404),
+    ("describe_cache_clusters", {"CacheClusterId": "missing"}, "CacheClusterNotFound", 404),
+    ("delete_replication_group", {"ReplicationGroupId": "missing"}, "ReplicationGroupNotFoundFault", 404),
+    ("delete_cache_cluster", {"CacheClusterId": "missing"}, "CacheClusterNotFound", 404),
+    (
+        "create_replication_group",
+        {"ReplicationGroupId": "existing", **RG},
+        "ReplicationGroupAlreadyExists",
+        400,
+    ),
+    (
+        "create_replication_group",
+        {"ReplicationGroupId": "EXISTING", **RG},
+        "ReplicationGroupAlreadyExists",
+        400,
+    ),
+    ("create_cache_cluster", {"CacheClusterId": "existing-001"}, "CacheClusterAlreadyExists", 400),
+    (
+        "create_replication_group",
+        {"ReplicationGroupId": "existing-0", "PrimaryClusterId": "missing", **RG},
+        "CacheClusterNotFound",
+        404,
+    ),
+    (
+        "create_replication_group",
+        {"ReplicationGroupId": "x", "PrimaryClusterId": "existing-002", **RG},
+        "InvalidCacheClusterState",
+        400,
+    ),
+    (
+        "create_replication_group",
+        {"ReplicationGroupId": "x", "PrimaryClusterId": "mc", **RG},
+        "InvalidCacheClusterState",
+        400,
+    ),
+    # Wrong state
+    ("delete_cache_cluster", {"CacheClusterId": "existing-001"}, "InvalidCacheClusterState", 400),
+    (
+        "delete_cache_cluster",
+        {"CacheClusterId": "mc", "FinalSnapshotIdentifier": "s"},
+        "SnapshotFeatureNotSupportedFault",
+        400,
+    ),
+    # Paging
+    ("describe_replication_groups", {"MaxRecords": 19}, "InvalidParameterValue", 400),
+    ("describe_cache_clusters", {"MaxRecords": 101}, "InvalidParameterValue", 400),
+    ("describe_cache_clusters", {"Marker": "garbage"}, "InvalidParameterValue", 400),
+]
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """One server with a group ``existing`` and a memcached cluster ``mc`` that the cases run against."""
+    server = ServerProcess(tmp_path_factory.mktemp("errors") / "cf")
+    try:
+        server.start()
+        client = server.client()
+        client.create_replication_group(
+            ReplicationGroupId="existing", NumCacheClusters=2, Tags=[{"Key": "owner", "Value": "ops"}], **RG
+        )
+        client.create_cache_cluster(CacheClusterId="mc", Engine="memcached")
+        client.get_waiter("replication_group_available").wait(
+            ReplicationGroupId="existing", WaiterConfig=FAST_WAIT
+        )
+        client.get_waiter("cache_cluster_available").wait(CacheClusterId="mc", WaiterConfig=FAST_WAIT)
+        yield server, client
+    finally:
+        server.cleanup()
+
+
+def _snapshot(client: Any) -> Any:
+    groups = client.describe_replication_groups()["ReplicationGroups"]
+    clusters = client.describe_cache_clusters(ShowCacheNodeInfo=True)["CacheClusters"]
+    tags = client.list_tags_for_resource(ResourceName=f"{ARN}:cluster:existing-001")["TagList"]
+    return groups, clusters, tags
+
+
+@pytest.mark.parametrize(
+    ("operation", "params", "code", "status"), CASES, ids=[f"{c[0]}-{c[2]}-{i}" for i, c in enumerate(CASES)]
+)
+def test_bad_input_gets_the_aws_error_and_changes_nothing(
+    prepared: Any, operation: str, params: dict[str, Any], code: str, status: int
+) -> None:
+    server, client = prepared
+    before = _snapshot(client)
+    with pytest.raises(ClientError) as caught:
+        getattr(client, operation)(**params)
+    error = caught.value.response["Error"]
+    assert (error["Code"], caught.value.response["ResponseMetadata"]["HTTPStatusCode"]) == (code, status)
+    assert error["Message"]
+    assert "Traceback" not in error["Message"]
+    assert _snapshot(client) == before
+    assert len(server.node_pids()) == 3
+
+
+def test_modeled_exception_classes_match(prepared: Any) -> None:
+    _, client = prepared
+    with pytest.raises(client.exceptions.ReplicationGroupNotFoundFault):
+        client.describe_replication_groups(ReplicationGroupId="missing")
+    with pytest.raises(client.exceptions.ReplicationGroupAlreadyExistsFault):
+        client.create_replication_group(ReplicationGroupId="existing", **RG)
+    with pytest.raises(client.exceptions.CacheClusterNotFoundFault):
+        client.delete_cache_cluster(CacheClusterId="missing")
+
+
+def test_unknown_and_unimplemented_actions(prepared: Any) -> None:
+    server, _ = prepared
+    for action, code in (("NoSuchThing", "InvalidAction"), ("DescribeServerlessCaches", "InvalidAction")):
+        response = signed_post(server, {"Action": action, "Version": "2015-02-02"})
+        assert response.status_code == 400, response.text
+        assert f"<Code>{code}</Code>" in response.text
+    response = signed_post(server, {"Version": "2015-02-02"})
+    assert response.status_code == 400
+    assert "<Code>MissingParameter</Code>" in response.text
+    for body in (b"\xff\xfe\x00garbage", b"Action=CreateReplicationGroup&ReplicationGroupId=%ZZ", b"&&&==="):
+        response = signed_post(server, body)
+        assert 400 <= response.status_code < 500, response.text
+        assert "<ErrorResponse" in response.text
