@@ -1,0 +1,93 @@
+"""``cachefleet server``: run the control plane in the foreground (DESIGN.md section 3)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cachefleet.cli.context import CliState, pass_state
+from cachefleet.cli.options import data_dir_option, parse_csv, region_option
+from cachefleet.settings import DEFAULT_ACCOUNT, DEFAULT_LISTEN, DEFAULT_PORT_RANGE, Settings
+
+
+def parse_listen(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise click.BadParameter(f"expected HOST:PORT, got {value!r}")
+    return value
+
+
+def parse_port_range(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    low, sep, high = value.partition("-")
+    if not (sep and low.isdigit() and high.isdigit() and 0 < int(low) <= int(high) <= 65535):
+        raise click.BadParameter(f"expected LO-HI with 1 <= LO <= HI <= 65535, got {value!r}")
+    return int(low), int(high)
+
+
+def parse_account_id(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    # ARNs carry it, and AWS tools expect exactly twelve digits there.
+    if value is not None and not (len(value) == 12 and value.isdigit()):
+        raise click.BadParameter(f"expected 12 digits, got {value!r}")
+    return value
+
+
+@click.command("server")
+@data_dir_option
+@click.option("--listen", callback=parse_listen, metavar="HOST:PORT", help=f"API address [default: {DEFAULT_LISTEN}].")
+@region_option
+@click.option("--account-id", callback=parse_account_id, help=f"Account id in ARNs [default: {DEFAULT_ACCOUNT}].")
+@click.option("--azs", callback=parse_csv, metavar="AZ,AZ,...", help="Availability zones [default: REGION + a, b, c].")
+@click.option(
+    "--port-range",
+    callback=parse_port_range,
+    metavar="LO-HI",
+    help="Ports for nodes [default: {}-{}].".format(*DEFAULT_PORT_RANGE),
+)
+@pass_state
+def server(
+    state: CliState,
+    listen: str | None,
+    account_id: str | None,
+    azs: tuple[str, ...] | None,
+    port_range: tuple[int, int] | None,
+) -> None:
+    """Run the control plane in the foreground; node processes outlive it."""
+    settings = build_settings(
+        data_dir=state.data_dir,
+        listen=listen,
+        region=state.region,
+        account_id=account_id,
+        azs=azs,
+        port_range=port_range,
+    )
+    # Imported here so that the API verbs do not pay for loading the whole server.
+    from cachefleet.wiring import run_server  # noqa: PLC0415
+
+    run_server(settings)
+
+
+def build_settings(
+    *,
+    data_dir: Path | None,
+    listen: str | None,
+    region: str | None,
+    account_id: str | None,
+    azs: tuple[str, ...] | None,
+    port_range: tuple[int, int] | None,
+) -> Settings:
+    """Settings from the flags given; a flag left out keeps the default that Settings defines."""
+    given: dict[str, Any] = {
+        "data_dir": data_dir,
+        "listen": listen,
+        "region": region,
+        "account_id": account_id,
+        "availability_zones": azs,
+        "port_range": port_range,
+    }
+    return Settings(**{name: value for name, value in given.items() if value is not None})

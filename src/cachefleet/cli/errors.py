@@ -1,0 +1,27 @@
+"""Failures the CLI itself detects; main prints them as ``Error (code): message`` and exits."""
+
+from __future__ import annotations
+
+
+class CliError(Exception):
+    # None prints the message alone, for failures that are not an API-style error code.
+    code: str | None = None
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ServerNotFound(CliError):
+    """No usable server.json or credentials: the server was never started with this data dir."""
+
+    exit_code = 2
+
+
+class WaitFailed(CliError):
+    code = "WaitFailed"
+
+
+class WaitTimedOut(CliError):
+    code = "Timeout"

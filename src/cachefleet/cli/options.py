@@ -1,0 +1,98 @@
+"""Options shared by several verbs, and the parsers behind them.
+
+The connection and output options are accepted both before the verb (``cachefleet --json rg list``)
+and after it (``cachefleet rg list --json``): each stores into the invocation's one ``CliState``
+through a callback, so the later, more specific one wins and the command functions stay small.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from cachefleet.cli.connection import DEFAULT_PROFILE
+from cachefleet.cli.context import CliState
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_NODE_TYPE = "cache.t4g.micro"
+DEFAULT_TIMEOUT = 600.0
+
+
+def _store(field: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    def callback(ctx: click.Context, _param: click.Parameter, value: Any) -> None:
+        # An option left out must not undo the same option given at another level.
+        if value is not None and value is not False:
+            setattr(ctx.ensure_object(CliState), field, value)
+
+    return callback
+
+
+def _stored(*decls: str, field: str, **attrs: Any) -> Callable[[F], F]:
+    return click.option(*decls, callback=_store(field), expose_value=False, **attrs)
+
+
+data_dir_option = _stored(
+    "--data-dir",
+    field="data_dir",
+    type=click.Path(file_okay=False, path_type=Path, resolve_path=True),
+    help="The installation's data directory [default: $CACHEFLEET_HOME or ~/.cachefleet].",
+)
+region_option = _stored("--region", field="region", help="AWS region name [default: from server.json].")
+endpoint_option = _stored("--endpoint-url", field="endpoint_url", help="Server URL [default: from DIR/server.json].")
+profile_option = _stored("--profile", field="profile", help=f"Profile in DIR/credentials [default: {DEFAULT_PROFILE}].")
+json_option = _stored("--json", field="json", is_flag=True, help="Print the raw API result as JSON, and nothing else.")
+
+
+def client_options(command: F) -> F:
+    """Every option of a verb that calls the API."""
+    for option in (json_option, profile_option, region_option, endpoint_option, data_dir_option):
+        command = option(command)
+    return command
+
+
+def wait_options(command: F) -> F:
+    """``--wait/--no-wait`` and ``--timeout``, passed to the command as ``wait`` and ``timeout``."""
+    command = click.option(
+        "--timeout",
+        type=click.FloatRange(min=0),
+        default=DEFAULT_TIMEOUT,
+        show_default=True,
+        help="Seconds to wait before giving up.",
+    )(command)
+    return click.option("--wait/--no-wait", default=True, help="Wait until the change is done [default: wait].")(
+        command
+    )
+
+
+def parse_csv(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[str, ...] | None:
+    """``a,b,c`` -> ``("a", "b", "c")``; empty items are a mistake, not something to skip."""
+    if value is None:
+        return None
+    items = tuple(item.strip() for item in value.split(","))
+    if not all(items):
+        raise click.BadParameter(f"expected a comma-separated list, got {value!r}")
+    return items
+
+
+def parse_tags(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> list[dict[str, str]]:
+    """``k=v`` options -> ElastiCache's ``Tags`` list; the value may be empty, the key may not."""
+    tags = []
+    for value in values:
+        key, sep, tag_value = value.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {value!r}")
+        tags.append({"Key": key, "Value": tag_value})
+    return tags
+
+
+tag_option = click.option(
+    "--tag", "tags", multiple=True, callback=parse_tags, metavar="KEY=VALUE", help="A tag; repeatable."
+)
+node_type_option = click.option(
+    "--node-type", default=DEFAULT_NODE_TYPE, show_default=True, help="Node type (sets maxmemory)."
+)
+engine_version_option = click.option("--engine-version", help="Engine version [default: the server's default].")
