@@ -10,9 +10,11 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import signal
 import socket
 import string
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +23,7 @@ import uvicorn
 
 from cachefleet.api.app import build_app
 from cachefleet.api.context import Context
-from cachefleet.control.execute import Executor
+from cachefleet.control.execute import Executor, Tools
 from cachefleet.control.loop import Reconciler
 from cachefleet.control.observe import Credentials
 from cachefleet.engines.installed import discover
@@ -54,12 +56,8 @@ def _write_private(path: Path, text: str) -> None:
 
 def ensure_credentials(store: Store, data_dir: Path) -> tuple[str, str]:
     """The admin access key: created on first start, written to ``DIR/credentials`` (profile cachefleet)."""
-    key_id = store.secret(
-        "admin_access_key_id", lambda: "AKIA" + _random(string.ascii_uppercase + string.digits, 16)
-    )
-    secret = store.secret(
-        "admin_secret_access_key", lambda: _random(string.ascii_letters + string.digits + "+/", 40)
-    )
+    key_id = store.secret("admin_access_key_id", lambda: "AKIA" + _random(string.ascii_uppercase + string.digits, 16))
+    secret = store.secret("admin_secret_access_key", lambda: _random(string.ascii_letters + string.digits + "+/", 40))
     if store.secret_for(key_id) is None:
         store.add_access_key(key_id, secret, utcnow())
     ini = configparser.ConfigParser()
@@ -68,6 +66,16 @@ def ensure_credentials(store: Store, data_dir: Path) -> tuple[str, str]:
     ini.write(text)
     _write_private(data_dir / "credentials", text.getvalue())
     return key_id, secret
+
+
+def _tools() -> Tools:
+    """Sentinel and HAProxy come from Debian's packages; a missing one is a set-up error, said at start."""
+    found = {name: shutil.which(name) for name in ("redis-sentinel", "haproxy")}
+    missing = [name for name, path in found.items() if path is None]
+    if missing:
+        raise SystemExit(f"cachefleet: {', '.join(missing)} not found on PATH; run scripts/setup.sh")
+    # haproxy is in /usr/sbin, which a non-login PATH may lack; shutil.which saw it, so it is absolute.
+    return Tools(sentinel=str(found["redis-sentinel"]), haproxy=str(found["haproxy"]), python=sys.executable)
 
 
 def build(settings: Settings) -> tuple[Context, Reconciler, Store]:
@@ -86,6 +94,8 @@ def build(settings: Settings) -> tuple[Context, Reconciler, Store]:
         credentials=credentials,
         address=settings.node_host,
         clock=utcnow,
+        tools=_tools(),
+        down_after_ms=settings.sentinel_down_after_ms,
     )
     reconciler = Reconciler(
         store=store,
@@ -103,8 +113,7 @@ def build(settings: Settings) -> tuple[Context, Reconciler, Store]:
 
 async def serve(settings: Settings) -> None:
     ctx, reconciler, store = build(settings)
-    # Bind before serving so that port 0 works and server.json names the real port.
-    listener = socket.create_server((settings.listen_host, settings.listen_port))
+    listener = _listen(settings.listen_host, settings.listen_port)
     host, port = listener.getsockname()[:2]
     config = uvicorn.Config(build_app(ctx), log_level="warning", access_log=False, lifespan="off")
     server = _Server(config)
@@ -124,6 +133,21 @@ async def serve(settings: Settings) -> None:
         await asyncio.gather(reconciling, return_exceptions=True)
         listener.close()
         store.close()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """Bind before serving so that port 0 works and server.json names the real port.
+
+    The socket is made with IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted
+    connections when the listener says so, and without it every answer stalls ~40 ms on Nagle.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    listener.bind((host, port))
+    listener.listen(128)
+    return listener
 
 
 class _Server(uvicorn.Server):

@@ -51,14 +51,14 @@ def test_memcached_cluster_across_azs(server: ServerProcess, client: Any) -> Non
         finally:
             mc.close()
 
-    pids = server.node_pids()
+    pids = server.member_pids()
     assert len(pids) == 3
     assert (
         client.delete_cache_cluster(CacheClusterId="sessions")["CacheCluster"]["CacheClusterStatus"]
         == "deleting"
     )
     client.get_waiter("cache_cluster_deleted").wait(CacheClusterId="sessions", WaiterConfig=FAST_WAIT)
-    wait_until(lambda: not server.node_pids(), 10, what="memcached processes to exit")
+    wait_until(lambda: not server.member_pids(), 10, what="memcached processes to exit")
     assert not any(is_alive(pid) for pid in pids.values())
 
 
@@ -85,10 +85,10 @@ def test_standalone_redis_cluster_and_killed_node(server: ServerProcess, client:
     endpoint = cluster["CacheNodes"][0]["Endpoint"]
     with redis.Redis(host=endpoint["Address"], port=endpoint["Port"], socket_timeout=2) as connection:
         assert connection.ping()
-    old = server.node_pids()["single/0001"]
+    old = server.member_pids()["single/0001"]
     os.kill(old, 9)
     wait_until(
-        lambda: server.node_pids().get("single/0001") not in (None, old), 15, what="the node's restart"
+        lambda: server.member_pids().get("single/0001") not in (None, old), 15, what="the node's restart"
     )
     assert _cluster(client, "single")["CacheNodes"][0]["Endpoint"] == endpoint
     listing = client.describe_cache_clusters(ShowCacheClustersNotInReplicationGroups=True)["CacheClusters"]

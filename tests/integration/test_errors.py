@@ -308,7 +308,7 @@ def test_bad_input_gets_the_aws_error_and_changes_nothing(
     assert error["Message"]
     assert "Traceback" not in error["Message"]
     assert _snapshot(client) == before
-    assert len(server.node_pids()) == 3
+    assert len(server.member_pids()) == 3
 
 
 def test_modeled_exception_classes_match(prepared: Any) -> None:

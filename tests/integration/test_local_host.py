@@ -546,3 +546,93 @@ def test_allocate_port_over_a_wide_range(tmp_path: Path) -> None:
         assert port not in taken
         with socket.socket() as check:
             check.bind((BIND, port))  # free when chosen, and still free
+
+
+# -- named port slots, scripts, read_file, reload ----------------------------------------------------
+
+
+def test_port_slots_are_persisted_apart_and_reserved_for_everyone(tmp_path: Path) -> None:
+    with socket.socket() as a, socket.socket() as b, socket.socket() as c:
+        for s in (a, b, c):
+            s.bind((BIND, 0))
+        free = sorted(s.getsockname()[1] for s in (a, b, c))
+    low, high = free[0], free[-1]
+    taken = set(range(low, high + 1)) - set(free)
+    host = LocalHost(tmp_path / "nodes", (low, high), BIND)
+    endpoint, node = NodeKey("ep", "0001"), NodeKey("c1", "0001")
+
+    primary = host.allocate_port(endpoint, taken)
+    reader = host.allocate_port(endpoint, taken, slot="reader")
+    assert primary != reader
+    assert (host.port_of(endpoint), host.port_of(endpoint, "reader")) == (primary, reader)
+    assert (host.node_dir(endpoint) / "port-reader").read_text().strip() == str(reader)
+    assert host.allocate_port(endpoint, (), slot="reader") == reader  # stable
+    assert host.port_of(endpoint, "other") is None
+
+    # The node gets the one port left: both of the endpoint's slots are reserved.
+    (third,) = set(free) - {primary, reader}
+    assert host.allocate_port(node, taken) == third
+    with pytest.raises(InsufficientCacheClusterCapacity):
+        host.allocate_port(node, taken, slot="extra")
+    with pytest.raises(ValueError, match="slot"):
+        host.port_of(node, "../pid")
+
+
+def test_scripts_are_executable_files_private_and_names_checked(host: RecordingHost) -> None:
+    key = NodeKey("c1", "0001")
+    sleeper = (sys.executable, "-c", "import time; time.sleep(60)", str(host.node_dir(key)))
+    spec = ProcessSpec(argv=sleeper, files={"a.conf": "x\n"}, scripts={"run.py": "#!/bin/sh\nexit 0\n"})
+    host.start(key, spec)
+    node_dir = host.node_dir(key)
+    assert stat.S_IMODE((node_dir / "a.conf").stat().st_mode) == 0o600
+    assert stat.S_IMODE((node_dir / "run.py").stat().st_mode) == 0o700
+    assert subprocess.run([node_dir / "run.py"], check=False, timeout=10).returncode == 0
+    assert host.read_file(key, "a.conf") == "x\n"
+    assert host.read_file(key, "missing.conf") is None
+    assert host.read_file(NodeKey("c9", "0001"), "a.conf") is None  # no node dir at all
+    with pytest.raises(ValueError, match="invalid node file name"):
+        host.read_file(key, "../0001/a.conf")
+    for bad in (
+        ProcessSpec(argv=sleeper, scripts={"pid": ""}),
+        ProcessSpec(argv=sleeper, files={"port-reader": ""}),
+        ProcessSpec(argv=sleeper, files={"x": ""}, scripts={"x": ""}),
+    ):
+        with pytest.raises(ValueError, match="name"):
+            host.reload(key, bad, signal.SIGHUP)
+
+
+# Prints the config file whenever it gets SIGHUP (after a "ready" line once the handler is set).
+_RELOADABLE = """
+import signal, sys, time
+from pathlib import Path
+conf = Path(sys.argv[1])
+def show(*_):
+    print("conf=" + conf.read_text().strip(), flush=True)
+signal.signal(signal.SIGHUP, show)
+print("ready", flush=True)
+while True:
+    time.sleep(1)
+"""
+
+
+def test_reload_writes_the_files_then_signals_the_node(host: RecordingHost) -> None:
+    key = NodeKey("c1", "0001")
+    node_dir = host.node_dir(key)
+    log = node_dir / "node.log"
+
+    def spec(text: str) -> ProcessSpec:
+        argv = (sys.executable, "-c", _RELOADABLE, str(node_dir / "app.conf"))
+        return ProcessSpec(argv=argv, files={"app.conf": text}, scripts={"hook": "#!/bin/sh\n"})
+
+    # Not running: the files are written, nothing is started.
+    host.reload(key, spec("zero"), signal.SIGHUP)
+    assert host.pid(key) is None
+    assert host.read_file(key, "app.conf") == "zero"
+
+    pid = host.start(key, spec("one"))
+    wait_for("the handler", lambda: "\nready\n" in log.read_text())
+    host.reload(key, spec("two"), signal.SIGHUP)
+    wait_for("the reload", lambda: "\nconf=two\n" in log.read_text())
+    assert host.pid(key) == pid  # same process, signalled, not restarted
+    assert "conf=one" not in log.read_text()
+    assert stat.S_IMODE((node_dir / "hook").stat().st_mode) == 0o700

@@ -41,17 +41,21 @@ def test_three_node_group_serves_replicates_and_is_deleted(server: ServerProcess
     members = node_group["NodeGroupMembers"]
     assert [m["CurrentRole"] for m in members] == ["primary", "replica", "replica"]
     assert [m["PreferredAvailabilityZone"] for m in members] == ["us-east-1a", "us-east-1b", "us-east-1c"]
-    assert node_group["PrimaryEndpoint"] == members[0]["ReadEndpoint"]
     ports = [m["ReadEndpoint"]["Port"] for m in members]
-    assert len(set(ports)) == 3
+    endpoints = [node_group["PrimaryEndpoint"]["Port"], node_group["ReaderEndpoint"]["Port"]]
+    assert len(set(ports + endpoints)) == 5
 
     primary, *replicas = (_redis(p) for p in ports)
+    writer, reader = _redis(endpoints[0]), _redis(endpoints[1])
     try:
-        primary.set("greeting", "hello")
+        writer.set("greeting", "hello")  # through the primary endpoint
+        assert primary.get("greeting") == "hello"
         primary.execute_command("WAIT", 2, 2000)
         for replica in replicas:
             assert replica.get("greeting") == "hello"
             assert replica.info("replication")["master_link_status"] == "up"
+        assert reader.get("greeting") == "hello"
+        assert reader.info("replication")["role"] == "slave"  # the reader endpoint lands on replicas
         # maxmemory follows the node type: cache.t4g.small has 1.37 GiB.
         assert int(primary.info("memory")["maxmemory"]) == pytest.approx(1.37 * 2**30, rel=0.01)
         # Applications connect as the default user and never get admin powers.
@@ -64,7 +68,7 @@ def test_three_node_group_serves_replicates_and_is_deleted(server: ServerProcess
             with pytest.raises(redis.exceptions.NoPermissionError):
                 primary.execute_command(*command)
     finally:
-        for connection in (primary, *replicas):
+        for connection in (primary, *replicas, writer, reader):
             connection.close()
 
     clusters = client.describe_cache_clusters(ShowCacheNodeInfo=True)["CacheClusters"]
@@ -78,7 +82,7 @@ def test_three_node_group_serves_replicates_and_is_deleted(server: ServerProcess
     ]
 
     pids = server.node_pids()
-    assert len(pids) == 3
+    assert sorted(pids) == ["orders-001/0001", "orders-002/0001", "orders-003/0001", "rg.orders/endpoint"]
     deleting = client.delete_replication_group(ReplicationGroupId="orders")["ReplicationGroup"]
     assert deleting["Status"] == "deleting"
     client.get_waiter("replication_group_deleted").wait(ReplicationGroupId="orders", WaiterConfig=FAST_WAIT)
@@ -124,7 +128,7 @@ def test_primary_cluster_id_adopts_a_standalone_cluster_and_retain_primary_keeps
     client.get_waiter("replication_group_available").wait(ReplicationGroupId="grown", WaiterConfig=FAST_WAIT)
     group = _group(client, "grown")
     assert group["MemberClusters"] == ["solo", "grown-002"]
-    assert group["NodeGroups"][0]["PrimaryEndpoint"]["Port"] == port
+    assert group["NodeGroups"][0]["NodeGroupMembers"][0]["ReadEndpoint"]["Port"] == port
     replica_port = group["NodeGroups"][0]["NodeGroupMembers"][1]["ReadEndpoint"]["Port"]
     with _redis(replica_port) as replica:
         wait_until(lambda: replica.get("kept") == "yes", 10, what="the replica to sync")

@@ -58,25 +58,25 @@ def test_killed_replica_restarts_on_its_port_as_a_replica_with_its_data(
     with redis.Redis(host="127.0.0.1", port=primary) as connection:
         connection.set("k", "v")
         connection.execute_command("WAIT", 2, 2000)
-    old_pid = server.node_pids()["heal-002/0001"]
+    old_pid = server.member_pids()["heal-002/0001"]
     os.kill(old_pid, signal.SIGKILL)
 
     wait_until(lambda: _serves(replica, "k") == "v", 15, what="the replica to come back with its data")
-    new_pid = server.node_pids()["heal-002/0001"]
+    new_pid = server.member_pids()["heal-002/0001"]
     assert new_pid != old_pid
     info = _role(replica)
     assert info["role"] == "slave"
     assert int(info["master_port"]) == primary
     assert [m["CurrentRole"] for m in _members(client, "heal")] == ["primary", "replica", "replica"]
-    assert len(server.processes_under_data_dir()) == 3
+    assert len(server.processes_under_data_dir()) == 4  # three nodes and the endpoint
 
 
 def test_killed_primary_restarts_as_the_primary_on_its_port(server: ServerProcess, client: Any) -> None:
     primary, replica, _ = _create_group(client, "phoenix")
-    old_pid = server.node_pids()["phoenix-001/0001"]
+    old_pid = server.member_pids()["phoenix-001/0001"]
     os.kill(old_pid, signal.SIGKILL)
     wait_until(
-        lambda: server.node_pids().get("phoenix-001/0001") not in (None, old_pid), 15, what="a restart"
+        lambda: server.member_pids().get("phoenix-001/0001") not in (None, old_pid), 15, what="a restart"
     )
     wait_until(lambda: _role(replica).get("master_link_status") == "up", 15, what="replicas to resync")
     assert _role(primary)["role"] == "master"
@@ -93,7 +93,7 @@ def test_data_plane_outlives_a_killed_control_plane_and_is_readopted(server: Ser
     with redis.Redis(host="127.0.0.1", port=ports[0]) as connection:
         connection.set("survives", "yes")
     pids_before = server.node_pids()
-    assert len(pids_before) == 5
+    assert len(pids_before) == 6  # 3 + 2 nodes, and the group's endpoint
 
     server.kill()  # kill -9 of the control plane
     for port in ports:
@@ -118,7 +118,7 @@ def test_sigterm_stops_the_control_plane_cleanly_and_nodes_keep_serving(server: 
     (port,) = _create_group(server.client(), "calm", nodes=1)
     assert server.stop() == 0
     assert _role(port)["role"] == "master"
-    assert len(server.node_pids()) == 1
+    assert len(server.member_pids()) == 1
 
 
 def test_group_caught_creating_converges_after_a_control_plane_crash(server: ServerProcess) -> None:
@@ -134,14 +134,14 @@ def test_group_caught_creating_converges_after_a_control_plane_crash(server: Ser
     server.start()
     client = server.client()
     client.get_waiter("replication_group_available").wait(ReplicationGroupId="midway", WaiterConfig=FAST_WAIT)
-    assert len(server.node_pids()) == 3
-    assert len(server.processes_under_data_dir()) == 3
+    assert len(server.member_pids()) == 3
+    assert len(server.processes_under_data_dir()) == 4
 
 
 def test_group_caught_deleting_is_gone_after_a_control_plane_crash(server: ServerProcess) -> None:
     client = server.client()
     _create_group(client, "doomed")
-    pids = server.node_pids()
+    pids = server.member_pids()
     client.delete_replication_group(ReplicationGroupId="doomed")
     server.signal(signal.SIGSTOP)
     try:

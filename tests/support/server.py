@@ -91,6 +91,10 @@ class ServerProcess:
         self.kill()
         for pid in self.node_pids().values():
             _kill_if_ours(pid, self.data_dir)
+        # A node spawned just before the control plane died may have no pidfile yet; its command
+        # line or working directory still names this data dir.
+        for pid in self.processes_under_data_dir():
+            _kill_if_ours(pid, self.data_dir)
 
     def log_tail(self, lines: int = 30) -> str:
         path = self.data_dir / "server.log"
@@ -111,12 +115,22 @@ class ServerProcess:
         return pids
 
     def processes_under_data_dir(self) -> list[int]:
-        """Every live process whose command line names this data dir: duplicates would show here."""
-        found = []
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit() and _alive_and_ours(int(entry.name), self.data_dir):
-                found.append(int(entry.name))
-        return sorted(p for p in found if self.process is None or p != self.process.pid)
+        """Every live top-level process of this data dir's nodes: a duplicate start would show here.
+
+        A process whose parent is one of them (HAProxy's worker under its master) is not counted.
+        """
+        found = {
+            int(entry.name)
+            for entry in Path("/proc").iterdir()
+            if entry.name.isdigit() and _alive_and_ours(int(entry.name), self.data_dir)
+        }
+        if self.process is not None:
+            found.discard(self.process.pid)
+        return sorted(p for p in found if _parent(p) not in found)
+
+    def member_pids(self) -> dict[str, int]:
+        """Like ``node_pids``, for cache nodes only (not the Sentinels and endpoints of groups)."""
+        return {k: v for k, v in self.node_pids().items() if not k.startswith("rg.")}
 
     # API access
 
@@ -137,6 +151,13 @@ class ServerProcess:
         }
         params.update(overrides)
         return boto3.client("elasticache", **params)
+
+
+def _parent(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
 
 
 def _cmdline(pid: int) -> str:

@@ -102,9 +102,7 @@ def _claim_from_header(authorization: str, headers: Mapping[str, str]) -> _Claim
         fields[name] = value
     missing = [name for name in ("Credential", "SignedHeaders", "Signature") if not fields.get(name)]
     if missing:
-        raise IncompleteSignature(
-            " ".join(f"Authorization header requires '{name}' parameter." for name in missing)
-        )
+        raise IncompleteSignature(" ".join(f"Authorization header requires '{name}' parameter." for name in missing))
     stamp, when = _request_time(headers)
     return _claim(
         fields["Credential"],
@@ -146,9 +144,7 @@ def _claim(
     if service != SERVICE or terminator != _TERMINATOR:
         raise IncompleteSignature(f"Credential should be scoped to {expected_form}, got {credential!r}.")
     if date != stamp[:8]:
-        raise IncompleteSignature(
-            f"Date in Credential scope does not match YYYYMMDD from the request date {stamp}."
-        )
+        raise IncompleteSignature(f"Date in Credential scope does not match YYYYMMDD from the request date {stamp}.")
     return _Claim(
         access_key=access_key,
         scope="/".join(parts[1:]),
@@ -171,9 +167,7 @@ def _request_time(headers: Mapping[str, str]) -> tuple[str, datetime]:
         except (TypeError, ValueError):
             raise IncompleteSignature("Date header is not an HTTP date.") from None
         return when.strftime(_STAMP_FORMAT), when
-    raise IncompleteSignature(
-        "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."
-    )
+    raise IncompleteSignature("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.")
 
 
 def _parse_stamp(stamp: str) -> datetime:

@@ -39,9 +39,7 @@ def engine_binary(engines: Sequence[EngineBinary], engine: str, version: str | N
     matching = [e for e in candidates if e.version == version or e.version.startswith(version + ".")]
     if not matching:
         installed = ", ".join(e.version for e in candidates)
-        raise InvalidParameterValue(
-            f"Cannot find version {version} for {engine}. Installed versions: {installed}."
-        )
+        raise InvalidParameterValue(f"Cannot find version {version} for {engine}. Installed versions: {installed}.")
     return max(matching, key=lambda e: _version_key(e.version))
 
 

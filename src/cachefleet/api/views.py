@@ -92,20 +92,16 @@ def _cache_node(ctx: Context, cluster: Cluster, node_id: str, az: str) -> dict[s
 
 def replication_group(ctx: Context, group: Group, members: list[Cluster]) -> dict[str, Any]:
     spec, status = group.spec, group.status
-    node_type = spec.node_type
     primary_id = status.primary_cluster_id or spec.primary_cluster_id
-    primary = next((m for m in members if m.spec.id == primary_id), None)
-    replicas = [m for m in members if m.spec.id != primary_id]
     node_group: dict[str, Any] = {
         "NodeGroupId": "0001",
         "Status": _node_group_status(status.status),
         "NodeGroupMembers": [_member(ctx, m, m.spec.id == primary_id) for m in members],
     }
-    if status.status != st.CREATING and primary is not None:
-        node_group["PrimaryEndpoint"] = endpoint(ctx, _port(primary))
-        # Until stable endpoints exist, the reader endpoint is the first replica (or the primary).
-        reader = replicas[0] if replicas else primary
-        node_group["ReaderEndpoint"] = endpoint(ctx, _port(reader))
+    # Endpoints appear once the group has served (as on ElastiCache) and never change after that.
+    if status.status != st.CREATING and status.primary_endpoint_port and status.reader_endpoint_port:
+        node_group["PrimaryEndpoint"] = endpoint(ctx, status.primary_endpoint_port)
+        node_group["ReaderEndpoint"] = endpoint(ctx, status.reader_endpoint_port)
     return {
         "ReplicationGroupId": spec.id,
         "Description": spec.description,
@@ -113,12 +109,12 @@ def replication_group(ctx: Context, group: Group, members: list[Cluster]) -> dic
         "PendingModifiedValues": {},
         "MemberClusters": list(spec.members),
         "NodeGroups": [node_group],
-        "AutomaticFailover": "enabled" if spec.automatic_failover else "disabled",
+        "AutomaticFailover": _automatic_failover(spec.automatic_failover, status.failover_active),
         "MultiAZ": "enabled" if spec.multi_az else "disabled",
         "SnapshotRetentionLimit": spec.snapshot_retention_limit,
         "SnapshotWindow": spec.snapshot_window or "05:00-06:00",
         "ClusterEnabled": False,
-        "CacheNodeType": node_type,
+        "CacheNodeType": spec.node_type,
         "AuthTokenEnabled": False,
         "TransitEncryptionEnabled": False,
         "AtRestEncryptionEnabled": False,
@@ -134,13 +130,14 @@ def replication_group(ctx: Context, group: Group, members: list[Cluster]) -> dic
     }
 
 
+def _automatic_failover(wanted: bool, active: bool) -> str:
+    if wanted:
+        return "enabled" if active else "enabling"
+    return "disabling" if active else "disabled"
+
+
 def _node_group_status(group_status: str) -> str:
     return group_status if group_status in {st.CREATING, st.AVAILABLE, st.DELETING} else st.MODIFYING
-
-
-def _port(cluster: Cluster) -> int | None:
-    node = cluster.status.node("0001")
-    return node.port if node else None
 
 
 def _member(ctx: Context, member: Cluster, is_primary: bool) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 from cachefleet.hosts.base import NodeKey
@@ -13,6 +14,7 @@ Address = tuple[str, int]
 @dataclass(frozen=True)
 class AllocatePort:
     node: NodeKey
+    slot: str = "port"
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,59 @@ class StartNode:
 class ReplicaOf:
     node: NodeKey
     primary: Address | None  # None: REPLICAOF NO ONE
+
+
+@dataclass(frozen=True)
+class Switchover:
+    """A planned change of primary (automatic failover off): pause writes, catch up, swap roles."""
+
+    old: Address
+    new: Address
+
+
+@dataclass(frozen=True)
+class EndpointInputs:
+    """Everything a group's endpoint config depends on; a change means a reload."""
+
+    nodes: tuple[Address, ...]
+    primary: Address
+
+    def to_json(self) -> str:
+        """The canonical text kept beside the running config, compared on every pass."""
+        return json.dumps({"nodes": [list(n) for n in self.nodes], "primary": list(self.primary)}, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class StartEndpoint:
+    node: NodeKey
+    inputs: EndpointInputs
+
+
+@dataclass(frozen=True)
+class ReloadEndpoint:
+    node: NodeKey
+    inputs: EndpointInputs
+
+
+@dataclass(frozen=True)
+class SetEndpointPrimary:
+    """Only the primary's server takes writes; every other one is put in maintenance, sessions cut."""
+
+    node: NodeKey
+    server: str
+
+
+@dataclass(frozen=True)
+class StartSentinel:
+    node: NodeKey
+    group_id: str
+    primary: Address
+
+
+@dataclass(frozen=True)
+class SentinelFailover:
+    node: NodeKey
+    group_id: str
 
 
 @dataclass(frozen=True)
@@ -47,7 +102,20 @@ class DeleteRecord:
     id: str
 
 
-Action = AllocatePort | StartNode | ReplicaOf | RemoveNode | DetachMember | DeleteRecord
+Action = (
+    AllocatePort
+    | StartNode
+    | ReplicaOf
+    | Switchover
+    | StartEndpoint
+    | ReloadEndpoint
+    | SetEndpointPrimary
+    | StartSentinel
+    | SentinelFailover
+    | RemoveNode
+    | DetachMember
+    | DeleteRecord
+)
 
 
 @dataclass(frozen=True)
@@ -59,7 +127,7 @@ class Event:
 
 @dataclass(frozen=True)
 class Plan:
-    """What one pass decided: steps to take now, or else the statuses to record."""
+    """What one pass decided: steps to take now, and the statuses and events to record after them."""
 
     actions: tuple[Action, ...] = ()
     group_statuses: dict[str, GroupStatus] = field(default_factory=dict)

@@ -9,25 +9,45 @@ from datetime import datetime
 
 from cachefleet.control.actions import (
     Action,
+    Address,
     AllocatePort,
     DeleteRecord,
     DetachMember,
+    EndpointInputs,
     Event,
+    ReloadEndpoint,
     RemoveNode,
     ReplicaOf,
+    SentinelFailover,
+    SetEndpointPrimary,
+    StartEndpoint,
     StartNode,
+    StartSentinel,
+    Switchover,
 )
-from cachefleet.control.observe import Credentials
-from cachefleet.engines import memcached, redis
+from cachefleet.control.observe import ENDPOINT_INPUTS, READER_SLOT, Credentials, endpoint_key
+from cachefleet.engines import haproxy, memcached, redis, sentinel
 from cachefleet.engines.installed import EngineBinary
 from cachefleet.engines.nodetypes import memory_bytes
 from cachefleet.hosts.base import Host, NodeKey, ProcessSpec
-from cachefleet.model.errors import Fatal
+from cachefleet.model.errors import Fatal, Retry
 from cachefleet.model.specs import CacheClusterSpec
 from cachefleet.store.records import CLUSTER, get_cluster
 from cachefleet.store.sqlite import Store
 
 REDIS_CONF = "redis.conf"
+HAPROXY_CONF = "haproxy.cfg"
+SENTINEL_CONF = "sentinel.conf"
+RECONFIG_SCRIPT = "reconfig"
+
+
+@dataclass(frozen=True)
+class Tools:
+    """Binaries besides the engines: Sentinel, the endpoint proxy, and the interpreter of scripts."""
+
+    sentinel: str
+    haproxy: str
+    python: str
 
 
 @dataclass(frozen=True)
@@ -38,15 +58,25 @@ class Executor:
     credentials: Credentials
     address: str
     clock: Callable[[], datetime]
+    tools: Tools
+    down_after_ms: int = 1000
 
     async def run(self, actions: Sequence[Action]) -> None:
+        # Ports are chosen one at a time (two concurrent choices could pick the same free port);
+        # processes then start together, as starting them one by one is what made creation slow.
         for action in actions:
-            await self._one(action)
+            if isinstance(action, AllocatePort):
+                await asyncio.to_thread(self._allocate, action.node, action.slot)
+        starts = [a for a in actions if isinstance(a, StartNode)]
+        await asyncio.gather(*(self._one(a) for a in starts))
+        for action in actions:
+            if not isinstance(action, AllocatePort | StartNode):
+                await self._one(action)
 
     async def _one(self, action: Action) -> None:
         match action:
-            case AllocatePort(node):
-                await asyncio.to_thread(self._allocate, node)
+            case AllocatePort(node, slot):
+                await asyncio.to_thread(self._allocate, node, slot)
             case StartNode(node, replicaof):
                 process = self._process(node, replicaof)
                 await asyncio.to_thread(self.host.start, node, process)
@@ -60,6 +90,21 @@ class Executor:
                         password=self.credentials.password,
                         primary=primary,
                     )
+            case Switchover(old, new):
+                await redis.switchover(old, new, user=self.credentials.user, password=self.credentials.password)
+            case StartEndpoint(node, inputs):
+                await asyncio.to_thread(self.host.start, node, self._endpoint(node, inputs))
+            case ReloadEndpoint(node, inputs):
+                spec = self._endpoint(node, inputs)
+                await asyncio.to_thread(self.host.reload, node, spec, haproxy.RELOAD_SIGNAL)
+            case SetEndpointPrimary(node, server):
+                await asyncio.to_thread(haproxy.set_primary, self.host.node_dir(node) / haproxy.ADMIN_SOCKET, server)
+            case StartSentinel(node, group_id, primary):
+                await asyncio.to_thread(self.host.start, node, self._sentinel(node, group_id, primary))
+            case SentinelFailover(node, group_id):
+                port = self.host.port_of(node)
+                if port is not None:
+                    await sentinel.failover(self.address, port, group_id)
             case RemoveNode(node):
                 await asyncio.to_thread(self.host.remove, node)
             case DetachMember(cluster_id):
@@ -73,9 +118,53 @@ class Executor:
         for event in events:
             self.store.add_event(event.source_id, event.source_type, event.message, self.clock())
 
-    def _allocate(self, node: NodeKey) -> None:
-        taken = {p for k in self.host.nodes() if k != node and (p := self.host.port_of(k)) is not None}
-        self.host.allocate_port(node, taken)
+    def _allocate(self, node: NodeKey, slot: str) -> None:
+        # The host skips every port it has handed out already; nothing else on this host is ours to skip.
+        self.host.allocate_port(node, (), slot)
+
+    def _endpoint(self, node: NodeKey, inputs: EndpointInputs) -> ProcessSpec:
+        port, reader = self.host.port_of(node), self.host.port_of(node, READER_SLOT)
+        if port is None or reader is None:
+            raise Retry(f"endpoint {node.cluster_id} has no ports yet")
+        config = haproxy.EndpointConfig(
+            bind=self.address,
+            primary_port=port,
+            reader_port=reader,
+            nodes=inputs.nodes,
+            primary=inputs.primary,
+            admin_user=self.credentials.user,
+            admin_password=self.credentials.password,
+        )
+        conf = self.host.node_dir(node) / HAPROXY_CONF
+        return ProcessSpec(
+            argv=haproxy.argv(self.tools.haproxy, conf),
+            files={HAPROXY_CONF: haproxy.render_config(config), ENDPOINT_INPUTS: inputs.to_json()},
+        )
+
+    def _sentinel(self, node: NodeKey, group_id: str, primary: Address) -> ProcessSpec:
+        port = self.host.port_of(node)
+        if port is None:
+            raise Retry(f"sentinel {node.node_id} of {group_id} has no port yet")
+        node_dir = self.host.node_dir(node)
+        admin_socket = self.host.node_dir(endpoint_key(group_id)) / haproxy.ADMIN_SOCKET
+        config = sentinel.SentinelConfig(
+            port=port,
+            bind=self.address,
+            data_dir=node_dir,
+            master_name=group_id,
+            primary=primary,
+            quorum=2,
+            admin_user=self.credentials.user,
+            admin_password=self.credentials.password,
+            my_id=sentinel.my_id(f"{group_id}/{node.node_id}"),
+            down_after_ms=self.down_after_ms,
+            reconfig_script=node_dir / RECONFIG_SCRIPT,
+        )
+        return ProcessSpec(
+            argv=sentinel.argv(self.tools.sentinel, node_dir / SENTINEL_CONF),
+            files={SENTINEL_CONF: sentinel.render_config(config)},
+            scripts={RECONFIG_SCRIPT: sentinel.reconfig_script(self.tools.python, admin_socket)},
+        )
 
     def _process(self, node: NodeKey, replicaof: tuple[str, int] | None) -> ProcessSpec:
         spec = get_cluster(self.store, node.cluster_id).spec

@@ -109,10 +109,9 @@ class Reconciler:
         plan, generations = planned
         if plan.actions:
             await self._executor.run(plan.actions)
-            self._executor.record(plan.events)
-            return 0.0
-        if not self._record(plan, generations):
-            return 0.0  # the spec changed while we looked: plan again from the new one
+        recorded = self._record(plan, generations)
+        if plan.actions or not recorded:
+            return 0.0  # look again at once: after steps, or when the spec changed while we looked
         return None if plan.converged else WAITING_DELAY
 
     async def _plan_cluster(self, cluster_id: str) -> tuple[Plan, Generations] | None:
@@ -136,13 +135,15 @@ class Reconciler:
             return None
         clusters = [c for m in group.spec.members if (c := find_cluster(self._store, m)) is not None]
         members = {c.spec.id: (c.spec, c.status) for c in clusters}
-        keys = [group_planner.member_key(m) for m in members]
-        observed = await observe.observe_nodes(
-            self._host, keys, engine=group.spec.engine, address=self._address, credentials=self._credentials
+        observed = await observe.observe_group(
+            self._host,
+            group_id,
+            list(members),
+            engine=group.spec.engine,
+            address=self._address,
+            credentials=self._credentials,
         )
-        plan = group_planner.plan(
-            group.spec, group.status, members, observed, address=self._address, now=self._now()
-        )
+        plan = group_planner.plan(group.spec, group.status, members, observed, address=self._address, now=self._now())
         generations = {(GROUP, group_id): group.generation}
         generations.update({(CLUSTER, c.spec.id): c.generation for c in clusters})
         return plan, generations

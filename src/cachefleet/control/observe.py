@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from cachefleet.engines import memcached, redis
+from cachefleet.engines import haproxy, memcached, redis, sentinel
 from cachefleet.hosts.base import Host, NodeKey
 
 
@@ -50,3 +50,81 @@ async def observe_nodes(
         *(observe_node(host, k, engine=engine, address=address, credentials=credentials) for k in keys)
     )
     return dict(zip(keys, results, strict=True))
+
+
+# The processes that serve a whole replication group rather than one member: its Sentinels and the
+# HAProxy process behind its primary and reader endpoints. Their node keys live under ``rg.<id>``,
+# which no cache cluster id can collide with (cluster ids never contain a dot).
+
+ENDPOINT_INPUTS = "inputs.json"  # what the running endpoint's config was rendered from
+READER_SLOT = "reader"
+
+
+def group_dir_id(group_id: str) -> str:
+    return f"rg.{group_id}"
+
+
+def endpoint_key(group_id: str) -> NodeKey:
+    return NodeKey(group_dir_id(group_id), "endpoint")
+
+
+def sentinel_keys(group_id: str, count: int = 3) -> list[NodeKey]:
+    return [NodeKey(group_dir_id(group_id), f"sentinel-{i}") for i in range(1, count + 1)]
+
+
+@dataclass(frozen=True)
+class SentinelObservation:
+    port: int | None
+    pid: int | None
+    view: sentinel.SentinelView | None = None
+
+
+@dataclass(frozen=True)
+class EndpointObservation:
+    port: int | None
+    reader_port: int | None
+    pid: int | None
+    inputs: str | None = None
+    servers: dict[str, haproxy.ServerState] | None = None  # be_primary, by server name
+
+
+@dataclass(frozen=True)
+class GroupObservation:
+    nodes: dict[str, NodeObservation]  # by member cluster id
+    endpoint: EndpointObservation
+    sentinels: dict[NodeKey, SentinelObservation] = field(default_factory=dict)
+
+
+async def observe_group(
+    host: Host, group_id: str, members: list[str], *, engine: str, address: str, credentials: Credentials
+) -> GroupObservation:
+    keys = [NodeKey(m, "0001") for m in members]
+    nodes, endpoint, sentinels = await asyncio.gather(
+        observe_nodes(host, keys, engine=engine, address=address, credentials=credentials),
+        asyncio.to_thread(_observe_endpoint, host, endpoint_key(group_id)),
+        asyncio.gather(*(_observe_sentinel(host, k, group_id, address) for k in sentinel_keys(group_id))),
+    )
+    return GroupObservation(
+        nodes={k.cluster_id: obs for k, obs in nodes.items()},
+        endpoint=endpoint,
+        sentinels=dict(zip(sentinel_keys(group_id), sentinels, strict=True)),
+    )
+
+
+def _observe_endpoint(host: Host, key: NodeKey) -> EndpointObservation:
+    port, reader, pid = host.port_of(key), host.port_of(key, READER_SLOT), host.pid(key)
+    if pid is None:
+        return EndpointObservation(port, reader, pid)
+    inputs = host.read_file(key, ENDPOINT_INPUTS)
+    try:
+        servers = haproxy.server_states(host.node_dir(key) / haproxy.ADMIN_SOCKET, haproxy.PRIMARY_BACKEND)
+    except OSError:
+        servers = None  # starting up, or reloading
+    return EndpointObservation(port, reader, pid, inputs, servers)
+
+
+async def _observe_sentinel(host: Host, key: NodeKey, group_id: str, address: str) -> SentinelObservation:
+    port, pid = await asyncio.to_thread(lambda: (host.port_of(key), host.pid(key)))
+    if port is None or pid is None:
+        return SentinelObservation(port, pid)
+    return SentinelObservation(port, pid, await sentinel.probe(address, port, group_id))

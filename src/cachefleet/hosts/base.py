@@ -30,10 +30,13 @@ class ProcessSpec:
 
     ``files`` maps a plain file name (no directories) to its text; the host writes them into the node
     directory, mode 0600, before starting ``argv`` (they hold secrets such as ACL passwords).
+    ``scripts`` are written the same way but mode 0700: programs the process runs itself (Sentinel
+    refuses a ``client-reconfig-script`` without an execute bit, even for root).
     """
 
     argv: tuple[str, ...]
     files: Mapping[str, str] = field(default_factory=dict)
+    scripts: Mapping[str, str] = field(default_factory=dict)
 
 
 class Host(Protocol):
@@ -41,13 +44,18 @@ class Host(Protocol):
         """Where the node's config, data, log, pidfile and port file live (not created by this call)."""
         ...
 
-    def port_of(self, key: NodeKey) -> int | None:
-        """The port persisted for this node, if it has one."""
+    def port_of(self, key: NodeKey, slot: str = "port") -> int | None:
+        """The port persisted for this node in ``slot``, if it has one.
+
+        A node may hold several ports, one per named slot (an endpoint proxy: ``"port"`` for the
+        primary endpoint, ``"reader"`` for the reader endpoint).
+        """
         ...
 
-    def allocate_port(self, key: NodeKey, taken: Collection[int]) -> int:
-        """The node's persisted port, or a newly chosen free one (persisted before returning).
+    def allocate_port(self, key: NodeKey, taken: Collection[int], slot: str = "port") -> int:
+        """The node's persisted port in ``slot``, or a newly chosen free one (persisted first).
 
+        A new port is never one in ``taken`` nor one persisted for any slot of any node.
         Raises ``InsufficientCacheClusterCapacity`` when the range has no free port.
         """
         ...
@@ -58,6 +66,18 @@ class Host(Protocol):
 
     def start(self, key: NodeKey, spec: ProcessSpec) -> int:
         """Start the node unless it already runs; returns its PID either way."""
+        ...
+
+    def read_file(self, key: NodeKey, name: str) -> str | None:
+        """The text of file ``name`` in the node directory (one the process may have rewritten,
+        such as Sentinel's config), or None when it does not exist."""
+        ...
+
+    def reload(self, key: NodeKey, spec: ProcessSpec, signum: int) -> None:
+        """Write the spec's files and scripts, then send ``signum`` to the node's live process.
+
+        Nothing is started: a no-op (after writing the files) when the node is not running.
+        """
         ...
 
     def stop(self, key: NodeKey, timeout: float = 5.0) -> None:

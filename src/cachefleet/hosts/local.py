@@ -4,9 +4,11 @@ Layout (``root`` is ``<data_dir>/nodes``)::
 
     root/<cluster_id>/<node_id>/    mode 0700
         port        the node's port for life, chosen once by a bind test
+        port-<slot> further ports of the node, one per named slot (an endpoint's "reader" port)
         pid         PID of the running process (written atomically after spawn)
         node.log    stdout + stderr of every run, appended
         <files>     whatever the ProcessSpec carries (redis.conf, ...), mode 0600
+        <scripts>   programs the ProcessSpec carries (a Sentinel reconfig script), mode 0700
 
 The files are the only state: a control plane that restarts builds a new ``LocalHost`` on the same
 root and re-adopts running nodes from their pidfiles, so the data plane outlives the control plane.
@@ -41,15 +43,17 @@ from pathlib import Path
 from cachefleet.hosts.base import NodeKey, ProcessSpec
 from cachefleet.model.errors import InsufficientCacheClusterCapacity
 
-PORT_FILE = "port"
+PORT_FILE = "port"  # the default slot's file; slot "reader" lives in "port-reader"
 PID_FILE = "pid"
 LOG_FILE = "node.log"
+DEFAULT_SLOT = "port"
 
 # SIGKILL cannot be ignored, but a process in uninterruptible sleep (D state) may take a moment to go.
 _KILL_WAIT = 5.0
 _PF_EXITING = 0x4  # include/linux/sched.h
 # Cluster ids, node ids and spec file names: one path component each, never "." or "..".
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_SLOT = re.compile(r"[a-z0-9][a-z0-9_]*")
 
 
 class LocalHost:
@@ -76,18 +80,21 @@ class LocalHost:
                 raise ValueError(f"invalid node key component {part!r}")
         return self._root / key.cluster_id / key.node_id
 
-    def port_of(self, key: NodeKey) -> int | None:
-        return _read_int(self.node_dir(key) / PORT_FILE)
+    def port_of(self, key: NodeKey, slot: str = DEFAULT_SLOT) -> int | None:
+        return _read_int(self.node_dir(key) / _port_file(slot))
 
-    def allocate_port(self, key: NodeKey, taken: Collection[int]) -> int:
+    def allocate_port(self, key: NodeKey, taken: Collection[int], slot: str = DEFAULT_SLOT) -> int:
         # One allocation at a time in this process; other installations are kept apart by the bind
         # test and by starting at a random offset, so two of them rarely probe the same port first.
         with self._alloc_lock:
-            existing = self.port_of(key)
+            existing = self.port_of(key, slot)
             if existing is not None:
                 return existing
-            # Ports persisted for other nodes are reserved even while those nodes are stopped.
-            excluded = set(taken) | {p for k in self.nodes() if (p := self.port_of(k)) is not None}
+            # Ports persisted for any slot of any node (this one's other slots included) are
+            # reserved even while those nodes are stopped.
+            excluded = set(taken)
+            for node in self.nodes():
+                excluded |= _persisted_ports(self.node_dir(node))
             low, high = self._port_range
             count = high - low + 1
             offset = random.randrange(count)
@@ -95,11 +102,21 @@ class LocalHost:
                 port = low + (offset + i) % count
                 if port not in excluded and _bindable(self._bind_host, port):
                     node_dir = self._ensure_node_dir(key)
-                    _write_private(node_dir / PORT_FILE, f"{port}\n")
+                    _write_private(node_dir / _port_file(slot), f"{port}\n")
                     return port
             raise InsufficientCacheClusterCapacity(
                 f"no free port in {low}-{high} on {self._bind_host} for node {key.node_id}"
             )
+
+    # -- files -------------------------------------------------------------------------------
+
+    def read_file(self, key: NodeKey, name: str) -> str | None:
+        if not _NAME.fullmatch(name):
+            raise ValueError(f"invalid node file name {name!r}")
+        try:
+            return (self.node_dir(key) / name).read_text()
+        except FileNotFoundError:
+            return None
 
     # -- processes ---------------------------------------------------------------------------
 
@@ -116,11 +133,7 @@ class LocalHost:
             running = self.pid(key)
             if running is not None:
                 return running
-            node_dir = self._ensure_node_dir(key)
-            for name, text in spec.files.items():
-                if not _NAME.fullmatch(name) or name in (PORT_FILE, PID_FILE, LOG_FILE):
-                    raise ValueError(f"invalid node file name {name!r}")
-                _write_private(node_dir / name, text)
+            node_dir = self._write_spec_files(key, spec)
             log_fd = os.open(node_dir / LOG_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             with os.fdopen(log_fd, "ab") as log:
                 stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
@@ -140,6 +153,23 @@ class LocalHost:
                 self._children[child.pid] = child
             _write_private(node_dir / PID_FILE, f"{child.pid}\n")
             return child.pid
+
+    def reload(self, key: NodeKey, spec: ProcessSpec, signum: int) -> None:
+        with self._node_lock(key):
+            self._write_spec_files(key, spec)
+            pid = self.pid(key)
+            if pid is None:
+                return
+            try:
+                pidfd = os.pidfd_open(pid)
+            except ProcessLookupError:
+                return
+            try:
+                # As in stop(): the pidfd pins the process; check once more that it is ours.
+                if self._owns(pid, key):
+                    _signal(pidfd, signal.Signals(signum))
+            finally:
+                os.close(pidfd)
 
     def stop(self, key: NodeKey, timeout: float = 5.0) -> None:
         with self._node_lock(key):
@@ -193,6 +223,21 @@ class LocalHost:
     def _node_lock(self, key: NodeKey) -> threading.RLock:
         with self._guard:
             return self._node_locks.setdefault(key, threading.RLock())
+
+    def _write_spec_files(self, key: NodeKey, spec: ProcessSpec) -> Path:
+        """Check every name first, then write the spec's files (0600) and scripts (0700)."""
+        names = [*spec.files, *spec.scripts]
+        for name in names:
+            if not _NAME.fullmatch(name) or _reserved(name):
+                raise ValueError(f"invalid node file name {name!r}")
+        if len(set(names)) != len(names):
+            raise ValueError("a name is both a file and a script")
+        node_dir = self._ensure_node_dir(key)
+        for name, text in spec.files.items():
+            _write_private(node_dir / name, text)
+        for name, text in spec.scripts.items():
+            _write_private(node_dir / name, text, mode=0o700)
+        return node_dir
 
     def _ensure_node_dir(self, key: NodeKey) -> Path:
         node_dir = self.node_dir(key)
@@ -298,6 +343,29 @@ def _bindable(host: str, port: int) -> bool:
     return True
 
 
+def _port_file(slot: str) -> str:
+    if not _SLOT.fullmatch(slot):
+        raise ValueError(f"invalid port slot {slot!r}")
+    return PORT_FILE if slot == DEFAULT_SLOT else f"{PORT_FILE}-{slot}"
+
+
+def _persisted_ports(node_dir: Path) -> set[int]:
+    """The ports of every slot persisted in ``node_dir``."""
+    ports: set[int] = set()
+    with contextlib.suppress(OSError):
+        for path in node_dir.iterdir():
+            if path.name == PORT_FILE or path.name.startswith(PORT_FILE + "-"):
+                port = _read_int(path)
+                if port is not None:
+                    ports.add(port)
+    return ports
+
+
+def _reserved(name: str) -> bool:
+    """Names the host keeps for itself: pidfile, log, and every port slot's file."""
+    return name in (PID_FILE, LOG_FILE, PORT_FILE) or name.startswith(PORT_FILE + "-")
+
+
 def _read_int(path: Path) -> int | None:
     try:
         return int(path.read_text().strip())
@@ -305,12 +373,12 @@ def _read_int(path: Path) -> int | None:
         return None
 
 
-def _write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (temp file + rename), mode 0600."""
+def _write_private(path: Path, text: str, mode: int = 0o600) -> None:
+    """Write ``text`` to ``path`` atomically (temp file + rename), ``mode`` (0600 by default)."""
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
-        os.fchmod(out.fileno(), 0o600)  # a leftover temp file may have had another mode
+        os.fchmod(out.fileno(), mode)  # a leftover temp file may have had another mode
         out.write(text)
         out.flush()
         os.fsync(out.fileno())

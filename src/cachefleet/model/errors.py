@@ -138,6 +138,14 @@ class SnapshotFeatureNotSupported(ClientError):
     code = "SnapshotFeatureNotSupportedFault"
 
 
+class NoOperation(ClientError):
+    code = "NoOperationFault"
+
+
+class TestFailoverNotAvailable(ClientError):
+    code = "TestFailoverNotAvailableFault"
+
+
 # Quotas
 
 
@@ -155,6 +163,10 @@ class NodeQuotaForClusterExceeded(QuotaExceeded):
 
 class ClusterQuotaForCustomerExceeded(QuotaExceeded):
     code = "ClusterQuotaForCustomerExceeded"
+
+
+class APICallRateForCustomerExceeded(QuotaExceeded):
+    code = "APICallRateForCustomerExceeded"
 
 
 class InsufficientCacheClusterCapacity(QuotaExceeded):

@@ -12,6 +12,11 @@ from cachefleet.model.errors import InvalidCacheClusterState, InvalidReplication
 # (resource kind, operation) -> the statuses in which the operation is accepted
 ALLOWED: dict[tuple[str, str], frozenset[str]] = {
     ("replication-group", "DeleteReplicationGroup"): frozenset({st.AVAILABLE, st.CREATE_FAILED}),
+    ("replication-group", "ModifyReplicationGroup"): frozenset({st.AVAILABLE}),
+    ("replication-group", "TestFailover"): frozenset({st.AVAILABLE}),
+    ("replication-group", "IncreaseReplicaCount"): frozenset({st.AVAILABLE}),
+    ("replication-group", "DecreaseReplicaCount"): frozenset({st.AVAILABLE}),
+    ("replication-group", "CreateCacheCluster.ReplicationGroupId"): frozenset({st.AVAILABLE}),
     ("cache-cluster", "DeleteCacheCluster"): frozenset({st.AVAILABLE, st.RESTORE_FAILED, st.CREATE_FAILED}),
     ("cache-cluster", "CreateReplicationGroup.PrimaryClusterId"): frozenset({st.AVAILABLE}),
 }

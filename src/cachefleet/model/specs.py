@@ -69,6 +69,8 @@ class ReplicationGroupSpec:
     retain_primary_cluster: bool = False
     snapshot_retention_limit: int = 0
     snapshot_window: str | None = None
+    # TestFailover calls so far; the reconciler runs one Sentinel failover for each it has not yet run.
+    failover_requests: int = 0
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -57,10 +57,17 @@ class GroupStatus:
     status: str
     primary_cluster_id: str | None = None  # the member that currently holds the primary role
     message: str = ""
+    failovers_done: int = 0  # how many of the spec's failover_requests have been carried out
+    failover_active: bool = False  # Sentinels watch the group (automatic failover really in force)
+    primary_endpoint_port: int | None = None  # the group's stable endpoints (its proxy's ports)
+    reader_endpoint_port: int | None = None
+    # Members replaced or demoted that are not yet back as synced replicas ("Recovering cache nodes").
+    recovering: tuple[str, ...] = ()
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        return cls(**{**data, "recovering": tuple(data.get("recovering", ()))})
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Self:
-        return cls(**data)

@@ -7,12 +7,12 @@ from typing import Any
 
 from cachefleet.api import validate, views
 from cachefleet.api.context import Context
+from cachefleet.api.handlers import members
 from cachefleet.api.paging import page
 from cachefleet.model import lifecycle
 from cachefleet.model import status as st
 from cachefleet.model.errors import (
     CacheClusterAlreadyExists,
-    InvalidCacheClusterState,
     InvalidParameterCombination,
     InvalidParameterValue,
     SnapshotFeatureNotSupported,
@@ -20,12 +20,11 @@ from cachefleet.model.errors import (
 from cachefleet.model.ids import CACHE_CLUSTER_ID_MAX, check_identifier
 from cachefleet.model.specs import CacheClusterSpec
 from cachefleet.model.status import ClusterStatus
-from cachefleet.store.records import CLUSTER, all_clusters, get_cluster
+from cachefleet.store.records import CLUSTER, all_clusters, get_cluster, get_group
 
 MAX_MEMCACHED_NODES = 40
 
 _NOT_YET = (
-    "ReplicationGroupId",
     "CacheParameterGroupName",
     "SnapshotArns",
     "SnapshotName",
@@ -43,20 +42,18 @@ async def create_cache_cluster(ctx: Context, params: dict[str, Any]) -> dict[str
     cluster_id = check_identifier("CacheClusterId", params["CacheClusterId"], CACHE_CLUSTER_ID_MAX)
     validate.not_yet_supported(params, _NOT_YET)
     validate.subnet_group(params)
+    if "ReplicationGroupId" in params:
+        return _create_member(ctx, cluster_id, params)
     binary = validate.engine_binary(ctx.engines, params.get("Engine", "redis"), params.get("EngineVersion"))
     memcached = binary.engine == "memcached"
     count = params.get("NumCacheNodes", 1)
     if memcached and not 1 <= count <= MAX_MEMCACHED_NODES:
-        raise InvalidParameterValue(
-            f"NumCacheNodes must be between 1 and {MAX_MEMCACHED_NODES} for memcached."
-        )
+        raise InvalidParameterValue(f"NumCacheNodes must be between 1 and {MAX_MEMCACHED_NODES} for memcached.")
     if not memcached:
         if count != 1:
             raise InvalidParameterValue("NumCacheNodes must be 1 for the redis engine.")
         if "AZMode" in params or "PreferredAvailabilityZones" in params:
-            raise InvalidParameterCombination(
-                "AZMode and PreferredAvailabilityZones apply only to memcached clusters."
-            )
+            raise InvalidParameterCombination("AZMode and PreferredAvailabilityZones apply only to memcached clusters.")
     azs, az_mode = _placement(ctx, params, count)
     spec = CacheClusterSpec(
         id=cluster_id,
@@ -71,6 +68,19 @@ async def create_cache_cluster(ctx: Context, params: dict[str, Any]) -> dict[str
     )
     if not ctx.store.create(CLUSTER, cluster_id, spec.to_json(), ClusterStatus(st.CREATING).to_json()):
         raise CacheClusterAlreadyExists(f"Cache cluster {cluster_id} already exists.")
+    return {"CacheCluster": views.cache_cluster(ctx, get_cluster(ctx.store, cluster_id), show_nodes=False)}
+
+
+def _create_member(ctx: Context, cluster_id: str, params: dict[str, Any]) -> dict[str, Any]:
+    """A new replica of an existing group; it takes the group's engine, version and node type."""
+    group = get_group(ctx.store, params["ReplicationGroupId"])
+    if params.get("Engine", group.spec.engine).lower() != group.spec.engine or params.get("NumCacheNodes", 1) != 1:
+        raise InvalidParameterCombination("A replication group member is one node of the group's engine.")
+    if "AZMode" in params or "PreferredAvailabilityZones" in params:
+        raise InvalidParameterCombination("AZMode and PreferredAvailabilityZones apply only to memcached clusters.")
+    if ctx.store.get(CLUSTER, cluster_id):
+        raise CacheClusterAlreadyExists(f"Cache cluster {cluster_id} already exists.")
+    members.add_member_cluster(ctx, group, cluster_id, params)
     return {"CacheCluster": views.cache_cluster(ctx, get_cluster(ctx.store, cluster_id), show_nodes=False)}
 
 
@@ -112,9 +122,7 @@ async def describe_cache_clusters(ctx: Context, params: dict[str, Any]) -> dict[
             clusters = [c for c in clusters if not c.spec.replication_group_id]
     selected, marker = page(clusters, params)
     show_nodes = bool(params.get("ShowCacheNodeInfo", False))
-    result: dict[str, Any] = {
-        "CacheClusters": [views.cache_cluster(ctx, c, show_nodes=show_nodes) for c in selected]
-    }
+    result: dict[str, Any] = {"CacheClusters": [views.cache_cluster(ctx, c, show_nodes=show_nodes) for c in selected]}
     if marker:
         result["Marker"] = marker
     return result
@@ -127,10 +135,8 @@ async def delete_cache_cluster(ctx: Context, params: dict[str, Any]) -> dict[str
             raise SnapshotFeatureNotSupported("Snapshots are not supported for memcached clusters.")
         validate.not_yet_supported(params, ["FinalSnapshotIdentifier"])
     if cluster.spec.replication_group_id:
-        raise InvalidCacheClusterState(
-            f"Cache cluster {cluster.spec.id} is a member of replication group "
-            f"{cluster.spec.replication_group_id}; delete or modify the replication group instead."
-        )
+        members.remove_member_cluster(ctx, get_group(ctx.store, cluster.spec.replication_group_id), cluster)
+        return {"CacheCluster": views.cache_cluster(ctx, get_cluster(ctx.store, cluster.spec.id), show_nodes=False)}
     lifecycle.require(CLUSTER, "DeleteCacheCluster", cluster.spec.id, cluster.status.status)
     spec = replace(cluster.spec, deleting=True)
     with ctx.store.transaction():

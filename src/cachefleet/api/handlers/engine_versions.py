@@ -26,9 +26,7 @@ async def describe_cache_engine_versions(ctx: Context, params: dict[str, Any]) -
         rows = [r for r in rows if r["Engine"] == params["Engine"].lower()]
     if "EngineVersion" in params:
         wanted = params["EngineVersion"]
-        rows = [
-            r for r in rows if r["EngineVersion"] == wanted or r["EngineVersion"].startswith(wanted + ".")
-        ]
+        rows = [r for r in rows if r["EngineVersion"] == wanted or r["EngineVersion"].startswith(wanted + ".")]
     if "CacheParameterGroupFamily" in params:
         rows = [r for r in rows if r["CacheParameterGroupFamily"] == params["CacheParameterGroupFamily"]]
     if params.get("DefaultOnly", False):

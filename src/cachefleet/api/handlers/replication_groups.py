@@ -16,6 +16,7 @@ from cachefleet.model.errors import (
     InvalidCacheClusterState,
     InvalidParameterCombination,
     InvalidParameterValue,
+    InvalidReplicationGroupState,
     ReplicationGroupAlreadyExists,
 )
 from cachefleet.model.ids import (
@@ -84,9 +85,7 @@ async def create_replication_group(ctx: Context, params: dict[str, Any]) -> dict
     if primary is not None:
         engine, version, node_type = primary.spec.engine, primary.spec.engine_version, primary.spec.node_type
     else:
-        binary = validate.engine_binary(
-            ctx.engines, params.get("Engine", "redis"), params.get("EngineVersion")
-        )
+        binary = validate.engine_binary(ctx.engines, params.get("Engine", "redis"), params.get("EngineVersion"))
         if binary.engine not in validate.REDIS_ENGINES:
             raise InvalidParameterValue("Replication groups support only the redis and valkey engines.")
         engine, version, node_type = binary.engine, binary.version, validate.node_type(params)
@@ -163,9 +162,7 @@ def _node_count(params: dict[str, Any], primary: Cluster | None) -> int:
     num = params.get("NumCacheClusters")
     replicas = params.get("ReplicasPerNodeGroup")
     if num is not None and replicas is not None and num != replicas + 1:
-        raise InvalidParameterCombination(
-            "NumCacheClusters must equal ReplicasPerNodeGroup + 1 when both are given."
-        )
+        raise InvalidParameterCombination("NumCacheClusters must equal ReplicasPerNodeGroup + 1 when both are given.")
     if replicas is not None and not 0 <= replicas <= MAX_NODES - 1:
         raise InvalidParameterValue(f"ReplicasPerNodeGroup must be between 0 and {MAX_NODES - 1}.")
     count = num if num is not None else (replicas + 1 if replicas is not None else 1)
@@ -174,8 +171,7 @@ def _node_count(params: dict[str, Any], primary: Cluster | None) -> int:
     azs = params.get("PreferredCacheClusterAZs")
     if azs is not None and len(azs) != count:
         raise InvalidParameterValue(
-            f"The number of PreferredCacheClusterAZs ({len(azs)}) must equal the number of "
-            f"cache clusters ({count})."
+            f"The number of PreferredCacheClusterAZs ({len(azs)}) must equal the number of cache clusters ({count})."
         )
     return count
 
@@ -187,10 +183,6 @@ def _check_failover_flags(params: dict[str, Any], count: int) -> None:
     if failover and count < 2:
         raise InvalidParameterValue(
             "Automatic failover needs at least one replica: NumCacheClusters must be at least 2."
-        )
-    if failover:
-        raise InvalidParameterValue(
-            "AutomaticFailoverEnabled is not supported by this cachefleet version yet."
         )
 
 
@@ -232,7 +224,70 @@ async def delete_replication_group(ctx: Context, params: dict[str, Any]) -> dict
         for member in _members(ctx, group):
             if retain and member.spec.id == (group.status.primary_cluster_id or spec.primary_cluster_id):
                 continue
-            ctx.store.put_status(
-                CLUSTER, member.spec.id, replace(member.status, status=st.DELETING).to_json()
-            )
+            ctx.store.put_status(CLUSTER, member.spec.id, replace(member.status, status=st.DELETING).to_json())
     return {"ReplicationGroup": render(ctx, get_group(ctx.store, spec.id))}
+
+
+# ModifyReplicationGroup: what this version can change; anything else is refused, not ignored.
+_MODIFY_NOT_YET = (
+    "SnapshottingClusterId",
+    "CacheSecurityGroupNames",
+    "NotificationTopicArn",
+    "CacheParameterGroupName",
+    "EngineVersion",
+    "CacheNodeType",
+    "AuthToken",
+    "UserGroupIdsToAdd",
+    "UserGroupIdsToRemove",
+    "RemoveUserGroups",
+    "LogDeliveryConfigurations",
+    "TransitEncryptionEnabled",
+    "SnapshotRetentionLimit",
+)
+
+
+async def modify_replication_group(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+    group = get_group(ctx.store, params["ReplicationGroupId"])
+    validate.not_yet_supported(params, _MODIFY_NOT_YET)
+    if params.get("ClusterMode", "disabled") != "disabled":
+        raise InvalidParameterValue("Cluster mode enabled is not supported by this cachefleet version yet.")
+    lifecycle.require(GROUP, "ModifyReplicationGroup", group.spec.id, group.status.status)
+    spec = group.spec
+    failover = params.get("AutomaticFailoverEnabled", spec.automatic_failover)
+    multi_az = params.get("MultiAZEnabled", spec.multi_az if failover else False)
+    if multi_az and not failover:
+        raise InvalidParameterCombination("Multi-AZ requires automatic failover to be enabled.")
+    replicas = len(spec.members) - 1
+    if failover and replicas < 1:
+        raise InvalidReplicationGroupState(
+            f"Replication group {spec.id} needs at least one replica for automatic failover."
+        )
+    primary = spec.primary_cluster_id
+    if "PrimaryClusterId" in params:
+        primary = params["PrimaryClusterId"].lower()
+        if primary not in spec.members:
+            raise InvalidParameterValue(f"{primary} is not a member of replication group {spec.id}.")
+        if failover and primary != (group.status.primary_cluster_id or spec.primary_cluster_id):
+            # ElastiCache's rule: a manual promotion needs automatic failover turned off first.
+            raise InvalidParameterCombination(
+                "PrimaryClusterId can only be changed while automatic failover is disabled."
+            )
+    changed = replace(
+        spec,
+        description=params.get("ReplicationGroupDescription", spec.description),
+        automatic_failover=failover,
+        multi_az=multi_az,
+        primary_cluster_id=primary,
+        snapshot_window=params.get("SnapshotWindow", spec.snapshot_window),
+    )
+    if changed != spec:
+        needs_reconcile = (failover, primary) != (spec.automatic_failover, _current_primary(group))
+        with ctx.store.transaction():
+            ctx.store.put_spec(GROUP, spec.id, changed.to_json())
+            if needs_reconcile:
+                ctx.store.put_status(GROUP, spec.id, replace(group.status, status=st.MODIFYING).to_json())
+    return {"ReplicationGroup": render(ctx, get_group(ctx.store, spec.id))}
+
+
+def _current_primary(group: Group) -> str:
+    return group.status.primary_cluster_id or group.spec.primary_cluster_id

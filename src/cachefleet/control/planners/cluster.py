@@ -27,9 +27,7 @@ def node_keys(spec: CacheClusterSpec) -> list[NodeKey]:
     return [NodeKey(spec.id, node_id(i)) for i in range(1, spec.num_nodes + 1)]
 
 
-def plan(
-    spec: CacheClusterSpec, status: ClusterStatus, observed: dict[NodeKey, NodeObservation], *, now: str
-) -> Plan:
+def plan(spec: CacheClusterSpec, status: ClusterStatus, observed: dict[NodeKey, NodeObservation], *, now: str) -> Plan:
     keys = node_keys(spec)
     if spec.deleting:
         return Plan(
@@ -53,6 +51,7 @@ def plan(
             k.node_id,
             status.node(k.node_id),
             port=observed[k].port,
+            running=observed[k].pid is not None,
             ready=observed[k].serving,
             role=st.PRIMARY if spec.engine != "memcached" else None,
             now=now,

@@ -1,11 +1,22 @@
 """Planner for a cluster-mode-disabled replication group: one primary, up to five replicas.
 
-Replicas are started already pointed at the primary (``replicaof`` in their config), so a node never
-comes up as a second master. The group is ``available`` only once every replica reports
-``master_link_status:up``: Redis counts a replica as connected before it has any data.
+Who is primary: with automatic failover on, whatever a majority of the group's Sentinels name; with
+it off, the spec (the control plane switches over itself, losing no acknowledged write).
+
+Rules that protect data, each learnt the hard way (DESIGN.md section 6):
+- a replica starts already pointed at the primary, and only once the primary accepts connections;
+- a dead primary is not restarted while Sentinel can still promote a replica: restarted with its old
+  config it would come back as an empty master and its replicas would copy the emptiness;
+- the group is ``available`` only once every replica reports ``master_link_status:up`` (Redis counts
+  a replica as connected before it has any data), its endpoint routes to the primary, and, with
+  automatic failover, every Sentinel watches the primary and all of its replicas;
+- the primary endpoint takes writes only to the node named primary: every other server of its
+  backend is kept in maintenance, so a restarted or demoted node never gets a write through it.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, replace
 
 from cachefleet.control.actions import (
     Action,
@@ -13,14 +24,29 @@ from cachefleet.control.actions import (
     AllocatePort,
     DeleteRecord,
     DetachMember,
+    EndpointInputs,
     Event,
     Plan,
+    ReloadEndpoint,
     RemoveNode,
     ReplicaOf,
+    SentinelFailover,
+    SetEndpointPrimary,
+    StartEndpoint,
     StartNode,
+    StartSentinel,
+    Switchover,
 )
-from cachefleet.control.observe import NodeObservation
+from cachefleet.control.observe import (
+    READER_SLOT,
+    EndpointObservation,
+    GroupObservation,
+    NodeObservation,
+    endpoint_key,
+    sentinel_keys,
+)
 from cachefleet.control.planners.nodes import cluster_status, lifecycle_status, node_status
+from cachefleet.engines.haproxy import ServerState, server_name
 from cachefleet.hosts.base import NodeKey
 from cachefleet.model import status as st
 from cachefleet.model.specs import CacheClusterSpec, ReplicationGroupSpec
@@ -28,80 +54,185 @@ from cachefleet.model.status import ClusterStatus, GroupStatus
 
 KIND = "replication-group"
 CLUSTER = "cache-cluster"
+Members = dict[str, tuple[CacheClusterSpec, ClusterStatus]]
 
 
 def member_key(cluster_id: str) -> NodeKey:
     return NodeKey(cluster_id, "0001")
 
 
+@dataclass(frozen=True)
+class _View:
+    """Facts one pass derives from the observation before deciding anything."""
+
+    primary_id: str
+    primary: Address | None
+    ports: dict[str, int | None]
+    sentinels_watch: bool  # Sentinels run for this group, so they own the roles
+    sentinels_ready: bool
+
+
 def plan(
     spec: ReplicationGroupSpec,
     status: GroupStatus,
-    members: dict[str, tuple[CacheClusterSpec, ClusterStatus]],
-    observed: dict[NodeKey, NodeObservation],
+    members: Members,
+    observed: GroupObservation,
     *,
     address: str,
     now: str,
 ) -> Plan:
-    primary_id = status.primary_cluster_id or spec.primary_cluster_id
     if spec.deleting:
-        return _plan_delete(spec, list(members), primary_id)
-
-    primary_port = observed[member_key(primary_id)].port
-    primary: Address | None = (address, primary_port) if primary_port else None
+        return _plan_delete(spec, list(members), status.primary_cluster_id or spec.primary_cluster_id, observed)
+    view = _view(spec, status, members, observed, address)
     actions: list[Action] = []
-    for cluster_id in members:
-        action = _converge_member(
-            member_key(cluster_id),
-            observed[member_key(cluster_id)],
-            is_primary=cluster_id == primary_id,
-            primary=primary,
-        )
-        if action is not None:
-            actions.append(action)
-    if actions:
-        return Plan(actions=tuple(actions))
+    group_status = replace(status, primary_cluster_id=view.primary_id)
+    events = _failover_events(spec, status, view.primary_id)
+    recovering = dict.fromkeys(status.recovering)
+    if events and status.primary_cluster_id in members:
+        # ElastiCache reports the old primary as recovering until it is back as a synced replica.
+        recovering[status.primary_cluster_id] = None
+        events.append(Event(status.primary_cluster_id, CLUSTER, "Recovering cache nodes 0001"))
 
-    statuses: dict[str, ClusterStatus] = {}
-    for cluster_id, (_, previous) in members.items():
-        is_primary = cluster_id == primary_id
-        obs = observed[member_key(cluster_id)]
-        ready = obs.serving and _in_role(obs, is_primary=is_primary, primary=primary)
-        node = node_status(
-            "0001",
-            previous.node("0001"),
-            port=obs.port,
-            ready=ready,
-            role=st.PRIMARY if is_primary else st.REPLICA,
-            now=now,
-        )
-        statuses[cluster_id] = cluster_status(previous, (node,))
-    all_ready = all(s.nodes[0].status == st.AVAILABLE for s in statuses.values())
-    new_status = GroupStatus(status=lifecycle_status(status.status, all_ready), primary_cluster_id=primary_id)
-    events: tuple[Event, ...] = ()
-    if status.status == st.CREATING and new_status.status == st.AVAILABLE:
-        events = (Event(spec.id, KIND, f"Replication group {spec.id} created"),)
+    switch = _switchover(spec, status, observed, view, address)
+    if switch is not None:
+        actions.append(switch)
+    else:
+        for cluster_id, (_, previous) in members.items():
+            action = _converge_member(cluster_id, observed.nodes[cluster_id], view, observed)
+            if action is None:
+                continue
+            actions.append(action)
+            if isinstance(action, StartNode) and _was_serving(previous) and cluster_id not in recovering:
+                recovering[cluster_id] = None
+                events.append(Event(cluster_id, CLUSTER, "Recovering cache nodes 0001"))
+
+    endpoint_action = _converge_endpoint(spec, observed, view, address)
+    if endpoint_action is not None:
+        actions.append(endpoint_action)
+    actions += _converge_sentinels(spec, observed, view, members)
+    if (
+        spec.failover_requests > status.failovers_done
+        and view.sentinels_ready
+        and _all_nodes_ready(members, observed, view)
+    ):
+        actions.append(SentinelFailover(sentinel_keys(spec.id)[0], spec.id))
+        group_status = replace(group_status, failovers_done=spec.failover_requests)
+
+    for cluster_id in list(recovering):
+        obs = observed.nodes.get(cluster_id)
+        if obs is None or (obs.serving and _in_role(obs, is_primary=False, primary=view.primary, link=True)):
+            del recovering[cluster_id]
+            if obs is not None:
+                events.append(Event(cluster_id, CLUSTER, "Finished recovery for cache nodes 0001"))
+    group_status = replace(group_status, recovering=tuple(recovering))
+    statuses = _member_statuses(members, observed, view, recovering, now)
+    for cluster_id, new in statuses.items():
+        events += _member_events(cluster_id, members[cluster_id][1], new, status.status)
+    all_ready = (
+        _all_nodes_ready(members, observed, view)
+        and _endpoint_ready(observed.endpoint, view)
+        and (view.sentinels_ready or not spec.automatic_failover)
+    )
+    group_status = replace(
+        group_status,
+        status=lifecycle_status(status.status, all_ready and not actions),
+        failover_active=spec.automatic_failover and (status.failover_active or view.sentinels_ready),
+        primary_endpoint_port=observed.endpoint.port,
+        reader_endpoint_port=observed.endpoint.reader_port,
+    )
+    events += _lifecycle_events(spec, status, group_status)
     return Plan(
-        group_statuses={spec.id: new_status}, cluster_statuses=statuses, events=events, converged=all_ready
+        actions=tuple(actions),
+        group_statuses={spec.id: group_status},
+        cluster_statuses=statuses,
+        events=tuple(events),
+        converged=all_ready and not actions and spec.failover_requests <= group_status.failovers_done,
     )
 
 
-def _converge_member(
-    key: NodeKey, obs: NodeObservation, *, is_primary: bool, primary: Address | None
-) -> Action | None:
+def _view(
+    spec: ReplicationGroupSpec, status: GroupStatus, members: Members, observed: GroupObservation, address: str
+) -> _View:
+    ports = {m: observed.nodes[m].port for m in members}
+    by_port = {p: m for m, p in ports.items() if p is not None}
+    named = _sentinel_primary(observed, by_port, address) if spec.automatic_failover else None
+    if spec.automatic_failover:
+        primary_id = named or status.primary_cluster_id or spec.primary_cluster_id
+    else:
+        primary_id = spec.primary_cluster_id
+    port = ports.get(primary_id)
+    primary = (address, port) if port else None
+    watching = spec.automatic_failover and any(s.pid is not None for s in observed.sentinels.values())
+    replicas = len(members) - 1
+    ready = (
+        spec.automatic_failover
+        and primary is not None
+        and len(observed.sentinels) > 0
+        and all(
+            s.view is not None
+            and (s.view.master_host, s.view.master_port) == primary
+            and s.view.num_replicas >= replicas
+            and s.view.num_other_sentinels >= len(observed.sentinels) - 1
+            and not s.view.flags & {"s_down", "o_down", "failover_in_progress"}
+            for s in observed.sentinels.values()
+        )
+    )
+    return _View(primary_id, primary, ports, watching, ready)
+
+
+def _sentinel_primary(observed: GroupObservation, by_port: dict[int, str], address: str) -> str | None:
+    """The member a majority of all the group's Sentinels name as primary, if there is one."""
+    votes: dict[str, int] = {}
+    for sentinel in observed.sentinels.values():
+        if sentinel.view is not None and sentinel.view.master_host == address:
+            member = by_port.get(sentinel.view.master_port)
+            if member is not None:
+                votes[member] = votes.get(member, 0) + 1
+    majority = len(observed.sentinels) // 2 + 1
+    return next((m for m, n in votes.items() if n >= majority), None)
+
+
+def _switchover(
+    spec: ReplicationGroupSpec, status: GroupStatus, observed: GroupObservation, view: _View, address: str
+) -> Switchover | None:
+    """A planned change of primary asked through ModifyReplicationGroup(PrimaryClusterId)."""
+    current = status.primary_cluster_id
+    if spec.automatic_failover or current is None or current == view.primary_id or current not in view.ports:
+        return None
+    old, new = observed.nodes[current], observed.nodes[view.primary_id]
+    if not (old.redis and new.redis and old.redis.role == "master" and new.redis.role == "slave"):
+        return None  # nothing left to hand over: the normal convergence below settles the roles
+    assert old.port is not None
+    assert new.port is not None
+    return Switchover(old=(address, old.port), new=(address, new.port))
+
+
+def _converge_member(cluster_id: str, obs: NodeObservation, view: _View, observed: GroupObservation) -> Action | None:
+    key = member_key(cluster_id)
+    is_primary = cluster_id == view.primary_id
     if obs.port is None:
         return AllocatePort(key)
     if obs.pid is None:
-        if is_primary:
-            return StartNode(key)
-        # A replica waits for its primary's address rather than starting alone.
-        return StartNode(key, replicaof=primary) if primary else None
-    if obs.redis is None or _in_role(obs, is_primary=is_primary, primary=primary, link=False):
-        return None
-    return ReplicaOf(key, None if is_primary else primary)
+        if not is_primary:
+            primary_serving = observed.nodes[view.primary_id].serving
+            return StartNode(key, replicaof=view.primary) if view.primary and primary_serving else None
+        if view.sentinels_watch and _a_replica_can_take_over(observed, view):
+            return None  # Sentinel will promote a replica; then this node comes back as a replica
+        return StartNode(key)
+    if view.sentinels_watch or obs.redis is None or _in_role(obs, is_primary=is_primary, primary=view.primary):
+        return None  # with Sentinel watching, roles are Sentinel's to change
+    return ReplicaOf(key, None if is_primary else view.primary)
 
 
-def _in_role(obs: NodeObservation, *, is_primary: bool, primary: Address | None, link: bool = True) -> bool:
+def _a_replica_can_take_over(observed: GroupObservation, view: _View) -> bool:
+    return any(
+        o.serving and o.redis is not None and o.redis.role == "slave"
+        for m, o in observed.nodes.items()
+        if m != view.primary_id
+    )
+
+
+def _in_role(obs: NodeObservation, *, is_primary: bool, primary: Address | None, link: bool = False) -> bool:
     info = obs.redis
     if info is None:
         return False
@@ -115,15 +246,135 @@ def _in_role(obs: NodeObservation, *, is_primary: bool, primary: Address | None,
     )
 
 
-def _plan_delete(spec: ReplicationGroupSpec, member_ids: list[str], primary_id: str) -> Plan:
-    retained = primary_id if spec.retain_primary_cluster else None
+def _converge_endpoint(
+    spec: ReplicationGroupSpec, observed: GroupObservation, view: _View, address: str
+) -> Action | None:
+    key = endpoint_key(spec.id)
+    endpoint = observed.endpoint
+    if endpoint.port is None:
+        return AllocatePort(key)
+    if endpoint.reader_port is None:
+        return AllocatePort(key, READER_SLOT)
+    if view.primary is None or any(p is None for p in view.ports.values()):
+        return None
+    wanted = EndpointInputs(
+        nodes=tuple(sorted((address, p) for p in view.ports.values() if p is not None)), primary=view.primary
+    )
+    if endpoint.pid is None:
+        return StartEndpoint(key, wanted)
+    if endpoint.inputs != wanted.to_json():
+        return ReloadEndpoint(key, wanted)
+    primary_obs = observed.nodes[view.primary_id]
+    # Enforce the routing only once the named primary really is one: during a failover the script that
+    # Sentinel runs flips the endpoint itself, and a stale view here must not flip it back.
+    primary_is_master = primary_obs.redis is not None and primary_obs.redis.role == "master"
+    name = server_name(view.primary[1])
+    if endpoint.servers is not None and primary_is_master and not _routes_only_to(endpoint.servers, name):
+        return SetEndpointPrimary(key, name)
+    return None
+
+
+def _routes_only_to(servers: dict[str, ServerState], name: str) -> bool:
+    return all(s.maint != (n == name) for n, s in servers.items()) and name in servers
+
+
+def _endpoint_ready(endpoint: EndpointObservation, view: _View) -> bool:
+    if endpoint.servers is None or view.primary is None:
+        return False
+    server = endpoint.servers.get(server_name(view.primary[1]))
+    return server is not None and server.up and not server.maint
+
+
+def _converge_sentinels(
+    spec: ReplicationGroupSpec, observed: GroupObservation, view: _View, members: Members
+) -> list[Action]:
     actions: list[Action] = []
+    for key, sentinel in observed.sentinels.items():
+        if not spec.automatic_failover:
+            if sentinel.port is not None or sentinel.pid is not None:
+                actions.append(RemoveNode(key))
+        elif sentinel.port is None:
+            actions.append(AllocatePort(key))
+        elif sentinel.pid is None and view.primary is not None and _all_nodes_ready(members, observed, view):
+            actions.append(StartSentinel(key, spec.id, view.primary))
+    return actions
+
+
+def _all_nodes_ready(members: Members, observed: GroupObservation, view: _View) -> bool:
+    return all(
+        observed.nodes[m].serving
+        and _in_role(observed.nodes[m], is_primary=m == view.primary_id, primary=view.primary, link=True)
+        for m in members
+    )
+
+
+def _member_statuses(
+    members: Members, observed: GroupObservation, view: _View, recovering: dict[str, None], now: str
+) -> dict[str, ClusterStatus]:
+    statuses: dict[str, ClusterStatus] = {}
+    for cluster_id, (_, previous) in members.items():
+        obs = observed.nodes[cluster_id]
+        is_primary = cluster_id == view.primary_id
+        in_role = _in_role(obs, is_primary=is_primary, primary=view.primary, link=True)
+        # A new node is available once it serves in its role (a replica: with its data); after that,
+        # a node is available while it serves: roles in flux during a failover are the group's affair.
+        ready = obs.serving and (in_role or _was_serving(previous)) and cluster_id not in recovering
+        node = node_status(
+            "0001",
+            previous.node("0001"),
+            port=obs.port,
+            running=obs.pid is not None,
+            ready=ready,
+            role=st.PRIMARY if is_primary else st.REPLICA,
+            now=now,
+        )
+        statuses[cluster_id] = cluster_status(previous, (node,))
+    return statuses
+
+
+def _was_serving(previous: ClusterStatus) -> bool:
+    node = previous.node("0001")
+    return node is not None and node.created_at is not None
+
+
+def _member_events(cluster_id: str, previous: ClusterStatus, new: ClusterStatus, group_state: str) -> list[Event]:
+    events = []
+    if previous.status == st.CREATING and new.status == st.AVAILABLE and group_state != st.CREATING:
+        events.append(Event(cluster_id, CLUSTER, "Cache cluster created"))
+    return events
+
+
+def _failover_events(spec: ReplicationGroupSpec, before: GroupStatus, primary_id: str) -> list[Event]:
+    """ElastiCache's wording and order: the cache cluster's event first, then the group's."""
+    old = before.primary_cluster_id
+    if not spec.automatic_failover or old is None or primary_id == old:
+        return []
+    message = f"Failover from primary node {old} to replica node {primary_id} completed"
+    return [Event(primary_id, CLUSTER, message), Event(spec.id, KIND, message)]
+
+
+def _lifecycle_events(spec: ReplicationGroupSpec, before: GroupStatus, after: GroupStatus) -> list[Event]:
+    events = []
+    if before.status == st.CREATING and after.status == st.AVAILABLE:
+        events.append(Event(spec.id, KIND, f"Replication group {spec.id} created"))
+    elif after.failover_active and not before.failover_active:
+        events.append(Event(spec.id, KIND, f"Automatic failover has been turned on for replication group {spec.id}"))
+    elif before.failover_active and not after.failover_active:
+        events.append(Event(spec.id, KIND, f"Automatic failover has been turned off for replication group {spec.id}"))
+    return events
+
+
+def _plan_delete(
+    spec: ReplicationGroupSpec, member_ids: list[str], primary_id: str, observed: GroupObservation
+) -> Plan:
+    retained = primary_id if spec.retain_primary_cluster else None
+    # Sentinels go first, so that tearing the nodes down never triggers a failover.
+    actions: list[Action] = [RemoveNode(k) for k in observed.sentinels]
+    actions.append(RemoveNode(endpoint_key(spec.id)))
     for cluster_id in member_ids:
         if cluster_id == retained:
             actions.append(DetachMember(cluster_id))
         else:
             actions += [RemoveNode(member_key(cluster_id)), DeleteRecord(CLUSTER, cluster_id)]
     actions.append(DeleteRecord(KIND, spec.id))
-    return Plan(
-        actions=tuple(actions), events=(Event(spec.id, KIND, f"Replication group {spec.id} deleted"),)
-    )
+    return Plan(actions=tuple(actions), events=(Event(spec.id, KIND, f"Replication group {spec.id} deleted"),))

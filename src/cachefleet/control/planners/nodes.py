@@ -7,19 +7,35 @@ from cachefleet.model.status import ClusterStatus, NodeStatus
 
 
 def node_status(
-    node_id: str, previous: NodeStatus | None, *, port: int | None, ready: bool, role: str | None, now: str
+    node_id: str,
+    previous: NodeStatus | None,
+    *,
+    port: int | None,
+    running: bool,
+    ready: bool,
+    role: str | None,
+    now: str,
 ) -> NodeStatus:
-    """``creating`` until the node first serves, then ``available``, or ``rebooting`` while it recovers."""
+    """``creating`` until the node first serves, then ``available``; ``rebooting`` from the moment its
+    process is found gone until it serves again. A live process that misses one probe (Sentinel cuts
+    client connections when it promotes a node) keeps the status it had."""
     created_at = previous.created_at if previous and previous.created_at else (now if ready else None)
-    state = st.AVAILABLE if ready else st.REBOOTING if created_at else st.CREATING
+    if ready:
+        state = st.AVAILABLE
+    elif created_at is None:
+        state = st.CREATING
+    elif not running or previous is None:
+        state = st.REBOOTING
+    else:
+        state = previous.status
     return NodeStatus(node_id=node_id, status=state, port=port, role=role, created_at=created_at)
 
 
 def lifecycle_status(previous: str, all_ready: bool) -> str:
-    """``creating`` ends the first time every node serves; recovering nodes later do not undo it."""
-    if previous == st.CREATING and not all_ready:
-        return st.CREATING
-    return st.AVAILABLE if previous in (st.CREATING, st.AVAILABLE) else previous
+    """``creating`` and ``modifying`` end once every node serves; nodes recovering later do not undo it."""
+    if previous in (st.CREATING, st.MODIFYING) and not all_ready:
+        return previous
+    return st.AVAILABLE if previous in (st.CREATING, st.MODIFYING, st.AVAILABLE) else previous
 
 
 def cluster_status(previous: ClusterStatus, nodes: tuple[NodeStatus, ...]) -> ClusterStatus:

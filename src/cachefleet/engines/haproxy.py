@@ -1,0 +1,270 @@
+"""HAProxy as a replication group's endpoint proxy: the config we render, and its admin socket.
+
+One HAProxy process per group (TCP mode, one thread) serves two stable ports:
+
+- the primary endpoint (``be_primary``): every member is listed, but only the node the control
+  plane (or Sentinel's reconfig script) names as primary is out of maintenance, and it must also
+  answer ``role:master`` to its health check. A node that comes back as a stray master never takes
+  writes, and clients of a node that stops being primary are cut off so that they reconnect.
+- the reader endpoint (``be_reader``): every member that answers ``role:slave`` with
+  ``master_link_status:up``, round robin; when none is healthy, reads go to the primary.
+
+``render_config`` is pure. The admin socket helpers are small synchronous calls (one short
+connection each). The socket's path is relative to the process's working directory (the node dir),
+because an absolute node dir path may exceed AF_UNIX's 108-byte limit; ``admin`` reaches it through
+``/proc/self/fd`` when its absolute path is too long, so the caller never has to ``chdir``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cachefleet.model.errors import Retry
+
+CONFIG_FILE = "haproxy.cfg"
+ADMIN_SOCKET = "admin.sock"
+PRIMARY_BACKEND = "be_primary"
+READER_BACKEND = "be_reader"
+# The master process of master-worker mode re-reads its config and starts a new worker on SIGUSR2.
+RELOAD_SIGNAL = signal.SIGUSR2
+
+_USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_SOCKET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_SUN_PATH_MAX = 107  # sizeof(sun_path) is 108, including the terminating NUL
+# srv_admin_state bits (include/haproxy/server-t.h): forced, inherited or resolution maintenance.
+# The config's "disabled" sets CMAINT (0x04) together with FMAINT; "state ready" clears FMAINT only.
+_ADMF_MAINT = 0x01 | 0x02 | 0x20
+_OP_STATE_UP = 2  # srv_op_state: 0 stopped, 1 starting, 2 running, 3 stopping
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    bind: str
+    primary_port: int
+    reader_port: int
+    nodes: tuple[tuple[str, int], ...]  # every member of the group, primary included
+    primary: tuple[str, int]  # the only server of be_primary not in maintenance
+    admin_user: str
+    admin_password: str
+    admin_socket: str = ADMIN_SOCKET  # relative to the process's working directory
+    maxconn: int = 4096
+    # After a reload the old worker keeps its client sessions, out of reach of the admin socket (which
+    # the new worker owns); this bounds how long they can stay tied to a node that stopped being primary.
+    hard_stop_after_s: int = 10
+
+
+def server_name(port: int) -> str:
+    """The name of a node's server line in both backends (nodes are told apart by port)."""
+    return f"n{port}"
+
+
+def render_config(cfg: EndpointConfig) -> str:
+    """The complete ``haproxy.cfg`` for one group's endpoints."""
+    if not _USER_NAME.fullmatch(cfg.admin_user):
+        raise ValueError(f"invalid admin user name {cfg.admin_user!r}")
+    if not cfg.admin_password:
+        raise ValueError("the admin user needs a password")
+    if not _SOCKET_NAME.fullmatch(cfg.admin_socket):
+        raise ValueError(f"the admin socket must be a plain file name, not {cfg.admin_socket!r}")
+    if not cfg.nodes:
+        raise ValueError("an endpoint needs at least one node")
+    if len({port for _, port in cfg.nodes}) != len(cfg.nodes):
+        raise ValueError("node ports must be distinct (servers are named by port)")
+    if cfg.primary not in cfg.nodes:
+        raise ValueError(f"the primary {cfg.primary} is not one of the nodes")
+    # One request: AUTH, INFO replication, QUIT, as RESP arrays in hex. Hex needs no quoting of the
+    # password for haproxy's parser (which expands "$VAR" and backslashes) nor for Redis's inline
+    # command splitter (spaces, quotes). QUIT makes Redis close the connection after answering, so an
+    # answer without the expected role fails the check at once instead of after "timeout check".
+    request = _resp("AUTH", cfg.admin_user, cfg.admin_password) + _resp("INFO", "replication") + _resp("QUIT")
+    check = [
+        "    option tcp-check",
+        "    tcp-check connect",
+        f"    tcp-check send-binary {request.hex()}  # AUTH {cfg.admin_user} <password>; INFO replication; QUIT",
+    ]
+    # A dead or demoted node's clients are cut off: they reconnect and find the new primary.
+    servers = "    default-server check inter 500ms fall 2 rise 1 on-marked-down shutdown-sessions"
+    lines = [
+        "# Rendered by cachefleet; rewritten on every start and reload, so edits here do not last.",
+        "global",
+        "    nbthread 1",
+        f"    maxconn {cfg.maxconn}",
+        f"    hard-stop-after {cfg.hard_stop_after_s}s",
+        # "unix@": a bare relative name would be read as host:port.
+        f"    stats socket unix@{cfg.admin_socket} mode 600 level admin",
+        "",
+        "defaults",
+        "    mode tcp",
+        "    timeout connect 1s",
+        # Cache clients keep idle connections open for hours.
+        "    timeout client 24h",
+        "    timeout server 24h",
+        "    timeout check 1s",
+        "",
+        "frontend fe_primary",
+        f"    bind {_address(cfg.bind, cfg.primary_port)}",
+        f"    default_backend {PRIMARY_BACKEND}",
+        "",
+        "frontend fe_reader",
+        f"    bind {_address(cfg.bind, cfg.reader_port)}",
+        # With no healthy replica, reads go to the primary (which is never in be_reader's rotation).
+        f"    use_backend {READER_BACKEND} if {{ nbsrv({READER_BACKEND}) gt 0 }}",
+        f"    default_backend {PRIMARY_BACKEND}",
+        "",
+        f"backend {PRIMARY_BACKEND}",
+        *check,
+        "    tcp-check expect string role:master",
+        servers,
+    ]
+    for host, port in cfg.nodes:
+        # "disabled" = administrative maintenance: only Sentinel's script or the control plane (admin
+        # socket, or a reload naming another primary) lets another node take writes.
+        suffix = "" if (host, port) == cfg.primary else " disabled"
+        lines.append(f"    server {server_name(port)} {_address(host, port)}{suffix}")
+    lines += [
+        "",
+        f"backend {READER_BACKEND}",
+        "    balance roundrobin",
+        *check,
+        "    tcp-check expect string role:slave",
+        "    tcp-check expect string master_link_status:up",
+        servers,
+    ]
+    lines += [f"    server {server_name(port)} {_address(host, port)}" for host, port in cfg.nodes]
+    return "\n".join(lines) + "\n"
+
+
+def argv(binary: str, conf_path: Path) -> tuple[str, ...]:
+    """Master-worker mode in the foreground; the config path stays on the master's command line
+    (the host recognises the process by it) and the master re-reads it on ``RELOAD_SIGNAL``."""
+    return (binary, "-W", "-db", "-f", str(conf_path))
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _resp(*args: str) -> bytes:
+    out = [f"*{len(args)}\r\n".encode()]
+    for arg in args:
+        data = arg.encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(out)
+
+
+# -- admin socket ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServerState:
+    name: str
+    address: str
+    port: int
+    up: bool  # operational state: health checks pass (op state 2, "running")
+    maint: bool  # administrative maintenance (config "disabled", or "set server ... state maint")
+
+
+def admin(socket_path: Path, command: str, timeout: float = 1.0) -> str:
+    """One command (or several joined by ``;``) on the admin socket; returns HAProxy's answer.
+
+    Works for paths longer than AF_UNIX allows without ``chdir``: the directory is opened and the
+    socket reached as ``/proc/self/fd/<fd>/<name>``. Raises ``Retry`` when the socket cannot be used.
+    """
+    if "\n" in command:
+        raise ValueError("one line only; join commands with ';'")
+    with contextlib.ExitStack() as stack:
+        address = str(socket_path)
+        if len(os.fsencode(address)) > _SUN_PATH_MAX:
+            try:
+                dir_fd = os.open(socket_path.parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            except OSError as exc:
+                raise Retry(f"haproxy admin socket {socket_path}: {exc}") from exc
+            stack.callback(os.close, dir_fd)
+            address = f"/proc/self/fd/{dir_fd}/{socket_path.name}"
+        sock = stack.enter_context(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
+        sock.settimeout(timeout)
+        try:
+            sock.connect(address)
+            sock.sendall(command.encode() + b"\n")
+            return _read_all(sock).decode(errors="replace")
+        except OSError as exc:  # TimeoutError included
+            raise Retry(f"haproxy admin socket {socket_path}: {exc}") from exc
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    chunks: list[bytes] = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def server_states(socket_path: Path, backend: str) -> dict[str, ServerState]:
+    """Every server of ``backend`` by name, from ``show servers state``; raises ``Retry``."""
+    return parse_server_states(admin(socket_path, f"show servers state {backend}"), backend)
+
+
+def parse_server_states(text: str, backend: str) -> dict[str, ServerState]:
+    """Pure: the servers of ``backend`` in a ``show servers state`` answer.
+
+    Format (version 1): a version line, a ``#`` header naming the fields, then one line per server:
+    be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state ... srv_port ...
+    """
+    lines = text.splitlines()
+    header = next((line for line in lines if line.startswith("# be_id")), None)
+    if header is None:
+        if text.strip().startswith("Can't find backend"):
+            raise Retry(f"haproxy has no backend {backend}")
+        raise Retry(f"unexpected answer to show servers state: {text[:200]!r}")
+    fields = header[1:].split()
+    column = {name: i for i, name in enumerate(fields)}
+    states: dict[str, ServerState] = {}
+    for line in lines:
+        if not line.strip() or line.startswith("#") or line.strip() == "1":
+            continue
+        values = line.split()
+        if len(values) < len(fields) or values[column["be_name"]] != backend:
+            continue
+        admin_state = int(values[column["srv_admin_state"]])
+        name = values[column["srv_name"]]
+        states[name] = ServerState(
+            name=name,
+            address=values[column["srv_addr"]],
+            port=int(values[column["srv_port"]]),
+            up=int(values[column["srv_op_state"]]) == _OP_STATE_UP,
+            maint=bool(admin_state & _ADMF_MAINT),
+        )
+    return states
+
+
+def primary_commands(server_names: Iterable[str], primary: str, backend: str = PRIMARY_BACKEND) -> str:
+    """Pure: the admin commands (one ``;``-joined line) that leave only ``primary`` ready.
+
+    The others go to maintenance first and their sessions are cut, and only then is the primary
+    readied, so two servers are never ready at once (during a planned failover the old primary is
+    still a master for a moment).
+    """
+    commands: list[str] = []
+    for name in sorted(server_names):
+        if name != primary:
+            commands.append(f"set server {backend}/{name} state maint")
+            commands.append(f"shutdown sessions server {backend}/{name}")
+    commands.append(f"set server {backend}/{primary} state ready")
+    return "; ".join(commands)
+
+
+def set_primary(socket_path: Path, primary_server_name: str) -> None:
+    """Make ``primary_server_name`` the only server of be_primary out of maintenance, cutting the
+    sessions of every other; idempotent. Raises ``Retry`` (the server unknown, the socket gone)."""
+    states = server_states(socket_path, PRIMARY_BACKEND)
+    if primary_server_name not in states:
+        raise Retry(f"{PRIMARY_BACKEND} has no server {primary_server_name}")
+    answer = admin(socket_path, primary_commands(states, primary_server_name))
+    if answer.strip():
+        raise Retry(f"haproxy refused to set the primary: {answer.strip()[:200]}")

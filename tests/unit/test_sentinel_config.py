@@ -1,0 +1,136 @@
+"""Sentinel's config, id, argv, reply parsing and reconfig script: pure (real sentinels run them in
+tests/integration/test_failover_engines.py)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from cachefleet.engines.sentinel import (
+    RECONFIG_SCRIPT,
+    SentinelConfig,
+    argv,
+    my_id,
+    reconfig_script,
+    render_config,
+    reply_fields,
+    view_from_reply,
+)
+
+ID = my_id("rg1/0001")
+
+
+def _cfg(**changes: object) -> SentinelConfig:
+    base: dict[str, object] = {
+        "port": 26381,
+        "bind": "127.0.0.1",
+        "data_dir": Path("/data/nodes/rg1-sentinel/0001"),
+        "master_name": "rg1",
+        "primary": ("127.0.0.1", 7001),
+        "quorum": 2,
+        "admin_user": "cachefleet-admin",
+        "admin_password": "s3cret",
+        "my_id": ID,
+    }
+    base.update(changes)
+    return SentinelConfig(**base)  # type: ignore[arg-type]
+
+
+def _lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def test_config_has_required_directives() -> None:
+    lines = _lines(render_config(_cfg()))
+    for expected in (
+        "port 26381",
+        "bind 127.0.0.1",
+        'dir "/data/nodes/rg1-sentinel/0001"',
+        "daemonize no",
+        'logfile ""',
+        f"sentinel myid {ID}",
+        "sentinel resolve-hostnames no",
+        "sentinel monitor rg1 127.0.0.1 7001 2",
+        "sentinel auth-user rg1 cachefleet-admin",
+        'sentinel auth-pass rg1 "s3cret"',
+        "sentinel down-after-milliseconds rg1 1000",
+        "sentinel failover-timeout rg1 10000",
+        "sentinel parallel-syncs rg1 1",
+        "sentinel deny-scripts-reconfig yes",
+    ):
+        assert expected in lines
+    # The config path stays in the process title, where the host driver looks for the node dir.
+    assert 'proc-title-template "{title} {listen-addr} {server-mode} {config-file}"' in lines
+    assert not any("client-reconfig-script" in line for line in lines)
+
+
+def test_reconfig_script_and_timings() -> None:
+    script = Path("/data/nodes/rg1-sentinel/0001") / RECONFIG_SCRIPT
+    lines = _lines(render_config(_cfg(reconfig_script=script, down_after_ms=5000, failover_timeout_ms=3000)))
+    assert f'sentinel client-reconfig-script rg1 "{script}"' in lines
+    assert "sentinel down-after-milliseconds rg1 5000" in lines
+    assert "sentinel failover-timeout rg1 3000" in lines
+
+
+def test_password_is_quoted() -> None:
+    lines = _lines(render_config(_cfg(admin_password='a "b" \\c')))
+    assert 'sentinel auth-pass rg1 "a \\"b\\" \\\\c"' in lines
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"master_name": "rg 1"},
+        {"my_id": "abc"},
+        {"my_id": ID.upper()},
+        {"admin_user": "default"},
+        {"admin_password": ""},
+        {"primary": ("localhost", 7001)},
+        {"quorum": 0},
+    ],
+)
+def test_invalid_configs_are_refused(changes: dict[str, object]) -> None:
+    with pytest.raises(ValueError):  # noqa: PT011 (several messages)
+        render_config(_cfg(**changes))
+
+
+def test_my_id_is_stable_and_distinct() -> None:
+    assert my_id("rg1/0001") == ID
+    assert re.fullmatch(r"[0-9a-f]{40}", ID)
+    assert my_id("rg1/0002") != ID
+
+
+def test_argv_works_for_either_binary() -> None:
+    conf = Path("/data/s/sentinel.conf")
+    assert argv("/usr/bin/redis-sentinel", conf) == ("/usr/bin/redis-sentinel", str(conf))
+    assert argv("/usr/bin/redis-server", conf) == ("/usr/bin/redis-server", str(conf), "--sentinel")
+
+
+def test_view_from_flat_and_parsed_replies() -> None:
+    flat = ["name", "rg1", "ip", "127.0.0.1", "port", "7002", "flags", "master,s_down",
+            "num-slaves", "2", "num-other-sentinels", "2", "quorum", "2"]  # fmt: skip
+    view = view_from_reply(reply_fields(flat))
+    assert (view.master_host, view.master_port, view.num_replicas, view.num_other_sentinels) == (
+        "127.0.0.1",
+        7002,
+        2,
+        2,
+    )
+    assert view.flags == frozenset({"master", "s_down"})
+    parsed = {"ip": "127.0.0.1", "port": 7002, "flags": {"master"}, "num-slaves": 1, "quorum": 2}
+    assert view_from_reply(reply_fields(parsed)).flags == frozenset({"master"})
+
+
+def test_reconfig_script_compiles_and_names_the_socket() -> None:
+    socket_path = Path("/data/" + "x" * 150 + "/admin.sock")
+    text = reconfig_script("/usr/bin/python3", socket_path)
+    assert text.startswith("#!/usr/bin/python3 -I\n")
+    compile(text, RECONFIG_SCRIPT, "exec")
+    assert repr(str(socket_path)) in text
+    assert "be_primary" in text
+    with pytest.raises(ValueError, match="absolute"):
+        reconfig_script("python3", socket_path)
+    with pytest.raises(ValueError, match="absolute"):
+        reconfig_script("/usr/bin/python3", Path("admin.sock"))
