@@ -6,7 +6,8 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
-debian_packages=(redis-server redis-sentinel redis-tools memcached haproxy python3 python3-venv python3-pip)
+# postgresql: the database behind the demo and the client library's LISTEN/NOTIFY tests.
+debian_packages=(redis-server redis-sentinel redis-tools memcached haproxy postgresql python3 python3-venv python3-pip)
 
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then

@@ -151,19 +151,22 @@ class Reconciler:
     def _record(self, plan: Plan, generations: Generations) -> bool:
         """Write the statuses that changed, and the plan's events, in one transaction.
 
-        False, and nothing written, when any spec moved on since the pass read it.
+        Statuses are written only if no spec moved on since the pass read it (False otherwise). Events
+        of a plan that took steps are written either way: they tell what was done (a deletion among
+        them, after which there is no record left to compare).
         """
         with self._store.transaction():
             records = {key: self._store.get(*key) for key in generations}
-            if any(r is None or r.generation != generations[key] for key, r in records.items()):
-                return False
-            for kind, statuses in ((CLUSTER, plan.cluster_statuses), (GROUP, plan.group_statuses)):
-                for resource_id, status in statuses.items():
-                    record = records.get((kind, resource_id))
-                    if record is not None and record.status != status.to_json():
-                        self._store.put_status(kind, resource_id, status.to_json())
-            self._executor.record(plan.events)
-        return True
+            fresh = all(r is not None and r.generation == generations[key] for key, r in records.items())
+            if fresh:
+                for kind, statuses in ((CLUSTER, plan.cluster_statuses), (GROUP, plan.group_statuses)):
+                    for resource_id, status in statuses.items():
+                        record = records.get((kind, resource_id))
+                        if record is not None and record.status != status.to_json():
+                            self._store.put_status(kind, resource_id, status.to_json())
+            if fresh or plan.actions:
+                self._executor.record(plan.events)
+        return fresh
 
     def _fail(self, key: Key, reason: str) -> None:
         kind, resource_id = key

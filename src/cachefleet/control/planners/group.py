@@ -214,22 +214,27 @@ def _converge_member(cluster_id: str, obs: NodeObservation, view: _View, observe
         return AllocatePort(key)
     if obs.pid is None:
         if not is_primary:
+            # A replica comes back only once its primary accepts connections (else Redis waits a
+            # second to retry) and the endpoint is fenced: a demoted node is never reachable for writes.
             primary_serving = observed.nodes[view.primary_id].serving
-            return StartNode(key, replicaof=view.primary) if view.primary and primary_serving else None
-        if view.sentinels_watch and _a_replica_can_take_over(observed, view):
-            return None  # Sentinel will promote a replica; then this node comes back as a replica
+            fenced = observed.endpoint.servers is None or (
+                view.primary is not None and _routes_only_to(observed.endpoint.servers, server_name(view.primary[1]))
+            )
+            return StartNode(key, replicaof=view.primary) if view.primary and primary_serving and fenced else None
+        if view.sentinels_watch and _another_member_serves(observed, view):
+            # Sentinel will promote (or is promoting) another member; then this node returns as its
+            # replica. Only when no member is left at all does it restart as an (empty) primary.
+            return None
         return StartNode(key)
     if view.sentinels_watch or obs.redis is None or _in_role(obs, is_primary=is_primary, primary=view.primary):
         return None  # with Sentinel watching, roles are Sentinel's to change
     return ReplicaOf(key, None if is_primary else view.primary)
 
 
-def _a_replica_can_take_over(observed: GroupObservation, view: _View) -> bool:
-    return any(
-        o.serving and o.redis is not None and o.redis.role == "slave"
-        for m, o in observed.nodes.items()
-        if m != view.primary_id
-    )
+def _another_member_serves(observed: GroupObservation, view: _View) -> bool:
+    # A live process is enough: between Sentinel's promotion and its switch-master, the member it
+    # promotes answers as a master, and Sentinel cuts every client connection to it (our probe too).
+    return any(o.pid is not None for m, o in observed.nodes.items() if m != view.primary_id)
 
 
 def _in_role(obs: NodeObservation, *, is_primary: bool, primary: Address | None, link: bool = False) -> bool:
