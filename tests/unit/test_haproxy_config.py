@@ -168,4 +168,5 @@ def test_primary_commands_retire_the_others_before_readying_the_primary() -> Non
         "set server be_primary/n7003 state maint",
         "shutdown sessions server be_primary/n7003",
         "set server be_primary/n7002 state ready",
+        "set server be_primary/n7002 health up",
     ]

@@ -67,10 +67,10 @@ class Executor:
         for action in actions:
             if isinstance(action, AllocatePort):
                 await asyncio.to_thread(self._allocate, action.node, action.slot)
-        starts = [a for a in actions if isinstance(a, StartNode)]
+        starts = [a for a in actions if isinstance(a, StartNode | StartEndpoint | StartSentinel)]
         await asyncio.gather(*(self._one(a) for a in starts))
         for action in actions:
-            if not isinstance(action, AllocatePort | StartNode):
+            if not isinstance(action, AllocatePort | StartNode | StartEndpoint | StartSentinel):
                 await self._one(action)
 
     async def _one(self, action: Action) -> None:

@@ -256,6 +256,9 @@ def primary_commands(server_names: Iterable[str], primary: str, backend: str = P
             commands.append(f"set server {backend}/{name} state maint")
             commands.append(f"shutdown sessions server {backend}/{name}")
     commands.append(f"set server {backend}/{primary} state ready")
+    # The caller has just seen the primary answer as a master; waiting for HAProxy's own first check
+    # (up to one check interval after a start or a reload) would only delay the endpoint.
+    commands.append(f"set server {backend}/{primary} health up")
     return "; ".join(commands)
 
 

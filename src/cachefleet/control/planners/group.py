@@ -106,9 +106,7 @@ def plan(
                 recovering[cluster_id] = None
                 events.append(Event(cluster_id, CLUSTER, "Recovering cache nodes 0001"))
 
-    endpoint_action = _converge_endpoint(spec, observed, view, address)
-    if endpoint_action is not None:
-        actions.append(endpoint_action)
+    actions += _converge_endpoint(spec, observed, view, address)
     actions += _converge_sentinels(spec, observed, view, members)
     if (
         spec.failover_requests > status.failovers_done
@@ -253,30 +251,34 @@ def _in_role(obs: NodeObservation, *, is_primary: bool, primary: Address | None,
 
 def _converge_endpoint(
     spec: ReplicationGroupSpec, observed: GroupObservation, view: _View, address: str
-) -> Action | None:
+) -> list[Action]:
     key = endpoint_key(spec.id)
     endpoint = observed.endpoint
-    if endpoint.port is None:
-        return AllocatePort(key)
-    if endpoint.reader_port is None:
-        return AllocatePort(key, READER_SLOT)
+    missing = [
+        AllocatePort(key, slot)
+        for slot, port in (("port", endpoint.port), (READER_SLOT, endpoint.reader_port))
+        if port is None
+    ]
+    if missing:
+        return list(missing)
     if view.primary is None or any(p is None for p in view.ports.values()):
-        return None
+        return []
     wanted = EndpointInputs(
         nodes=tuple(sorted((address, p) for p in view.ports.values() if p is not None)), primary=view.primary
     )
     if endpoint.pid is None:
-        return StartEndpoint(key, wanted)
+        return [StartEndpoint(key, wanted)]
     if endpoint.inputs != wanted.to_json():
-        return ReloadEndpoint(key, wanted)
+        return [ReloadEndpoint(key, wanted)]
     primary_obs = observed.nodes[view.primary_id]
     # Enforce the routing only once the named primary really is one: during a failover the script that
     # Sentinel runs flips the endpoint itself, and a stale view here must not flip it back.
     primary_is_master = primary_obs.redis is not None and primary_obs.redis.role == "master"
     name = server_name(view.primary[1])
-    if endpoint.servers is not None and primary_is_master and not _routes_only_to(endpoint.servers, name):
-        return SetEndpointPrimary(key, name)
-    return None
+    servers = endpoint.servers
+    if servers is not None and primary_is_master and not (_routes_only_to(servers, name) and servers[name].up):
+        return [SetEndpointPrimary(key, name)]
+    return []
 
 
 def _routes_only_to(servers: dict[str, ServerState], name: str) -> bool:
