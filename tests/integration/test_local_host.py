@@ -346,6 +346,27 @@ def test_a_fresh_host_readopts_instead_of_duplicating(
     assert not Path(f"/proc/{pid}").exists()  # reaped by whoever stopped it
 
 
+def test_a_node_spawned_but_never_recorded_is_adopted_not_duplicated(
+    make_host: Callable[[], RecordingHost], redis_server: str
+) -> None:
+    first = make_host()
+    key = NodeKey("c1", "0001")
+    spec, port = redis_spec(first, redis_server, key)
+    pid = first.start(key, spec)
+    wait_for("PING", lambda: answers_ping(port))
+    # As if the control plane died between spawning the node and writing its pidfile.
+    (first.node_dir(key) / "pid").unlink()
+
+    second = make_host()
+    assert second.pid(key) is None
+    assert second.start(key, spec) == pid
+    assert second.pid(key) == pid
+    with app_client(port) as client:
+        assert client.info("server")["process_id"] == pid
+    second.stop(key)
+    assert second.pid(key) is None
+
+
 # A control plane in miniature: start one node through a LocalHost, print its PID, exit.
 _START_AND_EXIT = """
 import json, sys

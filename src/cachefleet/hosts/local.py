@@ -133,6 +133,10 @@ class LocalHost:
             running = self.pid(key)
             if running is not None:
                 return running
+            orphan = self._orphan(key)
+            if orphan is not None:
+                _write_private(self.node_dir(key) / PID_FILE, f"{orphan}\n")
+                return orphan
             node_dir = self._write_spec_files(key, spec)
             log_fd = os.open(node_dir / LOG_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             with os.fdopen(log_fd, "ab") as log:
@@ -256,6 +260,20 @@ class LocalHost:
             return child.poll() is None
         return self._is_node_process(pid, key)
 
+    def _orphan(self, key: NodeKey) -> int | None:
+        """A live process of this node that has no pidfile: the control plane died between spawning
+        it and recording it. Adopting it beats starting a second copy that cannot bind the port.
+
+        A process whose parent is also the node's (HAProxy's worker) is not the node's own process.
+        """
+        if not self.node_dir(key).is_dir():
+            return None
+        found = {
+            int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and self._is_node_process(int(p.name), key)
+        }
+        tops = sorted(pid for pid in found if _parent(pid) not in found)
+        return tops[0] if tops else None
+
     def _is_node_process(self, pid: int, key: NodeKey) -> bool:
         if not _alive(pid):
             return False
@@ -284,6 +302,13 @@ class LocalHost:
         if child is not None:
             child.wait()
         (self.node_dir(key) / PID_FILE).unlink(missing_ok=True)
+
+
+def _parent(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
 
 
 def _alive(pid: int) -> bool:
