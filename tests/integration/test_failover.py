@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import threading
@@ -375,3 +376,47 @@ def test_automatic_failover_can_be_turned_off_and_on(server: ServerProcess, clie
     wait_until(lambda: _group(client, "toggle")["AutomaticFailover"] == "enabled", 15, what="failover on")
     assert sum(k.startswith("rg.toggle/sentinel") for k in server.node_pids()) == 3
     assert all(is_alive(p) for p in server.node_pids().values())
+
+
+def test_a_node_that_cannot_come_back_is_replaced_in_its_az(server: ServerProcess, client: Any) -> None:
+    group = _create(client, "mend")
+    before = {m["CacheClusterId"]: m for m in group["NodeGroups"][0]["NodeGroupMembers"]}
+    with _connect(group["NodeGroups"][0]["PrimaryEndpoint"]["Port"]) as connection:
+        connection.set("kept", "yes")
+    squatter = socket.socket()
+    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # The control plane is frozen while the damage is done, so it cannot restart a node in between.
+    server.signal(signal.SIGSTOP)
+    try:
+        os.kill(server.member_pids()["mend-002/0001"], signal.SIGKILL)
+        shutil.rmtree(server.data_dir / "nodes/mend-002")  # its data dir gone
+        os.kill(server.member_pids()["mend-003/0001"], signal.SIGKILL)
+        port = before["mend-003"]["ReadEndpoint"]["Port"]
+        wait_until(lambda: _try_bind(squatter, port), 5, what="the dead node's port")
+        squatter.listen()  # its port taken by someone else
+    finally:
+        server.signal(signal.SIGCONT)
+    try:
+        for member_id in ("mend-002", "mend-003"):
+            wait_until(
+                lambda member_id=member_id: (member_id, "Finished recovery for cache nodes 0001")
+                in _events(client, member_id),
+                30, what=f"{member_id} to be replaced",
+            )
+        after = {m["CacheClusterId"]: m for m in _group(client, "mend")["NodeGroups"][0]["NodeGroupMembers"]}
+        assert after["mend-003"]["ReadEndpoint"]["Port"] != port
+        for member_id in ("mend-002", "mend-003"):
+            assert after[member_id]["PreferredAvailabilityZone"] == before[member_id]["PreferredAvailabilityZone"]
+            assert after[member_id]["CurrentRole"] == "replica"
+            with _connect(after[member_id]["ReadEndpoint"]["Port"]) as replica:
+                assert replica.get("kept") == "yes"
+    finally:
+        squatter.close()
+
+
+def _try_bind(sock: socket.socket, port: int) -> bool:
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError:
+        return False
+    return True

@@ -18,11 +18,37 @@ class AllocatePort:
 
 
 @dataclass(frozen=True)
+class ReassignPort:
+    """The node's port was taken while it was down: it comes back on a new one (a replacement node)."""
+
+    node: NodeKey
+
+
+@dataclass(frozen=True)
 class StartNode:
     """Start the node's process; a Redis replica starts pointed at ``replicaof``, never as a stray master."""
 
     node: NodeKey
     replicaof: Address | None = None
+
+
+@dataclass(frozen=True)
+class RestartNode:
+    """Stop the node with its data kept (Redis: SHUTDOWN SAVE) and start it again on a fresh config.
+
+    RebootCacheCluster's step; a Redis replica comes back pointed at ``replicaof``.
+    """
+
+    node: NodeKey
+    replicaof: Address | None = None
+
+
+@dataclass(frozen=True)
+class ConfigSet:
+    """Set parameters that take effect at once on a running Redis node (CONFIG SET), best effort."""
+
+    node: NodeKey
+    values: tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -104,7 +130,10 @@ class DeleteRecord:
 
 Action = (
     AllocatePort
+    | ReassignPort
     | StartNode
+    | RestartNode
+    | ConfigSet
     | ReplicaOf
     | Switchover
     | StartEndpoint

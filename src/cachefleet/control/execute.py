@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -11,13 +13,16 @@ from cachefleet.control.actions import (
     Action,
     Address,
     AllocatePort,
+    ConfigSet,
     DeleteRecord,
     DetachMember,
     EndpointInputs,
     Event,
+    ReassignPort,
     ReloadEndpoint,
     RemoveNode,
     ReplicaOf,
+    RestartNode,
     SentinelFailover,
     SetEndpointPrimary,
     StartEndpoint,
@@ -25,15 +30,17 @@ from cachefleet.control.actions import (
     StartSentinel,
     Switchover,
 )
-from cachefleet.control.observe import ENDPOINT_INPUTS, READER_SLOT, Credentials, endpoint_key
+from cachefleet.control.observe import ENDPOINT_INPUTS, PARAMETERS_FILE, READER_SLOT, Credentials, endpoint_key
 from cachefleet.engines import haproxy, memcached, redis, sentinel
 from cachefleet.engines.installed import EngineBinary
 from cachefleet.engines.nodetypes import memory_bytes
 from cachefleet.hosts.base import Host, NodeKey, ProcessSpec
 from cachefleet.model.errors import Fatal, Retry
 from cachefleet.model.specs import CacheClusterSpec
-from cachefleet.store.records import CLUSTER, get_cluster
+from cachefleet.store.records import CLUSTER, effective_parameters, get_cluster
 from cachefleet.store.sqlite import Store
+
+log = logging.getLogger(__name__)
 
 REDIS_CONF = "redis.conf"
 HAPROXY_CONF = "haproxy.cfg"
@@ -77,9 +84,29 @@ class Executor:
         match action:
             case AllocatePort(node, slot):
                 await asyncio.to_thread(self._allocate, node, slot)
+            case ReassignPort(node):
+                await asyncio.to_thread(self.host.reassign_port, node)
             case StartNode(node, replicaof):
                 process = self._process(node, replicaof)
                 await asyncio.to_thread(self.host.start, node, process)
+            case RestartNode(node, replicaof):
+                await self._restart(node, replicaof)
+            case ConfigSet(node, values):
+                port = self.host.port_of(node)
+                if port is None:
+                    return
+                try:
+                    await redis.config_set(
+                        self.address,
+                        port,
+                        user=self.credentials.user,
+                        password=self.credentials.password,
+                        values=values,
+                    )
+                except Retry as exc:
+                    # Best effort: the next pass observes the node again and tries once more; a
+                    # failure here must not keep the rest of the plan (failover steps) from running.
+                    log.warning("%s/%s: %s", node.cluster_id, node.node_id, exc.reason)
             case ReplicaOf(node, primary):
                 port = self.host.port_of(node)
                 if port is not None:
@@ -113,6 +140,19 @@ class Executor:
                 self.store.put_spec(CLUSTER, cluster_id, detached.to_json())
             case DeleteRecord(kind, resource_id):
                 self.store.delete(kind, resource_id)
+
+    async def _restart(self, node: NodeKey, replicaof: Address | None) -> None:
+        """Stop the node keeping its data, then start it on a config rendered afresh."""
+        process = self._process(node, replicaof)  # rendered first: a bad spec must not stop the node
+        port = self.host.port_of(node)
+        running = await asyncio.to_thread(self.host.pid, node)
+        if running is not None and port is not None and REDIS_CONF in process.files:
+            # SHUTDOWN SAVE writes the RDB even with save "" (an AOF, when on, is fsynced too).
+            await redis.shutdown_save(
+                self.address, port, user=self.credentials.user, password=self.credentials.password
+            )
+        await asyncio.to_thread(self.host.stop, node)
+        await asyncio.to_thread(self.host.start, node, process)
 
     def record(self, events: Sequence[Event]) -> None:
         for event in events:
@@ -173,22 +213,33 @@ class Executor:
         if port is None:
             raise Fatal(f"node {node.cluster_id}/{node.node_id} has no port")
         memory = memory_bytes(spec.node_type) or 0
+        _, values = effective_parameters(self.store, spec.engine, spec.engine_version, spec.parameter_group)
+        # What the node starts with, kept beside it: a later change that needs a reboot shows as pending.
+        started_with = json.dumps(values, sort_keys=True)
         if spec.engine == "memcached":
-            argv = memcached.argv(binary.path, port=port, bind=self.address, memory_mb=memory // (1 << 20))
-            return ProcessSpec(argv=argv)
+            argv = memcached.argv(
+                binary.path,
+                port=port,
+                bind=self.address,
+                memory_mb=memory // (1 << 20),
+                extra=memcached.parameter_args(values),
+            )
+            return ProcessSpec(argv=argv, files={PARAMETERS_FILE: started_with})
         node_dir = self.host.node_dir(node)
+        directives = redis.parameter_directives(values, memory) if values else {}
         config = redis.RedisNodeConfig(
             port=port,
             bind=self.address,
             data_dir=node_dir,
-            maxmemory_bytes=memory,
+            maxmemory_bytes=int(directives.get("maxmemory", memory)),
             admin_user=self.credentials.user,
             admin_password=self.credentials.password,
             replicaof=replicaof,
+            parameters=tuple(directives.items()),
         )
         return ProcessSpec(
             argv=redis.argv(binary.path, node_dir / REDIS_CONF),
-            files={REDIS_CONF: redis.render_config(config)},
+            files={REDIS_CONF: redis.render_config(config), PARAMETERS_FILE: started_with},
         )
 
     def _binary(self, spec: CacheClusterSpec) -> EngineBinary:

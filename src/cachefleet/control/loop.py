@@ -18,11 +18,20 @@ from cachefleet.control.actions import Plan
 from cachefleet.control.execute import Executor
 from cachefleet.control.planners import cluster as cluster_planner
 from cachefleet.control.planners import group as group_planner
+from cachefleet.control.planners import params
 from cachefleet.control.queue import KeyedQueue
 from cachefleet.hosts.base import Host
 from cachefleet.model.errors import Fatal, Retry
 from cachefleet.model.status import CREATE_FAILED, ClusterStatus, GroupStatus
-from cachefleet.store.records import CLUSTER, GROUP, find_cluster, find_group
+from cachefleet.store.records import (
+    CLUSTER,
+    GROUP,
+    PARAMETER_GROUP,
+    effective_parameters,
+    find_cluster,
+    find_group,
+    parameter_group_users,
+)
 from cachefleet.store.sqlite import Store
 
 log = logging.getLogger(__name__)
@@ -103,6 +112,12 @@ class Reconciler:
 
     async def _pass(self, key: Key) -> float | None:
         kind, resource_id = key
+        if kind == PARAMETER_GROUP:
+            # A changed parameter group: every cluster and group using it looks at its nodes again.
+            for cluster in parameter_group_users(self._store, resource_id):
+                group_id = cluster.spec.replication_group_id
+                self._queue.put((GROUP, group_id) if group_id else (CLUSTER, cluster.spec.id))
+            return None
         planned = await (self._plan_group(resource_id) if kind == GROUP else self._plan_cluster(resource_id))
         if planned is None:
             return None
@@ -126,8 +141,11 @@ class Reconciler:
         observed = await observe.observe_nodes(
             self._host, keys, engine=cluster.spec.engine, address=self._address, credentials=self._credentials
         )
-        plan = cluster_planner.plan(cluster.spec, cluster.status, observed, now=self._now())
-        return plan, {(CLUSTER, cluster_id): cluster.generation}
+        spec = cluster.spec
+        wanted, generations = self._wanted(spec.engine, spec.engine_version, spec.node_type, spec.parameter_group)
+        plan = cluster_planner.plan(spec, cluster.status, observed, now=self._now(), wanted=wanted)
+        generations[(CLUSTER, cluster_id)] = cluster.generation
+        return plan, generations
 
     async def _plan_group(self, group_id: str) -> tuple[Plan, Generations] | None:
         group = find_group(self._store, group_id)
@@ -143,10 +161,24 @@ class Reconciler:
             address=self._address,
             credentials=self._credentials,
         )
-        plan = group_planner.plan(group.spec, group.status, members, observed, address=self._address, now=self._now())
-        generations = {(GROUP, group_id): group.generation}
+        spec = group.spec
+        wanted, generations = self._wanted(spec.engine, spec.engine_version, spec.node_type, spec.parameter_group)
+        plan = group_planner.plan(
+            spec, group.status, members, observed, address=self._address, now=self._now(), wanted=wanted
+        )
+        generations[(GROUP, group_id)] = group.generation
         generations.update({(CLUSTER, c.spec.id): c.generation for c in clusters})
         return plan, generations
+
+    def _wanted(
+        self, engine: str, version: str, node_type: str, group_name: str | None
+    ) -> tuple[params.Wanted, Generations]:
+        """What the parameter group asks of the nodes, and its generation when it is a stored group."""
+        group, values = effective_parameters(self._store, engine, version, group_name)
+        generations: Generations = {}
+        if group is not None and not group.is_default:
+            generations[(PARAMETER_GROUP, group.spec.name)] = group.generation
+        return params.wanted(engine, version, node_type, values), generations
 
     def _record(self, plan: Plan, generations: Generations) -> bool:
         """Write the statuses that changed, and the plan's events, in one transaction.

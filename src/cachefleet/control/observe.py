@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from cachefleet.engines import haproxy, memcached, redis, sentinel
 from cachefleet.hosts.base import Host, NodeKey
+
+# Written beside a node's config when it starts: the effective parameters it started with, so that
+# a change that needs a reboot shows as pending until the node really restarts.
+PARAMETERS_FILE = "parameters.json"
 
 
 @dataclass(frozen=True)
@@ -15,6 +21,9 @@ class NodeObservation:
     pid: int | None
     redis: redis.RedisObservation | None = None
     memcached: memcached.MemcachedObservation | None = None
+    # The parameters the running process started with; None when it started without the file.
+    started_with: Mapping[str, str] | None = None
+    port_taken: bool = False  # down, and another process holds its port: it must move
 
     @property
     def serving(self) -> bool:
@@ -36,11 +45,24 @@ async def observe_node(
 ) -> NodeObservation:
     port, pid = await asyncio.to_thread(lambda: (host.port_of(key), host.pid(key)))
     if port is None or pid is None:
-        return NodeObservation(port=port, pid=pid)
+        taken = port is not None and await asyncio.to_thread(host.port_taken, key)
+        return NodeObservation(port=port, pid=pid, port_taken=taken)
+    started_with = _parameters(await asyncio.to_thread(host.read_file, key, PARAMETERS_FILE))
     if engine == "memcached":
-        return NodeObservation(port, pid, memcached=await memcached.probe(address, port))
+        return NodeObservation(port, pid, memcached=await memcached.probe(address, port), started_with=started_with)
     probe = await redis.probe(address, port, user=credentials.user, password=credentials.password)
-    return NodeObservation(port, pid, redis=probe)
+    return NodeObservation(port, pid, redis=probe, started_with=started_with)
+
+
+def _parameters(text: str | None) -> dict[str, str] | None:
+    """The parameters file of a running node, or None when it has none (or an unreadable one)."""
+    if text is None:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else None
 
 
 async def observe_nodes(

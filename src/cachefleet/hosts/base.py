@@ -60,6 +60,14 @@ class Host(Protocol):
         """
         ...
 
+    def port_taken(self, key: NodeKey, slot: str = "port") -> bool:
+        """Whether the node is down and its persisted port is held by some other process."""
+        ...
+
+    def reassign_port(self, key: NodeKey, slot: str = "port") -> int:
+        """Drop the node's persisted port and choose (and persist) a new free one."""
+        ...
+
     def pid(self, key: NodeKey) -> int | None:
         """The PID of the node's live process, or None; never a reused PID of another process."""
         ...

@@ -108,6 +108,18 @@ class LocalHost:
                 f"no free port in {low}-{high} on {self._bind_host} for node {key.node_id}"
             )
 
+    def port_taken(self, key: NodeKey, slot: str = DEFAULT_SLOT) -> bool:
+        """Whether the node's persisted port is held by something else (the node itself not running)."""
+        port = self.port_of(key, slot)
+        return port is not None and self.pid(key) is None and not _bindable(self._bind_host, port, reuse=True)
+
+    def reassign_port(self, key: NodeKey, slot: str = DEFAULT_SLOT) -> int:
+        """Give up a port that another process took while the node was down, and choose a new one."""
+        with self._alloc_lock:
+            lost = self.port_of(key, slot)
+            (self.node_dir(key) / _port_file(slot)).unlink(missing_ok=True)
+        return self.allocate_port(key, () if lost is None else (lost,), slot)
+
     # -- files -------------------------------------------------------------------------------
 
     def read_file(self, key: NodeKey, name: str) -> str | None:
@@ -357,10 +369,14 @@ def _wait_exit(pidfd: int, timeout: float) -> bool:
     return bool(poller.poll(max(0, int(timeout * 1000))))
 
 
-def _bindable(host: str, port: int) -> bool:
+def _bindable(host: str, port: int, *, reuse: bool = False) -> bool:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
-        # No SO_REUSEADDR: a port with connections still in TIME_WAIT is skipped too, which is harmless.
+        # Without SO_REUSEADDR (choosing a new port), one with connections still in TIME_WAIT is
+        # skipped too, which is harmless. With it (can a node bind its own port again?), the test
+        # matches what the engines do, so only a real listener counts as taken.
+        if reuse:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:

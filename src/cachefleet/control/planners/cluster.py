@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from cachefleet.control.actions import (
     Action,
     AllocatePort,
     DeleteRecord,
     Event,
     Plan,
+    ReassignPort,
     RemoveNode,
     ReplicaOf,
+    RestartNode,
     StartNode,
 )
 from cachefleet.control.observe import NodeObservation
+from cachefleet.control.planners import params, reboot
 from cachefleet.control.planners.nodes import cluster_status, node_status
 from cachefleet.hosts.base import NodeKey
 from cachefleet.model import status as st
@@ -27,7 +32,14 @@ def node_keys(spec: CacheClusterSpec) -> list[NodeKey]:
     return [NodeKey(spec.id, node_id(i)) for i in range(1, spec.num_nodes + 1)]
 
 
-def plan(spec: CacheClusterSpec, status: ClusterStatus, observed: dict[NodeKey, NodeObservation], *, now: str) -> Plan:
+def plan(
+    spec: CacheClusterSpec,
+    status: ClusterStatus,
+    observed: dict[NodeKey, NodeObservation],
+    *,
+    now: str,
+    wanted: params.Wanted,
+) -> Plan:
     keys = node_keys(spec)
     if spec.deleting:
         return Plan(
@@ -39,6 +51,8 @@ def plan(spec: CacheClusterSpec, status: ClusterStatus, observed: dict[NodeKey, 
         obs = observed[key]
         if obs.port is None:
             actions.append(AllocatePort(key))
+        elif obs.port_taken:
+            actions.append(ReassignPort(key))
         elif obs.pid is None:
             actions.append(StartNode(key))
         elif obs.redis is not None and obs.redis.role != "master":
@@ -59,11 +73,42 @@ def plan(spec: CacheClusterSpec, status: ClusterStatus, observed: dict[NodeKey, 
         for k in keys
     )
     new_status = cluster_status(status, nodes)
-    events: tuple[Event, ...] = ()
+    events: list[Event] = []
     if status.status == st.CREATING and new_status.status == st.AVAILABLE:
-        events = (Event(spec.id, KIND, "Cache cluster created"),)
-    return Plan(
-        cluster_statuses={spec.id: new_status},
-        events=events,
-        converged=all(n.status == st.AVAILABLE for n in nodes),
+        events.append(Event(spec.id, KIND, "Cache cluster created"))
+
+    checks = {k.node_id: params.check_node(k, observed[k], wanted) for k in keys}
+    config_actions: list[Action] = [c.action for c in checks.values() if c.action is not None]
+    node_params = {n: c.status for n, c in checks.items()}
+    new_status = replace(
+        new_status,
+        nodes=tuple(replace(n, parameter_status=node_params[n.node_id]) for n in new_status.nodes),
+        parameter_apply_status=params.apply_status(node_params.values()),
     )
+    if config_actions and status.status == st.MODIFYING:
+        new_status = replace(new_status, status=st.MODIFYING)  # modifying ends once the parameters are in
+    events += [
+        Event(spec.id, KIND, m)
+        for m in params.events(status.parameter_apply_status, new_status.parameter_apply_status, node_params)
+    ]
+
+    ready = {k.node_id: _ready(spec, observed[k]) for k in keys}
+    taken = reboot.step(spec, status, ready, may_restart=not config_actions)
+    restart: list[Action] = []
+    if taken is not None:
+        if taken.restart is not None:
+            restart.append(RestartNode(NodeKey(spec.id, taken.restart)))
+        new_status = reboot.record(new_status, taken, spec.reboot_requests)
+        events += [Event(spec.id, KIND, m) for m in taken.events]
+    return Plan(
+        actions=(*restart, *config_actions),
+        cluster_statuses={spec.id: new_status},
+        events=tuple(events),
+        converged=all(n.status == st.AVAILABLE for n in nodes) and not config_actions and taken is None,
+    )
+
+
+def _ready(spec: CacheClusterSpec, obs: NodeObservation) -> bool:
+    if spec.engine == "memcached":
+        return obs.serving
+    return obs.serving and obs.redis is not None and obs.redis.role == "master"

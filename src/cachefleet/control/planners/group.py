@@ -12,6 +12,10 @@ Rules that protect data, each learnt the hard way (DESIGN.md section 6):
   automatic failover, every Sentinel watches the primary and all of its replicas;
 - the primary endpoint takes writes only to the node named primary: every other server of its
   backend is kept in maintenance, so a restarted or demoted node never gets a write through it.
+
+Parameters and reboots come last and stay out of the way: CONFIG SET steps go at the end of the
+plan (best effort), and a member is restarted for RebootCacheCluster only when nothing else is to be
+done and every member serves in its role, one member at a time, a replica pointed at the primary.
 """
 
 from __future__ import annotations
@@ -27,9 +31,11 @@ from cachefleet.control.actions import (
     EndpointInputs,
     Event,
     Plan,
+    ReassignPort,
     ReloadEndpoint,
     RemoveNode,
     ReplicaOf,
+    RestartNode,
     SentinelFailover,
     SetEndpointPrimary,
     StartEndpoint,
@@ -45,6 +51,7 @@ from cachefleet.control.observe import (
     endpoint_key,
     sentinel_keys,
 )
+from cachefleet.control.planners import params, reboot
 from cachefleet.control.planners.nodes import cluster_status, lifecycle_status, node_status
 from cachefleet.engines.haproxy import ServerState, server_name
 from cachefleet.hosts.base import NodeKey
@@ -80,6 +87,7 @@ def plan(
     *,
     address: str,
     now: str,
+    wanted: params.Wanted,
 ) -> Plan:
     if spec.deleting:
         return _plan_delete(spec, list(members), status.primary_cluster_id or spec.primary_cluster_id, observed)
@@ -126,6 +134,11 @@ def plan(
     statuses = _member_statuses(members, observed, view, recovering, now)
     for cluster_id, new in statuses.items():
         events += _member_events(cluster_id, members[cluster_id][1], new, status.status)
+    quiet = not actions and _all_nodes_ready(members, observed, view) and _endpoint_ready(observed.endpoint, view)
+    rebooting = _reboots(members, observed, view, statuses, events, may_restart=quiet)
+    config_actions = _parameters(members, observed, wanted, statuses, events)
+    actions += rebooting
+    actions += config_actions
     all_ready = (
         _all_nodes_ready(members, observed, view)
         and _endpoint_ready(observed.endpoint, view)
@@ -144,8 +157,63 @@ def plan(
         group_statuses={spec.id: group_status},
         cluster_statuses=statuses,
         events=tuple(events),
-        converged=all_ready and not actions and spec.failover_requests <= group_status.failovers_done,
+        converged=all_ready
+        and not actions
+        and spec.failover_requests <= group_status.failovers_done
+        and all(m.reboot_requests <= statuses[c].reboots_done for c, (m, _) in members.items()),
     )
+
+
+def _reboots(
+    members: Members,
+    observed: GroupObservation,
+    view: _View,
+    statuses: dict[str, ClusterStatus],
+    events: list[Event],
+    *,
+    may_restart: bool,
+) -> list[Action]:
+    """RebootCacheCluster of members: one member restarted at a time, only while all is quiet."""
+    actions: list[Action] = []
+    busy = any(s.restarting for _, s in members.values())
+    for cluster_id, (member, previous) in members.items():
+        obs = observed.nodes[cluster_id]
+        is_primary = cluster_id == view.primary_id
+        ready = obs.serving and _in_role(obs, is_primary=is_primary, primary=view.primary, link=True)
+        allowed = may_restart and not busy and (is_primary or view.primary is not None)
+        taken = reboot.step(member, previous, {"0001": ready}, may_restart=allowed)
+        if taken is None:
+            continue
+        if taken.restart is not None:
+            busy = True
+            actions.append(RestartNode(member_key(cluster_id), None if is_primary else view.primary))
+        statuses[cluster_id] = reboot.record(statuses[cluster_id], taken, member.reboot_requests)
+        events += [Event(cluster_id, CLUSTER, m) for m in taken.events]
+    return actions
+
+
+def _parameters(
+    members: Members,
+    observed: GroupObservation,
+    wanted: params.Wanted,
+    statuses: dict[str, ClusterStatus],
+    events: list[Event],
+) -> list[Action]:
+    """CONFIG SET where a member's live parameters differ; apply statuses for every member."""
+    actions: list[Action] = []
+    for cluster_id, (_, previous) in members.items():
+        check = params.check_node(member_key(cluster_id), observed.nodes[cluster_id], wanted)
+        if check.action is not None:
+            actions.append(check.action)
+        new = statuses[cluster_id]
+        statuses[cluster_id] = replace(
+            new,
+            nodes=tuple(replace(n, parameter_status=check.status) for n in new.nodes),
+            parameter_apply_status=check.status,
+        )
+        messages = params.events(previous.parameter_apply_status, check.status, {"0001": check.status})
+        events += [Event(cluster_id, CLUSTER, m) for m in messages]
+    return actions
 
 
 def _view(
@@ -210,6 +278,8 @@ def _converge_member(cluster_id: str, obs: NodeObservation, view: _View, observe
     is_primary = cluster_id == view.primary_id
     if obs.port is None:
         return AllocatePort(key)
+    if obs.port_taken:
+        return ReassignPort(key)
     if obs.pid is None:
         if not is_primary:
             # A replica comes back only once its primary accepts connections (else Redis waits a

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from cachefleet.model import status as st
 from cachefleet.model.status import ClusterStatus, NodeStatus
 
@@ -40,4 +42,5 @@ def lifecycle_status(previous: str, all_ready: bool) -> str:
 
 def cluster_status(previous: ClusterStatus, nodes: tuple[NodeStatus, ...]) -> ClusterStatus:
     all_ready = all(n.status == st.AVAILABLE for n in nodes)
-    return ClusterStatus(status=lifecycle_status(previous.status, all_ready), nodes=nodes)
+    # Reboot progress and the parameter apply status carry over; planners update them themselves.
+    return replace(previous, status=lifecycle_status(previous.status, all_ready), nodes=nodes, message="")

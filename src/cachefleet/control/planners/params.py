@@ -1,0 +1,87 @@
+"""Parameter groups on running nodes: what to CONFIG SET, and what waits for a reboot.
+
+Pure. ``immediate`` parameters are compared with what each Redis node reports (CONFIG GET) on every
+pass and set where they differ, so replicas and nodes added later converge like the rest.
+``requires-reboot`` ones are compared with what the node started with (the parameters file beside
+its config): a difference is ``pending-reboot`` until the node restarts on a config rendered afresh.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from cachefleet.control.actions import ConfigSet
+from cachefleet.control.observe import NodeObservation
+from cachefleet.engines import redis
+from cachefleet.engines.nodetypes import memory_bytes
+from cachefleet.hosts.base import NodeKey
+from cachefleet.model import parameters as pm
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """What a cluster's parameter group asks of each of its nodes."""
+
+    live: Mapping[str, str] = field(default_factory=dict)  # Redis directives CONFIG SET changes
+    reboot: Mapping[str, str] = field(default_factory=dict)  # requires-reboot parameters' values
+    reboot_defaults: Mapping[str, str] = field(default_factory=dict)  # for nodes started without a record
+
+
+def wanted(engine: str, version: str, node_type: str, values: Mapping[str, str]) -> Wanted:
+    family = pm.family_for(engine, version)
+    reboot_names = pm.reboot_parameters(family)
+    defaults = pm.defaults(family)
+    live: dict[str, str] = {}
+    if engine != "memcached" and values:
+        live = redis.live_directives(redis.parameter_directives(values, memory_bytes(node_type) or 0))
+    return Wanted(
+        live=live,
+        reboot={k: v for k, v in values.items() if k in reboot_names},
+        reboot_defaults={k: defaults[k] for k in reboot_names},
+    )
+
+
+@dataclass(frozen=True)
+class NodeParameters:
+    action: ConfigSet | None
+    status: str  # in-sync | applying | pending-reboot
+
+
+def check_node(key: NodeKey, obs: NodeObservation, want: Wanted) -> NodeParameters:
+    if obs.pid is None:
+        return NodeParameters(None, pm.IN_SYNC)  # it starts on a config rendered from the group as it is
+    started = obs.started_with if obs.started_with is not None else want.reboot_defaults
+    status = pm.IN_SYNC
+    if any(started.get(name, want.reboot_defaults.get(name)) != value for name, value in want.reboot.items()):
+        status = pm.PENDING_REBOOT
+    action = None
+    info = obs.redis
+    if info is not None and info.config is not None and not info.loading:
+        differences = redis.config_differences(want.live, info.config)
+        if differences:
+            action = ConfigSet(key, tuple(sorted(differences.items())))
+            if status == pm.IN_SYNC:
+                status = pm.APPLYING
+    return NodeParameters(action, status)
+
+
+def apply_status(node_statuses: Iterable[str]) -> str:
+    """A cluster's ParameterApplyStatus: the least settled of its nodes'."""
+    statuses = set(node_statuses)
+    for status in (pm.PENDING_REBOOT, pm.APPLYING):
+        if status in statuses:
+            return status
+    return pm.IN_SYNC
+
+
+def events(previous: str, current: str, nodes: Mapping[str, str]) -> list[str]:
+    """Messages about a cluster's parameters when its apply status moves."""
+    if previous == current:
+        return []
+    if current == pm.PENDING_REBOOT:
+        ids = ", ".join(n for n, s in nodes.items() if s == pm.PENDING_REBOOT)
+        return [f"Parameter changes pending reboot for cache nodes {ids}"]
+    if previous == pm.APPLYING and current == pm.IN_SYNC:
+        return ["Cache cluster parameters changed"]
+    return []
