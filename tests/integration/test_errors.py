@@ -294,12 +294,91 @@ CASES: list[tuple[str, dict[str, Any], str, int]] = [
     ("describe_replication_groups", {"MaxRecords": 19}, "InvalidParameterValue", 400),
     ("describe_cache_clusters", {"MaxRecords": 101}, "InvalidParameterValue", 400),
     ("describe_cache_clusters", {"Marker": "garbage"}, "InvalidParameterValue", 400),
+    # Parameter groups ("pg" is a customer redis7 group, "pg-mc" a memcached1.6 one used by "mc")
+    ("create_cache_parameter_group", {"CacheParameterGroupName": "pg", "CacheParameterGroupFamily": "redis7",
+     "Description": "d"}, "CacheParameterGroupAlreadyExists", 400),
+    ("create_cache_parameter_group", {"CacheParameterGroupName": "new", "CacheParameterGroupFamily": "redis2.6",
+     "Description": "d"}, "InvalidParameterValue", 400),
+    ("create_cache_parameter_group", {"CacheParameterGroupName": "1pg", "CacheParameterGroupFamily": "redis7",
+     "Description": "d"}, "InvalidParameterValue", 400),
+    ("describe_cache_parameter_groups", {"CacheParameterGroupName": "missing"}, "CacheParameterGroupNotFound", 404),
+    ("describe_cache_parameter_groups", {"MaxRecords": 19}, "InvalidParameterValue", 400),
+    ("describe_cache_parameters", {"CacheParameterGroupName": "missing"}, "CacheParameterGroupNotFound", 404),
+    ("describe_cache_parameters", {"CacheParameterGroupName": "pg", "Source": "mine"}, "InvalidParameterValue", 400),
+    ("describe_engine_default_parameters", {"CacheParameterGroupFamily": "redis9"}, "InvalidParameterValue", 400),
+    ("modify_cache_parameter_group", {"CacheParameterGroupName": "pg", "ParameterNameValues": [
+        {"ParameterName": "no-such-parameter", "ParameterValue": "1"}]}, "InvalidParameterValue", 400),
+    ("modify_cache_parameter_group", {"CacheParameterGroupName": "pg", "ParameterNameValues": [
+        {"ParameterName": "lua-time-limit", "ParameterValue": "5000"}]}, "InvalidParameterValue", 400),
+    ("modify_cache_parameter_group", {"CacheParameterGroupName": "pg", "ParameterNameValues": [
+        {"ParameterName": "timeout", "ParameterValue": "5"}]}, "InvalidParameterValue", 400),
+    ("modify_cache_parameter_group", {"CacheParameterGroupName": "pg", "ParameterNameValues": [
+        {"ParameterName": "maxmemory-policy", "ParameterValue": "sometimes"}]}, "InvalidParameterValue", 400),
+    ("modify_cache_parameter_group", {"CacheParameterGroupName": "pg", "ParameterNameValues": [
+        {"ParameterName": "timeout", "ParameterValue": "30"},
+        {"ParameterName": "appendfsync", "ParameterValue": "sometimes"}]}, "InvalidParameterValue", 400),
+    ("modify_cache_parameter_group", {"CacheParameterGroupName": "pg", "ParameterNameValues": [
+        {"ParameterName": "timeout", "ParameterValue": str(20 + i)} for i in range(21)]},
+     "InvalidParameterValue", 400),
+    ("modify_cache_parameter_group", {"CacheParameterGroupName": "pg", "ParameterNameValues": [
+        {"ParameterName": "max_item_size", "ParameterValue": "2097152"}]}, "InvalidParameterValue", 400),
+    ("modify_cache_parameter_group", {"CacheParameterGroupName": "default.redis7", "ParameterNameValues": [
+        {"ParameterName": "timeout", "ParameterValue": "30"}]}, "InvalidCacheParameterGroupState", 400),
+    ("modify_cache_parameter_group", {"CacheParameterGroupName": "missing", "ParameterNameValues": [
+        {"ParameterName": "timeout", "ParameterValue": "30"}]}, "CacheParameterGroupNotFound", 404),
+    ("reset_cache_parameter_group", {"CacheParameterGroupName": "pg", "ResetAllParameters": True,
+     "ParameterNameValues": [{"ParameterName": "timeout"}]}, "InvalidParameterCombination", 400),
+    ("reset_cache_parameter_group", {"CacheParameterGroupName": "pg"}, "InvalidParameterCombination", 400),
+    ("reset_cache_parameter_group", {"CacheParameterGroupName": "pg", "ParameterNameValues": [
+        {"ParameterName": "no-such-parameter"}]}, "InvalidParameterValue", 400),
+    ("reset_cache_parameter_group", {"CacheParameterGroupName": "default.memcached1.6", "ResetAllParameters": True},
+     "InvalidCacheParameterGroupState", 400),
+    ("delete_cache_parameter_group", {"CacheParameterGroupName": "default.redis7"},
+     "InvalidCacheParameterGroupState", 400),
+    ("delete_cache_parameter_group", {"CacheParameterGroupName": "pg-mc"}, "InvalidCacheParameterGroupState", 400),
+    ("delete_cache_parameter_group", {"CacheParameterGroupName": "missing"}, "CacheParameterGroupNotFound", 404),
+    ("create_replication_group", {"ReplicationGroupId": "p", "CacheParameterGroupName": "missing", **RG},
+     "CacheParameterGroupNotFound", 404),
+    ("create_replication_group", {"ReplicationGroupId": "p", "CacheParameterGroupName": "pg-mc", **RG},
+     "InvalidParameterCombination", 400),
+    ("create_replication_group", {"ReplicationGroupId": "p", "CacheParameterGroupName": "default.redis7.cluster.on",
+     **RG}, "InvalidParameterValue", 400),
+    ("create_cache_cluster", {"CacheClusterId": "p", "Engine": "redis",
+     "CacheParameterGroupName": "default.redis7.cluster.on"}, "InvalidParameterCombination", 400),
+    ("create_cache_cluster", {"CacheClusterId": "p", "Engine": "memcached", "CacheParameterGroupName": "pg"},
+     "InvalidParameterCombination", 400),
+    ("create_cache_cluster", {"CacheClusterId": "p", "Engine": "redis", "CacheParameterGroupName": "missing"},
+     "CacheParameterGroupNotFound", 404),
+    ("create_cache_cluster", {"CacheClusterId": "extra", "ReplicationGroupId": "existing",
+     "CacheParameterGroupName": "pg"}, "InvalidParameterCombination", 400),
+    ("modify_replication_group", {"ReplicationGroupId": "existing", "CacheParameterGroupName": "missing"},
+     "CacheParameterGroupNotFound", 404),
+    ("modify_replication_group", {"ReplicationGroupId": "existing", "CacheParameterGroupName": "pg-mc"},
+     "InvalidParameterCombination", 400),
+    ("modify_cache_cluster", {"CacheClusterId": "missing", "CacheParameterGroupName": "pg"},
+     "CacheClusterNotFound", 404),
+    ("modify_cache_cluster", {"CacheClusterId": "existing-001", "CacheParameterGroupName": "pg"},
+     "InvalidParameterCombination", 400),
+    ("modify_cache_cluster", {"CacheClusterId": "mc", "CacheParameterGroupName": "pg"},
+     "InvalidParameterCombination", 400),
+    ("modify_cache_cluster", {"CacheClusterId": "mc", "CacheNodeType": "cache.r7g.large"},
+     "InvalidParameterValue", 400),
+    ("modify_cache_cluster", {"CacheClusterId": "mc", "NumCacheNodes": 3}, "InvalidParameterValue", 400),
+    ("reboot_cache_cluster", {"CacheClusterId": "missing", "CacheNodeIdsToReboot": ["0001"]},
+     "CacheClusterNotFound", 404),
+    ("reboot_cache_cluster", {"CacheClusterId": "mc", "CacheNodeIdsToReboot": ["0002"]},
+     "InvalidParameterValue", 400),
+    ("add_tags_to_resource", {"ResourceName": f"{ARN}:parametergroup:default.redis7",
+     "Tags": [{"Key": "a", "Value": "b"}]}, "InvalidParameterValue", 400),
+    ("list_tags_for_resource", {"ResourceName": f"{ARN}:parametergroup:missing"},
+     "CacheParameterGroupNotFound", 404),
 ]
 
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """One server with a group ``existing`` and a memcached cluster ``mc`` that the cases run against."""
+    """One server with a group ``existing``, a memcached cluster ``mc`` and parameter groups ``pg`` (redis7)
+    and ``pg-mc`` (memcached1.6, used by ``mc``) that the cases run against."""
     server = ServerProcess(tmp_path_factory.mktemp("errors") / "cf")
     try:
         server.start()
@@ -307,7 +386,13 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Any:
         client.create_replication_group(
             ReplicationGroupId="existing", NumCacheClusters=2, Tags=[{"Key": "owner", "Value": "ops"}], **RG
         )
-        client.create_cache_cluster(CacheClusterId="mc", Engine="memcached")
+        client.create_cache_parameter_group(
+            CacheParameterGroupName="pg", CacheParameterGroupFamily="redis7", Description="d"
+        )
+        client.create_cache_parameter_group(
+            CacheParameterGroupName="pg-mc", CacheParameterGroupFamily="memcached1.6", Description="d"
+        )
+        client.create_cache_cluster(CacheClusterId="mc", Engine="memcached", CacheParameterGroupName="pg-mc")
         client.get_waiter("replication_group_available").wait(
             ReplicationGroupId="existing", WaiterConfig=FAST_WAIT
         )
@@ -321,7 +406,9 @@ def _snapshot(client: Any) -> Any:
     groups = client.describe_replication_groups()["ReplicationGroups"]
     clusters = client.describe_cache_clusters(ShowCacheNodeInfo=True)["CacheClusters"]
     tags = client.list_tags_for_resource(ResourceName=f"{ARN}:cluster:existing-001")["TagList"]
-    return groups, clusters, tags
+    parameter_groups = client.describe_cache_parameter_groups()["CacheParameterGroups"]
+    parameters = client.describe_cache_parameters(CacheParameterGroupName="pg")["Parameters"]
+    return groups, clusters, tags, parameter_groups, parameters
 
 
 @pytest.mark.parametrize(

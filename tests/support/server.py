@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ import boto3
 from botocore.config import Config
 
 START_TIMEOUT = 30.0
+ADMIN_USER = "cachefleet-admin"  # the control plane's ACL user on Redis nodes
 
 
 class ServerProcess:
@@ -139,6 +141,12 @@ class ServerProcess:
         ini.read(self.data_dir / "credentials")
         section = ini["cachefleet"]
         return section["aws_access_key_id"], section["aws_secret_access_key"]
+
+    def admin_password(self) -> str:
+        """The password of the control plane's own ACL user on every Redis node (``ADMIN_USER``)."""
+        with contextlib.closing(sqlite3.connect(self.data_dir / "state.db")) as db:
+            row = db.execute("SELECT value FROM secrets WHERE name = 'node_admin_password'").fetchone()
+        return str(row[0])
 
     def client(self, **overrides: Any) -> Any:
         key_id, secret = self.credentials()

@@ -11,6 +11,7 @@ from typing import Any
 
 from cachefleet.engines.installed import EngineBinary
 from cachefleet.engines.nodetypes import NODE_TYPES
+from cachefleet.model import parameters
 from cachefleet.model.errors import (
     CacheSubnetGroupNotFound,
     InvalidParameterCombination,
@@ -18,6 +19,8 @@ from cachefleet.model.errors import (
     TagQuotaPerResourceExceeded,
 )
 from cachefleet.model.specs import Tags
+from cachefleet.store.records import get_parameter_group
+from cachefleet.store.sqlite import Store
 
 MAX_TAGS = 50
 DEFAULT_NODE_TYPE = "cache.t4g.micro"
@@ -97,6 +100,31 @@ def subnet_group(params: dict[str, Any]) -> None:
     # One host network stands in for the default subnet group; there are no custom ones yet.
     if name is not None and name.lower() != "default":
         raise CacheSubnetGroupNotFound(f"Cache subnet group {name} not found.")
+
+
+def cache_parameter_group(store: Store, name: str, engine: str, version: str, *, replication_group: bool) -> str:
+    """The stored name of the parameter group ``name``, checked against the engine version it will serve.
+
+    Unknown -> CacheParameterGroupNotFound; another family -> InvalidParameterCombination; a group
+    with cluster-enabled=yes -> refused (a cache cluster can never use one; cluster-mode-enabled
+    replication groups are not built yet).
+    """
+    group = get_parameter_group(store, name)
+    family = parameters.family_for(engine, version)
+    if group.spec.family != family:
+        raise InvalidParameterCombination(
+            f"The parameter group {group.spec.name} is of family {group.spec.family}, "
+            f"but {engine} {version} needs a group of family {family}."
+        )
+    if parameters.effective(family, group.spec.overrides).get("cluster-enabled") == "yes":
+        if replication_group:
+            raise InvalidParameterValue(
+                "Cluster mode enabled replication groups are not supported by this cachefleet version yet."
+            )
+        raise InvalidParameterCombination(
+            f"A cache cluster cannot use the parameter group {group.spec.name}: it has cluster-enabled=yes."
+        )
+    return group.spec.name
 
 
 def not_yet_supported(params: dict[str, Any], names: Iterable[str]) -> None:

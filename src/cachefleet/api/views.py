@@ -1,4 +1,5 @@
-"""Specs and statuses rendered as the service model's ReplicationGroup and CacheCluster shapes."""
+"""Specs and statuses rendered as the service model's ReplicationGroup, CacheCluster, CacheParameterGroup
+and Parameter shapes."""
 
 from __future__ import annotations
 
@@ -6,17 +7,16 @@ from datetime import datetime
 from typing import Any
 
 from cachefleet.api.context import Context
+from cachefleet.engines.nodetypes import NODE_TYPES, memory_bytes
+from cachefleet.model import parameters as pm
 from cachefleet.model import status as st
-from cachefleet.store.records import Cluster, Group
+from cachefleet.store.records import PARAMETER_GROUP, Cluster, Group, ParameterGroup, parameter_group_name
 
 CLIENT_DOWNLOAD_PAGE = "https://console.aws.amazon.com/elasticache/home#client-download:"
 
 
 def parameter_group_family(engine: str, version: str) -> str:
-    major, _, rest = version.partition(".")
-    if engine == "memcached":
-        return f"memcached{major}.{rest.partition('.')[0]}"
-    return f"{engine}{major}"
+    return pm.family_for(engine, version)
 
 
 def endpoint(ctx: Context, port: int | None) -> dict[str, Any] | None:
@@ -40,9 +40,9 @@ def cache_cluster(ctx: Context, cluster: Cluster, *, show_nodes: bool) -> dict[s
         "PendingModifiedValues": {},
         "CacheSecurityGroups": [],
         "CacheParameterGroup": {
-            "CacheParameterGroupName": f"default.{parameter_group_family(spec.engine, spec.engine_version)}",
-            "ParameterApplyStatus": "in-sync",
-            "CacheNodeIdsToReboot": [],
+            "CacheParameterGroupName": parameter_group_name(spec.engine, spec.engine_version, spec.parameter_group),
+            "ParameterApplyStatus": status.parameter_apply_status,
+            "CacheNodeIdsToReboot": [n.node_id for n in status.nodes if n.parameter_status == pm.PENDING_REBOOT],
         },
         "AutoMinorVersionUpgrade": True,
         "AuthTokenEnabled": False,
@@ -80,7 +80,7 @@ def _cache_node(ctx: Context, cluster: Cluster, node_id: str, az: str) -> dict[s
     view: dict[str, Any] = {
         "CacheNodeId": node_id,
         "CacheNodeStatus": node.status if node else st.CREATING,
-        "ParameterGroupStatus": "in-sync",
+        "ParameterGroupStatus": node.parameter_status if node else pm.IN_SYNC,
         "CustomerAvailabilityZone": az,
     }
     # Node endpoints appear once the node has been provisioned, as on ElastiCache.
@@ -151,3 +151,49 @@ def _member(ctx: Context, member: Cluster, is_primary: bool) -> dict[str, Any]:
         view["ReadEndpoint"] = endpoint(ctx, node.port)
         view["CurrentRole"] = node.role or (st.PRIMARY if is_primary else st.REPLICA)
     return view
+
+
+def cache_parameter_group(ctx: Context, group: ParameterGroup) -> dict[str, Any]:
+    spec = group.spec
+    return {
+        "CacheParameterGroupName": spec.name,
+        "CacheParameterGroupFamily": spec.family,
+        "Description": spec.description,
+        "IsGlobal": False,
+        "ARN": ctx.arn(PARAMETER_GROUP, spec.name),
+    }
+
+
+def parameter(definition: pm.ParameterDef, value: str, source: str) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "ParameterName": definition.name,
+        "Description": definition.description,
+        "Source": source,
+        "DataType": definition.data_type,
+        "AllowedValues": definition.allowed,
+        "IsModifiable": definition.modifiable,
+        "MinimumEngineVersion": definition.minimum_engine_version,
+        "ChangeType": definition.change_type,
+    }
+    if value:  # an empty value is left out, as ElastiCache does for notify-keyspace-events
+        view["ParameterValue"] = value
+    return view
+
+
+def node_type_parameter(definition: pm.ParameterDef, source: str) -> dict[str, Any]:
+    """A parameter whose value follows the node type: maxmemory (bytes), max_cache_memory (megabytes)."""
+    divisor = 1 << 20 if definition.name == "max_cache_memory" else 1
+    return {
+        "ParameterName": definition.name,
+        "Description": definition.description,
+        "Source": source,
+        "DataType": definition.data_type,
+        "AllowedValues": definition.allowed,
+        "IsModifiable": definition.modifiable,
+        "MinimumEngineVersion": definition.minimum_engine_version,
+        "CacheNodeTypeSpecificValues": [
+            {"CacheNodeType": node_type, "Value": str((memory_bytes(node_type) or 0) // divisor)}
+            for node_type in NODE_TYPES
+        ],
+        "ChangeType": definition.change_type,
+    }

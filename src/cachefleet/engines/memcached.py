@@ -28,6 +28,32 @@ def argv(binary: str, *, port: int, bind: str, memory_mb: int, extra: Sequence[s
     return (*args, *extra)
 
 
+# Boolean parameters (0/1) that add a flag when set to 1, and those that memcached 1.6 has on by
+# default, which an ``-o no_<option>`` turns off when set to 0.
+_FLAGS_WHEN_ON = {"cas_disabled": "-C", "error_on_memory_exhausted": "-M", "disable_flush_all": "-F"}
+_OPTIONS_ON_BY_DEFAULT = ("lru_crawler", "lru_maintainer", "maxconns_fast", "slab_reassign")
+
+
+def parameter_args(values: Mapping[str, str]) -> tuple[str, ...]:
+    """Pure: the command-line flags a node's effective memcached1.6 parameters stand for."""
+    args: list[str] = []
+    for name, flag in (("max_item_size", "-I"), ("chunk_size", "-n"), ("chunk_size_growth_factor", "-f")):
+        if name in values:
+            args += [flag, values[name]]
+    if "binding_protocol" in values:
+        args += ["-B", values["binding_protocol"]]
+    args += [flag for name, flag in _FLAGS_WHEN_ON.items() if values.get(name) == "1"]
+    options = [f"no_{name}" for name in _OPTIONS_ON_BY_DEFAULT if values.get(name) == "0"]
+    if values.get("track_sizes") == "1":
+        options.append("track_sizes")
+    for name in ("hash_algorithm", "slab_automove", "idle_timeout"):
+        if name in values:
+            options.append(f"{name}={values[name]}")
+    if options:
+        args += ["-o", ",".join(options)]
+    return tuple(args)
+
+
 @dataclass(frozen=True)
 class MemcachedObservation:
     version: str

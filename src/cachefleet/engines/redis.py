@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from redis.asyncio.retry import Retry as RedisRetry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from cachefleet.model import parameters
 from cachefleet.model.errors import Retry
 
 CONFIG_FILE = "redis.conf"
@@ -65,6 +66,9 @@ class RedisNodeConfig:
     admin_password: str
     replicaof: tuple[str, int] | None = None
     appendonly: bool = False
+    # Directives from the node's parameter group (``parameter_directives``); they win over the
+    # built-in values of appendonly, appendfsync, maxmemory and maxmemory-policy.
+    parameters: tuple[tuple[str, str], ...] = ()
 
 
 def render_config(cfg: RedisNodeConfig) -> str:
@@ -89,10 +93,7 @@ def render_config(cfg: RedisNodeConfig) -> str:
         "dbfilename dump.rdb",
         # No automatic RDB snapshots: ElastiCache backs up only when asked (BGSAVE by the admin user).
         'save ""',
-        f"appendonly {'yes' if cfg.appendonly else 'no'}",
-        "appendfsync everysec",
-        f"maxmemory {cfg.maxmemory_bytes}",
-        "maxmemory-policy volatile-lru",  # ElastiCache's default
+        *_directive_lines(cfg),
         "replica-read-only yes",
         # Redis 7 otherwise waits 5 s before every initial full sync, and "available" waits for it.
         "repl-diskless-sync-delay 0",
@@ -110,6 +111,105 @@ def render_config(cfg: RedisNodeConfig) -> str:
         host, port = cfg.replicaof
         lines.append(f"replicaof {host} {port}")
     return "\n".join(lines) + "\n"
+
+
+def _directive_lines(cfg: RedisNodeConfig) -> list[str]:
+    directives = {
+        "appendonly": "yes" if cfg.appendonly else "no",
+        "appendfsync": "everysec",
+        "maxmemory": str(cfg.maxmemory_bytes),
+        "maxmemory-policy": "volatile-lru",  # ElastiCache's default
+    }
+    directives.update(dict(cfg.parameters))
+    return [f"{name} {_token(value)}" for name, value in directives.items()]
+
+
+def _token(value: str) -> str:
+    return value if _PLAIN.fullmatch(value) else quote(value)
+
+
+_PLAIN = re.compile(r"[A-Za-z0-9._-]+")
+
+
+# -- parameters ----------------------------------------------------------------------------------
+
+# Catalogue parameters that are no redis.conf directive of their own: derived into another one
+# (reserved-memory-percent into maxmemory, client-output-buffer-limit-* into client-output-buffer-limit),
+# ElastiCache-only, or left at Redis's own value (they are not modifiable).
+_NOT_DIRECTIVES = frozenset(
+    {
+        "maxmemory",
+        "reserved-memory-percent",
+        "reserved-memory",
+        "cluster-enabled",
+        "cluster-preferred-endpoint-type",
+        "close-on-replica-write",
+        "rename-commands",
+        "replica-allow-chaining",
+        "replica-ignore-maxmemory",
+        "replica-lazy-flush",
+        "repl-timeout",
+        "lua-time-limit",
+        "activerehashing",
+        "activedefrag",
+    }
+)
+_OUTPUT_BUFFER = "client-output-buffer-limit"
+_OUTPUT_CLASSES = {"normal": "normal", "pubsub": "pubsub"}  # the replica class is not modifiable
+# Directives Redis reads only at start: a change to one waits for a reboot.
+STARTUP_DIRECTIVES = frozenset({"databases", "maxclients"})
+
+
+def parameter_directives(values: Mapping[str, str], node_memory: int) -> dict[str, str]:
+    """Pure: the redis.conf directives that a node's effective parameters stand for."""
+    directives: dict[str, str] = {}
+    percent = int(values.get("reserved-memory-percent", "0"))
+    directives["maxmemory"] = str(node_memory * (100 - percent) // 100)
+    for name, value in values.items():
+        if name in _NOT_DIRECTIVES or name.startswith(_OUTPUT_BUFFER):
+            continue
+        directives[name] = value
+    limits = []
+    for prefix, redis_class in _OUTPUT_CLASSES.items():
+        keys = [f"{_OUTPUT_BUFFER}-{prefix}-{part}" for part in ("hard-limit", "soft-limit", "soft-seconds")]
+        if all(k in values for k in keys):
+            limits.append(" ".join([redis_class, *(values[k] for k in keys)]))
+    if limits:
+        directives[_OUTPUT_BUFFER] = " ".join(limits)
+    return directives
+
+
+def live_directives(directives: Mapping[str, str]) -> dict[str, str]:
+    """The directives ``CONFIG SET`` changes on a running node (all but the start-up ones)."""
+    return {k: v for k, v in directives.items() if k not in STARTUP_DIRECTIVES}
+
+
+# The names the probe asks CONFIG GET for: every directive a parameter group can change live.
+LIVE_DIRECTIVES: tuple[str, ...] = tuple(
+    sorted(live_directives(parameter_directives(parameters.defaults("redis7"), 0)))
+)
+
+
+def config_differences(wanted: Mapping[str, str], actual: Mapping[str, str]) -> dict[str, str]:
+    """Pure: the wanted directives whose value the node does not report (as Redis normalises it)."""
+    return {
+        name: value
+        for name, value in wanted.items()
+        if _normalised(name, value) != _normalised(name, actual.get(name))
+    }
+
+
+def _normalised(name: str, value: str | None) -> object:
+    if value is None:
+        return None
+    if name == "notify-keyspace-events":
+        flags = set(value.replace("A", "g$lshzxetd"))
+        return frozenset(flags)
+    if name == _OUTPUT_BUFFER:
+        words = value.split()
+        classes = {words[i]: tuple(words[i + 1 : i + 4]) for i in range(0, len(words) - 3, 4)}
+        return {c: v for c, v in classes.items() if c in _OUTPUT_CLASSES}
+    return value
 
 
 def argv(binary: str, conf_path: Path) -> tuple[str, ...]:
@@ -152,6 +252,9 @@ class RedisObservation:
     loading: bool
     used_memory: int
     repl_offset: int  # master_repl_offset on a master, slave_repl_offset on a replica
+    # CONFIG GET of LIVE_DIRECTIVES; None when the node would not say (the parameters are then
+    # left alone this pass rather than set blindly).
+    config: Mapping[str, str] | None = None
 
 
 async def probe(
@@ -169,17 +272,23 @@ async def probe(
     ``loading=True``, not None.
     """
     client = _client(host, port, user=user, password=password, timeout=timeout)
+    config: dict[str, str] | None = None
     try:
         async with asyncio.timeout(timeout):
             info = await client.info("replication", "persistence", "memory")
+            try:
+                reply = await client.config_get(*LIVE_DIRECTIVES)
+                config = {str(k): str(v) for k, v in reply.items()}
+            except RedisError:
+                config = None  # e.g. a user without CONFIG: the roles are still observed
     except (RedisError, OSError, TimeoutError):
         return None
     finally:
         await client.aclose()
-    return observation_from_info(info)
+    return observation_from_info(info, config)
 
 
-def observation_from_info(info: Mapping[str, Any]) -> RedisObservation:
+def observation_from_info(info: Mapping[str, Any], config: Mapping[str, str] | None = None) -> RedisObservation:
     """Pure: an observation from INFO fields as redis-py parses them."""
     role = str(info.get("role", ""))
     replica = role == "slave"
@@ -194,7 +303,55 @@ def observation_from_info(info: Mapping[str, Any]) -> RedisObservation:
         loading=bool(int(info.get("loading", 0))),
         used_memory=int(info.get("used_memory", 0)),
         repl_offset=int(info.get(offset_field, 0)),
+        config=config,
     )
+
+
+async def config_set(
+    host: str,
+    port: int,
+    *,
+    user: str,
+    password: str,
+    values: Sequence[tuple[str, str]],
+    timeout: float = 2.0,  # noqa: ASYNC109 (also the socket timeout, as in probe)
+) -> None:
+    """``CONFIG SET`` every pair at once (Redis applies them all or none); raises ``Retry`` on failure."""
+    (name, value), *rest = values
+    more = [item for pair in rest for item in pair]
+    client = _client(host, port, user=user, password=password, timeout=timeout)
+    try:
+        async with asyncio.timeout(timeout):
+            await client.config_set(name, value, *more)
+    except (RedisError, OSError, TimeoutError) as exc:
+        raise Retry(f"CONFIG SET {' '.join(n for n, _ in values)} on {host}:{port} failed: {exc}") from exc
+    finally:
+        await client.aclose()
+
+
+async def shutdown_save(
+    host: str,
+    port: int,
+    *,
+    user: str,
+    password: str,
+    timeout: float = 60.0,  # noqa: ASYNC109 (also the socket timeout: SAVE of a big dataset takes a while)
+) -> None:
+    """``SHUTDOWN SAVE``: write the RDB (even with ``save ""``) and exit; returns once the node hung up.
+
+    Raises ``Retry`` when Redis refuses (it will not exit while it writes its first AOF, for one):
+    the node then keeps running, with its data.
+    """
+    client = _client(host, port, user=user, password=password, timeout=timeout)
+    try:
+        async with asyncio.timeout(timeout):
+            # redis-py returns once the node hung up (the RDB is written by then) and raises if
+            # the node answered instead, which means it refused to exit.
+            await client.shutdown(save=True)
+    except (RedisError, OSError, TimeoutError) as exc:
+        raise Retry(f"SHUTDOWN SAVE on {host}:{port} failed: {exc}") from exc
+    finally:
+        await client.aclose()
 
 
 async def set_replicaof(

@@ -119,6 +119,10 @@ class CacheClusterAlreadyExists(AlreadyExists):
     code = "CacheClusterAlreadyExists"
 
 
+class CacheParameterGroupAlreadyExists(AlreadyExists):
+    code = "CacheParameterGroupAlreadyExists"
+
+
 # Wrong state
 
 
@@ -132,6 +136,10 @@ class InvalidReplicationGroupState(InvalidState):
 
 class InvalidCacheClusterState(InvalidState):
     code = "InvalidCacheClusterState"
+
+
+class InvalidCacheParameterGroupState(InvalidState):
+    code = "InvalidCacheParameterGroupState"
 
 
 class SnapshotFeatureNotSupported(ClientError):
@@ -155,6 +163,10 @@ class QuotaExceeded(ClientError):
 
 class TagQuotaPerResourceExceeded(QuotaExceeded):
     code = "TagQuotaPerResourceExceeded"
+
+
+class CacheParameterGroupQuotaExceeded(QuotaExceeded):
+    code = "CacheParameterGroupQuotaExceeded"
 
 
 class NodeQuotaForClusterExceeded(QuotaExceeded):

@@ -19,6 +19,8 @@ ALLOWED: dict[tuple[str, str], frozenset[str]] = {
     ("replication-group", "CreateCacheCluster.ReplicationGroupId"): frozenset({st.AVAILABLE}),
     ("cache-cluster", "DeleteCacheCluster"): frozenset({st.AVAILABLE, st.RESTORE_FAILED, st.CREATE_FAILED}),
     ("cache-cluster", "CreateReplicationGroup.PrimaryClusterId"): frozenset({st.AVAILABLE}),
+    ("cache-cluster", "ModifyCacheCluster"): frozenset({st.AVAILABLE}),
+    ("cache-cluster", "RebootCacheCluster"): frozenset({st.AVAILABLE}),
 }
 
 _ERRORS = {

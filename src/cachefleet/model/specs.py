@@ -26,6 +26,12 @@ class CacheClusterSpec:
     replication_group_id: str | None = None
     tags: Tags = ()
     deleting: bool = False
+    # The cache parameter group; None (specs written before parameter groups) means the default one.
+    parameter_group: str | None = None
+    # RebootCacheCluster calls so far, and the nodes the latest one asked for; the reconciler
+    # restarts those nodes, one at a time, once for each request it has not yet carried out.
+    reboot_requests: int = 0
+    reboot_nodes: tuple[str, ...] = ()
 
     @property
     def num_nodes(self) -> int:
@@ -43,6 +49,7 @@ class CacheClusterSpec:
                 **data,
                 "node_azs": tuple(data["node_azs"]),
                 "tags": tuple(tuple(t) for t in data["tags"]),
+                "reboot_nodes": tuple(data.get("reboot_nodes", ())),
                 "created_at": datetime.fromisoformat(data["created_at"]),
             }
         )
@@ -71,6 +78,8 @@ class ReplicationGroupSpec:
     snapshot_window: str | None = None
     # TestFailover calls so far; the reconciler runs one Sentinel failover for each it has not yet run.
     failover_requests: int = 0
+    # The cache parameter group of every member (each member's spec carries the same name).
+    parameter_group: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -90,6 +99,44 @@ class ReplicationGroupSpec:
 
     def with_tags(self, tags: Tags) -> Self:
         return replace(self, tags=tags)
+
+
+@dataclass(frozen=True)
+class CacheParameterGroupSpec:
+    """A customer's parameter group: its family and the values set in it (defaults are never stored)."""
+
+    name: str
+    family: str
+    description: str
+    parameters: tuple[tuple[str, str], ...] = ()  # (name, value) set by the user, sorted by name
+    tags: Tags = ()
+
+    @property
+    def id(self) -> str:
+        return self.name
+
+    @property
+    def overrides(self) -> dict[str, str]:
+        return dict(self.parameters)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        return cls(
+            **{
+                **data,
+                "parameters": tuple(tuple(p) for p in data["parameters"]),
+                "tags": tuple(tuple(t) for t in data["tags"]),
+            }
+        )
+
+    def with_tags(self, tags: Tags) -> Self:
+        return replace(self, tags=tags)
+
+    def with_parameters(self, values: dict[str, str]) -> Self:
+        return replace(self, parameters=tuple(sorted(values.items())))
 
 
 def merge_tags(current: Tags, added: Tags) -> Tags:

@@ -13,6 +13,7 @@ CREATE_FAILED = "create-failed"  # replication groups
 RESTORE_FAILED = "restore-failed"  # cache clusters
 MODIFYING = "modifying"
 REBOOTING = "rebooting"
+REBOOTING_CLUSTER = "rebooting cluster nodes"  # a cache cluster during RebootCacheCluster
 
 PRIMARY = "primary"
 REPLICA = "replica"
@@ -25,6 +26,7 @@ class NodeStatus:
     port: int | None = None
     role: str | None = None  # primary | replica for Redis nodes; None for memcached
     created_at: str | None = None  # ISO time the node first served
+    parameter_status: str = "in-sync"  # ParameterGroupStatus: in-sync | applying | pending-reboot
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Self:
@@ -36,6 +38,12 @@ class ClusterStatus:
     status: str
     nodes: tuple[NodeStatus, ...] = ()
     message: str = ""
+    parameter_apply_status: str = "in-sync"  # the worst of the nodes' parameter statuses
+    # RebootCacheCluster progress: requests carried out, and of the current one the nodes restarted
+    # and not yet serving again, and those back.
+    reboots_done: int = 0
+    restarting: tuple[str, ...] = ()
+    restarted: tuple[str, ...] = ()
 
     def node(self, node_id: str) -> NodeStatus | None:
         return next((n for n in self.nodes if n.node_id == node_id), None)
@@ -49,6 +57,10 @@ class ClusterStatus:
             status=data["status"],
             nodes=tuple(NodeStatus.from_json(n) for n in data["nodes"]),
             message=data.get("message", ""),
+            parameter_apply_status=data.get("parameter_apply_status", "in-sync"),
+            reboots_done=data.get("reboots_done", 0),
+            restarting=tuple(data.get("restarting", ())),
+            restarted=tuple(data.get("restarted", ())),
         )
 
 

@@ -1,4 +1,5 @@
-"""CreateCacheCluster, DescribeCacheClusters, DeleteCacheCluster: Memcached and standalone Redis."""
+"""CreateCacheCluster, DescribeCacheClusters, DeleteCacheCluster, ModifyCacheCluster, RebootCacheCluster:
+Memcached and standalone Redis (and, for reboots and deletes, replication group members)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from cachefleet.model.errors import (
     InvalidParameterValue,
     SnapshotFeatureNotSupported,
 )
-from cachefleet.model.ids import CACHE_CLUSTER_ID_MAX, check_identifier
+from cachefleet.model.ids import CACHE_CLUSTER_ID_MAX, check_identifier, node_id
+from cachefleet.model.parameters import default_group_name, family_for
 from cachefleet.model.specs import CacheClusterSpec
 from cachefleet.model.status import ClusterStatus
 from cachefleet.store.records import CLUSTER, all_clusters, get_cluster, get_group
@@ -25,7 +27,6 @@ from cachefleet.store.records import CLUSTER, all_clusters, get_cluster, get_gro
 MAX_MEMCACHED_NODES = 40
 
 _NOT_YET = (
-    "CacheParameterGroupName",
     "SnapshotArns",
     "SnapshotName",
     "SnapshotRetentionLimit",
@@ -55,6 +56,7 @@ async def create_cache_cluster(ctx: Context, params: dict[str, Any]) -> dict[str
         if "AZMode" in params or "PreferredAvailabilityZones" in params:
             raise InvalidParameterCombination("AZMode and PreferredAvailabilityZones apply only to memcached clusters.")
     azs, az_mode = _placement(ctx, params, count)
+    parameter_group = _parameter_group(ctx, params, binary.engine, binary.version)
     spec = CacheClusterSpec(
         id=cluster_id,
         engine=binary.engine,
@@ -65,6 +67,7 @@ async def create_cache_cluster(ctx: Context, params: dict[str, Any]) -> dict[str
         az_mode=az_mode,
         port=validate.port(params),
         tags=validate.tags(params),
+        parameter_group=parameter_group,
     )
     if not ctx.store.create(CLUSTER, cluster_id, spec.to_json(), ClusterStatus(st.CREATING).to_json()):
         raise CacheClusterAlreadyExists(f"Cache cluster {cluster_id} already exists.")
@@ -78,10 +81,26 @@ def _create_member(ctx: Context, cluster_id: str, params: dict[str, Any]) -> dic
         raise InvalidParameterCombination("A replication group member is one node of the group's engine.")
     if "AZMode" in params or "PreferredAvailabilityZones" in params:
         raise InvalidParameterCombination("AZMode and PreferredAvailabilityZones apply only to memcached clusters.")
+    if "CacheParameterGroupName" in params:
+        spec = group.spec
+        wanted = _parameter_group(ctx, params, spec.engine, spec.engine_version)
+        if wanted != (spec.parameter_group or default_group_name(family_for(spec.engine, spec.engine_version))):
+            raise InvalidParameterCombination(
+                "A replication group member uses its group's parameter group; change it with ModifyReplicationGroup."
+            )
     if ctx.store.get(CLUSTER, cluster_id):
         raise CacheClusterAlreadyExists(f"Cache cluster {cluster_id} already exists.")
     members.add_member_cluster(ctx, group, cluster_id, params)
     return {"CacheCluster": views.cache_cluster(ctx, get_cluster(ctx.store, cluster_id), show_nodes=False)}
+
+
+def _parameter_group(ctx: Context, params: dict[str, Any], engine: str, version: str) -> str:
+    """The group asked for (checked), or the default of the engine version's family."""
+    if "CacheParameterGroupName" in params:
+        return validate.cache_parameter_group(
+            ctx.store, params["CacheParameterGroupName"], engine, version, replication_group=False
+        )
+    return default_group_name(family_for(engine, version))
 
 
 def _placement(ctx: Context, params: dict[str, Any], count: int) -> tuple[tuple[str, ...], str]:
@@ -142,4 +161,74 @@ async def delete_cache_cluster(ctx: Context, params: dict[str, Any]) -> dict[str
     with ctx.store.transaction():
         ctx.store.put_spec(CLUSTER, spec.id, spec.to_json())
         ctx.store.put_status(CLUSTER, spec.id, replace(cluster.status, status=st.DELETING).to_json())
+    return {"CacheCluster": views.cache_cluster(ctx, get_cluster(ctx.store, spec.id), show_nodes=False)}
+
+
+# ModifyCacheCluster: what this version can change; anything else is refused, not ignored.
+_MODIFY_NOT_YET = (
+    "CacheNodeIdsToRemove",
+    "AZMode",
+    "NewAvailabilityZones",
+    "CacheSecurityGroupNames",
+    "SecurityGroupIds",
+    "PreferredMaintenanceWindow",
+    "NotificationTopicArn",
+    "NotificationTopicStatus",
+    "Engine",
+    "EngineVersion",
+    "AutoMinorVersionUpgrade",
+    "SnapshotRetentionLimit",
+    "SnapshotWindow",
+    "CacheNodeType",
+    "AuthToken",
+    "AuthTokenUpdateStrategy",
+    "LogDeliveryConfigurations",
+    "IpDiscovery",
+    "ScaleConfig",
+)
+
+
+async def modify_cache_cluster(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+    """The parameter group of a standalone cluster; applied at once whatever ApplyImmediately says
+    (there is no maintenance window to wait for): immediate parameters live, the others at reboot."""
+    cluster = get_cluster(ctx.store, params["CacheClusterId"])
+    validate.not_yet_supported(params, _MODIFY_NOT_YET)
+    spec = cluster.spec
+    if params.get("NumCacheNodes", spec.num_nodes) != spec.num_nodes:
+        raise InvalidParameterValue("The parameter NumCacheNodes is not supported by this cachefleet version yet.")
+    if spec.replication_group_id and "CacheParameterGroupName" in params:
+        raise InvalidParameterCombination(
+            f"Cache cluster {spec.id} is a member of replication group {spec.replication_group_id}: "
+            "change its parameter group with ModifyReplicationGroup."
+        )
+    lifecycle.require(CLUSTER, "ModifyCacheCluster", spec.id, cluster.status.status)
+    if "CacheParameterGroupName" in params:
+        name = _parameter_group(ctx, params, spec.engine, spec.engine_version)
+        current = spec.parameter_group or default_group_name(family_for(spec.engine, spec.engine_version))
+        if name != current:
+            changed = replace(spec, parameter_group=name)
+            with ctx.store.transaction():
+                ctx.store.put_spec(CLUSTER, spec.id, changed.to_json())
+                ctx.store.put_status(CLUSTER, spec.id, replace(cluster.status, status=st.MODIFYING).to_json())
+    return {"CacheCluster": views.cache_cluster(ctx, get_cluster(ctx.store, spec.id), show_nodes=False)}
+
+
+async def reboot_cache_cluster(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+    """Restart the listed nodes, one at a time, keeping Redis data (the reconciler does it)."""
+    cluster = get_cluster(ctx.store, params["CacheClusterId"])
+    spec = cluster.spec
+    known = [node_id(i) for i in range(1, spec.num_nodes + 1)]
+    asked = params["CacheNodeIdsToReboot"]
+    unknown = [n for n in asked if n not in known]
+    if unknown:
+        raise InvalidParameterValue(
+            f"Cache cluster {spec.id} has no cache node {', '.join(unknown)} (its nodes: {', '.join(known)})."
+        )
+    # Cluster-mode-enabled groups cannot be rebooted on ElastiCache; none exist here yet.
+    lifecycle.require(CLUSTER, "RebootCacheCluster", spec.id, cluster.status.status)
+    nodes = tuple(n for n in known if n in asked)
+    changed = replace(spec, reboot_requests=spec.reboot_requests + 1, reboot_nodes=nodes)
+    with ctx.store.transaction():
+        ctx.store.put_spec(CLUSTER, spec.id, changed.to_json())
+        ctx.store.put_status(CLUSTER, spec.id, replace(cluster.status, status=st.REBOOTING_CLUSTER).to_json())
     return {"CacheCluster": views.cache_cluster(ctx, get_cluster(ctx.store, spec.id), show_nodes=False)}

@@ -81,6 +81,7 @@ def add_replicas(ctx: Context, group: Group, ids: Sequence[str], azs: Sequence[s
                 port=spec.port,
                 replication_group_id=spec.id,
                 tags=spec.tags,
+                parameter_group=spec.parameter_group,
             )
             if not ctx.store.create(CLUSTER, cluster_id, member.to_json(), ClusterStatus(st.CREATING).to_json()):
                 raise CacheClusterAlreadyExists(f"Cache cluster {cluster_id} already exists.")

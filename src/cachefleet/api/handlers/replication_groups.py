@@ -25,6 +25,7 @@ from cachefleet.model.ids import (
     check_identifier,
     member_cluster_id,
 )
+from cachefleet.model.parameters import default_group_name, family_for
 from cachefleet.model.specs import CacheClusterSpec, ReplicationGroupSpec
 from cachefleet.model.status import ClusterStatus, GroupStatus
 from cachefleet.store.records import (
@@ -43,7 +44,6 @@ MAX_NODES = 6
 _NOT_YET = (
     "GlobalReplicationGroupId",
     "NodeGroupConfiguration",
-    "CacheParameterGroupName",
     "SnapshotArns",
     "SnapshotName",
     "AuthToken",
@@ -91,6 +91,7 @@ async def create_replication_group(ctx: Context, params: dict[str, Any]) -> dict
         engine, version, node_type = binary.engine, binary.version, validate.node_type(params)
 
     azs = _placement(ctx, params, count, primary)
+    parameter_group = _parameter_group(ctx, params, engine, version, primary)
     if ctx.store.get(GROUP, group_id):
         raise ReplicationGroupAlreadyExists(f"Replication group {group_id} already exists.")
     member_ids = _member_ids(group_id, count, primary)
@@ -114,13 +115,14 @@ async def create_replication_group(ctx: Context, params: dict[str, Any]) -> dict
         automatic_failover=bool(params.get("AutomaticFailoverEnabled", False)),
         multi_az=bool(params.get("MultiAZEnabled", False)),
         tags=tags,
+        parameter_group=parameter_group,
     )
     with ctx.store.transaction():
         if not ctx.store.create(GROUP, group_id, spec.to_json(), GroupStatus(st.CREATING).to_json()):
             raise ReplicationGroupAlreadyExists(f"Replication group {group_id} already exists.")
         for member, az in zip(member_ids, azs, strict=True):
             if primary is not None and member == primary.spec.id:
-                adopted = replace(primary.spec, replication_group_id=group_id)
+                adopted = replace(primary.spec, replication_group_id=group_id, parameter_group=parameter_group)
                 ctx.store.put_spec(CLUSTER, member, adopted.to_json())
                 continue
             cluster = CacheClusterSpec(
@@ -133,10 +135,24 @@ async def create_replication_group(ctx: Context, params: dict[str, Any]) -> dict
                 port=port,
                 replication_group_id=group_id,
                 tags=tags,
+                parameter_group=parameter_group,
             )
             if not ctx.store.create(CLUSTER, member, cluster.to_json(), ClusterStatus(st.CREATING).to_json()):
                 raise CacheClusterAlreadyExists(f"Cache cluster {member} already exists.")
     return {"ReplicationGroup": render(ctx, get_group(ctx.store, group_id))}
+
+
+def _parameter_group(
+    ctx: Context, params: dict[str, Any], engine: str, version: str, primary: Cluster | None
+) -> str:
+    """The group asked for (checked), else the adopted primary's, else the family's default."""
+    if "CacheParameterGroupName" in params:
+        return validate.cache_parameter_group(
+            ctx.store, params["CacheParameterGroupName"], engine, version, replication_group=True
+        )
+    if primary is not None and primary.spec.parameter_group:
+        return primary.spec.parameter_group
+    return default_group_name(family_for(engine, version))
 
 
 def _check_cluster_mode(params: dict[str, Any]) -> None:
@@ -233,7 +249,6 @@ _MODIFY_NOT_YET = (
     "SnapshottingClusterId",
     "CacheSecurityGroupNames",
     "NotificationTopicArn",
-    "CacheParameterGroupName",
     "EngineVersion",
     "CacheNodeType",
     "AuthToken",
@@ -272,6 +287,12 @@ async def modify_replication_group(ctx: Context, params: dict[str, Any]) -> dict
             raise InvalidParameterCombination(
                 "PrimaryClusterId can only be changed while automatic failover is disabled."
             )
+    current_parameters = spec.parameter_group or default_group_name(family_for(spec.engine, spec.engine_version))
+    parameter_group = current_parameters
+    if "CacheParameterGroupName" in params:
+        parameter_group = validate.cache_parameter_group(
+            ctx.store, params["CacheParameterGroupName"], spec.engine, spec.engine_version, replication_group=True
+        )
     changed = replace(
         spec,
         description=params.get("ReplicationGroupDescription", spec.description),
@@ -279,11 +300,21 @@ async def modify_replication_group(ctx: Context, params: dict[str, Any]) -> dict
         multi_az=multi_az,
         primary_cluster_id=primary,
         snapshot_window=params.get("SnapshotWindow", spec.snapshot_window),
+        parameter_group=parameter_group if parameter_group != current_parameters else spec.parameter_group,
     )
     if changed != spec:
-        needs_reconcile = (failover, primary) != (spec.automatic_failover, _current_primary(group))
+        needs_reconcile = (failover, primary, parameter_group) != (
+            spec.automatic_failover,
+            _current_primary(group),
+            current_parameters,
+        )
         with ctx.store.transaction():
             ctx.store.put_spec(GROUP, spec.id, changed.to_json())
+            if parameter_group != current_parameters:
+                # Every member carries its group's parameter group (new members copy it).
+                for member in _members(ctx, group):
+                    moved = replace(member.spec, parameter_group=parameter_group)
+                    ctx.store.put_spec(CLUSTER, member.spec.id, moved.to_json())
             if needs_reconcile:
                 ctx.store.put_status(GROUP, spec.id, replace(group.status, status=st.MODIFYING).to_json())
     return {"ReplicationGroup": render(ctx, get_group(ctx.store, spec.id))}

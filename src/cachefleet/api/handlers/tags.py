@@ -1,4 +1,5 @@
-"""AddTagsToResource, ListTagsForResource, RemoveTagsFromResource on clusters and groups, by ARN."""
+"""AddTagsToResource, ListTagsForResource, RemoveTagsFromResource on clusters, replication groups and
+cache parameter groups, by ARN."""
 
 from __future__ import annotations
 
@@ -10,29 +11,53 @@ from cachefleet.model.errors import (
     CacheClusterNotFound,
     CacheParameterGroupNotFound,
     CacheSubnetGroupNotFound,
+    InvalidParameterValue,
     NotFound,
     ReplicationGroupNotFound,
     SnapshotNotFound,
 )
 from cachefleet.model.ids import parse_arn
-from cachefleet.model.specs import CacheClusterSpec, ReplicationGroupSpec, Tags, merge_tags, remove_tags
-from cachefleet.store.records import CLUSTER, GROUP
+from cachefleet.model.parameters import is_default_group
+from cachefleet.model.specs import (
+    CacheClusterSpec,
+    CacheParameterGroupSpec,
+    ReplicationGroupSpec,
+    Tags,
+    merge_tags,
+    remove_tags,
+)
+from cachefleet.store.records import CLUSTER, GROUP, PARAMETER_GROUP
+
+Spec = CacheClusterSpec | ReplicationGroupSpec | CacheParameterGroupSpec
 
 _NOT_FOUND: dict[str, type[NotFound]] = {
     CLUSTER: CacheClusterNotFound,
     GROUP: ReplicationGroupNotFound,
     "snapshot": SnapshotNotFound,
-    "cache-parameter-group": CacheParameterGroupNotFound,
+    PARAMETER_GROUP: CacheParameterGroupNotFound,
     "cache-subnet-group": CacheSubnetGroupNotFound,
 }
-_SPECS: dict[str, type[CacheClusterSpec] | type[ReplicationGroupSpec]] = {
+_SPECS: dict[str, type[CacheClusterSpec] | type[ReplicationGroupSpec] | type[CacheParameterGroupSpec]] = {
     CLUSTER: CacheClusterSpec,
     GROUP: ReplicationGroupSpec,
+    PARAMETER_GROUP: CacheParameterGroupSpec,
 }
 
 
-def _resolve(ctx: Context, resource_name: str) -> CacheClusterSpec | ReplicationGroupSpec:
+def _is_default_group(ctx: Context, resource_name: str) -> bool:
+    """The ARN of a default parameter group (which exists, untagged and read-only)."""
     arn = parse_arn(resource_name)
+    return (
+        arn.kind == PARAMETER_GROUP
+        and (arn.region, arn.account) == (ctx.settings.region, ctx.settings.account_id)
+        and is_default_group(arn.name)
+    )
+
+
+def _resolve(ctx: Context, resource_name: str) -> Spec:
+    arn = parse_arn(resource_name)
+    if _is_default_group(ctx, resource_name):
+        raise InvalidParameterValue(f"The default parameter group {arn.name} cannot be tagged.")
     record = None
     if arn.kind in _SPECS and (arn.region, arn.account) == (ctx.settings.region, ctx.settings.account_id):
         record = ctx.store.get(arn.kind, arn.name)
@@ -46,7 +71,9 @@ def _tag_list(tags: Tags) -> dict[str, Any]:
     return {"TagList": [{"Key": k, "Value": v} for k, v in tags]}
 
 
-def _kind(spec: CacheClusterSpec | ReplicationGroupSpec) -> str:
+def _kind(spec: Spec) -> str:
+    if isinstance(spec, CacheParameterGroupSpec):
+        return PARAMETER_GROUP
     return CLUSTER if isinstance(spec, CacheClusterSpec) else GROUP
 
 
@@ -59,6 +86,8 @@ async def add_tags_to_resource(ctx: Context, params: dict[str, Any]) -> dict[str
 
 
 async def list_tags_for_resource(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+    if _is_default_group(ctx, params["ResourceName"]):
+        return _tag_list(())
     return _tag_list(_resolve(ctx, params["ResourceName"]).tags)
 
 

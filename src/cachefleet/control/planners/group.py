@@ -134,10 +134,14 @@ def plan(
     statuses = _member_statuses(members, observed, view, recovering, now)
     for cluster_id, new in statuses.items():
         events += _member_events(cluster_id, members[cluster_id][1], new, status.status)
-    quiet = not actions and _all_nodes_ready(members, observed, view) and _endpoint_ready(observed.endpoint, view)
-    rebooting = _reboots(members, observed, view, statuses, events, may_restart=quiet)
     config_actions = _parameters(members, observed, wanted, statuses, events)
-    actions += rebooting
+    quiet = (
+        not actions
+        and not config_actions
+        and _all_nodes_ready(members, observed, view)
+        and _endpoint_ready(observed.endpoint, view)
+    )
+    actions += _reboots(members, observed, view, statuses, events, may_restart=quiet)
     actions += config_actions
     all_ready = (
         _all_nodes_ready(members, observed, view)

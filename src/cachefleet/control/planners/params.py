@@ -49,39 +49,35 @@ class NodeParameters:
 
 
 def check_node(key: NodeKey, obs: NodeObservation, want: Wanted) -> NodeParameters:
+    """``applying`` while live values are being set, else ``pending-reboot`` until a restart, else in-sync."""
     if obs.pid is None:
         return NodeParameters(None, pm.IN_SYNC)  # it starts on a config rendered from the group as it is
     started = obs.started_with if obs.started_with is not None else want.reboot_defaults
-    status = pm.IN_SYNC
-    if any(started.get(name, want.reboot_defaults.get(name)) != value for name, value in want.reboot.items()):
-        status = pm.PENDING_REBOOT
-    action = None
     info = obs.redis
     if info is not None and info.config is not None and not info.loading:
         differences = redis.config_differences(want.live, info.config)
         if differences:
-            action = ConfigSet(key, tuple(sorted(differences.items())))
-            if status == pm.IN_SYNC:
-                status = pm.APPLYING
-    return NodeParameters(action, status)
+            return NodeParameters(ConfigSet(key, tuple(sorted(differences.items()))), pm.APPLYING)
+    if any(started.get(name, want.reboot_defaults.get(name)) != value for name, value in want.reboot.items()):
+        return NodeParameters(None, pm.PENDING_REBOOT)
+    return NodeParameters(None, pm.IN_SYNC)
 
 
 def apply_status(node_statuses: Iterable[str]) -> str:
     """A cluster's ParameterApplyStatus: the least settled of its nodes'."""
     statuses = set(node_statuses)
-    for status in (pm.PENDING_REBOOT, pm.APPLYING):
+    for status in (pm.APPLYING, pm.PENDING_REBOOT):
         if status in statuses:
             return status
     return pm.IN_SYNC
 
 
 def events(previous: str, current: str, nodes: Mapping[str, str]) -> list[str]:
-    """Messages about a cluster's parameters when its apply status moves."""
-    if previous == current:
-        return []
-    if current == pm.PENDING_REBOOT:
+    """Messages about a cluster's parameters when its apply status moves (once per change)."""
+    messages = []
+    if previous == pm.APPLYING and current != pm.APPLYING:
+        messages.append("Cache cluster parameters changed")
+    if current == pm.PENDING_REBOOT and previous != pm.PENDING_REBOOT:
         ids = ", ".join(n for n, s in nodes.items() if s == pm.PENDING_REBOOT)
-        return [f"Parameter changes pending reboot for cache nodes {ids}"]
-    if previous == pm.APPLYING and current == pm.IN_SYNC:
-        return ["Cache cluster parameters changed"]
-    return []
+        messages.append(f"Parameter changes pending reboot for cache nodes {ids}")
+    return messages
