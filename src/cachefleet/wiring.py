@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import configparser
 import contextlib
+import functools
 import io
 import json
 import logging
@@ -15,7 +16,7 @@ import signal
 import socket
 import string
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,19 +27,42 @@ from cachefleet.api.context import Context
 from cachefleet.control.execute import Executor, Tools
 from cachefleet.control.loop import Reconciler
 from cachefleet.control.observe import Credentials
+from cachefleet.control.scheduler import SnapshotScheduler
+from cachefleet.control.snapshots import SnapshotWorker, find_rdb_checker
 from cachefleet.engines.installed import discover
 from cachefleet.hosts.local import LocalHost
 from cachefleet.settings import Settings
+from cachefleet.store.snapshots import LocalBuckets, LocalSnapshotFiles
 from cachefleet.store.sqlite import Store
 
 log = logging.getLogger(__name__)
 
 PROFILE = "cachefleet"
 ADMIN_USER = "cachefleet-admin"
+# A file holding an ISO-8601 time that the snapshot scheduler takes for "now" (tests move it forward
+# to reach a SnapshotWindow); read here only, never by the API. Without it, the real clock.
+SCHEDULER_CLOCK_ENV = "CACHEFLEET_SCHEDULER_CLOCK_FILE"
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def file_clock(path: Path) -> datetime:
+    """The time written in ``path`` (ISO 8601, UTC if it names no zone), else the real time."""
+    try:
+        when = datetime.fromisoformat(path.read_text().strip())
+    except (OSError, ValueError):
+        return utcnow()
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def scheduler_clock() -> Callable[[], datetime]:
+    path = os.environ.get(SCHEDULER_CLOCK_ENV)
+    if not path:
+        return utcnow
+    log.warning("the snapshot scheduler reads its time from %s (%s)", path, SCHEDULER_CLOCK_ENV)
+    return functools.partial(file_clock, Path(path))
 
 
 def _random(alphabet: str, length: int) -> str:
@@ -78,7 +102,7 @@ def _tools() -> Tools:
     return Tools(sentinel=str(found["redis-sentinel"]), haproxy=str(found["haproxy"]), python=sys.executable)
 
 
-def build(settings: Settings) -> tuple[Context, Reconciler, Store]:
+def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotScheduler]:
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     store = Store(data_dir / "state.db")
@@ -87,6 +111,18 @@ def build(settings: Settings) -> tuple[Context, Reconciler, Store]:
     engines = discover()
     host = LocalHost(data_dir / "nodes", settings.port_range, settings.node_host)
     credentials = Credentials(ADMIN_USER, store.secret("node_admin_password", lambda: secrets.token_hex(24)))
+    exports = LocalBuckets(settings.exports_path)
+    snapshots = SnapshotWorker(
+        store=store,
+        host=host,
+        files=LocalSnapshotFiles(settings.snapshots_path),
+        exports=exports,
+        imports=LocalBuckets(settings.imports_path),
+        credentials=credentials,
+        address=settings.node_host,
+        clock=utcnow,
+        rdb_checker=find_rdb_checker(),
+    )
     executor = Executor(
         store=store,
         host=host,
@@ -96,6 +132,7 @@ def build(settings: Settings) -> tuple[Context, Reconciler, Store]:
         clock=utcnow,
         tools=_tools(),
         down_after_ms=settings.sentinel_down_after_ms,
+        seed=snapshots.seed,
     )
     reconciler = Reconciler(
         store=store,
@@ -105,14 +142,16 @@ def build(settings: Settings) -> tuple[Context, Reconciler, Store]:
         address=settings.node_host,
         clock=utcnow,
         resync_interval=settings.resync_interval,
+        snapshots=snapshots,
     )
     store.subscribe(reconciler.notify)
-    ctx = Context(store=store, settings=settings, engines=engines, clock=utcnow)
-    return ctx, reconciler, store
+    scheduler = SnapshotScheduler(store, schedule_clock=scheduler_clock(), clock=utcnow)
+    ctx = Context(store=store, settings=settings, engines=engines, clock=utcnow, exports=exports)
+    return ctx, reconciler, store, scheduler
 
 
 async def serve(settings: Settings) -> None:
-    ctx, reconciler, store = build(settings)
+    ctx, reconciler, store, scheduler = build(settings)
     listener = _listen(settings.listen_host, settings.listen_port)
     host, port = listener.getsockname()[:2]
     config = uvicorn.Config(build_app(ctx), log_level="warning", access_log=False, lifespan="off")
@@ -121,16 +160,19 @@ async def serve(settings: Settings) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, server.request_exit)
     reconciling = asyncio.create_task(reconciler.run())
+    scheduling = asyncio.create_task(scheduler.run())
     endpoint = f"http://{host}:{port}"
     server_json = json.dumps({"endpoint_url": endpoint, "region": settings.region}, indent=2) + "\n"
-    (settings.data_dir / "server.json").write_text(server_json)
+    # Atomically, like the credentials: clients poll for this file and must never read half of it.
+    _write_private(settings.data_dir / "server.json", server_json)
     log.info("cachefleet serving %s (data in %s)", endpoint, settings.data_dir)
     try:
         # SIGINT/SIGTERM end serving; node processes run in their own sessions and keep serving.
         await server.serve(sockets=[listener])
     finally:
         reconciling.cancel()
-        await asyncio.gather(reconciling, return_exceptions=True)
+        scheduling.cancel()
+        await asyncio.gather(reconciling, scheduling, return_exceptions=True)
         listener.close()
         store.close()
 
