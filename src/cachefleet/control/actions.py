@@ -67,14 +67,20 @@ class Switchover:
 
 @dataclass(frozen=True)
 class EndpointInputs:
-    """Everything a group's endpoint config depends on; a change means a reload."""
+    """What a group's endpoint config is rendered from.
+
+    Only the node set is compared on each pass (``to_json``): a new primary is routed to through the
+    admin socket, since a reload would also cut, ten seconds later, the sessions that clients had
+    already moved to the new primary. The config is always rendered with the current primary, so a
+    reload or a restart never routes back to an old one.
+    """
 
     nodes: tuple[Address, ...]
     primary: Address
 
     def to_json(self) -> str:
-        """The canonical text kept beside the running config, compared on every pass."""
-        return json.dumps({"nodes": [list(n) for n in self.nodes], "primary": list(self.primary)}, sort_keys=True)
+        """The canonical text kept beside the running config: the node set."""
+        return json.dumps({"nodes": [list(n) for n in self.nodes]}, sort_keys=True)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,488 @@
+"""Throughput through a group's primary endpoint against direct access and a plain hand-made HAProxy.
+
+Run from the repository root (``tests.support`` must be importable)::
+
+    PYTHONPATH=. .venv/bin/python bench/endpoint.py --trials 3 [--json]
+
+One ``cachefleet server`` and one replication group (``NumCacheClusters=2``, automatic failover off)
+serve the whole run. Three targets are measured with ``redis-benchmark -n 100000 -c 50 -t set,get
+--csv`` without and with ``-P 16``:
+
+- ``direct``: the primary redis-server's own port;
+- ``endpoint``: the group's ``PrimaryEndpoint`` (cachefleet's HAProxy: TCP mode, ``nbthread 1``,
+  health checks every 500 ms);
+- ``haproxy``: a plain HAProxy started by this script from a minimal hand-written config (TCP mode,
+  ``nbthread 1``, one frontend, one backend whose only server is the primary, no health check).
+
+Trials are interleaved (the order of the targets rotates from one trial to the next) and the tables
+show medians. For every run the CPU time used by the primary redis-server and by the proxy process
+is read from ``/proc``, to show what the extra hop costs. The target "endpoint no slower than the
+plain HAProxy" counts as met when every endpoint/haproxy ratio of the medians is at least
+``TOLERANCE`` (run-to-run noise on this machine is a few percent). The run exits 0 either way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import redis
+from botocore.exceptions import ClientError
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from tests.support.server import ServerProcess, is_alive
+
+LOOPBACK = "127.0.0.1"
+HAPROXY = "/usr/sbin/haproxy"
+POLL_INTERVAL = 0.05
+DEADLINE = 60.0  # any single wait
+BENCH_TIMEOUT = 300.0  # one redis-benchmark run; it retries a dead port forever, so it needs a bound
+STOP_WAIT = 5.0
+TOLERANCE = 0.95
+TARGETS = ("direct", "endpoint", "haproxy")
+PIPELINES = (1, 16)
+TESTS = ("SET", "GET")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Result:
+    trial: int
+    target: str
+    pipeline: int
+    test: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    redis_cpu_s: float  # primary redis-server, whole run (SET and GET)
+    proxy_cpu_s: float  # the proxy process (HAProxy worker), whole run; 0 for direct
+
+
+# -- waiting -------------------------------------------------------------------------------------
+
+
+def wait_for(
+    predicate: Callable[[], bool], what: str, timeout: float = DEADLINE, interval: float = POLL_INTERVAL
+) -> None:
+    """Poll ``predicate`` every ``interval``; raise, naming ``what``, once ``timeout`` has passed."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def answers_ping(port: int) -> bool:
+    client = redis.Redis(
+        host=LOOPBACK, port=port, socket_timeout=1.0, socket_connect_timeout=1.0, retry=Retry(NoBackoff(), 0)
+    )
+    try:
+        return bool(client.ping())
+    except (redis.RedisError, OSError):
+        return False
+    finally:
+        client.close()
+
+
+# -- the group -----------------------------------------------------------------------------------
+
+
+def group_status(client: Any, group_id: str) -> str | None:
+    try:
+        groups = client.describe_replication_groups(ReplicationGroupId=group_id)["ReplicationGroups"]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ReplicationGroupNotFoundFault":
+            return None
+        raise
+    return str(groups[0]["Status"]) if groups else None
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of one process, from /proc (its own threads included, not its children)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+# -- the plain HAProxy ---------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+def plain_haproxy_config(port: int, primary_port: int) -> str:
+    """The smallest sensible hand-written TCP proxy in front of one Redis: what an operator would write."""
+    return "\n".join(
+        [
+            "global",
+            "    nbthread 1",
+            "    maxconn 4096",
+            "defaults",
+            "    mode tcp",
+            "    timeout connect 1s",
+            "    timeout client 1h",
+            "    timeout server 1h",
+            "frontend fe_redis",
+            f"    bind {LOOPBACK}:{port}",
+            "    default_backend be_redis",
+            "backend be_redis",
+            f"    server primary {LOOPBACK}:{primary_port}",
+            "",
+        ]
+    )
+
+
+def start_plain_haproxy(work: Path, port: int, primary_port: int) -> subprocess.Popen[bytes]:
+    conf = work / "haproxy.cfg"
+    conf.write_text(plain_haproxy_config(port, primary_port))
+    check = subprocess.run([HAPROXY, "-c", "-f", str(conf)], capture_output=True, timeout=30, check=False)
+    if check.returncode != 0:
+        raise RuntimeError(f"haproxy rejected the config: {check.stderr.decode(errors='replace')}")
+    with (work / "haproxy.log").open("ab") as log:
+        # Own session, so Ctrl-C reaches only us; stopped by PID in the caller's finally block.
+        return subprocess.Popen(
+            [HAPROXY, "-db", "-f", str(conf)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=work,
+            start_new_session=True,
+        )
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+    try:
+        process.wait(STOP_WAIT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(STOP_WAIT)
+
+
+# -- redis-benchmark -----------------------------------------------------------------------------
+
+
+def parse_csv(text: str) -> dict[str, dict[str, float]]:
+    """``test -> {rps, p50, p99}`` from redis-benchmark 7's ``--csv`` output."""
+    rows = list(csv.DictReader(io.StringIO(text)))
+    parsed = {
+        row["test"]: {
+            "rps": float(row["rps"]),
+            "p50": float(row["p50_latency_ms"]),
+            "p99": float(row["p99_latency_ms"]),
+        }
+        for row in rows
+    }
+    missing = [t for t in TESTS if t not in parsed]
+    if missing:
+        raise RuntimeError(f"redis-benchmark printed no {missing} row: {text!r}")
+    return parsed
+
+
+def benchmark(binary: str, port: int, pipeline: int, requests: int, clients: int) -> dict[str, dict[str, float]]:
+    if not answers_ping(port):
+        raise RuntimeError(f"nothing answers PING on port {port}; redis-benchmark would wait forever")
+    argv = [binary, "-h", LOOPBACK, "-p", str(port), "-n", str(requests), "-c", str(clients)]
+    argv += ["-t", ",".join(t.lower() for t in TESTS), "--csv"]
+    if pipeline > 1:
+        argv += ["-P", str(pipeline)]
+    done = subprocess.run(argv, capture_output=True, timeout=BENCH_TIMEOUT, check=False, stdin=subprocess.DEVNULL)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} exited {done.returncode}: {done.stderr.decode(errors='replace')}")
+    return parse_csv(done.stdout.decode())
+
+
+# -- driver --------------------------------------------------------------------------------------
+
+
+def measure(
+    binary: str,
+    target: str,
+    *,
+    trial: int,
+    port: int,
+    pipeline: int,
+    redis_pid: int,
+    proxy_pid: Callable[[], int | None],
+    requests: int,
+    clients: int,
+) -> list[Result]:
+    proxy = proxy_pid()
+    redis_before = cpu_seconds(redis_pid)
+    proxy_before = cpu_seconds(proxy) if proxy is not None else 0.0
+    parsed = benchmark(binary, port, pipeline, requests, clients)
+    redis_cpu = cpu_seconds(redis_pid) - redis_before
+    proxy_cpu = cpu_seconds(proxy) - proxy_before if proxy is not None else 0.0
+    if proxy is not None and proxy_pid() != proxy:
+        raise RuntimeError(f"the {target} proxy process changed during the run (a reload?)")
+    return [
+        Result(
+            trial,
+            target,
+            pipeline,
+            test,
+            parsed[test]["rps"],
+            parsed[test]["p50"],
+            parsed[test]["p99"],
+            redis_cpu,
+            proxy_cpu,
+        )
+        for test in TESTS
+    ]
+
+
+def run(trials: int, requests: int, clients: int) -> tuple[list[Result], dict[str, Any]]:
+    binary = shutil.which("redis-benchmark")
+    if binary is None:
+        raise SystemExit("redis-benchmark is not on PATH (package redis-tools)")
+    if not Path(HAPROXY).exists():
+        raise SystemExit(f"{HAPROXY} is missing (package haproxy)")
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="cachefleet-endpoint-") as tmp:
+        server = ServerProcess(Path(tmp) / "data")
+        plain: subprocess.Popen[bytes] | None = None
+        try:
+            server.start()
+            client = server.client()
+            group_id = "ep"
+            client.create_replication_group(
+                ReplicationGroupId=group_id, ReplicationGroupDescription="endpoint bench", NumCacheClusters=2
+            )
+            wait_for(lambda: group_status(client, group_id) == "available", f"{group_id} to become available")
+            (node_group,) = client.describe_replication_groups(ReplicationGroupId=group_id)["ReplicationGroups"][0][
+                "NodeGroups"
+            ]
+            (primary,) = [m for m in node_group["NodeGroupMembers"] if m["CurrentRole"] == "primary"]
+            primary_port = int(primary["ReadEndpoint"]["Port"])
+            pids = server.node_pids()
+            redis_pid = pids[f"{primary['CacheClusterId']}/{primary['CacheNodeId']}"]
+            endpoint_master = pids[f"rg.{group_id}/endpoint"]
+
+            def endpoint_worker() -> int | None:
+                workers = [p for p in children(endpoint_master) if is_alive(p)]
+                if len(workers) != 1:
+                    raise RuntimeError(f"expected one HAProxy worker under {endpoint_master}, found {workers}")
+                return workers[0]
+
+            plain_port = free_port()
+            plain = start_plain_haproxy(Path(tmp), plain_port, primary_port)
+            plain_pid = plain.pid
+            wait_for(lambda: answers_ping(plain_port), f"the plain HAProxy on port {plain_port}")
+            ports = {
+                "direct": primary_port,
+                "endpoint": int(node_group["PrimaryEndpoint"]["Port"]),
+                "haproxy": plain_port,
+            }
+            proxies: dict[str, Callable[[], int | None]] = {
+                "direct": lambda: None,
+                "endpoint": endpoint_worker,
+                "haproxy": lambda: plain_pid,
+            }
+            meta = {
+                "group_nodes": 2,
+                "cpus": os.cpu_count(),
+                # Other work on the machine shows up in every target's numbers: record it.
+                "loadavg_start": [round(x, 2) for x in os.getloadavg()],
+                "requests": requests,
+                "clients": clients,
+                "redis_benchmark": subprocess.run(
+                    [binary, "--version"], capture_output=True, text=True, timeout=10, check=False
+                ).stdout.strip(),
+            }
+            for trial in range(trials):
+                order = TARGETS[trial % len(TARGETS) :] + TARGETS[: trial % len(TARGETS)]
+                for pipeline in PIPELINES:
+                    for target in order:
+                        got = measure(
+                            binary,
+                            target,
+                            trial=trial,
+                            port=ports[target],
+                            pipeline=pipeline,
+                            redis_pid=redis_pid,
+                            proxy_pid=proxies[target],
+                            requests=requests,
+                            clients=clients,
+                        )
+                        results += got
+                        line = "  ".join(f"{r.test} {r.rps:,.0f} rps" for r in got)
+                        print(f"trial {trial + 1}/{trials} P{pipeline} {target}: {line}", file=sys.stderr)
+            meta["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+        except BaseException:
+            print(f"server log tail:\n{server.log_tail()}", file=sys.stderr)
+            raise
+        finally:
+            if plain is not None:
+                stop_process(plain)
+            server.cleanup()  # the server, the group's nodes and its HAProxy, by PID
+    return results, meta
+
+
+# -- reporting -----------------------------------------------------------------------------------
+
+
+def medians(results: list[Result]) -> dict[tuple[str, int, str], dict[str, float]]:
+    out: dict[tuple[str, int, str], dict[str, float]] = {}
+    for target in TARGETS:
+        for pipeline in PIPELINES:
+            for test in TESTS:
+                rs = [r for r in results if (r.target, r.pipeline, r.test) == (target, pipeline, test)]
+                out[(target, pipeline, test)] = {
+                    "rps": statistics.median(r.rps for r in rs),
+                    "p50_ms": statistics.median(r.p50_ms for r in rs),
+                    "p99_ms": statistics.median(r.p99_ms for r in rs),
+                    # the whole redis-benchmark run (SET and GET), the same in both tests' rows
+                    "redis_cpu_s": statistics.median(r.redis_cpu_s for r in rs),
+                    "proxy_cpu_s": statistics.median(r.proxy_cpu_s for r in rs),
+                }
+    return out
+
+
+COLUMNS = [(p, t) for p in PIPELINES for t in TESTS]
+
+
+def paired_ratio(results: list[Result], num: str, den: str, pipeline: int, test: str) -> float:
+    """Median over trials of num/den measured in the same trial (minutes apart at most), which
+    cancels slow drifts in the machine's load that the ratio of medians does not."""
+    by_trial = {(r.trial, r.target): r.rps for r in results if (r.pipeline, r.test) == (pipeline, test)}
+    trials = sorted({trial for trial, _ in by_trial})
+    return statistics.median(by_trial[(t, num)] / by_trial[(t, den)] for t in trials)
+
+
+def summary(results: list[Result], meta: dict[str, Any], trials: int) -> dict[str, Any]:
+    med = medians(results)
+    paired = {
+        f"{test} P{pipeline}": round(paired_ratio(results, "endpoint", "haproxy", pipeline, test), 3)
+        for pipeline, test in COLUMNS
+    }
+    # CPU per request is far less sensitive to other load on the machine than requests per second.
+    per_request = 1e6 / (len(TESTS) * meta["requests"])
+    cpu_us = {
+        f"{target} P{pipeline}": {
+            "redis": round(med[(target, pipeline, TESTS[0])]["redis_cpu_s"] * per_request, 2),
+            "proxy": round(med[(target, pipeline, TESTS[0])]["proxy_cpu_s"] * per_request, 2),
+        }
+        for target in TARGETS
+        for pipeline in PIPELINES
+    }
+    ratios: dict[str, dict[str, float]] = {"endpoint/haproxy": {}, "endpoint/direct": {}, "haproxy/direct": {}}
+    for pipeline, test in COLUMNS:
+        col = f"{test} P{pipeline}"
+        ep, hp, di = (med[(t, pipeline, test)]["rps"] for t in ("endpoint", "haproxy", "direct"))
+        ratios["endpoint/haproxy"][col] = round(ep / hp, 3)
+        ratios["endpoint/direct"][col] = round(ep / di, 3)
+        ratios["haproxy/direct"][col] = round(hp / di, 3)
+    return {
+        **meta,
+        "trials": trials,
+        "medians": {f"{t} {test} P{p}": v for (t, p, test), v in med.items()},
+        "ratios": ratios,
+        "paired_endpoint_haproxy": paired,
+        "cpu_us_per_request": cpu_us,
+        "tolerance": TOLERANCE,
+        "target_met": all(r >= TOLERANCE for r in ratios["endpoint/haproxy"].values()),
+    }
+
+
+def table(stats: dict[str, Any]) -> str:
+    med = stats["medians"]
+    cols = [f"{test} P{p}" for p, test in COLUMNS]
+    width = 12
+    header = f"{'rps (median)':<18}" + "".join(f"{c:>{width}}" for c in cols)
+    rows = [header, "-" * len(header)]
+    for target in TARGETS:
+        rows.append(f"{target:<18}" + "".join(f"{med[f'{target} {c}']['rps']:>{width},.0f}" for c in cols))
+    rows.append("-" * len(header))
+    for name, values in stats["ratios"].items():
+        rows.append(f"{name:<18}" + "".join(f"{values[c]:.2f}x".rjust(width) for c in cols))
+    paired = stats["paired_endpoint_haproxy"]
+    rows.append(f"{'endpoint/haproxy*':<18}" + "".join(f"{paired[c]:.2f}x".rjust(width) for c in cols))
+    rows.append("* median of the ratios of runs made in the same trial, a few seconds apart")
+    rows += ["", f"{'p50 / p99 (ms)':<18}" + "".join(f"{c:>{width + 2}}" for c in cols), "-" * len(header)]
+    for target in TARGETS:
+        cells = [f"{med[f'{target} {c}']['p50_ms']:.3f}/{med[f'{target} {c}']['p99_ms']:.3f}" for c in cols]
+        rows.append(f"{target:<18}" + "".join(f"{cell:>{width + 2}}" for cell in cells))
+    cpu = stats["cpu_us_per_request"]
+    rows += [
+        "",
+        "CPU microseconds per request (median run): primary redis-server + proxy process",
+        "-" * len(header),
+    ]
+    for target in TARGETS:
+        cells = [
+            f"P{p}: {cpu[f'{target} P{p}']['redis']:.2f} + {cpu[f'{target} P{p}']['proxy']:.2f}" for p in PIPELINES
+        ]
+        rows.append(f"{target:<18}" + "".join(f"{cell:>22}" for cell in cells))
+    verdict = "met" if stats["target_met"] else "NOT met"
+    worst = min(stats["ratios"]["endpoint/haproxy"].values())
+    rows += [
+        "",
+        f"endpoint no slower than the plain HAProxy (every endpoint/haproxy of the medians >= {TOLERANCE}): {verdict}"
+        f" (lowest {worst:.2f}x)",
+    ]
+    return "\n".join(rows)
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    # Turn SIGTERM into the same unwinding as Ctrl-C, so every finally block stops its processes.
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--trials", type=int, default=3, help="trials per target and pipeline depth (default 3)")
+    parser.add_argument("--requests", type=int, default=100_000, help="redis-benchmark -n (default 100000)")
+    parser.add_argument("--clients", type=int, default=50, help="redis-benchmark -c (default 50)")
+    parser.add_argument("--json", action="store_true", help="also print the summary as JSON, last line")
+    args = parser.parse_args(argv)
+    if args.trials < 1:
+        parser.error("--trials must be at least 1")
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    results, meta = run(args.trials, args.requests, args.clients)
+    stats = summary(results, meta, args.trials)
+    print(
+        f"redis-benchmark -n {args.requests} -c {args.clients} -t set,get [-P 16], {args.trials} trials per cell,"
+        f" {meta['cpus']} CPUs, group of 2 nodes (primary + 1 replica);"
+        f" load average (1/5/15 min) {meta['loadavg_start']} at the start, {meta['loadavg_end']} at the end\n"
+    )
+    print(table(stats))
+    if args.json:
+        print(json.dumps(stats))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
