@@ -36,6 +36,22 @@ class Settings:
     resync_interval: float = 1.0
     # Sentinel's down-after-milliseconds: failover takes about this plus 1.3 s on a 2-core host.
     sentinel_down_after_ms: int = 1000
+    # Stand-ins for S3 (one directory per bucket): where CopySnapshot TargetBucket exports to, and
+    # where SnapshotArns (arn:aws:s3:::bucket/key.rdb) are read from. Default DIR/exports, DIR/imports.
+    export_dir: Path | None = None
+    import_dir: Path | None = None
+
+    @property
+    def snapshots_path(self) -> Path:
+        return self.data_dir / "snapshots"
+
+    @property
+    def exports_path(self) -> Path:
+        return self.export_dir or self.data_dir / "exports"
+
+    @property
+    def imports_path(self) -> Path:
+        return self.import_dir or self.data_dir / "imports"
 
     @property
     def azs(self) -> tuple[str, ...]:

@@ -23,7 +23,7 @@ from cachefleet_client import (
     resolve_replication_group,
 )
 
-from .conftest import RedisServer, options
+from .conftest import RedisServer, free_port, options
 
 
 class StubElastiCache:
@@ -243,7 +243,10 @@ async def test_tls_with_private_ca(tmp_path: Path, redis_factory: type[RedisServ
 @pytest.fixture
 def cluster_node(tmp_path: Path, redis_factory: type[RedisServer]) -> RedisServer:
     """A one-node Redis Cluster that owns all 16384 slots."""
-    node = redis_factory(tmp_path / "cluster", "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf")
+    node = redis_factory(
+        tmp_path / "cluster", "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+        port=free_port(below=55536),
+    )
     node.start()
     with node.client() as admin:
         admin.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)

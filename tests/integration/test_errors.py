@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -372,6 +373,61 @@ CASES: list[tuple[str, dict[str, Any], str, int]] = [
      "Tags": [{"Key": "a", "Value": "b"}]}, "InvalidParameterValue", 400),
     ("list_tags_for_resource", {"ResourceName": f"{ARN}:parametergroup:missing"},
      "CacheParameterGroupNotFound", 404),
+    # Snapshots ("snap" is an available snapshot of "existing")
+    ("create_snapshot", {"ReplicationGroupId": "missing", "SnapshotName": "s"}, "ReplicationGroupNotFoundFault", 404),
+    ("create_snapshot", {"CacheClusterId": "missing", "SnapshotName": "s"}, "CacheClusterNotFound", 404),
+    ("create_snapshot", {"CacheClusterId": "mc", "SnapshotName": "s"}, "SnapshotFeatureNotSupportedFault", 400),
+    ("create_snapshot", {"ReplicationGroupId": "existing", "CacheClusterId": "existing-001", "SnapshotName": "s"},
+     "InvalidParameterCombination", 400),
+    ("create_snapshot", {"SnapshotName": "s"}, "InvalidParameterValue", 400),
+    ("create_snapshot", {"ReplicationGroupId": "existing", "SnapshotName": "1s"}, "InvalidParameterValue", 400),
+    ("create_snapshot", {"ReplicationGroupId": "existing", "SnapshotName": "snap"}, "SnapshotAlreadyExistsFault", 400),
+    ("create_snapshot", {"ReplicationGroupId": "existing", "SnapshotName": "s", "KmsKeyId": "k"},
+     "InvalidParameterValue", 400),
+    ("describe_snapshots", {"SnapshotName": "missing"}, "SnapshotNotFoundFault", 404),
+    ("describe_snapshots", {"CacheClusterId": "missing"}, "CacheClusterNotFound", 404),
+    ("describe_snapshots", {"SnapshotSource": "robot"}, "InvalidParameterValue", 400),
+    ("describe_snapshots", {"MaxRecords": 51}, "InvalidParameterValue", 400),
+    ("delete_snapshot", {"SnapshotName": "missing"}, "SnapshotNotFoundFault", 404),
+    ("copy_snapshot", {"SourceSnapshotName": "missing", "TargetSnapshotName": "t"}, "SnapshotNotFoundFault", 404),
+    ("copy_snapshot", {"SourceSnapshotName": "snap", "TargetSnapshotName": "snap"}, "SnapshotAlreadyExistsFault", 400),
+    ("copy_snapshot", {"SourceSnapshotName": "snap", "TargetSnapshotName": "t", "TargetBucket": "no-such-bucket"},
+     "InvalidParameterValue", 400),
+    ("copy_snapshot", {"SourceSnapshotName": "snap", "TargetSnapshotName": "t", "TargetBucket": "Bad_Bucket"},
+     "InvalidParameterValue", 400),
+    ("create_replication_group", {"ReplicationGroupId": "r", "SnapshotName": "missing", **RG},
+     "SnapshotNotFoundFault", 404),
+    ("create_replication_group", {"ReplicationGroupId": "r", "SnapshotName": "snap",
+     "SnapshotArns": ["arn:aws:s3:::b/k.rdb"], **RG}, "InvalidParameterCombination", 400),
+    ("create_replication_group", {"ReplicationGroupId": "r", "SnapshotArns": ["s3://b/k.rdb"], **RG},
+     "InvalidParameterValue", 400),
+    ("create_replication_group", {"ReplicationGroupId": "r", "SnapshotArns": ["arn:aws:s3:::bb/a.rdb",
+     "arn:aws:s3:::bb/b.rdb"], **RG}, "InvalidParameterValue", 400),
+    ("create_replication_group", {"ReplicationGroupId": "r", "SnapshotName": "snap", "PrimaryClusterId": "mc", **RG},
+     "InvalidParameterCombination", 400),
+    ("create_replication_group", {"ReplicationGroupId": "r", "SnapshotRetentionLimit": 36, **RG},
+     "InvalidParameterValue", 400),
+    ("create_replication_group", {"ReplicationGroupId": "r", "SnapshotWindow": "25:00-26:00", **RG},
+     "InvalidParameterValue", 400),
+    ("create_replication_group", {"ReplicationGroupId": "r", "SnapshotWindow": "05:00-05:30", **RG},
+     "InvalidParameterValue", 400),
+    ("create_cache_cluster", {"CacheClusterId": "r", "Engine": "memcached", "SnapshotName": "snap"},
+     "InvalidParameterCombination", 400),
+    ("create_cache_cluster", {"CacheClusterId": "r", "Engine": "redis", "SnapshotName": "missing"},
+     "SnapshotNotFoundFault", 404),
+    ("create_cache_cluster", {"CacheClusterId": "r", "ReplicationGroupId": "existing", "SnapshotName": "snap"},
+     "InvalidParameterCombination", 400),
+    ("delete_replication_group", {"ReplicationGroupId": "existing", "FinalSnapshotIdentifier": "snap"},
+     "SnapshotAlreadyExistsFault", 400),
+    ("delete_replication_group", {"ReplicationGroupId": "existing", "FinalSnapshotIdentifier": "-bad"},
+     "InvalidParameterValue", 400),
+    ("delete_cache_cluster", {"CacheClusterId": "existing-002", "FinalSnapshotIdentifier": "f"},
+     "InvalidParameterCombination", 400),
+    ("modify_replication_group", {"ReplicationGroupId": "existing", "SnapshotRetentionLimit": 99},
+     "InvalidParameterValue", 400),
+    ("modify_cache_cluster", {"CacheClusterId": "mc", "SnapshotRetentionLimit": 1}, "InvalidParameterCombination", 400),
+    ("add_tags_to_resource", {"ResourceName": f"{ARN}:snapshot:snap", "Tags": [{"Key": "aws:x", "Value": "y"}]},
+     "InvalidParameterValue", 400),
 ]
 
 
@@ -397,9 +453,23 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Any:
             ReplicationGroupId="existing", WaiterConfig=FAST_WAIT
         )
         client.get_waiter("cache_cluster_available").wait(CacheClusterId="mc", WaiterConfig=FAST_WAIT)
+        client.create_snapshot(ReplicationGroupId="existing", SnapshotName="snap")
+        _wait_until_settled(client)
         yield server, client
     finally:
         server.cleanup()
+
+
+def _wait_until_settled(client: Any) -> None:
+    """The snapshot taken, and the group back from snapshotting."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        snapshot = client.describe_snapshots(SnapshotName="snap")["Snapshots"][0]
+        group = client.describe_replication_groups(ReplicationGroupId="existing")["ReplicationGroups"][0]
+        if (snapshot["SnapshotStatus"], group["Status"]) == ("available", "available"):
+            return
+        time.sleep(0.05)
+    raise AssertionError("snapshot snap never became available")
 
 
 def _snapshot(client: Any) -> Any:
@@ -408,7 +478,8 @@ def _snapshot(client: Any) -> Any:
     tags = client.list_tags_for_resource(ResourceName=f"{ARN}:cluster:existing-001")["TagList"]
     parameter_groups = client.describe_cache_parameter_groups()["CacheParameterGroups"]
     parameters = client.describe_cache_parameters(CacheParameterGroupName="pg")["Parameters"]
-    return groups, clusters, tags, parameter_groups, parameters
+    snapshots = client.describe_snapshots()["Snapshots"]
+    return groups, clusters, tags, parameter_groups, parameters, snapshots
 
 
 @pytest.mark.parametrize(

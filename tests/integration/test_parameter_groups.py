@@ -596,7 +596,7 @@ def test_modify_cache_cluster_switches_a_standalone_cluster_to_another_group(
         "20",
     )
     # Fields this version does not change are refused, not ignored.
-    assert _error(client.modify_cache_cluster, CacheClusterId="solo", SnapshotWindow="01:00-02:00") == (
+    assert _error(client.modify_cache_cluster, CacheClusterId="solo", CacheNodeType="cache.r7g.large") == (
         "InvalidParameterValue"
     )
 

@@ -9,6 +9,7 @@ from datetime import datetime
 from cachefleet.engines.installed import EngineBinary
 from cachefleet.model.ids import arn
 from cachefleet.settings import Settings
+from cachefleet.store.snapshots import Buckets
 from cachefleet.store.sqlite import Store
 
 
@@ -18,6 +19,8 @@ class Context:
     settings: Settings
     engines: Sequence[EngineBinary]
     clock: Callable[[], datetime]
+    # The export area (CopySnapshot TargetBucket): the API checks that a bucket exists, as S3 would.
+    exports: Buckets | None = None
 
     def arn(self, kind: str, name: str) -> str:
         return arn(self.settings.region, self.settings.account_id, kind, name)

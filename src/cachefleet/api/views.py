@@ -9,8 +9,17 @@ from typing import Any
 from cachefleet.api.context import Context
 from cachefleet.engines.nodetypes import NODE_TYPES, memory_bytes
 from cachefleet.model import parameters as pm
+from cachefleet.model import snapshots as sn
 from cachefleet.model import status as st
-from cachefleet.store.records import PARAMETER_GROUP, Cluster, Group, ParameterGroup, parameter_group_name
+from cachefleet.store.records import (
+    PARAMETER_GROUP,
+    SNAPSHOT,
+    Cluster,
+    Group,
+    ParameterGroup,
+    Snapshot,
+    parameter_group_name,
+)
 
 CLIENT_DOWNLOAD_PAGE = "https://console.aws.amazon.com/elasticache/home#client-download:"
 
@@ -60,8 +69,8 @@ def cache_cluster(ctx: Context, cluster: Cluster, *, show_nodes: bool) -> dict[s
         if first:
             view["ConfigurationEndpoint"] = endpoint(ctx, first)
     else:
-        view["SnapshotRetentionLimit"] = 0
-        view["SnapshotWindow"] = "05:00-06:00"
+        view["SnapshotRetentionLimit"] = spec.snapshot_retention_limit
+        view["SnapshotWindow"] = spec.snapshot_window or sn.DEFAULT_WINDOW
     if spec.replication_group_id:
         view["ReplicationGroupId"] = spec.replication_group_id
     if show_nodes:
@@ -112,7 +121,7 @@ def replication_group(ctx: Context, group: Group, members: list[Cluster]) -> dic
         "AutomaticFailover": _automatic_failover(spec.automatic_failover, status.failover_active),
         "MultiAZ": "enabled" if spec.multi_az else "disabled",
         "SnapshotRetentionLimit": spec.snapshot_retention_limit,
-        "SnapshotWindow": spec.snapshot_window or "05:00-06:00",
+        "SnapshotWindow": spec.snapshot_window or sn.DEFAULT_WINDOW,
         "ClusterEnabled": False,
         "CacheNodeType": spec.node_type,
         "AuthTokenEnabled": False,
@@ -137,6 +146,8 @@ def _automatic_failover(wanted: bool, active: bool) -> str:
 
 
 def _node_group_status(group_status: str) -> str:
+    if group_status == st.SNAPSHOTTING:
+        return st.AVAILABLE  # a snapshot changes nothing in the shard
     return group_status if group_status in {st.CREATING, st.AVAILABLE, st.DELETING} else st.MODIFYING
 
 
@@ -197,3 +208,58 @@ def node_type_parameter(definition: pm.ParameterDef, source: str) -> dict[str, A
         ],
         "ChangeType": definition.change_type,
     }
+
+
+def snapshot(ctx: Context, snap: Snapshot, *, show_node_group_config: bool = False) -> dict[str, Any]:
+    """The Snapshot shape: what the snapshot copied from its source, and its node snapshot."""
+    spec, status = snap.spec, snap.status
+    view: dict[str, Any] = {
+        "SnapshotName": spec.name,
+        "SnapshotStatus": status.status,
+        "SnapshotSource": spec.source,
+        "CacheNodeType": spec.node_type,
+        "Engine": spec.engine,
+        "EngineVersion": spec.engine_version,
+        "NumCacheNodes": spec.num_cache_nodes,
+        "PreferredMaintenanceWindow": "sun:05:00-sun:06:00",
+        "Port": spec.port or 6379,
+        "CacheParameterGroupName": parameter_group_name(spec.engine, spec.engine_version, spec.parameter_group),
+        "CacheSubnetGroupName": "default",
+        "AutoMinorVersionUpgrade": True,
+        "SnapshotRetentionLimit": spec.snapshot_retention_limit,
+        "SnapshotWindow": spec.snapshot_window or sn.DEFAULT_WINDOW,
+        "ARN": ctx.arn(SNAPSHOT, spec.name),
+        "DataTiering": "disabled",
+    }
+    if spec.preferred_az:
+        view["PreferredAvailabilityZone"] = spec.preferred_az
+    if spec.cluster_created_at:
+        view["CacheClusterCreateTime"] = spec.cluster_created_at
+    if spec.replication_group_id:
+        view["ReplicationGroupId"] = spec.replication_group_id
+        view["ReplicationGroupDescription"] = spec.replication_group_description or ""
+        view["NumNodeGroups"] = 1
+        view["AutomaticFailover"] = "enabled" if spec.automatic_failover else "disabled"
+    if spec.cache_cluster_id:
+        view["CacheClusterId"] = spec.cache_cluster_id
+    node: dict[str, Any] = {"CacheNodeId": "0001"}
+    node_cluster = status.node_cluster_id or spec.cache_cluster_id
+    if node_cluster:
+        node["CacheClusterId"] = node_cluster
+    if spec.replication_group_id:
+        node["NodeGroupId"] = sn.NODE_GROUP
+    if status.size is not None:
+        node["CacheSize"] = sn.cache_size(status.size)
+    if status.node_created_at:
+        node["CacheNodeCreateTime"] = datetime.fromisoformat(status.node_created_at)
+    if status.snapshot_created_at:
+        node["SnapshotCreateTime"] = datetime.fromisoformat(status.snapshot_created_at)
+    if show_node_group_config and spec.replication_group_id:
+        config: dict[str, Any] = {"NodeGroupId": sn.NODE_GROUP, "ReplicaCount": len(spec.replica_azs)}
+        if spec.primary_az:
+            config["PrimaryAvailabilityZone"] = spec.primary_az
+        if spec.replica_azs:
+            config["ReplicaAvailabilityZones"] = list(spec.replica_azs)
+        node["NodeGroupConfiguration"] = config
+    view["NodeSnapshots"] = [node]
+    return view

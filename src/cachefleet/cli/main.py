@@ -13,6 +13,7 @@ from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, Par
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from cachefleet.cli.commands_cluster import cluster
+from cachefleet.cli.commands_demo import demo
 from cachefleet.cli.commands_engines import engines
 from cachefleet.cli.commands_rg import rg
 from cachefleet.cli.commands_server import server
@@ -62,3 +63,4 @@ main.add_command(server)
 main.add_command(rg)
 main.add_command(cluster)
 main.add_command(engines)
+main.add_command(demo)

@@ -112,8 +112,13 @@ class StartSentinel:
 
 @dataclass(frozen=True)
 class SentinelFailover:
+    """TestFailover: Sentinel promotes a replica while the primary still lives, so writes on the
+    primary are paused first, until its replicas have every acknowledged byte: whatever it accepted
+    after the promotion would be thrown away when it rejoins as a replica."""
+
     node: NodeKey
     group_id: str
+    primary: Address
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,8 @@ class Executor:
     clock: Callable[[], datetime]
     tools: Tools
     down_after_ms: int = 1000
+    # Puts a restoring node's RDB in place before its first start (``SnapshotWorker.seed``).
+    seed: Callable[[NodeKey], None] | None = None
 
     async def run(self, actions: Sequence[Action]) -> None:
         # Ports are chosen one at a time (two concurrent choices could pick the same free port);
@@ -88,6 +90,8 @@ class Executor:
                 await asyncio.to_thread(self.host.reassign_port, node)
             case StartNode(node, replicaof):
                 process = self._process(node, replicaof)
+                if self.seed is not None:
+                    await asyncio.to_thread(self.seed, node)
                 await asyncio.to_thread(self.host.start, node, process)
             case RestartNode(node, replicaof):
                 await self._restart(node, replicaof)
@@ -128,10 +132,16 @@ class Executor:
                 await asyncio.to_thread(haproxy.set_primary, self.host.node_dir(node) / haproxy.ADMIN_SOCKET, server)
             case StartSentinel(node, group_id, primary):
                 await asyncio.to_thread(self.host.start, node, self._sentinel(node, group_id, primary))
-            case SentinelFailover(node, group_id):
+            case SentinelFailover(node, group_id, primary):
                 port = self.host.port_of(node)
                 if port is not None:
-                    await sentinel.failover(self.address, port, group_id)
+                    user, password = self.credentials.user, self.credentials.password
+                    await redis.pause_and_drain(primary, user=user, password=password)
+                    try:
+                        await sentinel.failover(self.address, port, group_id)
+                    except Retry:
+                        await redis.unpause(primary, user=user, password=password)
+                        raise
             case RemoveNode(node):
                 await asyncio.to_thread(self.host.remove, node)
             case DetachMember(cluster_id):

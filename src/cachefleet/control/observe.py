@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from cachefleet.engines import haproxy, memcached, redis, sentinel
 from cachefleet.hosts.base import Host, NodeKey
+from cachefleet.model.errors import Retry
 
 # Written beside a node's config when it starts: the effective parameters it started with, so that
 # a change that needs a reboot shows as pending until the node really restarts.
@@ -140,8 +141,8 @@ def _observe_endpoint(host: Host, key: NodeKey) -> EndpointObservation:
     inputs = host.read_file(key, ENDPOINT_INPUTS)
     try:
         servers = haproxy.server_states(host.node_dir(key) / haproxy.ADMIN_SOCKET, haproxy.PRIMARY_BACKEND)
-    except OSError:
-        servers = None  # starting up, or reloading
+    except (OSError, Retry):
+        servers = None  # starting up, or reloading: the next pass looks again
     return EndpointObservation(port, reader, pid, inputs, servers)
 
 

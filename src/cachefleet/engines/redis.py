@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from cachefleet.model import parameters
-from cachefleet.model.errors import Retry
+from cachefleet.model.errors import Fatal, Retry
 
 CONFIG_FILE = "redis.conf"
 _CONNECT_TIMEOUT = 0.5
@@ -421,3 +422,127 @@ async def switchover(
     finally:
         await before.aclose()
         await after.aclose()
+
+
+# -- snapshots ---------------------------------------------------------------------------------
+
+RDB_FILE = "dump.rdb"  # the dbfilename of every node, in its data dir
+
+
+async def bgsave(
+    host: str,
+    port: int,
+    *,
+    user: str,
+    password: str,
+    timeout: float = 600.0,  # noqa: ASYNC109 (the whole save; each command has a short socket timeout)
+    poll: float = 0.01,
+) -> None:
+    """``BGSAVE`` and wait until that save (not an earlier one) has finished and succeeded.
+
+    ``LASTSAVE`` has a resolution of one second, so progress is read from ``INFO persistence``.
+    A save already running (another client's, or a replica's sync) started too early to hold every
+    write acknowledged before our request, so we wait for it to end and then start ours; Redis counts
+    a save in ``rdb_saves`` when it forks, and refuses a second one while one runs, so once ours has
+    started (``rdb_saves`` past its earlier value), ``rdb_bgsave_in_progress:0`` means ours ended,
+    and ``rdb_last_bgsave_status`` says how. Raises ``Retry`` when the node cannot be reached or the
+    save takes longer than ``timeout``, ``Fatal`` when Redis reports that the save failed.
+    """
+    client = _client(host, port, user=user, password=password, timeout=5.0)
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                info = await client.info("persistence")
+                saves = int(info.get("rdb_saves", 0))
+                if not int(info.get("rdb_bgsave_in_progress", 0)):
+                    try:
+                        # SCHEDULE: behind an AOF rewrite in progress, ours starts when it ends.
+                        await client.bgsave(schedule=True)
+                        break
+                    except RedisError as exc:
+                        if "in progress" not in str(exc):
+                            raise
+                await asyncio.sleep(poll)  # another save runs: ours starts once it is over
+            while True:
+                info = await client.info("persistence")
+                if int(info.get("rdb_saves", 0)) > saves and not int(info.get("rdb_bgsave_in_progress", 0)):
+                    break
+                await asyncio.sleep(poll)
+    except (RedisError, OSError, TimeoutError) as exc:
+        raise Retry(f"BGSAVE on {host}:{port} did not complete: {exc or type(exc).__name__}") from exc
+    finally:
+        await client.aclose()
+    status = info.get("rdb_last_bgsave_status")
+    if status != "ok":
+        raise Fatal(f"BGSAVE on {host}:{port} failed (rdb_last_bgsave_status:{status})")
+
+
+def check_rdb(checker: str, path: Path, timeout: float = 600.0) -> str | None:
+    """Run ``redis-check-rdb`` on ``path``: None when the file loads, else what is wrong with it."""
+    try:
+        result = subprocess.run(
+            [checker, str(path)], capture_output=True, text=True, timeout=timeout, check=False, errors="replace"
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"redis-check-rdb could not run: {exc}"
+    if result.returncode == 0:
+        return None
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if "error" in line.lower()]
+    return (lines[-1] if lines else "the file does not load").strip("[] ")
+
+
+# Long enough for Sentinel to promote a replica and the endpoint to move (about a second here); the
+# old primary then answers READONLY or has its sessions cut, so no paused write is ever acknowledged.
+FAILOVER_PAUSE_MS = 5000
+
+
+async def pause_and_drain(
+    primary: tuple[str, int],
+    *,
+    user: str,
+    password: str,
+    pause_ms: int = FAILOVER_PAUSE_MS,
+    catch_up: float = 3.0,
+) -> None:
+    """Pause writes on ``primary`` and wait until every replica has acknowledged all it accepted.
+
+    Raises ``Retry`` (with the pause lifted) if the replicas do not catch up within ``catch_up`` seconds.
+    """
+    client = _client(*primary, user=user, password=password, timeout=2.0)
+    try:
+        await client.client_pause(pause_ms, all=False)  # all=False: pause writes only
+        try:
+            async with asyncio.timeout(catch_up):
+                while not _replicas_caught_up(await client.info("replication")):  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)  # replicas report their offset about every 10 ms
+        except TimeoutError:
+            await client.client_unpause()
+            raise Retry(f"replicas of {primary[0]}:{primary[1]} did not catch up before a failover") from None
+    except (RedisError, OSError) as exc:
+        raise Retry(f"pausing writes on {primary[0]}:{primary[1]} failed: {exc}") from exc
+    finally:
+        await client.aclose()
+
+
+async def unpause(primary: tuple[str, int], *, user: str, password: str) -> None:
+    client = _client(*primary, user=user, password=password, timeout=2.0)
+    try:
+        await client.client_unpause()
+    except (RedisError, OSError):
+        pass  # the pause lapses on its own
+    finally:
+        await client.aclose()
+
+
+def _replicas_caught_up(info: Mapping[str, Any]) -> bool:
+    """Every replica's acknowledged offset equals the primary's (fields ``slaveN``: ip, port, offset...)."""
+    offset = int(info.get("master_repl_offset", 0))
+    replicas = [v for k, v in info.items() if re.fullmatch(r"slave\d+", k)]
+    return bool(replicas) and all(int(_field(r, "offset")) >= offset for r in replicas)
+
+
+def _field(replica: Any, name: str) -> str:
+    # redis-py parses "ip=..,port=..,offset=.." into a dict; be tolerant of the raw string too.
+    if isinstance(replica, Mapping):
+        return str(replica[name])
+    return dict(part.split("=", 1) for part in str(replica).split(","))[name]

@@ -123,6 +123,10 @@ class CacheParameterGroupAlreadyExists(AlreadyExists):
     code = "CacheParameterGroupAlreadyExists"
 
 
+class SnapshotAlreadyExists(AlreadyExists):
+    code = "SnapshotAlreadyExistsFault"
+
+
 # Wrong state
 
 
@@ -140,6 +144,10 @@ class InvalidCacheClusterState(InvalidState):
 
 class InvalidCacheParameterGroupState(InvalidState):
     code = "InvalidCacheParameterGroupState"
+
+
+class InvalidSnapshotState(InvalidState):
+    code = "InvalidSnapshotState"
 
 
 class SnapshotFeatureNotSupported(ClientError):
@@ -167,6 +175,10 @@ class TagQuotaPerResourceExceeded(QuotaExceeded):
 
 class CacheParameterGroupQuotaExceeded(QuotaExceeded):
     code = "CacheParameterGroupQuotaExceeded"
+
+
+class SnapshotQuotaExceeded(QuotaExceeded):
+    code = "SnapshotQuotaExceededFault"
 
 
 class NodeQuotaForClusterExceeded(QuotaExceeded):
@@ -234,3 +246,14 @@ class Fatal(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class RestoreFailed(Fatal):
+    """A new node cannot be seeded: its snapshot or RDB file is missing, corrupted or unreadable.
+
+    ``cluster_id`` is the cache cluster whose node was to be seeded.
+    """
+
+    def __init__(self, cluster_id: str, reason: str) -> None:
+        super().__init__(reason)
+        self.cluster_id = cluster_id

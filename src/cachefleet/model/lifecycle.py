@@ -7,7 +7,7 @@ Statuses themselves are written only by the reconciler; the API sets ``creating`
 from __future__ import annotations
 
 from cachefleet.model import status as st
-from cachefleet.model.errors import InvalidCacheClusterState, InvalidReplicationGroupState
+from cachefleet.model.errors import InvalidCacheClusterState, InvalidReplicationGroupState, InvalidSnapshotState
 
 # (resource kind, operation) -> the statuses in which the operation is accepted
 ALLOWED: dict[tuple[str, str], frozenset[str]] = {
@@ -21,11 +21,18 @@ ALLOWED: dict[tuple[str, str], frozenset[str]] = {
     ("cache-cluster", "CreateReplicationGroup.PrimaryClusterId"): frozenset({st.AVAILABLE}),
     ("cache-cluster", "ModifyCacheCluster"): frozenset({st.AVAILABLE}),
     ("cache-cluster", "RebootCacheCluster"): frozenset({st.AVAILABLE}),
+    ("replication-group", "CreateSnapshot"): frozenset({st.AVAILABLE}),
+    ("cache-cluster", "CreateSnapshot"): frozenset({st.AVAILABLE}),
+    # A snapshot is usable (copied, exported, restored) while others use it too.
+    ("snapshot", "CopySnapshot"): frozenset({st.AVAILABLE, st.COPYING, st.RESTORING}),
+    ("snapshot", "Restore"): frozenset({st.AVAILABLE, st.COPYING, st.RESTORING}),
+    ("snapshot", "DeleteSnapshot"): frozenset({st.AVAILABLE, st.FAILED}),
 }
 
 _ERRORS = {
     "replication-group": (InvalidReplicationGroupState, "Replication group"),
     "cache-cluster": (InvalidCacheClusterState, "Cache cluster"),
+    "snapshot": (InvalidSnapshotState, "Snapshot"),
 }
 
 

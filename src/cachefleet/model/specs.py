@@ -32,6 +32,13 @@ class CacheClusterSpec:
     # restarts those nodes, one at a time, once for each request it has not yet carried out.
     reboot_requests: int = 0
     reboot_nodes: tuple[str, ...] = ()
+    # Automatic daily snapshots (standalone Redis clusters; a group's members follow their group).
+    snapshot_retention_limit: int = 0
+    snapshot_window: str | None = None
+    # What the node is seeded with before its first start: a snapshot's name (SnapshotName), or an
+    # RDB object "bucket/key" in the import area (SnapshotArns). Only on a group's first primary.
+    seed_snapshot: str | None = None
+    seed_object: str | None = None
 
     @property
     def num_nodes(self) -> int:
@@ -137,6 +144,79 @@ class CacheParameterGroupSpec:
 
     def with_parameters(self, values: dict[str, str]) -> Self:
         return replace(self, parameters=tuple(sorted(values.items())))
+
+
+MANUAL = "manual"
+AUTOMATED = "automated"
+
+
+@dataclass(frozen=True)
+class SnapshotSpec:
+    """A snapshot as asked for, with what ElastiCache copies from its source at creation.
+
+    The source's settings are copied here because a snapshot outlives its source (a final snapshot,
+    a manual one): ``DescribeSnapshots`` and a restore read them from the snapshot alone.
+    """
+
+    name: str
+    source: str  # MANUAL | AUTOMATED (SnapshotSource)
+    engine: str
+    engine_version: str
+    node_type: str
+    created_at: datetime  # when it was asked for (for an automatic one: the scheduler's time)
+    replication_group_id: str | None = None  # a replication group's snapshot
+    replication_group_description: str | None = None
+    cache_cluster_id: str | None = None  # a standalone cluster's, or the member CreateSnapshot named
+    final: bool = False  # FinalSnapshotIdentifier: taken from the primary before the source goes
+    copy_of: str | None = None  # CopySnapshot: the source snapshot, whose file is copied
+    port: int | None = None
+    parameter_group: str | None = None
+    preferred_az: str | None = None
+    cluster_created_at: datetime | None = None
+    snapshot_retention_limit: int = 0
+    snapshot_window: str | None = None
+    automatic_failover: bool = False
+    num_cache_nodes: int = 1
+    # The source group's shard at creation: its replica count and AZs (ShowNodeGroupConfig).
+    primary_az: str | None = None
+    replica_azs: tuple[str, ...] = ()
+    tags: Tags = ()
+    deleting: bool = False
+
+    @property
+    def id(self) -> str:
+        return self.name
+
+    @property
+    def source_id(self) -> str:
+        """The group or cluster the snapshot was taken from (its events are that resource's)."""
+        return self.replication_group_id or self.cache_cluster_id or self.name
+
+    @property
+    def source_type(self) -> str:
+        return "replication-group" if self.replication_group_id else "cache-cluster"
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["created_at"] = self.created_at.isoformat()
+        data["cluster_created_at"] = self.cluster_created_at.isoformat() if self.cluster_created_at else None
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        created = data.get("cluster_created_at")
+        return cls(
+            **{
+                **data,
+                "replica_azs": tuple(data.get("replica_azs", ())),
+                "tags": tuple(tuple(t) for t in data["tags"]),
+                "created_at": datetime.fromisoformat(data["created_at"]),
+                "cluster_created_at": datetime.fromisoformat(created) if created else None,
+            }
+        )
+
+    def with_tags(self, tags: Tags) -> Self:
+        return replace(self, tags=tags)
 
 
 def merge_tags(current: Tags, added: Tags) -> Tags:

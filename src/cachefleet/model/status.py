@@ -14,6 +14,13 @@ RESTORE_FAILED = "restore-failed"  # cache clusters
 MODIFYING = "modifying"
 REBOOTING = "rebooting"
 REBOOTING_CLUSTER = "rebooting cluster nodes"  # a cache cluster during RebootCacheCluster
+SNAPSHOTTING = "snapshotting"  # a group or cluster while a snapshot of it is being taken
+
+# Snapshot statuses (the model lists creating | available | restoring | copying | deleting; a
+# snapshot that could not be taken is "failed", as the console shows it).
+RESTORING = "restoring"
+COPYING = "copying"
+FAILED = "failed"
 
 PRIMARY = "primary"
 REPLICA = "replica"
@@ -83,3 +90,24 @@ class GroupStatus:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+
+
+@dataclass(frozen=True)
+class SnapshotStatus:
+    """A snapshot's progress and, once ``available``, the stored RDB file that it is."""
+
+    status: str
+    message: str = ""
+    requested_at: str | None = None  # ISO time (real clock) it was asked for: the deadline counts from here
+    node_cluster_id: str | None = None  # the member (or standalone cluster) whose node was saved
+    node_created_at: str | None = None  # ISO time that node first served
+    snapshot_created_at: str | None = None  # ISO time the RDB was taken
+    size: int | None = None  # bytes of the stored RDB file
+    sha256: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        return cls(**data)

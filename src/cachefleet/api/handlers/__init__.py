@@ -14,6 +14,7 @@ from cachefleet.api.handlers import (
     members,
     parameter_groups,
     replication_groups,
+    snapshots,
     tags,
 )
 
@@ -41,6 +42,10 @@ HANDLERS: dict[str, Handler] = {
     "ResetCacheParameterGroup": parameter_groups.reset_cache_parameter_group,
     "DeleteCacheParameterGroup": parameter_groups.delete_cache_parameter_group,
     "DescribeCacheEngineVersions": engine_versions.describe_cache_engine_versions,
+    "CreateSnapshot": snapshots.create_snapshot,
+    "DescribeSnapshots": snapshots.describe_snapshots,
+    "DeleteSnapshot": snapshots.delete_snapshot,
+    "CopySnapshot": snapshots.copy_snapshot,
     "AddTagsToResource": tags.add_tags_to_resource,
     "ListTagsForResource": tags.list_tags_for_resource,
     "RemoveTagsFromResource": tags.remove_tags_from_resource,

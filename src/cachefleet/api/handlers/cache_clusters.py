@@ -8,12 +8,13 @@ from typing import Any
 
 from cachefleet.api import validate, views
 from cachefleet.api.context import Context
-from cachefleet.api.handlers import members
+from cachefleet.api.handlers import members, snapshots
 from cachefleet.api.paging import page
 from cachefleet.model import lifecycle
 from cachefleet.model import status as st
 from cachefleet.model.errors import (
     CacheClusterAlreadyExists,
+    InvalidCacheClusterState,
     InvalidParameterCombination,
     InvalidParameterValue,
     SnapshotFeatureNotSupported,
@@ -27,9 +28,6 @@ from cachefleet.store.records import CLUSTER, all_clusters, get_cluster, get_gro
 MAX_MEMCACHED_NODES = 40
 
 _NOT_YET = (
-    "SnapshotArns",
-    "SnapshotName",
-    "SnapshotRetentionLimit",
     "AuthToken",
     "TransitEncryptionEnabled",
     "LogDeliveryConfigurations",
@@ -44,8 +42,17 @@ async def create_cache_cluster(ctx: Context, params: dict[str, Any]) -> dict[str
     validate.not_yet_supported(params, _NOT_YET)
     validate.subnet_group(params)
     if "ReplicationGroupId" in params:
+        for name in ("SnapshotName", "SnapshotArns", "SnapshotRetentionLimit", "SnapshotWindow"):
+            if params.get(name):
+                raise InvalidParameterCombination(f"{name} does not apply to a replication group's member.")
         return _create_member(ctx, cluster_id, params)
-    binary = validate.engine_binary(ctx.engines, params.get("Engine", "redis"), params.get("EngineVersion"))
+    if params.get("Engine", "redis").lower() == "memcached":
+        for name in ("SnapshotName", "SnapshotArns", "SnapshotRetentionLimit", "SnapshotWindow"):
+            if params.get(name):
+                raise InvalidParameterCombination(f"{name} is only valid for the redis engine.")
+    seed = snapshots.restore_source(ctx, params)
+    retention, window = snapshots.automatic_snapshots(params)
+    binary = snapshots.restore_engine(ctx, params, seed)
     memcached = binary.engine == "memcached"
     count = params.get("NumCacheNodes", 1)
     if memcached and not 1 <= count <= MAX_MEMCACHED_NODES:
@@ -61,16 +68,22 @@ async def create_cache_cluster(ctx: Context, params: dict[str, Any]) -> dict[str
         id=cluster_id,
         engine=binary.engine,
         engine_version=binary.version,
-        node_type=validate.node_type(params),
+        node_type=snapshots.restore_node_type(params, seed),
         node_azs=azs,
         created_at=ctx.clock(),
         az_mode=az_mode,
         port=validate.port(params),
         tags=validate.tags(params),
         parameter_group=parameter_group,
+        snapshot_retention_limit=retention,
+        snapshot_window=window,
+        seed_snapshot=seed.snapshot.spec.name if seed and seed.snapshot else None,
+        seed_object=seed.object_key if seed else None,
     )
-    if not ctx.store.create(CLUSTER, cluster_id, spec.to_json(), ClusterStatus(st.CREATING).to_json()):
-        raise CacheClusterAlreadyExists(f"Cache cluster {cluster_id} already exists.")
+    with ctx.store.transaction():
+        if not ctx.store.create(CLUSTER, cluster_id, spec.to_json(), ClusterStatus(st.CREATING).to_json()):
+            raise CacheClusterAlreadyExists(f"Cache cluster {cluster_id} already exists.")
+        snapshots.mark_restoring(ctx, seed)
     return {"CacheCluster": views.cache_cluster(ctx, get_cluster(ctx.store, cluster_id), show_nodes=False)}
 
 
@@ -149,18 +162,31 @@ async def describe_cache_clusters(ctx: Context, params: dict[str, Any]) -> dict[
 
 async def delete_cache_cluster(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     cluster = get_cluster(ctx.store, params["CacheClusterId"])
+    final = None
     if "FinalSnapshotIdentifier" in params:
         if cluster.spec.engine == "memcached":
             raise SnapshotFeatureNotSupported("Snapshots are not supported for memcached clusters.")
-        validate.not_yet_supported(params, ["FinalSnapshotIdentifier"])
+        if cluster.spec.replication_group_id:
+            raise InvalidParameterCombination(
+                f"Cache cluster {cluster.spec.id} is a member of replication group "
+                f"{cluster.spec.replication_group_id}: take a final snapshot with DeleteReplicationGroup."
+            )
+        final = snapshots.final_snapshot_name(ctx, params)
     if cluster.spec.replication_group_id:
         members.remove_member_cluster(ctx, get_group(ctx.store, cluster.spec.replication_group_id), cluster)
         return {"CacheCluster": views.cache_cluster(ctx, get_cluster(ctx.store, cluster.spec.id), show_nodes=False)}
     lifecycle.require(CLUSTER, "DeleteCacheCluster", cluster.spec.id, cluster.status.status)
+    if final is not None and cluster.status.status != st.AVAILABLE:
+        raise InvalidCacheClusterState(
+            f"Cache cluster {cluster.spec.id} is {cluster.status.status}: a final snapshot needs it available."
+        )
     spec = replace(cluster.spec, deleting=True)
     with ctx.store.transaction():
         ctx.store.put_spec(CLUSTER, spec.id, spec.to_json())
         ctx.store.put_status(CLUSTER, spec.id, replace(cluster.status, status=st.DELETING).to_json())
+        if final is not None:
+            # Taken before the node goes (the reconciler waits for it).
+            snapshots.cluster_snapshot(ctx, final, cluster, final=True)
     return {"CacheCluster": views.cache_cluster(ctx, get_cluster(ctx.store, spec.id), show_nodes=False)}
 
 
@@ -177,8 +203,6 @@ _MODIFY_NOT_YET = (
     "Engine",
     "EngineVersion",
     "AutoMinorVersionUpgrade",
-    "SnapshotRetentionLimit",
-    "SnapshotWindow",
     "CacheNodeType",
     "AuthToken",
     "AuthTokenUpdateStrategy",
@@ -202,14 +226,28 @@ async def modify_cache_cluster(ctx: Context, params: dict[str, Any]) -> dict[str
             "change its parameter group with ModifyReplicationGroup."
         )
     lifecycle.require(CLUSTER, "ModifyCacheCluster", spec.id, cluster.status.status)
+    if ("SnapshotRetentionLimit" in params or "SnapshotWindow" in params) and (
+        spec.engine == "memcached" or spec.replication_group_id
+    ):
+        raise InvalidParameterCombination(
+            "SnapshotRetentionLimit and SnapshotWindow apply to standalone redis clusters "
+            "(a group's with ModifyReplicationGroup)."
+        )
+    # Everything is checked before anything is written.
+    retention, window = snapshots.automatic_snapshots(params, spec.snapshot_retention_limit, spec.snapshot_window)
+    changed = replace(spec, snapshot_retention_limit=retention, snapshot_window=window)
+    status = cluster.status
     if "CacheParameterGroupName" in params:
         name = _parameter_group(ctx, params, spec.engine, spec.engine_version)
         current = spec.parameter_group or default_group_name(family_for(spec.engine, spec.engine_version))
         if name != current:
-            changed = replace(spec, parameter_group=name)
-            with ctx.store.transaction():
-                ctx.store.put_spec(CLUSTER, spec.id, changed.to_json())
-                ctx.store.put_status(CLUSTER, spec.id, replace(cluster.status, status=st.MODIFYING).to_json())
+            changed = replace(changed, parameter_group=name)
+            status = replace(status, status=st.MODIFYING)
+    if changed != spec:
+        with ctx.store.transaction():
+            ctx.store.put_spec(CLUSTER, spec.id, changed.to_json())
+            if status != cluster.status:
+                ctx.store.put_status(CLUSTER, spec.id, status.to_json())
     return {"CacheCluster": views.cache_cluster(ctx, get_cluster(ctx.store, spec.id), show_nodes=False)}
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from cachefleet.api import validate, views
 from cachefleet.api.context import Context
+from cachefleet.api.handlers import snapshots
 from cachefleet.api.paging import page
 from cachefleet.model import lifecycle
 from cachefleet.model import status as st
@@ -44,8 +45,6 @@ MAX_NODES = 6
 _NOT_YET = (
     "GlobalReplicationGroupId",
     "NodeGroupConfiguration",
-    "SnapshotArns",
-    "SnapshotName",
     "AuthToken",
     "TransitEncryptionEnabled",
     "AtRestEncryptionEnabled",
@@ -53,7 +52,6 @@ _NOT_YET = (
     "UserGroupIds",
     "LogDeliveryConfigurations",
     "DataTieringEnabled",
-    "SnapshotRetentionLimit",
     "ServerlessCacheSnapshotName",
     "NotificationTopicArn",
 )
@@ -76,8 +74,13 @@ async def create_replication_group(ctx: Context, params: dict[str, Any]) -> dict
     tags = validate.tags(params)
     port = validate.port(params)
 
+    retention, window = snapshots.automatic_snapshots(params)
+    seed = snapshots.restore_source(ctx, params)
+
     primary: Cluster | None = None
     if "PrimaryClusterId" in params:
+        if seed is not None:
+            raise InvalidParameterCombination("PrimaryClusterId cannot be combined with SnapshotName or SnapshotArns.")
         primary = _existing_primary(ctx, params["PrimaryClusterId"])
     count = _node_count(params, primary)
     _check_failover_flags(params, count)
@@ -85,10 +88,10 @@ async def create_replication_group(ctx: Context, params: dict[str, Any]) -> dict
     if primary is not None:
         engine, version, node_type = primary.spec.engine, primary.spec.engine_version, primary.spec.node_type
     else:
-        binary = validate.engine_binary(ctx.engines, params.get("Engine", "redis"), params.get("EngineVersion"))
+        binary = snapshots.restore_engine(ctx, params, seed)
         if binary.engine not in validate.REDIS_ENGINES:
             raise InvalidParameterValue("Replication groups support only the redis and valkey engines.")
-        engine, version, node_type = binary.engine, binary.version, validate.node_type(params)
+        engine, version, node_type = binary.engine, binary.version, snapshots.restore_node_type(params, seed)
 
     azs = _placement(ctx, params, count, primary)
     parameter_group = _parameter_group(ctx, params, engine, version, primary)
@@ -116,10 +119,13 @@ async def create_replication_group(ctx: Context, params: dict[str, Any]) -> dict
         multi_az=bool(params.get("MultiAZEnabled", False)),
         tags=tags,
         parameter_group=parameter_group,
+        snapshot_retention_limit=retention,
+        snapshot_window=window,
     )
     with ctx.store.transaction():
         if not ctx.store.create(GROUP, group_id, spec.to_json(), GroupStatus(st.CREATING).to_json()):
             raise ReplicationGroupAlreadyExists(f"Replication group {group_id} already exists.")
+        snapshots.mark_restoring(ctx, seed)
         for member, az in zip(member_ids, azs, strict=True):
             if primary is not None and member == primary.spec.id:
                 adopted = replace(primary.spec, replication_group_id=group_id, parameter_group=parameter_group)
@@ -136,6 +142,9 @@ async def create_replication_group(ctx: Context, params: dict[str, Any]) -> dict
                 replication_group_id=group_id,
                 tags=tags,
                 parameter_group=parameter_group,
+                # The first primary is seeded; its replicas sync from it.
+                seed_snapshot=seed.snapshot.spec.name if seed and seed.snapshot and member == member_ids[0] else None,
+                seed_object=seed.object_key if seed and member == member_ids[0] else None,
             )
             if not ctx.store.create(CLUSTER, member, cluster.to_json(), ClusterStatus(st.CREATING).to_json()):
                 raise CacheClusterAlreadyExists(f"Cache cluster {member} already exists.")
@@ -230,8 +239,12 @@ async def describe_replication_groups(ctx: Context, params: dict[str, Any]) -> d
 
 async def delete_replication_group(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     group = get_group(ctx.store, params["ReplicationGroupId"])
-    validate.not_yet_supported(params, ["FinalSnapshotIdentifier"])
+    final = snapshots.final_snapshot_name(ctx, params)
     lifecycle.require(GROUP, "DeleteReplicationGroup", group.spec.id, group.status.status)
+    if final is not None and group.status.status != st.AVAILABLE:
+        raise InvalidReplicationGroupState(
+            f"Replication group {group.spec.id} is {group.status.status}: a final snapshot needs it available."
+        )
     retain = bool(params.get("RetainPrimaryCluster", False))
     spec = replace(group.spec, deleting=True, retain_primary_cluster=retain)
     with ctx.store.transaction():
@@ -241,6 +254,9 @@ async def delete_replication_group(ctx: Context, params: dict[str, Any]) -> dict
             if retain and member.spec.id == (group.status.primary_cluster_id or spec.primary_cluster_id):
                 continue
             ctx.store.put_status(CLUSTER, member.spec.id, replace(member.status, status=st.DELETING).to_json())
+        if final is not None:
+            # Taken from the primary before any node goes (the reconciler waits for it).
+            snapshots.group_snapshot(ctx, final, group, final=True)
     return {"ReplicationGroup": render(ctx, get_group(ctx.store, spec.id))}
 
 
@@ -257,7 +273,6 @@ _MODIFY_NOT_YET = (
     "RemoveUserGroups",
     "LogDeliveryConfigurations",
     "TransitEncryptionEnabled",
-    "SnapshotRetentionLimit",
 )
 
 
@@ -287,6 +302,7 @@ async def modify_replication_group(ctx: Context, params: dict[str, Any]) -> dict
             raise InvalidParameterCombination(
                 "PrimaryClusterId can only be changed while automatic failover is disabled."
             )
+    retention, window = snapshots.automatic_snapshots(params, spec.snapshot_retention_limit, spec.snapshot_window)
     current_parameters = spec.parameter_group or default_group_name(family_for(spec.engine, spec.engine_version))
     parameter_group = current_parameters
     if "CacheParameterGroupName" in params:
@@ -299,7 +315,8 @@ async def modify_replication_group(ctx: Context, params: dict[str, Any]) -> dict
         automatic_failover=failover,
         multi_az=multi_az,
         primary_cluster_id=primary,
-        snapshot_window=params.get("SnapshotWindow", spec.snapshot_window),
+        snapshot_window=window,
+        snapshot_retention_limit=retention,
         parameter_group=parameter_group if parameter_group != current_parameters else spec.parameter_group,
     )
     if changed != spec:

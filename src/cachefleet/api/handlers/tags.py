@@ -1,5 +1,5 @@
-"""AddTagsToResource, ListTagsForResource, RemoveTagsFromResource on clusters, replication groups and
-cache parameter groups, by ARN."""
+"""AddTagsToResource, ListTagsForResource, RemoveTagsFromResource on clusters, replication groups,
+cache parameter groups and snapshots, by ARN."""
 
 from __future__ import annotations
 
@@ -22,25 +22,29 @@ from cachefleet.model.specs import (
     CacheClusterSpec,
     CacheParameterGroupSpec,
     ReplicationGroupSpec,
+    SnapshotSpec,
     Tags,
     merge_tags,
     remove_tags,
 )
-from cachefleet.store.records import CLUSTER, GROUP, PARAMETER_GROUP
+from cachefleet.store.records import CLUSTER, GROUP, PARAMETER_GROUP, SNAPSHOT
 
-Spec = CacheClusterSpec | ReplicationGroupSpec | CacheParameterGroupSpec
+Spec = CacheClusterSpec | ReplicationGroupSpec | CacheParameterGroupSpec | SnapshotSpec
 
 _NOT_FOUND: dict[str, type[NotFound]] = {
     CLUSTER: CacheClusterNotFound,
     GROUP: ReplicationGroupNotFound,
-    "snapshot": SnapshotNotFound,
+    SNAPSHOT: SnapshotNotFound,
     PARAMETER_GROUP: CacheParameterGroupNotFound,
     "cache-subnet-group": CacheSubnetGroupNotFound,
 }
-_SPECS: dict[str, type[CacheClusterSpec] | type[ReplicationGroupSpec] | type[CacheParameterGroupSpec]] = {
+_SPECS: dict[
+    str, type[CacheClusterSpec] | type[ReplicationGroupSpec] | type[CacheParameterGroupSpec] | type[SnapshotSpec]
+] = {
     CLUSTER: CacheClusterSpec,
     GROUP: ReplicationGroupSpec,
     PARAMETER_GROUP: CacheParameterGroupSpec,
+    SNAPSHOT: SnapshotSpec,
 }
 
 
@@ -74,6 +78,8 @@ def _tag_list(tags: Tags) -> dict[str, Any]:
 def _kind(spec: Spec) -> str:
     if isinstance(spec, CacheParameterGroupSpec):
         return PARAMETER_GROUP
+    if isinstance(spec, SnapshotSpec):
+        return SNAPSHOT
     return CLUSTER if isinstance(spec, CacheClusterSpec) else GROUP
 
 

@@ -121,7 +121,8 @@ def plan(
         and view.sentinels_ready
         and _all_nodes_ready(members, observed, view)
     ):
-        actions.append(SentinelFailover(sentinel_keys(spec.id)[0], spec.id))
+        assert view.primary is not None  # sentinels_ready says they all watch it
+        actions.append(SentinelFailover(sentinel_keys(spec.id)[0], spec.id, view.primary))
         group_status = replace(group_status, failovers_done=spec.failover_requests)
 
     for cluster_id in list(recovering):
