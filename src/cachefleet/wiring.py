@@ -204,5 +204,7 @@ class _Server(uvicorn.Server):
 
 
 def run_server(settings: Settings) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # CACHEFLEET_LOG_LEVEL=DEBUG shows every reconcile step; read here, at the root, and nowhere else.
+    level = os.environ.get("CACHEFLEET_LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     asyncio.run(serve(settings))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -77,7 +78,11 @@ class Executor:
             if isinstance(action, AllocatePort):
                 await asyncio.to_thread(self._allocate, action.node, action.slot)
         starts = [a for a in actions if isinstance(a, StartNode | StartEndpoint | StartSentinel)]
-        await asyncio.gather(*(self._one(a) for a in starts))
+        followers = [a for a in starts if isinstance(a, StartNode) and a.replicaof is not None]
+        await asyncio.gather(*(self._one(a) for a in starts if a not in followers))
+        # A replica started before its primary listens waits a whole second before it tries again.
+        await asyncio.gather(*(_accepting(a.replicaof) for a in followers if a.replicaof is not None))
+        await asyncio.gather(*(self._one(a) for a in followers))
         for action in actions:
             if not isinstance(action, AllocatePort | StartNode | StartEndpoint | StartSentinel):
                 await self._one(action)
@@ -257,3 +262,19 @@ class Executor:
             if binary.engine == spec.engine and binary.version == spec.engine_version:
                 return binary
         raise Fatal(f"{spec.engine} {spec.engine_version} is no longer installed on this host")
+
+
+async def _accepting(address: Address) -> None:
+    """Wait until ``address`` accepts TCP connections (a node just started), for two seconds at most;
+    after that the replica starts anyway: Redis retries on its own, only more slowly."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(2.0):
+            while True:
+                try:
+                    _, writer = await asyncio.open_connection(*address)
+                except OSError:
+                    await asyncio.sleep(0.005)
+                    continue
+                writer.close()
+                await writer.wait_closed()
+                return

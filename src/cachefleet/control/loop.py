@@ -60,6 +60,7 @@ Generations = dict[Key, int]  # the spec generation each planned resource had wh
 # backing off to 200 ms while it keeps waiting (for a Sentinel failover, say), to spare the CPU.
 WAITING_DELAY = 0.01
 MAX_WAITING_DELAY = 0.2
+FAST_WAITS = 5  # looks at the shortest delay before backing off
 MAX_BACKOFF = 5.0
 WORKERS = 4
 # A snapshot that no node could be saved for in this long is failed rather than left in creating.
@@ -155,6 +156,7 @@ class Reconciler:
             return None
         plan, generations = planned
         if plan.actions:
+            log.debug("%s %s: %s", kind, resource_id, ", ".join(type(a).__name__ for a in plan.actions))
             await self._executor.run(plan.actions)
         recorded = self._record(plan, generations)
         if plan.actions or not recorded:
@@ -164,7 +166,7 @@ class Reconciler:
             self._waits.pop(key, None)
             return None
         waits = self._waits[key] = self._waits.get(key, 0) + 1
-        delay: float = min(WAITING_DELAY * 2 ** (waits - 1), MAX_WAITING_DELAY)
+        delay: float = min(WAITING_DELAY * 2 ** max(0, waits - FAST_WAITS), MAX_WAITING_DELAY)
         return delay
 
     async def _plan_cluster(self, cluster_id: str) -> tuple[Plan, Generations] | None:

@@ -278,7 +278,9 @@ class LocalHost:
 
         A process whose parent is also the node's (HAProxy's worker) is not the node's own process.
         """
-        if not self.node_dir(key).is_dir():
+        port = self.port_of(key)
+        # Scanning /proc is not free: only a node whose port something already holds can have one.
+        if port is None or _bindable(self._bind_host, port, reuse=True):
             return None
         found = {
             int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and self._is_node_process(int(p.name), key)

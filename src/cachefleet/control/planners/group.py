@@ -106,7 +106,9 @@ def plan(
         actions.append(switch)
     else:
         for cluster_id, (_, previous) in members.items():
-            action = _converge_member(cluster_id, observed.nodes[cluster_id], view, observed)
+            action = _converge_member(
+                cluster_id, observed.nodes[cluster_id], view, observed, creating=status.status == st.CREATING
+            )
             if action is None:
                 continue
             actions.append(action)
@@ -278,7 +280,9 @@ def _switchover(
     return Switchover(old=(address, old.port), new=(address, new.port))
 
 
-def _converge_member(cluster_id: str, obs: NodeObservation, view: _View, observed: GroupObservation) -> Action | None:
+def _converge_member(
+    cluster_id: str, obs: NodeObservation, view: _View, observed: GroupObservation, *, creating: bool
+) -> Action | None:
     key = member_key(cluster_id)
     is_primary = cluster_id == view.primary_id
     if obs.port is None:
@@ -293,7 +297,12 @@ def _converge_member(cluster_id: str, obs: NodeObservation, view: _View, observe
             fenced = observed.endpoint.servers is None or (
                 view.primary is not None and _routes_only_to(observed.endpoint.servers, server_name(view.primary[1]))
             )
-            return StartNode(key, replicaof=view.primary) if view.primary and primary_serving and fenced else None
+            # While the group is being created its primary may be starting in this same pass: the
+            # executor starts replicas only once that primary accepts connections.
+            primary_starting = creating and observed.nodes[view.primary_id].pid is None
+            if view.primary and fenced and (primary_serving or primary_starting):
+                return StartNode(key, replicaof=view.primary)
+            return None
         if view.sentinels_watch and _another_member_serves(observed, view):
             # Sentinel will promote (or is promoting) another member; then this node returns as its
             # replica. Only when no member is left at all does it restart as an (empty) primary.
