@@ -72,6 +72,23 @@ class RedisNodeConfig:
     parameters: tuple[tuple[str, str], ...] = ()
 
 
+def process_lines(bind: str, port: int, data_dir: Path) -> list[str]:
+    """The lines every redis-server and redis-sentinel of ours starts with."""
+    return [
+        # Foreground, logging to stdout: the host driver owns the process and appends it to node.log.
+        "daemonize no",
+        'logfile ""',
+        f"bind {bind}",
+        f"port {port}",
+        # Binding is our access control; ACLs decide what each user may do.
+        "protected-mode no",
+        # Keep the config path in the process title: the host driver matches /proc/<pid>/cmdline
+        # against the node dir so that a reused PID is never taken for this node.
+        'proc-title-template "{title} {listen-addr} {server-mode} {config-file}"',
+        f"dir {quote(str(data_dir))}",
+    ]
+
+
 def render_config(cfg: RedisNodeConfig) -> str:
     """The complete ``redis.conf`` for one node."""
     if not _USER_NAME.fullmatch(cfg.admin_user) or cfg.admin_user == "default":
@@ -80,17 +97,7 @@ def render_config(cfg: RedisNodeConfig) -> str:
         raise ValueError("the admin user needs a password")
     lines = [
         "# Rendered by cachefleet; rewritten on every start, so edits here do not last.",
-        # Foreground, logging to stdout: the host driver owns the process and appends it to node.log.
-        "daemonize no",
-        'logfile ""',
-        f"bind {cfg.bind}",
-        f"port {cfg.port}",
-        # Binding is our access control; ACLs below decide what each user may do.
-        "protected-mode no",
-        # Keep the config path in the process title: the host driver matches /proc/<pid>/cmdline
-        # against the node dir so that a reused PID is never taken for this node.
-        'proc-title-template "{title} {listen-addr} {server-mode} {config-file}"',
-        f"dir {quote(str(cfg.data_dir))}",
+        *process_lines(cfg.bind, cfg.port, cfg.data_dir),
         "dbfilename dump.rdb",
         # No automatic RDB snapshots: ElastiCache backs up only when asked (BGSAVE by the admin user).
         'save ""',

@@ -28,7 +28,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
 
 from cachefleet.engines.haproxy import PRIMARY_BACKEND
-from cachefleet.engines.redis import quote
+from cachefleet.engines.redis import process_lines, quote
 from cachefleet.model.errors import Retry
 
 CONFIG_FILE = "sentinel.conf"
@@ -78,14 +78,7 @@ def render_config(cfg: SentinelConfig) -> str:
         raise ValueError("the quorum is at least 1")
     lines = [
         "# Rendered by cachefleet. Sentinel rewrites this file as it learns; a restart renders it anew.",
-        "daemonize no",
-        'logfile ""',
-        f"bind {cfg.bind}",
-        f"port {cfg.port}",
-        "protected-mode no",
-        # The host driver matches /proc/<pid>/cmdline against the node dir (as for Redis nodes).
-        'proc-title-template "{title} {listen-addr} {server-mode} {config-file}"',
-        f"dir {quote(str(cfg.data_dir))}",
+        *process_lines(cfg.bind, cfg.port, cfg.data_dir),
         f"sentinel myid {cfg.my_id}",
         "sentinel resolve-hostnames no",
         "sentinel announce-hostnames no",
