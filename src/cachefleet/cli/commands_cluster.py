@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from botocore.exceptions import ClientError
 
 from cachefleet.cli import render
 from cachefleet.cli.connection import ElastiCache, collect
@@ -18,7 +17,7 @@ from cachefleet.cli.options import (
     tag_option,
     wait_options,
 )
-from cachefleet.cli.waiting import wait_showing
+from cachefleet.cli.waiting import until_gone, wait_showing
 
 # The wire code of CacheClusterNotFoundFault (the shape name and the code differ in AWS's model).
 NOT_FOUND = "CacheClusterNotFound"
@@ -134,21 +133,12 @@ def delete(state: CliState, cluster_id: str, wait: bool, timeout: float) -> None
         print_result(state, result, f"Cache cluster {cluster_id} is {result['CacheCluster']['CacheClusterStatus']}.")
 
 
-def _status(client: ElastiCache, cluster_id: str) -> str | None:
-    """The cluster's status, or None once it no longer exists."""
-    try:
-        result = client.describe_cache_clusters(CacheClusterId=cluster_id)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == NOT_FOUND:
-            return None
-        raise
-    status: str = result["CacheClusters"][0]["CacheClusterStatus"]
-    return status
-
-
 def _wait(state: CliState, client: ElastiCache, cluster_id: str, *, target: str | None, timeout: float) -> None:
+    def read() -> str:
+        return str(client.describe_cache_clusters(CacheClusterId=cluster_id)["CacheClusters"][0]["CacheClusterStatus"])
+
     wait_showing(
-        lambda: _status(client, cluster_id),
+        until_gone(read, NOT_FOUND),
         label=f"Cache cluster {cluster_id}",
         target=target,
         failed=FAILED,

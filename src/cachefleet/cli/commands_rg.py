@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from botocore.exceptions import ClientError
 
 from cachefleet.cli import render
 from cachefleet.cli.connection import ElastiCache, collect
@@ -18,7 +17,7 @@ from cachefleet.cli.options import (
     tag_option,
     wait_options,
 )
-from cachefleet.cli.waiting import wait_showing
+from cachefleet.cli.waiting import until_gone, wait_showing
 
 NOT_FOUND = "ReplicationGroupNotFoundFault"
 # Statuses from which waiting for "available" cannot succeed.
@@ -157,21 +156,12 @@ def _print_group(client: ElastiCache, group: dict[str, Any]) -> None:
     stdout().print(render.replication_group_view(group, clusters))
 
 
-def _status(client: ElastiCache, group_id: str) -> str | None:
-    """The group's status, or None once it no longer exists."""
-    try:
-        result = client.describe_replication_groups(ReplicationGroupId=group_id)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == NOT_FOUND:
-            return None
-        raise
-    status: str = result["ReplicationGroups"][0]["Status"]
-    return status
-
-
 def _wait(state: CliState, client: ElastiCache, group_id: str, *, target: str | None, timeout: float) -> None:
+    def read() -> str:
+        return str(client.describe_replication_groups(ReplicationGroupId=group_id)["ReplicationGroups"][0]["Status"])
+
     wait_showing(
-        lambda: _status(client, group_id),
+        until_gone(read, NOT_FOUND),
         label=f"Replication group {group_id}",
         target=target,
         failed=FAILED,

@@ -11,12 +11,28 @@ import time
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 
+from botocore.exceptions import ClientError
 from rich.console import Console
 
 from cachefleet.cli.errors import WaitFailed, WaitTimedOut
 
 Poll = Callable[[], str | None]
 Show = Callable[[str | None], None]
+
+
+def until_gone(read: Callable[[], str], not_found: str) -> Poll:
+    """A poll from ``read`` (a Describe call returning the status) that says ``None`` once the API
+    answers with the ``not_found`` error code, as it does when a deletion has finished."""
+
+    def poll() -> str | None:
+        try:
+            return read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == not_found:
+                return None
+            raise
+
+    return poll
 
 
 def wait_for(
