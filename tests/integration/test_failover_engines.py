@@ -18,9 +18,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import redis
@@ -28,6 +28,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.retry import Retry as RedisRetry
+from tests.support.server import is_alive as _alive
+from tests.support.server import wait_for
 
 from cachefleet.engines import haproxy, sentinel
 from cachefleet.engines import redis as redis_engine
@@ -48,8 +50,6 @@ ENDPOINT = NodeKey("rg1-endpoint", "0001")
 SENTINEL_BINARY = "/usr/bin/redis-sentinel"
 HAPROXY_BINARY = "/usr/sbin/haproxy"
 REDIS_BINARY = "/usr/bin/redis-server"
-
-T = TypeVar("T")
 
 
 class RecordingHost(LocalHost):
@@ -89,25 +89,6 @@ def host(tmp_path: Path) -> Iterator[RecordingHost]:
 
 
 # -- helpers -------------------------------------------------------------------------------------
-
-
-def wait_for(what: str, check: Callable[[], T | None], timeout: float = 15.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        data = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
-        return False
-    return data[data.rindex(b")") + 2 : data.rindex(b")") + 3] != b"Z"
 
 
 def _children(pid: int) -> list[int]:

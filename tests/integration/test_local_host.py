@@ -20,11 +20,12 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 import redis
 from redis.exceptions import NoPermissionError, ReadOnlyError
+from tests.support.server import is_alive as _alive
+from tests.support.server import wait_for
 
 from cachefleet.engines import memcached
 from cachefleet.engines import redis as redis_engine
@@ -40,8 +41,6 @@ PORT_RANGE = (30000, 40000)
 ADMIN = "cachefleet-admin"
 PASSWORD = secrets.token_urlsafe(16)
 MAXMEMORY = 64 << 20
-
-T = TypeVar("T")
 
 
 class RecordingHost(LocalHost):
@@ -112,30 +111,9 @@ def memcached_binary(engines: dict[str, EngineBinary]) -> EngineBinary:
 # -- helpers -------------------------------------------------------------------------------------
 
 
-def wait_for(what: str, check: Callable[[], T | None], timeout: float = 10.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        data = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
-        return False
-    return data[data.rindex(b")") + 2 : data.rindex(b")") + 3] != b"Z"
-
-
 def app_client(port: int) -> redis.Redis:
     """An application's connection: the ``default`` user, no password."""
-    return redis.Redis(
-        host=BIND, port=port, socket_timeout=2, socket_connect_timeout=1, decode_responses=True
-    )
+    return redis.Redis(host=BIND, port=port, socket_timeout=2, socket_connect_timeout=1, decode_responses=True)
 
 
 def admin_client(port: int) -> redis.Redis:
@@ -288,9 +266,7 @@ def test_replica_syncs_and_admin_can_repoint_it(host: RecordingHost, redis_serve
     assert (promoted.role, promoted.master_link_up) == ("master", False)
 
     primary_addr = (BIND, primary_port)
-    asyncio.run(
-        redis_engine.set_replicaof(BIND, replica_port, user=ADMIN, password=PASSWORD, primary=primary_addr)
-    )
+    asyncio.run(redis_engine.set_replicaof(BIND, replica_port, user=ADMIN, password=PASSWORD, primary=primary_addr))
     wait_for("the replica to link again", linked)
 
 

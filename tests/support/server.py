@@ -211,3 +211,8 @@ def wait_until(predicate: Any, timeout: float, interval: float = 0.05, what: str
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+def wait_for(what: str, check: Any, timeout: float = 15.0) -> Any:
+    """``wait_until`` with the description first, as the engine-level tests read best."""
+    return wait_until(check, timeout, what=what)
