@@ -60,8 +60,12 @@ def wait_for(predicate: Callable[[], bool], what: str) -> None:
 
 def connect(port: int) -> redis.Redis:
     return redis.Redis(
-        host="127.0.0.1", port=port, socket_timeout=2, socket_connect_timeout=0.5,
-        retry=Retry(NoBackoff(), 0), decode_responses=True,
+        host="127.0.0.1",
+        port=port,
+        socket_timeout=2,
+        socket_connect_timeout=0.5,
+        retry=Retry(NoBackoff(), 0),
+        decode_responses=True,
     )
 
 
@@ -163,8 +167,11 @@ def main(argv: list[str] | None = None) -> int:
         acked = " / ".join(str(r.acknowledged) for r in rows)
         lost = " / ".join(str(r.lost) for r in rows)
         print(f"{mode:>9}  {rate:>18,.0f}  {acked:>20}  {lost:>20}")
-        summary[mode] = {"median_rate": round(rate), "acknowledged": [r.acknowledged for r in rows],
-                         "lost": [r.lost for r in rows]}
+        summary[mode] = {
+            "median_rate": round(rate),
+            "acknowledged": [r.acknowledged for r in rows],
+            "lost": [r.lost for r in rows],
+        }
     if args.json:
         print(json.dumps(summary))
     return 0

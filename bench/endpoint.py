@@ -29,17 +29,13 @@ import io
 import json
 import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import redis
@@ -47,6 +43,9 @@ from botocore.exceptions import ClientError
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from tests.support.server import ServerProcess, is_alive
+
+from bench._common import free_port, stop_process, unwind_on_sigterm
+from bench._common import wait_for as _wait_for
 
 LOOPBACK = "127.0.0.1"
 HAPROXY = "/usr/sbin/haproxy"
@@ -59,6 +58,10 @@ TARGETS = ("direct", "endpoint", "haproxy")
 PIPELINES = (1, 16)
 TESTS = ("SET", "GET")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def wait_for(predicate: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:
+    _wait_for(predicate, what, timeout, POLL_INTERVAL)
 
 
 @dataclass(frozen=True)
@@ -75,17 +78,6 @@ class Result:
 
 
 # -- waiting -------------------------------------------------------------------------------------
-
-
-def wait_for(
-    predicate: Callable[[], bool], what: str, timeout: float = DEADLINE, interval: float = POLL_INTERVAL
-) -> None:
-    """Poll ``predicate`` every ``interval``; raise, naming ``what``, once ``timeout`` has passed."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
 
 
 def answers_ping(port: int) -> bool:
@@ -136,12 +128,6 @@ def cpu_seconds(pid: int) -> float:
 # -- the plain HAProxy ---------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
-
-
 def plain_haproxy_config(port: int, primary_port: int) -> str:
     """The smallest sensible hand-written TCP proxy in front of one Redis: what an operator would write."""
     return "\n".join(
@@ -180,16 +166,6 @@ def start_plain_haproxy(work: Path, port: int, primary_port: int) -> subprocess.
             cwd=work,
             start_new_session=True,
         )
-
-
-def stop_process(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-    try:
-        process.wait(STOP_WAIT)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(STOP_WAIT)
 
 
 # -- redis-benchmark -----------------------------------------------------------------------------
@@ -456,11 +432,6 @@ def table(stats: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    # Turn SIGTERM into the same unwinding as Ctrl-C, so every finally block stops its processes.
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--trials", type=int, default=3, help="trials per target and pipeline depth (default 3)")
@@ -470,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.trials < 1:
         parser.error("--trials must be at least 1")
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    unwind_on_sigterm()
     results, meta = run(args.trials, args.requests, args.clients)
     stats = summary(results, meta, args.trials)
     print(

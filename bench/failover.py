@@ -44,7 +44,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import redis
@@ -53,6 +52,9 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 from tests.support.server import ServerProcess, is_alive
+
+from bench._common import unwind_on_sigterm
+from bench._common import wait_for as _wait_for
 
 LOOPBACK = "127.0.0.1"
 POLL_INTERVAL = 0.05
@@ -70,18 +72,11 @@ STOP_JOIN = 5.0
 # -- waiting -------------------------------------------------------------------------------------
 
 
-def wait_for(
-    predicate: Callable[[], bool], what: str, timeout: float = DEADLINE, interval: float = POLL_INTERVAL
-) -> None:
-    """Poll ``predicate`` every ``interval``; raise, naming ``what``, once ``timeout`` has passed."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
-
-
 # -- clients -------------------------------------------------------------------------------------
+
+
+def wait_for(predicate: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:
+    _wait_for(predicate, what, timeout, POLL_INTERVAL)
 
 
 def plain_client(port: int, timeout: float = CLIENT_TIMEOUT) -> redis.Redis:
@@ -590,11 +585,6 @@ def run(trials: int, after: float, logs: Path | None) -> list[Trial]:
     return results
 
 
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    # Turn SIGTERM into the same unwinding as Ctrl-C, so every finally block stops its processes.
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--trials", type=int, default=5, help="trials (default 5)")
@@ -606,7 +596,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.trials < 1:
         parser.error("--trials must be at least 1")
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    unwind_on_sigterm()
     if args.after < 4.0:
         parser.error("--after must be at least 4 s, or the clients may not have recovered yet")
     trials = run(args.trials, args.after, args.logs)

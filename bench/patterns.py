@@ -35,7 +35,6 @@ import contextlib
 import json
 import random
 import shutil
-import signal
 import socket
 import statistics
 import sys
@@ -43,11 +42,11 @@ import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import httpx
 
+from bench._common import free_port, unwind_on_sigterm
 from cachefleet.demo.database import default_query_cost, open_database, seed_database
 from cachefleet.demo.processes import Child
 from cachefleet.demo.runner import start_instances
@@ -61,12 +60,6 @@ ROUNDS = 20  # alternating blocks per hit-path trial
 
 
 # -- processes -----------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
 
 
 async def start_redis(directory: Path) -> tuple[Child, str]:
@@ -392,11 +385,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return stats
 
 
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    # SIGTERM unwinds like Ctrl-C, so every finally block stops its processes.
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--trials", type=int, default=7, help="trials for the hit path and latency (default 7)")
@@ -411,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if min(args.trials, args.ops, args.query_trials, args.reads, args.keys, args.requests, args.concurrency) < 1:
         parser.error("counts must be at least 1")
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    unwind_on_sigterm()
     stats = asyncio.run(run(args))
     if args.json:
         print(json.dumps(stats))

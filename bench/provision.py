@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -27,7 +26,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import redis
@@ -35,6 +33,9 @@ from botocore.exceptions import ClientError
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from tests.support.server import ServerProcess
+
+from bench._common import unwind_on_sigterm
+from bench._common import wait_for as _wait_for
 
 LOOPBACK = "127.0.0.1"
 POLL_INTERVAL = 0.01  # both sides look this often, so neither gains from a finer poll
@@ -47,6 +48,12 @@ GATE_INTERVAL = 0.001
 FLOOR_MODES = ("gated", "concurrent")
 
 
+def wait_for(
+    predicate: Callable[[], bool], what: str, timeout: float = DEADLINE, interval: float = POLL_INTERVAL
+) -> None:
+    _wait_for(predicate, what, timeout, interval)
+
+
 @dataclass(frozen=True)
 class Trial:
     cachefleet: float
@@ -54,17 +61,6 @@ class Trial:
 
 
 # -- waiting -------------------------------------------------------------------------------------
-
-
-def wait_for(
-    predicate: Callable[[], bool], what: str, timeout: float = DEADLINE, interval: float = POLL_INTERVAL
-) -> None:
-    """Poll ``predicate`` every ``interval``; raise, naming ``what``, once ``timeout`` has passed."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
 
 
 # -- cachefleet side -----------------------------------------------------------------------------
@@ -311,11 +307,6 @@ def run(trials: int, floor_mode: str) -> list[Trial]:
     return results
 
 
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    # Turn SIGTERM into the same unwinding as Ctrl-C, so every finally block stops its processes.
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--trials", type=int, default=7, help="trials per side (default 7)")
@@ -329,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.trials < 1:
         parser.error("--trials must be at least 1")
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    unwind_on_sigterm()
     trials = run(args.trials, args.floor)
     stats = {**summary(trials), "floor_mode": args.floor}
     print(f"1 primary + 2 replicas, {args.trials} trials, floor mode: {args.floor}\n")

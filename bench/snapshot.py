@@ -25,8 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,7 +33,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import redis
@@ -44,6 +41,9 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from tests.support.server import ADMIN_USER, ServerProcess
 
+from bench._common import free_port, unwind_on_sigterm
+from bench._common import stop_process as _stop_process
+from bench._common import wait_for as _wait_for
 from cachefleet.engines.nodetypes import memory_bytes
 
 LOOPBACK = "127.0.0.1"
@@ -55,6 +55,14 @@ NODE_TYPE = "cache.r7g.large"  # 13 GiB maxmemory: room for the keys, no evictio
 VALUE_SIZE = 16  # DEBUG POPULATE's value size: "value:<n>" padded
 
 
+def wait_for(predicate: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:
+    _wait_for(predicate, what, timeout, _poll)  # --poll may change _poll
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    _stop_process(process, STOP_WAIT)
+
+
 @dataclass(frozen=True)
 class Trial:
     cachefleet: float
@@ -62,14 +70,6 @@ class Trial:
 
 
 # -- waiting and clients ---------------------------------------------------------------------------
-
-
-def wait_for(predicate: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(_poll)
 
 
 _poll = POLL_INTERVAL
@@ -161,12 +161,6 @@ def cachefleet_restore(client: Any, group_id: str, keys: int) -> float:
 # -- raw side --------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
-
-
 def start_redis(binary: str, node_dir: Path, port: int) -> subprocess.Popen[bytes]:
     """A plain redis-server with the data-path settings cachefleet renders, no ACLs.
 
@@ -203,17 +197,6 @@ def start_redis(binary: str, node_dir: Path, port: int) -> subprocess.Popen[byte
             cwd=node_dir,
             start_new_session=True,
         )
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """By PID: Popen has not reaped it, so the PID is still ours."""
-    if process.poll() is None:
-        process.terminate()
-    try:
-        process.wait(STOP_WAIT)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(STOP_WAIT)
 
 
 def raw_snapshot(port: int, node_dir: Path, copy_to: Path) -> float:
@@ -348,10 +331,6 @@ def run(trials: int, keys: int) -> tuple[list[Trial], list[Trial], int]:
     return snapshots, restores, rdb_size
 
 
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--trials", type=int, default=3, help="trials per side and comparison (default 3)")
@@ -363,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--trials and --keys must be at least 1")
     global _poll  # noqa: PLW0603 (one setting for every wait of the run)
     _poll = args.poll
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    unwind_on_sigterm()
     snapshots, restores, rdb_size = run(args.trials, args.keys)
     snap_stats, restore_stats = summary(snapshots), summary(restores)
     print(f"{args.keys:,} keys (DEBUG POPULATE, {VALUE_SIZE}-byte values), RDB {rdb_size:,} bytes, ", end="")
