@@ -94,6 +94,9 @@ def render_config(cfg: EndpointConfig) -> str:
     lines = [
         "# Rendered by cachefleet; rewritten on every start and reload, so edits here do not last.",
         "global",
+        # HAProxy 2.6 otherwise loads every system CA certificate at start for its internal HTTP
+        # client, which we never use: ~40 ms of CPU per start, more than the whole endpoint needs.
+        "    httpclient.ssl.verify none",
         "    nbthread 1",
         f"    maxconn {cfg.maxconn}",
         f"    hard-stop-after {cfg.hard_stop_after_s}s",

@@ -25,6 +25,7 @@ from redis.asyncio.retry import Retry as RedisRetry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from cachefleet.engines import resp
 from cachefleet.model import parameters
 from cachefleet.model.errors import Fatal, Retry
 
@@ -201,9 +202,7 @@ LIVE_DIRECTIVES: tuple[str, ...] = tuple(
 def config_differences(wanted: Mapping[str, str], actual: Mapping[str, str]) -> dict[str, str]:
     """Pure: the wanted directives whose value the node does not report (as Redis normalises it)."""
     return {
-        name: value
-        for name, value in wanted.items()
-        if _normalised(name, value) != _normalised(name, actual.get(name))
+        name: value for name, value in wanted.items() if _normalised(name, value) != _normalised(name, actual.get(name))
     }
 
 
@@ -279,25 +278,50 @@ async def probe(
     INFO is served while a node loads its dataset, so a loading node is an observation with
     ``loading=True``, not None.
     """
-    client = _client(host, port, user=user, password=password, timeout=timeout)
-    config: dict[str, str] | None = None
+    commands = [("AUTH", user, password), ("INFO", "replication", "persistence", "memory")]
     try:
-        async with asyncio.timeout(timeout):
-            info = await client.info("replication", "persistence", "memory")
-            try:
-                reply = await client.config_get(*LIVE_DIRECTIVES)
-                config = {str(k): str(v) for k, v in reply.items()}
-            except RedisError:
-                config = None  # e.g. a user without CONFIG: the roles are still observed
-    except (RedisError, OSError, TimeoutError):
+        auth, info, config = await resp.exchange(
+            host, port, [*commands, ("CONFIG", "GET", *LIVE_DIRECTIVES)], timeout=timeout
+        )
+    except (OSError, TimeoutError, resp.ProtocolError):
         return None
-    finally:
-        await client.aclose()
-    return observation_from_info(info, config)
+    if isinstance(auth, resp.ReplyError) or not isinstance(info, str):
+        return None
+    # Not a list: e.g. a user without CONFIG. The roles are still observed; parameters are left alone.
+    settings = _pairs(config) if isinstance(config, list) else None
+    return observation_from_info(info_fields(info), settings)
+
+
+async def link_up(host: str, port: int, *, user: str, password: str, timeout: float = 1.0) -> bool:  # noqa: ASYNC109
+    """Whether the node is a replica whose link to its primary is up: the one fact a wait for a
+    sync needs, without the rest of ``probe``. False when it cannot be asked."""
+    try:
+        auth, info = await resp.exchange(
+            host, port, [("AUTH", user, password), ("INFO", "replication")], timeout=timeout
+        )
+    except (OSError, TimeoutError, resp.ProtocolError):
+        return False
+    return not isinstance(auth, resp.ReplyError) and isinstance(info, str) and "master_link_status:up" in info
+
+
+def info_fields(text: str) -> dict[str, str]:
+    """Pure: the ``field:value`` lines of an INFO reply (section headers and blank lines skipped)."""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, sep, value = line.partition(":")
+            if sep:
+                fields[name] = value
+    return fields
+
+
+def _pairs(items: list[resp.Reply]) -> dict[str, str]:
+    """A flat ``[name, value, name, value, ...]`` reply (CONFIG GET in RESP2) as a dict."""
+    return {str(items[i]): str(items[i + 1]) for i in range(0, len(items) - 1, 2)}
 
 
 def observation_from_info(info: Mapping[str, Any], config: Mapping[str, str] | None = None) -> RedisObservation:
-    """Pure: an observation from INFO fields as redis-py parses them."""
+    """Pure: an observation from INFO fields, as ``info_fields`` or redis-py parse them."""
     role = str(info.get("role", ""))
     replica = role == "slave"
     master_port = info.get("master_port") if replica else None
@@ -373,14 +397,15 @@ async def set_replicaof(
 ) -> None:
     """Point the node at ``primary`` (REPLICAOF NO ONE when None); raises ``Retry`` if it fails."""
     args = ("NO", "ONE") if primary is None else (primary[0], str(primary[1]))
-    client = _client(host, port, user=user, password=password, timeout=timeout)
     try:
-        async with asyncio.timeout(timeout):
-            await client.replicaof(*args)
-    except (RedisError, OSError, TimeoutError) as exc:
+        replies = await resp.exchange(
+            host, port, [("AUTH", user, password), ("REPLICAOF", *args)], timeout=timeout
+        )
+    except (OSError, TimeoutError, resp.ProtocolError) as exc:
         raise Retry(f"REPLICAOF {' '.join(args)} on {host}:{port} failed: {exc}") from exc
-    finally:
-        await client.aclose()
+    failed = next((r for r in replies if isinstance(r, resp.ReplyError)), None)
+    if failed is not None:
+        raise Retry(f"REPLICAOF {' '.join(args)} on {host}:{port} failed: {failed}")
 
 
 def _client(host: str, port: int, *, user: str, password: str, timeout: float) -> Redis:
@@ -434,6 +459,35 @@ async def switchover(
 # -- snapshots ---------------------------------------------------------------------------------
 
 RDB_FILE = "dump.rdb"  # the dbfilename of every node, in its data dir
+AOF_DIR = "appendonlydir"  # Redis 7's default appenddirname, in the data dir
+
+
+def seed_rdb(replication_id: str) -> bytes:
+    """Pure: an RDB with no keys whose replication info names ``replication_id`` at offset 0.
+
+    A primary started on it keeps that id as its previous one (Redis 7 restores the replication id
+    and offset it finds in an RDB), and a replica started on it asks for a partial resync from that
+    id. So the members of a new group, each started on this same seed, join their primary at once:
+    the primary forks no child and sends no RDB. The checksum is left zero, which Redis reads as
+    "saved without a checksum". RDB version 9 (Redis 5 and later) keeps it loadable by every engine
+    version we run.
+    """
+    if len(replication_id) != 40 or any(c not in "0123456789abcdef" for c in replication_id):
+        raise ValueError("a replication id is 40 lowercase hex digits")
+    aux = [("repl-stream-db", "0"), ("repl-id", replication_id), ("repl-offset", "0")]
+    body = b"".join(_RDB_AUX + _rdb_string(k) + _rdb_string(v) for k, v in aux)
+    return b"REDIS0009" + body + _RDB_EOF + bytes(8)
+
+
+_RDB_AUX = b"\xfa"
+_RDB_EOF = b"\xff"
+
+
+def _rdb_string(value: str) -> bytes:
+    data = value.encode()
+    if len(data) >= 64:  # the one-byte length encoding holds 6 bits; ours are all short
+        raise ValueError("RDB string too long for this encoder")
+    return bytes([len(data)]) + data
 
 
 async def bgsave(

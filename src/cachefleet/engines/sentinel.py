@@ -27,6 +27,7 @@ from redis.asyncio.retry import Retry as RedisRetry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
 
+from cachefleet.engines import resp
 from cachefleet.engines.haproxy import PRIMARY_BACKEND
 from cachefleet.engines.redis import process_lines, quote
 from cachefleet.model.errors import Retry
@@ -129,14 +130,12 @@ async def probe(
 ) -> SentinelView | None:
     """What the sentinel believes about ``master_name`` now; None when it cannot be reached or does
     not monitor that name."""
-    client = _client(host, port, timeout)
     try:
-        async with asyncio.timeout(timeout):
-            reply = await client.sentinel_master(master_name)
-    except (RedisError, OSError, TimeoutError):
+        (reply,) = await resp.exchange(host, port, [("SENTINEL", "MASTER", master_name)], timeout=timeout)
+    except (OSError, TimeoutError, resp.ProtocolError):
         return None
-    finally:
-        await client.aclose()
+    if not isinstance(reply, list):
+        return None  # an error reply: this sentinel does not monitor the name (yet)
     return view_from_reply(reply_fields(reply))
 
 
