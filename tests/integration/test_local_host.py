@@ -545,6 +545,26 @@ def test_allocate_port_over_a_wide_range(tmp_path: Path) -> None:
             check.bind((BIND, port))  # free when chosen, and still free
 
 
+def test_allocate_ports_for_a_group_reserves_them_until_removed(tmp_path: Path) -> None:
+    host = LocalHost(tmp_path / "nodes", PORT_RANGE, BIND)
+    keys = [NodeKey("g-001", "0001"), NodeKey("g-002", "0001"), NodeKey("rg.g", "endpoint")]
+    wanted = [(keys[0], "port"), (keys[1], "port"), (keys[2], "port"), (keys[2], "reader")]
+    ports = host.allocate_ports(wanted)
+    assert len(set(ports)) == len(ports)
+    assert [host.port_of(k, slot) for k, slot in wanted] == ports
+    assert host.allocate_ports(wanted) == ports  # persisted, stable
+    everything_else = set(range(PORT_RANGE[0], PORT_RANGE[1] + 1)) - set(ports)
+
+    # A control plane started afresh on the same root reads from disk what is reserved.
+    again = LocalHost(tmp_path / "nodes", PORT_RANGE, BIND)
+    with pytest.raises(InsufficientCacheClusterCapacity):
+        again.allocate_port(NodeKey("g-003", "0001"), everything_else)
+
+    # A removed node's port is free again for this instance, which does not rescan the disk.
+    again.remove(keys[1])
+    assert again.allocate_port(NodeKey("g-003", "0001"), everything_else | {ports[0], ports[2]}) == ports[1]
+
+
 # -- named port slots, scripts, read_file, reload ----------------------------------------------------
 
 

@@ -10,7 +10,7 @@ caller runs them in a thread.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -58,6 +58,11 @@ class Host(Protocol):
         A new port is never one in ``taken`` nor one persisted for any slot of any node.
         Raises ``InsufficientCacheClusterCapacity`` when the range has no free port.
         """
+        ...
+
+    def allocate_ports(self, wanted: Sequence[tuple[NodeKey, str]]) -> list[int]:
+        """``allocate_port`` for each (node, slot) in turn, with nothing else ``taken``: the ports
+        of a whole new group in one call, persisted together."""
         ...
 
     def port_taken(self, key: NodeKey, slot: str = "port") -> bool:

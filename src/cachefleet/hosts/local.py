@@ -37,7 +37,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from cachefleet.hosts.base import NodeKey, ProcessSpec
@@ -71,6 +71,10 @@ class LocalHost:
         self._guard = threading.Lock()
         self._node_locks: dict[NodeKey, threading.RLock] = {}
         self._alloc_lock = threading.Lock()
+        # Every port persisted under root, read from disk once (on the first allocation) and kept up
+        # to date by this instance, the only writer of port files: rescanning every node dir on each
+        # allocation cost milliseconds per port, growing with the fleet.
+        self._persisted: set[int] | None = None
 
     # -- paths and ports -----------------------------------------------------------------------
 
@@ -84,29 +88,47 @@ class LocalHost:
         return _read_int(self.node_dir(key) / _port_file(slot))
 
     def allocate_port(self, key: NodeKey, taken: Collection[int], slot: str = DEFAULT_SLOT) -> int:
-        # One allocation at a time in this process; other installations are kept apart by the bind
-        # test and by starting at a random offset, so two of them rarely probe the same port first.
         with self._alloc_lock:
-            existing = self.port_of(key, slot)
-            if existing is not None:
-                return existing
-            # Ports persisted for any slot of any node (this one's other slots included) are
-            # reserved even while those nodes are stopped.
-            excluded = set(taken)
-            for node in self.nodes():
-                excluded |= _persisted_ports(self.node_dir(node))
-            low, high = self._port_range
-            count = high - low + 1
-            offset = random.randrange(count)
-            for i in range(count):
-                port = low + (offset + i) % count
-                if port not in excluded and _bindable(self._bind_host, port):
-                    node_dir = self._ensure_node_dir(key)
-                    _write_private(node_dir / _port_file(slot), f"{port}\n")
-                    return port
-            raise InsufficientCacheClusterCapacity(
-                f"no free port in {low}-{high} on {self._bind_host} for node {key.node_id}"
-            )
+            port, written = self._allocate(key, slot, taken)
+            if written is not None:
+                _sync(written)
+            return port
+
+    def allocate_ports(self, wanted: Sequence[tuple[NodeKey, str]]) -> list[int]:
+        with self._alloc_lock:
+            chosen = [self._allocate(key, slot, ()) for key, slot in wanted]
+            for _, written in chosen:
+                if written is not None:
+                    _sync(written)
+            return [port for port, _ in chosen]
+
+    def _allocate(self, key: NodeKey, slot: str, taken: Collection[int]) -> tuple[int, Path | None]:
+        """The node's port in ``slot`` and, when newly chosen, the port file written (not yet synced).
+
+        Call with ``_alloc_lock`` held: one allocation at a time in this process. Other installations
+        are kept apart by the bind test and by starting at a random offset, so two of them rarely
+        probe the same port first.
+        """
+        existing = self.port_of(key, slot)
+        if existing is not None:
+            return existing, None
+        # Ports persisted for any slot of any node (this one's other slots included) are
+        # reserved even while those nodes are stopped.
+        persisted = self._persisted_ports()
+        excluded = persisted | set(taken)
+        low, high = self._port_range
+        count = high - low + 1
+        offset = random.randrange(count)
+        for i in range(count):
+            port = low + (offset + i) % count
+            if port not in excluded and _bindable(self._bind_host, port):
+                path = self._ensure_node_dir(key) / _port_file(slot)
+                _write_private(path, f"{port}\n")
+                persisted.add(port)
+                return port, path
+        raise InsufficientCacheClusterCapacity(
+            f"no free port in {low}-{high} on {self._bind_host} for node {key.node_id}"
+        )
 
     def port_taken(self, key: NodeKey, slot: str = DEFAULT_SLOT) -> bool:
         """Whether the node's persisted port is held by something else (the node itself not running)."""
@@ -118,6 +140,8 @@ class LocalHost:
         with self._alloc_lock:
             lost = self.port_of(key, slot)
             (self.node_dir(key) / _port_file(slot)).unlink(missing_ok=True)
+            if lost is not None:
+                self._persisted_ports().discard(lost)
         return self.allocate_port(key, () if lost is None else (lost,), slot)
 
     # -- files -------------------------------------------------------------------------------
@@ -216,8 +240,11 @@ class LocalHost:
         with self._node_lock(key):
             self.stop(key)
             node_dir = self.node_dir(key)
+            ports = _ports_in(node_dir)
             with contextlib.suppress(FileNotFoundError):
                 shutil.rmtree(node_dir)
+            with self._alloc_lock:
+                self._persisted_ports().difference_update(ports)
             # Only succeeds once the cluster has no node left; anything else means "keep it".
             with contextlib.suppress(OSError):
                 node_dir.parent.rmdir()
@@ -235,6 +262,12 @@ class LocalHost:
         return found
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _persisted_ports(self) -> set[int]:
+        """The ports of every slot of every node under root; call with ``_alloc_lock`` held."""
+        if self._persisted is None:
+            self._persisted = {port for node in self.nodes() for port in _ports_in(self.node_dir(node))}
+        return self._persisted
 
     def _node_lock(self, key: NodeKey) -> threading.RLock:
         with self._guard:
@@ -392,7 +425,7 @@ def _port_file(slot: str) -> str:
     return PORT_FILE if slot == DEFAULT_SLOT else f"{PORT_FILE}-{slot}"
 
 
-def _persisted_ports(node_dir: Path) -> set[int]:
+def _ports_in(node_dir: Path) -> set[int]:
     """The ports of every slot persisted in ``node_dir``."""
     ports: set[int] = set()
     with contextlib.suppress(OSError):
@@ -417,12 +450,24 @@ def _read_int(path: Path) -> int | None:
 
 
 def _write_private(path: Path, text: str, mode: int = 0o600) -> None:
-    """Write ``text`` to ``path`` atomically (temp file + rename), ``mode`` (0600 by default)."""
+    """Write ``text`` to ``path`` atomically (temp file + rename), ``mode`` (0600 by default).
+
+    The rename alone survives a crash of the control plane; ``_sync`` after it survives a power loss.
+    Only port files are synced (a node keeps its port for life). Pidfiles and rendered configs
+    describe processes that a power loss ends anyway, and every start renders them again; syncing
+    them cost a dozen fsyncs on the path of every group creation.
+    """
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
         os.fchmod(out.fileno(), mode)  # a leftover temp file may have had another mode
         out.write(text)
-        out.flush()
-        os.fsync(out.fileno())
     os.replace(tmp, path)
+
+
+def _sync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
