@@ -26,10 +26,17 @@ class ReassignPort:
 
 @dataclass(frozen=True)
 class StartNode:
-    """Start the node's process; a Redis replica starts pointed at ``replicaof``, never as a stray master."""
+    """Start the node's process; a Redis replica starts pointed at ``replicaof``, never as a stray master.
+
+    ``replication_id``: a node of a group being created. Before its first start it gets an empty
+    dataset stamped with this replication id, the same for every member (``redis.seed_rdb``), so its
+    replicas join with a partial resync instead of a full sync: no fork, no RDB sent, nothing to wait
+    for. A node that already has data is never seeded.
+    """
 
     node: NodeKey
     replicaof: Address | None = None
+    replication_id: str | None = None
 
 
 @dataclass(frozen=True)

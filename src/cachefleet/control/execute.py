@@ -6,9 +6,11 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from pathlib import Path
 
 from cachefleet.control.actions import (
     Action,
@@ -72,32 +74,74 @@ class Executor:
     seed: Callable[[NodeKey], None] | None = None
 
     async def run(self, actions: Sequence[Action]) -> None:
-        # Ports are chosen one at a time (two concurrent choices could pick the same free port);
-        # processes then start together, as starting them one by one is what made creation slow.
-        for action in actions:
-            if isinstance(action, AllocatePort):
-                await asyncio.to_thread(self._allocate, action.node, action.slot)
+        # Ports are chosen one at a time (two concurrent choices could pick the same free port).
+        allocations = [(a.node, a.slot) for a in actions if isinstance(a, AllocatePort)]
+        if allocations:
+            await asyncio.to_thread(self._allocate, allocations)
         starts = [a for a in actions if isinstance(a, StartNode | StartEndpoint | StartSentinel)]
-        followers = [a for a in starts if isinstance(a, StartNode) and a.replicaof is not None]
-        await asyncio.gather(*(self._one(a) for a in starts if a not in followers))
         # A replica started before its primary listens waits a whole second before it tries again.
+        followers = [a for a in starts if isinstance(a, StartNode) and a.replicaof is not None]
+        await self._start([a for a in starts if a not in followers])
         await asyncio.gather(*(_accepting(a.replicaof) for a in followers if a.replicaof is not None))
-        await asyncio.gather(*(self._one(a) for a in followers))
+        await self._start(followers)
+        # Seeded replicas join with a partial resync within milliseconds of listening: waiting for
+        # that here, with a cheap check, spares the full passes that would otherwise poll for it.
+        await asyncio.gather(*(self._linked(a.node) for a in followers if a.replication_id is not None))
         for action in actions:
             if not isinstance(action, AllocatePort | StartNode | StartEndpoint | StartSentinel):
                 await self._one(action)
 
+    async def _start(self, starts: Sequence[StartNode | StartEndpoint | StartSentinel]) -> None:
+        """Render every process first, then spawn them one after another in one worker thread.
+
+        Spawned together from several threads, three redis-servers took longer to start than one
+        after another. Nodes go first, and the first failure stops the others: the endpoint of a
+        primary that could not start (a refused restore) has nothing to route to.
+        """
+        if not starts:
+            return
+        ordered = sorted(starts, key=lambda a: not isinstance(a, StartNode))
+        await asyncio.to_thread(self._spawn, [(a, self._spec(a)) for a in ordered])
+
+    def _spawn(self, starts: Sequence[tuple[StartNode | StartEndpoint | StartSentinel, ProcessSpec]]) -> None:
+        for start, process in starts:
+            if isinstance(start, StartNode):
+                if self.seed is not None:
+                    self.seed(start.node)  # a restore's RDB, which the line below then leaves alone
+                if start.replication_id is not None and REDIS_CONF in process.files:
+                    _seed_replication(self.host.node_dir(start.node), start.replication_id)
+            self.host.start(start.node, process)
+
+    async def _linked(self, node: NodeKey, timeout: float = 1.0) -> None:  # noqa: ASYNC109
+        """Wait, for ``timeout`` at most, until a just-started replica reports its link up."""
+        port = self.host.port_of(node)
+        if port is None:
+            return
+        user, password = self.credentials.user, self.credentials.password
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while True:
+                    if await redis.link_up(self.address, port, user=user, password=password):
+                        return
+                    await asyncio.sleep(0.002)
+
+    def _spec(self, start: StartNode | StartEndpoint | StartSentinel) -> ProcessSpec:
+        match start:
+            case StartNode(node, replicaof):
+                return self._process(node, replicaof)
+            case StartEndpoint(node, inputs):
+                return self._endpoint(node, inputs)
+            case StartSentinel(node, group_id, primary):
+                return self._sentinel(node, group_id, primary)
+
     async def _one(self, action: Action) -> None:
         match action:
             case AllocatePort(node, slot):
-                await asyncio.to_thread(self._allocate, node, slot)
+                await asyncio.to_thread(self._allocate, [(node, slot)])
             case ReassignPort(node):
                 await asyncio.to_thread(self.host.reassign_port, node)
-            case StartNode(node, replicaof):
-                process = self._process(node, replicaof)
-                if self.seed is not None:
-                    await asyncio.to_thread(self.seed, node)
-                await asyncio.to_thread(self.host.start, node, process)
+            case StartNode() | StartEndpoint() | StartSentinel():
+                await self._start([action])
             case RestartNode(node, replicaof):
                 await self._restart(node, replicaof)
             case ConfigSet(node, values):
@@ -128,15 +172,11 @@ class Executor:
                     )
             case Switchover(old, new):
                 await redis.switchover(old, new, user=self.credentials.user, password=self.credentials.password)
-            case StartEndpoint(node, inputs):
-                await asyncio.to_thread(self.host.start, node, self._endpoint(node, inputs))
             case ReloadEndpoint(node, inputs):
                 spec = self._endpoint(node, inputs)
                 await asyncio.to_thread(self.host.reload, node, spec, haproxy.RELOAD_SIGNAL)
             case SetEndpointPrimary(node, server):
                 await asyncio.to_thread(haproxy.set_primary, self.host.node_dir(node) / haproxy.ADMIN_SOCKET, server)
-            case StartSentinel(node, group_id, primary):
-                await asyncio.to_thread(self.host.start, node, self._sentinel(node, group_id, primary))
             case SentinelFailover(node, group_id, primary):
                 port = self.host.port_of(node)
                 if port is not None:
@@ -173,9 +213,9 @@ class Executor:
         for event in events:
             self.store.add_event(event.source_id, event.source_type, event.message, self.clock())
 
-    def _allocate(self, node: NodeKey, slot: str) -> None:
+    def _allocate(self, slots: Sequence[tuple[NodeKey, str]]) -> None:
         # The host skips every port it has handed out already; nothing else on this host is ours to skip.
-        self.host.allocate_port(node, (), slot)
+        self.host.allocate_ports(slots)
 
     def _endpoint(self, node: NodeKey, inputs: EndpointInputs) -> ProcessSpec:
         port, reader = self.host.port_of(node), self.host.port_of(node, READER_SLOT)
@@ -264,6 +304,22 @@ class Executor:
         raise Fatal(f"{spec.engine} {spec.engine_version} is no longer installed on this host")
 
 
+def _seed_replication(node_dir: Path, replication_id: str) -> None:
+    """Give a new Redis node its empty, stamped dataset (``redis.seed_rdb``), unless it has data.
+
+    Never replaces anything: a node that ever saved has its own RDB, and one with an append-only
+    directory loads from there (the seed then goes unused and its replicas take a full sync).
+    """
+    if (node_dir / redis.AOF_DIR).exists():
+        return
+    try:
+        fd = os.open(node_dir / redis.RDB_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    with os.fdopen(fd, "wb") as out:
+        out.write(redis.seed_rdb(replication_id))
+
+
 async def _accepting(address: Address) -> None:
     """Wait until ``address`` accepts TCP connections (a node just started), for two seconds at most;
     after that the replica starts anyway: Redis retries on its own, only more slowly."""
@@ -273,7 +329,8 @@ async def _accepting(address: Address) -> None:
                 try:
                     _, writer = await asyncio.open_connection(*address)
                 except OSError:
-                    await asyncio.sleep(0.005)
+                    # Connection attempts on loopback are cheap; a node listens ~10 ms after its spawn.
+                    await asyncio.sleep(0.001)
                     continue
                 writer.close()
                 await writer.wait_closed()

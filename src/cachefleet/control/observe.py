@@ -44,15 +44,25 @@ class Credentials:
 async def observe_node(
     host: Host, key: NodeKey, *, engine: str, address: str, credentials: Credentials
 ) -> NodeObservation:
-    port, pid = await asyncio.to_thread(lambda: (host.port_of(key), host.pid(key)))
+    # Inline, not in a worker thread: a few tiny file reads and /proc lookups take microseconds, less
+    # than the hop to a thread and back, and this runs for every node on every pass.
+    port, pid, taken, parameters_text = _node_files(host, key)
     if port is None or pid is None:
-        taken = port is not None and await asyncio.to_thread(host.port_taken, key)
         return NodeObservation(port=port, pid=pid, port_taken=taken)
-    started_with = _parameters(await asyncio.to_thread(host.read_file, key, PARAMETERS_FILE))
+    started_with = _parameters(parameters_text)
     if engine == "memcached":
         return NodeObservation(port, pid, memcached=await memcached.probe(address, port), started_with=started_with)
     probe = await redis.probe(address, port, user=credentials.user, password=credentials.password)
     return NodeObservation(port, pid, redis=probe, started_with=started_with)
+
+
+def _node_files(host: Host, key: NodeKey) -> tuple[int | None, int | None, bool, str | None]:
+    """What the host's files say of a node: port, pid, whether its port is taken while it is down,
+    and (running) the parameters it started with."""
+    port, pid = host.port_of(key), host.pid(key)
+    if port is None or pid is None:
+        return port, pid, port is not None and host.port_taken(key), None
+    return port, pid, False, host.read_file(key, PARAMETERS_FILE)
 
 
 def _parameters(text: str | None) -> dict[str, str] | None:
@@ -147,7 +157,7 @@ def _observe_endpoint(host: Host, key: NodeKey) -> EndpointObservation:
 
 
 async def _observe_sentinel(host: Host, key: NodeKey, group_id: str, address: str) -> SentinelObservation:
-    port, pid = await asyncio.to_thread(lambda: (host.port_of(key), host.pid(key)))
+    port, pid = host.port_of(key), host.pid(key)  # inline, as in observe_node
     if port is None or pid is None:
         return SentinelObservation(port, pid)
     return SentinelObservation(port, pid, await sentinel.probe(address, port, group_id))

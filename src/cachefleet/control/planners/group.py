@@ -20,6 +20,7 @@ done and every member serves in its role, one member at a time, a replica pointe
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, replace
 
 from cachefleet.control.actions import (
@@ -77,6 +78,7 @@ class _View:
     ports: dict[str, int | None]
     sentinels_watch: bool  # Sentinels run for this group, so they own the roles
     sentinels_ready: bool
+    replication_id: str  # what the members of a new group are seeded with (StartNode.replication_id)
 
 
 def plan(
@@ -250,7 +252,14 @@ def _view(
             for s in observed.sentinels.values()
         )
     )
-    return _View(primary_id, primary, ports, watching, ready)
+    return _View(primary_id, primary, ports, watching, ready, replication_id(spec))
+
+
+def replication_id(spec: ReplicationGroupSpec) -> str:
+    """The group's seed replication id: 40 hex digits, as Redis's own, stable for the group's life
+    (a control plane that restarts mid-creation seeds the remaining members alike) and distinct
+    between groups, so no node ever resyncs partially from another group's primary."""
+    return hashlib.sha256(f"{spec.id}/{spec.created_at.isoformat()}".encode()).hexdigest()[:40]
 
 
 def _sentinel_primary(observed: GroupObservation, by_port: dict[int, str], address: str) -> str | None:
@@ -285,6 +294,7 @@ def _converge_member(
 ) -> Action | None:
     key = member_key(cluster_id)
     is_primary = cluster_id == view.primary_id
+    seed = view.replication_id if creating else None
     if obs.port is None:
         return AllocatePort(key)
     if obs.port_taken:
@@ -301,13 +311,13 @@ def _converge_member(
             # executor starts replicas only once that primary accepts connections.
             primary_starting = creating and observed.nodes[view.primary_id].pid is None
             if view.primary and fenced and (primary_serving or primary_starting):
-                return StartNode(key, replicaof=view.primary)
+                return StartNode(key, replicaof=view.primary, replication_id=seed)
             return None
         if view.sentinels_watch and _another_member_serves(observed, view):
             # Sentinel will promote (or is promoting) another member; then this node returns as its
             # replica. Only when no member is left at all does it restart as an (empty) primary.
             return None
-        return StartNode(key)
+        return StartNode(key, replication_id=seed)
     if view.sentinels_watch or obs.redis is None or _in_role(obs, is_primary=is_primary, primary=view.primary):
         return None  # with Sentinel watching, roles are Sentinel's to change
     return ReplicaOf(key, None if is_primary else view.primary)
