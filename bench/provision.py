@@ -10,12 +10,17 @@ processes (by default the replicas, configured with ``replicaof``, once the prim
 replicas report ``master_link_status:up``. Both sides poll every 10 ms. Trials alternate between the sides so that
 machine noise lands on both alike. The run exits 0 whether or not the 1.5x target is met: it is a
 measurement, not a test.
+
+It also prints the CPU each side spends per creation, split between the cachefleet server, this
+bench's own polling and everything else (engines, HAProxy, kernel), from /proc: on a small machine
+the time is bounded by the CPU there is, and this shows where it goes.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import socket
 import statistics
@@ -45,7 +50,10 @@ STOP_WAIT = 5.0
 # How often the gated floor tries the primary's port before starting the replicas. Finer than
 # POLL_INTERVAL because it is a step of the floor's own procedure, not the "is it done" observation.
 GATE_INTERVAL = 0.001
-FLOOR_MODES = ("gated", "concurrent")
+FLOOR_MODES = ("gated", "concurrent", "gated+endpoint")
+# Untimed pause before each timed region: the processes the other side just stopped finish exiting
+# (HAProxy's old worker, Redis shutdowns) instead of taking CPU from, and being counted in, this one.
+SETTLE = 0.3
 
 
 def wait_for(
@@ -55,12 +63,60 @@ def wait_for(
 
 
 @dataclass(frozen=True)
+class Cpu:
+    """CPU seconds spent during one timed region, from /proc (ticks of 1/CLK_TCK s, 10 ms here):
+    by the whole machine (kernel included), by the cachefleet server, and by this bench process."""
+
+    machine: float
+    server: float
+    bench: float
+
+
+@dataclass(frozen=True)
 class Trial:
     cachefleet: float
     floor: float
+    cachefleet_cpu: Cpu
+    floor_cpu: Cpu
 
 
-# -- waiting -------------------------------------------------------------------------------------
+# -- CPU accounting ------------------------------------------------------------------------------
+
+_TICK = 1.0 / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy() -> float:
+    """Seconds of CPU the whole machine has spent not idle (nor waiting for I/O) since boot."""
+    with open("/proc/stat") as stat:
+        values = [int(v) for v in stat.readline().split()[1:]]
+    return (sum(values) - values[3] - values[4]) * _TICK
+
+
+def _process_cpu(pid: int) -> float:
+    """Seconds of CPU (user + system) the process ``pid`` has spent so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * _TICK
+
+
+class CpuMeter:
+    """CPU spent between ``start`` and ``stop`` by the machine, a server process and this process."""
+
+    def __init__(self, server_pid: int | None) -> None:
+        self._server_pid = server_pid
+        self._start = (0.0, 0.0, 0.0)
+
+    def _now(self) -> tuple[float, float, float]:
+        server = _process_cpu(self._server_pid) if self._server_pid is not None else 0.0
+        return _machine_busy(), server, _process_cpu(os.getpid())
+
+    def start(self) -> None:
+        self._start = self._now()
+
+    def stop(self) -> Cpu:
+        end = self._now()
+        machine, server, bench = (b - a for a, b in zip(self._start, end, strict=True))
+        return Cpu(machine=machine, server=server, bench=bench)
 
 
 # -- cachefleet side -----------------------------------------------------------------------------
@@ -77,14 +133,16 @@ def group_status(client: Any, group_id: str) -> str | None:
     return str(groups[0]["Status"]) if groups else None
 
 
-def time_cachefleet(client: Any, group_id: str) -> float:
+def time_cachefleet(client: Any, group_id: str, meter: CpuMeter) -> tuple[float, Cpu]:
     """Seconds from the CreateReplicationGroup call to the first ``available`` seen by a poll."""
+    meter.start()
     t0 = time.perf_counter()
     client.create_replication_group(
         ReplicationGroupId=group_id, ReplicationGroupDescription="bench", NumCacheClusters=3
     )
     wait_for(lambda: group_status(client, group_id) == "available", f"{group_id} to become available")
-    return time.perf_counter() - t0
+    elapsed = time.perf_counter() - t0
+    return elapsed, meter.stop()
 
 
 def delete_group(client: Any, group_id: str) -> None:
@@ -93,10 +151,10 @@ def delete_group(client: Any, group_id: str) -> None:
     wait_for(lambda: group_status(client, group_id) is None, f"{group_id} to be deleted")
 
 
-def cachefleet_trial(client: Any, index: int) -> float:
+def cachefleet_trial(client: Any, index: int, meter: CpuMeter) -> tuple[float, Cpu]:
     group_id = f"bench{index}"
     try:
-        return time_cachefleet(client, group_id)
+        return time_cachefleet(client, group_id, meter)
     finally:
         delete_group(client, group_id)
 
@@ -203,6 +261,44 @@ def stop_processes(processes: list[subprocess.Popen[bytes]]) -> None:
             process.wait(STOP_WAIT)
 
 
+def endpoint_config(root: Path, port: int, nodes: list[int]) -> Path:
+    """A hand-written HAProxy for the "gated+endpoint" floor: one frontend routing to the primary,
+    master-worker mode and the admin socket, as cachefleet runs it (no health checks: nothing waits
+    for them, only for the port to listen)."""
+    conf = root / "haproxy.cfg"
+    servers = [f"    server n{i} {LOOPBACK}:{node}{'' if i == 0 else ' disabled'}" for i, node in enumerate(nodes)]
+    lines = [
+        "global",
+        "    httpclient.ssl.verify none",
+        "    maxconn 4096",
+        f"    stats socket unix@{root / 'admin.sock'} mode 600 level admin",
+        "defaults",
+        "    mode tcp",
+        "    timeout connect 1s",
+        "    timeout client 1h",
+        "    timeout server 1h",
+        "frontend fe_primary",
+        f"    bind {LOOPBACK}:{port}",
+        "    default_backend be_primary",
+        "backend be_primary",
+        *servers,
+    ]
+    conf.write_text("\n".join(lines) + "\n")
+    return conf
+
+
+def start_endpoint(conf: Path) -> subprocess.Popen[bytes]:
+    haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    with (conf.parent / "haproxy.log").open("ab") as log:
+        return subprocess.Popen(
+            [haproxy, "-W", "-db", "-f", str(conf)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
 def start_floor(
     binary: str, confs: list[Path], ports: list[int], mode: str, processes: list[subprocess.Popen[bytes]]
 ) -> None:
@@ -214,20 +310,24 @@ def start_floor(
     as a careful operator would: the fastest the same three processes can get there.
     """
     processes.append(start_redis(binary, confs[0]))
-    if mode == "gated":
+    if mode == "gated+endpoint":
+        processes.append(start_endpoint(endpoint_config(confs[0].parent.parent, ports[3], ports[:3])))
+    if mode in ("gated", "gated+endpoint"):
         wait_for(lambda: accepts(ports[0]), f"floor primary on port {ports[0]}", interval=GATE_INTERVAL)
     for conf in confs[1:]:
         processes.append(start_redis(binary, conf))
 
 
-def floor_trial(binary: str, mode: str) -> float:
-    """Seconds from spawning the primary to both replicas reporting their link up."""
+def floor_trial(binary: str, mode: str, meter: CpuMeter) -> tuple[float, Cpu]:
+    """Seconds from spawning the primary to both replicas reporting their link up (and, with
+    "gated+endpoint", the endpoint listening)."""
     with tempfile.TemporaryDirectory(prefix="cachefleet-floor-") as tmp:
-        ports = free_ports(3)
-        confs = write_configs(Path(tmp), ports)
-        clients = [replica_client(port) for port in ports[1:]]
+        ports = free_ports(4)  # the fourth is the endpoint's, used by "gated+endpoint" only
+        confs = write_configs(Path(tmp), ports[:3])
+        clients = [replica_client(port) for port in ports[1:3]]
         processes: list[subprocess.Popen[bytes]] = []
         try:
+            meter.start()
             t0 = time.perf_counter()
             start_floor(binary, confs, ports, mode, processes)
             # A replica's link is up only after a full sync from the primary, so this also waits
@@ -236,10 +336,11 @@ def floor_trial(binary: str, mode: str) -> float:
 
             def all_up() -> bool:
                 pending[:] = [c for c in pending if not link_up(c)]
-                return not pending
+                return not pending and (mode != "gated+endpoint" or accepts(ports[3]))
 
-            wait_for(all_up, f"floor replicas on ports {ports[1:]} to link")
-            return time.perf_counter() - t0
+            wait_for(all_up, f"floor replicas on ports {ports[1:3]} to link")
+            elapsed = time.perf_counter() - t0
+            return elapsed, meter.stop()
         finally:
             for client in clients:
                 client.close()
@@ -264,7 +365,26 @@ def summary(trials: list[Trial]) -> dict[str, Any]:
         "ratio": round(ratio, 3),
         "target_ratio": TARGET_RATIO,
         "target_met": ratio <= TARGET_RATIO,
+        "cpu_ms_per_creation": _cpu_means(trials),
     }
+
+
+def _cpu_means(trials: list[Trial]) -> dict[str, dict[str, float]]:
+    """Mean CPU milliseconds per trial, by side and by consumer. A single trial spans only a few
+    10 ms ticks, so only the mean over many trials says much."""
+    means: dict[str, dict[str, float]] = {}
+    for side in ("cachefleet", "floor"):
+        cpus: list[Cpu] = [getattr(t, f"{side}_cpu") for t in trials]
+        machine = statistics.fmean(c.machine for c in cpus) * 1000
+        server = statistics.fmean(c.server for c in cpus) * 1000
+        bench = statistics.fmean(c.bench for c in cpus) * 1000
+        means[side] = {
+            "machine": round(machine, 1),
+            "server": round(server, 1),
+            "bench": round(bench, 1),
+            "rest": round(machine - server - bench, 1),
+        }
+    return means
 
 
 def table(trials: list[Trial], stats: dict[str, Any]) -> str:
@@ -278,6 +398,16 @@ def table(trials: list[Trial], stats: dict[str, Any]) -> str:
     verdict = "met" if stats["target_met"] else "NOT met"
     target = f"target <= {TARGET_RATIO}x: {verdict}"
     rows.append(f"\ncachefleet / floor (medians): {stats['ratio']:.2f}x  ({target})")
+    cpu = stats["cpu_ms_per_creation"]
+    rows.append("\nCPU per creation, mean ms (2 cores give 2 ms of CPU per ms of wall time):")
+    rows.append(f"{'':>34}{'cachefleet':>12}{'floor':>8}")
+    for key, label in (
+        ("machine", "whole machine"),
+        ("server", "cachefleet server"),
+        ("bench", "this bench (boto3 / redis-py polls)"),
+        ("rest", "the rest (engines, HAProxy, kernel)"),
+    ):
+        rows.append(f"{label:>34}{cpu['cachefleet'][key]:>12.1f}{cpu['floor'][key]:>8.1f}")
     return "\n".join(rows)
 
 
@@ -294,11 +424,15 @@ def run(trials: int, floor_mode: str) -> list[Trial]:
         try:
             server.start()  # once, outside every timed region
             client = server.client()  # retries off (max_attempts=1): a failure must show, not hide
+            assert server.process is not None
+            cachefleet_meter, floor_meter = CpuMeter(server.process.pid), CpuMeter(None)
             for i in range(1, trials + 1):
-                cf = cachefleet_trial(client, i)
-                fl = floor_trial(binary, floor_mode)
+                time.sleep(SETTLE)
+                cf, cf_cpu = cachefleet_trial(client, i, cachefleet_meter)
+                time.sleep(SETTLE)
+                fl, fl_cpu = floor_trial(binary, floor_mode, floor_meter)
                 print(f"trial {i}/{trials}: cachefleet {cf:.3f}s  floor {fl:.3f}s", file=sys.stderr)
-                results.append(Trial(cf, fl))
+                results.append(Trial(cf, fl, cf_cpu, fl_cpu))
         except BaseException:
             print(f"server log tail:\n{server.log_tail()}", file=sys.stderr)
             raise
@@ -315,7 +449,8 @@ def main(argv: list[str] | None = None) -> int:
         "--floor",
         choices=FLOOR_MODES,
         default="gated",
-        help="gated (default): replicas start once the primary listens; concurrent: all three at once",
+        help="gated (default): replicas start once the primary listens; concurrent: all three at once; "
+        "gated+endpoint: gated, plus an HAProxy started beside the primary, done once it listens too",
     )
     args = parser.parse_args(argv)
     if args.trials < 1:
