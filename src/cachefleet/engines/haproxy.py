@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from cachefleet.engines import resp
 from cachefleet.model.errors import Retry
 
 CONFIG_FILE = "haproxy.cfg"
@@ -83,7 +84,8 @@ def render_config(cfg: EndpointConfig) -> str:
     # password for haproxy's parser (which expands "$VAR" and backslashes) nor for Redis's inline
     # command splitter (spaces, quotes). QUIT makes Redis close the connection after answering, so an
     # answer without the expected role fails the check at once instead of after "timeout check".
-    request = _resp("AUTH", cfg.admin_user, cfg.admin_password) + _resp("INFO", "replication") + _resp("QUIT")
+    request = resp.encode("AUTH", cfg.admin_user, cfg.admin_password) + resp.encode("INFO", "replication")
+    request += resp.encode("QUIT")
     check = [
         "    option tcp-check",
         "    tcp-check connect",
@@ -152,14 +154,6 @@ def argv(binary: str, conf_path: Path) -> tuple[str, ...]:
 
 def _address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _resp(*args: str) -> bytes:
-    out = [f"*{len(args)}\r\n".encode()]
-    for arg in args:
-        data = arg.encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(out)
 
 
 # -- admin socket ------------------------------------------------------------------------------
