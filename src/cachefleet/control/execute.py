@@ -84,9 +84,6 @@ class Executor:
         await self._start([a for a in starts if a not in followers])
         await asyncio.gather(*(_accepting(a.replicaof) for a in followers if a.replicaof is not None))
         await self._start(followers)
-        # Seeded replicas join with a partial resync within milliseconds of listening: waiting for
-        # that here, with a cheap check, spares the full passes that would otherwise poll for it.
-        await asyncio.gather(*(self._linked(a.node) for a in followers if a.replication_id is not None))
         for action in actions:
             if not isinstance(action, AllocatePort | StartNode | StartEndpoint | StartSentinel):
                 await self._one(action)
@@ -111,19 +108,6 @@ class Executor:
                 if start.replication_id is not None and REDIS_CONF in process.files:
                     _seed_replication(self.host.node_dir(start.node), start.replication_id)
             self.host.start(start.node, process)
-
-    async def _linked(self, node: NodeKey, timeout: float = 1.0) -> None:  # noqa: ASYNC109
-        """Wait, for ``timeout`` at most, until a just-started replica reports its link up."""
-        port = self.host.port_of(node)
-        if port is None:
-            return
-        user, password = self.credentials.user, self.credentials.password
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                while True:
-                    if await redis.link_up(self.address, port, user=user, password=password):
-                        return
-                    await asyncio.sleep(0.002)
 
     def _spec(self, start: StartNode | StartEndpoint | StartSentinel) -> ProcessSpec:
         match start:

@@ -292,18 +292,6 @@ async def probe(
     return observation_from_info(info_fields(info), settings)
 
 
-async def link_up(host: str, port: int, *, user: str, password: str, timeout: float = 1.0) -> bool:  # noqa: ASYNC109
-    """Whether the node is a replica whose link to its primary is up: the one fact a wait for a
-    sync needs, without the rest of ``probe``. False when it cannot be asked."""
-    try:
-        auth, info = await resp.exchange(
-            host, port, [("AUTH", user, password), ("INFO", "replication")], timeout=timeout
-        )
-    except (OSError, TimeoutError, resp.ProtocolError):
-        return False
-    return not isinstance(auth, resp.ReplyError) and isinstance(info, str) and "master_link_status:up" in info
-
-
 def info_fields(text: str) -> dict[str, str]:
     """Pure: the ``field:value`` lines of an INFO reply (section headers and blank lines skipped)."""
     fields: dict[str, str] = {}
