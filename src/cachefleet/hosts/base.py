@@ -4,8 +4,10 @@ The reconciler speaks only to a ``Host``: it asks for a node's directory and por
 from a ``ProcessSpec`` it rendered purely, and observes liveness by PID. Drivers (``LocalHost`` today,
 remote or fake ones later) decide how; none of them knows about engines or about each other.
 
-Every method is synchronous and may block briefly (``stop`` waits for the process to exit); an async
-caller runs them in a thread.
+Every method is synchronous. Those that may block (``start``, ``stop`` waits for the process to exit,
+``allocate_ports`` syncs to disk) an async caller runs in a thread; the lookups a reconcile pass makes
+for every node (``port_of``, ``pid``, ``port_taken``, ``read_file``) read a few small local files and
+are cheap enough to call inline. A remote driver would have to keep them so (answer from a cache).
 """
 
 from __future__ import annotations
