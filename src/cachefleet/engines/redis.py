@@ -1,9 +1,10 @@
 """Redis (and Valkey) nodes: the config we render for a node, and the probes that observe one.
 
-``render_config`` is pure: the reconciler renders the whole file from the desired spec on every
-start, so a node never runs on a config that Redis itself rewrote. ``probe`` and ``set_replicaof``
-are the only I/O, each on one short-lived connection without redis-py's default retries: a health
-probe must report what it sees now, not after seconds of backoff.
+``render_config`` and ``seed_rdb`` are pure: the reconciler renders the whole file from the desired
+spec on every start, so a node never runs on a config that Redis itself rewrote. Every call here
+uses one short-lived connection without retries, since a probe must report what it sees now, not
+after seconds of backoff: ``probe`` and ``set_replicaof``, which run on every pass, speak RESP
+directly (``engines.resp``); the rarer steps (switchover, snapshots, shutdown) use redis-py.
 
 Users: the control plane authenticates as an internal admin ACL user; applications get ``default``,
 which has every command except those ElastiCache keeps to itself.
