@@ -8,7 +8,7 @@ import pytest
 import redis
 from botocore.exceptions import ClientError
 from tests.integration.conftest import FAST_WAIT
-from tests.support.server import ServerProcess, is_alive, wait_until
+from tests.support.server import ADMIN_USER, ServerProcess, is_alive, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -44,6 +44,13 @@ def test_three_node_group_serves_replicates_and_is_deleted(server: ServerProcess
     ports = [m["ReadEndpoint"]["Port"] for m in members]
     endpoints = [node_group["PrimaryEndpoint"]["Port"], node_group["ReaderEndpoint"]["Port"]]
     assert len(set(ports + endpoints)) == 5
+
+    # The replicas joined from the group's seed: partial resyncs, no RDB sent (docs/decisions.md).
+    with redis.Redis(
+        host="127.0.0.1", port=ports[0], username=ADMIN_USER, password=server.admin_password(), decode_responses=True
+    ) as admin:
+        stats = admin.info("stats")
+    assert (stats["sync_full"], stats["sync_partial_ok"]) == (0, 2)
 
     primary, *replicas = (_redis(p) for p in ports)
     writer, reader = _redis(endpoints[0]), _redis(endpoints[1])
