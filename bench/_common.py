@@ -7,12 +7,29 @@ from __future__ import annotations
 
 import signal
 import socket
+import statistics
 import subprocess
 import time
 from collections.abc import Callable
 from types import FrameType
 
 LOOPBACK = "127.0.0.1"
+
+
+def ratio_summary(
+    times: dict[str, list[float]], target: float
+) -> dict[str, float | int | bool]:
+    """Medians, minima and maxima of two sides' timings (cachefleet first), and the ratio of the
+    medians against ``target``: the summary every side-by-side bench prints and emits as JSON."""
+    ours, theirs = times.values()
+    ratio = statistics.median(ours) / statistics.median(theirs)
+    summary: dict[str, float | int | bool] = {"trials": len(ours)}
+    for stat in ("median", "min", "max"):
+        pick = statistics.median if stat == "median" else min if stat == "min" else max
+        for name, values in times.items():
+            summary[f"{name}_{stat}_s"] = round(pick(values), 4)
+    summary.update({"ratio": round(ratio, 3), "target_ratio": target, "target_met": ratio <= target})
+    return summary
 
 
 def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 60.0, interval: float = 0.05) -> None:

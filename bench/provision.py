@@ -39,7 +39,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from tests.support.server import ServerProcess
 
-from bench._common import unwind_on_sigterm
+from bench._common import ratio_summary, unwind_on_sigterm
 from bench._common import wait_for as _wait_for
 
 LOOPBACK = "127.0.0.1"
@@ -351,22 +351,8 @@ def floor_trial(binary: str, mode: str, meter: CpuMeter) -> tuple[float, Cpu]:
 
 
 def summary(trials: list[Trial]) -> dict[str, Any]:
-    cf = [t.cachefleet for t in trials]
-    fl = [t.floor for t in trials]
-    ratio = statistics.median(cf) / statistics.median(fl)
-    return {
-        "trials": len(trials),
-        "cachefleet_median_s": round(statistics.median(cf), 4),
-        "floor_median_s": round(statistics.median(fl), 4),
-        "cachefleet_min_s": round(min(cf), 4),
-        "cachefleet_max_s": round(max(cf), 4),
-        "floor_min_s": round(min(fl), 4),
-        "floor_max_s": round(max(fl), 4),
-        "ratio": round(ratio, 3),
-        "target_ratio": TARGET_RATIO,
-        "target_met": ratio <= TARGET_RATIO,
-        "cpu_ms_per_creation": _cpu_means(trials),
-    }
+    times = {"cachefleet": [t.cachefleet for t in trials], "floor": [t.floor for t in trials]}
+    return {**ratio_summary(times, TARGET_RATIO), "cpu_ms_per_creation": _cpu_means(trials)}
 
 
 def _cpu_means(trials: list[Trial]) -> dict[str, dict[str, float]]:

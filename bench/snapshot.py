@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,7 +40,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from tests.support.server import ADMIN_USER, ServerProcess
 
-from bench._common import free_port, unwind_on_sigterm
+from bench._common import free_port, ratio_summary, unwind_on_sigterm
 from bench._common import stop_process as _stop_process
 from bench._common import wait_for as _wait_for
 from cachefleet.engines.nodetypes import memory_bytes
@@ -244,21 +243,8 @@ def raw_restore(binary: str, seed: Path, root: Path, index: int, keys: int) -> f
 
 
 def summary(trials: list[Trial]) -> dict[str, Any]:
-    cf = [t.cachefleet for t in trials]
-    raw = [t.raw for t in trials]
-    ratio = statistics.median(cf) / statistics.median(raw)
-    return {
-        "trials": len(trials),
-        "cachefleet_median_s": round(statistics.median(cf), 4),
-        "raw_median_s": round(statistics.median(raw), 4),
-        "cachefleet_min_s": round(min(cf), 4),
-        "cachefleet_max_s": round(max(cf), 4),
-        "raw_min_s": round(min(raw), 4),
-        "raw_max_s": round(max(raw), 4),
-        "ratio": round(ratio, 3),
-        "target_ratio": TARGET_RATIO,
-        "target_met": ratio <= TARGET_RATIO,
-    }
+    times = {"cachefleet": [t.cachefleet for t in trials], "raw": [t.raw for t in trials]}
+    return ratio_summary(times, TARGET_RATIO)
 
 
 def table(title: str, left: str, right: str, trials: list[Trial], stats: dict[str, Any]) -> str:
