@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable
 from types import FrameType
 
+from cachefleet.engines.installed import MissingBinary, require_binaries
+
 LOOPBACK = "127.0.0.1"
 
 
@@ -39,6 +41,14 @@ def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 60.0, in
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(interval)
+
+
+def binaries(*names: str) -> dict[str, str]:
+    """Absolute paths of ``names`` (PATH, then the system directories); exits naming the Debian packages."""
+    try:
+        return require_binaries(*names)
+    except MissingBinary as exc:
+        raise SystemExit(str(exc)) from exc
 
 
 def free_port() -> int:

@@ -28,7 +28,6 @@ import csv
 import io
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -44,11 +43,10 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from tests.support.server import ServerProcess, is_alive
 
-from bench._common import free_port, stop_process, unwind_on_sigterm
+from bench._common import binaries, free_port, stop_process, unwind_on_sigterm
 from bench._common import wait_for as _wait_for
 
 LOOPBACK = "127.0.0.1"
-HAPROXY = "/usr/sbin/haproxy"
 POLL_INTERVAL = 0.05
 DEADLINE = 60.0  # any single wait
 BENCH_TIMEOUT = 300.0  # one redis-benchmark run; it retries a dead port forever, so it needs a bound
@@ -150,16 +148,16 @@ def plain_haproxy_config(port: int, primary_port: int) -> str:
     )
 
 
-def start_plain_haproxy(work: Path, port: int, primary_port: int) -> subprocess.Popen[bytes]:
+def start_plain_haproxy(haproxy: str, work: Path, port: int, primary_port: int) -> subprocess.Popen[bytes]:
     conf = work / "haproxy.cfg"
     conf.write_text(plain_haproxy_config(port, primary_port))
-    check = subprocess.run([HAPROXY, "-c", "-f", str(conf)], capture_output=True, timeout=30, check=False)
+    check = subprocess.run([haproxy, "-c", "-f", str(conf)], capture_output=True, timeout=30, check=False)
     if check.returncode != 0:
         raise RuntimeError(f"haproxy rejected the config: {check.stderr.decode(errors='replace')}")
     with (work / "haproxy.log").open("ab") as log:
         # Own session, so Ctrl-C reaches only us; stopped by PID in the caller's finally block.
         return subprocess.Popen(
-            [HAPROXY, "-db", "-f", str(conf)],
+            [haproxy, "-db", "-f", str(conf)],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -241,11 +239,8 @@ def measure(
 
 
 def run(trials: int, requests: int, clients: int) -> tuple[list[Result], dict[str, Any]]:
-    binary = shutil.which("redis-benchmark")
-    if binary is None:
-        raise SystemExit("redis-benchmark is not on PATH (package redis-tools)")
-    if not Path(HAPROXY).exists():
-        raise SystemExit(f"{HAPROXY} is missing (package haproxy)")
+    found = binaries("redis-benchmark", "haproxy")
+    binary, haproxy = found["redis-benchmark"], found["haproxy"]
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="cachefleet-endpoint-") as tmp:
         server = ServerProcess(Path(tmp) / "data")
@@ -274,7 +269,7 @@ def run(trials: int, requests: int, clients: int) -> tuple[list[Result], dict[st
                 return workers[0]
 
             plain_port = free_port()
-            plain = start_plain_haproxy(Path(tmp), plain_port, primary_port)
+            plain = start_plain_haproxy(haproxy, Path(tmp), plain_port, primary_port)
             plain_pid = plain.pid
             wait_for(lambda: answers_ping(plain_port), f"the plain HAProxy on port {plain_port}")
             ports = {

@@ -34,7 +34,6 @@ import asyncio
 import contextlib
 import json
 import random
-import shutil
 import socket
 import statistics
 import sys
@@ -46,7 +45,7 @@ from typing import Any
 
 import httpx
 
-from bench._common import free_port, unwind_on_sigterm
+from bench._common import binaries, free_port, unwind_on_sigterm
 from cachefleet.demo.database import default_query_cost, open_database, seed_database
 from cachefleet.demo.processes import Child
 from cachefleet.demo.runner import start_instances
@@ -63,9 +62,7 @@ ROUNDS = 20  # alternating blocks per hit-path trial
 
 
 async def start_redis(directory: Path) -> tuple[Child, str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("redis-server is not on PATH")
+    binary = binaries("redis-server")["redis-server"]
     port = free_port()
     argv = [binary, "--port", str(port), "--bind", LOOPBACK, "--save", "", "--appendonly", "no"]
     child = Child([*argv, "--dir", str(directory)], log=directory / "redis.log")

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import socket
 import statistics
 import subprocess
@@ -39,7 +38,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from tests.support.server import ServerProcess
 
-from bench._common import ratio_summary, unwind_on_sigterm
+from bench._common import binaries, ratio_summary, unwind_on_sigterm
 from bench._common import wait_for as _wait_for
 
 LOOPBACK = "127.0.0.1"
@@ -288,7 +287,7 @@ def endpoint_config(root: Path, port: int, nodes: list[int]) -> Path:
 
 
 def start_endpoint(conf: Path) -> subprocess.Popen[bytes]:
-    haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    haproxy = binaries("haproxy")["haproxy"]
     with (conf.parent / "haproxy.log").open("ab") as log:
         return subprocess.Popen(
             [haproxy, "-W", "-db", "-f", str(conf)],
@@ -401,9 +400,7 @@ def table(trials: list[Trial], stats: dict[str, Any]) -> str:
 
 
 def run(trials: int, floor_mode: str) -> list[Trial]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("redis-server is not on PATH")
+    binary = binaries("redis-server")["redis-server"]
     results: list[Trial] = []
     with tempfile.TemporaryDirectory(prefix="cachefleet-bench-") as tmp:
         server = ServerProcess(Path(tmp) / "data")

@@ -40,7 +40,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from tests.support.server import ADMIN_USER, ServerProcess
 
-from bench._common import free_port, ratio_summary, unwind_on_sigterm
+from bench._common import binaries, free_port, ratio_summary, unwind_on_sigterm
 from bench._common import stop_process as _stop_process
 from bench._common import wait_for as _wait_for
 from cachefleet.engines.nodetypes import memory_bytes
@@ -263,9 +263,7 @@ def table(title: str, left: str, right: str, trials: list[Trial], stats: dict[st
 
 
 def run(trials: int, keys: int) -> tuple[list[Trial], list[Trial], int]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("redis-server is not on PATH")
+    binary = binaries("redis-server")["redis-server"]
     snapshots: list[Trial] = []
     restores: list[Trial] = []
     with tempfile.TemporaryDirectory(prefix="cachefleet-bench-") as tmp:

@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import secrets
-import shutil
 import signal
 import socket
 import string
@@ -29,8 +28,8 @@ from cachefleet.control.execute import Executor, Tools
 from cachefleet.control.loop import Reconciler
 from cachefleet.control.observe import Credentials
 from cachefleet.control.scheduler import SnapshotScheduler
-from cachefleet.control.snapshots import SnapshotWorker, find_rdb_checker
-from cachefleet.engines.installed import discover
+from cachefleet.control.snapshots import SnapshotWorker
+from cachefleet.engines.installed import MissingBinary, discover, find_binary, require_binaries
 from cachefleet.hosts.local import LocalHost
 from cachefleet.settings import Settings
 from cachefleet.store.snapshots import LocalBuckets, LocalSnapshotFiles
@@ -94,13 +93,20 @@ def ensure_credentials(store: Store, data_dir: Path) -> tuple[str, str]:
 
 
 def _tools() -> Tools:
-    """Sentinel and HAProxy come from Debian's packages; a missing one is a set-up error, said at start."""
-    found = {name: shutil.which(name) for name in ("redis-sentinel", "haproxy")}
-    missing = [name for name, path in found.items() if path is None]
-    if missing:
-        raise SystemExit(f"cachefleet: {', '.join(missing)} not found on PATH; run scripts/setup.sh")
-    # haproxy is in /usr/sbin, which a non-login PATH may lack; shutil.which saw it, so it is absolute.
-    return Tools(sentinel=str(found["redis-sentinel"]), haproxy=str(found["haproxy"]), python=sys.executable)
+    """Sentinel and HAProxy come from Debian's packages; a missing one is a set-up error, said at start.
+
+    Found on PATH or in the system directories (Debian puts haproxy in /usr/sbin, off a user's PATH).
+    """
+    try:
+        found = require_binaries("redis-sentinel", "haproxy")
+    except MissingBinary as exc:
+        raise SystemExit(f"cachefleet: {exc}") from exc
+    return Tools(sentinel=found["redis-sentinel"], haproxy=found["haproxy"], python=sys.executable)
+
+
+def _rdb_checker() -> str | None:
+    """``redis-check-rdb`` (or Valkey's), run on imported files before a restore, if installed."""
+    return find_binary("redis-check-rdb") or find_binary("valkey-check-rdb")
 
 
 def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotScheduler]:
@@ -122,7 +128,7 @@ def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotSched
         credentials=credentials,
         address=settings.node_host,
         clock=utcnow,
-        rdb_checker=find_rdb_checker(),
+        rdb_checker=_rdb_checker(),
     )
     executor = Executor(
         store=store,

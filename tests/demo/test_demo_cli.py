@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,9 +23,11 @@ pytestmark = pytest.mark.integration
 RUN_TIMEOUT = 150
 
 
-def _demo(tmp_path: Path, *args: str) -> tuple[dict[str, Any], str]:
+def _demo(tmp_path: Path, *args: str, path: str | None = None) -> tuple[dict[str, Any], str]:
     """Run the demo with its temp files under `tmp_path`; (the last stdout line as JSON, stderr)."""
     env = {**os.environ, "TMPDIR": str(tmp_path)}
+    if path is not None:
+        env["PATH"] = path
     done = subprocess.run(
         [sys.executable, "-m", "cachefleet", "demo", "--json", *args],
         capture_output=True,
@@ -50,6 +53,16 @@ def test_demo_json_report(tmp_path: Path) -> None:
     # Everything it started is gone: server, nodes, app instances, and the work dir itself.
     assert processes_under(tmp_path) == []
     assert list(tmp_path.glob("cachefleet-demo-*")) == []
+
+
+def test_demo_runs_with_a_users_path_that_lacks_sbin(tmp_path: Path) -> None:
+    # Debian's PATH for a user; haproxy lives in /usr/sbin. The interpreter is sys.executable, absolute.
+    user_path = "/usr/local/bin:/usr/bin:/bin"
+    assert shutil.which("haproxy", path=user_path) is None  # else this test would prove nothing
+    report, stderr = _demo(tmp_path, "--requests", "300", path=user_path)
+    assert report["failover_happened"], stderr[-3000:]
+    assert report["failed_requests"] == 0, report["failure_samples"]
+    assert processes_under(tmp_path) == []
 
 
 @pytest.fixture

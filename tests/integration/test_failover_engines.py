@@ -33,6 +33,7 @@ from tests.support.server import wait_for
 
 from cachefleet.engines import haproxy, sentinel
 from cachefleet.engines import redis as redis_engine
+from cachefleet.engines.installed import require_binaries
 from cachefleet.hosts.base import NodeKey, ProcessSpec
 from cachefleet.hosts.local import LocalHost
 from cachefleet.model.errors import Retry
@@ -47,9 +48,11 @@ MASTER = "rg1"
 NODES = [NodeKey("rg1-001", "0001"), NodeKey("rg1-002", "0001"), NodeKey("rg1-003", "0001")]
 SENTINELS = [NodeKey("rg1-sentinel", f"000{i}") for i in (1, 2, 3)]
 ENDPOINT = NodeKey("rg1-endpoint", "0001")
-SENTINEL_BINARY = "/usr/bin/redis-sentinel"
-HAPROXY_BINARY = "/usr/sbin/haproxy"
-REDIS_BINARY = "/usr/bin/redis-server"
+# Found as the server finds them; a missing one fails the test with the Debian package to install.
+BINARIES = require_binaries("redis-sentinel", "haproxy", "redis-server")
+SENTINEL_BINARY = BINARIES["redis-sentinel"]
+HAPROXY_BINARY = BINARIES["haproxy"]
+REDIS_BINARY = BINARIES["redis-server"]
 
 
 class RecordingHost(LocalHost):
@@ -65,9 +68,6 @@ class RecordingHost(LocalHost):
 
 @pytest.fixture
 def host(tmp_path: Path) -> Iterator[RecordingHost]:
-    for binary in (SENTINEL_BINARY, HAPROXY_BINARY, REDIS_BINARY):
-        if not os.access(binary, os.X_OK):
-            pytest.skip(f"{binary} is not installed")
     started: list[int] = []
     # Long enough that <root>/rg1-endpoint/0001/admin.sock is beyond AF_UNIX's limit.
     root = tmp_path / ("long-" * 16) / "nodes"
@@ -359,8 +359,6 @@ def test_sentinel_failover_moves_the_haproxy_endpoints(host: RecordingHost) -> N
 
 
 def test_haproxy_accepts_the_rendered_config_with_an_awkward_password(tmp_path: Path) -> None:
-    if not os.access(HAPROXY_BINARY, os.X_OK):
-        pytest.skip(f"{HAPROXY_BINARY} is not installed")
     endpoint = haproxy.EndpointConfig(
         bind=BIND,
         primary_port=1,

@@ -503,7 +503,7 @@ def test_discover_finds_the_installed_engines(engines: dict[str, EngineBinary]) 
     assert major_minor("7.0.15") == "7.0"
     if "memcached" in engines:
         assert engines["memcached"].version.startswith("1.")
-    assert discover(search_path=str(Path(redis_binary.path).parent / "no-such-dir")) == []
+    assert discover(search_path=str(Path(redis_binary.path).parent / "no-such-dir"), system_dirs=()) == []
 
 
 # -- ports ---------------------------------------------------------------------------------------

@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -248,11 +247,3 @@ class SnapshotWorker:
                 raise SnapshotFileError(f"s3://{bucket}/{key} is not a valid RDB file: {problem}")
         return f"s3://{bucket}/{key}"
 
-
-def find_rdb_checker() -> str | None:
-    """``redis-check-rdb`` (or Valkey's), if installed."""
-    for name in ("redis-check-rdb", "valkey-check-rdb"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
