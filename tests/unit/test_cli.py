@@ -326,7 +326,7 @@ def test_no_server_json_exits_2_with_a_hint(tmp_path: Path) -> None:
 def test_bad_tag_is_a_usage_error(client: StubClient) -> None:
     result = run(client, "rg", "create", "g1", "--description", "d", "--tag", "novalue")
 
-    assert result.exit_code == 2
+    assert result.exit_code == 64
     assert "expected KEY=VALUE" in result.stderr
     assert client.calls == []
 
@@ -334,7 +334,7 @@ def test_bad_tag_is_a_usage_error(client: StubClient) -> None:
 def test_replicas_and_num_cache_clusters_exclude_each_other(client: StubClient) -> None:
     result = run(client, "rg", "create", "g1", "--description", "d", "--replicas", "1", "--num-cache-clusters", "2")
 
-    assert result.exit_code == 2
+    assert result.exit_code == 64
     assert client.calls == []
 
 
@@ -399,7 +399,7 @@ def test_rg_create_gives_up_after_the_timeout(client: StubClient) -> None:
 
     result = run(client, "rg", "create", "g1", "--description", "cart", "--timeout", "0")
 
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     assert "Error (Timeout): Replication group g1 is still creating after 0 s" in result.stderr
 
 
@@ -610,5 +610,5 @@ def test_server_rejects_malformed_flags(monkeypatch: pytest.MonkeyPatch, args: t
 
     result = CliRunner().invoke(main, ["server", *args], catch_exceptions=False)
 
-    assert result.exit_code == 2
+    assert result.exit_code == 64
     assert "Invalid value" in result.stderr

@@ -2,30 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
-from cachefleet.cli import render
-from cachefleet.cli.connection import ElastiCache, collect
-from cachefleet.cli.context import CliState, pass_state, print_result, stdout
+from cachefleet.cli import complete, render
+from cachefleet.cli.connection import collect
+from cachefleet.cli.context import CliState, emit, pass_state
+from cachefleet.cli.groups import noun
 from cachefleet.cli.options import (
+    apply_immediately_option,
     client_options,
     engine_version_option,
+    node_type_for,
     node_type_option,
+    parameter_group_option,
     parse_csv,
+    request,
+    snapshot_schedule_options,
     tag_option,
     wait_options,
 )
-from cachefleet.cli.waiting import until_gone, wait_showing
+from cachefleet.cli.resources import CLUSTER, remove, settle
 
-# The wire code of CacheClusterNotFoundFault (the shape name and the code differ in AWS's model).
-NOT_FOUND = "CacheClusterNotFound"
-# Statuses from which waiting for "available" cannot succeed.
-FAILED = frozenset({"create-failed", "restore-failed", "incompatible-network"})
+cluster_id_argument = click.argument("cluster_id", metavar="ID", shell_complete=complete.clusters)
 
 
-@click.group("cluster")
+@noun("cluster")
 def cluster() -> None:
     """Cache clusters: Memcached clusters, and single Redis/Valkey nodes."""
 
@@ -36,25 +37,21 @@ def cluster() -> None:
 def list_clusters(state: CliState) -> None:
     """List cache clusters, replication group members included."""
     clusters = collect(state.client().describe_cache_clusters, "CacheClusters", ShowCacheNodeInfo=True)
-    if state.json:
-        click.echo(render.to_json({"CacheClusters": clusters}))
-    elif not clusters:
-        stdout().print("No cache clusters.")
-    else:
-        stdout().print(render.cache_clusters_table(clusters))
+    emit(
+        state,
+        {"CacheClusters": clusters},
+        lambda: render.cache_clusters_table(clusters) if clusters else "No cache clusters.",
+    )
 
 
 @cluster.command("describe")
-@click.argument("cluster_id", metavar="ID")
+@cluster_id_argument
 @client_options
 @pass_state
 def describe(state: CliState, cluster_id: str) -> None:
     """Show one cache cluster and its nodes."""
     result = state.client().describe_cache_clusters(CacheClusterId=cluster_id, ShowCacheNodeInfo=True)
-    if state.json:
-        click.echo(render.to_json(result))
-    else:
-        stdout().print(render.cache_cluster_view(result["CacheClusters"][0]))
+    emit(state, result, lambda: render.cache_cluster_view(result["CacheClusters"][0]))
 
 
 @cluster.command("create")
@@ -63,8 +60,15 @@ def describe(state: CliState, cluster_id: str) -> None:
 @click.option("--num-nodes", type=click.IntRange(min=1), default=1, show_default=True, help="NumCacheNodes.")
 @node_type_option
 @engine_version_option
+@parameter_group_option
 @click.option("--az-mode", type=click.Choice(["single-az", "cross-az"]), help="AZMode (Memcached).")
 @click.option("--azs", callback=parse_csv, metavar="AZ,AZ,...", help="Preferred AZs, one per node.")
+@click.option("--snapshot", metavar="NAME", shell_complete=complete.snapshots, help="SnapshotName: restore it.")
+@click.option(
+    "--snapshot-arn", "snapshot_arns", multiple=True, metavar="ARN", help="SnapshotArns (arn:aws:s3:::bucket/key)."
+)
+@snapshot_schedule_options
+@click.option("--port", type=click.IntRange(1, 65535), help="Port (kept; each node gets its own port here).")
 @tag_option
 @wait_options
 @client_options
@@ -75,74 +79,127 @@ def create(
     cluster_id: str,
     engine: str,
     num_nodes: int,
-    node_type: str,
+    node_type: str | None,
     engine_version: str | None,
+    parameter_group: str | None,
     az_mode: str | None,
     azs: tuple[str, ...] | None,
+    snapshot: str | None,
+    snapshot_arns: tuple[str, ...],
+    snapshot_retention_limit: int | None,
+    snapshot_window: str | None,
+    port: int | None,
     tags: list[dict[str, str]],
     wait: bool,
     timeout: float,
 ) -> None:
     """Create a cache cluster, and wait until it is available."""
-    params: dict[str, Any] = {
-        "CacheClusterId": cluster_id,
-        "Engine": engine,
-        "NumCacheNodes": num_nodes,
-        "CacheNodeType": node_type,
-    }
-    if engine_version:
-        params["EngineVersion"] = engine_version
-    if az_mode:
-        params["AZMode"] = az_mode
-    if azs:
-        # ElastiCache takes a list for Memcached, one AZ for Redis; other mixes are the server's to refuse.
-        if engine != "memcached" and len(azs) == 1:
-            params["PreferredAvailabilityZone"] = azs[0]
-        else:
-            params["PreferredAvailabilityZones"] = list(azs)
-    if tags:
-        params["Tags"] = tags
-
+    # ElastiCache takes a list for Memcached, one AZ for Redis; other mixes are the server's to refuse.
+    one_az = azs is not None and engine != "memcached" and len(azs) == 1
+    params = request(
+        CacheClusterId=cluster_id,
+        Engine=engine,
+        NumCacheNodes=num_nodes,
+        CacheNodeType=node_type_for(node_type, restoring=bool(snapshot or snapshot_arns)),
+        EngineVersion=engine_version,
+        CacheParameterGroupName=parameter_group,
+        AZMode=az_mode,
+        PreferredAvailabilityZone=azs[0] if azs and one_az else None,
+        PreferredAvailabilityZones=list(azs) if azs and not one_az else None,
+        SnapshotName=snapshot,
+        SnapshotArns=list(snapshot_arns),
+        SnapshotRetentionLimit=snapshot_retention_limit,
+        SnapshotWindow=snapshot_window,
+        Port=port,
+        Tags=tags,
+    )
     client = state.client()
     result = client.create_cache_cluster(**params)
-    if not wait:
-        print_result(state, result, f"Cache cluster {cluster_id} is {result['CacheCluster']['CacheClusterStatus']}.")
-        return
-    _wait(state, client, cluster_id, target="available", timeout=timeout)
-    described = client.describe_cache_clusters(CacheClusterId=cluster_id, ShowCacheNodeInfo=True)
-    created = described["CacheClusters"][0]
-    if state.json:
-        click.echo(render.to_json({"CacheCluster": created}))
-    else:
-        stdout().print(render.cache_cluster_view(created))
+    settle(state, client, CLUSTER, cluster_id, result, wait=wait, timeout=timeout, show=render.cache_cluster_view)
 
 
-@cluster.command("delete")
-@click.argument("cluster_id", metavar="ID")
+@cluster.command("modify")
+@cluster_id_argument
+@click.option("--num-nodes", type=click.IntRange(min=1), help="NumCacheNodes (Memcached).")
+@click.option(
+    "--remove-node", "remove_nodes", multiple=True, metavar="NODE", help="CacheNodeIdsToRemove (0001...); repeatable."
+)
+@click.option("--az-mode", type=click.Choice(["single-az", "cross-az"]), help="AZMode (Memcached).")
+@click.option("--new-azs", callback=parse_csv, metavar="AZ,AZ,...", help="NewAvailabilityZones for added nodes.")
+@parameter_group_option
+@click.option("--node-type", help="CacheNodeType.")
+@engine_version_option
+@snapshot_schedule_options
+@apply_immediately_option
 @wait_options
 @client_options
 @pass_state
-def delete(state: CliState, cluster_id: str, wait: bool, timeout: float) -> None:
+def modify(
+    state: CliState,
+    *,
+    cluster_id: str,
+    num_nodes: int | None,
+    remove_nodes: tuple[str, ...],
+    az_mode: str | None,
+    new_azs: tuple[str, ...] | None,
+    parameter_group: str | None,
+    node_type: str | None,
+    engine_version: str | None,
+    snapshot_retention_limit: int | None,
+    snapshot_window: str | None,
+    apply_immediately: bool | None,
+    wait: bool,
+    timeout: float,
+) -> None:
+    """Change a cache cluster's settings, and wait until it is available again."""
+    params = request(
+        NumCacheNodes=num_nodes,
+        CacheNodeIdsToRemove=list(remove_nodes),
+        AZMode=az_mode,
+        NewAvailabilityZones=list(new_azs or ()),
+        CacheParameterGroupName=parameter_group,
+        CacheNodeType=node_type,
+        EngineVersion=engine_version,
+        SnapshotRetentionLimit=snapshot_retention_limit,
+        SnapshotWindow=snapshot_window,
+        ApplyImmediately=apply_immediately,
+    )
+    if not params:
+        raise click.UsageError("nothing to change: give at least one option")
+    client = state.client()
+    result = client.modify_cache_cluster(CacheClusterId=cluster_id, **params)
+    settle(state, client, CLUSTER, cluster_id, result, wait=wait, timeout=timeout, show=render.cache_cluster_view)
+
+
+@cluster.command("reboot")
+@cluster_id_argument
+@click.option(
+    "--node", "nodes", multiple=True, metavar="NODE", help="CacheNodeIdsToReboot (0001...) [default: every node]."
+)
+@wait_options
+@client_options
+@pass_state
+def reboot(state: CliState, cluster_id: str, nodes: tuple[str, ...], wait: bool, timeout: float) -> None:
+    """Restart a cluster's nodes one at a time (RebootCacheCluster), and wait until all serve again.
+
+    Redis keeps its data; requires-reboot parameters take effect.
+    """
+    client = state.client()
+    if not nodes:
+        described = CLUSTER.one(client, cluster_id)
+        nodes = tuple(node["CacheNodeId"] for node in described.get("CacheNodes") or [])
+    result = client.reboot_cache_cluster(CacheClusterId=cluster_id, CacheNodeIdsToReboot=list(nodes))
+    settle(state, client, CLUSTER, cluster_id, result, wait=wait, timeout=timeout, show=render.cache_cluster_view)
+
+
+@cluster.command("delete")
+@cluster_id_argument
+@click.option("--final-snapshot", metavar="NAME", help="FinalSnapshotIdentifier: snapshot the data first (Redis).")
+@wait_options
+@client_options
+@pass_state
+def delete(state: CliState, cluster_id: str, final_snapshot: str | None, wait: bool, timeout: float) -> None:
     """Delete a cache cluster, and wait until it is gone."""
     client = state.client()
-    result = client.delete_cache_cluster(CacheClusterId=cluster_id)
-    if wait:
-        _wait(state, client, cluster_id, target=None, timeout=timeout)
-        print_result(state, result, f"Cache cluster {cluster_id} is deleted.")
-    else:
-        print_result(state, result, f"Cache cluster {cluster_id} is {result['CacheCluster']['CacheClusterStatus']}.")
-
-
-def _wait(state: CliState, client: ElastiCache, cluster_id: str, *, target: str | None, timeout: float) -> None:
-    def read() -> str:
-        return str(client.describe_cache_clusters(CacheClusterId=cluster_id)["CacheClusters"][0]["CacheClusterStatus"])
-
-    wait_showing(
-        until_gone(read, NOT_FOUND),
-        label=f"Cache cluster {cluster_id}",
-        target=target,
-        failed=FAILED,
-        timeout=timeout,
-        interval=state.poll_interval,
-        quiet=state.json,
-    )
+    result = client.delete_cache_cluster(CacheClusterId=cluster_id, **request(FinalSnapshotIdentifier=final_snapshot))
+    remove(state, client, CLUSTER, cluster_id, result, wait=wait, timeout=timeout)

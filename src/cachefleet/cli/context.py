@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
+from rich.console import Console, RenderableType
 
 from cachefleet.cli import render
 from cachefleet.cli.connection import DEFAULT_PROFILE, ConnectionOptions, ElastiCache, make_client
@@ -57,9 +57,14 @@ def stderr() -> Console:
     return Console(stderr=True, highlight=False)
 
 
-def print_result(state: CliState, result: Mapping[str, Any], summary: str) -> None:
-    """The raw API result under --json; otherwise a one-line summary for people."""
+def emit(state: CliState, result: Mapping[str, Any], view: Callable[[], RenderableType]) -> None:
+    """The raw API result under --json; otherwise ``view()``, built only when a person will see it."""
     if state.json:
         click.echo(render.to_json(result))
     else:
-        stdout().print(summary)
+        stdout().print(view())
+
+
+def print_result(state: CliState, result: Mapping[str, Any], summary: str) -> None:
+    """The raw API result under --json; otherwise a one-line summary for people."""
+    emit(state, result, lambda: summary)

@@ -19,9 +19,18 @@ class ServerNotFound(CliError):
     exit_code = 2
 
 
+class NotReady(CliError):
+    """The resource exists but cannot answer the question yet (no endpoint while it is created)."""
+
+    code = "NotReady"
+
+
 class WaitFailed(CliError):
     code = "WaitFailed"
 
 
 class WaitTimedOut(CliError):
+    """The resource did not reach the status waited for in time; the server goes on working on it."""
+
     code = "Timeout"
+    exit_code = 3

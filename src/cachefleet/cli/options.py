@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
+from cachefleet.cli import complete
 from cachefleet.cli.connection import DEFAULT_PROFILE
 from cachefleet.cli.context import CliState
 
@@ -54,15 +55,19 @@ def client_options(command: F) -> F:
     return command
 
 
-def wait_options(command: F) -> F:
-    """``--wait/--no-wait`` and ``--timeout``, passed to the command as ``wait`` and ``timeout``."""
-    command = click.option(
+def timeout_option(command: F) -> F:
+    return click.option(
         "--timeout",
         type=click.FloatRange(min=0),
         default=DEFAULT_TIMEOUT,
         show_default=True,
-        help="Seconds to wait before giving up.",
+        help="Seconds to wait before giving up (exit status 3).",
     )(command)
+
+
+def wait_options(command: F) -> F:
+    """``--wait/--no-wait`` and ``--timeout``, passed to the command as ``wait`` and ``timeout``."""
+    command = timeout_option(command)
     return click.option("--wait/--no-wait", default=True, help="Wait until the change is done [default: wait].")(
         command
     )
@@ -93,6 +98,62 @@ tag_option = click.option(
     "--tag", "tags", multiple=True, callback=parse_tags, metavar="KEY=VALUE", help="A tag; repeatable."
 )
 node_type_option = click.option(
-    "--node-type", default=DEFAULT_NODE_TYPE, show_default=True, help="Node type (sets maxmemory)."
+    "--node-type",
+    help=f"CacheNodeType, which sets maxmemory [default: {DEFAULT_NODE_TYPE}, or the snapshot's when restoring].",
 )
+
+
+def node_type_for(node_type: str | None, *, restoring: bool) -> str | None:
+    """The node type to ask for: a restore left to itself takes the snapshot's (so nothing is sent)."""
+    if node_type is None and not restoring:
+        return DEFAULT_NODE_TYPE
+    return node_type
+
+
 engine_version_option = click.option("--engine-version", help="Engine version [default: the server's default].")
+
+
+def request(**members: Any) -> dict[str, Any]:
+    """An API request from the options given: ``None`` and empty lists are left out, ``False`` is kept."""
+    return {name: value for name, value in members.items() if value is not None and value not in ([], ())}
+
+
+def parse_name_values(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> list[dict[str, str]]:
+    """``name=value`` arguments -> ElastiCache's ``ParameterNameValues``."""
+    pairs = []
+    for value in values:
+        name, sep, parameter_value = value.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"expected NAME=VALUE, got {value!r}")
+        pairs.append({"ParameterName": name, "ParameterValue": parameter_value})
+    return pairs
+
+
+parameter_group_option = click.option(
+    "--parameter-group",
+    metavar="NAME",
+    shell_complete=complete.parameter_groups,
+    help="CacheParameterGroupName [default: the family's default group].",
+)
+
+
+def snapshot_schedule_options(command: F) -> F:
+    """``--snapshot-retention-limit`` and ``--snapshot-window`` (automatic daily snapshots)."""
+    command = click.option(
+        "--snapshot-window",
+        metavar="HH:MM-HH:MM",
+        help="SnapshotWindow: when the daily automatic snapshot is taken (UTC).",
+    )(command)
+    return click.option(
+        "--snapshot-retention-limit",
+        type=click.IntRange(min=0, max=35),
+        metavar="DAYS",
+        help="SnapshotRetentionLimit: days to keep automatic snapshots (0 turns them off).",
+    )(command)
+
+
+apply_immediately_option = click.option(
+    "--apply-immediately/--no-apply-immediately",
+    default=None,
+    help="ApplyImmediately (cachefleet has no maintenance window: changes apply at once either way).",
+)

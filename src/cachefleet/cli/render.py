@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from rich.console import Group, RenderableType
@@ -20,11 +20,17 @@ NONE = "-"
 
 _STATUS_STYLES = {
     "available": "green",
+    "in-sync": "green",
     "creating": "yellow",
     "modifying": "yellow",
     "snapshotting": "yellow",
-    "rebooting cache cluster nodes": "yellow",
+    "rebooting cluster nodes": "yellow",
+    "restoring": "yellow",
+    "copying": "yellow",
+    "applying": "yellow",
+    "pending-reboot": "yellow",
     "deleting": "red",
+    "failed": "bold red",
     "create-failed": "bold red",
     "restore-failed": "bold red",
     "incompatible-network": "bold red",
@@ -35,6 +41,11 @@ def to_json(result: Mapping[str, Any]) -> str:
     # ResponseMetadata is transport detail (request id, headers); the AWS CLI leaves it out too.
     body = {key: value for key, value in result.items() if key != "ResponseMetadata"}
     return json.dumps(body, indent=2, default=_json_default)
+
+
+def to_json_line(item: Mapping[str, Any]) -> str:
+    """One JSON object on one line (JSON Lines), for output that streams."""
+    return json.dumps(item, default=_json_default)
 
 
 def _json_default(value: object) -> str:
@@ -72,6 +83,15 @@ def _details(rows: Iterable[tuple[str, RenderableType]]) -> Table:
 
 
 def _flag(value: object) -> str:
+    return NONE if value is None else str(value)
+
+
+def when(value: object) -> str:
+    """A time as ISO 8601 in UTC to the second (``2026-01-02T03:04:05Z``), as the API's times are."""
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC)
+        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
     return NONE if value is None else str(value)
 
 
@@ -134,10 +154,29 @@ def replication_group_view(group: Item, clusters: Mapping[str, Item]) -> Rendera
             ("Multi-AZ", _flag(group.get("MultiAZ"))),
             ("Primary endpoint", primary),
             ("Reader endpoint", reader),
+            ("Parameter group", _parameter_group(next(iter(clusters.values()), {}))),
+            ("Automatic snapshots", _snapshot_schedule(group)),
             ("ARN", group.get("ARN") or NONE),
         ]
     )
     return Group(header, "", _members_table(group, clusters))
+
+
+def _parameter_group(cluster: Item) -> RenderableType:
+    """A cluster's parameter group and whether its nodes run with it yet."""
+    group = cluster.get("CacheParameterGroup") or {}
+    name = group.get("CacheParameterGroupName")
+    if not name:
+        return NONE
+    apply = group.get("ParameterApplyStatus")
+    return Text.assemble(name, " (", status(apply), ")") if apply else Text(name)
+
+
+def _snapshot_schedule(resource: Item) -> str:
+    days = resource.get("SnapshotRetentionLimit")
+    if not days:
+        return "off"
+    return f"daily in {resource.get('SnapshotWindow', NONE)} UTC, kept {days} day{'s' if days != 1 else ''}"
 
 
 def _members_table(group: Item, clusters: Mapping[str, Item]) -> Table:
@@ -217,6 +256,8 @@ def cache_cluster_view(cluster: Item) -> RenderableType:
             ("AZ", cluster.get("PreferredAvailabilityZone") or NONE),
             ("Replication group", cluster.get("ReplicationGroupId") or NONE),
             ("Configuration endpoint", endpoint(cluster.get("ConfigurationEndpoint"))),
+            ("Parameter group", _parameter_group(cluster)),
+            *([("Automatic snapshots", _snapshot_schedule(cluster))] if "SnapshotRetentionLimit" in cluster else []),
             ("ARN", cluster.get("ARN") or NONE),
         ]
     )
@@ -244,3 +285,125 @@ def engines_table(versions: Iterable[Item]) -> Table:
             version.get("CacheEngineVersionDescription") or NONE,
         )
     return table
+
+
+# Snapshots
+
+
+def _snapshot_source(snapshot: Item) -> str:
+    if snapshot.get("ReplicationGroupId"):
+        return f"rg {snapshot['ReplicationGroupId']}"
+    return f"cluster {snapshot.get('CacheClusterId', NONE)}"
+
+
+def _node_snapshot(snapshot: Item) -> Item:
+    nodes: list[Item] = snapshot.get("NodeSnapshots") or [{}]
+    return nodes[0]
+
+
+def snapshots_table(snapshots: Iterable[Item]) -> Table:
+    table = _table("Name", "Status", "Type", "Of", "Engine", "Node type", "Size", "Taken")
+    for snapshot in snapshots:
+        node = _node_snapshot(snapshot)
+        table.add_row(
+            snapshot["SnapshotName"],
+            status(snapshot.get("SnapshotStatus")),
+            snapshot.get("SnapshotSource") or NONE,
+            _snapshot_source(snapshot),
+            _cluster_engine(snapshot),
+            snapshot.get("CacheNodeType") or NONE,
+            node.get("CacheSize") or NONE,
+            when(node.get("SnapshotCreateTime")),
+        )
+    return table
+
+
+def snapshot_view(snapshot: Item) -> RenderableType:
+    node = _node_snapshot(snapshot)
+    config = node.get("NodeGroupConfiguration") or {}
+    rows: list[tuple[str, RenderableType]] = [
+        ("Snapshot", snapshot["SnapshotName"]),
+        ("Status", status(snapshot.get("SnapshotStatus"))),
+        ("Type", snapshot.get("SnapshotSource") or NONE),
+        ("Of", _snapshot_source(snapshot)),
+        ("Taken on", node.get("CacheClusterId") or NONE),
+        ("Engine", _cluster_engine(snapshot)),
+        ("Node type", snapshot.get("CacheNodeType") or NONE),
+        ("Parameter group", snapshot.get("CacheParameterGroupName") or NONE),
+        ("Size", node.get("CacheSize") or NONE),
+        ("Taken", when(node.get("SnapshotCreateTime"))),
+    ]
+    if config:
+        azs = [config.get("PrimaryAvailabilityZone"), *(config.get("ReplicaAvailabilityZones") or [])]
+        rows.append(("Replicas", str(config.get("ReplicaCount", NONE))))
+        rows.append(("AZs", ", ".join(str(az) for az in azs if az) or NONE))
+    if snapshot.get("AutomaticFailover"):
+        rows.append(("Automatic failover", snapshot["AutomaticFailover"]))
+    rows.append(("ARN", snapshot.get("ARN") or NONE))
+    return _details(rows)
+
+
+# Parameter groups
+
+
+def parameter_groups_table(groups: Iterable[Item]) -> Table:
+    table = _table("Name", "Family", "Description")
+    for group in groups:
+        table.add_row(
+            group["CacheParameterGroupName"],
+            group.get("CacheParameterGroupFamily") or NONE,
+            group.get("Description") or NONE,
+        )
+    return table
+
+
+def parameter_group_view(group: Item, parameters: Iterable[Item], by_node_type: Iterable[Item]) -> RenderableType:
+    """A header, then one row per parameter; values set in this group (source ``user``) in bold."""
+    header = _details(
+        [
+            ("Parameter group", group["CacheParameterGroupName"]),
+            ("Family", group.get("CacheParameterGroupFamily") or NONE),
+            ("Description", group.get("Description") or NONE),
+            ("ARN", group.get("ARN") or NONE),
+        ]
+    )
+    table = _table("Parameter", "Value", "Source", "Applies", "Modifiable", "Allowed values")
+    for parameter in parameters:
+        user = parameter.get("Source") == "user"
+        table.add_row(
+            Text(parameter["ParameterName"], style="bold" if user else ""),
+            Text(parameter.get("ParameterValue", ""), style="bold" if user else ""),
+            parameter.get("Source") or NONE,
+            parameter.get("ChangeType") or NONE,
+            "yes" if parameter.get("IsModifiable") else "no",
+            parameter.get("AllowedValues") or NONE,
+        )
+    names = [parameter["ParameterName"] for parameter in by_node_type]
+    footer = f"Set by the node type: {', '.join(names)}" if names else ""
+    return Group(header, "", table, footer) if footer else Group(header, "", table)
+
+
+# Events
+
+
+def chronological(events: Iterable[Item]) -> list[Item]:
+    """Oldest first, as a log reads; the API lists newest first (equal times keep its order, reversed)."""
+    return sorted(reversed(list(events)), key=lambda event: event["Date"])
+
+
+def events_table(events: Iterable[Item]) -> Table:
+    table = _table("Time", "Source type", "Source", "Message")
+    for event in chronological(events):
+        table.add_row(
+            when(event.get("Date")),
+            event.get("SourceType") or NONE,
+            event.get("SourceIdentifier") or NONE,
+            event.get("Message") or "",
+        )
+    return table
+
+
+def event_line(event: Item) -> str:
+    """One event as one line of text, for ``--follow``."""
+    source = f"{event.get('SourceType', NONE)} {event.get('SourceIdentifier', NONE)}"
+    return f"{when(event.get('Date'))}  {source:<40}  {event.get('Message', '')}"
