@@ -19,6 +19,7 @@ from click.testing import CliRunner, Result
 from rich.console import Console
 
 from cachefleet.cli import complete, render
+from cachefleet.cli.commands_events import SOURCE_TYPES
 from cachefleet.cli.commands_params import rolling_order
 from cachefleet.cli.commands_rg import group_view
 from cachefleet.cli.commands_snapshot import group_restore
@@ -1225,3 +1226,10 @@ def test_completion_of_ids_asks_the_server_and_never_fails(client: StubClient) -
 
     offline = click.Context(main, obj=CliState(client_factory=unreachable))
     assert complete.clusters(offline, param, "") == []
+
+
+def test_event_source_types_are_the_service_models() -> None:
+    import botocore.session  # noqa: PLC0415 - only this test needs the model
+
+    model = botocore.session.get_session().get_service_model("elasticache")
+    assert SOURCE_TYPES == tuple(model.shape_for("SourceType").enum)
