@@ -1232,4 +1232,4 @@ def test_event_source_types_are_the_service_models() -> None:
     import botocore.session  # noqa: PLC0415 - only this test needs the model
 
     model = botocore.session.get_session().get_service_model("elasticache")
-    assert SOURCE_TYPES == tuple(model.shape_for("SourceType").enum)
+    assert tuple(model.shape_for("SourceType").enum) == SOURCE_TYPES
