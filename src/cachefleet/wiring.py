@@ -26,11 +26,11 @@ from cachefleet.api.app import build_app
 from cachefleet.api.context import Context
 from cachefleet.control.execute import Executor, Tools
 from cachefleet.control.loop import Reconciler
-from cachefleet.control.observe import Credentials
 from cachefleet.control.scheduler import SnapshotScheduler
 from cachefleet.control.snapshots import SnapshotWorker
 from cachefleet.engines.installed import MissingBinary, discover, find_binary, require_binaries
 from cachefleet.hosts.local import LocalHost
+from cachefleet.model.credentials import Credentials
 from cachefleet.settings import Settings
 from cachefleet.store.snapshots import LocalBuckets, LocalSnapshotFiles
 from cachefleet.store.sqlite import Store

@@ -34,9 +34,10 @@ from tests.support.server import wait_for
 from cachefleet.engines import haproxy, sentinel
 from cachefleet.engines import redis as redis_engine
 from cachefleet.engines.installed import require_binaries
-from cachefleet.hosts.base import NodeKey, ProcessSpec
+from cachefleet.hosts.base import ProcessSpec
 from cachefleet.hosts.local import LocalHost
 from cachefleet.model.errors import Retry
+from cachefleet.model.nodes import NodeKey
 
 pytestmark = pytest.mark.integration
 

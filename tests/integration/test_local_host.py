@@ -30,9 +30,10 @@ from tests.support.server import wait_for
 from cachefleet.engines import memcached
 from cachefleet.engines import redis as redis_engine
 from cachefleet.engines.installed import EngineBinary, discover, major_minor
-from cachefleet.hosts.base import NodeKey, ProcessSpec
+from cachefleet.hosts.base import ProcessSpec
 from cachefleet.hosts.local import LocalHost
 from cachefleet.model.errors import InsufficientCacheClusterCapacity
+from cachefleet.model.nodes import NodeKey
 
 pytestmark = pytest.mark.integration
 
@@ -347,7 +348,8 @@ def test_a_node_spawned_but_never_recorded_is_adopted_not_duplicated(
 _START_AND_EXIT = """
 import json, sys
 from pathlib import Path
-from cachefleet.hosts.base import NodeKey, ProcessSpec
+from cachefleet.hosts.base import ProcessSpec
+from cachefleet.model.nodes import NodeKey
 from cachefleet.hosts.local import LocalHost
 root, cluster, node, argv, files, low, high = json.loads(sys.argv[1])
 host = LocalHost(Path(root), (low, high))

@@ -10,6 +10,7 @@ from cachefleet.control.observe import EndpointObservation, GroupObservation, No
 from cachefleet.control.planners import group, params
 from cachefleet.engines.redis import RedisObservation
 from cachefleet.model import status as st
+from cachefleet.model.nodes import member_key
 from cachefleet.model.specs import CacheClusterSpec, ReplicationGroupSpec
 from cachefleet.model.status import ClusterStatus, GroupStatus
 
@@ -90,11 +91,11 @@ def test_a_new_group_starts_every_node_seeded_and_its_endpoint_in_one_plan() -> 
     starts = {a.node.cluster_id: a for a in actions if isinstance(a, StartNode)}
     seed = group.replication_id(spec())
     assert len(seed) == 40
-    assert starts["g-001"] == StartNode(group.member_key("g-001"), replication_id=seed)
+    assert starts["g-001"] == StartNode(member_key("g-001"), replication_id=seed)
     primary = (ADDRESS, PORTS["g-001"])
     for replica in ("g-002", "g-003"):
         # Pointed at the primary from the start; the executor starts it once the primary listens.
-        assert starts[replica] == StartNode(group.member_key(replica), replicaof=primary, replication_id=seed)
+        assert starts[replica] == StartNode(member_key(replica), replicaof=primary, replication_id=seed)
     assert any(isinstance(a, StartEndpoint) for a in actions)
 
 
@@ -109,4 +110,4 @@ def test_a_replica_of_a_serving_primary_starts_pointed_at_it_unseeded() -> None:
     # The group is past creation: a replica that died comes back with its data, never seeded.
     actions = plan(st.AVAILABLE, running={"g-001", "g-003"})
     starts = [a for a in actions if isinstance(a, StartNode)]
-    assert starts == [StartNode(group.member_key("g-002"), replicaof=(ADDRESS, PORTS["g-001"]))]
+    assert starts == [StartNode(member_key("g-002"), replicaof=(ADDRESS, PORTS["g-001"]))]

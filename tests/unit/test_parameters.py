@@ -11,10 +11,10 @@ from cachefleet.control.actions import ConfigSet
 from cachefleet.control.observe import NodeObservation
 from cachefleet.control.planners import params, reboot
 from cachefleet.engines import memcached, redis
-from cachefleet.hosts.base import NodeKey
 from cachefleet.model import parameters as pm
 from cachefleet.model import status as st
 from cachefleet.model.errors import InvalidParameterValue
+from cachefleet.model.nodes import NodeKey
 from cachefleet.model.specs import CacheClusterSpec
 from cachefleet.model.status import ClusterStatus, NodeStatus
 

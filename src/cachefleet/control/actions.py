@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from cachefleet.hosts.base import NodeKey
+from cachefleet.model.nodes import NodeKey
 from cachefleet.model.status import ClusterStatus, GroupStatus
 
 Address = tuple[str, int]

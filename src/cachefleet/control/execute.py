@@ -33,12 +33,14 @@ from cachefleet.control.actions import (
     StartSentinel,
     Switchover,
 )
-from cachefleet.control.observe import ENDPOINT_INPUTS, PARAMETERS_FILE, READER_SLOT, Credentials, endpoint_key
+from cachefleet.control.observe import ENDPOINT_INPUTS, PARAMETERS_FILE
 from cachefleet.engines import haproxy, memcached, redis, sentinel
 from cachefleet.engines.installed import EngineBinary
 from cachefleet.engines.nodetypes import memory_bytes
-from cachefleet.hosts.base import Host, NodeKey, ProcessSpec
+from cachefleet.hosts.base import Host, ProcessSpec
+from cachefleet.model.credentials import Credentials
 from cachefleet.model.errors import Fatal, Retry
+from cachefleet.model.nodes import READER_SLOT, NodeKey, endpoint_key
 from cachefleet.model.specs import CacheClusterSpec
 from cachefleet.store.records import CLUSTER, effective_parameters, get_cluster
 from cachefleet.store.sqlite import Store

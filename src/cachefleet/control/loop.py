@@ -30,6 +30,7 @@ from cachefleet.control.queue import KeyedQueue
 from cachefleet.control.snapshots import SnapshotWorker
 from cachefleet.hosts.base import Host
 from cachefleet.model import status as st
+from cachefleet.model.credentials import Credentials
 from cachefleet.model.errors import Fatal, RestoreFailed, Retry
 from cachefleet.model.status import CREATE_FAILED, ClusterStatus, GroupStatus, SnapshotStatus
 from cachefleet.store.records import (
@@ -74,7 +75,7 @@ class Reconciler:
         store: Store,
         host: Host,
         executor: Executor,
-        credentials: observe.Credentials,
+        credentials: Credentials,
         address: str,
         clock: Callable[[], datetime],
         resync_interval: float,

@@ -8,8 +8,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from cachefleet.engines import haproxy, memcached, redis, sentinel
-from cachefleet.hosts.base import Host, NodeKey
+from cachefleet.hosts.base import Host
+from cachefleet.model.credentials import Credentials
 from cachefleet.model.errors import Retry
+from cachefleet.model.nodes import READER_SLOT, NodeKey, endpoint_key, member_key, sentinel_keys
 
 # Written beside a node's config when it starts: the effective parameters it started with, so that
 # a change that needs a reboot shows as pending until the node really restarts.
@@ -33,12 +35,6 @@ class NodeObservation:
         if self.redis is not None:
             return not self.redis.loading
         return self.memcached is not None
-
-
-@dataclass(frozen=True)
-class Credentials:
-    user: str
-    password: str
 
 
 async def observe_node(
@@ -85,24 +81,9 @@ async def observe_nodes(
     return dict(zip(keys, results, strict=True))
 
 
-# The processes that serve a whole replication group rather than one member: its Sentinels and the
-# HAProxy process behind its primary and reader endpoints. Their node keys live under ``rg.<id>``,
-# which no cache cluster id can collide with (cluster ids never contain a dot).
+# The processes that serve a whole replication group rather than one member (``model.nodes``).
 
 ENDPOINT_INPUTS = "inputs.json"  # what the running endpoint's config was rendered from
-READER_SLOT = "reader"
-
-
-def group_dir_id(group_id: str) -> str:
-    return f"rg.{group_id}"
-
-
-def endpoint_key(group_id: str) -> NodeKey:
-    return NodeKey(group_dir_id(group_id), "endpoint")
-
-
-def sentinel_keys(group_id: str, count: int = 3) -> list[NodeKey]:
-    return [NodeKey(group_dir_id(group_id), f"sentinel-{i}") for i in range(1, count + 1)]
 
 
 @dataclass(frozen=True)
@@ -131,7 +112,7 @@ class GroupObservation:
 async def observe_group(
     host: Host, group_id: str, members: list[str], *, engine: str, address: str, credentials: Credentials
 ) -> GroupObservation:
-    keys = [NodeKey(m, "0001") for m in members]
+    keys = [member_key(m) for m in members]
     nodes, endpoint, sentinels = await asyncio.gather(
         observe_nodes(host, keys, engine=engine, address=address, credentials=credentials),
         asyncio.to_thread(_observe_endpoint, host, endpoint_key(group_id)),

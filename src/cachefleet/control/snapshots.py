@@ -21,11 +21,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
-from cachefleet.control.observe import Credentials
 from cachefleet.engines import redis
-from cachefleet.hosts.base import Host, NodeKey
+from cachefleet.hosts.base import Host
 from cachefleet.model import status as st
+from cachefleet.model.credentials import Credentials
 from cachefleet.model.errors import Fatal, RestoreFailed, Retry
+from cachefleet.model.nodes import NodeKey, member_key
 from cachefleet.model.snapshots import NODE_GROUP
 from cachefleet.model.specs import CacheClusterSpec
 from cachefleet.model.status import SnapshotStatus
@@ -86,7 +87,7 @@ class SnapshotWorker:
             return await self._copy(snapshot)
         started = time.perf_counter()
         cluster_id = await self._node(snapshot)
-        key = NodeKey(cluster_id, "0001")
+        key = member_key(cluster_id)
         port = self.host.port_of(key)
         if port is None:
             raise Retry(f"node {cluster_id} has no port")
@@ -145,7 +146,7 @@ class SnapshotWorker:
         raise Retry(f"no member of {group.spec.id} can be saved now")
 
     async def _serves(self, cluster_id: str, *, primary: bool) -> bool:
-        port = self.host.port_of(NodeKey(cluster_id, "0001"))
+        port = self.host.port_of(member_key(cluster_id))
         if port is None:
             return False
         seen = await redis.probe(

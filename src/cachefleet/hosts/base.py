@@ -17,13 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-
-@dataclass(frozen=True)
-class NodeKey:
-    """One node of one cache cluster; ``node_id`` is ElastiCache's zero-padded ``0001``, ``0002``..."""
-
-    cluster_id: str
-    node_id: str
+from cachefleet.model.nodes import NodeKey
 
 
 @dataclass(frozen=True)

@@ -40,8 +40,9 @@ import time
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
-from cachefleet.hosts.base import NodeKey, ProcessSpec
+from cachefleet.hosts.base import ProcessSpec
 from cachefleet.model.errors import InsufficientCacheClusterCapacity
+from cachefleet.model.nodes import NodeKey, node_key
 
 PORT_FILE = "port"  # the default slot's file; slot "reader" lives in "port-reader"
 PID_FILE = "pid"
@@ -258,7 +259,7 @@ class LocalHost:
                 continue
             for node in sorted(cluster.iterdir()):
                 if node.is_dir() and _NAME.fullmatch(node.name):
-                    found.append(NodeKey(cluster.name, node.name))
+                    found.append(node_key(cluster.name, node.name))
         return found
 
     # -- internals ---------------------------------------------------------------------------

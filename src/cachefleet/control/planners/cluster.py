@@ -19,9 +19,8 @@ from cachefleet.control.actions import (
 from cachefleet.control.observe import NodeObservation
 from cachefleet.control.planners import params, reboot
 from cachefleet.control.planners.nodes import cluster_status, node_status
-from cachefleet.hosts.base import NodeKey
 from cachefleet.model import status as st
-from cachefleet.model.ids import node_id
+from cachefleet.model.nodes import NodeKey, cluster_node_keys, node_key
 from cachefleet.model.specs import CacheClusterSpec
 from cachefleet.model.status import ClusterStatus
 
@@ -29,7 +28,7 @@ KIND = "cache-cluster"
 
 
 def node_keys(spec: CacheClusterSpec) -> list[NodeKey]:
-    return [NodeKey(spec.id, node_id(i)) for i in range(1, spec.num_nodes + 1)]
+    return cluster_node_keys(spec.id, spec.num_nodes)
 
 
 def plan(
@@ -97,7 +96,7 @@ def plan(
     restart: list[Action] = []
     if taken is not None:
         if taken.restart is not None:
-            restart.append(RestartNode(NodeKey(spec.id, taken.restart)))
+            restart.append(RestartNode(node_key(spec.id, taken.restart)))
         new_status = reboot.record(new_status, taken, spec.reboot_requests)
         events += [Event(spec.id, KIND, m) for m in taken.events]
     return Plan(

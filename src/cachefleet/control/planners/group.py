@@ -44,29 +44,18 @@ from cachefleet.control.actions import (
     StartSentinel,
     Switchover,
 )
-from cachefleet.control.observe import (
-    READER_SLOT,
-    EndpointObservation,
-    GroupObservation,
-    NodeObservation,
-    endpoint_key,
-    sentinel_keys,
-)
+from cachefleet.control.observe import EndpointObservation, GroupObservation, NodeObservation
 from cachefleet.control.planners import params, reboot
 from cachefleet.control.planners.nodes import cluster_status, lifecycle_status, node_status
 from cachefleet.engines.haproxy import ServerState, server_name
-from cachefleet.hosts.base import NodeKey
 from cachefleet.model import status as st
+from cachefleet.model.nodes import READER_SLOT, endpoint_key, member_key, sentinel_keys
 from cachefleet.model.specs import CacheClusterSpec, ReplicationGroupSpec
 from cachefleet.model.status import ClusterStatus, GroupStatus
 
 KIND = "replication-group"
 CLUSTER = "cache-cluster"
 Members = dict[str, tuple[CacheClusterSpec, ClusterStatus]]
-
-
-def member_key(cluster_id: str) -> NodeKey:
-    return NodeKey(cluster_id, "0001")
 
 
 @dataclass(frozen=True)

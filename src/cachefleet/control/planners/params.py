@@ -15,8 +15,8 @@ from cachefleet.control.actions import ConfigSet
 from cachefleet.control.observe import NodeObservation
 from cachefleet.engines import redis
 from cachefleet.engines.nodetypes import memory_bytes
-from cachefleet.hosts.base import NodeKey
 from cachefleet.model import parameters as pm
+from cachefleet.model.nodes import NodeKey
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,59 @@
+"""Which engine processes a resource runs, and how each is named: the process layout of the fleet.
+
+A cache cluster's nodes are ``<cluster id>/0001``, ``0002``...; a replication group member is a
+cache cluster of one node (``0001``). The processes that serve a whole replication group rather than
+one member (its Sentinels and the HAProxy process behind its primary and reader endpoints) live
+under ``rg.<group id>``, which no cache cluster id can collide with: cluster ids never contain a dot.
+
+Every ``NodeKey`` is built by the functions here, never by hand elsewhere, so that what a key
+carries can grow in one place (the next step is the host a node lives on).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cachefleet.model.ids import node_id
+
+MEMBER_NODE_ID = "0001"  # a replication group's member is a cache cluster of one node
+PORT_SLOT = "port"  # a process's main port: a node's, a Sentinel's, the primary endpoint's
+READER_SLOT = "reader"  # the reader endpoint's port, the group endpoint's second slot
+SENTINELS = 3  # one per AZ, quorum 2
+
+
+@dataclass(frozen=True)
+class NodeKey:
+    """One process of the fleet: node ``node_id`` of ``cluster_id`` (a cache cluster, or ``rg.<id>``)."""
+
+    cluster_id: str
+    node_id: str
+
+    def __str__(self) -> str:
+        return f"{self.cluster_id}/{self.node_id}"
+
+
+def node_key(cluster_id: str, node: str) -> NodeKey:
+    return NodeKey(cluster_id, node)
+
+
+def cluster_node_keys(cluster_id: str, count: int) -> list[NodeKey]:
+    """The nodes of a cache cluster of ``count`` nodes: ``0001`` to ``count``."""
+    return [NodeKey(cluster_id, node_id(i)) for i in range(1, count + 1)]
+
+
+def member_key(cluster_id: str) -> NodeKey:
+    """The one node of a replication group's member cluster."""
+    return NodeKey(cluster_id, MEMBER_NODE_ID)
+
+
+def group_dir_id(group_id: str) -> str:
+    return f"rg.{group_id}"
+
+
+def endpoint_key(group_id: str) -> NodeKey:
+    """The group's endpoint proxy: primary endpoint in slot ``port``, reader endpoint in ``reader``."""
+    return NodeKey(group_dir_id(group_id), "endpoint")
+
+
+def sentinel_keys(group_id: str, count: int = SENTINELS) -> list[NodeKey]:
+    return [NodeKey(group_dir_id(group_id), f"sentinel-{i}") for i in range(1, count + 1)]
