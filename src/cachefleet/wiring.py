@@ -24,8 +24,13 @@ import uvloop
 
 from cachefleet.api.app import build_app
 from cachefleet.api.context import Context
+from cachefleet.control import kinds
+from cachefleet.control.actions import ResourceKey
 from cachefleet.control.execute import Executor, Tools
+from cachefleet.control.kinds.base import Services
 from cachefleet.control.loop import Reconciler
+from cachefleet.control.observe import EngineProbes, Observer
+from cachefleet.control.queue import KeyedQueue
 from cachefleet.control.scheduler import SnapshotScheduler
 from cachefleet.control.snapshots import SnapshotWorker
 from cachefleet.engines.installed import MissingBinary, discover, find_binary, require_binaries
@@ -136,20 +141,20 @@ def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotSched
         engines=engines,
         credentials=credentials,
         address=settings.node_host,
-        clock=utcnow,
         tools=_tools(),
         down_after_ms=settings.sentinel_down_after_ms,
         seed=snapshots.seed,
     )
+    queue: KeyedQueue[ResourceKey] = KeyedQueue()
+    observer = Observer(host=host, probes=EngineProbes(), address=settings.node_host, credentials=credentials)
+    services = Services(store=store, observer=observer, clock=utcnow, wake=queue.put)
     reconciler = Reconciler(
         store=store,
-        host=host,
         executor=executor,
-        credentials=credentials,
-        address=settings.node_host,
+        kinds=kinds.standard(services, snapshots),
+        queue=queue,
         clock=utcnow,
         resync_interval=settings.resync_interval,
-        snapshots=snapshots,
     )
     store.subscribe(reconciler.notify)
     scheduler = SnapshotScheduler(store, schedule_clock=scheduler_clock(), clock=utcnow)

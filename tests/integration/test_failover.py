@@ -378,40 +378,53 @@ def test_automatic_failover_can_be_turned_off_and_on(server: ServerProcess, clie
     assert all(is_alive(p) for p in server.node_pids().values())
 
 
-def test_a_node_that_cannot_come_back_is_replaced_in_its_az(server: ServerProcess, client: Any) -> None:
+def test_a_replaced_node_keeps_its_port_and_waits_out_a_squatter(server: ServerProcess, client: Any) -> None:
     group = _create(client, "mend")
     before = {m["CacheClusterId"]: m for m in group["NodeGroups"][0]["NodeGroupMembers"]}
     with _connect(group["NodeGroups"][0]["PrimaryEndpoint"]["Port"]) as connection:
         connection.set("kept", "yes")
     squatter = socket.socket()
     squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    port = before["mend-003"]["ReadEndpoint"]["Port"]
     # The control plane is frozen while the damage is done, so it cannot restart a node in between.
     server.signal(signal.SIGSTOP)
     try:
         os.kill(server.member_pids()["mend-002/0001"], signal.SIGKILL)
         shutil.rmtree(server.data_dir / "nodes/mend-002")  # its data dir gone
         os.kill(server.member_pids()["mend-003/0001"], signal.SIGKILL)
-        port = before["mend-003"]["ReadEndpoint"]["Port"]
         wait_until(lambda: _try_bind(squatter, port), 5, what="the dead node's port")
         squatter.listen()  # its port taken by someone else
     finally:
         server.signal(signal.SIGCONT)
     try:
-        for member_id in ("mend-002", "mend-003"):
-            wait_until(
-                lambda member_id=member_id: (member_id, "Finished recovery for cache nodes 0001")
-                in _events(client, member_id),
-                30, what=f"{member_id} to be replaced",
-            )
-        after = {m["CacheClusterId"]: m for m in _group(client, "mend")["NodeGroups"][0]["NodeGroupMembers"]}
-        assert after["mend-003"]["ReadEndpoint"]["Port"] != port
-        for member_id in ("mend-002", "mend-003"):
-            assert after[member_id]["PreferredAvailabilityZone"] == before[member_id]["PreferredAvailabilityZone"]
-            assert after[member_id]["CurrentRole"] == "replica"
-            with _connect(after[member_id]["ReadEndpoint"]["Port"]) as replica:
-                assert replica.get("kept") == "yes"
+        # The node whose directory is gone is recreated on the port its clients know.
+        wait_until(
+            lambda: ("mend-002", "Finished recovery for cache nodes 0001") in _events(client, "mend-002"),
+            30, what="mend-002 to be replaced",
+        )
+        # The one whose port is held keeps it: an event names the conflict, and it waits.
+        conflict = f"Cache node 0001 of mend-003 cannot start: its port {port} is held by another process"
+        wait_until(
+            lambda: any(m.startswith(conflict) for s, m in _events(client, "mend-003") if s == "mend-003"),
+            30, what="the port conflict's event",
+        )
+        assert ("mend-003", "Finished recovery for cache nodes 0001") not in _events(client, "mend-003")
     finally:
         squatter.close()
+    wait_until(
+        lambda: ("mend-003", "Finished recovery for cache nodes 0001") in _events(client, "mend-003"),
+        30, what="mend-003 back once its port is free",
+    )
+    after = {m["CacheClusterId"]: m for m in _group(client, "mend")["NodeGroups"][0]["NodeGroupMembers"]}
+    for member_id in ("mend-002", "mend-003"):
+        assert after[member_id]["ReadEndpoint"] == before[member_id]["ReadEndpoint"]
+        assert after[member_id]["PreferredAvailabilityZone"] == before[member_id]["PreferredAvailabilityZone"]
+        assert after[member_id]["CurrentRole"] == "replica"
+        with _connect(after[member_id]["ReadEndpoint"]["Port"]) as replica:
+            assert replica.get("kept") == "yes"
+    # A conflict is told once, not on every retry.
+    told = [m for s, m in _events(client, "mend-003") if s == "mend-003" and m.startswith(conflict)]
+    assert len(told) == 1
 
 
 def _try_bind(sock: socket.socket, port: int) -> bool:

@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import stat
@@ -30,7 +31,7 @@ from tests.support.server import wait_for
 from cachefleet.engines import memcached
 from cachefleet.engines import redis as redis_engine
 from cachefleet.engines.installed import EngineBinary, discover, major_minor
-from cachefleet.hosts.base import ProcessSpec
+from cachefleet.hosts.base import PortRequest, ProcessSpec
 from cachefleet.hosts.local import LocalHost
 from cachefleet.model.errors import InsufficientCacheClusterCapacity
 from cachefleet.model.nodes import NodeKey
@@ -336,6 +337,7 @@ def test_a_node_spawned_but_never_recorded_is_adopted_not_duplicated(
 
     second = make_host()
     assert second.pid(key) is None
+    assert not second.port_taken(key)  # the node's own process holds it: adopted, not waited out
     assert second.start(key, spec) == pid
     assert second.pid(key) == pid
     with app_client(port) as client:
@@ -550,10 +552,10 @@ def test_allocate_port_over_a_wide_range(tmp_path: Path) -> None:
 def test_allocate_ports_for_a_group_reserves_them_until_removed(tmp_path: Path) -> None:
     host = LocalHost(tmp_path / "nodes", PORT_RANGE, BIND)
     keys = [NodeKey("g-001", "0001"), NodeKey("g-002", "0001"), NodeKey("rg.g", "endpoint")]
-    wanted = [(keys[0], "port"), (keys[1], "port"), (keys[2], "port"), (keys[2], "reader")]
+    wanted = [PortRequest(keys[0]), PortRequest(keys[1]), PortRequest(keys[2]), PortRequest(keys[2], "reader")]
     ports = host.allocate_ports(wanted)
     assert len(set(ports)) == len(ports)
-    assert [host.port_of(k, slot) for k, slot in wanted] == ports
+    assert [host.port_of(w.node, w.slot) for w in wanted] == ports
     assert host.allocate_ports(wanted) == ports  # persisted, stable
     everything_else = set(range(PORT_RANGE[0], PORT_RANGE[1] + 1)) - set(ports)
 
@@ -565,6 +567,30 @@ def test_allocate_ports_for_a_group_reserves_them_until_removed(tmp_path: Path) 
     # A removed node's port is free again for this instance, which does not rescan the disk.
     again.remove(keys[1])
     assert again.allocate_port(NodeKey("g-003", "0001"), everything_else | {ports[0], ports[2]}) == ports[1]
+
+
+def test_a_node_whose_directory_is_lost_gets_its_recorded_port_back(tmp_path: Path) -> None:
+    host = LocalHost(tmp_path / "nodes", PORT_RANGE, BIND)
+    lost, other = NodeKey("g-001", "0001"), NodeKey("g-002", "0001")
+    port = host.allocate_port(lost, ())
+    shutil.rmtree(host.node_dir(lost))
+    assert host.port_of(lost) is None
+    # Held by some other process at the moment does not matter: the node keeps its port, and waits.
+    with socket.socket() as squatter:
+        squatter.bind((BIND, port))
+        squatter.listen()
+        assert host.allocate_port(lost, {port}, prefer=port) == port
+        assert host.port_taken(lost)
+    assert not host.port_taken(lost)  # free again
+    assert (host.node_dir(lost) / "port").read_text().strip() == str(port)
+
+    # A control plane started afresh, where another node of this host holds the port asked for:
+    # that node keeps it, and the lost one gets a new port.
+    shutil.rmtree(host.node_dir(lost))
+    held = host.allocate_port(other, ())
+    again = LocalHost(tmp_path / "nodes", PORT_RANGE, BIND)
+    assert again.allocate_port(lost, (), prefer=held) != held
+    assert again.port_of(other) == held
 
 
 # -- named port slots, scripts, read_file, reload ----------------------------------------------------

@@ -9,10 +9,9 @@ from cachefleet.control.actions import StartEndpoint, StartNode
 from cachefleet.control.observe import EndpointObservation, GroupObservation, NodeObservation
 from cachefleet.control.planners import group, params
 from cachefleet.engines.redis import RedisObservation
-from cachefleet.model import status as st
 from cachefleet.model.nodes import member_key
 from cachefleet.model.specs import CacheClusterSpec, ReplicationGroupSpec
-from cachefleet.model.status import ClusterStatus, GroupStatus
+from cachefleet.model.status import ClusterState, ClusterStatus, GroupState, GroupStatus
 
 ADDRESS = "127.0.0.1"
 MEMBERS = ("g-001", "g-002", "g-003")
@@ -33,7 +32,7 @@ def spec() -> ReplicationGroupSpec:
     )
 
 
-def members(state: str) -> group.Members:
+def members(state: ClusterState) -> group.Members:
     return {
         m: (
             CacheClusterSpec(
@@ -72,12 +71,12 @@ def observed(running: set[str]) -> GroupObservation:
     return GroupObservation(nodes=nodes, endpoint=EndpointObservation(port=8001, reader_port=8002, pid=None))
 
 
-def plan(state: str, running: set[str]) -> tuple[object, ...]:
+def plan(state: GroupState, running: set[str]) -> tuple[object, ...]:
     wanted = params.wanted("redis", "7.0.15", "cache.t3.micro", {})
     made = group.plan(
         spec(),
         GroupStatus(state, primary_cluster_id="g-001"),
-        members(state),
+        members(ClusterState(state.value)),
         observed(running),
         address=ADDRESS,
         now=NOW.isoformat(),
@@ -87,7 +86,7 @@ def plan(state: str, running: set[str]) -> tuple[object, ...]:
 
 
 def test_a_new_group_starts_every_node_seeded_and_its_endpoint_in_one_plan() -> None:
-    actions = plan(st.CREATING, running=set())
+    actions = plan(GroupState.CREATING, running=set())
     starts = {a.node.cluster_id: a for a in actions if isinstance(a, StartNode)}
     seed = group.replication_id(spec())
     assert len(seed) == 40
@@ -108,6 +107,6 @@ def test_the_seed_is_stable_for_a_group_and_differs_between_groups() -> None:
 
 def test_a_replica_of_a_serving_primary_starts_pointed_at_it_unseeded() -> None:
     # The group is past creation: a replica that died comes back with its data, never seeded.
-    actions = plan(st.AVAILABLE, running={"g-001", "g-003"})
+    actions = plan(GroupState.AVAILABLE, running={"g-001", "g-003"})
     starts = [a for a in actions if isinstance(a, StartNode)]
     assert starts == [StartNode(member_key("g-002"), replicaof=(ADDRESS, PORTS["g-001"]))]

@@ -12,11 +12,10 @@ from cachefleet.control.observe import NodeObservation
 from cachefleet.control.planners import params, reboot
 from cachefleet.engines import memcached, redis
 from cachefleet.model import parameters as pm
-from cachefleet.model import status as st
 from cachefleet.model.errors import InvalidParameterValue
 from cachefleet.model.nodes import NodeKey
 from cachefleet.model.specs import CacheClusterSpec
-from cachefleet.model.status import ClusterStatus, NodeStatus
+from cachefleet.model.status import ClusterState, ClusterStatus, NodeState, NodeStatus
 
 
 @pytest.mark.parametrize("family", list(pm.FAMILIES))
@@ -219,9 +218,12 @@ def _spec(nodes: int, requests: int, asked: tuple[str, ...]) -> CacheClusterSpec
 
 def test_reboot_restarts_one_node_at_a_time_and_waits_for_it() -> None:
     spec = _spec(2, 1, ("0001", "0002"))
-    status = ClusterStatus(st.REBOOTING_CLUSTER, nodes=(NodeStatus("0001", st.AVAILABLE), NodeStatus("0002", "x")))
+    status = ClusterStatus(
+        ClusterState.REBOOTING,
+        nodes=(NodeStatus("0001", NodeState.AVAILABLE), NodeStatus("0002", NodeState.AVAILABLE)),
+    )
     ready = {"0001": True, "0002": True}
-    assert reboot.step(spec, ClusterStatus(st.AVAILABLE, reboots_done=1), ready, may_restart=True) is None
+    assert reboot.step(spec, ClusterStatus(ClusterState.AVAILABLE, reboots_done=1), ready, may_restart=True) is None
 
     first = reboot.step(spec, status, ready, may_restart=False)
     assert first is not None
@@ -230,7 +232,7 @@ def test_reboot_restarts_one_node_at_a_time_and_waits_for_it() -> None:
     assert first is not None
     assert (first.restart, first.restarting, first.events) == ("0001", ("0001",), ("Cache node 0001 shutdown",))
     status = reboot.record(status, first, 1)
-    assert status.node("0001") == NodeStatus("0001", st.REBOOTING)
+    assert status.node("0001") == NodeStatus("0001", NodeState.REBOOTING)
 
     waiting = reboot.step(spec, status, {"0001": False, "0002": True}, may_restart=True)
     assert waiting is not None
@@ -247,7 +249,7 @@ def test_reboot_restarts_one_node_at_a_time_and_waits_for_it() -> None:
     assert done.finished
     assert done.events == ("Cache node 0002 restarted",)
     final = reboot.record(status, done, 1)
-    assert (final.status, final.reboots_done, final.restarting, final.restarted) == (st.AVAILABLE, 1, (), ())
+    assert (final.status, final.reboots_done, final.restarting, final.restarted) == (ClusterState.AVAILABLE, 1, (), ())
 
 
 def test_node_parameter_status() -> None:

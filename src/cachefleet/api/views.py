@@ -10,7 +10,7 @@ from cachefleet.api.context import Context
 from cachefleet.engines.nodetypes import NODE_TYPES, memory_bytes
 from cachefleet.model import parameters as pm
 from cachefleet.model import snapshots as sn
-from cachefleet.model import status as st
+from cachefleet.model.status import PRIMARY, REPLICA, GroupState, NodeState
 from cachefleet.store.records import (
     PARAMETER_GROUP,
     SNAPSHOT,
@@ -88,7 +88,7 @@ def _cache_node(ctx: Context, cluster: Cluster, node_id: str, az: str) -> dict[s
     node = cluster.status.node(node_id)
     view: dict[str, Any] = {
         "CacheNodeId": node_id,
-        "CacheNodeStatus": node.status if node else st.CREATING,
+        "CacheNodeStatus": node.status if node else NodeState.CREATING,
         "ParameterGroupStatus": node.parameter_status if node else pm.IN_SYNC,
         "CustomerAvailabilityZone": az,
     }
@@ -108,7 +108,7 @@ def replication_group(ctx: Context, group: Group, members: list[Cluster]) -> dic
         "NodeGroupMembers": [_member(ctx, m, m.spec.id == primary_id) for m in members],
     }
     # Endpoints appear once the group has served (as on ElastiCache) and never change after that.
-    if status.status != st.CREATING and status.primary_endpoint_port and status.reader_endpoint_port:
+    if status.status != GroupState.CREATING and status.primary_endpoint_port and status.reader_endpoint_port:
         node_group["PrimaryEndpoint"] = endpoint(ctx, status.primary_endpoint_port)
         node_group["ReaderEndpoint"] = endpoint(ctx, status.reader_endpoint_port)
     return {
@@ -145,10 +145,12 @@ def _automatic_failover(wanted: bool, active: bool) -> str:
     return "disabling" if active else "disabled"
 
 
-def _node_group_status(group_status: str) -> str:
-    if group_status == st.SNAPSHOTTING:
-        return st.AVAILABLE  # a snapshot changes nothing in the shard
-    return group_status if group_status in {st.CREATING, st.AVAILABLE, st.DELETING} else st.MODIFYING
+def _node_group_status(group_status: GroupState) -> GroupState:
+    """NodeGroup ``Status`` (creating, available, modifying, deleting) from the group's."""
+    if group_status == GroupState.SNAPSHOTTING:
+        return GroupState.AVAILABLE  # a snapshot changes nothing in the shard
+    shown = {GroupState.CREATING, GroupState.AVAILABLE, GroupState.DELETING}
+    return group_status if group_status in shown else GroupState.MODIFYING
 
 
 def _member(ctx: Context, member: Cluster, is_primary: bool) -> dict[str, Any]:
@@ -160,7 +162,7 @@ def _member(ctx: Context, member: Cluster, is_primary: bool) -> dict[str, Any]:
     }
     if node and node.created_at:
         view["ReadEndpoint"] = endpoint(ctx, node.port)
-        view["CurrentRole"] = node.role or (st.PRIMARY if is_primary else st.REPLICA)
+        view["CurrentRole"] = node.role or (PRIMARY if is_primary else REPLICA)
     return view
 
 

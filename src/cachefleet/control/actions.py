@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from cachefleet.model.nodes import NodeKey
+from cachefleet.model.nodes import PORT_SLOT, NodeKey
 from cachefleet.model.status import ClusterStatus, GroupStatus
 
 Address = tuple[str, int]
@@ -13,15 +13,12 @@ Address = tuple[str, int]
 
 @dataclass(frozen=True)
 class AllocatePort:
-    node: NodeKey
-    slot: str = "port"
-
-
-@dataclass(frozen=True)
-class ReassignPort:
-    """The node's port was taken while it was down: it comes back on a new one (a replacement node)."""
+    """Give the node a port in ``slot`` for life: ``port`` when the store recorded one for it (its
+    directory was lost, and a replacement keeps the address clients know), else a free one."""
 
     node: NodeKey
+    slot: str = PORT_SLOT
+    port: int | None = None
 
 
 @dataclass(frozen=True)
@@ -148,7 +145,6 @@ class DeleteRecord:
 
 Action = (
     AllocatePort
-    | ReassignPort
     | StartNode
     | RestartNode
     | ConfigSet
@@ -172,12 +168,21 @@ class Event:
     message: str
 
 
+ResourceKey = tuple[str, str]  # (kind, resource id): a record of the store, a key of the reconciler's queue
+Status = GroupStatus | ClusterStatus
+
+
 @dataclass(frozen=True)
 class Plan:
-    """What one pass decided: steps to take now, and the statuses and events to record after them."""
+    """What one pass decided: steps to take now, and the statuses and events to record after them.
+
+    ``blocked``: what keeps the resource from converging that only time can change (a node's port
+    held by a process that is not ours). The loop records these events once and looks again with
+    backoff, rather than at once.
+    """
 
     actions: tuple[Action, ...] = ()
-    group_statuses: dict[str, GroupStatus] = field(default_factory=dict)
-    cluster_statuses: dict[str, ClusterStatus] = field(default_factory=dict)
+    statuses: dict[ResourceKey, Status] = field(default_factory=dict)
     events: tuple[Event, ...] = ()
     converged: bool = False
+    blocked: tuple[Event, ...] = ()

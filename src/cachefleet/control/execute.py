@@ -9,7 +9,6 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
 from pathlib import Path
 
 from cachefleet.control.actions import (
@@ -20,8 +19,6 @@ from cachefleet.control.actions import (
     DeleteRecord,
     DetachMember,
     EndpointInputs,
-    Event,
-    ReassignPort,
     ReloadEndpoint,
     RemoveNode,
     ReplicaOf,
@@ -37,12 +34,13 @@ from cachefleet.control.observe import ENDPOINT_INPUTS, PARAMETERS_FILE
 from cachefleet.engines import haproxy, memcached, redis, sentinel
 from cachefleet.engines.installed import EngineBinary
 from cachefleet.engines.nodetypes import memory_bytes
-from cachefleet.hosts.base import Host, ProcessSpec
+from cachefleet.hosts.base import Host, PortRequest, ProcessSpec
 from cachefleet.model.credentials import Credentials
-from cachefleet.model.errors import Fatal, Retry
+from cachefleet.model.errors import Fatal, InsufficientCacheClusterCapacity, Retry
 from cachefleet.model.nodes import READER_SLOT, NodeKey, endpoint_key
 from cachefleet.model.specs import CacheClusterSpec
-from cachefleet.store.records import CLUSTER, effective_parameters, get_cluster
+from cachefleet.store.kinds import CLUSTERS
+from cachefleet.store.records import effective_parameters, recorded_ports
 from cachefleet.store.sqlite import Store
 
 log = logging.getLogger(__name__)
@@ -69,7 +67,6 @@ class Executor:
     engines: Sequence[EngineBinary]
     credentials: Credentials
     address: str
-    clock: Callable[[], datetime]
     tools: Tools
     down_after_ms: int = 1000
     # Puts a restoring node's RDB in place before its first start (``SnapshotWorker.seed``).
@@ -77,7 +74,7 @@ class Executor:
 
     async def run(self, actions: Sequence[Action]) -> None:
         # Ports are chosen one at a time (two concurrent choices could pick the same free port).
-        allocations = [(a.node, a.slot) for a in actions if isinstance(a, AllocatePort)]
+        allocations = [PortRequest(a.node, a.slot, a.port) for a in actions if isinstance(a, AllocatePort)]
         if allocations:
             await asyncio.to_thread(self._allocate, allocations)
         starts = [a for a in actions if isinstance(a, StartNode | StartEndpoint | StartSentinel)]
@@ -122,10 +119,8 @@ class Executor:
 
     async def _one(self, action: Action) -> None:
         match action:
-            case AllocatePort(node, slot):
-                await asyncio.to_thread(self._allocate, [(node, slot)])
-            case ReassignPort(node):
-                await asyncio.to_thread(self.host.reassign_port, node)
+            case AllocatePort(node, slot, port):
+                await asyncio.to_thread(self._allocate, [PortRequest(node, slot, port)])
             case StartNode() | StartEndpoint() | StartSentinel():
                 await self._start([action])
             case RestartNode(node, replicaof):
@@ -176,9 +171,8 @@ class Executor:
             case RemoveNode(node):
                 await asyncio.to_thread(self.host.remove, node)
             case DetachMember(cluster_id):
-                cluster = get_cluster(self.store, cluster_id)
-                detached = replace(cluster.spec, replication_group_id=None)
-                self.store.put_spec(CLUSTER, cluster_id, detached.to_json())
+                cluster = CLUSTERS.get(self.store, cluster_id)
+                CLUSTERS.put_spec(self.store, cluster_id, replace(cluster.spec, replication_group_id=None))
             case DeleteRecord(kind, resource_id):
                 self.store.delete(kind, resource_id)
 
@@ -195,13 +189,17 @@ class Executor:
         await asyncio.to_thread(self.host.stop, node)
         await asyncio.to_thread(self.host.start, node, process)
 
-    def record(self, events: Sequence[Event]) -> None:
-        for event in events:
-            self.store.add_event(event.source_id, event.source_type, event.message, self.clock())
+    def _allocate(self, requests: Sequence[PortRequest]) -> None:
+        """Ports for nodes that have none on the host: the recorded one back, else a free one.
 
-    def _allocate(self, slots: Sequence[tuple[NodeKey, str]]) -> None:
-        # The host skips every port it has handed out already; nothing else on this host is ours to skip.
-        self.host.allocate_ports(slots)
+        The host skips every port it has handed out already; those the store records are skipped too,
+        so that a node whose directory is lost finds its port free to take back. No port left in the
+        range is a failure only time (or the operator) can mend: ``Fatal``, which fails a creation.
+        """
+        try:
+            self.host.allocate_ports(requests, recorded_ports(self.store))
+        except InsufficientCacheClusterCapacity as exc:
+            raise Fatal(exc.message) from exc
 
     def _endpoint(self, node: NodeKey, inputs: EndpointInputs) -> ProcessSpec:
         port, reader = self.host.port_of(node), self.host.port_of(node, READER_SLOT)
@@ -248,11 +246,11 @@ class Executor:
         )
 
     def _process(self, node: NodeKey, replicaof: tuple[str, int] | None) -> ProcessSpec:
-        spec = get_cluster(self.store, node.cluster_id).spec
+        spec = CLUSTERS.get(self.store, node.cluster_id).spec
         binary = self._binary(spec)
         port = self.host.port_of(node)
         if port is None:
-            raise Fatal(f"node {node.cluster_id}/{node.node_id} has no port")
+            raise Fatal(f"node {node} has no port")
         memory = memory_bytes(spec.node_type) or 0
         _, values = effective_parameters(self.store, spec.engine, spec.engine_version, spec.parameter_group)
         # What the node starts with, kept beside it: a later change that needs a reboot shows as pending.

@@ -1,4 +1,9 @@
-"""Looking at reality again on every pass: which nodes run, on which port, in which role."""
+"""Looking at reality again on every pass: which nodes run, on which port, in which role.
+
+Two seams feed it: the ``Host`` (ports, PIDs, files of the node directories) and ``Probes`` (what
+a running engine says about itself). ``EngineProbes`` asks the real engines; unit tests pass their
+own, so that a whole reconcile pass runs in memory (tests/support/fakes.py).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,8 @@ import asyncio
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
 
 from cachefleet.engines import haproxy, memcached, redis, sentinel
 from cachefleet.hosts.base import Host
@@ -16,6 +23,50 @@ from cachefleet.model.nodes import READER_SLOT, NodeKey, endpoint_key, member_ke
 # Written beside a node's config when it starts: the effective parameters it started with, so that
 # a change that needs a reboot shows as pending until the node really restarts.
 PARAMETERS_FILE = "parameters.json"
+ENDPOINT_INPUTS = "inputs.json"  # what the running endpoint's config was rendered from
+
+
+class Probes(Protocol):
+    """What running engine processes say about themselves; None when one cannot be reached."""
+
+    async def redis(self, address: str, port: int, credentials: Credentials) -> redis.RedisObservation | None: ...
+
+    async def memcached(self, address: str, port: int) -> memcached.MemcachedObservation | None: ...
+
+    async def sentinel(self, address: str, port: int, group_id: str) -> sentinel.SentinelView | None: ...
+
+    def endpoint(self, admin_socket: Path) -> dict[str, haproxy.ServerState] | None:
+        """The primary backend's servers, by name; None while the proxy starts or reloads."""
+        ...
+
+
+class EngineProbes:
+    """The real probes: RESP to Redis and Sentinel, the text protocol to memcached, HAProxy's admin socket."""
+
+    async def redis(self, address: str, port: int, credentials: Credentials) -> redis.RedisObservation | None:
+        return await redis.probe(address, port, user=credentials.user, password=credentials.password)
+
+    async def memcached(self, address: str, port: int) -> memcached.MemcachedObservation | None:
+        return await memcached.probe(address, port)
+
+    async def sentinel(self, address: str, port: int, group_id: str) -> sentinel.SentinelView | None:
+        return await sentinel.probe(address, port, group_id)
+
+    def endpoint(self, admin_socket: Path) -> dict[str, haproxy.ServerState] | None:
+        try:
+            return haproxy.server_states(admin_socket, haproxy.PRIMARY_BACKEND)
+        except (OSError, Retry):
+            return None  # starting up, or reloading: the next pass looks again
+
+
+@dataclass(frozen=True)
+class Observer:
+    """What a pass needs to look: the host, the probes, the address nodes bind to, the admin user."""
+
+    host: Host
+    probes: Probes
+    address: str
+    credentials: Credentials
 
 
 @dataclass(frozen=True)
@@ -26,7 +77,7 @@ class NodeObservation:
     memcached: memcached.MemcachedObservation | None = None
     # The parameters the running process started with; None when it started without the file.
     started_with: Mapping[str, str] | None = None
-    port_taken: bool = False  # down, and another process holds its port: it must move
+    port_taken: bool = False  # down, and a process that is not the node holds its port
 
     @property
     def serving(self) -> bool:
@@ -37,18 +88,17 @@ class NodeObservation:
         return self.memcached is not None
 
 
-async def observe_node(
-    host: Host, key: NodeKey, *, engine: str, address: str, credentials: Credentials
-) -> NodeObservation:
+async def observe_node(observer: Observer, key: NodeKey, *, engine: str) -> NodeObservation:
     # Inline, not in a worker thread: a few tiny file reads and /proc lookups take microseconds, less
     # than the hop to a thread and back, and this runs for every node on every pass.
-    port, pid, taken, parameters_text = _node_files(host, key)
+    port, pid, taken, parameters_text = _node_files(observer.host, key)
     if port is None or pid is None:
         return NodeObservation(port=port, pid=pid, port_taken=taken)
     started_with = _parameters(parameters_text)
+    probes, address = observer.probes, observer.address
     if engine == "memcached":
-        return NodeObservation(port, pid, memcached=await memcached.probe(address, port), started_with=started_with)
-    probe = await redis.probe(address, port, user=credentials.user, password=credentials.password)
+        return NodeObservation(port, pid, memcached=await probes.memcached(address, port), started_with=started_with)
+    probe = await probes.redis(address, port, observer.credentials)
     return NodeObservation(port, pid, redis=probe, started_with=started_with)
 
 
@@ -72,18 +122,9 @@ def _parameters(text: str | None) -> dict[str, str] | None:
     return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else None
 
 
-async def observe_nodes(
-    host: Host, keys: list[NodeKey], *, engine: str, address: str, credentials: Credentials
-) -> dict[NodeKey, NodeObservation]:
-    results = await asyncio.gather(
-        *(observe_node(host, k, engine=engine, address=address, credentials=credentials) for k in keys)
-    )
+async def observe_nodes(observer: Observer, keys: list[NodeKey], *, engine: str) -> dict[NodeKey, NodeObservation]:
+    results = await asyncio.gather(*(observe_node(observer, k, engine=engine) for k in keys))
     return dict(zip(keys, results, strict=True))
-
-
-# The processes that serve a whole replication group rather than one member (``model.nodes``).
-
-ENDPOINT_INPUTS = "inputs.json"  # what the running endpoint's config was rendered from
 
 
 @dataclass(frozen=True)
@@ -109,14 +150,12 @@ class GroupObservation:
     sentinels: dict[NodeKey, SentinelObservation] = field(default_factory=dict)
 
 
-async def observe_group(
-    host: Host, group_id: str, members: list[str], *, engine: str, address: str, credentials: Credentials
-) -> GroupObservation:
+async def observe_group(observer: Observer, group_id: str, members: list[str], *, engine: str) -> GroupObservation:
     keys = [member_key(m) for m in members]
     nodes, endpoint, sentinels = await asyncio.gather(
-        observe_nodes(host, keys, engine=engine, address=address, credentials=credentials),
-        asyncio.to_thread(_observe_endpoint, host, endpoint_key(group_id)),
-        asyncio.gather(*(_observe_sentinel(host, k, group_id, address) for k in sentinel_keys(group_id))),
+        observe_nodes(observer, keys, engine=engine),
+        asyncio.to_thread(_observe_endpoint, observer, endpoint_key(group_id)),
+        asyncio.gather(*(_observe_sentinel(observer, k, group_id) for k in sentinel_keys(group_id))),
     )
     return GroupObservation(
         nodes={k.cluster_id: obs for k, obs in nodes.items()},
@@ -125,20 +164,18 @@ async def observe_group(
     )
 
 
-def _observe_endpoint(host: Host, key: NodeKey) -> EndpointObservation:
+def _observe_endpoint(observer: Observer, key: NodeKey) -> EndpointObservation:
+    host = observer.host
     port, reader, pid = host.port_of(key), host.port_of(key, READER_SLOT), host.pid(key)
     if pid is None:
         return EndpointObservation(port, reader, pid)
     inputs = host.read_file(key, ENDPOINT_INPUTS)
-    try:
-        servers = haproxy.server_states(host.node_dir(key) / haproxy.ADMIN_SOCKET, haproxy.PRIMARY_BACKEND)
-    except (OSError, Retry):
-        servers = None  # starting up, or reloading: the next pass looks again
+    servers = observer.probes.endpoint(host.node_dir(key) / haproxy.ADMIN_SOCKET)
     return EndpointObservation(port, reader, pid, inputs, servers)
 
 
-async def _observe_sentinel(host: Host, key: NodeKey, group_id: str, address: str) -> SentinelObservation:
-    port, pid = host.port_of(key), host.pid(key)  # inline, as in observe_node
+async def _observe_sentinel(observer: Observer, key: NodeKey, group_id: str) -> SentinelObservation:
+    port, pid = observer.host.port_of(key), observer.host.pid(key)  # inline, as in observe_node
     if port is None or pid is None:
         return SentinelObservation(port, pid)
-    return SentinelObservation(port, pid, await sentinel.probe(address, port, group_id))
+    return SentinelObservation(port, pid, await observer.probes.sentinel(observer.address, port, group_id))

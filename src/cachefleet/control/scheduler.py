@@ -18,12 +18,13 @@ from dataclasses import replace
 from datetime import datetime
 
 from cachefleet.model import snapshots as sn
-from cachefleet.model import status as st
 from cachefleet.model.errors import CacheFleetError
+from cachefleet.model.lifecycle import Event
 from cachefleet.model.specs import AUTOMATED, SnapshotSpec
-from cachefleet.model.status import SnapshotStatus
+from cachefleet.model.status import ClusterState, GroupState, SnapshotState, SnapshotStatus
+from cachefleet.store import statuses
+from cachefleet.store.kinds import SNAPSHOTS
 from cachefleet.store.records import (
-    SNAPSHOT,
     all_clusters,
     all_groups,
     all_snapshots,
@@ -67,7 +68,7 @@ class SnapshotScheduler:
         now = self._schedule_clock()
         for group in all_groups(self._store):
             spec = group.spec
-            if spec.snapshot_retention_limit == 0 or spec.deleting or group.status.status != st.AVAILABLE:
+            if spec.snapshot_retention_limit == 0 or spec.deleting or group.status.status != GroupState.AVAILABLE:
                 continue
             name = self._due(spec.id, spec.snapshot_window, now)
             if name is not None:
@@ -82,7 +83,7 @@ class SnapshotScheduler:
                 or spec_c.replication_group_id
                 or spec_c.snapshot_retention_limit == 0
                 or spec_c.deleting
-                or cluster.status.status != st.AVAILABLE
+                or cluster.status.status != ClusterState.AVAILABLE
             ):
                 continue
             name = self._due(spec_c.id, spec_c.snapshot_window, now)
@@ -99,7 +100,7 @@ class SnapshotScheduler:
         return None if find_snapshot(self._store, name) is not None else name
 
     def _request(self, spec: SnapshotSpec, node: str) -> None:
-        status = SnapshotStatus(st.CREATING, requested_at=self._clock().isoformat(), node_cluster_id=node)
+        status = SnapshotStatus(SnapshotState.CREATING, requested_at=self._clock().isoformat(), node_cluster_id=node)
         try:
             request_snapshot(self._store, spec, status)
         except CacheFleetError as exc:  # the source changed meanwhile: the next tick looks again
@@ -110,7 +111,8 @@ class SnapshotScheduler:
     def _prune(self, now: datetime) -> None:
         for snapshot in all_snapshots(self._store):
             spec = snapshot.spec
-            if spec.source != AUTOMATED or spec.deleting or snapshot.status.status not in (st.AVAILABLE, st.FAILED):
+            done = snapshot.status.status in (SnapshotState.AVAILABLE, SnapshotState.FAILED)
+            if spec.source != AUTOMATED or spec.deleting or not done:
                 continue
             if spec.replication_group_id:
                 group = find_group(self._store, spec.replication_group_id)
@@ -121,8 +123,8 @@ class SnapshotScheduler:
             if retention is not None and not sn.expired(spec.created_at, retention, now):
                 continue
             with self._store.transaction():
-                self._store.put_spec(SNAPSHOT, spec.name, replace(spec, deleting=True).to_json())
-                self._store.put_status(SNAPSHOT, spec.name, replace(snapshot.status, status=st.DELETING).to_json())
+                SNAPSHOTS.put_spec(self._store, spec.name, replace(spec, deleting=True))
+                statuses.change(self._store, SNAPSHOTS, spec.name, Event.DELETE)
                 self._store.add_event(
                     spec.source_id,
                     spec.source_type,

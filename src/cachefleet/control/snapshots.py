@@ -23,15 +23,13 @@ from pathlib import Path
 
 from cachefleet.engines import redis
 from cachefleet.hosts.base import Host
-from cachefleet.model import status as st
 from cachefleet.model.credentials import Credentials
 from cachefleet.model.errors import Fatal, RestoreFailed, Retry
 from cachefleet.model.nodes import NodeKey, member_key
 from cachefleet.model.snapshots import NODE_GROUP
-from cachefleet.model.specs import CacheClusterSpec
-from cachefleet.model.status import SnapshotStatus
+from cachefleet.model.specs import CacheClusterSpec, Export
+from cachefleet.model.status import ClusterState, SnapshotState, SnapshotStatus
 from cachefleet.store.records import (
-    Export,
     Snapshot,
     all_clusters,
     all_exports,
@@ -54,7 +52,7 @@ log = logging.getLogger(__name__)
 
 # Written in a node's directory once its seed is in place, before its first start.
 SEED_MARKER = "seed.json"
-USABLE = frozenset({st.AVAILABLE, st.COPYING, st.RESTORING})
+USABLE = frozenset({SnapshotState.AVAILABLE, SnapshotState.COPYING, SnapshotState.RESTORING})
 
 
 def stored_file(status: SnapshotStatus) -> StoredFile | None:
@@ -109,7 +107,7 @@ class SnapshotWorker:
         node = cluster.status.node("0001") if cluster else None
         return replace(
             snapshot.status,
-            status=st.AVAILABLE,
+            status=SnapshotState.AVAILABLE,
             message="",
             node_cluster_id=cluster_id,
             node_created_at=node.created_at if node else None,
@@ -170,7 +168,7 @@ class SnapshotWorker:
             raise Fatal(f"source snapshot {source.spec.name} cannot be copied: {exc}") from exc
         return replace(
             source.status,
-            status=st.AVAILABLE,
+            status=SnapshotState.AVAILABLE,
             message="",
             requested_at=snapshot.status.requested_at,
             size=stored.size,
@@ -192,16 +190,18 @@ class SnapshotWorker:
 
     # -- the status a usable snapshot shows ----------------------------------------------------
 
-    def usage(self, name: str) -> str:
+    def usage(self, name: str) -> SnapshotState:
         """``copying`` while a copy or export reads it, ``restoring`` while a new cluster is seeded
         from it, ``available`` otherwise."""
-        copying = any(s.spec.copy_of == name and s.status.status == st.CREATING for s in all_snapshots(self.store))
-        if copying or any(e.source == name for e in all_exports(self.store)):
-            return st.COPYING
-        restoring = any(
-            c.spec.seed_snapshot == name and c.status.status == st.CREATING for c in all_clusters(self.store)
+        copying = any(
+            s.spec.copy_of == name and s.status.status == SnapshotState.CREATING for s in all_snapshots(self.store)
         )
-        return st.RESTORING if restoring else st.AVAILABLE
+        if copying or any(e.spec.source == name for e in all_exports(self.store)):
+            return SnapshotState.COPYING
+        restoring = any(
+            c.spec.seed_snapshot == name and c.status.status == ClusterState.CREATING for c in all_clusters(self.store)
+        )
+        return SnapshotState.RESTORING if restoring else SnapshotState.AVAILABLE
 
     # -- seeding a new node --------------------------------------------------------------------
 

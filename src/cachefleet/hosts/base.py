@@ -17,7 +17,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from cachefleet.model.nodes import NodeKey
+from cachefleet.model.nodes import PORT_SLOT, NodeKey
+
+
+@dataclass(frozen=True)
+class PortRequest:
+    """A port wanted for ``node`` in ``slot``; ``port``: the one the control plane recorded for it.
+
+    A node keeps its port for life, even when its directory (where the host persists the port) is
+    lost: the recorded port is persisted again, whether or not something else listens there now.
+    """
+
+    node: NodeKey
+    slot: str = PORT_SLOT
+    port: int | None = None
 
 
 @dataclass(frozen=True)
@@ -40,7 +53,7 @@ class Host(Protocol):
         """Where the node's config, data, log, pidfile and port file live (not created by this call)."""
         ...
 
-    def port_of(self, key: NodeKey, slot: str = "port") -> int | None:
+    def port_of(self, key: NodeKey, slot: str = PORT_SLOT) -> int | None:
         """The port persisted for this node in ``slot``, if it has one.
 
         A node may hold several ports, one per named slot (an endpoint proxy: ``"port"`` for the
@@ -48,25 +61,24 @@ class Host(Protocol):
         """
         ...
 
-    def allocate_port(self, key: NodeKey, taken: Collection[int], slot: str = "port") -> int:
-        """The node's persisted port in ``slot``, or a newly chosen free one (persisted first).
+    def allocate_port(
+        self, key: NodeKey, taken: Collection[int], slot: str = PORT_SLOT, prefer: int | None = None
+    ) -> int:
+        """The node's persisted port in ``slot``; else ``prefer`` (the port it had), persisted again
+        unless another node of this host holds it; else a newly chosen free one (persisted first).
 
-        A new port is never one in ``taken`` nor one persisted for any slot of any node.
+        A newly chosen port is never one in ``taken`` nor one persisted for any slot of any node.
         Raises ``InsufficientCacheClusterCapacity`` when the range has no free port.
         """
         ...
 
-    def allocate_ports(self, wanted: Sequence[tuple[NodeKey, str]]) -> list[int]:
-        """``allocate_port`` for each (node, slot) in turn, with nothing else ``taken``: the ports
-        of a whole new group in one call, persisted together."""
+    def allocate_ports(self, wanted: Sequence[PortRequest], taken: Collection[int] = ()) -> list[int]:
+        """``allocate_port`` for each request in turn: the ports of a whole new group in one call,
+        persisted together."""
         ...
 
-    def port_taken(self, key: NodeKey, slot: str = "port") -> bool:
-        """Whether the node is down and its persisted port is held by some other process."""
-        ...
-
-    def reassign_port(self, key: NodeKey, slot: str = "port") -> int:
-        """Drop the node's persisted port and choose (and persist) a new free one."""
+    def port_taken(self, key: NodeKey, slot: str = PORT_SLOT) -> bool:
+        """Whether the node is down and its persisted port is held by a process that is not the node."""
         ...
 
     def pid(self, key: NodeKey) -> int | None:

@@ -40,7 +40,7 @@ import time
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
-from cachefleet.hosts.base import ProcessSpec
+from cachefleet.hosts.base import PortRequest, ProcessSpec
 from cachefleet.model.errors import InsufficientCacheClusterCapacity
 from cachefleet.model.nodes import NodeKey, node_key
 
@@ -88,23 +88,24 @@ class LocalHost:
     def port_of(self, key: NodeKey, slot: str = DEFAULT_SLOT) -> int | None:
         return _read_int(self.node_dir(key) / _port_file(slot))
 
-    def allocate_port(self, key: NodeKey, taken: Collection[int], slot: str = DEFAULT_SLOT) -> int:
-        with self._alloc_lock:
-            port, written = self._allocate(key, slot, taken)
-            if written is not None:
-                _sync(written)
-            return port
+    def allocate_port(
+        self, key: NodeKey, taken: Collection[int], slot: str = DEFAULT_SLOT, prefer: int | None = None
+    ) -> int:
+        (port,) = self.allocate_ports([PortRequest(key, slot, prefer)], taken)
+        return port
 
-    def allocate_ports(self, wanted: Sequence[tuple[NodeKey, str]]) -> list[int]:
+    def allocate_ports(self, wanted: Sequence[PortRequest], taken: Collection[int] = ()) -> list[int]:
         with self._alloc_lock:
-            chosen = [self._allocate(key, slot, ()) for key, slot in wanted]
+            chosen = [self._allocate(w.node, w.slot, taken, w.port) for w in wanted]
             for _, written in chosen:
                 if written is not None:
                     _sync(written)
             return [port for port, _ in chosen]
 
-    def _allocate(self, key: NodeKey, slot: str, taken: Collection[int]) -> tuple[int, Path | None]:
-        """The node's port in ``slot`` and, when newly chosen, the port file written (not yet synced).
+    def _allocate(
+        self, key: NodeKey, slot: str, taken: Collection[int], prefer: int | None
+    ) -> tuple[int, Path | None]:
+        """The node's port in ``slot`` and, when newly written, its port file (not yet synced).
 
         Call with ``_alloc_lock`` held: one allocation at a time in this process. Other installations
         are kept apart by the bind test and by starting at a random offset, so two of them rarely
@@ -116,6 +117,13 @@ class LocalHost:
         # Ports persisted for any slot of any node (this one's other slots included) are
         # reserved even while those nodes are stopped.
         persisted = self._persisted_ports()
+        if prefer is not None and (prefer not in persisted or not self._held_by_another(prefer, key, slot)):
+            # The port the node had (its directory was lost): it keeps it, listener or not. A
+            # process that holds it now is waited out by the reconciler, never moved away from.
+            path = self._ensure_node_dir(key) / _port_file(slot)
+            _write_private(path, f"{prefer}\n")
+            persisted.add(prefer)
+            return prefer, path
         excluded = persisted | set(taken)
         low, high = self._port_range
         count = high - low + 1
@@ -132,18 +140,28 @@ class LocalHost:
         )
 
     def port_taken(self, key: NodeKey, slot: str = DEFAULT_SLOT) -> bool:
-        """Whether the node's persisted port is held by something else (the node itself not running)."""
-        port = self.port_of(key, slot)
-        return port is not None and self.pid(key) is None and not _bindable(self._bind_host, port, reuse=True)
+        """Whether the node's persisted port is held by something else (the node itself not running).
 
-    def reassign_port(self, key: NodeKey, slot: str = DEFAULT_SLOT) -> int:
-        """Give up a port that another process took while the node was down, and choose a new one."""
-        with self._alloc_lock:
-            lost = self.port_of(key, slot)
-            (self.node_dir(key) / _port_file(slot)).unlink(missing_ok=True)
-            if lost is not None:
-                self._persisted_ports().discard(lost)
-        return self.allocate_port(key, () if lost is None else (lost,), slot)
+        The node's own process, alive but without its pidfile (the control plane died between the
+        spawn and the write), does not count: the next start adopts it.
+        """
+        port = self.port_of(key, slot)
+        if port is None or self.pid(key) is not None or _bindable(self._bind_host, port, reuse=True):
+            return False
+        return self._orphan(key) is None
+
+    def _held_by_another(self, port: int, key: NodeKey, slot: str) -> bool:
+        """Whether a port file of another node (or another slot of this one) names ``port``: the
+        in-memory set may remember a port whose node directory was deleted behind our back."""
+        mine = self.node_dir(key) / _port_file(slot)
+        for node in self.nodes():
+            node_dir = self.node_dir(node)
+            with contextlib.suppress(OSError):
+                for path in node_dir.iterdir():
+                    is_port_file = path.name == PORT_FILE or path.name.startswith(PORT_FILE + "-")
+                    if is_port_file and path != mine and _read_int(path) == port:
+                        return True
+        return False
 
     # -- files -------------------------------------------------------------------------------
 

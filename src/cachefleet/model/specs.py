@@ -228,3 +228,24 @@ def merge_tags(current: Tags, added: Tags) -> Tags:
 
 def remove_tags(current: Tags, keys: set[str]) -> Tags:
     return tuple((k, v) for k, v in current if k not in keys)
+
+
+@dataclass(frozen=True)
+class Export:
+    """One RDB export (CopySnapshot with TargetBucket): snapshot ``source`` to ``bucket``/``key``."""
+
+    source: str
+    bucket: str
+    key: str
+    requested_at: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.bucket}/{self.key}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"source": self.source, "bucket": self.bucket, "key": self.key, "requested_at": self.requested_at}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        return cls(**data)

@@ -1,35 +1,76 @@
-"""Observed state as the reconciler records it: one owned status per resource, never derived at read time."""
+"""Observed state as the reconciler records it: one owned status per resource, never derived at read time.
+
+Each kind's lifecycle values are a ``StrEnum`` spelled as ElastiCache spells them on the wire; which
+value may follow which is ``model.lifecycle``'s business, and ``store.statuses`` is the one place
+that writes them.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from typing import Any, Self
 
-# Lifecycle values shared by replication groups and cache clusters (ElastiCache spells them so).
-CREATING = "creating"
-AVAILABLE = "available"
-DELETING = "deleting"
-CREATE_FAILED = "create-failed"  # replication groups
-RESTORE_FAILED = "restore-failed"  # cache clusters
-MODIFYING = "modifying"
-REBOOTING = "rebooting"
-REBOOTING_CLUSTER = "rebooting cluster nodes"  # a cache cluster during RebootCacheCluster
-SNAPSHOTTING = "snapshotting"  # a group or cluster while a snapshot of it is being taken
 
-# Snapshot statuses (the model lists creating | available | restoring | copying | deleting; a
-# snapshot that could not be taken is "failed", as the console shows it).
-RESTORING = "restoring"
-COPYING = "copying"
-FAILED = "failed"
+class GroupState(StrEnum):
+    """ReplicationGroup ``Status``."""
+
+    CREATING = "creating"
+    AVAILABLE = "available"
+    MODIFYING = "modifying"
+    DELETING = "deleting"
+    CREATE_FAILED = "create-failed"
+    SNAPSHOTTING = "snapshotting"  # a snapshot of it is being taken
+
+
+class ClusterState(StrEnum):
+    """CacheCluster ``CacheClusterStatus`` (a standalone cluster, or a replication group's member).
+
+    The model also lists ``incompatible-network`` and ``deleted``, which nothing here produces: a
+    deleted cluster is not found, as on ElastiCache once the deletion has finished.
+    """
+
+    CREATING = "creating"
+    AVAILABLE = "available"
+    MODIFYING = "modifying"
+    DELETING = "deleting"
+    REBOOTING = "rebooting cluster nodes"  # during RebootCacheCluster
+    RESTORE_FAILED = "restore-failed"  # its seed (snapshot or RDB object) was refused
+    SNAPSHOTTING = "snapshotting"  # a snapshot of it (or of its node, for a member) is being taken
+
+
+class NodeState(StrEnum):
+    """CacheNode ``CacheNodeStatus``."""
+
+    CREATING = "creating"
+    AVAILABLE = "available"
+    REBOOTING = "rebooting"  # its process is gone or being restarted, until it serves again
+    DELETING = "deleting"  # a model value nothing here shows: a node goes with its cluster's record
+
+
+class SnapshotState(StrEnum):
+    """Snapshot ``SnapshotStatus``; ``failed`` is not a model value (the console shows it)."""
+
+    CREATING = "creating"
+    AVAILABLE = "available"
+    RESTORING = "restoring"  # a new cluster is being seeded from it
+    COPYING = "copying"  # a copy or an export reads it
+    DELETING = "deleting"
+    FAILED = "failed"  # it could not be taken
+
 
 PRIMARY = "primary"
 REPLICA = "replica"
+
+# Written by earlier versions for a cache cluster whose creation failed; the model has no such
+# value for clusters, so it reads as ``creating``: the reconciler tries again (docs/decisions.md).
+_LEGACY_CLUSTER_STATES = {"create-failed": ClusterState.CREATING}
 
 
 @dataclass(frozen=True)
 class NodeStatus:
     node_id: str
-    status: str  # creating | available | rebooting | deleting
+    status: NodeState
     port: int | None = None
     role: str | None = None  # primary | replica for Redis nodes; None for memcached
     created_at: str | None = None  # ISO time the node first served
@@ -37,12 +78,12 @@ class NodeStatus:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Self:
-        return cls(**data)
+        return cls(**{**data, "status": NodeState(data["status"])})
 
 
 @dataclass(frozen=True)
 class ClusterStatus:
-    status: str
+    status: ClusterState
     nodes: tuple[NodeStatus, ...] = ()
     message: str = ""
     parameter_apply_status: str = "in-sync"  # the worst of the nodes' parameter statuses
@@ -60,8 +101,9 @@ class ClusterStatus:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Self:
+        stored = data["status"]
         return cls(
-            status=data["status"],
+            status=_LEGACY_CLUSTER_STATES.get(stored) or ClusterState(stored),
             nodes=tuple(NodeStatus.from_json(n) for n in data["nodes"]),
             message=data.get("message", ""),
             parameter_apply_status=data.get("parameter_apply_status", "in-sync"),
@@ -73,7 +115,7 @@ class ClusterStatus:
 
 @dataclass(frozen=True)
 class GroupStatus:
-    status: str
+    status: GroupState
     primary_cluster_id: str | None = None  # the member that currently holds the primary role
     message: str = ""
     failovers_done: int = 0  # how many of the spec's failover_requests have been carried out
@@ -85,18 +127,17 @@ class GroupStatus:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Self:
-        return cls(**{**data, "recovering": tuple(data.get("recovering", ()))})
+        return cls(**{**data, "status": GroupState(data["status"]), "recovering": tuple(data.get("recovering", ()))})
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
-
 
 
 @dataclass(frozen=True)
 class SnapshotStatus:
     """A snapshot's progress and, once ``available``, the stored RDB file that it is."""
 
-    status: str
+    status: SnapshotState
     message: str = ""
     requested_at: str | None = None  # ISO time (real clock) it was asked for: the deadline counts from here
     node_cluster_id: str | None = None  # the member (or standalone cluster) whose node was saved
@@ -110,4 +151,16 @@ class SnapshotStatus:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Self:
-        return cls(**data)
+        return cls(**{**data, "status": SnapshotState(data["status"])})
+
+
+@dataclass(frozen=True)
+class NoStatus:
+    """The status of a kind that has none (parameter groups, exports): stored as ``{}``."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        return cls()

@@ -1,7 +1,8 @@
 """Desired state and observed status in one SQLite file (WAL), or in memory for tests.
 
-The API writes specs (bumping ``generation``) and the reconciler writes statuses; this module is
-where the two meet. Writers call ``subscribe``d callbacks after commit so the reconciler can react
+The API writes specs (bumping ``generation``) and statuses change through ``store.statuses`` (the
+one writer, which checks each change against the kind's lifecycle table); this module is where the
+two meet. Writers call ``subscribe``d callbacks after commit so the reconciler can react
 at once instead of waiting for its next resync.
 """
 
@@ -145,8 +146,11 @@ class Store:
             )
             self._pending.append((kind, resource_id))
 
-    def put_status(self, kind: str, resource_id: str, status: dict[str, Any]) -> None:
-        # Status writes come from the reconciler itself, so they wake nobody.
+    def write_status(self, kind: str, resource_id: str, status: dict[str, Any]) -> None:
+        """Only ``store.statuses`` calls this: it checks every write against the kind's lifecycle.
+
+        A status write wakes nobody: the reconciler makes most of them, and the API's immediate
+        transitions come with a spec write, which does."""
         with self.transaction():
             self._db.execute(
                 "UPDATE resources SET status = ? WHERE kind = ? AND id = ?",

@@ -11,7 +11,6 @@ from cachefleet.api.context import Context
 from cachefleet.api.handlers import members, snapshots
 from cachefleet.api.paging import page
 from cachefleet.model import lifecycle
-from cachefleet.model import status as st
 from cachefleet.model.errors import (
     CacheClusterAlreadyExists,
     InvalidCacheClusterState,
@@ -20,9 +19,12 @@ from cachefleet.model.errors import (
     SnapshotFeatureNotSupported,
 )
 from cachefleet.model.ids import CACHE_CLUSTER_ID_MAX, check_identifier, node_id
+from cachefleet.model.lifecycle import Event
 from cachefleet.model.parameters import default_group_name, family_for
 from cachefleet.model.specs import CacheClusterSpec
-from cachefleet.model.status import ClusterStatus
+from cachefleet.model.status import ClusterState
+from cachefleet.store import statuses
+from cachefleet.store.kinds import CLUSTERS
 from cachefleet.store.records import CLUSTER, all_clusters, get_cluster, get_group
 
 MAX_MEMCACHED_NODES = 40
@@ -81,7 +83,7 @@ async def create_cache_cluster(ctx: Context, params: dict[str, Any]) -> dict[str
         seed_object=seed.object_key if seed else None,
     )
     with ctx.store.transaction():
-        if not ctx.store.create(CLUSTER, cluster_id, spec.to_json(), ClusterStatus(st.CREATING).to_json()):
+        if not statuses.create(ctx.store, CLUSTERS, cluster_id, spec):
             raise CacheClusterAlreadyExists(f"Cache cluster {cluster_id} already exists.")
         snapshots.mark_restoring(ctx, seed)
     return {"CacheCluster": views.cache_cluster(ctx, get_cluster(ctx.store, cluster_id), show_nodes=False)}
@@ -176,14 +178,14 @@ async def delete_cache_cluster(ctx: Context, params: dict[str, Any]) -> dict[str
         members.remove_member_cluster(ctx, get_group(ctx.store, cluster.spec.replication_group_id), cluster)
         return {"CacheCluster": views.cache_cluster(ctx, get_cluster(ctx.store, cluster.spec.id), show_nodes=False)}
     lifecycle.require(CLUSTER, "DeleteCacheCluster", cluster.spec.id, cluster.status.status)
-    if final is not None and cluster.status.status != st.AVAILABLE:
+    if final is not None and cluster.status.status != ClusterState.AVAILABLE:
         raise InvalidCacheClusterState(
             f"Cache cluster {cluster.spec.id} is {cluster.status.status}: a final snapshot needs it available."
         )
     spec = replace(cluster.spec, deleting=True)
     with ctx.store.transaction():
         ctx.store.put_spec(CLUSTER, spec.id, spec.to_json())
-        ctx.store.put_status(CLUSTER, spec.id, replace(cluster.status, status=st.DELETING).to_json())
+        statuses.change(ctx.store, CLUSTERS, spec.id, Event.DELETE)
         if final is not None:
             # Taken before the node goes (the reconciler waits for it).
             snapshots.cluster_snapshot(ctx, final, cluster, final=True)
@@ -236,18 +238,18 @@ async def modify_cache_cluster(ctx: Context, params: dict[str, Any]) -> dict[str
     # Everything is checked before anything is written.
     retention, window = snapshots.automatic_snapshots(params, spec.snapshot_retention_limit, spec.snapshot_window)
     changed = replace(spec, snapshot_retention_limit=retention, snapshot_window=window)
-    status = cluster.status
+    modifying = False
     if "CacheParameterGroupName" in params:
         name = _parameter_group(ctx, params, spec.engine, spec.engine_version)
         current = spec.parameter_group or default_group_name(family_for(spec.engine, spec.engine_version))
         if name != current:
             changed = replace(changed, parameter_group=name)
-            status = replace(status, status=st.MODIFYING)
+            modifying = True
     if changed != spec:
         with ctx.store.transaction():
             ctx.store.put_spec(CLUSTER, spec.id, changed.to_json())
-            if status != cluster.status:
-                ctx.store.put_status(CLUSTER, spec.id, status.to_json())
+            if modifying:
+                statuses.change(ctx.store, CLUSTERS, spec.id, Event.MODIFY)
     return {"CacheCluster": views.cache_cluster(ctx, get_cluster(ctx.store, spec.id), show_nodes=False)}
 
 
@@ -268,5 +270,5 @@ async def reboot_cache_cluster(ctx: Context, params: dict[str, Any]) -> dict[str
     changed = replace(spec, reboot_requests=spec.reboot_requests + 1, reboot_nodes=nodes)
     with ctx.store.transaction():
         ctx.store.put_spec(CLUSTER, spec.id, changed.to_json())
-        ctx.store.put_status(CLUSTER, spec.id, replace(cluster.status, status=st.REBOOTING_CLUSTER).to_json())
+        statuses.change(ctx.store, CLUSTERS, spec.id, Event.REBOOT)
     return {"CacheCluster": views.cache_cluster(ctx, get_cluster(ctx.store, spec.id), show_nodes=False)}

@@ -17,7 +17,6 @@ from cachefleet.api import validate
 from cachefleet.api.context import Context
 from cachefleet.api.handlers.replication_groups import render
 from cachefleet.model import lifecycle
-from cachefleet.model import status as st
 from cachefleet.model.errors import (
     CacheClusterAlreadyExists,
     InvalidCacheClusterState,
@@ -27,8 +26,10 @@ from cachefleet.model.errors import (
     NoOperation,
 )
 from cachefleet.model.ids import member_cluster_id
+from cachefleet.model.lifecycle import Event
 from cachefleet.model.specs import CacheClusterSpec
-from cachefleet.model.status import ClusterStatus
+from cachefleet.store import statuses
+from cachefleet.store.kinds import CLUSTERS, GROUPS
 from cachefleet.store.records import CLUSTER, GROUP, Cluster, Group, find_cluster, get_group
 
 MAX_REPLICAS = 5
@@ -83,11 +84,11 @@ def add_replicas(ctx: Context, group: Group, ids: Sequence[str], azs: Sequence[s
                 tags=spec.tags,
                 parameter_group=spec.parameter_group,
             )
-            if not ctx.store.create(CLUSTER, cluster_id, member.to_json(), ClusterStatus(st.CREATING).to_json()):
+            if not statuses.create(ctx.store, CLUSTERS, cluster_id, member):
                 raise CacheClusterAlreadyExists(f"Cache cluster {cluster_id} already exists.")
         grown = replace(spec, members=(*spec.members, *ids))
         ctx.store.put_spec(GROUP, spec.id, grown.to_json())
-        ctx.store.put_status(GROUP, spec.id, replace(group.status, status=st.MODIFYING).to_json())
+        statuses.change(ctx.store, GROUPS, spec.id, Event.MODIFY)
 
 
 def remove_replicas(ctx: Context, group: Group, ids: Sequence[str]) -> None:
@@ -100,10 +101,10 @@ def remove_replicas(ctx: Context, group: Group, ids: Sequence[str]) -> None:
                 continue
             leaving = replace(cluster.spec, replication_group_id=None, deleting=True)
             ctx.store.put_spec(CLUSTER, cluster_id, leaving.to_json())
-            ctx.store.put_status(CLUSTER, cluster_id, replace(cluster.status, status=st.DELETING).to_json())
+            statuses.change(ctx.store, CLUSTERS, cluster_id, Event.DELETE)
         shrunk = replace(spec, members=tuple(m for m in spec.members if m not in ids))
         ctx.store.put_spec(GROUP, spec.id, shrunk.to_json())
-        ctx.store.put_status(GROUP, spec.id, replace(group.status, status=st.MODIFYING).to_json())
+        statuses.change(ctx.store, GROUPS, spec.id, Event.MODIFY)
 
 
 def _shard_request(params: dict[str, Any], *, allow_remove: bool) -> tuple[int | None, list[str] | None]:

@@ -22,6 +22,8 @@ from cachefleet.model.errors import (
 )
 from cachefleet.model.ids import check_identifier
 from cachefleet.model.specs import CacheParameterGroupSpec
+from cachefleet.store import statuses
+from cachefleet.store.kinds import PARAMETER_GROUPS
 from cachefleet.store.records import (
     PARAMETER_GROUP,
     ParameterGroup,
@@ -55,7 +57,7 @@ async def create_cache_parameter_group(ctx: Context, params: dict[str, Any]) -> 
         raise CacheParameterGroupQuotaExceeded(f"At most {MAX_GROUPS} cache parameter groups may exist.")
     spec = CacheParameterGroupSpec(name=name, family=family, description=params["Description"], tags=tags)
     with ctx.store.transaction():
-        if not ctx.store.create(PARAMETER_GROUP, name, spec.to_json(), {}):
+        if not statuses.create(ctx.store, PARAMETER_GROUPS, name, spec):
             raise CacheParameterGroupAlreadyExists(f"Parameter group {name} already exists.")
         ctx.store.add_event(name, PARAMETER_GROUP, f"Cache parameter group {name} created", ctx.clock())
     return {"CacheParameterGroup": views.cache_parameter_group(ctx, get_parameter_group(ctx.store, name))}

@@ -10,7 +10,6 @@ from cachefleet.api.context import Context
 from cachefleet.api.handlers import snapshots
 from cachefleet.api.paging import page
 from cachefleet.model import lifecycle
-from cachefleet.model import status as st
 from cachefleet.model.errors import (
     CacheClusterAlreadyExists,
     CacheClusterNotFound,
@@ -26,9 +25,12 @@ from cachefleet.model.ids import (
     check_identifier,
     member_cluster_id,
 )
+from cachefleet.model.lifecycle import Event
 from cachefleet.model.parameters import default_group_name, family_for
 from cachefleet.model.specs import CacheClusterSpec, ReplicationGroupSpec
-from cachefleet.model.status import ClusterStatus, GroupStatus
+from cachefleet.model.status import GroupState
+from cachefleet.store import statuses
+from cachefleet.store.kinds import CLUSTERS, GROUPS
 from cachefleet.store.records import (
     CLUSTER,
     GROUP,
@@ -123,7 +125,7 @@ async def create_replication_group(ctx: Context, params: dict[str, Any]) -> dict
         snapshot_window=window,
     )
     with ctx.store.transaction():
-        if not ctx.store.create(GROUP, group_id, spec.to_json(), GroupStatus(st.CREATING).to_json()):
+        if not statuses.create(ctx.store, GROUPS, group_id, spec):
             raise ReplicationGroupAlreadyExists(f"Replication group {group_id} already exists.")
         snapshots.mark_restoring(ctx, seed)
         for member, az in zip(member_ids, azs, strict=True):
@@ -146,7 +148,7 @@ async def create_replication_group(ctx: Context, params: dict[str, Any]) -> dict
                 seed_snapshot=seed.snapshot.spec.name if seed and seed.snapshot and member == member_ids[0] else None,
                 seed_object=seed.object_key if seed and member == member_ids[0] else None,
             )
-            if not ctx.store.create(CLUSTER, member, cluster.to_json(), ClusterStatus(st.CREATING).to_json()):
+            if not statuses.create(ctx.store, CLUSTERS, member, cluster):
                 raise CacheClusterAlreadyExists(f"Cache cluster {member} already exists.")
     return {"ReplicationGroup": render(ctx, get_group(ctx.store, group_id))}
 
@@ -241,7 +243,7 @@ async def delete_replication_group(ctx: Context, params: dict[str, Any]) -> dict
     group = get_group(ctx.store, params["ReplicationGroupId"])
     final = snapshots.final_snapshot_name(ctx, params)
     lifecycle.require(GROUP, "DeleteReplicationGroup", group.spec.id, group.status.status)
-    if final is not None and group.status.status != st.AVAILABLE:
+    if final is not None and group.status.status != GroupState.AVAILABLE:
         raise InvalidReplicationGroupState(
             f"Replication group {group.spec.id} is {group.status.status}: a final snapshot needs it available."
         )
@@ -249,11 +251,11 @@ async def delete_replication_group(ctx: Context, params: dict[str, Any]) -> dict
     spec = replace(group.spec, deleting=True, retain_primary_cluster=retain)
     with ctx.store.transaction():
         ctx.store.put_spec(GROUP, spec.id, spec.to_json())
-        ctx.store.put_status(GROUP, spec.id, replace(group.status, status=st.DELETING).to_json())
+        statuses.change(ctx.store, GROUPS, spec.id, Event.DELETE)
         for member in _members(ctx, group):
             if retain and member.spec.id == (group.status.primary_cluster_id or spec.primary_cluster_id):
                 continue
-            ctx.store.put_status(CLUSTER, member.spec.id, replace(member.status, status=st.DELETING).to_json())
+            statuses.change(ctx.store, CLUSTERS, member.spec.id, Event.DELETE)
         if final is not None:
             # Taken from the primary before any node goes (the reconciler waits for it).
             snapshots.group_snapshot(ctx, final, group, final=True)
@@ -333,7 +335,7 @@ async def modify_replication_group(ctx: Context, params: dict[str, Any]) -> dict
                     moved = replace(member.spec, parameter_group=parameter_group)
                     ctx.store.put_spec(CLUSTER, member.spec.id, moved.to_json())
             if needs_reconcile:
-                ctx.store.put_status(GROUP, spec.id, replace(group.status, status=st.MODIFYING).to_json())
+                statuses.change(ctx.store, GROUPS, spec.id, Event.MODIFY)
     return {"ReplicationGroup": render(ctx, get_group(ctx.store, spec.id))}
 
 

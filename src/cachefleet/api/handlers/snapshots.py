@@ -16,7 +16,6 @@ from cachefleet.api.paging import page
 from cachefleet.engines.installed import EngineBinary
 from cachefleet.model import lifecycle
 from cachefleet.model import snapshots as sn
-from cachefleet.model import status as st
 from cachefleet.model.errors import (
     CacheClusterNotFound,
     InvalidParameterCombination,
@@ -26,11 +25,13 @@ from cachefleet.model.errors import (
     SnapshotQuotaExceeded,
 )
 from cachefleet.model.ids import check_identifier
+from cachefleet.model.lifecycle import Event
 from cachefleet.model.specs import AUTOMATED, MANUAL, SnapshotSpec, Tags
-from cachefleet.model.status import SnapshotStatus
+from cachefleet.model.status import SnapshotState, SnapshotStatus
+from cachefleet.store import statuses
+from cachefleet.store.kinds import EXPORTS, SNAPSHOTS
 from cachefleet.store.records import (
     CLUSTER,
-    EXPORT,
     GROUP,
     SNAPSHOT,
     Cluster,
@@ -94,7 +95,7 @@ def cluster_snapshot(ctx: Context, name: str, cluster: Cluster, *, final: bool =
 
 
 def _creating(ctx: Context, node: str | None) -> SnapshotStatus:
-    return SnapshotStatus(st.CREATING, requested_at=ctx.clock().isoformat(), node_cluster_id=node)
+    return SnapshotStatus(SnapshotState.CREATING, requested_at=ctx.clock().isoformat(), node_cluster_id=node)
 
 
 def final_snapshot_name(ctx: Context, params: dict[str, Any]) -> str | None:
@@ -176,7 +177,7 @@ async def delete_snapshot(ctx: Context, params: dict[str, Any]) -> dict[str, Any
     lifecycle.require(SNAPSHOT, "DeleteSnapshot", name, snapshot.status.status)
     with ctx.store.transaction():
         ctx.store.put_spec(SNAPSHOT, name, replace(snapshot.spec, deleting=True).to_json())
-        ctx.store.put_status(SNAPSHOT, name, replace(snapshot.status, status=st.DELETING).to_json())
+        statuses.change(ctx.store, SNAPSHOTS, name, Event.DELETE)
     return _render(ctx, name)
 
 
@@ -190,7 +191,7 @@ async def copy_snapshot(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
         return _export(ctx, source.spec, target, params["TargetBucket"])
     _not_taken(ctx, target)
     spec = sn.copy(source.spec, target, created_at=ctx.clock(), tags=tags)
-    request_snapshot(ctx.store, spec, SnapshotStatus(st.CREATING, requested_at=ctx.clock().isoformat()))
+    request_snapshot(ctx.store, spec, SnapshotStatus(SnapshotState.CREATING, requested_at=ctx.clock().isoformat()))
     return _render(ctx, target)
 
 
@@ -204,11 +205,9 @@ def _export(ctx: Context, source: SnapshotSpec, target: str, bucket_name: str) -
     if ctx.exports.exists(bucket, export.key) or find_export(ctx.store, export.id) is not None:
         raise SnapshotAlreadyExists(f"The S3 bucket {bucket} already contains an object with key {export.key}.")
     with ctx.store.transaction():
-        if not ctx.store.create(EXPORT, export.id, export.to_json(), {"status": st.CREATING}):
+        if not statuses.create(ctx.store, EXPORTS, export.id, export):
             raise SnapshotAlreadyExists(f"The S3 bucket {bucket} already contains an object with key {export.key}.")
-        current = get_snapshot(ctx.store, source.name)
-        if current.status.status == st.AVAILABLE:
-            ctx.store.put_status(SNAPSHOT, source.name, replace(current.status, status=st.COPYING).to_json())
+        statuses.change_from(ctx.store, SNAPSHOTS, source.name, SnapshotState.AVAILABLE, Event.COPY)
     return _render(ctx, source.name)
 
 
@@ -273,9 +272,7 @@ def mark_restoring(ctx: Context, seed: Seed | None) -> None:
     """Show the seed snapshot ``restoring`` (inside the create call's transaction)."""
     if seed is None or seed.snapshot is None:
         return
-    current = get_snapshot(ctx.store, seed.snapshot.spec.name)
-    if current.status.status == st.AVAILABLE:
-        ctx.store.put_status(SNAPSHOT, current.spec.name, replace(current.status, status=st.RESTORING).to_json())
+    statuses.change_from(ctx.store, SNAPSHOTS, seed.snapshot.spec.name, SnapshotState.AVAILABLE, Event.RESTORE)
 
 
 def automatic_snapshots(

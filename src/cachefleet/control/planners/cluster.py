@@ -10,7 +10,6 @@ from cachefleet.control.actions import (
     DeleteRecord,
     Event,
     Plan,
-    ReassignPort,
     RemoveNode,
     ReplicaOf,
     RestartNode,
@@ -18,11 +17,10 @@ from cachefleet.control.actions import (
 )
 from cachefleet.control.observe import NodeObservation
 from cachefleet.control.planners import params, reboot
-from cachefleet.control.planners.nodes import cluster_status, node_status
-from cachefleet.model import status as st
+from cachefleet.control.planners.nodes import cluster_status, node_status, port_held
 from cachefleet.model.nodes import NodeKey, cluster_node_keys, node_key
 from cachefleet.model.specs import CacheClusterSpec
-from cachefleet.model.status import ClusterStatus
+from cachefleet.model.status import PRIMARY, ClusterState, ClusterStatus, NodeState
 
 KIND = "cache-cluster"
 
@@ -46,12 +44,15 @@ def plan(
             events=(Event(spec.id, KIND, "Cache cluster deleted"),),
         )
     actions: list[Action] = []
+    blocked: list[Event] = []
     for key in keys:
         obs = observed[key]
         if obs.port is None:
-            actions.append(AllocatePort(key))
+            recorded = status.node(key.node_id)
+            actions.append(AllocatePort(key, port=recorded.port if recorded else None))
         elif obs.port_taken:
-            actions.append(ReassignPort(key))
+            # The node keeps its port (its clients know it): it waits until the port is free again.
+            blocked.append(Event(spec.id, KIND, port_held(spec.id, key.node_id, obs.port)))
         elif obs.pid is None:
             actions.append(StartNode(key))
         elif obs.redis is not None and obs.redis.role != "master":
@@ -66,14 +67,14 @@ def plan(
             port=observed[k].port,
             running=observed[k].pid is not None,
             ready=observed[k].serving,
-            role=st.PRIMARY if spec.engine != "memcached" else None,
+            role=PRIMARY if spec.engine != "memcached" else None,
             now=now,
         )
         for k in keys
     )
     new_status = cluster_status(status, nodes)
     events: list[Event] = []
-    if status.status == st.CREATING and new_status.status == st.AVAILABLE:
+    if status.status == ClusterState.CREATING and new_status.status == ClusterState.AVAILABLE:
         events.append(Event(spec.id, KIND, "Cache cluster created"))
 
     checks = {k.node_id: params.check_node(k, observed[k], wanted) for k in keys}
@@ -84,8 +85,8 @@ def plan(
         nodes=tuple(replace(n, parameter_status=node_params[n.node_id]) for n in new_status.nodes),
         parameter_apply_status=params.apply_status(node_params.values()),
     )
-    if config_actions and status.status == st.MODIFYING:
-        new_status = replace(new_status, status=st.MODIFYING)  # modifying ends once the parameters are in
+    if config_actions and status.status == ClusterState.MODIFYING:
+        new_status = replace(new_status, status=ClusterState.MODIFYING)  # modifying ends once the parameters are in
     events += [
         Event(spec.id, KIND, m)
         for m in params.events(status.parameter_apply_status, new_status.parameter_apply_status, node_params)
@@ -101,9 +102,10 @@ def plan(
         events += [Event(spec.id, KIND, m) for m in taken.events]
     return Plan(
         actions=(*restart, *config_actions),
-        cluster_statuses={spec.id: new_status},
+        statuses={(KIND, spec.id): new_status},
         events=tuple(events),
-        converged=all(n.status == st.AVAILABLE for n in nodes) and not config_actions and taken is None,
+        converged=all(n.status == NodeState.AVAILABLE for n in nodes) and not config_actions and taken is None,
+        blocked=tuple(blocked),
     )
 
 

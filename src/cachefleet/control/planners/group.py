@@ -32,7 +32,6 @@ from cachefleet.control.actions import (
     EndpointInputs,
     Event,
     Plan,
-    ReassignPort,
     ReloadEndpoint,
     RemoveNode,
     ReplicaOf,
@@ -46,15 +45,16 @@ from cachefleet.control.actions import (
 )
 from cachefleet.control.observe import EndpointObservation, GroupObservation, NodeObservation
 from cachefleet.control.planners import params, reboot
-from cachefleet.control.planners.nodes import cluster_status, lifecycle_status, node_status
+from cachefleet.control.planners.nodes import cluster_status, lifecycle_status, node_status, port_held
 from cachefleet.engines.haproxy import ServerState, server_name
-from cachefleet.model import status as st
-from cachefleet.model.nodes import READER_SLOT, endpoint_key, member_key, sentinel_keys
+from cachefleet.model.nodes import MEMBER_NODE_ID, PORT_SLOT, READER_SLOT, endpoint_key, member_key, sentinel_keys
 from cachefleet.model.specs import CacheClusterSpec, ReplicationGroupSpec
-from cachefleet.model.status import ClusterStatus, GroupStatus
+from cachefleet.model.status import PRIMARY, REPLICA, ClusterState, ClusterStatus, GroupState, GroupStatus
 
 KIND = "replication-group"
 CLUSTER = "cache-cluster"
+RECOVERING = f"Recovering cache nodes {MEMBER_NODE_ID}"
+RECOVERED = f"Finished recovery for cache nodes {MEMBER_NODE_ID}"
 Members = dict[str, tuple[CacheClusterSpec, ClusterStatus]]
 
 
@@ -90,7 +90,7 @@ def plan(
     if events and status.primary_cluster_id in members:
         # ElastiCache reports the old primary as recovering until it is back as a synced replica.
         recovering[status.primary_cluster_id] = None
-        events.append(Event(status.primary_cluster_id, CLUSTER, "Recovering cache nodes 0001"))
+        events.append(Event(status.primary_cluster_id, CLUSTER, RECOVERING))
 
     switch = _switchover(spec, status, observed, view, address)
     if switch is not None:
@@ -98,16 +98,16 @@ def plan(
     else:
         for cluster_id, (_, previous) in members.items():
             action = _converge_member(
-                cluster_id, observed.nodes[cluster_id], view, observed, creating=status.status == st.CREATING
+                cluster_id, previous, view, observed, creating=status.status == GroupState.CREATING
             )
             if action is None:
                 continue
             actions.append(action)
             if isinstance(action, StartNode) and _was_serving(previous) and cluster_id not in recovering:
                 recovering[cluster_id] = None
-                events.append(Event(cluster_id, CLUSTER, "Recovering cache nodes 0001"))
+                events.append(Event(cluster_id, CLUSTER, RECOVERING))
 
-    actions += _converge_endpoint(spec, observed, view, address)
+    actions += _converge_endpoint(spec, status, observed, view, address)
     actions += _converge_sentinels(spec, observed, view, members)
     if (
         spec.failover_requests > status.failovers_done
@@ -123,7 +123,7 @@ def plan(
         if obs is None or (obs.serving and _in_role(obs, is_primary=False, primary=view.primary, link=True)):
             del recovering[cluster_id]
             if obs is not None:
-                events.append(Event(cluster_id, CLUSTER, "Finished recovery for cache nodes 0001"))
+                events.append(Event(cluster_id, CLUSTER, RECOVERED))
     group_status = replace(group_status, recovering=tuple(recovering))
     statuses = _member_statuses(members, observed, view, recovering, now)
     for cluster_id, new in statuses.items():
@@ -146,19 +146,29 @@ def plan(
         group_status,
         status=lifecycle_status(status.status, all_ready and not actions),
         failover_active=spec.automatic_failover and (status.failover_active or view.sentinels_ready),
-        primary_endpoint_port=observed.endpoint.port,
-        reader_endpoint_port=observed.endpoint.reader_port,
+        # Kept while the endpoint has no port on its host (its directory was lost): it gets them back.
+        primary_endpoint_port=observed.endpoint.port or status.primary_endpoint_port,
+        reader_endpoint_port=observed.endpoint.reader_port or status.reader_endpoint_port,
     )
     events += _lifecycle_events(spec, status, group_status)
     return Plan(
         actions=tuple(actions),
-        group_statuses={spec.id: group_status},
-        cluster_statuses=statuses,
+        statuses={(KIND, spec.id): group_status, **{(CLUSTER, c): s for c, s in statuses.items()}},
         events=tuple(events),
         converged=all_ready
         and not actions
         and spec.failover_requests <= group_status.failovers_done
         and all(m.reboot_requests <= statuses[c].reboots_done for c, (m, _) in members.items()),
+        blocked=_blocked(observed),
+    )
+
+
+def _blocked(observed: GroupObservation) -> tuple[Event, ...]:
+    """Members that keep their port and wait, because a process that is not theirs holds it."""
+    return tuple(
+        Event(cluster_id, CLUSTER, port_held(cluster_id, MEMBER_NODE_ID, obs.port))
+        for cluster_id, obs in observed.nodes.items()
+        if obs.port_taken
     )
 
 
@@ -179,7 +189,7 @@ def _reboots(
         is_primary = cluster_id == view.primary_id
         ready = obs.serving and _in_role(obs, is_primary=is_primary, primary=view.primary, link=True)
         allowed = may_restart and not busy and (is_primary or view.primary is not None)
-        taken = reboot.step(member, previous, {"0001": ready}, may_restart=allowed)
+        taken = reboot.step(member, previous, {MEMBER_NODE_ID: ready}, may_restart=allowed)
         if taken is None:
             continue
         if taken.restart is not None:
@@ -209,7 +219,7 @@ def _parameters(
             nodes=tuple(replace(n, parameter_status=check.status) for n in new.nodes),
             parameter_apply_status=check.status,
         )
-        messages = params.events(previous.parameter_apply_status, check.status, {"0001": check.status})
+        messages = params.events(previous.parameter_apply_status, check.status, {MEMBER_NODE_ID: check.status})
         events += [Event(cluster_id, CLUSTER, m) for m in messages]
     return actions
 
@@ -279,15 +289,17 @@ def _switchover(
 
 
 def _converge_member(
-    cluster_id: str, obs: NodeObservation, view: _View, observed: GroupObservation, *, creating: bool
+    cluster_id: str, previous: ClusterStatus, view: _View, observed: GroupObservation, *, creating: bool
 ) -> Action | None:
     key = member_key(cluster_id)
+    obs = observed.nodes[cluster_id]
     is_primary = cluster_id == view.primary_id
     seed = view.replication_id if creating else None
     if obs.port is None:
-        return AllocatePort(key)
+        recorded = previous.node(MEMBER_NODE_ID)
+        return AllocatePort(key, port=recorded.port if recorded else None)
     if obs.port_taken:
-        return ReassignPort(key)
+        return None  # it keeps its port, which its clients know: it waits for it (``_blocked``)
     if obs.pid is None:
         if not is_primary:
             # A replica comes back only once its primary accepts connections (else Redis waits a
@@ -333,13 +345,16 @@ def _in_role(obs: NodeObservation, *, is_primary: bool, primary: Address | None,
 
 
 def _converge_endpoint(
-    spec: ReplicationGroupSpec, observed: GroupObservation, view: _View, address: str
+    spec: ReplicationGroupSpec, status: GroupStatus, observed: GroupObservation, view: _View, address: str
 ) -> list[Action]:
     key = endpoint_key(spec.id)
     endpoint = observed.endpoint
     missing = [
-        AllocatePort(key, slot)
-        for slot, port in (("port", endpoint.port), (READER_SLOT, endpoint.reader_port))
+        AllocatePort(key, slot, recorded)
+        for slot, port, recorded in (
+            (PORT_SLOT, endpoint.port, status.primary_endpoint_port),
+            (READER_SLOT, endpoint.reader_port, status.reader_endpoint_port),
+        )
         if port is None
     ]
     if missing:
@@ -410,12 +425,12 @@ def _member_statuses(
         # a node is available while it serves: roles in flux during a failover are the group's affair.
         ready = obs.serving and (in_role or _was_serving(previous)) and cluster_id not in recovering
         node = node_status(
-            "0001",
-            previous.node("0001"),
+            MEMBER_NODE_ID,
+            previous.node(MEMBER_NODE_ID),
             port=obs.port,
             running=obs.pid is not None,
             ready=ready,
-            role=st.PRIMARY if is_primary else st.REPLICA,
+            role=PRIMARY if is_primary else REPLICA,
             now=now,
         )
         statuses[cluster_id] = cluster_status(previous, (node,))
@@ -423,13 +438,19 @@ def _member_statuses(
 
 
 def _was_serving(previous: ClusterStatus) -> bool:
-    node = previous.node("0001")
+    node = previous.node(MEMBER_NODE_ID)
     return node is not None and node.created_at is not None
 
 
-def _member_events(cluster_id: str, previous: ClusterStatus, new: ClusterStatus, group_state: str) -> list[Event]:
+def _member_events(
+    cluster_id: str, previous: ClusterStatus, new: ClusterStatus, group_state: GroupState
+) -> list[Event]:
     events = []
-    if previous.status == st.CREATING and new.status == st.AVAILABLE and group_state != st.CREATING:
+    if (
+        previous.status == ClusterState.CREATING
+        and new.status == ClusterState.AVAILABLE
+        and group_state != GroupState.CREATING
+    ):
         events.append(Event(cluster_id, CLUSTER, "Cache cluster created"))
     return events
 
@@ -445,7 +466,7 @@ def _failover_events(spec: ReplicationGroupSpec, before: GroupStatus, primary_id
 
 def _lifecycle_events(spec: ReplicationGroupSpec, before: GroupStatus, after: GroupStatus) -> list[Event]:
     events = []
-    if before.status == st.CREATING and after.status == st.AVAILABLE:
+    if before.status == GroupState.CREATING and after.status == GroupState.AVAILABLE:
         events.append(Event(spec.id, KIND, f"Replication group {spec.id} created"))
     elif after.failover_active and not before.failover_active:
         events.append(Event(spec.id, KIND, f"Automatic failover has been turned on for replication group {spec.id}"))

@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from cachefleet.model import status as st
 from cachefleet.model.specs import CacheClusterSpec
-from cachefleet.model.status import ClusterStatus
+from cachefleet.model.status import ClusterState, ClusterStatus, NodeState
 
 
 @dataclass(frozen=True)
@@ -61,11 +60,11 @@ def record(status: ClusterStatus, taken: RebootStep | None, requests: int) -> Cl
     if taken is None:
         return status
     if taken.finished:
-        return replace(status, status=st.AVAILABLE, reboots_done=requests, restarting=(), restarted=())
-    nodes = tuple(replace(n, status=st.REBOOTING) if n.node_id in taken.restarting else n for n in status.nodes)
+        return replace(status, status=ClusterState.AVAILABLE, reboots_done=requests, restarting=(), restarted=())
+    nodes = tuple(replace(n, status=NodeState.REBOOTING) if n.node_id in taken.restarting else n for n in status.nodes)
     return replace(
         status,
-        status=st.REBOOTING_CLUSTER,
+        status=ClusterState.REBOOTING,
         nodes=nodes,
         restarting=taken.restarting,
         restarted=taken.restarted,

@@ -1,0 +1,80 @@
+"""Cache clusters as a reconciled kind: standalone clusters (Memcached, one Redis node) on their own.
+
+A replication group's member is planned with its group, which knows the roles: a change to a
+member wakes its group. A standalone cluster being deleted waits for its final snapshot; one whose
+restore failed (``restore-failed``) is left alone until it is deleted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cachefleet.control.actions import Plan
+from cachefleet.control.kinds.base import Generations, PlannedKind, Services, taking, wanted_parameters
+from cachefleet.control.kinds.group import restore_message, seed_name, wake_seed
+from cachefleet.control.observe import NodeObservation, observe_nodes
+from cachefleet.control.planners import busy, params
+from cachefleet.control.planners import cluster as cluster_planner
+from cachefleet.model.errors import RestoreFailed
+from cachefleet.model.lifecycle import Event
+from cachefleet.model.nodes import NodeKey
+from cachefleet.model.status import ClusterState
+from cachefleet.store import statuses
+from cachefleet.store.kinds import CLUSTERS
+from cachefleet.store.records import CLUSTER, GROUP, Cluster
+
+
+@dataclass(frozen=True)
+class ClusterLoad:
+    cluster: Cluster
+    wanted: params.Wanted
+    saving: bool  # a snapshot of it is being taken
+    generations: Generations
+
+
+class ClusterKind(PlannedKind[ClusterLoad, dict[NodeKey, NodeObservation]]):
+    records = CLUSTERS
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+        self._store = services.store
+
+    def load(self, resource_id: str) -> ClusterLoad | Plan | None:
+        cluster = CLUSTERS.find(self._store, resource_id)
+        if cluster is None:
+            return None
+        spec = cluster.spec
+        if spec.replication_group_id:
+            self._services.wake((GROUP, spec.replication_group_id))
+            return None
+        snapshots = taking(self._store, spec.id)
+        if spec.deleting and snapshots:
+            return Plan()  # the final snapshot first, then the nodes go
+        if not spec.deleting and cluster.status.status == ClusterState.RESTORE_FAILED:
+            return None  # nothing to run: the seed was refused; DeleteCacheCluster cleans up
+        wanted, generations = wanted_parameters(
+            self._store, spec.engine, spec.engine_version, spec.node_type, spec.parameter_group
+        )
+        generations[(CLUSTER, spec.id)] = cluster.generation
+        return ClusterLoad(cluster, wanted, bool(snapshots), generations)
+
+    async def observe(self, loaded: ClusterLoad) -> dict[NodeKey, NodeObservation]:
+        spec = loaded.cluster.spec
+        return await observe_nodes(self._services.observer, cluster_planner.node_keys(spec), engine=spec.engine)
+
+    def plan(self, loaded: ClusterLoad, observed: dict[NodeKey, NodeObservation]) -> Plan:
+        cluster = loaded.cluster
+        plan = cluster_planner.plan(
+            cluster.spec, busy.unbusy(cluster.status), observed, now=self._services.now(), wanted=loaded.wanted
+        )
+        return busy.snapshotting(plan, None, [cluster.spec.id]) if loaded.saving else plan
+
+    def restore_failed(self, resource_id: str, error: RestoreFailed) -> None:
+        seed = seed_name(self._services, error.cluster_id)
+        with self._store.transaction():
+            if CLUSTERS.find(self._store, resource_id) is None:
+                return
+            message = f"Restore from {seed} failed: {error.reason}"
+            statuses.change(self._store, CLUSTERS, resource_id, Event.FAIL_RESTORE, message=message)
+            self._services.event(resource_id, CLUSTER, restore_message(resource_id, error.reason))
+        wake_seed(self._services, error.cluster_id)
