@@ -10,6 +10,7 @@ from cachefleet.api.context import Context
 from cachefleet.engines.nodetypes import NODE_TYPES, memory_bytes
 from cachefleet.model import parameters as pm
 from cachefleet.model import snapshots as sn
+from cachefleet.model.nodes import MEMBER_NODE_ID
 from cachefleet.model.status import PRIMARY, REPLICA, GroupState, NodeState
 from cachefleet.store.records import (
     PARAMETER_GROUP,
@@ -154,10 +155,10 @@ def _node_group_status(group_status: GroupState) -> GroupState:
 
 
 def _member(ctx: Context, member: Cluster, is_primary: bool) -> dict[str, Any]:
-    node = member.status.node("0001")
+    node = member.status.node(MEMBER_NODE_ID)
     view: dict[str, Any] = {
         "CacheClusterId": member.spec.id,
-        "CacheNodeId": "0001",
+        "CacheNodeId": MEMBER_NODE_ID,
         "PreferredAvailabilityZone": member.spec.node_azs[0],
     }
     if node and node.created_at:

@@ -25,7 +25,7 @@ from cachefleet.engines import redis
 from cachefleet.hosts.base import Host
 from cachefleet.model.credentials import Credentials
 from cachefleet.model.errors import Fatal, RestoreFailed, Retry
-from cachefleet.model.nodes import NodeKey, member_key
+from cachefleet.model.nodes import MEMBER_NODE_ID, NodeKey, member_key
 from cachefleet.model.snapshots import NODE_GROUP
 from cachefleet.model.specs import CacheClusterSpec, Export
 from cachefleet.model.status import ClusterState, SnapshotState, SnapshotStatus
@@ -104,7 +104,7 @@ class SnapshotWorker:
             spec.name, cluster_id, chosen - started, saved - chosen, stored.size, time.perf_counter() - saved,
         )
         cluster = find_cluster(self.store, cluster_id)
-        node = cluster.status.node("0001") if cluster else None
+        node = cluster.status.node(MEMBER_NODE_ID) if cluster else None
         return replace(
             snapshot.status,
             status=SnapshotState.AVAILABLE,
