@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 
 from cachefleet.model.nodes import PORT_SLOT, NodeKey
-from cachefleet.model.status import ClusterStatus, GroupStatus
+from cachefleet.store.kinds import Stored
 
 Address = tuple[str, int]
 
@@ -169,7 +169,7 @@ class Event:
 
 
 ResourceKey = tuple[str, str]  # (kind, resource id): a record of the store, a key of the reconciler's queue
-Status = GroupStatus | ClusterStatus
+Status = Stored  # any kind's status (GroupStatus, ClusterStatus...): the writer checks it against its table
 
 
 @dataclass(frozen=True)

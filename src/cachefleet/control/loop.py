@@ -96,6 +96,7 @@ class Reconciler:
             if kind.name in self._kinds:
                 raise ValueError(f"kind {kind.name} registered twice")
             self._kinds[kind.name] = kind
+        self._records = {name: kind.records for name, kind in self._kinds.items()}
         self._queue = queue
         self._clock = clock
         self._resync_interval = resync_interval
@@ -110,11 +111,12 @@ class Reconciler:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def notify(self, kind: str, resource_id: str) -> None:
-        """Store listener (a spec changed): may be called from any thread; ends a backoff."""
+        """Store listener (a spec changed): may be called from any thread."""
         if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._wake_now, (kind, resource_id))
+            self._loop.call_soon_threadsafe(self.wake, (kind, resource_id))
 
-    def _wake_now(self, key: ResourceKey) -> None:
+    def wake(self, key: ResourceKey) -> None:
+        """Queue the resource now, ending its backoff: something about it changed."""
         self._held.pop(key, None)
         self._queue.put(key)
 
@@ -123,14 +125,15 @@ class Reconciler:
         workers = [asyncio.create_task(self._worker()) for _ in range(WORKERS)]
         try:
             while True:
-                self._enqueue_all()
+                self.resync()
                 await asyncio.sleep(self._resync_interval)
         finally:
             for worker in workers:
                 worker.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
 
-    def _enqueue_all(self) -> None:
+    def resync(self) -> None:
+        """Queue every resource of every kind that resyncs, except those waiting out a backoff."""
         now = asyncio.get_running_loop().time()
         for name, kind in self._kinds.items():
             if not kind.resync:
@@ -215,7 +218,7 @@ class Reconciler:
         them, after which there is no record left to compare).
         """
         with self._store.transaction():
-            fresh = statuses.record(self._store, plan.statuses, generations)
+            fresh = statuses.record(self._store, plan.statuses, generations, self._records)
             if fresh or plan.actions:
                 self._events(plan.events)
         return fresh

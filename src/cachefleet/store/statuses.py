@@ -84,10 +84,16 @@ def write(store: Store, kind: RecordKind[Any, StatusT], resource_id: str, status
         return record is not None and _write(store, kind, record, status)
 
 
-def record(store: Store, statuses: Mapping[ResourceKey, Stored], generations: Mapping[ResourceKey, int]) -> bool:
+def record(
+    store: Store,
+    statuses: Mapping[ResourceKey, Stored],
+    generations: Mapping[ResourceKey, int],
+    kinds: Mapping[str, RecordKind[Any, Any]] = KINDS,
+) -> bool:
     """Write a pass's statuses in one transaction, unless a spec it read moved on (False then, nothing written).
 
-    A status refused by its table is left out (and logged); the others are written.
+    A status refused by its table is left out (and logged); the others are written. ``kinds`` names
+    the record kind of each key (the reconciler passes those of the kinds registered with it).
     """
     with store.transaction():
         records = {key: store.get(*key) for key in {*generations, *statuses}}
@@ -98,7 +104,7 @@ def record(store: Store, statuses: Mapping[ResourceKey, Stored], generations: Ma
         for key, status in statuses.items():
             found = records[key]
             if found is not None:
-                _write(store, KINDS[key[0]], found, status)
+                _write(store, kinds[key[0]], found, status)
     return True
 
 

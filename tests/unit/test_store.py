@@ -1,0 +1,87 @@
+"""The store's transactions: all or nothing, and listeners told only after the outermost commit."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from cachefleet.store.sqlite import Store
+
+NOW = datetime(2026, 11, 26, tzinfo=UTC)
+
+
+@pytest.fixture
+def store() -> Store:
+    return Store(":memory:")
+
+
+@pytest.fixture
+def heard(store: Store) -> list[tuple[str, str]]:
+    told: list[tuple[str, str]] = []
+    store.subscribe(lambda kind, resource_id: told.append((kind, resource_id)))
+    return told
+
+
+def test_a_failed_transaction_leaves_nothing_and_tells_nobody(store: Store, heard: list[tuple[str, str]]) -> None:
+    def fail() -> None:
+        with store.transaction():
+            store.create("k", "a", {"v": 1}, {})
+            store.put_spec("k", "a", {"v": 2})
+            store.add_event("a", "k", "made", NOW)
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        fail()
+    assert store.get("k", "a") is None
+    assert store.events() == []
+    assert heard == []
+
+
+def test_an_inner_failure_rolls_back_the_outer_transaction_too(store: Store, heard: list[tuple[str, str]]) -> None:
+    store.create("k", "kept", {}, {})
+    heard.clear()
+    def fail() -> None:
+        with store.transaction():
+            store.create("k", "b", {}, {})
+            with store.transaction():
+                store.put_spec("k", "kept", {"v": 9})
+                raise RuntimeError("inner")
+
+    with pytest.raises(RuntimeError, match="inner"):
+        fail()
+    assert store.get("k", "b") is None
+    record = store.get("k", "kept")
+    assert record is not None
+    assert (record.spec, record.generation) == ({}, 1)
+    assert heard == []
+
+
+def test_listeners_hear_after_the_outermost_commit_once_per_resource(
+    store: Store, heard: list[tuple[str, str]]
+) -> None:
+    with store.transaction():
+        store.create("k", "a", {}, {})
+        with store.transaction():
+            store.put_spec("k", "a", {"v": 1})
+            store.put_spec("k", "b-missing", {"v": 1})
+            assert heard == []  # not before the commit
+        store.put_spec("k", "a", {"v": 2})
+        assert heard == []
+    assert heard == [("k", "a"), ("k", "b-missing")]
+
+
+def test_a_status_write_wakes_nobody_and_a_spec_write_bumps_the_generation(
+    store: Store, heard: list[tuple[str, str]]
+) -> None:
+    assert store.create("k", "a", {}, {"status": "x"})
+    assert not store.create("k", "a", {}, {})  # taken
+    heard.clear()
+    store.write_status("k", "a", {"status": "y"})
+    assert heard == []
+    store.put_spec("k", "a", {"v": 1})
+    record = store.get("k", "a")
+    assert record is not None
+    assert (record.status, record.generation) == ({"status": "y"}, 2)
+    assert [r.id for r in store.records("k")] == ["a"]
+
