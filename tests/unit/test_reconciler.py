@@ -262,3 +262,24 @@ def test_ports_come_back_through_the_executor_for_a_lost_directory() -> None:
     effects = Effects()
     passes(reconciler(fleet, effects), (G, "g"), 1)
     assert effects.runs == [(AllocatePort(member_key("g-003"), port=recorded),)]
+
+
+def test_a_refused_seed_fails_a_standalone_cluster_restore_failed() -> None:
+    fleet = Fleet()
+    fleet.cluster("c", state=ClusterState.CREATING, running=False, seed_object="incoming/bad.rdb")
+    effects = Effects(lambda action: RestoreFailed("c", "not an RDB file"))
+    assert passes(reconciler(fleet, effects), (C, "c"), 2) == [None, None]
+    assert len(effects.runs) == 1  # left alone afterwards: DeleteCacheCluster cleans up
+    status = fleet.status(C, "c")
+    assert status.status == ClusterState.RESTORE_FAILED
+    assert status.message == "Restore from incoming/bad.rdb failed: not an RDB file"
+    assert events(fleet) == [("c", "Restore from snapshot failed for cache cluster c: not an RDB file")]
+
+
+def test_a_changed_parameter_group_wakes_every_cluster_and_group_using_it() -> None:
+    fleet = Fleet()
+    fleet.group()
+    fleet.cluster("c")
+    fleet.cluster("m", engine="memcached")
+    assert passes(reconciler(fleet, Effects()), ("cache-parameter-group", "default.redis7"), 1) == [None]
+    assert sorted(set(fleet.woken)) == [(C, "c"), (G, "g")]
