@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import redis
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, WaiterError
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from tests.integration.conftest import FAST_WAIT
@@ -397,6 +397,9 @@ def test_copy_snapshot_to_a_bucket_exports_the_rdb_and_snapshot_arns_seed_a_new_
             "CacheClusterStatus"] == "restore-failed", 20, what=f"{cluster_id} restore-failed")
         assert any("Restore from snapshot failed" in m for m in _events(client, "cache-cluster", cluster_id))
         assert not any(k.startswith(f"{cluster_id}/") for k in server.member_pids())
+        # boto3's waiter stops on it at once, as its definition says for restore-failed.
+        with pytest.raises(WaiterError, match=r"terminal failure state.*restore-failed"):
+            client.get_waiter("cache_cluster_available").wait(CacheClusterId=cluster_id, WaiterConfig=FAST_WAIT)
         client.delete_cache_cluster(CacheClusterId=cluster_id)
         client.get_waiter("cache_cluster_deleted").wait(CacheClusterId=cluster_id, WaiterConfig=FAST_WAIT)
 
