@@ -133,3 +133,15 @@ def test_the_waiters_stop_on_our_failed_creations_where_their_definitions_allow(
     # on create-failed, as it does against AWS.
     assert {r.target for r in GROUP.rows if r.event is Event.FAIL_CREATE} == {GroupState.CREATE_FAILED}
     assert {e for n, e in failures if n == "ReplicationGroupAvailable"} == {"deleted"}
+
+
+@pytest.mark.parametrize("table", TABLES, ids=[t.kind for t in TABLES])
+def test_the_architecture_doc_shows_each_table_as_the_code_has_it(table: Lifecycle[Any]) -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "architecture.md").read_text()
+
+    def cell(state: StrEnum | None) -> str:
+        return "(new)" if state is None else f"`{state.value}`"
+
+    lines = ["| from | event | to |", "|---|---|---|"]
+    lines += [f"| {cell(r.source)} | {r.event.value} | {cell(r.target)} |" for r in table.rows]
+    assert "\n".join(lines) + "\n" in doc, f"docs/architecture.md's {table.kind} table differs from the code"

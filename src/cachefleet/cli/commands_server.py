@@ -1,4 +1,4 @@
-"""``cachefleet server``: run the control plane in the foreground (DESIGN.md section 3)."""
+"""``cachefleet server``: run the control plane in the foreground (docs/architecture.md section 11)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Who is primary: with automatic failover on, whatever a majority of the group's Sentinels name; with
 it off, the spec (the control plane switches over itself, losing no acknowledged write).
 
-Rules that protect data, each learnt the hard way (DESIGN.md section 6):
+Rules that protect data, each learnt the hard way (docs/architecture.md section 7):
 - a replica starts already pointed at the primary, and only once the primary accepts connections;
 - a dead primary is not restarted while Sentinel can still promote a replica: restarted with its old
   config it would come back as an empty master and its replicas would copy the emptiness;
