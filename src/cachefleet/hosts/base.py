@@ -2,7 +2,8 @@
 
 The reconciler speaks only to a ``Host``: it asks for a node's directory and port, starts a process
 from a ``ProcessSpec`` it rendered purely, and observes liveness by PID. Drivers (``LocalHost`` today,
-remote or fake ones later) decide how; none of them knows about engines or about each other.
+an in-memory one for unit tests in tests/support/fakes.py, remote ones later) decide how; none of
+them knows about engines or about each other.
 
 Every method is synchronous. Those that may block (``start``, ``stop`` waits for the process to exit,
 ``allocate_ports`` syncs to disk) an async caller runs in a thread; the lookups a reconcile pass makes
