@@ -4,6 +4,11 @@ This is the first step after authentication: the API edge hands the decoded form
 back the operation name and a dict keyed by the input shape's member names, ready to build a spec
 from. Wire names come from the service model only. Absent members are absent from the dict (never
 ``None``), so a ``Modify*`` handler can tell "not given" from any value.
+
+Every value is checked here, whatever the handler does with it later: a number must fit its type
+(and is never handed to ``int`` when it has more digits than any fitting value can have, since
+Python refuses such strings), a list index must be a plausible one, and a string must hold only
+characters that an XML answer can carry, since handlers echo and store strings.
 """
 
 from __future__ import annotations
@@ -16,14 +21,30 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qsl
 
-from cachefleet.model.errors import InvalidParameterValue, MissingParameter
+from cachefleet.model.errors import InvalidParameterValue, MalformedQueryString, MissingParameter
 from cachefleet.protocol.service import ServiceModel, Shape
+from cachefleet.protocol.text import describe, first_invalid
 
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _EPOCH = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 _INTEGER_BITS = {"integer": 32, "long": 64}
+# More significant digits than any 64-bit value has: refused before int() is asked.
+_MAX_INTEGER_DIGITS = 20
+# A list index of more digits than this is no index a client sends (lists hold at most thousands).
+_MAX_INDEX_DIGITS = 6
+_ECHO = 64  # characters of a bad value quoted back in a message
+
+
+def decode_form(data: bytes | str) -> list[tuple[str, str]]:
+    """The ``name=value`` pairs of a form body or query string, percent-decoded as strict UTF-8."""
+    try:
+        text = data.decode() if isinstance(data, bytes) else data
+        return parse_qsl(text, keep_blank_values=True, strict_parsing=False, encoding="utf-8", errors="strict")
+    except UnicodeDecodeError as exc:
+        raise MalformedQueryString("The request is not valid form-encoded UTF-8.") from exc
 
 
 @dataclass
@@ -43,7 +64,7 @@ def parse_request(model: ServiceModel, pairs: Sequence[tuple[str, str]]) -> tupl
     version = _value(root, "Version")
     if version is not None and version != model.api_version:
         raise InvalidParameterValue(
-            f"Unsupported Version {version}: this service speaks Version {model.api_version}."
+            f"Unsupported Version {_quote(version)}: this service speaks Version {model.api_version}."
         )
     shape = operation.input_shape
     if shape is None:
@@ -122,7 +143,7 @@ def _list(shape: Shape, node: _Node, path: str) -> list[Any] | None:
         if inner is None:
             return None
         node = inner
-    items = [_parse(shape.member, child, f"{path}.{index}") for index, child in _indexed(node)]
+    items = [_parse(shape.member, child, f"{path}.{index}") for index, child in _indexed(node, path)]
     # An empty list (botocore sends ``Name=`` for one) reads as "not given", like any absent member.
     return [item for item in items if item is not None] or None
 
@@ -137,7 +158,7 @@ def _map(shape: Shape, node: _Node, path: str) -> dict[Any, Any] | None:
     key_name: str = shape.key.serialization.get("name", "key")
     value_name: str = shape.value.serialization.get("name", "value")
     entries: dict[Any, Any] = {}
-    for index, entry in _indexed(node):
+    for index, entry in _indexed(node, path):
         entry_path = f"{path}.{index}"
         key = _required(shape.key, entry, key_name, entry_path)
         entries[key] = _required(shape.value, entry, value_name, entry_path)
@@ -151,20 +172,32 @@ def _required(shape: Shape, node: _Node, name: str, path: str) -> Any:
     return value
 
 
-def _indexed(node: _Node) -> Iterator[tuple[int, _Node]]:
+def _indexed(node: _Node, path: str) -> Iterator[tuple[int, _Node]]:
     """The 1-based numbered children of ``node`` in index order; gaps are tolerated, zero is not."""
-    numbered = [
-        (int(key), child)
-        for key, child in node.children.items()
-        if key.isascii() and key.isdigit() and not key.startswith("0")
-    ]
+    numbered = []
+    for key, child in node.children.items():
+        if not (key.isascii() and key.isdigit() and not key.startswith("0")):
+            continue
+        if len(key) > _MAX_INDEX_DIGITS:
+            raise InvalidParameterValue(f"Invalid list index {_quote(key)} for parameter {path}.")
+        numbered.append((int(key), child))
     return iter(sorted(numbered, key=lambda pair: pair[0]))
+
+
+def _quote(raw: str) -> str:
+    """A bad value as a message quotes it: repr (which escapes what cannot be shown), cut short."""
+    return repr(raw) if len(raw) <= _ECHO else repr(raw[:_ECHO]) + "..."
 
 
 # Scalars. Each takes the shape (for bounds), the raw text and the wire path for the message.
 
 
 def _string(shape: Shape, raw: str, path: str) -> str:
+    bad = first_invalid(raw)
+    if bad is not None:
+        raise InvalidParameterValue(
+            f"Invalid value for parameter {path}: the character {describe(bad)} is not allowed."
+        )
     return raw
 
 
@@ -172,10 +205,13 @@ def _integer(shape: Shape, raw: str, path: str) -> int:
     text = raw.strip()
     bits = _INTEGER_BITS.get(shape.type_name, 64)
     if _INTEGER.fullmatch(text):
-        value = int(text)
-        if -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
-            return value
-    raise InvalidParameterValue(f"Invalid integer value {raw!r} for parameter {path}.")
+        # Leading zeros count against Python's digit limit too, so they go before int() sees them.
+        digits = text.lstrip("+-").lstrip("0") or "0"
+        if len(digits) <= _MAX_INTEGER_DIGITS:
+            value = int(digits) * (-1 if text.startswith("-") else 1)
+            if -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
+                return value
+    raise InvalidParameterValue(f"Invalid integer value {_quote(raw)} for parameter {path}.")
 
 
 def _double(shape: Shape, raw: str, path: str) -> float:
@@ -184,7 +220,7 @@ def _double(shape: Shape, raw: str, path: str) -> float:
         value = float(text)
         if math.isfinite(value):
             return value
-    raise InvalidParameterValue(f"Invalid number value {raw!r} for parameter {path}.")
+    raise InvalidParameterValue(f"Invalid number value {_quote(raw)} for parameter {path}.")
 
 
 def _boolean(shape: Shape, raw: str, path: str) -> bool:
@@ -192,7 +228,7 @@ def _boolean(shape: Shape, raw: str, path: str) -> bool:
     if text in ("true", "false"):
         return text == "true"
     raise InvalidParameterValue(
-        f"Invalid boolean value {raw!r} for parameter {path}: expected true or false."
+        f"Invalid boolean value {_quote(raw)} for parameter {path}: expected true or false."
     )
 
 
@@ -208,7 +244,7 @@ def _timestamp(shape: Shape, raw: str, path: str) -> datetime:
         # A timestamp without an offset is UTC, as in every AWS API.
         return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
     raise InvalidParameterValue(
-        f"Invalid timestamp value {raw!r} for parameter {path}: expected ISO 8601 or epoch seconds."
+        f"Invalid timestamp value {_quote(raw)} for parameter {path}: expected ISO 8601 or epoch seconds."
     )
 
 

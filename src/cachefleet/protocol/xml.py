@@ -16,6 +16,7 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from cachefleet.protocol.service import API_VERSION, ServiceModel, Shape
+from cachefleet.protocol.text import xml_safe
 
 XML_NAMESPACE = f"http://elasticache.amazonaws.com/doc/{API_VERSION}/"
 
@@ -44,18 +45,25 @@ def serialize_result(
     elif result:
         raise UnknownMemberError(f"{operation_name} has no output, but the result has keys {sorted(result)}")
     metadata = ET.SubElement(root, "ResponseMetadata")
-    ET.SubElement(metadata, "RequestId").text = request_id
-    return ET.tostring(root, encoding="unicode").encode()
+    ET.SubElement(metadata, "RequestId").text = xml_safe(request_id)
+    return _document(root)
 
 
-def serialize_error(code: str, message: str, sender_fault: bool, request_id: str) -> bytes:
-    root = ET.Element("ErrorResponse", xmlns=XML_NAMESPACE)
+def serialize_error(
+    code: str, message: str, sender_fault: bool, request_id: str, namespace: str = XML_NAMESPACE
+) -> bytes:
+    root = ET.Element("ErrorResponse", xmlns=namespace)
     error = ET.SubElement(root, "Error")
     ET.SubElement(error, "Type").text = "Sender" if sender_fault else "Receiver"
-    ET.SubElement(error, "Code").text = code
-    ET.SubElement(error, "Message").text = message
-    ET.SubElement(root, "RequestId").text = request_id
-    return ET.tostring(root, encoding="unicode").encode()
+    ET.SubElement(error, "Code").text = xml_safe(code)
+    ET.SubElement(error, "Message").text = xml_safe(message)
+    ET.SubElement(root, "RequestId").text = xml_safe(request_id)
+    return _document(root)
+
+
+def _document(root: ET.Element) -> bytes:
+    # A raw CR in text would come back as LF; tags and the one attribute never hold one.
+    return ET.tostring(root, encoding="unicode").replace("\r", "&#13;").encode()
 
 
 def _fill_structure(parent: ET.Element, shape: Shape, value: Any, path: str) -> None:
@@ -136,7 +144,7 @@ def _scalar_text(kind: str, value: Any, path: str) -> str:
             return base64.b64encode(value).decode("ascii")
     elif isinstance(value, str):
         # StrEnum members land here too; str() of a plain str subclass keeps its value.
-        return str.__str__(value)
+        return xml_safe(str.__str__(value))
     raise ShapeError(f"{path}: {type(value).__name__} {value!r} does not fit a {kind} member")
 
 
