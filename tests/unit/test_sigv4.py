@@ -14,7 +14,7 @@ from botocore.auth import SigV4Auth, SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from cachefleet.api.sigv4 import verify
+from cachefleet.api.sigv4 import Caller, verify
 from cachefleet.model.errors import (
     AuthFailure,
     IncompleteSignature,
@@ -30,6 +30,7 @@ HOST = "localhost:8080"
 SIGNED_AT = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
 FORM = b"Action=DescribeCacheClusters&Version=2015-02-02&CacheClusterId=my%20cluster"
 CONTENT_TYPE = "application/x-www-form-urlencoded; charset=utf-8"
+CALLER = Caller(access_key_id=KEY, service="elasticache", region="us-east-1")
 
 
 @pytest.fixture(autouse=True)
@@ -52,7 +53,7 @@ class Request:
     headers: dict[str, str]
     body: bytes
 
-    def verify(self, now: datetime = SIGNED_AT) -> str:
+    def verify(self, now: datetime = SIGNED_AT) -> Caller:
         return verify(
             method=self.method,
             path=self.path,
@@ -96,39 +97,39 @@ def signed_get(params: dict[str, str], *, presign_expires: int | None = None) ->
 
 
 def test_botocore_signed_post_verifies() -> None:
-    assert signed_post().verify() == KEY
+    assert signed_post().verify() == CALLER
 
 
 def test_header_names_are_case_insensitive() -> None:
     request = signed_post()
     lowered = replace(request, headers={name.lower(): value for name, value in request.headers.items()})
-    assert lowered.verify() == KEY
+    assert lowered.verify() == CALLER
 
 
 def test_any_region_verifies() -> None:
-    assert signed_post(region="eu-west-3").verify() == KEY
+    assert signed_post(region="eu-west-3").verify() == Caller(KEY, "elasticache", "eu-west-3")
 
 
 def test_skew_up_to_fifteen_minutes_is_accepted() -> None:
     request = signed_post()
-    assert request.verify(SIGNED_AT + timedelta(minutes=15)) == KEY
-    assert request.verify(SIGNED_AT - timedelta(minutes=15)) == KEY
+    assert request.verify(SIGNED_AT + timedelta(minutes=15)) == CALLER
+    assert request.verify(SIGNED_AT - timedelta(minutes=15)) == CALLER
 
 
 def test_signed_get_with_encoded_query_verifies() -> None:
     params = {"Action": "DescribeCacheClusters", "CacheClusterId": "a b/c~d*é", "Marker": "x+y=z&"}
-    assert signed_get(params).verify() == KEY
+    assert signed_get(params).verify() == CALLER
 
 
 def test_declared_payload_hash_that_matches_verifies() -> None:
     digest = hashlib.sha256(FORM).hexdigest()
-    assert signed_post(extra={"X-Amz-Content-SHA256": digest}).verify() == KEY
+    assert signed_post(extra={"X-Amz-Content-SHA256": digest}).verify() == CALLER
 
 
 def test_presigned_url_verifies() -> None:
     request = signed_get({"Action": "DescribeCacheClusters", "Version": "2015-02-02"}, presign_expires=300)
     assert "authorization" not in {name.lower() for name in request.headers}
-    assert request.verify(SIGNED_AT + timedelta(seconds=299)) == KEY
+    assert request.verify(SIGNED_AT + timedelta(seconds=299)) == CALLER
 
 
 def without(name: str) -> Callable[[Request], Request]:
@@ -225,7 +226,7 @@ def test_expired(skew: timedelta) -> None:
 
 def test_signed_with_the_real_clock_verifies_now(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.undo()  # botocore signs with the wall clock again
-    assert signed_post().verify(datetime.now(UTC)) == KEY
+    assert signed_post().verify(datetime.now(UTC)) == CALLER
 
 
 def test_presigned_url_expires() -> None:
