@@ -11,6 +11,7 @@ from cachefleet.engines.nodetypes import NODE_TYPES, memory_bytes
 from cachefleet.model import parameters as pm
 from cachefleet.model import snapshots as sn
 from cachefleet.model.nodes import MEMBER_NODE_ID
+from cachefleet.model.specs import ACTIVE, StoredSettings
 from cachefleet.model.status import PRIMARY, REPLICA, GroupState, NodeState
 from cachefleet.store.records import (
     PARAMETER_GROUP,
@@ -20,6 +21,7 @@ from cachefleet.store.records import (
     ParameterGroup,
     Snapshot,
     parameter_group_name,
+    pick_member,
 )
 
 CLIENT_DOWNLOAD_PAGE = "https://console.aws.amazon.com/elasticache/home#client-download:"
@@ -46,15 +48,16 @@ def cache_cluster(ctx: Context, cluster: Cluster, *, show_nodes: bool) -> dict[s
         "NumCacheNodes": spec.num_nodes,
         "PreferredAvailabilityZone": spec.node_azs[0] if len(azs) == 1 else "Multiple",
         "CacheClusterCreateTime": spec.created_at,
-        "PreferredMaintenanceWindow": "sun:05:00-sun:06:00",
+        "PreferredMaintenanceWindow": spec.stored.window,
         "PendingModifiedValues": {},
         "CacheSecurityGroups": [],
+        "CacheSubnetGroupName": "default",
         "CacheParameterGroup": {
             "CacheParameterGroupName": parameter_group_name(spec.engine, spec.engine_version, spec.parameter_group),
             "ParameterApplyStatus": status.parameter_apply_status,
             "CacheNodeIdsToReboot": [n.node_id for n in status.nodes if n.parameter_status == pm.PENDING_REBOOT],
         },
-        "AutoMinorVersionUpgrade": True,
+        "AutoMinorVersionUpgrade": spec.stored.auto_minor_version_upgrade,
         "AuthTokenEnabled": False,
         "TransitEncryptionEnabled": False,
         "AtRestEncryptionEnabled": False,
@@ -72,12 +75,26 @@ def cache_cluster(ctx: Context, cluster: Cluster, *, show_nodes: bool) -> dict[s
     else:
         view["SnapshotRetentionLimit"] = spec.snapshot_retention_limit
         view["SnapshotWindow"] = spec.snapshot_window or sn.DEFAULT_WINDOW
+    view.update(_stored(spec.stored))
     if spec.replication_group_id:
         view["ReplicationGroupId"] = spec.replication_group_id
     if show_nodes:
         view["CacheNodes"] = [
             _cache_node(ctx, cluster, node_id, az) for node_id, az in _node_ids_and_azs(spec.node_azs)
         ]
+    return view
+
+
+def _stored(stored: StoredSettings) -> dict[str, Any]:
+    """Security groups and the notification topic, shown only when given, as ElastiCache shows them."""
+    view: dict[str, Any] = {}
+    if stored.security_group_ids:
+        view["SecurityGroups"] = [{"SecurityGroupId": sg, "Status": ACTIVE} for sg in stored.security_group_ids]
+    if stored.notification_topic_arn:
+        view["NotificationConfiguration"] = {
+            "TopicArn": stored.notification_topic_arn,
+            "TopicStatus": stored.notification_topic_status,
+        }
     return view
 
 
@@ -112,7 +129,7 @@ def replication_group(ctx: Context, group: Group, members: list[Cluster]) -> dic
     if status.status != GroupState.CREATING and status.primary_endpoint_port and status.reader_endpoint_port:
         node_group["PrimaryEndpoint"] = endpoint(ctx, status.primary_endpoint_port)
         node_group["ReaderEndpoint"] = endpoint(ctx, status.reader_endpoint_port)
-    return {
+    view: dict[str, Any] = {
         "ReplicationGroupId": spec.id,
         "Description": spec.description,
         "Status": status.status,
@@ -132,12 +149,16 @@ def replication_group(ctx: Context, group: Group, members: list[Cluster]) -> dic
         "LogDeliveryConfigurations": [],
         "ReplicationGroupCreateTime": spec.created_at,
         "DataTiering": "disabled",
-        "AutoMinorVersionUpgrade": True,
+        "AutoMinorVersionUpgrade": spec.stored.auto_minor_version_upgrade,
         "NetworkType": "ipv4",
         "IpDiscovery": "ipv4",
         "ClusterMode": "disabled",
         "Engine": spec.engine,
     }
+    if spec.snapshot_retention_limit > 0:
+        # The member the next automatic snapshot is taken on, as the scheduler picks it.
+        view["SnapshottingClusterId"] = pick_member(ctx.store, group, spec.snapshotting_member)
+    return view
 
 
 def _automatic_failover(wanted: bool, active: bool) -> str:
@@ -224,16 +245,18 @@ def snapshot(ctx: Context, snap: Snapshot, *, show_node_group_config: bool = Fal
         "Engine": spec.engine,
         "EngineVersion": spec.engine_version,
         "NumCacheNodes": spec.num_cache_nodes,
-        "PreferredMaintenanceWindow": "sun:05:00-sun:06:00",
+        "PreferredMaintenanceWindow": spec.stored.window,
         "Port": spec.port or 6379,
         "CacheParameterGroupName": parameter_group_name(spec.engine, spec.engine_version, spec.parameter_group),
         "CacheSubnetGroupName": "default",
-        "AutoMinorVersionUpgrade": True,
+        "AutoMinorVersionUpgrade": spec.stored.auto_minor_version_upgrade,
         "SnapshotRetentionLimit": spec.snapshot_retention_limit,
         "SnapshotWindow": spec.snapshot_window or sn.DEFAULT_WINDOW,
         "ARN": ctx.arn(SNAPSHOT, spec.name),
         "DataTiering": "disabled",
     }
+    if spec.stored.notification_topic_arn:
+        view["TopicArn"] = spec.stored.notification_topic_arn
     if spec.preferred_az:
         view["PreferredAvailabilityZone"] = spec.preferred_az
     if spec.cluster_created_at:

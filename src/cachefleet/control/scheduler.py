@@ -75,7 +75,7 @@ class SnapshotScheduler:
                 members = [c.spec for m in spec.members if (c := find_cluster(self._store, m))]
                 primary = group.status.primary_cluster_id or spec.primary_cluster_id
                 wanted = sn.of_group(name, spec, members, primary, source=AUTOMATED, created_at=now)
-                self._request(wanted, pick_member(self._store, group))
+                self._request(wanted, pick_member(self._store, group, spec.snapshotting_member))
         for cluster in all_clusters(self._store):
             spec_c = cluster.spec
             if (

@@ -7,7 +7,7 @@ subclass inherits its parent's wire mapping unless it names its own. Constructor
     +-- ClientError                       (Sender, 400)
         +-- InvalidParameterValue
         +-- InvalidParameterCombination
-        +-- MissingParameter, InvalidAction, MalformedQueryString
+        +-- MissingParameter, InvalidAction, MalformedQueryString, MethodNotAllowed
         +-- NotFound                      (404 unless the model says otherwise)
         |   +-- ReplicationGroupNotFound, CacheClusterNotFound, ...
         +-- AlreadyExists
@@ -58,6 +58,13 @@ class InvalidAction(ClientError):
 class MalformedQueryString(ClientError):
     code = "MalformedQueryString"
     http_status = 404
+
+
+class MethodNotAllowed(ClientError):
+    """An HTTP method other than POST or GET on the API's path."""
+
+    code = "MethodNotAllowed"
+    http_status = 405
 
 
 class InvalidARN(ClientError):

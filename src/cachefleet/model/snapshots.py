@@ -169,6 +169,7 @@ def of_group(
         primary_az=primary.node_azs[0] if primary else None,
         replica_azs=tuple(m.node_azs[0] for m in members if m.id != primary_id),
         tags=tags,
+        stored=group.stored,
     )
 
 
@@ -194,6 +195,7 @@ def of_cluster(
         num_cache_nodes=cluster.num_nodes,
         primary_az=cluster.node_azs[0],
         tags=tags,
+        stored=cluster.stored,
     )
 
 

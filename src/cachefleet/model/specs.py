@@ -12,6 +12,31 @@ from typing import Any, Self
 
 Tags = tuple[tuple[str, str], ...]
 
+DEFAULT_MAINTENANCE_WINDOW = "sun:06:00-sun:07:00"  # right after the default snapshot window
+ACTIVE = "active"
+
+
+@dataclass(frozen=True)
+class StoredSettings:
+    """Settings ElastiCache keeps and shows that drive nothing on one host: stored and echoed, never
+    acted on (docs/api-members.md lists every member's treatment)."""
+
+    security_group_ids: tuple[str, ...] = ()
+    maintenance_window: str | None = None  # ddd:hh24:mi-ddd:hh24:mi, lowercase; None: the default
+    notification_topic_arn: str | None = None
+    notification_topic_status: str = ACTIVE
+    auto_minor_version_upgrade: bool = True
+
+    @property
+    def window(self) -> str:
+        return self.maintenance_window or DEFAULT_MAINTENANCE_WINDOW
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> Self:
+        """Records written before these settings existed have none: the defaults."""
+        data = data or {}
+        return cls(**{**data, "security_group_ids": tuple(data.get("security_group_ids", ()))})
+
 
 @dataclass(frozen=True)
 class CacheClusterSpec:
@@ -39,6 +64,7 @@ class CacheClusterSpec:
     # RDB object "bucket/key" in the import area (SnapshotArns). Only on a group's first primary.
     seed_snapshot: str | None = None
     seed_object: str | None = None
+    stored: StoredSettings = StoredSettings()
 
     @property
     def num_nodes(self) -> int:
@@ -58,6 +84,7 @@ class CacheClusterSpec:
                 "tags": tuple(tuple(t) for t in data["tags"]),
                 "reboot_nodes": tuple(data.get("reboot_nodes", ())),
                 "created_at": datetime.fromisoformat(data["created_at"]),
+                "stored": StoredSettings.from_json(data.get("stored")),
             }
         )
 
@@ -87,6 +114,15 @@ class ReplicationGroupSpec:
     failover_requests: int = 0
     # The cache parameter group of every member (each member's spec carries the same name).
     parameter_group: str | None = None
+    # The member automatic snapshots are taken on (SnapshottingClusterId); None: the default choice.
+    snapshotting_cluster_id: str | None = None
+    # What the members show (each member's spec carries a copy, as with the parameter group).
+    stored: StoredSettings = StoredSettings()
+
+    @property
+    def snapshotting_member(self) -> str | None:
+        """The member SnapshottingClusterId chose, while it is still a member."""
+        return self.snapshotting_cluster_id if self.snapshotting_cluster_id in self.members else None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -101,6 +137,7 @@ class ReplicationGroupSpec:
                 "members": tuple(data["members"]),
                 "tags": tuple(tuple(t) for t in data["tags"]),
                 "created_at": datetime.fromisoformat(data["created_at"]),
+                "stored": StoredSettings.from_json(data.get("stored")),
             }
         )
 
@@ -182,6 +219,8 @@ class SnapshotSpec:
     replica_azs: tuple[str, ...] = ()
     tags: Tags = ()
     deleting: bool = False
+    # The source's maintenance window, topic and minor-upgrade setting, shown as the source showed them.
+    stored: StoredSettings = StoredSettings()
 
     @property
     def id(self) -> str:
@@ -210,6 +249,7 @@ class SnapshotSpec:
                 **data,
                 "replica_azs": tuple(data.get("replica_azs", ())),
                 "tags": tuple(tuple(t) for t in data["tags"]),
+                "stored": StoredSettings.from_json(data.get("stored")),
                 "created_at": datetime.fromisoformat(data["created_at"]),
                 "cluster_created_at": datetime.fromisoformat(created) if created else None,
             }

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from cachefleet.api import validate, views
+from cachefleet.api import inputs, validate, views
 from cachefleet.api.context import Context
 from cachefleet.api.handlers import members, snapshots
 from cachefleet.api.paging import page
@@ -28,20 +28,45 @@ from cachefleet.store.kinds import CLUSTERS
 from cachefleet.store.records import CLUSTER, all_clusters, get_cluster, get_group
 
 MAX_MEMCACHED_NODES = 40
+REDIS_PORT = 6379  # what a group created without Port listens on, as ElastiCache shows it
 
-_NOT_YET = (
-    "AuthToken",
-    "TransitEncryptionEnabled",
-    "LogDeliveryConfigurations",
-    "NotificationTopicArn",
-    "PreferredOutpostArn",
-    "PreferredOutpostArns",
+CREATE_INPUTS = inputs.Inputs(
+    inputs.implemented(
+        "CacheClusterId",
+        "ReplicationGroupId",
+        "AZMode",
+        "PreferredAvailabilityZone",
+        "PreferredAvailabilityZones",
+        "NumCacheNodes",
+        "Engine",
+        "EngineVersion",
+        "CacheParameterGroupName",
+        "Tags",
+        "SnapshotArns",
+        "SnapshotName",
+        "SnapshotRetentionLimit",
+        "SnapshotWindow",
+    ),
+    inputs.implemented(
+        "CacheNodeType", note="required, unless SnapshotName or ReplicationGroupId names a node type to take"
+    ),
+    inputs.implemented("CacheSubnetGroupName", note="only `default` (one host network)"),
+    inputs.implemented("Port", note="checked and kept; every node gets its own port from the server's range"),
+    inputs.stored("SecurityGroupIds", note="shown as SecurityGroups, status `active`"),
+    inputs.stored("PreferredMaintenanceWindow", note="shown; nothing waits for it"),
+    inputs.stored("NotificationTopicArn", note="shown as NotificationConfiguration; nothing is sent"),
+    inputs.stored("AutoMinorVersionUpgrade", note="shown; versions change only when asked"),
+    inputs.not_yet("AuthToken", note="AUTH"),
+    inputs.not_yet("TransitEncryptionEnabled", note="TLS", accepted=False),
+    inputs.refused("CacheSecurityGroupNames", why=inputs.WHY_EC2_CLASSIC),
+    inputs.refused("OutpostMode", "PreferredOutpostArn", "PreferredOutpostArns", why=inputs.WHY_OUTPOSTS),
+    inputs.refused("LogDeliveryConfigurations", why=inputs.WHY_LOG_DELIVERY),
+    inputs.refused("NetworkType", "IpDiscovery", why=inputs.WHY_IPV4, accepted="ipv4"),
 )
 
 
 async def create_cache_cluster(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     cluster_id = check_identifier("CacheClusterId", params["CacheClusterId"], CACHE_CLUSTER_ID_MAX)
-    validate.not_yet_supported(params, _NOT_YET)
     validate.subnet_group(params)
     if "ReplicationGroupId" in params:
         for name in ("SnapshotName", "SnapshotArns", "SnapshotRetentionLimit", "SnapshotWindow"):
@@ -81,6 +106,7 @@ async def create_cache_cluster(ctx: Context, params: dict[str, Any]) -> dict[str
         snapshot_window=window,
         seed_snapshot=seed.snapshot.spec.name if seed and seed.snapshot else None,
         seed_object=seed.object_key if seed else None,
+        stored=validate.stored_settings(params),
     )
     with ctx.store.transaction():
         if not statuses.create(ctx.store, CLUSTERS, cluster_id, spec):
@@ -90,14 +116,26 @@ async def create_cache_cluster(ctx: Context, params: dict[str, Any]) -> dict[str
 
 
 def _create_member(ctx: Context, cluster_id: str, params: dict[str, Any]) -> dict[str, Any]:
-    """A new replica of an existing group; it takes the group's engine, version and node type."""
+    """A new replica of an existing group; it takes the group's engine, version, node type and port."""
     group = get_group(ctx.store, params["ReplicationGroupId"])
-    if params.get("Engine", group.spec.engine).lower() != group.spec.engine or params.get("NumCacheNodes", 1) != 1:
-        raise InvalidParameterCombination("A replication group member is one node of the group's engine.")
+    spec = group.spec
+    version = params.get("EngineVersion")
+    agrees = {
+        "Engine": params.get("Engine", spec.engine).lower() == spec.engine,
+        "EngineVersion": version is None or validate.version_matches(spec.engine_version, version),
+        "CacheNodeType": params.get("CacheNodeType", spec.node_type) == spec.node_type,
+        "NumCacheNodes": params.get("NumCacheNodes", 1) == 1,
+        "Port": params.get("Port", spec.port or REDIS_PORT) == (spec.port or REDIS_PORT),
+    }
+    for name, agreed in agrees.items():
+        if not agreed:
+            raise InvalidParameterCombination(
+                f"The parameter {name} must agree with replication group {spec.id}: a member is one node like the "
+                "group's others."
+            )
     if "AZMode" in params or "PreferredAvailabilityZones" in params:
         raise InvalidParameterCombination("AZMode and PreferredAvailabilityZones apply only to memcached clusters.")
     if "CacheParameterGroupName" in params:
-        spec = group.spec
         wanted = _parameter_group(ctx, params, spec.engine, spec.engine_version)
         if wanted != (spec.parameter_group or default_group_name(family_for(spec.engine, spec.engine_version))):
             raise InvalidParameterCombination(
@@ -147,6 +185,13 @@ def _placement(ctx: Context, params: dict[str, Any], count: int) -> tuple[tuple[
     return (known[0],) * count, az_mode
 
 
+DESCRIBE_INPUTS = inputs.Inputs(
+    inputs.implemented(
+        "CacheClusterId", "MaxRecords", "Marker", "ShowCacheNodeInfo", "ShowCacheClustersNotInReplicationGroups"
+    )
+)
+
+
 async def describe_cache_clusters(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     if "CacheClusterId" in params:
         clusters = [get_cluster(ctx.store, params["CacheClusterId"])]
@@ -160,6 +205,9 @@ async def describe_cache_clusters(ctx: Context, params: dict[str, Any]) -> dict[
     if marker:
         result["Marker"] = marker
     return result
+
+
+DELETE_INPUTS = inputs.Inputs(inputs.implemented("CacheClusterId", "FinalSnapshotIdentifier"))
 
 
 async def delete_cache_cluster(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
@@ -192,25 +240,29 @@ async def delete_cache_cluster(ctx: Context, params: dict[str, Any]) -> dict[str
     return {"CacheCluster": views.cache_cluster(ctx, get_cluster(ctx.store, spec.id), show_nodes=False)}
 
 
-# ModifyCacheCluster: what this version can change; anything else is refused, not ignored.
-_MODIFY_NOT_YET = (
-    "CacheNodeIdsToRemove",
-    "AZMode",
-    "NewAvailabilityZones",
-    "CacheSecurityGroupNames",
-    "SecurityGroupIds",
-    "PreferredMaintenanceWindow",
-    "NotificationTopicArn",
-    "NotificationTopicStatus",
-    "Engine",
-    "EngineVersion",
-    "AutoMinorVersionUpgrade",
-    "CacheNodeType",
-    "AuthToken",
-    "AuthTokenUpdateStrategy",
-    "LogDeliveryConfigurations",
-    "IpDiscovery",
-    "ScaleConfig",
+MODIFY_INPUTS = inputs.Inputs(
+    inputs.implemented("CacheClusterId", "CacheParameterGroupName", "SnapshotRetentionLimit", "SnapshotWindow"),
+    inputs.implemented(
+        "NumCacheNodes", note="only the current count: adding and removing Memcached nodes comes with a later version"
+    ),
+    inputs.implemented(
+        "ApplyImmediately",
+        note="every change this version makes is applied at once (AWS defers only node type, engine version "
+        "and node count changes)",
+    ),
+    inputs.stored("SecurityGroupIds", note="shown as SecurityGroups, status `active`"),
+    inputs.stored("PreferredMaintenanceWindow", note="shown; nothing waits for it"),
+    inputs.stored("NotificationTopicArn", "NotificationTopicStatus", note="shown as NotificationConfiguration"),
+    inputs.stored("AutoMinorVersionUpgrade", note="shown; versions change only when asked"),
+    inputs.not_yet(
+        "CacheNodeIdsToRemove", "NewAvailabilityZones", "AZMode", "ScaleConfig", note="Memcached node count"
+    ),
+    inputs.not_yet("Engine", "EngineVersion", note="engine upgrades"),
+    inputs.not_yet("CacheNodeType", note="vertical scaling"),
+    inputs.not_yet("AuthToken", "AuthTokenUpdateStrategy", note="AUTH"),
+    inputs.refused("CacheSecurityGroupNames", why=inputs.WHY_EC2_CLASSIC),
+    inputs.refused("LogDeliveryConfigurations", why=inputs.WHY_LOG_DELIVERY),
+    inputs.refused("IpDiscovery", why=inputs.WHY_IPV4, accepted="ipv4"),
 )
 
 
@@ -218,7 +270,6 @@ async def modify_cache_cluster(ctx: Context, params: dict[str, Any]) -> dict[str
     """The parameter group of a standalone cluster; applied at once whatever ApplyImmediately says
     (there is no maintenance window to wait for): immediate parameters live, the others at reboot."""
     cluster = get_cluster(ctx.store, params["CacheClusterId"])
-    validate.not_yet_supported(params, _MODIFY_NOT_YET)
     spec = cluster.spec
     if params.get("NumCacheNodes", spec.num_nodes) != spec.num_nodes:
         raise InvalidParameterValue("The parameter NumCacheNodes is not supported by this cachefleet version yet.")
@@ -237,7 +288,12 @@ async def modify_cache_cluster(ctx: Context, params: dict[str, Any]) -> dict[str
         )
     # Everything is checked before anything is written.
     retention, window = snapshots.automatic_snapshots(params, spec.snapshot_retention_limit, spec.snapshot_window)
-    changed = replace(spec, snapshot_retention_limit=retention, snapshot_window=window)
+    changed = replace(
+        spec,
+        snapshot_retention_limit=retention,
+        snapshot_window=window,
+        stored=validate.stored_settings(params, spec.stored),
+    )
     modifying = False
     if "CacheParameterGroupName" in params:
         name = _parameter_group(ctx, params, spec.engine, spec.engine_version)
@@ -251,6 +307,9 @@ async def modify_cache_cluster(ctx: Context, params: dict[str, Any]) -> dict[str
             if modifying:
                 statuses.change(ctx.store, CLUSTERS, spec.id, Event.MODIFY)
     return {"CacheCluster": views.cache_cluster(ctx, get_cluster(ctx.store, spec.id), show_nodes=False)}
+
+
+REBOOT_INPUTS = inputs.Inputs(inputs.implemented("CacheClusterId", "CacheNodeIdsToReboot"))
 
 
 async def reboot_cache_cluster(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from cachefleet.api import inputs
 from cachefleet.api.context import Context
 from cachefleet.api.paging import page
 from cachefleet.api.views import parameter_group_family
 
 _DESCRIPTIONS = {"redis": "Redis", "valkey": "Valkey", "memcached": "memcached"}
+
+
+DESCRIBE_INPUTS = inputs.Inputs(
+    inputs.implemented("Engine", "EngineVersion", "CacheParameterGroupFamily", "MaxRecords", "Marker", "DefaultOnly")
+)
 
 
 async def describe_cache_engine_versions(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:

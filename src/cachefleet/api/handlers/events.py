@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from cachefleet.api import inputs
 from cachefleet.api.context import Context
 from cachefleet.api.paging import page
 from cachefleet.model.errors import InvalidParameterCombination, InvalidParameterValue
@@ -21,6 +22,11 @@ SOURCE_TYPES = (
     "serverless-cache-snapshot",
     "user",
     "user-group",
+)
+
+
+DESCRIBE_INPUTS = inputs.Inputs(
+    inputs.implemented("SourceIdentifier", "SourceType", "StartTime", "EndTime", "Duration", "MaxRecords", "Marker")
 )
 
 

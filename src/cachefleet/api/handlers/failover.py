@@ -6,6 +6,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+from cachefleet.api import inputs
 from cachefleet.api.context import Context
 from cachefleet.api.handlers.replication_groups import render
 from cachefleet.model import lifecycle
@@ -19,6 +20,9 @@ from cachefleet.store.records import GROUP, get_group
 # ElastiCache's documented limit: at most 15 node groups tested in any rolling 24 hours.
 MAX_TESTS_PER_DAY = 15
 REQUESTED = "Test Failover API called for node group"
+
+
+TEST_FAILOVER_INPUTS = inputs.Inputs(inputs.implemented("ReplicationGroupId", "NodeGroupId"))
 
 
 async def test_failover(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from cachefleet.api import validate
+from cachefleet.api import inputs, validate
 from cachefleet.api.context import Context
 from cachefleet.api.handlers.replication_groups import render
 from cachefleet.model import lifecycle
@@ -27,7 +27,7 @@ from cachefleet.model.errors import (
 )
 from cachefleet.model.ids import member_cluster_id
 from cachefleet.model.lifecycle import Event
-from cachefleet.model.specs import CacheClusterSpec
+from cachefleet.model.specs import CacheClusterSpec, StoredSettings, Tags
 from cachefleet.store import statuses
 from cachefleet.store.kinds import CLUSTERS, GROUPS
 from cachefleet.store.records import CLUSTER, GROUP, Cluster, Group, find_cluster, get_group
@@ -67,7 +67,16 @@ def spread_azs(ctx: Context, group: Group, count: int) -> list[str]:
     return chosen
 
 
-def add_replicas(ctx: Context, group: Group, ids: Sequence[str], azs: Sequence[str]) -> None:
+def add_replicas(
+    ctx: Context,
+    group: Group,
+    ids: Sequence[str],
+    azs: Sequence[str],
+    *,
+    tags: Tags | None = None,
+    stored: StoredSettings | None = None,
+) -> None:
+    """New replicas like the group's others; ``tags`` and ``stored`` default to the group's own."""
     now = ctx.clock()
     spec = group.spec
     with ctx.store.transaction():
@@ -81,8 +90,9 @@ def add_replicas(ctx: Context, group: Group, ids: Sequence[str], azs: Sequence[s
                 created_at=now,
                 port=spec.port,
                 replication_group_id=spec.id,
-                tags=spec.tags,
+                tags=spec.tags if tags is None else tags,
                 parameter_group=spec.parameter_group,
+                stored=spec.stored if stored is None else stored,
             )
             if not statuses.create(ctx.store, CLUSTERS, cluster_id, member):
                 raise CacheClusterAlreadyExists(f"Cache cluster {cluster_id} already exists.")
@@ -139,6 +149,13 @@ def _shard_request(params: dict[str, Any], *, allow_remove: bool) -> tuple[int |
     return count, azs
 
 
+INCREASE_INPUTS = inputs.Inputs(
+    inputs.implemented("ReplicationGroupId", "NewReplicaCount", "ReplicaConfiguration"),
+    inputs.implemented("ApplyImmediately", note="only true, as on ElastiCache"),
+    inputs.refused("ReplicaConfiguration.PreferredOutpostArns", why=inputs.WHY_OUTPOSTS),
+)
+
+
 async def increase_replica_count(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     group = get_group(ctx.store, params["ReplicationGroupId"])
     count, azs = _shard_request(params, allow_remove=False)
@@ -157,6 +174,14 @@ async def increase_replica_count(ctx: Context, params: dict[str, Any]) -> dict[s
     )
     add_replicas(ctx, group, next_member_ids(ctx, group, added), new_azs)
     return {"ReplicationGroup": render(ctx, get_group(ctx.store, group.spec.id))}
+
+
+DECREASE_INPUTS = inputs.Inputs(
+    inputs.implemented("ReplicationGroupId", "NewReplicaCount", "ReplicaConfiguration", "ReplicasToRemove"),
+    inputs.implemented("ApplyImmediately", note="only true, as on ElastiCache"),
+    inputs.not_yet("ReplicaConfiguration.PreferredAvailabilityZones", note="choosing the replicas to remove by zone"),
+    inputs.refused("ReplicaConfiguration.PreferredOutpostArns", why=inputs.WHY_OUTPOSTS),
+)
 
 
 async def decrease_replica_count(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
@@ -206,7 +231,8 @@ def add_member_cluster(ctx: Context, group: Group, cluster_id: str, params: dict
         azs = list(validate.availability_zones([params["PreferredAvailabilityZone"]], ctx.settings.azs))
     else:
         azs = spread_azs(ctx, group, 1)
-    add_replicas(ctx, group, [cluster_id], azs)
+    tags = validate.tags(params) if "Tags" in params else None
+    add_replicas(ctx, group, [cluster_id], azs, tags=tags, stored=validate.stored_settings(params, group.spec.stored))
 
 
 def remove_member_cluster(ctx: Context, group: Group, cluster: Cluster) -> None:

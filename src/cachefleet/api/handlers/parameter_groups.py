@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cachefleet.api import validate, views
+from cachefleet.api import inputs, validate, views
 from cachefleet.api.context import Context
 from cachefleet.api.paging import page
 from cachefleet.model import parameters as pm
@@ -47,6 +47,11 @@ def _family(value: str) -> str:
     return family
 
 
+CREATE_INPUTS = inputs.Inputs(
+    inputs.implemented("CacheParameterGroupName", "CacheParameterGroupFamily", "Description", "Tags")
+)
+
+
 async def create_cache_parameter_group(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     name = check_identifier("CacheParameterGroupName", params["CacheParameterGroupName"], NAME_MAX)
     family = _family(params["CacheParameterGroupFamily"])
@@ -61,6 +66,9 @@ async def create_cache_parameter_group(ctx: Context, params: dict[str, Any]) -> 
             raise CacheParameterGroupAlreadyExists(f"Parameter group {name} already exists.")
         ctx.store.add_event(name, PARAMETER_GROUP, f"Cache parameter group {name} created", ctx.clock())
     return {"CacheParameterGroup": views.cache_parameter_group(ctx, get_parameter_group(ctx.store, name))}
+
+
+DESCRIBE_GROUPS_INPUTS = inputs.Inputs(inputs.implemented("CacheParameterGroupName", "MaxRecords", "Marker"))
 
 
 async def describe_cache_parameter_groups(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
@@ -96,6 +104,11 @@ def _rows(group: ParameterGroup, source: str | None) -> tuple[list[dict[str, Any
     return plain, by_node_type
 
 
+DESCRIBE_PARAMETERS_INPUTS = inputs.Inputs(
+    inputs.implemented("CacheParameterGroupName", "Source", "MaxRecords", "Marker")
+)
+
+
 async def describe_cache_parameters(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     group = get_parameter_group(ctx.store, params["CacheParameterGroupName"])
     plain, by_node_type = _rows(group, params.get("Source"))
@@ -106,6 +119,11 @@ async def describe_cache_parameters(ctx: Context, params: dict[str, Any]) -> dic
     if marker:
         result["Marker"] = marker
     return result
+
+
+DESCRIBE_DEFAULTS_INPUTS = inputs.Inputs(
+    inputs.implemented("CacheParameterGroupFamily", "MaxRecords", "Marker")
+)
 
 
 async def describe_engine_default_parameters(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
@@ -157,6 +175,9 @@ def _save(ctx: Context, group: ParameterGroup, values: dict[str, str], message: 
     return {"CacheParameterGroupName": spec.name}
 
 
+MODIFY_INPUTS = inputs.Inputs(inputs.implemented("CacheParameterGroupName", "ParameterNameValues"))
+
+
 async def modify_cache_parameter_group(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     group = _customer_group(ctx, params["CacheParameterGroupName"])
     # Every pair is checked before anything is written: one bad value and nothing changes.
@@ -164,6 +185,11 @@ async def modify_cache_parameter_group(ctx: Context, params: dict[str, Any]) -> 
     values = {**group.spec.overrides, **dict(changes)}
     names = ", ".join(n for n, _ in changes)
     return _save(ctx, group, values, f"Cache parameter group {group.spec.name} modified: {names}")
+
+
+RESET_INPUTS = inputs.Inputs(
+    inputs.implemented("CacheParameterGroupName", "ResetAllParameters", "ParameterNameValues")
+)
 
 
 async def reset_cache_parameter_group(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
@@ -183,6 +209,9 @@ async def reset_cache_parameter_group(ctx: Context, params: dict[str, Any]) -> d
     names = {n for n, _ in pairs}
     values = {k: v for k, v in group.spec.overrides.items() if k not in names}
     return _save(ctx, group, values, f"Cache parameter group {group.spec.name} reset: {', '.join(sorted(names))}")
+
+
+DELETE_INPUTS = inputs.Inputs(inputs.implemented("CacheParameterGroupName"))
 
 
 async def delete_cache_parameter_group(ctx: Context, params: dict[str, Any]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from cachefleet.api import validate, views
+from cachefleet.api import inputs, validate, views
 from cachefleet.api.context import Context
 from cachefleet.api.handlers import snapshots
 from cachefleet.api.paging import page
@@ -43,19 +43,49 @@ from cachefleet.store.records import (
 
 MAX_NODES = 6
 
-# Features of CreateReplicationGroup that later versions build; asked for now, they are refused.
-_NOT_YET = (
-    "GlobalReplicationGroupId",
-    "NodeGroupConfiguration",
-    "AuthToken",
-    "TransitEncryptionEnabled",
-    "AtRestEncryptionEnabled",
-    "KmsKeyId",
-    "UserGroupIds",
-    "LogDeliveryConfigurations",
-    "DataTieringEnabled",
-    "ServerlessCacheSnapshotName",
-    "NotificationTopicArn",
+CREATE_INPUTS = inputs.Inputs(
+    inputs.implemented(
+        "ReplicationGroupId",
+        "ReplicationGroupDescription",
+        "PrimaryClusterId",
+        "AutomaticFailoverEnabled",
+        "MultiAZEnabled",
+        "NumCacheClusters",
+        "PreferredCacheClusterAZs",
+        "ReplicasPerNodeGroup",
+        "Engine",
+        "EngineVersion",
+        "CacheParameterGroupName",
+        "Tags",
+        "SnapshotArns",
+        "SnapshotName",
+        "SnapshotRetentionLimit",
+        "SnapshotWindow",
+    ),
+    inputs.implemented(
+        "CacheNodeType", note="required unless PrimaryClusterId or SnapshotName names a node type to take"
+    ),
+    inputs.implemented("CacheSubnetGroupName", note="only `default` (one host network)"),
+    inputs.implemented("Port", note="checked and kept; every node gets its own port from the server's range"),
+    inputs.stored("SecurityGroupIds", note="shown as the members' SecurityGroups, status `active`"),
+    inputs.stored("PreferredMaintenanceWindow", note="shown on the members; nothing waits for it"),
+    inputs.stored("NotificationTopicArn", note="shown as the members' NotificationConfiguration; nothing is sent"),
+    inputs.stored("AutoMinorVersionUpgrade", note="shown; versions change only when asked"),
+    inputs.not_yet("NumNodeGroups", note="cluster mode enabled", accepted=1),
+    inputs.not_yet("ClusterMode", note="cluster mode enabled", accepted="disabled"),
+    inputs.not_yet("NodeGroupConfiguration", note="cluster mode enabled"),
+    inputs.not_yet("AuthToken", "UserGroupIds", note="AUTH and access control"),
+    inputs.not_yet("TransitEncryptionMode", note="TLS"),
+    inputs.not_yet("TransitEncryptionEnabled", note="TLS", accepted=False),
+    inputs.not_yet("AtRestEncryptionEnabled", note="encrypted snapshots", accepted=False),
+    inputs.not_yet("KmsKeyId", note="encrypted snapshots"),
+    inputs.refused("CacheSecurityGroupNames", why=inputs.WHY_EC2_CLASSIC),
+    inputs.refused("GlobalReplicationGroupId", why=inputs.WHY_GLOBAL),
+    inputs.refused("LogDeliveryConfigurations", why=inputs.WHY_LOG_DELIVERY),
+    inputs.refused("DataTieringEnabled", why=inputs.WHY_DATA_TIERING, accepted=False),
+    inputs.refused("NetworkType", "IpDiscovery", why=inputs.WHY_IPV4, accepted="ipv4"),
+    inputs.refused("ServerlessCacheSnapshotName", why=inputs.WHY_SERVERLESS),
+    inputs.refused("Durability", why=inputs.WHY_DURABILITY, accepted="default"),
 )
 
 
@@ -70,11 +100,10 @@ def render(ctx: Context, group: Group) -> dict[str, Any]:
 async def create_replication_group(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     group_id = check_identifier("ReplicationGroupId", params["ReplicationGroupId"], REPLICATION_GROUP_ID_MAX)
     description = params["ReplicationGroupDescription"]
-    _check_cluster_mode(params)
-    validate.not_yet_supported(params, _NOT_YET)
     validate.subnet_group(params)
     tags = validate.tags(params)
     port = validate.port(params)
+    stored = validate.stored_settings(params)
 
     retention, window = snapshots.automatic_snapshots(params)
     seed = snapshots.restore_source(ctx, params)
@@ -88,6 +117,7 @@ async def create_replication_group(ctx: Context, params: dict[str, Any]) -> dict
     _check_failover_flags(params, count)
 
     if primary is not None:
+        _same_as_primary(params, primary)
         engine, version, node_type = primary.spec.engine, primary.spec.engine_version, primary.spec.node_type
     else:
         binary = snapshots.restore_engine(ctx, params, seed)
@@ -123,6 +153,7 @@ async def create_replication_group(ctx: Context, params: dict[str, Any]) -> dict
         parameter_group=parameter_group,
         snapshot_retention_limit=retention,
         snapshot_window=window,
+        stored=stored,
     )
     with ctx.store.transaction():
         if not statuses.create(ctx.store, GROUPS, group_id, spec):
@@ -130,7 +161,9 @@ async def create_replication_group(ctx: Context, params: dict[str, Any]) -> dict
         snapshots.mark_restoring(ctx, seed)
         for member, az in zip(member_ids, azs, strict=True):
             if primary is not None and member == primary.spec.id:
-                adopted = replace(primary.spec, replication_group_id=group_id, parameter_group=parameter_group)
+                adopted = replace(
+                    primary.spec, replication_group_id=group_id, parameter_group=parameter_group, stored=stored
+                )
                 ctx.store.put_spec(CLUSTER, member, adopted.to_json())
                 continue
             cluster = CacheClusterSpec(
@@ -147,6 +180,7 @@ async def create_replication_group(ctx: Context, params: dict[str, Any]) -> dict
                 # The first primary is seeded; its replicas sync from it.
                 seed_snapshot=seed.snapshot.spec.name if seed and seed.snapshot and member == member_ids[0] else None,
                 seed_object=seed.object_key if seed and member == member_ids[0] else None,
+                stored=stored,
             )
             if not statuses.create(ctx.store, CLUSTERS, member, cluster):
                 raise CacheClusterAlreadyExists(f"Cache cluster {member} already exists.")
@@ -166,13 +200,6 @@ def _parameter_group(
     return default_group_name(family_for(engine, version))
 
 
-def _check_cluster_mode(params: dict[str, Any]) -> None:
-    if params.get("ClusterMode", "disabled") != "disabled" or params.get("NumNodeGroups", 1) != 1:
-        raise InvalidParameterValue(
-            "Cluster mode enabled replication groups are not supported by this cachefleet version yet."
-        )
-
-
 def _existing_primary(ctx: Context, cluster_id: str) -> Cluster:
     cluster = find_cluster(ctx.store, cluster_id)
     if cluster is None:
@@ -183,6 +210,24 @@ def _existing_primary(ctx: Context, cluster_id: str) -> Cluster:
         )
     lifecycle.require(CLUSTER, "CreateReplicationGroup.PrimaryClusterId", cluster_id, cluster.status.status)
     return cluster
+
+
+def _same_as_primary(params: dict[str, Any], primary: Cluster) -> None:
+    """A group built on an existing primary takes its engine, version, node type and AZ; asking for
+    others is a contradiction, not something to ignore."""
+    spec = primary.spec
+    version = params.get("EngineVersion")
+    wanted = {
+        "Engine": params.get("Engine", spec.engine).lower() == spec.engine,
+        "EngineVersion": version is None or validate.version_matches(spec.engine_version, version),
+        "CacheNodeType": params.get("CacheNodeType", spec.node_type) == spec.node_type,
+        "PreferredCacheClusterAZs": params.get("PreferredCacheClusterAZs", spec.node_azs)[0] == spec.node_azs[0],
+    }
+    for name, agrees in wanted.items():
+        if not agrees:
+            raise InvalidParameterCombination(
+                f"The parameter {name} must agree with the primary cluster {spec.id} (PrimaryClusterId)."
+            )
 
 
 def _node_count(params: dict[str, Any], primary: Cluster | None) -> int:
@@ -227,6 +272,9 @@ def _member_ids(group_id: str, count: int, primary: Cluster | None) -> tuple[str
     return (primary.spec.id, *(member_cluster_id(group_id, i) for i in range(2, count + 1)))
 
 
+DESCRIBE_INPUTS = inputs.Inputs(inputs.implemented("ReplicationGroupId", "MaxRecords", "Marker"))
+
+
 async def describe_replication_groups(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     if "ReplicationGroupId" in params:
         groups = [get_group(ctx.store, params["ReplicationGroupId"])]
@@ -237,6 +285,11 @@ async def describe_replication_groups(ctx: Context, params: dict[str, Any]) -> d
     if marker:
         result["Marker"] = marker
     return result
+
+
+DELETE_INPUTS = inputs.Inputs(
+    inputs.implemented("ReplicationGroupId", "RetainPrimaryCluster", "FinalSnapshotIdentifier")
+)
 
 
 async def delete_replication_group(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
@@ -262,27 +315,52 @@ async def delete_replication_group(ctx: Context, params: dict[str, Any]) -> dict
     return {"ReplicationGroup": render(ctx, get_group(ctx.store, spec.id))}
 
 
-# ModifyReplicationGroup: what this version can change; anything else is refused, not ignored.
-_MODIFY_NOT_YET = (
-    "SnapshottingClusterId",
-    "CacheSecurityGroupNames",
-    "NotificationTopicArn",
-    "EngineVersion",
-    "CacheNodeType",
-    "AuthToken",
-    "UserGroupIdsToAdd",
-    "UserGroupIdsToRemove",
-    "RemoveUserGroups",
-    "LogDeliveryConfigurations",
-    "TransitEncryptionEnabled",
+MODIFY_INPUTS = inputs.Inputs(
+    inputs.implemented(
+        "ReplicationGroupId",
+        "ReplicationGroupDescription",
+        "PrimaryClusterId",
+        "SnapshottingClusterId",
+        "AutomaticFailoverEnabled",
+        "MultiAZEnabled",
+        "CacheParameterGroupName",
+        "SnapshotRetentionLimit",
+        "SnapshotWindow",
+    ),
+    inputs.implemented(
+        "ApplyImmediately",
+        note="every change this version makes is applied at once (AWS defers only node type and engine "
+        "version changes)",
+    ),
+    inputs.stored("SecurityGroupIds", note="shown as the members' SecurityGroups, status `active`"),
+    inputs.stored("PreferredMaintenanceWindow", note="shown on the members; nothing waits for it"),
+    inputs.stored(
+        "NotificationTopicArn", "NotificationTopicStatus", note="shown as the members' NotificationConfiguration"
+    ),
+    inputs.stored("AutoMinorVersionUpgrade", note="shown; versions change only when asked"),
+    inputs.ignored("NodeGroupId", note="deprecated; ElastiCache documents it as unused"),
+    inputs.not_yet("Engine", "EngineVersion", note="engine upgrades"),
+    inputs.not_yet("CacheNodeType", note="vertical scaling"),
+    inputs.not_yet(
+        "AuthToken",
+        "AuthTokenUpdateStrategy",
+        "UserGroupIdsToAdd",
+        "UserGroupIdsToRemove",
+        note="AUTH and access control",
+    ),
+    inputs.not_yet("RemoveUserGroups", note="access control", accepted=False),
+    inputs.not_yet("TransitEncryptionMode", note="TLS"),
+    inputs.not_yet("TransitEncryptionEnabled", note="TLS", accepted=False),
+    inputs.not_yet("ClusterMode", note="cluster mode enabled", accepted="disabled"),
+    inputs.refused("CacheSecurityGroupNames", why=inputs.WHY_EC2_CLASSIC),
+    inputs.refused("LogDeliveryConfigurations", why=inputs.WHY_LOG_DELIVERY),
+    inputs.refused("IpDiscovery", why=inputs.WHY_IPV4, accepted="ipv4"),
+    inputs.refused("Durability", why=inputs.WHY_DURABILITY, accepted="default"),
 )
 
 
 async def modify_replication_group(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     group = get_group(ctx.store, params["ReplicationGroupId"])
-    validate.not_yet_supported(params, _MODIFY_NOT_YET)
-    if params.get("ClusterMode", "disabled") != "disabled":
-        raise InvalidParameterValue("Cluster mode enabled is not supported by this cachefleet version yet.")
     lifecycle.require(GROUP, "ModifyReplicationGroup", group.spec.id, group.status.status)
     spec = group.spec
     failover = params.get("AutomaticFailoverEnabled", spec.automatic_failover)
@@ -304,6 +382,12 @@ async def modify_replication_group(ctx: Context, params: dict[str, Any]) -> dict
             raise InvalidParameterCombination(
                 "PrimaryClusterId can only be changed while automatic failover is disabled."
             )
+    snapshotting = spec.snapshotting_cluster_id
+    if "SnapshottingClusterId" in params:
+        snapshotting = params["SnapshottingClusterId"].lower()
+        if snapshotting not in spec.members:
+            raise InvalidParameterValue(f"{snapshotting} is not a member of replication group {spec.id}.")
+    stored = validate.stored_settings(params, spec.stored)
     retention, window = snapshots.automatic_snapshots(params, spec.snapshot_retention_limit, spec.snapshot_window)
     current_parameters = spec.parameter_group or default_group_name(family_for(spec.engine, spec.engine_version))
     parameter_group = current_parameters
@@ -320,6 +404,8 @@ async def modify_replication_group(ctx: Context, params: dict[str, Any]) -> dict
         snapshot_window=window,
         snapshot_retention_limit=retention,
         parameter_group=parameter_group if parameter_group != current_parameters else spec.parameter_group,
+        snapshotting_cluster_id=snapshotting,
+        stored=stored,
     )
     if changed != spec:
         needs_reconcile = (failover, primary, parameter_group) != (
@@ -329,10 +415,10 @@ async def modify_replication_group(ctx: Context, params: dict[str, Any]) -> dict
         )
         with ctx.store.transaction():
             ctx.store.put_spec(GROUP, spec.id, changed.to_json())
-            if parameter_group != current_parameters:
-                # Every member carries its group's parameter group (new members copy it).
+            if parameter_group != current_parameters or stored != spec.stored:
+                # Every member carries its group's parameter group and stored settings (new members copy them).
                 for member in _members(ctx, group):
-                    moved = replace(member.spec, parameter_group=parameter_group)
+                    moved = replace(member.spec, parameter_group=parameter_group, stored=stored)
                     ctx.store.put_spec(CLUSTER, member.spec.id, moved.to_json())
             if needs_reconcile:
                 statuses.change(ctx.store, GROUPS, spec.id, Event.MODIFY)

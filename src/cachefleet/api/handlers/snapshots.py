@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from cachefleet.api import validate, views
+from cachefleet.api import inputs, validate, views
 from cachefleet.api.context import Context
 from cachefleet.api.paging import page
 from cachefleet.engines.installed import EngineBinary
@@ -107,9 +107,14 @@ def final_snapshot_name(ctx: Context, params: dict[str, Any]) -> str | None:
     return name
 
 
+CREATE_INPUTS = inputs.Inputs(
+    inputs.implemented("ReplicationGroupId", "CacheClusterId", "SnapshotName", "Tags"),
+    inputs.not_yet("KmsKeyId", note="encrypted snapshots"),
+)
+
+
 async def create_snapshot(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     name = snapshot_name("SnapshotName", params["SnapshotName"])
-    validate.not_yet_supported(params, ["KmsKeyId"])
     tags = validate.tags(params)
     if "ReplicationGroupId" in params and "CacheClusterId" in params:
         raise InvalidParameterCombination("Give either ReplicationGroupId or CacheClusterId, not both.")
@@ -139,6 +144,19 @@ async def create_snapshot(ctx: Context, params: dict[str, Any]) -> dict[str, Any
     _check_quota(ctx, cluster.spec.id)
     cluster_snapshot(ctx, name, cluster, tags=tags)
     return _render(ctx, name)
+
+
+DESCRIBE_INPUTS = inputs.Inputs(
+    inputs.implemented(
+        "ReplicationGroupId",
+        "CacheClusterId",
+        "SnapshotName",
+        "SnapshotSource",
+        "Marker",
+        "MaxRecords",
+        "ShowNodeGroupConfig",
+    )
+)
 
 
 async def describe_snapshots(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
@@ -171,6 +189,9 @@ async def describe_snapshots(ctx: Context, params: dict[str, Any]) -> dict[str, 
     return result
 
 
+DELETE_INPUTS = inputs.Inputs(inputs.implemented("SnapshotName"))
+
+
 async def delete_snapshot(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     snapshot = get_snapshot(ctx.store, params["SnapshotName"])
     name = snapshot.spec.name
@@ -181,9 +202,16 @@ async def delete_snapshot(ctx: Context, params: dict[str, Any]) -> dict[str, Any
     return _render(ctx, name)
 
 
+COPY_INPUTS = inputs.Inputs(
+    inputs.implemented("SourceSnapshotName", "TargetSnapshotName"),
+    inputs.implemented("TargetBucket", note="a directory of the server's export area stands for the S3 bucket"),
+    inputs.implemented("Tags", note="tags the new snapshot; an export to TargetBucket makes no snapshot to tag"),
+    inputs.not_yet("KmsKeyId", note="encrypted snapshots"),
+)
+
+
 async def copy_snapshot(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     source = get_snapshot(ctx.store, params["SourceSnapshotName"])
-    validate.not_yet_supported(params, ["KmsKeyId"])
     target = snapshot_name("TargetSnapshotName", params["TargetSnapshotName"])
     tags = validate.tags(params)
     lifecycle.require(SNAPSHOT, "CopySnapshot", source.spec.name, source.status.status)

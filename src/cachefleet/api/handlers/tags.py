@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cachefleet.api import validate
+from cachefleet.api import inputs, validate
 from cachefleet.api.context import Context
 from cachefleet.model.errors import (
     CacheClusterNotFound,
@@ -83,6 +83,9 @@ def _kind(spec: Spec) -> str:
     return CLUSTER if isinstance(spec, CacheClusterSpec) else GROUP
 
 
+ADD_INPUTS = inputs.Inputs(inputs.implemented("ResourceName", "Tags"))
+
+
 async def add_tags_to_resource(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     spec = _resolve(ctx, params["ResourceName"])
     tags = merge_tags(spec.tags, validate.tags(params))
@@ -91,10 +94,16 @@ async def add_tags_to_resource(ctx: Context, params: dict[str, Any]) -> dict[str
     return _tag_list(tags)
 
 
+LIST_INPUTS = inputs.Inputs(inputs.implemented("ResourceName"))
+
+
 async def list_tags_for_resource(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     if _is_default_group(ctx, params["ResourceName"]):
         return _tag_list(())
     return _tag_list(_resolve(ctx, params["ResourceName"]).tags)
+
+
+REMOVE_INPUTS = inputs.Inputs(inputs.implemented("ResourceName", "TagKeys"))
 
 
 async def remove_tags_from_resource(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,121 @@
+"""The API edge in this process: the real ASGI app over a real SQLite store, no reconciler, no server.
+
+Requests are real: signed with botocore's SigV4 signer and sent through httpx's ASGI transport (on
+an event loop of its own, so tests stay synchronous), or made by a real boto3 client whose HTTP
+sending is routed into the app (botocore's ``before-send`` event), so serialization, signing,
+parsing and modeled exceptions are boto3's own. Nothing reconciles, so resources stay in the
+status the API wrote (``creating``...): enough for the checks the edge makes, in milliseconds.
+Integration tests keep the real server and real engines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import boto3
+import httpx
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSPreparedRequest, AWSRequest, AWSResponse
+from botocore.config import Config
+from botocore.credentials import Credentials
+
+from cachefleet.api.app import build_app
+from cachefleet.api.context import Context
+from cachefleet.engines.installed import EngineBinary
+from cachefleet.settings import Settings
+from cachefleet.store.snapshots import LocalBuckets
+from cachefleet.store.sqlite import Store
+
+KEY_ID = "AKIAINPROCESSTEST001"
+SECRET = "in-process-secret-0123456789abcdefghijklmn"
+URL = "http://testserver/"
+REGION = "us-east-1"
+# What the host has is not asked for: these stand for Debian 12's packages.
+ENGINES = (
+    EngineBinary("redis", "7.0.15", "/usr/bin/redis-server"),
+    EngineBinary("memcached", "1.6.18", "/usr/bin/memcached"),
+)
+FORM_TYPE = "application/x-www-form-urlencoded; charset=utf-8"
+
+
+class InProcessApi:
+    def __init__(self, data_dir: Path) -> None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = Store(data_dir / "state.db")
+        self.store.add_access_key(KEY_ID, SECRET, datetime.now(UTC))
+        settings = Settings(data_dir=data_dir)
+        exports = LocalBuckets(settings.exports_path)
+        self.ctx = Context(store=self.store, settings=settings, engines=ENGINES, clock=self.now, exports=exports)
+        self._loop = asyncio.new_event_loop()
+        self.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=build_app(self.ctx)), base_url=URL)
+        self.requests = 0  # every request the app answered, for the fuzz figures
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def close(self) -> None:
+        self._loop.run_until_complete(self.http.aclose())
+        self._loop.close()
+        self.store.close()
+
+    # Raw requests
+
+    def send(
+        self,
+        method: str,
+        *,
+        body: bytes = b"",
+        query: str = "",
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        """One request exactly as given (signed or not by the caller); the app's response."""
+        self.requests += 1
+        request = self.http.request(method, URL + (f"?{query}" if query else ""), content=body, headers=headers)
+        return self._loop.run_until_complete(request)
+
+    def post(self, form: Mapping[str, str] | Sequence[tuple[str, str]] | bytes, **extra_headers: str) -> Any:
+        """A form POST signed as boto3 signs it (``form`` as pairs, or a raw body)."""
+        body = form if isinstance(form, bytes) else urlencode(list(_pairs(form)), quote_via=quote).encode()
+        headers = self.sign("POST", URL, body, {"Content-Type": FORM_TYPE, **extra_headers})
+        return self.send("POST", body=body, headers=headers)
+
+    def sign(self, method: str, url: str, body: bytes, headers: Mapping[str, str]) -> dict[str, str]:
+        request = AWSRequest(method=method, url=url, data=body, headers=dict(headers))
+        SigV4Auth(Credentials(KEY_ID, SECRET), "elasticache", REGION).add_auth(request)
+        return dict(request.headers.items())
+
+    # A real boto3 client, sending into the app
+
+    def client(self, service: str = "elasticache") -> Any:
+        client = boto3.client(
+            service,
+            endpoint_url=URL.rstrip("/"),
+            region_name=REGION,
+            aws_access_key_id=KEY_ID,
+            aws_secret_access_key=SECRET,
+            config=Config(retries={"max_attempts": 1}),
+        )
+        client.meta.events.register("before-send", self._send_in_process)
+        return client
+
+    def _send_in_process(self, request: AWSPreparedRequest, **_: Any) -> AWSResponse:
+        response = self.send(request.method, body=request.body or b"", headers=dict(request.headers.items()))
+        # botocore reads the body through ``raw.stream()``.
+        return AWSResponse(request.url, response.status_code, dict(response.headers), _Raw(response.content))
+
+
+class _Raw:
+    def __init__(self, content: bytes) -> None:
+        self._content = content
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self._content
+
+
+def _pairs(form: Mapping[str, str] | Sequence[tuple[str, str]]) -> Iterator[tuple[str, str]]:
+    yield from (form.items() if isinstance(form, Mapping) else form)
