@@ -79,7 +79,7 @@ def status(client: Any, cluster_id: str) -> str | None:
 def trial(server: ServerProcess, client: Any, mode: str, index: int, seconds: float) -> Trial:
     cluster_id = f"aof-{mode}-{index}"
     extra = {"CacheParameterGroupName": f"pg-{mode}"} if MODES[mode] else {}
-    client.create_cache_cluster(CacheClusterId=cluster_id, Engine="redis", **extra)
+    client.create_cache_cluster(CacheNodeType="cache.t4g.micro", CacheClusterId=cluster_id, Engine="redis", **extra)
     try:
         wait_for(lambda: status(client, cluster_id) == "available", f"{cluster_id} available")
         node = client.describe_cache_clusters(CacheClusterId=cluster_id, ShowCacheNodeInfo=True)["CacheClusters"][0]

@@ -250,6 +250,7 @@ def run(trials: int, requests: int, clients: int) -> tuple[list[Result], dict[st
             client = server.client()
             group_id = "ep"
             client.create_replication_group(
+                CacheNodeType="cache.t4g.micro",
                 ReplicationGroupId=group_id, ReplicationGroupDescription="endpoint bench", NumCacheClusters=2
             )
             wait_for(lambda: group_status(client, group_id) == "available", f"{group_id} to become available")

@@ -338,6 +338,7 @@ def count_missing(endpoint_port: int, primary_port: int, keys: list[str]) -> int
 def run_trial(server: ServerProcess, client: Any, index: int, after: float, logs: Path | None) -> Trial:
     group_id = f"ha{index}"
     client.create_replication_group(
+        CacheNodeType="cache.t4g.micro",
         ReplicationGroupId=group_id,
         ReplicationGroupDescription="failover bench",
         NumCacheClusters=3,

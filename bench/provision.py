@@ -137,6 +137,7 @@ def time_cachefleet(client: Any, group_id: str, meter: CpuMeter) -> tuple[float,
     meter.start()
     t0 = time.perf_counter()
     client.create_replication_group(
+        CacheNodeType="cache.t4g.micro",
         ReplicationGroupId=group_id, ReplicationGroupDescription="bench", NumCacheClusters=3
     )
     wait_for(lambda: group_status(client, group_id) == "available", f"{group_id} to become available")

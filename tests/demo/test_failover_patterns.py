@@ -178,6 +178,7 @@ def outcome(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outcome]:
         server.start()
         client = server.client()
         client.create_replication_group(
+            CacheNodeType="cache.t4g.micro",
             ReplicationGroupId=GROUP,
             ReplicationGroupDescription="patterns under failover",
             NumCacheClusters=3,

@@ -64,6 +64,7 @@ def test_memcached_cluster_across_azs(server: ServerProcess, client: Any) -> Non
 
 def test_memcached_placement_follows_preferred_zones(client: Any) -> None:
     client.create_cache_cluster(
+        CacheNodeType="cache.t4g.micro",
         CacheClusterId="placed",
         Engine="memcached",
         NumCacheNodes=2,
@@ -97,6 +98,7 @@ def test_standalone_redis_cluster_and_killed_node(server: ServerProcess, client:
 
 def test_tags_on_groups_and_clusters(client: Any) -> None:
     group_arn = client.create_replication_group(
+        CacheNodeType="cache.t4g.micro",
         ReplicationGroupId="tagged", ReplicationGroupDescription="t", Tags=[{"Key": "env", "Value": "dev"}]
     )["ReplicationGroup"]["ARN"]
     assert client.add_tags_to_resource(

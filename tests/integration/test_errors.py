@@ -13,7 +13,8 @@ from tests.support.sign import signed_post
 
 pytestmark = pytest.mark.integration
 
-RG = {"ReplicationGroupDescription": "d"}
+NODE = {"CacheNodeType": "cache.t4g.micro"}
+RG = {"ReplicationGroupDescription": "d", **NODE}
 ARN = "arn:aws:elasticache:us-east-1:000000000000"
 
 # (operation, parameters, expected Code, expected HTTP status)
@@ -24,8 +25,12 @@ CASES: list[tuple[str, dict[str, Any], str, int]] = [
     ("create_replication_group", {"ReplicationGroupId": "abc-", **RG}, "InvalidParameterValue", 400),
     ("create_replication_group", {"ReplicationGroupId": "a_b", **RG}, "InvalidParameterValue", 400),
     ("create_replication_group", {"ReplicationGroupId": "a" * 41, **RG}, "InvalidParameterValue", 400),
-    ("create_cache_cluster", {"CacheClusterId": "a" * 51}, "InvalidParameterValue", 400),
-    ("create_cache_cluster", {"CacheClusterId": "-x"}, "InvalidParameterValue", 400),
+    ("create_cache_cluster", {**NODE, "CacheClusterId": "a" * 51}, "InvalidParameterValue", 400),
+    ("create_cache_cluster", {**NODE, "CacheClusterId": "-x"}, "InvalidParameterValue", 400),
+    # CacheNodeType has no default on ElastiCache
+    ("create_cache_cluster", {"CacheClusterId": "nonode"}, "InvalidParameterValue", 400),
+    ("create_replication_group", {"ReplicationGroupId": "nonode", "ReplicationGroupDescription": "d"},
+     "InvalidParameterValue", 400),
     # Counts
     (
         "create_replication_group",
@@ -120,7 +125,7 @@ CASES: list[tuple[str, dict[str, Any], str, int]] = [
     # Catalogue: node types, engines, versions
     (
         "create_replication_group",
-        {"ReplicationGroupId": "t", "CacheNodeType": "cache.huge.x", **RG},
+        {**RG, "ReplicationGroupId": "t", "CacheNodeType": "cache.huge.x"},
         "InvalidParameterValue",
         400,
     ),
@@ -136,7 +141,7 @@ CASES: list[tuple[str, dict[str, Any], str, int]] = [
         "InvalidParameterValue",
         400,
     ),
-    ("create_cache_cluster", {"CacheClusterId": "e", "Engine": "mongodb"}, "InvalidParameterValue", 400),
+    ("create_cache_cluster", {**NODE, "CacheClusterId": "e", "Engine": "mongodb"}, "InvalidParameterValue", 400),
     (
         "create_cache_cluster",
         {"CacheClusterId": "e", "Engine": "memcached", "EngineVersion": "1.4.5"},
@@ -233,7 +238,7 @@ CASES: list[tuple[str, dict[str, Any], str, int]] = [
         "ReplicationGroupAlreadyExists",
         400,
     ),
-    ("create_cache_cluster", {"CacheClusterId": "existing-001"}, "CacheClusterAlreadyExists", 400),
+    ("create_cache_cluster", {**NODE, "CacheClusterId": "existing-001"}, "CacheClusterAlreadyExists", 400),
     (
         "create_replication_group",
         {"ReplicationGroupId": "existing-0", "PrimaryClusterId": "missing", **RG},
@@ -284,7 +289,7 @@ CASES: list[tuple[str, dict[str, Any], str, int]] = [
      "InvalidParameterValue", 400),
     ("modify_replication_group", {"ReplicationGroupId": "existing", "CacheNodeType": "cache.r7g.large"},
      "InvalidParameterValue", 400),
-    ("create_cache_cluster", {"CacheClusterId": "extra", "ReplicationGroupId": "missing"},
+    ("create_cache_cluster", {**NODE, "CacheClusterId": "extra", "ReplicationGroupId": "missing"},
      "ReplicationGroupNotFoundFault", 404),
     ("create_cache_cluster", {"CacheClusterId": "extra", "ReplicationGroupId": "existing", "Engine": "memcached"},
      "InvalidParameterCombination", 400),
@@ -344,13 +349,13 @@ CASES: list[tuple[str, dict[str, Any], str, int]] = [
      "InvalidParameterCombination", 400),
     ("create_replication_group", {"ReplicationGroupId": "p", "CacheParameterGroupName": "default.redis7.cluster.on",
      **RG}, "InvalidParameterValue", 400),
-    ("create_cache_cluster", {"CacheClusterId": "p", "Engine": "redis",
+    ("create_cache_cluster", {**NODE, "CacheClusterId": "p", "Engine": "redis",
      "CacheParameterGroupName": "default.redis7.cluster.on"}, "InvalidParameterCombination", 400),
-    ("create_cache_cluster", {"CacheClusterId": "p", "Engine": "memcached", "CacheParameterGroupName": "pg"},
+    ("create_cache_cluster", {**NODE, "CacheClusterId": "p", "Engine": "memcached", "CacheParameterGroupName": "pg"},
      "InvalidParameterCombination", 400),
-    ("create_cache_cluster", {"CacheClusterId": "p", "Engine": "redis", "CacheParameterGroupName": "missing"},
+    ("create_cache_cluster", {**NODE, "CacheClusterId": "p", "Engine": "redis", "CacheParameterGroupName": "missing"},
      "CacheParameterGroupNotFound", 404),
-    ("create_cache_cluster", {"CacheClusterId": "extra", "ReplicationGroupId": "existing",
+    ("create_cache_cluster", {**NODE, "CacheClusterId": "extra", "ReplicationGroupId": "existing",
      "CacheParameterGroupName": "pg"}, "InvalidParameterCombination", 400),
     ("modify_replication_group", {"ReplicationGroupId": "existing", "CacheParameterGroupName": "missing"},
      "CacheParameterGroupNotFound", 404),
@@ -411,11 +416,11 @@ CASES: list[tuple[str, dict[str, Any], str, int]] = [
      "InvalidParameterValue", 400),
     ("create_replication_group", {"ReplicationGroupId": "r", "SnapshotWindow": "05:00-05:30", **RG},
      "InvalidParameterValue", 400),
-    ("create_cache_cluster", {"CacheClusterId": "r", "Engine": "memcached", "SnapshotName": "snap"},
+    ("create_cache_cluster", {**NODE, "CacheClusterId": "r", "Engine": "memcached", "SnapshotName": "snap"},
      "InvalidParameterCombination", 400),
-    ("create_cache_cluster", {"CacheClusterId": "r", "Engine": "redis", "SnapshotName": "missing"},
+    ("create_cache_cluster", {**NODE, "CacheClusterId": "r", "Engine": "redis", "SnapshotName": "missing"},
      "SnapshotNotFoundFault", 404),
-    ("create_cache_cluster", {"CacheClusterId": "r", "ReplicationGroupId": "existing", "SnapshotName": "snap"},
+    ("create_cache_cluster", {**NODE, "CacheClusterId": "r", "ReplicationGroupId": "existing", "SnapshotName": "snap"},
      "InvalidParameterCombination", 400),
     ("delete_replication_group", {"ReplicationGroupId": "existing", "FinalSnapshotIdentifier": "snap"},
      "SnapshotAlreadyExistsFault", 400),
@@ -448,7 +453,7 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Any:
         client.create_cache_parameter_group(
             CacheParameterGroupName="pg-mc", CacheParameterGroupFamily="memcached1.6", Description="d"
         )
-        client.create_cache_cluster(CacheClusterId="mc", Engine="memcached", CacheParameterGroupName="pg-mc")
+        client.create_cache_cluster(CacheClusterId="mc", Engine="memcached", CacheParameterGroupName="pg-mc", **NODE)
         client.get_waiter("replication_group_available").wait(
             ReplicationGroupId="existing", WaiterConfig=FAST_WAIT
         )

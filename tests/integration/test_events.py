@@ -12,8 +12,10 @@ pytestmark = pytest.mark.integration
 
 
 def test_events_filter_by_source_and_time(client: Any) -> None:
-    client.create_replication_group(ReplicationGroupId="ev", ReplicationGroupDescription="e")
-    client.create_cache_cluster(CacheClusterId="evmc", Engine="memcached")
+    client.create_replication_group(
+        CacheNodeType="cache.t4g.micro", ReplicationGroupId="ev", ReplicationGroupDescription="e"
+    )
+    client.create_cache_cluster(CacheNodeType="cache.t4g.micro", CacheClusterId="evmc", Engine="memcached")
     client.get_waiter("replication_group_available").wait(ReplicationGroupId="ev", WaiterConfig=FAST_WAIT)
     client.get_waiter("cache_cluster_available").wait(CacheClusterId="evmc", WaiterConfig=FAST_WAIT)
     client.delete_cache_cluster(CacheClusterId="evmc")
@@ -41,7 +43,7 @@ def test_events_filter_by_source_and_time(client: Any) -> None:
 
 def test_events_page_with_marker(client: Any) -> None:
     for i in range(11):
-        client.create_cache_cluster(CacheClusterId=f"evp{i}", Engine="memcached")
+        client.create_cache_cluster(CacheNodeType="cache.t4g.micro", CacheClusterId=f"evp{i}", Engine="memcached")
     for i in range(11):
         client.get_waiter("cache_cluster_available").wait(CacheClusterId=f"evp{i}", WaiterConfig=FAST_WAIT)
     for i in range(11):

@@ -39,6 +39,7 @@ def _primary_of(client: Any, group_id: str) -> str:
 
 def _create(client: Any, group_id: str, nodes: int = 3, **extra: Any) -> dict[str, Any]:
     client.create_replication_group(
+        CacheNodeType="cache.t4g.micro",
         ReplicationGroupId=group_id,
         ReplicationGroupDescription="ha",
         NumCacheClusters=nodes,
@@ -340,7 +341,9 @@ def test_add_and_remove_a_member_with_the_cache_cluster_calls(server: ServerProc
 
 
 def test_planned_switchover_without_automatic_failover_loses_nothing(client: Any, writers: list[Writer]) -> None:
-    client.create_replication_group(ReplicationGroupId="swap", ReplicationGroupDescription="d", NumCacheClusters=2)
+    client.create_replication_group(
+        CacheNodeType="cache.t4g.micro", ReplicationGroupId="swap", ReplicationGroupDescription="d", NumCacheClusters=2
+    )
     client.get_waiter("replication_group_available").wait(ReplicationGroupId="swap", WaiterConfig=FAST_WAIT)
     endpoint = _group(client, "swap")["NodeGroups"][0]["PrimaryEndpoint"]["Port"]
     writer = Writer(endpoint, "sw")

@@ -88,6 +88,7 @@ def _parameter_group(client: Any, name: str, family: str, **values: str) -> None
 
 def _create_group(client: Any, group_id: str, parameter_group: str, nodes: int = 2) -> None:
     client.create_replication_group(
+        CacheNodeType="cache.t4g.micro",
         ReplicationGroupId=group_id,
         ReplicationGroupDescription="params",
         NumCacheClusters=nodes,
@@ -504,7 +505,9 @@ def test_min_replicas_to_write_refuses_writes_once_every_replica_is_gone(server:
 
 def test_aof_always_loses_no_acknowledged_write_on_kill_9(server: ServerProcess, client: Any) -> None:
     _parameter_group(client, "durable", "redis7", appendonly="yes", appendfsync="always")
-    client.create_cache_cluster(CacheClusterId="aof", Engine="redis", CacheParameterGroupName="durable")
+    client.create_cache_cluster(
+        CacheNodeType="cache.t4g.micro", CacheClusterId="aof", Engine="redis", CacheParameterGroupName="durable"
+    )
     client.get_waiter("cache_cluster_available").wait(CacheClusterId="aof", WaiterConfig=FAST_WAIT)
     port = _clusters(client, "aof")["aof"]["CacheNodes"][0]["Endpoint"]["Port"]
     password = server.admin_password()
@@ -535,6 +538,7 @@ def test_aof_always_loses_no_acknowledged_write_on_kill_9(server: ServerProcess,
 def test_memcached_parameters_apply_on_reboot(server: ServerProcess, client: Any) -> None:
     _parameter_group(client, "mc-params", "memcached1.6")
     client.create_cache_cluster(
+        CacheNodeType="cache.t4g.micro",
         CacheClusterId="mcp", Engine="memcached", NumCacheNodes=2, CacheParameterGroupName="mc-params"
     )
     client.get_waiter("cache_cluster_available").wait(CacheClusterId="mcp", WaiterConfig=FAST_WAIT)
@@ -576,7 +580,7 @@ def test_memcached_parameters_apply_on_reboot(server: ServerProcess, client: Any
 def test_modify_cache_cluster_switches_a_standalone_cluster_to_another_group(
     server: ServerProcess, client: Any
 ) -> None:
-    client.create_cache_cluster(CacheClusterId="solo", Engine="redis")
+    client.create_cache_cluster(CacheNodeType="cache.t4g.micro", CacheClusterId="solo", Engine="redis")
     client.get_waiter("cache_cluster_available").wait(CacheClusterId="solo", WaiterConfig=FAST_WAIT)
     cluster = _clusters(client, "solo")["solo"]
     assert cluster["CacheParameterGroup"] == {
@@ -605,6 +609,7 @@ def test_reboot_of_a_primary_watched_by_sentinel_keeps_it_primary_with_its_data(
     """ElastiCache: rebooting a cluster-mode-disabled primary does not fail over. The restart (SHUTDOWN
     SAVE, start on the RDB) takes well under Sentinel's down-after time on a small dataset."""
     client.create_replication_group(
+        CacheNodeType="cache.t4g.micro",
         ReplicationGroupId="ha",
         ReplicationGroupDescription="ha",
         NumCacheClusters=3,

@@ -103,6 +103,7 @@ def test_three_node_group_serves_replicates_and_is_deleted(server: ServerProcess
 
 def test_replicas_per_node_group_and_preferred_azs(client: Any) -> None:
     client.create_replication_group(
+        CacheNodeType="cache.t4g.micro",
         ReplicationGroupId="placed",
         ReplicationGroupDescription="placement",
         ReplicasPerNodeGroup=1,
@@ -119,7 +120,9 @@ def test_replicas_per_node_group_and_preferred_azs(client: Any) -> None:
 def test_primary_cluster_id_adopts_a_standalone_cluster_and_retain_primary_keeps_it(
     server: ServerProcess, client: Any
 ) -> None:
-    client.create_cache_cluster(CacheClusterId="solo", Engine="redis", PreferredAvailabilityZone="us-east-1b")
+    client.create_cache_cluster(
+        CacheNodeType="cache.t4g.micro", CacheClusterId="solo", Engine="redis", PreferredAvailabilityZone="us-east-1b"
+    )
     client.get_waiter("cache_cluster_available").wait(CacheClusterId="solo", WaiterConfig=FAST_WAIT)
     solo = client.describe_cache_clusters(CacheClusterId="solo", ShowCacheNodeInfo=True)["CacheClusters"][0]
     port = solo["CacheNodes"][0]["Endpoint"]["Port"]
@@ -153,7 +156,9 @@ def test_primary_cluster_id_adopts_a_standalone_cluster_and_retain_primary_keeps
 
 def test_describe_pages_with_marker(client: Any) -> None:
     for i in range(21):
-        client.create_replication_group(ReplicationGroupId=f"page{i:02d}", ReplicationGroupDescription="p")
+        client.create_replication_group(
+            CacheNodeType="cache.t4g.micro", ReplicationGroupId=f"page{i:02d}", ReplicationGroupDescription="p"
+        )
     first = client.describe_replication_groups(MaxRecords=20)
     assert len(first["ReplicationGroups"]) == 20
     second = client.describe_replication_groups(MaxRecords=20, Marker=first["Marker"])

@@ -48,6 +48,7 @@ def _connect(port: int, password: str | None = None) -> redis.Redis:
 
 def _create_group(client: Any, group_id: str, nodes: int = 2, **extra: Any) -> None:
     client.create_replication_group(
+        CacheNodeType="cache.t4g.micro",
         ReplicationGroupId=group_id, ReplicationGroupDescription="snapshots", NumCacheClusters=nodes, **extra
     )
     client.get_waiter("replication_group_available").wait(ReplicationGroupId=group_id, WaiterConfig=FAST_WAIT)
@@ -235,7 +236,7 @@ def test_snapshot_on_a_replica_then_restore_after_delete_keeps_every_key_value_a
 
 def test_final_snapshots_are_taken_from_the_primary_before_the_nodes_go(server: ServerProcess, client: Any) -> None:
     _create_group(client, "leaving", nodes=2)
-    client.create_cache_cluster(CacheClusterId="solo", Engine="redis")
+    client.create_cache_cluster(CacheNodeType="cache.t4g.micro", CacheClusterId="solo", Engine="redis")
     with _connect(_primary_port(client, "leaving")) as app:
         app.set("last-write", "kept")  # not waited for: the primary's data is the freshest
     client.get_waiter("cache_cluster_available").wait(CacheClusterId="solo", WaiterConfig=FAST_WAIT)
@@ -271,7 +272,7 @@ def test_final_snapshots_are_taken_from_the_primary_before_the_nodes_go(server: 
 
 def test_describe_filters_paging_copy_delete_tags_and_quota(server: ServerProcess, client: Any) -> None:
     _create_group(client, "web", nodes=2)
-    client.create_cache_cluster(CacheClusterId="cache", Engine="redis")
+    client.create_cache_cluster(CacheNodeType="cache.t4g.micro", CacheClusterId="cache", Engine="redis")
     client.get_waiter("cache_cluster_available").wait(CacheClusterId="cache", WaiterConfig=FAST_WAIT)
     with _connect(_cluster_port(client, "cache")) as app:
         app.set("k", "v")
@@ -346,7 +347,7 @@ def test_describe_filters_paging_copy_delete_tags_and_quota(server: ServerProces
 def test_copy_snapshot_to_a_bucket_exports_the_rdb_and_snapshot_arns_seed_a_new_cluster(
     server: ServerProcess, client: Any
 ) -> None:
-    client.create_cache_cluster(CacheClusterId="source", Engine="redis")
+    client.create_cache_cluster(CacheNodeType="cache.t4g.micro", CacheClusterId="source", Engine="redis")
     client.get_waiter("cache_cluster_available").wait(CacheClusterId="source", WaiterConfig=FAST_WAIT)
     with _connect(_cluster_port(client, "source")) as app:
         _load(app, 500)
@@ -375,22 +376,23 @@ def test_copy_snapshot_to_a_bucket_exports_the_rdb_and_snapshot_arns_seed_a_new_
     imports.mkdir(parents=True)
     (imports / "dumps").mkdir()
     (imports / "dumps" / "seed.rdb").write_bytes(exported.read_bytes())
-    client.create_cache_cluster(CacheClusterId="imported", Engine="redis",
+    client.create_cache_cluster(CacheNodeType="cache.t4g.micro", CacheClusterId="imported", Engine="redis",
                                 SnapshotArns=["arn:aws:s3:::incoming/dumps/seed.rdb"])
     client.get_waiter("cache_cluster_available").wait(CacheClusterId="imported", WaiterConfig=FAST_WAIT)
     with _connect(_cluster_port(client, "imported")) as app:
         assert _dump(app) == before
     client.create_replication_group(ReplicationGroupId="imported-rg", ReplicationGroupDescription="d",
-                                    NumCacheClusters=2, SnapshotArns=["arn:aws:s3:::incoming/dumps/seed.rdb"])
+                                    CacheNodeType="cache.t4g.micro", NumCacheClusters=2,
+                                    SnapshotArns=["arn:aws:s3:::incoming/dumps/seed.rdb"])
     client.get_waiter("replication_group_available").wait(ReplicationGroupId="imported-rg", WaiterConfig=FAST_WAIT)
     with _connect(_primary_port(client, "imported-rg")) as app:
         assert _dump(app) == before
 
     # A missing object and a file that is no RDB: restore-failed, an event, nothing started.
     (imports / "garbage.rdb").write_bytes(b"this is not an RDB file\n" * 100)
-    client.create_cache_cluster(CacheClusterId="no-object", Engine="redis",
+    client.create_cache_cluster(CacheNodeType="cache.t4g.micro", CacheClusterId="no-object", Engine="redis",
                                 SnapshotArns=["arn:aws:s3:::incoming/absent.rdb"])
-    client.create_cache_cluster(CacheClusterId="no-rdb", Engine="redis",
+    client.create_cache_cluster(CacheNodeType="cache.t4g.micro", CacheClusterId="no-rdb", Engine="redis",
                                 SnapshotArns=["arn:aws:s3:::incoming/garbage.rdb"])
     for cluster_id in ("no-object", "no-rdb"):
         wait_until(lambda c=cluster_id: client.describe_cache_clusters(CacheClusterId=c)["CacheClusters"][0][

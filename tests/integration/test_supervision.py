@@ -45,6 +45,7 @@ def _stored_status(server: ServerProcess, kind: str, resource_id: str) -> str | 
 
 def _create_group(client: Any, group_id: str, nodes: int = 3) -> list[int]:
     client.create_replication_group(
+        CacheNodeType="cache.t4g.micro",
         ReplicationGroupId=group_id, ReplicationGroupDescription="t", NumCacheClusters=nodes
     )
     client.get_waiter("replication_group_available").wait(ReplicationGroupId=group_id, WaiterConfig=FAST_WAIT)
@@ -88,7 +89,9 @@ def test_killed_primary_restarts_as_the_primary_on_its_port(server: ServerProces
 def test_data_plane_outlives_a_killed_control_plane_and_is_readopted(server: ServerProcess) -> None:
     client = server.client()
     ports = _create_group(client, "durable")
-    client.create_cache_cluster(CacheClusterId="mc", Engine="memcached", NumCacheNodes=2)
+    client.create_cache_cluster(
+        CacheNodeType="cache.t4g.micro", CacheClusterId="mc", Engine="memcached", NumCacheNodes=2
+    )
     client.get_waiter("cache_cluster_available").wait(CacheClusterId="mc", WaiterConfig=FAST_WAIT)
     with redis.Redis(host="127.0.0.1", port=ports[0]) as connection:
         connection.set("survives", "yes")
@@ -124,6 +127,7 @@ def test_sigterm_stops_the_control_plane_cleanly_and_nodes_keep_serving(server: 
 def test_group_caught_creating_converges_after_a_control_plane_crash(server: ServerProcess) -> None:
     client = server.client()
     client.create_replication_group(
+        CacheNodeType="cache.t4g.micro",
         ReplicationGroupId="midway", ReplicationGroupDescription="t", NumCacheClusters=3
     )
     server.signal(signal.SIGSTOP)  # freeze the control plane right after it answered

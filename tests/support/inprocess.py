@@ -63,6 +63,12 @@ class InProcessApi:
         self._loop.close()
         self.store.close()
 
+    def mark_available(self, kind: str, resource_id: str) -> None:
+        """Stand in for the reconciler: the resource is ``available`` (its other status fields kept)."""
+        record = self.store.get(kind, resource_id)
+        assert record is not None, f"no {kind} {resource_id}"
+        self.store.put_status(kind, resource_id, {**record.status, "status": "available"})
+
     # Raw requests
 
     def send(

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 __all__ = ["ApiAccess", "DemoError", "ElastiCacheApi", "Group"]
 
 NOT_FOUND = "ReplicationGroupNotFoundFault"
+DEMO_NODE_TYPE = "cache.t4g.micro"  # ElastiCache has no default node type; the smallest is plenty here
 BUSY = "InvalidReplicationGroupState"  # e.g. still creating: DeleteReplicationGroup must wait
 
 
@@ -88,6 +89,7 @@ class Group:
             self.client.create_replication_group,
             ReplicationGroupId=self.group_id,
             ReplicationGroupDescription="cachefleet demo: Multi-AZ, 1 primary + 2 replicas",
+            CacheNodeType=DEMO_NODE_TYPE,
             NumCacheClusters=3,
             AutomaticFailoverEnabled=True,
             MultiAZEnabled=True,
