@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ ENGINES = (
     EngineBinary("memcached", "1.6.18", "/usr/bin/memcached"),
 )
 FORM_TYPE = "application/x-www-form-urlencoded; charset=utf-8"
+NODE_TYPE = "cache.t4g.micro"
 
 
 class InProcessApi:
@@ -52,7 +54,8 @@ class InProcessApi:
         exports = LocalBuckets(settings.exports_path)
         self.ctx = Context(store=self.store, settings=settings, engines=ENGINES, clock=self.now, exports=exports)
         self._loop = asyncio.new_event_loop()
-        self.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=build_app(self.ctx)), base_url=URL)
+        self.app = build_app(self.ctx)
+        self.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url=URL)
         self.requests = 0  # every request the app answered, for the fuzz figures
 
     def now(self) -> datetime:
@@ -77,12 +80,40 @@ class InProcessApi:
         *,
         body: bytes = b"",
         query: str = "",
-        headers: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | Sequence[tuple[bytes, bytes]] | None = None,
     ) -> Any:
         """One request exactly as given (signed or not by the caller); the app's response."""
         self.requests += 1
         request = self.http.request(method, URL + (f"?{query}" if query else ""), content=body, headers=headers)
         return self._loop.run_until_complete(request)
+
+    def raw(
+        self,
+        method: str,
+        *,
+        path: bytes = b"/",
+        query: bytes = b"",
+        headers: Sequence[tuple[bytes, bytes]] = (),
+        body: bytes = b"",
+    ) -> RawResponse:
+        """One request straight into the ASGI app, bytes as they would come off the wire (an HTTP
+        client library would refuse to send some of them)."""
+        self.requests += 1
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": method,
+            "scheme": "http",
+            "path": path.decode("latin-1"),
+            "raw_path": path,
+            "query_string": query,
+            "root_path": "",
+            "headers": [(name.lower(), value) for name, value in headers],
+            "client": ("127.0.0.1", 40000),
+            "server": ("testserver", 80),
+        }
+        return self._loop.run_until_complete(_call(self.app, scope, body))
 
     def post(self, form: Mapping[str, str] | Sequence[tuple[str, str]] | bytes, **extra_headers: str) -> Any:
         """A form POST signed as boto3 signs it (``form`` as pairs, or a raw body)."""
@@ -113,6 +144,39 @@ class InProcessApi:
         response = self.send(request.method, body=request.body or b"", headers=dict(request.headers.items()))
         # botocore reads the body through ``raw.stream()``.
         return AWSResponse(request.url, response.status_code, dict(response.headers), _Raw(response.content))
+
+
+@dataclass
+class RawResponse:
+    status_code: int = 0
+    headers: dict[str, str] = field(default_factory=dict)  # names lowercased
+    content: bytes = b""
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+
+async def _call(app: Any, scope: dict[str, Any], body: bytes) -> RawResponse:
+    response = RawResponse()
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            response.status_code = message["status"]
+            response.headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in message["headers"]}
+        elif message["type"] == "http.response.body":
+            response.content += message.get("body", b"")
+
+    await app(scope, receive, send)
+    return response
 
 
 class _Raw:

@@ -106,6 +106,24 @@ def refused(*paths: str, why: str, accepted: object = _NO_VALUE) -> tuple[Entry,
     return tuple((path, Member(Treatment.REFUSED, why, accepted)) for path in paths)
 
 
+# Declarations several operations share (validate.stored_settings reads the stored ones).
+
+STORED_SETTINGS = (
+    *stored("SecurityGroupIds", note="shown as SecurityGroups, status `active` (a group's on each member)"),
+    *stored("PreferredMaintenanceWindow", note="shown; nothing waits for it"),
+    *stored("NotificationTopicArn", note="shown as NotificationConfiguration; nothing is sent"),
+    *stored("AutoMinorVersionUpgrade", note="shown; versions change only when asked"),
+)
+NO_CLASSIC_SECURITY_GROUPS_OR_LOG_DELIVERY = (
+    *refused("CacheSecurityGroupNames", why=WHY_EC2_CLASSIC),
+    *refused("LogDeliveryConfigurations", why=WHY_LOG_DELIVERY),
+)
+ON_ONE_HOST = (
+    *implemented("CacheSubnetGroupName", note="only `default` (one host network)"),
+    *implemented("Port", note="checked and kept; every node gets its own port from the server's range"),
+)
+
+
 class Inputs:
     """One operation's declaration: member path -> treatment."""
 

@@ -271,7 +271,8 @@ def _query_pairs(query: str) -> list[tuple[str, str]]:
 
 def _decode(text: str) -> str:
     try:
-        return unquote_to_bytes(text).decode("utf-8")
+        # surrogatepass: a lone surrogate in the text becomes bytes that fail the UTF-8 decoding.
+        return unquote_to_bytes(text.encode("utf-8", "surrogatepass")).decode("utf-8")
     except UnicodeDecodeError:
         raise MalformedQueryString("The query string is not valid percent-encoded UTF-8.") from None
 

@@ -50,17 +50,12 @@ CREATE_INPUTS = inputs.Inputs(
     inputs.implemented(
         "CacheNodeType", note="required, unless SnapshotName or ReplicationGroupId names a node type to take"
     ),
-    inputs.implemented("CacheSubnetGroupName", note="only `default` (one host network)"),
-    inputs.implemented("Port", note="checked and kept; every node gets its own port from the server's range"),
-    inputs.stored("SecurityGroupIds", note="shown as SecurityGroups, status `active`"),
-    inputs.stored("PreferredMaintenanceWindow", note="shown; nothing waits for it"),
-    inputs.stored("NotificationTopicArn", note="shown as NotificationConfiguration; nothing is sent"),
-    inputs.stored("AutoMinorVersionUpgrade", note="shown; versions change only when asked"),
+    inputs.ON_ONE_HOST,
+    inputs.STORED_SETTINGS,
     inputs.not_yet("AuthToken", note="AUTH"),
     inputs.not_yet("TransitEncryptionEnabled", note="TLS", accepted=False),
-    inputs.refused("CacheSecurityGroupNames", why=inputs.WHY_EC2_CLASSIC),
+    inputs.NO_CLASSIC_SECURITY_GROUPS_OR_LOG_DELIVERY,
     inputs.refused("OutpostMode", "PreferredOutpostArn", "PreferredOutpostArns", why=inputs.WHY_OUTPOSTS),
-    inputs.refused("LogDeliveryConfigurations", why=inputs.WHY_LOG_DELIVERY),
     inputs.refused("NetworkType", "IpDiscovery", why=inputs.WHY_IPV4, accepted="ipv4"),
 )
 
@@ -250,18 +245,15 @@ MODIFY_INPUTS = inputs.Inputs(
         note="every change this version makes is applied at once (AWS defers only node type, engine version "
         "and node count changes)",
     ),
-    inputs.stored("SecurityGroupIds", note="shown as SecurityGroups, status `active`"),
-    inputs.stored("PreferredMaintenanceWindow", note="shown; nothing waits for it"),
-    inputs.stored("NotificationTopicArn", "NotificationTopicStatus", note="shown as NotificationConfiguration"),
-    inputs.stored("AutoMinorVersionUpgrade", note="shown; versions change only when asked"),
+    inputs.STORED_SETTINGS,
+    inputs.stored("NotificationTopicStatus", note="shown in NotificationConfiguration"),
     inputs.not_yet(
         "CacheNodeIdsToRemove", "NewAvailabilityZones", "AZMode", "ScaleConfig", note="Memcached node count"
     ),
     inputs.not_yet("Engine", "EngineVersion", note="engine upgrades"),
     inputs.not_yet("CacheNodeType", note="vertical scaling"),
     inputs.not_yet("AuthToken", "AuthTokenUpdateStrategy", note="AUTH"),
-    inputs.refused("CacheSecurityGroupNames", why=inputs.WHY_EC2_CLASSIC),
-    inputs.refused("LogDeliveryConfigurations", why=inputs.WHY_LOG_DELIVERY),
+    inputs.NO_CLASSIC_SECURITY_GROUPS_OR_LOG_DELIVERY,
     inputs.refused("IpDiscovery", why=inputs.WHY_IPV4, accepted="ipv4"),
 )
 

@@ -65,12 +65,8 @@ CREATE_INPUTS = inputs.Inputs(
     inputs.implemented(
         "CacheNodeType", note="required unless PrimaryClusterId or SnapshotName names a node type to take"
     ),
-    inputs.implemented("CacheSubnetGroupName", note="only `default` (one host network)"),
-    inputs.implemented("Port", note="checked and kept; every node gets its own port from the server's range"),
-    inputs.stored("SecurityGroupIds", note="shown as the members' SecurityGroups, status `active`"),
-    inputs.stored("PreferredMaintenanceWindow", note="shown on the members; nothing waits for it"),
-    inputs.stored("NotificationTopicArn", note="shown as the members' NotificationConfiguration; nothing is sent"),
-    inputs.stored("AutoMinorVersionUpgrade", note="shown; versions change only when asked"),
+    inputs.ON_ONE_HOST,
+    inputs.STORED_SETTINGS,
     inputs.not_yet("NumNodeGroups", note="cluster mode enabled", accepted=1),
     inputs.not_yet("ClusterMode", note="cluster mode enabled", accepted="disabled"),
     inputs.not_yet("NodeGroupConfiguration", note="cluster mode enabled"),
@@ -79,9 +75,8 @@ CREATE_INPUTS = inputs.Inputs(
     inputs.not_yet("TransitEncryptionEnabled", note="TLS", accepted=False),
     inputs.not_yet("AtRestEncryptionEnabled", note="encrypted snapshots", accepted=False),
     inputs.not_yet("KmsKeyId", note="encrypted snapshots"),
-    inputs.refused("CacheSecurityGroupNames", why=inputs.WHY_EC2_CLASSIC),
+    inputs.NO_CLASSIC_SECURITY_GROUPS_OR_LOG_DELIVERY,
     inputs.refused("GlobalReplicationGroupId", why=inputs.WHY_GLOBAL),
-    inputs.refused("LogDeliveryConfigurations", why=inputs.WHY_LOG_DELIVERY),
     inputs.refused("DataTieringEnabled", why=inputs.WHY_DATA_TIERING, accepted=False),
     inputs.refused("NetworkType", "IpDiscovery", why=inputs.WHY_IPV4, accepted="ipv4"),
     inputs.refused("ServerlessCacheSnapshotName", why=inputs.WHY_SERVERLESS),
@@ -332,12 +327,8 @@ MODIFY_INPUTS = inputs.Inputs(
         note="every change this version makes is applied at once (AWS defers only node type and engine "
         "version changes)",
     ),
-    inputs.stored("SecurityGroupIds", note="shown as the members' SecurityGroups, status `active`"),
-    inputs.stored("PreferredMaintenanceWindow", note="shown on the members; nothing waits for it"),
-    inputs.stored(
-        "NotificationTopicArn", "NotificationTopicStatus", note="shown as the members' NotificationConfiguration"
-    ),
-    inputs.stored("AutoMinorVersionUpgrade", note="shown; versions change only when asked"),
+    inputs.STORED_SETTINGS,
+    inputs.stored("NotificationTopicStatus", note="shown in NotificationConfiguration"),
     inputs.ignored("NodeGroupId", note="deprecated; ElastiCache documents it as unused"),
     inputs.not_yet("Engine", "EngineVersion", note="engine upgrades"),
     inputs.not_yet("CacheNodeType", note="vertical scaling"),
@@ -352,8 +343,7 @@ MODIFY_INPUTS = inputs.Inputs(
     inputs.not_yet("TransitEncryptionMode", note="TLS"),
     inputs.not_yet("TransitEncryptionEnabled", note="TLS", accepted=False),
     inputs.not_yet("ClusterMode", note="cluster mode enabled", accepted="disabled"),
-    inputs.refused("CacheSecurityGroupNames", why=inputs.WHY_EC2_CLASSIC),
-    inputs.refused("LogDeliveryConfigurations", why=inputs.WHY_LOG_DELIVERY),
+    inputs.NO_CLASSIC_SECURITY_GROUPS_OR_LOG_DELIVERY,
     inputs.refused("IpDiscovery", why=inputs.WHY_IPV4, accepted="ipv4"),
     inputs.refused("Durability", why=inputs.WHY_DURABILITY, accepted="default"),
 )
