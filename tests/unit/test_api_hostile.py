@@ -241,3 +241,16 @@ def test_other_methods_get_the_xml_error(api: InProcessApi, method: str) -> None
     assert error_of(response, 405)["Code"] == "MethodNotAllowed"
     assert response.headers["allow"] == "POST, GET"
     assert response.headers["content-type"].startswith("text/xml")
+
+
+@pytest.mark.parametrize(
+    ("path", "query"), [(b"/nothing-here", b""), (b"", b"\x80"), (b"//", b"a=\xff"), (b"/%ff/..", b"Action=x")]
+)
+def test_any_other_path_gets_the_xml_error(api: InProcessApi, path: bytes, query: bytes) -> None:
+    # Not Starlette's plain-text 404, nor its redirect to "/" (which failed on a query that is not UTF-8).
+    assert error_of(api.raw("GET", path=path, query=query), 404)["Code"] == "NotFound"
+
+
+@pytest.mark.parametrize("query", [b"Action=%FF", b"Action=\xff", b"X-Amz-Credential=%ED%A0%80"])
+def test_a_query_string_that_is_not_utf8_is_malformed(api: InProcessApi, query: bytes) -> None:
+    assert error_of(api.raw("GET", query=query), 404)["Code"] == "MalformedQueryString"

@@ -1,4 +1,4 @@
-"""The ASGI edge: ``/`` (AWS Query, POST or GET), ``GET /healthz``.
+"""The ASGI edge: ``/`` (AWS Query, POST or GET), ``GET /healthz``; anything else an XML error.
 
 One request: read the body -> verify SigV4 (which says who signed, and for which service) -> pick
 that service's model -> parse the form against it -> refuse any input member the operation does
@@ -24,7 +24,13 @@ from starlette.types import Receive, Scope, Send
 from cachefleet.api import sigv4
 from cachefleet.api.context import Context
 from cachefleet.api.handlers import OPERATIONS, Operation
-from cachefleet.model.errors import CacheFleetError, InvalidAction, MalformedQueryString, MethodNotAllowed
+from cachefleet.model.errors import (
+    CacheFleetError,
+    InvalidAction,
+    MalformedQueryString,
+    MethodNotAllowed,
+    PathNotFound,
+)
 from cachefleet.protocol.query import decode_form, parse_request
 from cachefleet.protocol.service import SERVICE_NAME, ServiceModel, load_service_model
 from cachefleet.protocol.xml import XML_NAMESPACE, serialize_error, serialize_result
@@ -55,6 +61,10 @@ def build_app(ctx: Context, services: Mapping[str, ServiceApi] | None = None) ->
         request_id = str(uuid.uuid4())
         namespace = XML_NAMESPACE
         try:
+            # Only the scope's fields: Starlette's request.url fails on a query string that is not UTF-8.
+            path = request.scope.get("path", "")
+            if path != "/":
+                raise PathNotFound(f"There is nothing at {path[:64]!r}: the API answers at /.")
             if request.method not in METHODS:
                 raise MethodNotAllowed(f"The method {request.method} is not allowed: the API answers POST and GET.")
             body = await _body(request)
@@ -90,12 +100,13 @@ def build_app(ctx: Context, services: Mapping[str, ServiceApi] | None = None) ->
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok")
 
-    return Starlette(
-        routes=[
-            Route("/", _AnyMethod(query)),
-            Route("/healthz", healthz, methods=["GET"]),
-        ]
-    )
+    endpoint = _AnyMethod(query)
+    app = Starlette(routes=[Route("/", endpoint), Route("/healthz", healthz, methods=["GET"])])
+    # Any other path gets the API's XML error too, not Starlette's plain text or its redirect to
+    # "/" (whose URL building fails on a query string that is not UTF-8).
+    app.router.redirect_slashes = False
+    app.router.default = endpoint
+    return app
 
 
 class _AnyMethod:

@@ -271,8 +271,13 @@ def _query_pairs(query: str) -> list[tuple[str, str]]:
 
 def _decode(text: str) -> str:
     try:
-        # surrogatepass: a lone surrogate in the text becomes bytes that fail the UTF-8 decoding.
-        return unquote_to_bytes(text.encode("utf-8", "surrogatepass")).decode("utf-8")
+        # The wire's bytes (the edge reads them as latin-1); text beyond latin-1 (a caller's own
+        # string) as UTF-8, a lone surrogate as bytes that then fail the decoding.
+        raw = text.encode("latin-1")
+    except UnicodeEncodeError:
+        raw = text.encode("utf-8", "surrogatepass")
+    try:
+        return unquote_to_bytes(raw).decode("utf-8")
     except UnicodeDecodeError:
         raise MalformedQueryString("The query string is not valid percent-encoded UTF-8.") from None
 

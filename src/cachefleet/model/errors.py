@@ -7,7 +7,7 @@ subclass inherits its parent's wire mapping unless it names its own. Constructor
     +-- ClientError                       (Sender, 400)
         +-- InvalidParameterValue
         +-- InvalidParameterCombination
-        +-- MissingParameter, InvalidAction, MalformedQueryString, MethodNotAllowed
+        +-- MissingParameter, InvalidAction, MalformedQueryString, MethodNotAllowed, PathNotFound
         +-- NotFound                      (404 unless the model says otherwise)
         |   +-- ReplicationGroupNotFound, CacheClusterNotFound, ...
         +-- AlreadyExists
@@ -57,6 +57,13 @@ class InvalidAction(ClientError):
 
 class MalformedQueryString(ClientError):
     code = "MalformedQueryString"
+    http_status = 404
+
+
+class PathNotFound(ClientError):
+    """A path other than the API's own (``/``) and the server's named routes."""
+
+    code = "NotFound"
     http_status = 404
 
 
