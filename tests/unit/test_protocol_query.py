@@ -10,8 +10,8 @@ import botocore.model
 import botocore.serialize
 import pytest
 
-from cachefleet.model.errors import InvalidAction, InvalidParameterValue, MissingParameter
-from cachefleet.protocol.query import parse_request
+from cachefleet.model.errors import InvalidAction, InvalidParameterValue, MalformedQueryString, MissingParameter
+from cachefleet.protocol.query import decode_form, parse_request
 from cachefleet.protocol.service import ServiceModel, load_service_model
 
 MODEL = load_service_model()
@@ -349,3 +349,58 @@ def test_bad_synthetic_scalars(name: str, raw: str) -> None:
     pairs = [("Action", "Frob"), ("Count", "1"), (name, raw)]
     with pytest.raises(InvalidParameterValue, match=name):
         parse_request(SYNTHETIC, pairs)
+
+
+# Hostile values: checked here, whatever the handler does later
+
+
+@pytest.mark.parametrize("raw", ["9" * 5000, "-" + "9" * 5000, "+" + "1" * 21, "2147483648"])
+def test_integers_past_their_type_or_int_limit_are_refused_without_int(raw: str) -> None:
+    with pytest.raises(InvalidParameterValue, match=r"Invalid integer value '.*for parameter MaxRecords\.$"):
+        parse_request(MODEL, [("Action", "DescribeCacheClusters"), ("MaxRecords", raw)])
+
+
+def test_leading_zeros_and_signs_read_as_the_number() -> None:
+    for raw, value in (("0" * 5000 + "42", 42), ("-0007", -7), ("+20", 20), ("-" + "0" * 30, 0)):
+        assert parse_request(MODEL, [("Action", "DescribeCacheClusters"), ("MaxRecords", raw)])[1] == {
+            "MaxRecords": value
+        }
+
+
+@pytest.mark.parametrize("index", ["1" * 7, "9" * 5000])
+def test_list_indices_of_more_than_six_digits_are_refused(index: str) -> None:
+    pairs = [("Action", "RemoveTagsFromResource"), ("ResourceName", "r"), (f"TagKeys.member.{index}", "k")]
+    with pytest.raises(InvalidParameterValue, match=r"Invalid list index .* for parameter TagKeys\.member\.$"):
+        parse_request(MODEL, pairs)
+
+
+@pytest.mark.parametrize("char", ["\x00", "\x01", "\x1f", chr(0xD800), chr(0xDFFF), "\ufffe", "\uffff"])
+def test_a_character_xml_cannot_carry_is_refused_in_any_string(char: str) -> None:
+    code = re.escape(f"U+{ord(char):04X}")
+    group = form("CreateReplicationGroup", {"ReplicationGroupId": "g", "ReplicationGroupDescription": f"a{char}"})
+    with pytest.raises(InvalidParameterValue, match=f"ReplicationGroupDescription: the character {code} "):
+        parse_request(MODEL, group)
+    with pytest.raises(InvalidParameterValue, match=rf"Tags\.Tag\.1\.Value: the character {code} "):
+        parse_request(
+            MODEL,
+            form("AddTagsToResource", {"ResourceName": "r", "Tags": [{"Key": "k", "Value": char}]}),
+        )
+
+
+def test_text_xml_can_carry_is_kept() -> None:
+    text = "tab\there\nnew line\r\nand CR, \x7f\x85 \ue000 \ufffd \U0001f600 <&>"
+    params = round_trip("CreateReplicationGroup", {"ReplicationGroupId": "g", "ReplicationGroupDescription": text})
+    assert params["ReplicationGroupDescription"] == text
+
+
+def test_decode_form_is_strict_utf8() -> None:
+    assert decode_form(b"a=%C3%A9&b=x+y&c=") == [("a", "\u00e9"), ("b", "x y"), ("c", "")]
+    for body in (b"a=%FF", b"a=%ED%A0%80", b"\xff=1"):
+        with pytest.raises(MalformedQueryString):
+            decode_form(body)
+
+
+def test_a_long_bad_value_is_quoted_short() -> None:
+    with pytest.raises(InvalidParameterValue) as caught:
+        parse_request(MODEL, [("Action", "DescribeCacheClusters"), ("ShowCacheNodeInfo", "x" * 10_000)])
+    assert len(caught.value.message) < 200

@@ -311,3 +311,34 @@ def test_maps_flattened_shapes_and_other_scalars_round_trip() -> None:
     assert b"<Labels><entry><Name>a</Name><Text>1</Text></entry>" in body
     assert b"<OtherName>r</OtherName>" in body
     assert round_trip("Frob", result, SYNTHETIC) == result
+
+
+# Text XML cannot carry never reaches the wire
+
+
+UNCARRIABLE = "a\x00b\x01c\x1f" + chr(0xD800) + "\ufffe\uffff" + "d"
+
+
+def test_an_error_message_quoting_what_xml_cannot_carry_still_parses() -> None:
+    body = serialize_error("InvalidAction", f"The action {UNCARRIABLE} is not valid.", True, REQUEST_ID)
+    ET.fromstring(body)  # well-formed, and encoded: a lone surrogate would fail .encode()
+    message = botocore_reads(body, "DescribeCacheClusters", status=400)["Error"]["Message"]
+    assert message == "The action a\ufffdb\ufffdc\ufffd\ufffd\ufffd\ufffdd is not valid."
+
+
+def test_a_stored_value_xml_cannot_carry_comes_back_replaced() -> None:
+    tags = round_trip("ListTagsForResource", {"TagList": [{"Key": UNCARRIABLE, "Value": "v\x0b"}]})
+    assert tags == {"TagList": [{"Key": "a\ufffdb\ufffdc\ufffd\ufffd\ufffd\ufffdd", "Value": "v\ufffd"}]}
+
+
+def test_a_carriage_return_survives_the_parsers_line_end_normalisation() -> None:
+    body = serialize_result(MODEL, "ListTagsForResource", {"TagList": [{"Key": "k", "Value": "a\r\nb\rc"}]}, "r")
+    assert b"&#13;" in body
+    assert round_trip("ListTagsForResource", {"TagList": [{"Key": "k", "Value": "a\r\nb\rc"}]}) == {
+        "TagList": [{"Key": "k", "Value": "a\r\nb\rc"}]
+    }
+
+
+def test_errors_take_the_namespace_of_the_service_that_answers() -> None:
+    body = serialize_error("NoSuchEntity", "m", True, REQUEST_ID, "https://iam.amazonaws.com/doc/2010-05-08/")
+    assert ET.fromstring(body).tag == "{https://iam.amazonaws.com/doc/2010-05-08/}ErrorResponse"

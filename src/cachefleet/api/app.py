@@ -91,7 +91,8 @@ def build_app(ctx: Context, services: Mapping[str, ServiceApi] | None = None) ->
             log.info("%s %s %s ok", request_id, caller.access_key_id, name)
             return _xml(serialize_result(api.model, name, result, request_id), 200, request_id)
         except CacheFleetError as exc:
-            log.info("%s %s: %s", request_id, exc.code, exc.message)
+            # %r: a message may quote what the client sent, line breaks included.
+            log.info("%s %s: %r", request_id, exc.code, exc.message)
             return _error_response(exc, request_id, namespace)
         except Exception:
             log.exception("%s internal failure", request_id)
