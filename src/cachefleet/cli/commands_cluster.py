@@ -100,7 +100,7 @@ def create(
         CacheClusterId=cluster_id,
         Engine=engine,
         NumCacheNodes=num_nodes,
-        CacheNodeType=node_type_for(node_type, restoring=bool(snapshot or snapshot_arns)),
+        CacheNodeType=node_type_for(node_type, restoring=bool(snapshot)),
         EngineVersion=engine_version,
         CacheParameterGroupName=parameter_group,
         AZMode=az_mode,

@@ -146,7 +146,7 @@ def create(
         ReplicationGroupId=group_id,
         ReplicationGroupDescription=description,
         Engine=engine,
-        CacheNodeType=node_type_for(node_type, restoring=bool(snapshot or snapshot_arns)),
+        CacheNodeType=node_type_for(node_type, restoring=bool(snapshot)),
         NumCacheClusters=replicas + 1 if replicas is not None else num_cache_clusters,
         EngineVersion=engine_version,
         CacheParameterGroupName=parameter_group,

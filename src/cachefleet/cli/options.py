@@ -104,7 +104,8 @@ node_type_option = click.option(
 
 
 def node_type_for(node_type: str | None, *, restoring: bool) -> str | None:
-    """The node type to ask for: a restore left to itself takes the snapshot's (so nothing is sent)."""
+    """The node type to ask for: a restore from a snapshot left to itself takes the snapshot's (so
+    nothing is sent); an RDB file (SnapshotArns) names none, so it gets the default like a new one."""
     if node_type is None and not restoring:
         return DEFAULT_NODE_TYPE
     return node_type
