@@ -22,7 +22,6 @@ import pytest
 from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, settings
 
-from cachefleet.model import status as st
 from cachefleet.store.records import CLUSTER, GROUP, PARAMETER_GROUP, SNAPSHOT
 from tests.fuzz.targets import ELASTICACHE
 from tests.support.inprocess import NODE_TYPE, InProcessApi
@@ -79,9 +78,16 @@ class FuzzServer:
         store = self.api.store
         for kind in (GROUP, CLUSTER, SNAPSHOT):
             for record in store.records(kind):
-                if record.spec.get("deleting"):
+                if record.spec.get("deleting") or record.status.get("status") == "deleting":
                     store.delete(kind, record.id)
-                elif record.status.get("status") != st.AVAILABLE:
+        groups = {record.id for record in store.records(GROUP)}
+        for record in store.records(CLUSTER):
+            # A primary kept by DeleteReplicationGroup RetainPrimaryCluster leaves its group.
+            if record.spec.get("replication_group_id") not in (None, *groups):
+                store.put_spec(CLUSTER, record.id, {**record.spec, "replication_group_id": None})
+        for kind in (GROUP, CLUSTER, SNAPSHOT):
+            for record in store.records(kind):
+                if record.status.get("status") != "available":
                     self.api.mark_available(kind, record.id)
         for name, kind, create in self._fixture():
             if store.get(kind, name) is None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,8 @@ from cachefleet.api.app import build_app
 from cachefleet.api.context import Context
 from cachefleet.engines.installed import EngineBinary
 from cachefleet.settings import Settings
+from cachefleet.store import statuses
+from cachefleet.store.kinds import KINDS
 from cachefleet.store.snapshots import LocalBuckets
 from cachefleet.store.sqlite import Store
 
@@ -67,10 +69,12 @@ class InProcessApi:
         self.store.close()
 
     def mark_available(self, kind: str, resource_id: str) -> None:
-        """Stand in for the reconciler: the resource is ``available`` (its other status fields kept)."""
-        record = self.store.get(kind, resource_id)
-        assert record is not None, f"no {kind} {resource_id}"
-        self.store.put_status(kind, resource_id, {**record.status, "status": "available"})
+        """Stand in for the reconciler: the resource is ``available`` (its other status fields kept),
+        written through the one status writer, so only along a row of its lifecycle table."""
+        record_kind = KINDS[kind]
+        current = record_kind.get(self.store, resource_id).status
+        available = replace(current, status=type(current.status)("available"))
+        assert statuses.write(self.store, record_kind, resource_id, available), f"{kind} {resource_id}"
 
     # Raw requests
 
