@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,9 @@ class Settings:
     # where SnapshotArns (arn:aws:s3:::bucket/key.rdb) are read from. Default DIR/exports, DIR/imports.
     export_dir: Path | None = None
     import_dir: Path | None = None
+    # How long the certificates of nodes, endpoints and Sentinels live (renewed with a third left);
+    # tests shorten it to see renewals happen.
+    tls_certificate_validity: dt.timedelta = dt.timedelta(days=365)
 
     @property
     def snapshots_path(self) -> Path:

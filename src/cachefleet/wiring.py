@@ -39,6 +39,7 @@ from cachefleet.model.credentials import Credentials
 from cachefleet.settings import Settings
 from cachefleet.store.snapshots import LocalBuckets, LocalSnapshotFiles
 from cachefleet.store.sqlite import Store
+from cachefleet.tls import files as tls_files
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,8 @@ def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotSched
     store = Store(data_dir / "state.db")
     os.chmod(data_dir / "state.db", 0o600)
     ensure_credentials(store, data_dir)
+    # The installation's CA (DIR/ca.pem, key in DIR/tls/), made once, so `cachefleet ca` has it to show.
+    tls_files.ensure_authority(data_dir, utcnow(), tls_files.Validity(leaf=settings.tls_certificate_validity))
     engines = discover()
     host = LocalHost(data_dir / "nodes", settings.port_range, settings.node_host)
     credentials = Credentials(ADMIN_USER, store.secret("node_admin_password", lambda: secrets.token_hex(24)))

@@ -1,0 +1,1 @@
+"""TLS in transit: the installation's CA and the certificates it issues (``certs`` pure, ``files`` on disk)."""
