@@ -114,6 +114,10 @@ class UserGroupNotFound(NotFound):
     code = "UserGroupNotFound"
 
 
+class UserNotFound(NotFound):
+    code = "UserNotFound"
+
+
 class NodeGroupNotFound(NotFound):
     code = "NodeGroupNotFoundFault"
 
@@ -141,6 +145,28 @@ class SnapshotAlreadyExists(AlreadyExists):
     code = "SnapshotAlreadyExistsFault"
 
 
+class UserAlreadyExists(AlreadyExists):
+    code = "UserAlreadyExists"
+
+
+class UserGroupAlreadyExists(AlreadyExists):
+    code = "UserGroupAlreadyExists"
+
+
+class DuplicateUserName(ClientError):
+    """Two users of one user group (or a new user and an existing one) share a ``UserName``."""
+
+    code = "DuplicateUserName"
+
+
+class DefaultUserRequired(ClientError):
+    code = "DefaultUserRequired"
+
+
+class DefaultUserAssociatedToUserGroup(ClientError):
+    code = "DefaultUserAssociatedToUserGroup"
+
+
 # Wrong state
 
 
@@ -162,6 +188,14 @@ class InvalidCacheParameterGroupState(InvalidState):
 
 class InvalidSnapshotState(InvalidState):
     code = "InvalidSnapshotState"
+
+
+class InvalidUserState(InvalidState):
+    code = "InvalidUserState"
+
+
+class InvalidUserGroupState(InvalidState):
+    code = "InvalidUserGroupState"
 
 
 class SnapshotFeatureNotSupported(ClientError):
@@ -201,6 +235,14 @@ class NodeQuotaForClusterExceeded(QuotaExceeded):
 
 class ClusterQuotaForCustomerExceeded(QuotaExceeded):
     code = "ClusterQuotaForCustomerExceeded"
+
+
+class UserQuotaExceeded(QuotaExceeded):
+    code = "UserQuotaExceeded"
+
+
+class UserGroupQuotaExceeded(QuotaExceeded):
+    code = "UserGroupQuotaExceeded"
 
 
 class APICallRateForCustomerExceeded(QuotaExceeded):
