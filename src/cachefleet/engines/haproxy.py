@@ -22,17 +22,21 @@ import os
 import re
 import signal
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from cachefleet.engines import resp
 from cachefleet.model.errors import Retry
+from cachefleet.model.transit import TransitMode
 
 CONFIG_FILE = "haproxy.cfg"
 ADMIN_SOCKET = "admin.sock"
 PRIMARY_BACKEND = "be_primary"
 READER_BACKEND = "be_reader"
+# With TLS preferred, plain-text clients of the same endpoint ports go to these.
+PLAIN_PRIMARY_BACKEND = "be_primary_plain"
+PLAIN_READER_BACKEND = "be_reader_plain"
 # The master process of master-worker mode re-reads its config and starts a new worker on SIGUSR2.
 RELOAD_SIGNAL = signal.SIGUSR2
 
@@ -59,6 +63,22 @@ class EndpointConfig:
     # After a reload the old worker keeps its client sessions, out of reach of the admin socket (which
     # the new worker owns); this bounds how long they can stay tied to a node that stopped being primary.
     hard_stop_after_s: int = 10
+    tls: EndpointTls | None = None
+
+
+@dataclass(frozen=True)
+class EndpointTls:
+    """TLS behind the endpoints. Client sessions pass through HAProxy untouched (TCP mode): TLS runs
+    end to end between the client and the node, whose certificate must name the endpoint address.
+    With ``required`` the nodes' ports in ``EndpointConfig.nodes`` are their TLS ports, and the
+    health checks speak TLS too, verified against ``ca_file``. With ``preferred`` each endpoint
+    port takes both: the first byte of a session (0x16 opens a TLS handshake; a Redis command never
+    starts with it) sends it to the nodes' TLS ports or to their plain ones (``plain_ports``, by
+    TLS port), and the checks use the plain ports."""
+
+    mode: TransitMode
+    ca_file: Path
+    plain_ports: tuple[tuple[int, int], ...] = ()  # (TLS port, plain-text port) of each node, preferred only
 
 
 def server_name(port: int) -> str:
@@ -80,19 +100,8 @@ def render_config(cfg: EndpointConfig) -> str:
         raise ValueError("node ports must be distinct (servers are named by port)")
     if cfg.primary not in cfg.nodes:
         raise ValueError(f"the primary {cfg.primary} is not one of the nodes")
-    # One request: AUTH, INFO replication, QUIT, as RESP arrays in hex. Hex needs no quoting of the
-    # password for haproxy's parser (which expands "$VAR" and backslashes) nor for Redis's inline
-    # command splitter (spaces, quotes). QUIT makes Redis close the connection after answering, so an
-    # answer without the expected role fails the check at once instead of after "timeout check".
-    request = resp.encode("AUTH", cfg.admin_user, cfg.admin_password) + resp.encode("INFO", "replication")
-    request += resp.encode("QUIT")
-    check = [
-        "    option tcp-check",
-        "    tcp-check connect",
-        f"    tcp-check send-binary {request.hex()}  # AUTH {cfg.admin_user} <password>; INFO replication; QUIT",
-    ]
-    # A dead or demoted node's clients are cut off: they reconnect and find the new primary.
-    servers = "    default-server check inter 500ms fall 2 rise 1 on-marked-down shutdown-sessions"
+    plain = _plain_ports(cfg)
+    sniffing = plain is not None
     lines = [
         "# Rendered by cachefleet; rewritten on every start and reload, so edits here do not last.",
         "global",
@@ -115,35 +124,113 @@ def render_config(cfg: EndpointConfig) -> str:
         "",
         "frontend fe_primary",
         f"    bind {_address(cfg.bind, cfg.primary_port)}",
-        f"    default_backend {PRIMARY_BACKEND}",
+        *(_sniffing() if sniffing else []),
+    ]
+    if sniffing:
+        lines += [f"    use_backend {PRIMARY_BACKEND} if tls", f"    default_backend {PLAIN_PRIMARY_BACKEND}"]
+    else:
+        lines.append(f"    default_backend {PRIMARY_BACKEND}")
+    lines += ["", "frontend fe_reader", f"    bind {_address(cfg.bind, cfg.reader_port)}"]
+    # With no healthy replica, reads go to the primary (which is never in a reader's rotation).
+    if sniffing:
+        lines += [
+            *_sniffing(),
+            f"    use_backend {READER_BACKEND} if tls {{ nbsrv({READER_BACKEND}) gt 0 }}",
+            f"    use_backend {PRIMARY_BACKEND} if tls",
+            f"    use_backend {PLAIN_READER_BACKEND} if {{ nbsrv({PLAIN_READER_BACKEND}) gt 0 }}",
+            f"    default_backend {PLAIN_PRIMARY_BACKEND}",
+        ]
+    else:
+        lines += [
+            f"    use_backend {READER_BACKEND} if {{ nbsrv({READER_BACKEND}) gt 0 }}",
+            f"    default_backend {PRIMARY_BACKEND}",
+        ]
+    lines += _backend(cfg, PRIMARY_BACKEND, primary=True, plain=plain, serve_plain=False)
+    if plain is not None:
+        lines += _backend(cfg, PLAIN_PRIMARY_BACKEND, primary=True, plain=plain, serve_plain=True)
+    lines += _backend(cfg, READER_BACKEND, primary=False, plain=plain, serve_plain=False)
+    if plain is not None:
+        lines += _backend(cfg, PLAIN_READER_BACKEND, primary=False, plain=plain, serve_plain=True)
+    return "\n".join(lines) + "\n"
+
+
+def primary_backends(cfg: EndpointConfig) -> tuple[str, ...]:
+    """The backends whose servers follow the primary: what ``set_primary`` and Sentinel's reconfig
+    script must flip together."""
+    if _plain_ports(cfg) is None:
+        return (PRIMARY_BACKEND,)
+    return (PRIMARY_BACKEND, PLAIN_PRIMARY_BACKEND)
+
+
+def _plain_ports(cfg: EndpointConfig) -> dict[int, int] | None:
+    """TLS port -> plain-text port of every node with TLS preferred; None otherwise."""
+    tls = cfg.tls
+    if tls is None or tls.mode is TransitMode.REQUIRED:
+        if tls is not None and tls.plain_ports:
+            raise ValueError("plain-text ports go with TLS preferred only")
+        return None
+    plain = dict(tls.plain_ports)
+    if sorted(plain) != sorted(port for _, port in cfg.nodes):
+        raise ValueError("with TLS preferred every node needs its plain-text port")
+    return plain
+
+
+def _sniffing() -> list[str]:
+    # Wait for the client's first byte, which a client always sends first (Redis clients speak first;
+    # a TLS client opens with its handshake record, type 0x16).
+    return [
+        "    tcp-request inspect-delay 5s",
+        "    tcp-request content accept if { req.len gt 0 }",
+        "    acl tls req.payload(0,1) -m bin 16",
+    ]
+
+
+def _backend(
+    cfg: EndpointConfig, name: str, *, primary: bool, plain: dict[int, int] | None, serve_plain: bool
+) -> list[str]:
+    # One request: AUTH, INFO replication, QUIT, as RESP arrays in hex. Hex needs no quoting of the
+    # password for haproxy's parser (which expands "$VAR" and backslashes) nor for Redis's inline
+    # command splitter (spaces, quotes). QUIT makes Redis close the connection after answering, so an
+    # answer without the expected role fails the check at once instead of after "timeout check".
+    request = resp.encode("AUTH", cfg.admin_user, cfg.admin_password) + resp.encode("INFO", "replication")
+    request += resp.encode("QUIT")
+    # With TLS required the check is a TLS session, the node verified against the installation's CA.
+    tls_checks = cfg.tls is not None and plain is None
+    connect = "    tcp-check connect ssl" if tls_checks else "    tcp-check connect"
+    # A dead or demoted node's clients are cut off: they reconnect and find the new primary.
+    servers = "    default-server check inter 500ms fall 2 rise 1 on-marked-down shutdown-sessions"
+    if tls_checks and cfg.tls is not None:
+        servers += f" verify required ca-file {_quoted_path(cfg.tls.ca_file)}"
+    lines = [
         "",
-        "frontend fe_reader",
-        f"    bind {_address(cfg.bind, cfg.reader_port)}",
-        # With no healthy replica, reads go to the primary (which is never in be_reader's rotation).
-        f"    use_backend {READER_BACKEND} if {{ nbsrv({READER_BACKEND}) gt 0 }}",
-        f"    default_backend {PRIMARY_BACKEND}",
-        "",
-        f"backend {PRIMARY_BACKEND}",
-        *check,
-        "    tcp-check expect string role:master",
+        f"backend {name}",
+        *([] if primary else ["    balance roundrobin"]),
+        "    option tcp-check",
+        connect,
+        f"    tcp-check send-binary {request.hex()}  # AUTH {cfg.admin_user} <password>; INFO replication; QUIT",
+        *(
+            ["    tcp-check expect string role:master"]
+            if primary
+            else ["    tcp-check expect string role:slave", "    tcp-check expect string master_link_status:up"]
+        ),
         servers,
     ]
     for host, port in cfg.nodes:
+        address = _address(host, plain[port] if plain is not None and serve_plain else port)
+        # With TLS preferred, the checks of a TLS server go to the node's plain port (no handshake).
+        check_port = f" port {plain[port]}" if plain is not None and not serve_plain else ""
         # "disabled" = administrative maintenance: only Sentinel's script or the control plane (admin
         # socket, or a reload naming another primary) lets another node take writes.
-        suffix = "" if (host, port) == cfg.primary else " disabled"
-        lines.append(f"    server {server_name(port)} {_address(host, port)}{suffix}")
-    lines += [
-        "",
-        f"backend {READER_BACKEND}",
-        "    balance roundrobin",
-        *check,
-        "    tcp-check expect string role:slave",
-        "    tcp-check expect string master_link_status:up",
-        servers,
-    ]
-    lines += [f"    server {server_name(port)} {_address(host, port)}" for host, port in cfg.nodes]
-    return "\n".join(lines) + "\n"
+        suffix = " disabled" if primary and (host, port) != cfg.primary else ""
+        lines.append(f"    server {server_name(port)} {address}{check_port}{suffix}")
+    return lines
+
+
+def _quoted_path(path: Path) -> str:
+    text = str(path)
+    if not path.is_absolute() or any(c in text for c in " \t\n\"'\\$#"):
+        raise ValueError(f"the CA file must be an absolute path without spaces, quotes, $ or #: {text!r}")
+    return text
 
 
 def argv(binary: str, conf_path: Path) -> tuple[str, ...]:
@@ -259,12 +346,16 @@ def primary_commands(server_names: Iterable[str], primary: str, backend: str = P
     return "; ".join(commands)
 
 
-def set_primary(socket_path: Path, primary_server_name: str) -> None:
-    """Make ``primary_server_name`` the only server of be_primary out of maintenance, cutting the
-    sessions of every other; idempotent. Raises ``Retry`` (the server unknown, the socket gone)."""
-    states = server_states(socket_path, PRIMARY_BACKEND)
-    if primary_server_name not in states:
-        raise Retry(f"{PRIMARY_BACKEND} has no server {primary_server_name}")
-    answer = admin(socket_path, primary_commands(states, primary_server_name))
-    if answer.strip():
-        raise Retry(f"haproxy refused to set the primary: {answer.strip()[:200]}")
+def set_primary(
+    socket_path: Path, primary_server_name: str, backends: Sequence[str] = (PRIMARY_BACKEND,)
+) -> None:
+    """Make ``primary_server_name`` the only server out of maintenance in each of ``backends``
+    (``primary_backends``), cutting the sessions of every other; idempotent. Raises ``Retry`` (the
+    server unknown, the socket gone)."""
+    for backend in backends:
+        states = server_states(socket_path, backend)
+        if primary_server_name not in states:
+            raise Retry(f"{backend} has no server {primary_server_name}")
+        answer = admin(socket_path, primary_commands(states, primary_server_name, backend))
+        if answer.strip():
+            raise Retry(f"haproxy refused to set the primary: {answer.strip()[:200]}")

@@ -13,9 +13,11 @@ which has every command except those ElastiCache keeps to itself.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import re
+import socket
 import subprocess
+import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,52 +28,51 @@ from redis.asyncio.retry import Retry as RedisRetry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from cachefleet.engines import resp
+from cachefleet.engines import acl, resp
+from cachefleet.engines.resp import ClientTls
 from cachefleet.model import parameters
+from cachefleet.model.acl import RESTRICTED_COMMANDS, CommandCatalog
+from cachefleet.model.auth_token import NO_TOKEN
 from cachefleet.model.errors import Fatal, Retry
+from cachefleet.model.transit import TransitMode
+
+__all__ = ["RESTRICTED_COMMANDS", "ClientTls"]  # re-exported: callers and tests know them from here
 
 CONFIG_FILE = "redis.conf"
 _CONNECT_TIMEOUT = 0.5
 _USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
-# Commands application users may not run: what ElastiCache restricts, plus replication internals
-# (REPLCONF goes with SYNC/PSYNC). ACL WHOAMI and ACL CAT stay, as on ElastiCache.
-# CLUSTER is refused until cluster mode exists.
-RESTRICTED_COMMANDS = (
-    "config",
-    "shutdown",
-    "replicaof",
-    "slaveof",
-    "debug",
-    "save",
-    "bgsave",
-    "bgrewriteaof",
-    "sync",
-    "psync",
-    "replconf",
-    "monitor",
-    "module",
-    "failover",
-    "migrate",
-    "acl",
-    "cluster",
-)
-_ALLOWED_SUBCOMMANDS = ("acl|whoami", "acl|cat")
+
+@dataclass(frozen=True)
+class NodeTls:
+    """TLS on a node. ``cert_file`` is one PEM holding the node's key and certificate (``tls.files``),
+    so a renewal replaces both with one rename; ``reload_tls`` makes a live node read it again."""
+
+    port: int  # the TLS port; in ``required`` mode the node's only one
+    mode: TransitMode
+    cert_file: Path
+    ca_file: Path
 
 
 @dataclass(frozen=True)
 class RedisNodeConfig:
-    port: int
+    port: int  # the plain-text port; 0 (none) with TLS in required mode
     bind: str
     data_dir: Path
     maxmemory_bytes: int
     admin_user: str
     admin_password: str
-    replicaof: tuple[str, int] | None = None
+    replicaof: tuple[str, int] | None = None  # the primary's address as replicas reach it (its TLS port with TLS)
     appendonly: bool = False
     # Directives from the node's parameter group (``parameter_directives``); they win over the
     # built-in values of appendonly, appendfsync, maxmemory and maxmemory-policy.
     parameters: tuple[tuple[str, str], ...] = ()
+    # The replication, Sentinel and health-check users (``engines.acl``). Without them, replicas
+    # authenticate to their primary as the admin user.
+    internal: acl.InternalUsers | None = None
+    # The application users (``acl.application_users``); None: ``default`` without a password.
+    application: tuple[acl.AclUser, ...] | None = None
+    tls: NodeTls | None = None
 
 
 def process_lines(bind: str, port: int, data_dir: Path) -> list[str]:
@@ -97,9 +98,16 @@ def render_config(cfg: RedisNodeConfig) -> str:
         raise ValueError(f"invalid admin user name {cfg.admin_user!r}")
     if not cfg.admin_password:
         raise ValueError("the admin user needs a password")
+    _check_ports(cfg)
+    admin = acl.Credential(cfg.admin_user, cfg.admin_password)
+    replication = cfg.internal.replication if cfg.internal is not None else admin
+    application = cfg.application if cfg.application is not None else (acl.token_default_user(NO_TOKEN),)
+    if not any(user.name == "default" for user in application):
+        raise ValueError("the application users must include default")
     lines = [
         "# Rendered by cachefleet; rewritten on every start, so edits here do not last.",
         *process_lines(cfg.bind, cfg.port, cfg.data_dir),
+        *tls_lines(cfg.tls),
         "dbfilename dump.rdb",
         # No automatic RDB snapshots: ElastiCache backs up only when asked (BGSAVE by the admin user).
         'save ""',
@@ -110,17 +118,57 @@ def render_config(cfg: RedisNodeConfig) -> str:
         # With "no", DEBUG is refused before ACLs are checked, so applications would get a generic
         # error instead of NOPERM; "local" lets only the admin user use it, from loopback.
         "enable-debug-command local",
-        # Replicas authenticate to their primary as the admin user.
-        f"masteruser {cfg.admin_user}",
-        f"masterauth {quote(cfg.admin_password)}",
-        # Hashed, so the password is not stored in clear twice (masterauth needs it in clear).
-        f"user {cfg.admin_user} on #{_sha256(cfg.admin_password)} ~* &* +@all",
-        f"user default on nopass ~* &* +@all {_restrictions()}",
+        # Replicas authenticate to their primary as the replication user (the admin user without one).
+        f"masteruser {replication.user}",
+        f"masterauth {quote(replication.password)}",
+        # Passwords as hashes only (masterauth above needs its secret in clear: it is the product's own).
+        *user_lines([*acl.internal_users(admin, cfg.internal), *application]),
     ]
     if cfg.replicaof is not None:
         host, port = cfg.replicaof
         lines.append(f"replicaof {host} {port}")
     return "\n".join(lines) + "\n"
+
+
+def _check_ports(cfg: RedisNodeConfig) -> None:
+    if cfg.tls is None:
+        if cfg.port <= 0:
+            raise ValueError("a node without TLS needs a plain-text port")
+        return
+    if cfg.tls.port <= 0 or cfg.tls.port == cfg.port:
+        raise ValueError("the TLS port must be a port of its own")
+    if (cfg.tls.mode is TransitMode.REQUIRED) != (cfg.port == 0):
+        raise ValueError("a node has no plain-text port (port 0) exactly when TLS is required")
+
+
+def tls_lines(tls: NodeTls | None) -> list[str]:
+    """The TLS directives of a node or a Sentinel (none without TLS)."""
+    if tls is None:
+        return []
+    return [
+        f"tls-port {tls.port}",
+        # One file holds the key and the certificate: OpenSSL reads each block it needs from it.
+        f"tls-cert-file {quote(str(tls.cert_file))}",
+        f"tls-key-file {quote(str(tls.cert_file))}",
+        f"tls-ca-cert-file {quote(str(tls.ca_file))}",
+        # Clients verify the server; a client certificate is welcome (replicas, Sentinels send theirs)
+        # but not asked of applications, as on ElastiCache.
+        "tls-auth-clients optional",
+        # Replicas reach their primary over TLS, and announce their TLS port (which Sentinel then uses).
+        "tls-replication yes",
+    ]
+
+
+def user_lines(users: Sequence[acl.AclUser]) -> list[str]:
+    """One ``user`` line per ACL user; a selector holds spaces, so such a word is quoted."""
+    return [" ".join(["user", user.name, *(_user_word(w) for w in user.acl_rules())]) for user in users]
+
+
+def _user_word(word: str) -> str:
+    return word if _PLAIN_WORD.fullmatch(word) else quote(word)
+
+
+_PLAIN_WORD = re.compile(r"[!#-&(-\[\]-~]+")  # printable, no space, quote, apostrophe or backslash
 
 
 def _directive_lines(cfg: RedisNodeConfig) -> list[str]:
@@ -239,14 +287,6 @@ def quote(value: str) -> str:
     return "".join(out)
 
 
-def _restrictions() -> str:
-    return " ".join([f"-{c}" for c in RESTRICTED_COMMANDS] + [f"+{s}" for s in _ALLOWED_SUBCOMMANDS])
-
-
-def _sha256(password: str) -> str:
-    return hashlib.sha256(password.encode()).hexdigest()
-
-
 # -- observation -------------------------------------------------------------------------------
 
 
@@ -273,6 +313,7 @@ async def probe(
     password: str,
     # Also the socket timeout of the one connection, hence a parameter and not only asyncio.timeout.
     timeout: float = 1.0,  # noqa: ASYNC109
+    tls: ClientTls | None = None,
 ) -> RedisObservation | None:
     """What the node says about itself now, or None when it cannot be reached or does not answer.
 
@@ -282,7 +323,7 @@ async def probe(
     commands = [("AUTH", user, password), ("INFO", "replication", "persistence", "memory")]
     try:
         auth, info, config = await resp.exchange(
-            host, port, [*commands, ("CONFIG", "GET", *LIVE_DIRECTIVES)], timeout=timeout
+            host, port, [*commands, ("CONFIG", "GET", *LIVE_DIRECTIVES)], timeout=timeout, tls=tls
         )
     except (OSError, TimeoutError, resp.ProtocolError):
         return None
@@ -336,11 +377,12 @@ async def config_set(
     password: str,
     values: Sequence[tuple[str, str]],
     timeout: float = 2.0,  # noqa: ASYNC109 (also the socket timeout, as in probe)
+    tls: ClientTls | None = None,
 ) -> None:
     """``CONFIG SET`` every pair at once (Redis applies them all or none); raises ``Retry`` on failure."""
     (name, value), *rest = values
     more = [item for pair in rest for item in pair]
-    client = _client(host, port, user=user, password=password, timeout=timeout)
+    client = _client(host, port, user=user, password=password, timeout=timeout, tls=tls)
     try:
         async with asyncio.timeout(timeout):
             await client.config_set(name, value, *more)
@@ -357,13 +399,14 @@ async def shutdown_save(
     user: str,
     password: str,
     timeout: float = 60.0,  # noqa: ASYNC109 (also the socket timeout: SAVE of a big dataset takes a while)
+    tls: ClientTls | None = None,
 ) -> None:
     """``SHUTDOWN SAVE``: write the RDB (even with ``save ""``) and exit; returns once the node hung up.
 
     Raises ``Retry`` when Redis refuses (it will not exit while it writes its first AOF, for one):
     the node then keeps running, with its data.
     """
-    client = _client(host, port, user=user, password=password, timeout=timeout)
+    client = _client(host, port, user=user, password=password, timeout=timeout, tls=tls)
     try:
         async with asyncio.timeout(timeout):
             # redis-py returns once the node hung up (the RDB is written by then) and raises if
@@ -383,12 +426,13 @@ async def set_replicaof(
     password: str,
     primary: tuple[str, int] | None,
     timeout: float = 2.0,  # noqa: ASYNC109 (also the socket timeout, as in probe)
+    tls: ClientTls | None = None,
 ) -> None:
     """Point the node at ``primary`` (REPLICAOF NO ONE when None); raises ``Retry`` if it fails."""
     args = ("NO", "ONE") if primary is None else (primary[0], str(primary[1]))
     try:
         replies = await resp.exchange(
-            host, port, [("AUTH", user, password), ("REPLICAOF", *args)], timeout=timeout
+            host, port, [("AUTH", user, password), ("REPLICAOF", *args)], timeout=timeout, tls=tls
         )
     except (OSError, TimeoutError, resp.ProtocolError) as exc:
         raise Retry(f"REPLICAOF {' '.join(args)} on {host}:{port} failed: {exc}") from exc
@@ -397,7 +441,122 @@ async def set_replicaof(
         raise Retry(f"REPLICAOF {' '.join(args)} on {host}:{port} failed: {failed}")
 
 
-def _client(host: str, port: int, *, user: str, password: str, timeout: float) -> Redis:
+async def _admin_exchange(
+    host: str,
+    port: int,
+    *,
+    user: str,
+    password: str,
+    commands: Sequence[Sequence[str]],
+    what: str,
+    timeout: float,  # noqa: ASYNC109 (also the socket timeout, as in probe)
+    tls: ClientTls | None,
+) -> list[resp.Reply]:
+    """AUTH then ``commands`` in one exchange; the replies after AUTH. Raises ``Retry`` when the
+    exchange fails or any command is refused (the message names the commands, never their arguments)."""
+    try:
+        auth, *replies = await resp.exchange(
+            host, port, [("AUTH", user, password), *commands], timeout=timeout, tls=tls
+        )
+    except (OSError, TimeoutError, resp.ProtocolError) as exc:
+        raise Retry(f"{what} on {host}:{port} failed: {exc or type(exc).__name__}") from exc
+    failed = next((r for r in (auth, *replies) if isinstance(r, resp.ReplyError)), None)
+    if failed is not None:
+        raise Retry(f"{what} on {host}:{port} failed: {failed}")
+    return replies
+
+
+async def acl_users(
+    host: str,
+    port: int,
+    *,
+    user: str,
+    password: str,
+    timeout: float = 2.0,  # noqa: ASYNC109 (also the socket timeout, as in probe)
+    tls: ClientTls | None = None,
+) -> list[str]:
+    """``ACL USERS``: the names of every ACL user the node has now; raises ``Retry``."""
+    (names,) = await _admin_exchange(
+        host,
+        port,
+        user=user,
+        password=password,
+        commands=[("ACL", "USERS")],
+        what="ACL USERS",
+        timeout=timeout,
+        tls=tls,
+    )
+    if not isinstance(names, list):
+        raise Retry(f"ACL USERS on {host}:{port} gave an unexpected answer")
+    return [str(n) for n in names]
+
+
+async def apply_acl(
+    host: str,
+    port: int,
+    *,
+    user: str,
+    password: str,
+    commands: Sequence[Sequence[str]],
+    timeout: float = 2.0,  # noqa: ASYNC109 (also the socket timeout, as in probe)
+    tls: ClientTls | None = None,
+) -> None:
+    """Run ``acl.sync_commands`` on a live node (no restart; authenticated clients stay connected).
+
+    Raises ``Retry`` when the node cannot be reached or refuses one of them; a refused command
+    changes nothing (Redis applies each ``ACL SETUSER`` whole or not at all), and the next pass
+    sends them all again.
+    """
+    if commands:
+        await _admin_exchange(
+            host,
+            port,
+            user=user,
+            password=password,
+            commands=commands,
+            what="ACL SETUSER/DELUSER",
+            timeout=timeout,
+            tls=tls,
+        )
+
+
+async def reload_tls(
+    host: str,
+    port: int,
+    *,
+    user: str,
+    password: str,
+    node_tls: NodeTls,
+    timeout: float = 2.0,  # noqa: ASYNC109 (also the socket timeout, as in probe)
+    tls: ClientTls | None = None,
+) -> None:
+    """Make a live node read its certificate, key and CA files again (after ``tls.files.renew``
+    replaced them): Redis 7 reloads its TLS material on ``CONFIG SET tls-*``, even to the same path.
+    Connections already established keep their session; new ones get the new certificate.
+    Raises ``Retry``."""
+    values = (
+        ("tls-cert-file", str(node_tls.cert_file)),
+        ("tls-key-file", str(node_tls.cert_file)),
+        ("tls-ca-cert-file", str(node_tls.ca_file)),
+    )
+    await _admin_exchange(
+        host,
+        port,
+        user=user,
+        password=password,
+        commands=[("CONFIG", "SET", *(item for pair in values for item in pair))],
+        what="CONFIG SET tls-*",
+        timeout=timeout,
+        tls=tls,
+    )
+
+
+def _client(host: str, port: int, *, user: str, password: str, timeout: float, tls: ClientTls | None = None) -> Redis:
+    secure: dict[str, Any] = {}
+    if tls is not None:
+        secure = {"ssl": True, "ssl_ca_certs": str(tls.ca_file), "ssl_check_hostname": True}
+        if tls.cert_file is not None:
+            secure.update(ssl_certfile=str(tls.cert_file), ssl_keyfile=str(tls.cert_file))
     return Redis(
         host=host,
         port=port,
@@ -408,6 +567,7 @@ def _client(host: str, port: int, *, user: str, password: str, timeout: float) -
         retry=RedisRetry(NoBackoff(), 0),
         decode_responses=True,
         single_connection_client=True,
+        **secure,
     )
 
 
@@ -418,6 +578,7 @@ async def switchover(
     user: str,
     password: str,
     catch_up_timeout: float = 5.0,
+    tls: ClientTls | None = None,
 ) -> None:
     """A planned change of primary that loses no acknowledged write.
 
@@ -426,8 +587,8 @@ async def switchover(
     pause lapses on its own, so a crash here never leaves writes blocked for long.
     """
     pause_ms = int((catch_up_timeout + 2.0) * 1000)
-    before = _client(*old, user=user, password=password, timeout=2.0)
-    after = _client(*new, user=user, password=password, timeout=2.0)
+    before = _client(*old, user=user, password=password, timeout=2.0, tls=tls)
+    after = _client(*new, user=user, password=password, timeout=2.0, tls=tls)
     try:
         async with asyncio.timeout(catch_up_timeout + 4.0):
             await before.client_pause(pause_ms, all=False)  # all=False: pause writes only
@@ -487,6 +648,7 @@ async def bgsave(
     password: str,
     timeout: float = 600.0,  # noqa: ASYNC109 (the whole save; each command has a short socket timeout)
     poll: float = 0.01,
+    tls: ClientTls | None = None,
 ) -> None:
     """``BGSAVE`` and wait until that save (not an earlier one) has finished and succeeded.
 
@@ -498,7 +660,7 @@ async def bgsave(
     and ``rdb_last_bgsave_status`` says how. Raises ``Retry`` when the node cannot be reached or the
     save takes longer than ``timeout``, ``Fatal`` when Redis reports that the save failed.
     """
-    client = _client(host, port, user=user, password=password, timeout=5.0)
+    client = _client(host, port, user=user, password=password, timeout=5.0, tls=tls)
     try:
         async with asyncio.timeout(timeout):
             while True:
@@ -553,12 +715,13 @@ async def pause_and_drain(
     password: str,
     pause_ms: int = FAILOVER_PAUSE_MS,
     catch_up: float = 3.0,
+    tls: ClientTls | None = None,
 ) -> None:
     """Pause writes on ``primary`` and wait until every replica has acknowledged all it accepted.
 
     Raises ``Retry`` (with the pause lifted) if the replicas do not catch up within ``catch_up`` seconds.
     """
-    client = _client(*primary, user=user, password=password, timeout=2.0)
+    client = _client(*primary, user=user, password=password, timeout=2.0, tls=tls)
     try:
         await client.client_pause(pause_ms, all=False)  # all=False: pause writes only
         try:
@@ -574,8 +737,8 @@ async def pause_and_drain(
         await client.aclose()
 
 
-async def unpause(primary: tuple[str, int], *, user: str, password: str) -> None:
-    client = _client(*primary, user=user, password=password, timeout=2.0)
+async def unpause(primary: tuple[str, int], *, user: str, password: str, tls: ClientTls | None = None) -> None:
+    client = _client(*primary, user=user, password=password, timeout=2.0, tls=tls)
     try:
         await client.client_unpause()
     except (RedisError, OSError):
@@ -596,3 +759,73 @@ def _field(replica: Any, name: str) -> str:
     if isinstance(replica, Mapping):
         return str(replica[name])
     return dict(part.split("=", 1) for part in str(replica).split(","))[name]
+
+
+# -- the engine's commands -----------------------------------------------------------------------
+
+
+def command_catalog(binary: str, timeout: float = 10.0) -> CommandCatalog:
+    """The commands (with their subcommands) and ACL categories the installed ``binary`` knows, for
+    checking access strings (``model.acl.parse_access_string``).
+
+    Asked of a throwaway server listening on a unix socket only (no TCP port, no data, no config
+    file), stopped by PID before returning. Raises ``RuntimeError`` when it cannot be asked.
+    """
+    with tempfile.TemporaryDirectory(prefix="cachefleet-catalog-") as work:
+        sock = Path(work) / "redis.sock"
+        argv = [binary, "--port", "0", "--unixsocket", str(sock), "--save", "", "--appendonly", "no"]
+        argv += ["--dir", work, "--logfile", "", "--daemonize", "no"]
+        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    commands, categories = _ask_unix(sock, [("COMMAND",), ("ACL", "CAT")], timeout)
+                    break
+                except OSError:
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(f"{binary} did not answer on {sock}") from None
+                    time.sleep(0.01)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            if process.stderr is not None:
+                process.stderr.close()
+    return catalog_from_replies(commands, categories)
+
+
+def _ask_unix(path: Path, commands: Sequence[Sequence[str]], timeout: float) -> list[resp.Reply]:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(timeout)
+        conn.connect(str(path))
+        conn.sendall(b"".join(resp.encode(*c) for c in commands))
+        data = b""
+        while (replies := resp.parse(data, len(commands))) is None:
+            chunk = conn.recv(1 << 20)
+            if not chunk:
+                raise OSError("the server closed the connection")
+            data += chunk
+        return replies
+
+
+def catalog_from_replies(commands: resp.Reply, categories: resp.Reply) -> CommandCatalog:
+    """Pure: a catalog from the replies to ``COMMAND`` and ``ACL CAT`` (RESP2)."""
+    if not isinstance(commands, list) or not isinstance(categories, list):
+        raise RuntimeError("COMMAND or ACL CAT gave an unexpected answer")
+    table: dict[str, frozenset[str]] = {}
+    for entry in commands:
+        if not isinstance(entry, list) or not entry:
+            continue
+        name = str(entry[0]).lower()
+        subs: set[str] = set()
+        # Redis 7: the tenth field lists the subcommands, each an entry named "command|sub".
+        if len(entry) > 9 and isinstance(entry[9], list):
+            for sub in entry[9]:
+                if isinstance(sub, list) and sub:
+                    subs.add(str(sub[0]).lower().partition("|")[2])
+        table[name] = frozenset(subs)
+    return CommandCatalog(commands=table, categories=frozenset(str(c).lower() for c in categories))

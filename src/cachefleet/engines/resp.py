@@ -11,7 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import os
+import ssl
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 
 class ReplyError(Exception):
@@ -23,6 +28,36 @@ class ProtocolError(Exception):
 
 
 Reply = str | int | None | ReplyError | list["Reply"]
+
+
+@dataclass(frozen=True)
+class ClientTls:
+    """How the control plane speaks TLS to a node or a Sentinel: the CA it verifies them against
+    (and the address it connects to must be named by their certificate), and optionally a client
+    certificate (one PEM file holding key and certificate) for a peer that asks for one."""
+
+    ca_file: Path
+    cert_file: Path | None = None
+
+    def context(self) -> ssl.SSLContext:
+        """A context for these files, made once per version of them (a renewed file is picked up)."""
+        cert = self.cert_file
+        return _context(self.ca_file, _mtime(self.ca_file), cert, _mtime(cert) if cert is not None else 0)
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return 0
+
+
+@functools.lru_cache(maxsize=16)
+def _context(ca_file: Path, _ca_version: int, cert_file: Path | None, _cert_version: int) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca_file))
+    if cert_file is not None:
+        context.load_cert_chain(str(cert_file))
+    return context
 
 
 def encode(*args: str) -> bytes:
@@ -40,12 +75,16 @@ async def exchange(
     commands: Sequence[Sequence[str]],
     *,
     timeout: float,  # noqa: ASYNC109 (covers connect and every read: a probe must not hang)
+    tls: ClientTls | None = None,
 ) -> list[Reply]:
     """Each command's reply, in order; an error reply is returned as a ``ReplyError``, not raised,
-    so a caller can tell which command failed. Raises ``OSError``, ``TimeoutError`` or
-    ``ProtocolError`` when the exchange itself fails."""
+    so a caller can tell which command failed. Raises ``OSError`` (``ssl.SSLError`` included),
+    ``TimeoutError`` or ``ProtocolError`` when the exchange itself fails."""
     async with asyncio.timeout(timeout):
-        reader, writer = await asyncio.open_connection(host, port)
+        if tls is None:
+            reader, writer = await asyncio.open_connection(host, port)
+        else:
+            reader, writer = await asyncio.open_connection(host, port, ssl=tls.context(), server_hostname=host)
         try:
             writer.write(b"".join(encode(*command) for command in commands))
             await writer.drain()

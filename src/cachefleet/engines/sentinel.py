@@ -6,7 +6,10 @@ sentinel rewrites its own file (known replicas and peers, epochs, the current pr
 must be writable and a re-rendered file should name the current primary. A fixed ``sentinel myid``
 lets a restarted sentinel keep its identity, so its peers do not accumulate ghosts.
 
-The probes use one short-lived connection each, without redis-py's retries.
+The probes use one short-lived connection each (raw RESP, ``engines.resp``), without retries. A
+Sentinel may require a password (``SentinelConfig.password``: then nobody without it can ask for a
+failover or reconfigure it) and may speak TLS only (``SentinelConfig.tls``: its links to the nodes
+and to its peers use TLS too); the probes then AUTH first and verify its certificate.
 
 ``reconfig_script`` is the program every sentinel runs when the primary changes: it flips the group's
 HAProxy primary endpoint (``engines.haproxy``) to the promoted node through the admin socket.
@@ -14,27 +17,22 @@ HAProxy primary endpoint (``engines.haproxy``) to the promoted node through the 
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry as RedisRetry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError, ResponseError
-
 from cachefleet.engines import resp
 from cachefleet.engines.haproxy import PRIMARY_BACKEND
-from cachefleet.engines.redis import process_lines, quote
+from cachefleet.engines.redis import NodeTls, process_lines, quote, tls_lines
+from cachefleet.engines.resp import ClientTls
 from cachefleet.model.errors import Retry
+from cachefleet.model.transit import TransitMode
 
 CONFIG_FILE = "sentinel.conf"
 RECONFIG_SCRIPT = "reconfig.py"
-_CONNECT_TIMEOUT = 0.5
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _MY_ID = re.compile(r"[0-9a-f]{40}")
 _IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
@@ -54,6 +52,16 @@ class SentinelConfig:
     down_after_ms: int = 1000
     failover_timeout_ms: int = 10000
     reconfig_script: Path | None = None
+    # Clients (the control plane) and peer Sentinels must AUTH with it; None: no password (today's).
+    password: str | None = None
+    # TLS only: the Sentinel listens with TLS on ``port`` and reaches nodes and peers over TLS.
+    tls: SentinelTls | None = None
+
+
+@dataclass(frozen=True)
+class SentinelTls:
+    cert_file: Path  # one PEM: the Sentinel's key and certificate (serverAuth and clientAuth)
+    ca_file: Path
 
 
 def my_id(seed: str) -> str:
@@ -77,9 +85,24 @@ def render_config(cfg: SentinelConfig) -> str:
         raise ValueError(f"the primary must be an IP address (hostnames are not resolved): {host!r}")
     if cfg.quorum < 1:
         raise ValueError("the quorum is at least 1")
+    if cfg.password is not None and not cfg.password:
+        raise ValueError("a Sentinel password cannot be empty")
+    listen = cfg.port
+    secure: list[str] = []
+    if cfg.tls is not None:
+        # No plain-text port: only the control plane and peer Sentinels talk to a Sentinel.
+        listen = 0
+        secure = tls_lines(NodeTls(cfg.port, TransitMode.REQUIRED, cfg.tls.cert_file, cfg.tls.ca_file))
+    auth: list[str] = []
+    if cfg.password is not None:
+        # requirepass protects this Sentinel (SENTINEL FAILOVER, SENTINEL SET...); sentinel-pass is
+        # what it sends to its peers, which all share the password.
+        auth = [f"requirepass {quote(cfg.password)}", f"sentinel sentinel-pass {quote(cfg.password)}"]
     lines = [
         "# Rendered by cachefleet. Sentinel rewrites this file as it learns; a restart renders it anew.",
-        *process_lines(cfg.bind, cfg.port, cfg.data_dir),
+        *process_lines(cfg.bind, listen, cfg.data_dir),
+        *secure,
+        *auth,
         f"sentinel myid {cfg.my_id}",
         "sentinel resolve-hostnames no",
         "sentinel announce-hostnames no",
@@ -127,11 +150,14 @@ async def probe(
     port: int,
     master_name: str,
     timeout: float = 1.0,  # noqa: ASYNC109 (also the socket timeout)
+    *,
+    password: str | None = None,
+    tls: ClientTls | None = None,
 ) -> SentinelView | None:
-    """What the sentinel believes about ``master_name`` now; None when it cannot be reached or does
-    not monitor that name."""
+    """What the sentinel believes about ``master_name`` now; None when it cannot be reached, refuses
+    us, or does not monitor that name."""
     try:
-        (reply,) = await resp.exchange(host, port, [("SENTINEL", "MASTER", master_name)], timeout=timeout)
+        reply = await _ask(host, port, ("SENTINEL", "MASTER", master_name), timeout, password=password, tls=tls)
     except (OSError, TimeoutError, resp.ProtocolError):
         return None
     if not isinstance(reply, list):
@@ -151,27 +177,45 @@ def view_from_reply(fields: Mapping[str, Any]) -> SentinelView:
     )
 
 
+async def _ask(
+    host: str,
+    port: int,
+    command: tuple[str, ...],
+    timeout: float,  # noqa: ASYNC109 (also the socket timeout)
+    *,
+    password: str | None,
+    tls: ClientTls | None,
+) -> resp.Reply:
+    """One command to a Sentinel, after AUTH when it has a password: its reply (an error reply as a
+    ``ReplyError``, a refused AUTH included)."""
+    commands = [("AUTH", password), command] if password is not None else [command]
+    replies = await resp.exchange(host, port, commands, timeout=timeout, tls=tls)
+    if isinstance(replies[0], resp.ReplyError):
+        return replies[0]
+    return replies[-1]
+
+
 async def failover(
     host: str,
     port: int,
     master_name: str,
     timeout: float = 1.0,  # noqa: ASYNC109
+    *,
+    password: str | None = None,
+    tls: ClientTls | None = None,
 ) -> None:
     """Ask the sentinel for a failover now (without agreement from the others).
 
     Returns once the sentinel has started it. Raises ``Retry`` when no replica can be promoted
-    (``NOGOODSLAVE``), one is already in progress (``INPROG``), or the sentinel cannot be reached.
+    (``NOGOODSLAVE``), one is already in progress (``INPROG``), the sentinel refuses us, or it
+    cannot be reached.
     """
-    client = _client(host, port, timeout)
     try:
-        async with asyncio.timeout(timeout):
-            await client.sentinel_failover(master_name)
-    except ResponseError as exc:
-        raise Retry(f"sentinel {host}:{port} refused a failover of {master_name}: {exc}") from exc
-    except (RedisError, OSError, TimeoutError) as exc:
+        reply = await _ask(host, port, ("SENTINEL", "FAILOVER", master_name), timeout, password=password, tls=tls)
+    except (OSError, TimeoutError, resp.ProtocolError) as exc:
         raise Retry(f"sentinel {host}:{port} unreachable for a failover of {master_name}: {exc}") from exc
-    finally:
-        await client.aclose()
+    if isinstance(reply, resp.ReplyError):
+        raise Retry(f"sentinel {host}:{port} refused a failover of {master_name}: {reply}")
 
 
 async def replicas(
@@ -179,18 +223,19 @@ async def replicas(
     port: int,
     master_name: str,
     timeout: float = 1.0,  # noqa: ASYNC109
+    *,
+    password: str | None = None,
+    tls: ClientTls | None = None,
 ) -> list[dict[str, str]] | None:
     """``SENTINEL REPLICAS``: one dict of fields per replica the sentinel knows (``ip``, ``port``,
     ``flags``, ``master-link-status``, ``slave-repl-offset``...); None when unreachable."""
-    client = _client(host, port, timeout)
     try:
-        async with asyncio.timeout(timeout):
-            entries = await client.sentinel_slaves(master_name)  # SENTINEL SLAVES = REPLICAS
-    except (RedisError, OSError, TimeoutError):
+        reply = await _ask(host, port, ("SENTINEL", "REPLICAS", master_name), timeout, password=password, tls=tls)
+    except (OSError, TimeoutError, resp.ProtocolError):
         return None
-    finally:
-        await client.aclose()
-    return [reply_fields(entry) for entry in entries]
+    if not isinstance(reply, list):
+        return None
+    return [reply_fields(entry) for entry in reply]
 
 
 def reply_fields(reply: Any) -> dict[str, str]:
@@ -204,33 +249,21 @@ def reply_fields(reply: Any) -> dict[str, str]:
     return {str(items[i]): str(items[i + 1]) for i in range(0, len(items) - 1, 2)}
 
 
-def _client(host: str, port: int, timeout: float) -> Redis:
-    return Redis(
-        host=host,
-        port=port,
-        socket_timeout=timeout,
-        socket_connect_timeout=min(_CONNECT_TIMEOUT, timeout),
-        retry=RedisRetry(NoBackoff(), 0),
-        decode_responses=True,
-        single_connection_client=True,
-    )
-
-
 # -- the client-reconfig-script ----------------------------------------------------------------
 
 _SCRIPT = """#!{python} -I
 # Rendered by cachefleet: Sentinel's client-reconfig-script for one replication group.
 # Sentinel runs it (leader and observers alike) when the primary changes, with the arguments
 #   <master-name> <role> <state> <from-ip> <from-port> <to-ip> <to-port>
-# It leaves server n<to-port> the only one of {backend} out of maintenance in the group's HAProxy,
-# and cuts the sessions of every other. Idempotent. It never exits 1, which would make Sentinel run it
-# again much later, possibly after a newer failover; the control plane enforces the same state.
+# In each HAProxy backend of BACKENDS, it leaves server n<to-port> the only one out of maintenance
+# and cuts the sessions of every other. Idempotent. It never exits 1, which would make Sentinel run
+# it again much later, possibly after a newer failover; the control plane enforces the same state.
 import os
 import socket
 import sys
 
 SOCKET = {socket!r}
-BACKEND = {backend!r}
+BACKENDS = {backends!r}
 TIMEOUT = 1.0
 
 
@@ -256,20 +289,21 @@ def main(argv):
     primary = "n" + argv[7]
     try:
         os.chdir(os.path.dirname(SOCKET))
-        names = []
-        for line in ask("show servers state " + BACKEND).splitlines():
-            fields = line.split()
-            if len(fields) > 3 and not line.startswith("#") and fields[1] == BACKEND:
-                names.append(fields[3])
-        if primary not in names:
-            print("reconfig: %s has no server %s" % (BACKEND, primary), file=sys.stderr)
-            return 2
         commands = []
-        for name in sorted(names):
-            if name != primary:
-                commands.append("set server %s/%s state maint" % (BACKEND, name))
-                commands.append("shutdown sessions server %s/%s" % (BACKEND, name))
-        commands.append("set server %s/%s state ready" % (BACKEND, primary))
+        for backend in BACKENDS:
+            names = []
+            for line in ask("show servers state " + backend).splitlines():
+                fields = line.split()
+                if len(fields) > 3 and not line.startswith("#") and fields[1] == backend:
+                    names.append(fields[3])
+            if primary not in names:
+                print("reconfig: %s has no server %s" % (backend, primary), file=sys.stderr)
+                return 2
+            for name in sorted(names):
+                if name != primary:
+                    commands.append("set server %s/%s state maint" % (backend, name))
+                    commands.append("shutdown sessions server %s/%s" % (backend, name))
+            commands.append("set server %s/%s state ready" % (backend, primary))
         answer = ask("; ".join(commands))
     except OSError as exc:
         print("reconfig: haproxy admin socket: %s" % (exc,), file=sys.stderr)
@@ -277,7 +311,7 @@ def main(argv):
     if answer.strip():
         print("reconfig: haproxy said %r" % (answer.strip(),), file=sys.stderr)
         return 2
-    print("reconfig: %s/%s is the primary" % (BACKEND, primary), file=sys.stderr)
+    print("reconfig: %s is the primary in %s" % (primary, ", ".join(BACKENDS)), file=sys.stderr)
     return 0
 
 
@@ -286,12 +320,16 @@ if __name__ == "__main__":
 """
 
 
-def reconfig_script(python: str, admin_socket: Path) -> str:
+def reconfig_script(python: str, admin_socket: Path, backends: Sequence[str] = (PRIMARY_BACKEND,)) -> str:
     """The text of the client-reconfig-script that points ``admin_socket``'s HAProxy at the new
-    primary (stdlib only; ``python`` is its interpreter, an absolute path, run isolated with ``-I``
-    so that PYTHON* variables Sentinel inherited from the control plane do not reach it)."""
+    primary in every backend of ``backends`` (``haproxy.primary_backends``: with TLS ``preferred``,
+    the plain-text one too). Stdlib only; ``python`` is its interpreter, an absolute path, run
+    isolated with ``-I`` so that PYTHON* variables Sentinel inherited from the control plane do not
+    reach it."""
     if not python.startswith("/") or any(c.isspace() for c in python):
         raise ValueError(f"the interpreter must be an absolute path without spaces: {python!r}")
     if not admin_socket.is_absolute():
         raise ValueError(f"the admin socket path must be absolute: {admin_socket}")
-    return _SCRIPT.format(python=python, socket=str(admin_socket), backend=PRIMARY_BACKEND)
+    if not backends or any(not _NAME.fullmatch(b) for b in backends):
+        raise ValueError(f"invalid backend names {backends!r}")
+    return _SCRIPT.format(python=python, socket=str(admin_socket), backends=tuple(backends))
