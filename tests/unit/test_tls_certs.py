@@ -150,6 +150,14 @@ def test_renewal_is_due_with_less_than_a_third_left(
         assert due in reason
 
 
+def test_short_test_validities_renew_after_two_thirds_too(authority: certs.Authority) -> None:
+    # A minute-long certificate is backdated by a tenth of it, not five minutes.
+    pem = certs.issue(authority, NODE, NOW, dt.timedelta(seconds=60))
+    assert certs.certificate_of(pem).not_valid_before_utc == NOW - dt.timedelta(seconds=6)
+    assert certs.renewal_due(pem, NODE, authority, NOW + dt.timedelta(seconds=30)) is None
+    assert certs.renewal_due(pem, NODE, authority, NOW + dt.timedelta(seconds=45)) is not None
+
+
 def test_renewal_is_due_when_the_certificate_no_longer_fits(authority: certs.Authority) -> None:
     pem = certs.issue(authority, NODE, NOW, 30 * DAY)
     moved = certs.Identity("rg1-001", certs.Role.NODE, ips=("127.0.0.2",), dns_names=("localhost",))

@@ -23,7 +23,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-# Issued a little in the past, so a peer whose clock is slightly behind ours accepts a fresh one.
+# Issued a little in the past, so a peer whose clock is slightly behind ours accepts a fresh one; a
+# tenth of the validity at most, so that short test validities are not mostly backdating.
 BACKDATE = dt.timedelta(minutes=5)
 # Renew once less than this part of a certificate's validity remains.
 RENEW_FRACTION = 1 / 3
@@ -108,7 +109,7 @@ def new_authority(name: str, now: dt.datetime, validity: dt.timedelta) -> Author
         .issuer_name(subject)
         .public_key(public)
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - BACKDATE)
+        .not_valid_before(now - backdate(validity))
         .not_valid_after(now + validity)
         # path_length 0: the CA signs leaves only, never another CA.
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
@@ -161,7 +162,7 @@ def issue(authority: Authority, identity: Identity, now: dt.datetime, validity: 
         .issuer_name(authority.certificate.subject)
         .public_key(public)
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - BACKDATE)
+        .not_valid_before(now - backdate(validity))
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
@@ -186,6 +187,10 @@ def issue(authority: Authority, identity: Identity, now: dt.datetime, validity: 
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
     certificate = builder.sign(authority.key, hashes.SHA256())
     return _key_pem(key) + certificate.public_bytes(serialization.Encoding.PEM)
+
+
+def backdate(validity: dt.timedelta) -> dt.timedelta:
+    return min(BACKDATE, validity / 10)
 
 
 def certificate_of(pem: bytes) -> x509.Certificate:
