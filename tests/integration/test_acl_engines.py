@@ -27,6 +27,7 @@ from tests.support.engines import (
     Pki,
     RecordingHost,
     engine_host,
+    internal_credentials,
     redis_node,
     require_binaries,
     secrets_in_files,
@@ -45,12 +46,7 @@ from cachefleet.model.users import Credentials, User, new_user
 
 pytestmark = pytest.mark.integration
 
-ADMIN = acl.Credential(acl.ADMIN_USER, secrets.token_hex(16))
-INTERNAL = acl.InternalUsers(
-    replication=acl.Credential(acl.REPLICATION_USER, secrets.token_hex(16)),
-    sentinel=acl.Credential(acl.SENTINEL_USER, secrets.token_hex(16)),
-    check=acl.Credential(acl.CHECK_USER, secrets.token_hex(16)),
-)
+ADMIN, INTERNAL = internal_credentials()
 TLS = Transit(True, TransitMode.REQUIRED)
 # Customer secrets: a marker makes any copy of them easy to find.
 T1 = "MARKERtok1-" + secrets.token_hex(8)

@@ -41,6 +41,7 @@ from tests.support.engines import (
     Pki,
     RecordingHost,
     engine_host,
+    internal_credentials,
     redis_node,
     require_binaries,
     secrets_in_files,
@@ -58,12 +59,7 @@ from cachefleet.tls import certs, files
 
 pytestmark = pytest.mark.integration
 
-ADMIN = acl.Credential(acl.ADMIN_USER, secrets.token_hex(16))
-INTERNAL = acl.InternalUsers(
-    replication=acl.Credential(acl.REPLICATION_USER, secrets.token_hex(16)),
-    sentinel=acl.Credential(acl.SENTINEL_USER, secrets.token_hex(16)),
-    check=acl.Credential(acl.CHECK_USER, secrets.token_hex(16)),
-)
+ADMIN, INTERNAL = internal_credentials()
 SENTINEL_PASSWORD = secrets.token_hex(16)
 TOKEN = "MARKERtls-" + secrets.token_hex(8)
 MASTER = "rg1"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import secrets
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -158,3 +159,12 @@ def secrets_in_files(root: Path, secrets: list[str]) -> list[str]:
             if secret.encode() in data or secret.encode().hex().encode() in data:
                 found.append(f"{path}: {secret[:4]}...")
     return found
+
+
+def internal_credentials() -> tuple[acl.Credential, acl.InternalUsers]:
+    """Fresh secrets for the admin and the other internal users, as an installation makes them."""
+    return acl.Credential(acl.ADMIN_USER, secrets.token_hex(16)), acl.InternalUsers(
+        replication=acl.Credential(acl.REPLICATION_USER, secrets.token_hex(16)),
+        sentinel=acl.Credential(acl.SENTINEL_USER, secrets.token_hex(16)),
+        check=acl.Credential(acl.CHECK_USER, secrets.token_hex(16)),
+    )
