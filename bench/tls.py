@@ -36,7 +36,6 @@ import io
 import json
 import os
 import secrets
-import shutil
 import statistics
 import subprocess
 import sys
@@ -46,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench._common import free_port, stop_process, unwind_on_sigterm, wait_for
+from bench._common import binaries, free_port, stop_process, unwind_on_sigterm, wait_for
 from bench.endpoint import children, cpu_seconds
 from cachefleet.engines import haproxy
 from cachefleet.engines import redis as redis_engine
@@ -55,8 +54,6 @@ from cachefleet.model.transit import TransitMode
 from cachefleet.tls import certs, files
 
 LOOPBACK = "127.0.0.1"
-HAPROXY = "/usr/sbin/haproxy"
-REDIS_SERVER = "/usr/bin/redis-server"
 BENCH_TIMEOUT = 300.0
 TOLERANCE = 0.95
 TARGETS = ("direct", "direct-tls", "endpoint", "endpoint-preferred", "haproxy")
@@ -125,7 +122,8 @@ def ready(binary: str, port: int, ca: Path | None) -> bool:
     return done.stdout.strip() == "PONG"
 
 
-def start(work: Path, cli: str, started: list[subprocess.Popen[bytes]]) -> Setup:
+def start(work: Path, tools: dict[str, str], started: list[subprocess.Popen[bytes]]) -> Setup:
+    cli, haproxy_binary = tools["redis-cli"], tools["haproxy"]
     now = dt.datetime.now(dt.UTC)
     authority = files.ensure_authority(work, now, files.Validity())
     ca = files.ca_path(work)
@@ -146,7 +144,7 @@ def start(work: Path, cli: str, started: list[subprocess.Popen[bytes]]) -> Setup
         tls=NodeTls(tls_port, TransitMode.PREFERRED, pem, ca),
     )
     (node_dir / redis_engine.CONFIG_FILE).write_text(redis_engine.render_config(config))
-    node = spawn([REDIS_SERVER, str(node_dir / redis_engine.CONFIG_FILE)], node_dir, node_dir / "node.log")
+    node = spawn([tools["redis-server"], str(node_dir / redis_engine.CONFIG_FILE)], node_dir, node_dir / "node.log")
     started.append(node)
     wait_for(lambda: ready(cli, plain_port, None), "the node")
 
@@ -169,7 +167,7 @@ def start(work: Path, cli: str, started: list[subprocess.Popen[bytes]]) -> Setup
         )
         conf = endpoint_dir / haproxy.CONFIG_FILE
         conf.write_text(haproxy.render_config(cfg))
-        master = spawn(list(haproxy.argv(HAPROXY, conf)), endpoint_dir, endpoint_dir / "haproxy.log")
+        master = spawn(list(haproxy.argv(haproxy_binary, conf)), endpoint_dir, endpoint_dir / "haproxy.log")
         started.append(master)
         ports[target] = primary
         proxies[target] = _worker_of(master.pid)
@@ -177,7 +175,7 @@ def start(work: Path, cli: str, started: list[subprocess.Popen[bytes]]) -> Setup
     hand_dir.mkdir(mode=0o700)
     hand_port = free_port()
     (hand_dir / "haproxy.cfg").write_text(hand_config(hand_port, tls_port))
-    hand = spawn([HAPROXY, "-db", "-f", str(hand_dir / "haproxy.cfg")], hand_dir, hand_dir / "haproxy.log")
+    hand = spawn([haproxy_binary, "-db", "-f", str(hand_dir / "haproxy.cfg")], hand_dir, hand_dir / "haproxy.log")
     started.append(hand)
     ports["haproxy"] = hand_port
     proxies["haproxy"] = lambda: hand.pid
@@ -238,18 +236,13 @@ def measure(
 
 
 def run(trials: int, requests: int, clients: int) -> tuple[list[Result], dict[str, Any]]:
-    binary = shutil.which("redis-benchmark")
-    cli = shutil.which("redis-cli")
-    if binary is None or cli is None:
-        raise SystemExit("redis-benchmark and redis-cli are needed (package redis-tools)")
-    for needed in (HAPROXY, REDIS_SERVER):
-        if not Path(needed).exists():
-            raise SystemExit(f"{needed} is missing")
+    tools = binaries("redis-benchmark", "redis-cli", "redis-server", "haproxy")
+    binary = tools["redis-benchmark"]
     results: list[Result] = []
     started: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory(prefix="cachefleet-tls-bench-") as tmp:
         try:
-            setup = start(Path(tmp), cli, started)
+            setup = start(Path(tmp), tools, started)
             meta: dict[str, Any] = {
                 "cpus": os.cpu_count(),
                 "loadavg_start": [round(x, 2) for x in os.getloadavg()],

@@ -29,7 +29,6 @@ from tests.support.engines import (
     engine_host,
     internal_credentials,
     redis_node,
-    require_binaries,
     secrets_in_files,
 )
 from tests.support.server import wait_for
@@ -67,7 +66,6 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    require_binaries(REDIS_BINARY)
     root = tmp_path_factory.mktemp("acl")
     # The grep finds a secret where there is one, in clear or in hex.
     canary = root / "canary"

@@ -34,7 +34,6 @@ from redis.retry import Retry as RedisRetry
 from tests.support.engines import (
     BIND,
     HAPROXY_BINARY,
-    REDIS_BINARY,
     REDIS_CLI,
     SENTINEL_BINARY,
     TLS_FILE,
@@ -43,7 +42,6 @@ from tests.support.engines import (
     engine_host,
     internal_credentials,
     redis_node,
-    require_binaries,
     secrets_in_files,
 )
 from tests.support.server import wait_for
@@ -265,7 +263,6 @@ def peer_serial(port: int, ca: Path, hostname: str = BIND) -> int:
 
 @pytest.fixture(scope="module")
 def group(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Group]:
-    require_binaries(REDIS_BINARY, SENTINEL_BINARY, HAPROXY_BINARY, REDIS_CLI)
     root = tmp_path_factory.mktemp("tls-required")
     with engine_host(root / "nodes") as host:
         yield build_group(host, Pki(root), root, TransitMode.REQUIRED, members=3, sentinels=3)
@@ -437,7 +434,6 @@ def _up(group: Group, backend: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def preferred(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Group]:
-    require_binaries(REDIS_BINARY, SENTINEL_BINARY, HAPROXY_BINARY)
     root = tmp_path_factory.mktemp("tls-preferred")
     with engine_host(root / "nodes") as host:
         yield build_group(host, Pki(root), root, TransitMode.PREFERRED, members=2, sentinels=1)

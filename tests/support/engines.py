@@ -15,10 +15,9 @@ import signal
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from cachefleet.engines import acl
 from cachefleet.engines import redis as redis_engine
+from cachefleet.engines.installed import require_binaries
 from cachefleet.engines.redis import NodeTls, RedisNodeConfig
 from cachefleet.engines.resp import ClientTls
 from cachefleet.hosts.base import NodeKey, ProcessSpec
@@ -29,11 +28,12 @@ from tests.support.server import is_alive
 
 BIND = "127.0.0.1"
 PORT_RANGE = (30000, 40000)
-REDIS_BINARY = "/usr/bin/redis-server"
-SENTINEL_BINARY = "/usr/bin/redis-sentinel"
-HAPROXY_BINARY = "/usr/sbin/haproxy"
-REDIS_CLI = "/usr/bin/redis-cli"
-REDIS_BENCHMARK = "/usr/bin/redis-benchmark"
+# A missing binary fails the tests that import this (naming its Debian package), never skips them.
+BINARIES = require_binaries("redis-server", "redis-sentinel", "haproxy", "redis-cli")
+REDIS_BINARY = BINARIES["redis-server"]
+SENTINEL_BINARY = BINARIES["redis-sentinel"]
+HAPROXY_BINARY = BINARIES["haproxy"]
+REDIS_CLI = BINARIES["redis-cli"]
 
 
 class RecordingHost(LocalHost):
@@ -45,12 +45,6 @@ class RecordingHost(LocalHost):
         pid = super().start(key, spec)
         self.started.append(pid)
         return pid
-
-
-def require_binaries(*binaries: str) -> None:
-    for binary in binaries:
-        if not os.access(binary, os.X_OK):
-            pytest.skip(f"{binary} is not installed")
 
 
 def children(pid: int) -> list[int]:
