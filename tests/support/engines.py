@@ -22,6 +22,7 @@ from cachefleet.engines.redis import NodeTls, RedisNodeConfig
 from cachefleet.engines.resp import ClientTls
 from cachefleet.hosts.base import NodeKey, ProcessSpec
 from cachefleet.hosts.local import LocalHost
+from cachefleet.model.credentials import Credentials
 from cachefleet.model.transit import TransitMode
 from cachefleet.tls import certs, files
 from tests.support.server import is_alive
@@ -104,7 +105,7 @@ def redis_node(
     key: NodeKey,
     pki: Pki | None,
     *,
-    admin: acl.Credential,
+    admin: Credentials,
     internal: acl.InternalUsers | None = None,
     mode: TransitMode = TransitMode.REQUIRED,
     application: tuple[acl.AclUser, ...] | None = None,
@@ -155,10 +156,10 @@ def secrets_in_files(root: Path, secrets: list[str]) -> list[str]:
     return found
 
 
-def internal_credentials() -> tuple[acl.Credential, acl.InternalUsers]:
+def internal_credentials() -> tuple[Credentials, acl.InternalUsers]:
     """Fresh secrets for the admin and the other internal users, as an installation makes them."""
-    return acl.Credential(acl.ADMIN_USER, secrets.token_hex(16)), acl.InternalUsers(
-        replication=acl.Credential(acl.REPLICATION_USER, secrets.token_hex(16)),
-        sentinel=acl.Credential(acl.SENTINEL_USER, secrets.token_hex(16)),
-        check=acl.Credential(acl.CHECK_USER, secrets.token_hex(16)),
+    return Credentials(acl.ADMIN_USER, secrets.token_hex(16)), acl.InternalUsers(
+        replication=Credentials(acl.REPLICATION_USER, secrets.token_hex(16)),
+        sentinel=Credentials(acl.SENTINEL_USER, secrets.token_hex(16)),
+        check=Credentials(acl.CHECK_USER, secrets.token_hex(16)),
     )

@@ -11,13 +11,14 @@ from cachefleet.engines import acl
 from cachefleet.engines.redis import RedisNodeConfig, render_config
 from cachefleet.model.acl import RESTRICTED_COMMANDS, password_hash
 from cachefleet.model.auth_token import NO_TOKEN, TokenState
+from cachefleet.model.credentials import Credentials
 from cachefleet.model.users import AuthenticationType, User
 
-ADMIN = acl.Credential("cachefleet-admin", "admin-secret-0001")
+ADMIN = Credentials("cachefleet-admin", "admin-secret-0001")
 INTERNAL = acl.InternalUsers(
-    replication=acl.Credential(acl.REPLICATION_USER, "repl-secret-0002"),
-    sentinel=acl.Credential(acl.SENTINEL_USER, "sentinel-secret-0003"),
-    check=acl.Credential(acl.CHECK_USER, "check-secret-0004"),
+    replication=Credentials(acl.REPLICATION_USER, "repl-secret-0002"),
+    sentinel=Credentials(acl.SENTINEL_USER, "sentinel-secret-0003"),
+    check=Credentials(acl.CHECK_USER, "check-secret-0004"),
 )
 TOKEN = "customer-token-0123456789"
 

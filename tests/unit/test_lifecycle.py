@@ -12,10 +12,21 @@ import pytest
 
 from cachefleet.model import lifecycle
 from cachefleet.model.errors import InvalidCacheClusterState, InvalidReplicationGroupState, InvalidSnapshotState
-from cachefleet.model.lifecycle import CLUSTER, GROUP, NODE, SNAPSHOT, Event, InvalidTransition, Lifecycle, Row
+from cachefleet.model.lifecycle import (
+    CLUSTER,
+    GROUP,
+    NODE,
+    SNAPSHOT,
+    USER,
+    USER_GROUP,
+    Event,
+    InvalidTransition,
+    Lifecycle,
+    Row,
+)
 from cachefleet.model.status import ClusterState, GroupState, NodeState, SnapshotState
 
-TABLES: list[Lifecycle[Any]] = [GROUP, CLUSTER, NODE, SNAPSHOT]
+TABLES: list[Lifecycle[Any]] = [GROUP, CLUSTER, NODE, SNAPSHOT, USER, USER_GROUP]
 ROWS = [(table, row) for table in TABLES for row in table.rows]
 
 

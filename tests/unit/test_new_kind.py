@@ -62,8 +62,9 @@ class UserStatus:
         return cls(UserState(data["status"]), data.get("applied", ""))
 
 
+# Named apart from the real user kind (control/kinds/users.py), which the fleet already runs.
 USER = Lifecycle(
-    "user",
+    "example-user",
     "User",
     UserState,
     [
@@ -78,7 +79,7 @@ USER = Lifecycle(
 # -- store: one RecordKind -------------------------------------------------------------------------
 
 USERS = RecordKind(
-    "user",
+    "example-user",
     UserSpec.from_json,
     UserStatus.from_json,
     lambda: UserStatus(UserState.ACTIVE),

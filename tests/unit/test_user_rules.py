@@ -23,7 +23,7 @@ from cachefleet.model.errors import (
     UserNotFound,
     UserQuotaExceeded,
 )
-from cachefleet.model.users import DEFAULT_USER, AuthenticationType, Credentials, Status, User, UserGroup
+from cachefleet.model.users import DEFAULT_USER, AuthenticationType, Credentials, User, UserGroup
 
 PW1 = "password-number-one"
 PW2 = "password-number-two"
@@ -58,7 +58,7 @@ def test_a_user_keeps_password_hashes_only() -> None:
     assert user.authentication is AuthenticationType.PASSWORD
     assert PW1 not in repr(user)
     assert user.enabled
-    assert user.status is Status.ACTIVE
+    assert User.from_json(user.to_json()) == user  # as the store keeps it
 
 
 @pytest.mark.parametrize(
@@ -154,12 +154,6 @@ def test_modify_user_refused() -> None:
     _refused(InvalidParameterValue, users.modified_user, user=DEFAULT_USER, access_string="on ~* +@all")
     _refused(InvalidParameterCombination, users.modified_user, user=user, access_string="on", append_access_string="~*")
     _refused(InvalidParameterValue, users.modified_user, user=user)
-    _refused(
-        InvalidUserState,
-        users.modified_user,
-        user=User(**{**user.__dict__, "status": Status.MODIFYING}),
-        access_string="on",
-    )
     _refused(InvalidParameterValue, users.modified_user, user=user, append_access_string="reset")
     _refused(InvalidParameterValue, users.modified_user, user=user, credentials=Credentials(passwords=("tiny",)))
 
@@ -261,22 +255,20 @@ def test_modify_user_group_refused() -> None:
         users=everyone,
     )
     _refused(UserNotFound, users.modified_user_group, group=group, to_add=["ghost"], users=everyone)
-    busy = UserGroup("team", "redis", ("default",), Status.MODIFYING)
-    _refused(InvalidUserGroupState, users.modified_user_group, group=busy, to_add=["app"], users=everyone)
+    # A user being deleted joins no group.
+    _refused(
+        InvalidUserState, users.modified_user_group, group=group, to_add=["other"], users=everyone, deleting=["other"]
+    )
 
 
 def test_deleting_users_and_groups() -> None:
     app = _user()
     named_default = _user(user_id="locked-default", user_name="default")
-    everyone = {"default": DEFAULT_USER, "app": app, "locked-default": named_default}
     groups = [UserGroup("team", "redis", ("locked-default", "app"))]
-    users.check_user_deletable(app, groups, everyone)  # leaves the group; the group stays valid
-    _refused(
-        DefaultUserAssociatedToUserGroup, users.check_user_deletable, user=named_default, groups=groups, users=everyone
-    )
-    users.check_user_deletable(named_default, [], everyone)
-    _refused(InvalidParameterValue, users.check_user_deletable, user=DEFAULT_USER, groups=[], users=everyone)
-    deleting = User(**{**app.__dict__, "status": Status.DELETING})
-    _refused(InvalidUserState, users.check_user_deletable, user=deleting, groups=[], users=everyone)
+    users.check_user_deletable(app, groups)  # leaves the group; the group stays valid
+    _refused(DefaultUserAssociatedToUserGroup, users.check_user_deletable, user=named_default, groups=groups)
+    users.check_user_deletable(named_default, [])
+    _refused(InvalidParameterValue, users.check_user_deletable, user=DEFAULT_USER, groups=[])
+    assert UserGroup.from_json(groups[0].to_json()) == groups[0]
     users.check_user_group_deletable(groups[0], [])
     _refused(InvalidUserGroupState, users.check_user_group_deletable, group=groups[0], replication_groups=["rg1"])

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from cachefleet.engines.installed import EngineBinary
+from cachefleet.engines.redis import command_catalog
+from cachefleet.model.acl import CommandCatalog
 from cachefleet.model.ids import arn
 from cachefleet.settings import Settings
 from cachefleet.store.snapshots import Buckets
@@ -21,6 +25,26 @@ class Context:
     clock: Callable[[], datetime]
     # The export area (CopySnapshot TargetBucket): the API checks that a bucket exists, as S3 would.
     exports: Buckets | None = None
+    # The commands and ACL categories of each installed engine (for access strings), asked of the
+    # newest binary once, on first use (it starts a throwaway server for a moment).
+    catalogs: dict[str, CommandCatalog | None] = field(default_factory=dict)
 
     def arn(self, kind: str, name: str) -> str:
         return arn(self.settings.region, self.settings.account_id, kind, name)
+
+    async def catalog(self, engine: str) -> CommandCatalog | None:
+        """``engine``'s catalogue; None (access strings then checked for their shape only) when no
+        binary of it answers, which is logged."""
+        if engine not in self.catalogs:
+            binaries = sorted((e for e in self.engines if e.engine == engine), key=lambda e: e.version)
+            found: CommandCatalog | None = None
+            if binaries:
+                try:
+                    found = await asyncio.to_thread(command_catalog, binaries[-1].path)
+                except (RuntimeError, OSError) as exc:
+                    log.warning("cannot read the commands of %s: %s", binaries[-1].path, exc)
+            self.catalogs[engine] = found
+        return self.catalogs[engine]
+
+
+log = logging.getLogger(__name__)

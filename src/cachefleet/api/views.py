@@ -3,6 +3,7 @@ and Parameter shapes."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -10,9 +11,10 @@ from cachefleet.api.context import Context
 from cachefleet.engines.nodetypes import NODE_TYPES, memory_bytes
 from cachefleet.model import parameters as pm
 from cachefleet.model import snapshots as sn
+from cachefleet.model import users as us
 from cachefleet.model.nodes import MEMBER_NODE_ID
 from cachefleet.model.specs import ACTIVE, StoredSettings
-from cachefleet.model.status import PRIMARY, REPLICA, GroupState, NodeState
+from cachefleet.model.status import PRIMARY, REPLICA, GroupState, NodeState, UserGroupState, UserGroupStatus
 from cachefleet.store.records import (
     PARAMETER_GROUP,
     SNAPSHOT,
@@ -288,4 +290,48 @@ def snapshot(ctx: Context, snap: Snapshot, *, show_node_group_config: bool = Fal
             config["ReplicaAvailabilityZones"] = list(spec.replica_azs)
         node["NodeGroupConfiguration"] = config
     view["NodeSnapshots"] = [node]
+    return view
+
+
+# -- RBAC users and user groups ------------------------------------------------------------------
+
+
+def user(ctx: Context, spec: us.User, status: str, groups: Sequence[us.UserGroup]) -> dict[str, Any]:
+    """The service model's User (CreateUser & co. answer with its members directly). Never a password:
+    only how many there are."""
+    return {
+        "UserId": spec.user_id,
+        "UserName": spec.user_name,
+        "Status": status,
+        "Engine": spec.engine,
+        "MinimumEngineVersion": us.MINIMUM_ENGINE_VERSION,
+        "AccessString": spec.access_string,
+        "UserGroupIds": [g.user_group_id for g in groups if spec.user_id in g.user_ids],
+        "Authentication": {"Type": spec.authentication.value, "PasswordCount": len(spec.password_hashes)},
+        "ARN": ctx.arn("user", spec.user_id),
+    }
+
+
+def user_group(ctx: Context, spec: us.UserGroup, status: UserGroupStatus) -> dict[str, Any]:
+    """The service model's UserGroup: while a change is carried out, ``UserIds`` are the members the
+    engines have and ``PendingChanges`` the difference."""
+    members = spec.user_ids
+    pending: dict[str, Any] = {}
+    if status.status is UserGroupState.MODIFYING:
+        members = status.applied_user_ids
+        to_add = [u for u in spec.user_ids if u not in status.applied_user_ids]
+        to_remove = [u for u in status.applied_user_ids if u not in spec.user_ids]
+        pending = {"UserIdsToAdd": to_add, "UserIdsToRemove": to_remove}
+    view: dict[str, Any] = {
+        "UserGroupId": spec.user_group_id,
+        "Status": status.status.value,
+        "Engine": spec.engine,
+        "UserIds": list(members),
+        "MinimumEngineVersion": us.MINIMUM_ENGINE_VERSION,
+        "ReplicationGroups": [],  # no replication group takes a user group yet
+        "ServerlessCaches": [],
+        "ARN": ctx.arn("user-group", spec.user_group_id),
+    }
+    if pending:
+        view["PendingChanges"] = pending
     return view

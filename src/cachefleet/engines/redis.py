@@ -33,6 +33,7 @@ from cachefleet.engines.resp import ClientTls
 from cachefleet.model import parameters
 from cachefleet.model.acl import RESTRICTED_COMMANDS, CommandCatalog
 from cachefleet.model.auth_token import NO_TOKEN
+from cachefleet.model.credentials import Credentials
 from cachefleet.model.errors import Fatal, Retry
 from cachefleet.model.transit import TransitMode
 
@@ -99,7 +100,7 @@ def render_config(cfg: RedisNodeConfig) -> str:
     if not cfg.admin_password:
         raise ValueError("the admin user needs a password")
     _check_ports(cfg)
-    admin = acl.Credential(cfg.admin_user, cfg.admin_password)
+    admin = Credentials(cfg.admin_user, cfg.admin_password)
     replication = cfg.internal.replication if cfg.internal is not None else admin
     application = cfg.application if cfg.application is not None else (acl.token_default_user(NO_TOKEN),)
     if not any(user.name == "default" for user in application):

@@ -22,8 +22,10 @@ from cachefleet.model.errors import (
     InvalidReplicationGroupState,
     InvalidSnapshotState,
     InvalidState,
+    InvalidUserGroupState,
+    InvalidUserState,
 )
-from cachefleet.model.status import ClusterState, GroupState, NodeState, SnapshotState
+from cachefleet.model.status import ClusterState, GroupState, NodeState, SnapshotState, UserGroupState, UserState
 
 
 class Event(StrEnum):
@@ -181,9 +183,44 @@ SNAPSHOT = Lifecycle(
     InvalidSnapshotState,
 )
 
-LIFECYCLES: dict[str, Lifecycle[GroupState] | Lifecycle[ClusterState] | Lifecycle[SnapshotState]] = {
-    lc.kind: lc for lc in (GROUP, CLUSTER, SNAPSHOT)
-}
+U, UG = UserState, UserGroupState
+
+# A user is usable at once; changes and deletions are carried to the engines by the reconciler.
+USER = Lifecycle(
+    "user",
+    "User",
+    UserState,
+    [
+        (None, Event.CREATE, U.ACTIVE),
+        (U.ACTIVE, Event.MODIFY, U.MODIFYING),
+        (U.MODIFYING, Event.READY, U.ACTIVE),
+        (U.ACTIVE, Event.DELETE, U.DELETING),
+    ],
+    InvalidUserState,
+)
+
+USER_GROUP = Lifecycle(
+    "user-group",
+    "User group",
+    UserGroupState,
+    [
+        (None, Event.CREATE, UG.CREATING),
+        (UG.CREATING, Event.READY, UG.ACTIVE),
+        (UG.ACTIVE, Event.MODIFY, UG.MODIFYING),
+        (UG.MODIFYING, Event.READY, UG.ACTIVE),
+        (UG.ACTIVE, Event.DELETE, UG.DELETING),
+    ],
+    InvalidUserGroupState,
+)
+
+LIFECYCLES: dict[
+    str,
+    Lifecycle[GroupState]
+    | Lifecycle[ClusterState]
+    | Lifecycle[SnapshotState]
+    | Lifecycle[UserState]
+    | Lifecycle[UserGroupState],
+] = {lc.kind: lc for lc in (GROUP, CLUSTER, SNAPSHOT, USER, USER_GROUP)}
 
 
 # -- which API calls each status accepts ----------------------------------------------------------
@@ -219,6 +256,10 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("snapshot", "CopySnapshot"): _op({P.AVAILABLE, P.COPYING, P.RESTORING}),
     ("snapshot", "Restore"): _op({P.AVAILABLE, P.COPYING, P.RESTORING}),
     ("snapshot", "DeleteSnapshot"): _op({P.AVAILABLE, P.FAILED}, Event.DELETE),
+    ("user", "ModifyUser"): _op({U.ACTIVE}, Event.MODIFY),
+    ("user", "DeleteUser"): _op({U.ACTIVE}, Event.DELETE),
+    ("user-group", "ModifyUserGroup"): _op({UG.ACTIVE}, Event.MODIFY),
+    ("user-group", "DeleteUserGroup"): _op({UG.ACTIVE}, Event.DELETE),
 }
 
 

@@ -154,6 +154,52 @@ class SnapshotStatus:
         return cls(**{**data, "status": SnapshotState(data["status"])})
 
 
+class UserState(StrEnum):
+    """User ``Status``."""
+
+    ACTIVE = "active"
+    MODIFYING = "modifying"
+    DELETING = "deleting"
+
+
+class UserGroupState(StrEnum):
+    """UserGroup ``Status``."""
+
+    CREATING = "creating"
+    ACTIVE = "active"
+    MODIFYING = "modifying"
+    DELETING = "deleting"
+
+
+@dataclass(frozen=True)
+class UserStatus:
+    status: UserState
+    # The spec generation the engines have: every node of every group using the user runs it.
+    applied_generation: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        return cls(**{**data, "status": UserState(data["status"])})
+
+
+@dataclass(frozen=True)
+class UserGroupStatus:
+    status: UserGroupState
+    # The members the engines have (the spec's user_ids once applied): while they differ, Describe
+    # shows the difference as PendingChanges.
+    applied_user_ids: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        return cls(status=UserGroupState(data["status"]), applied_user_ids=tuple(data.get("applied_user_ids", ())))
+
+
 @dataclass(frozen=True)
 class NoStatus:
     """The status of a kind that has none (parameter groups, exports): stored as ``{}``."""

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
+from typing import Any, Self
 
 from cachefleet.model.acl import CommandCatalog, parse_access_string, password_hash
 from cachefleet.model.errors import (
@@ -32,6 +33,7 @@ from cachefleet.model.errors import (
     UserNotFound,
     UserQuotaExceeded,
 )
+from cachefleet.model.specs import Tags
 
 DEFAULT_USER_ID = "default"
 DEFAULT_USER_NAME = "default"
@@ -61,34 +63,69 @@ class AuthenticationType(StrEnum):
     IAM = "iam"
 
 
-class Status(StrEnum):
-    ACTIVE = "active"
-    MODIFYING = "modifying"
-    DELETING = "deleting"
-
-
 @dataclass(frozen=True)
 class User:
+    """A user's desired state (the ``user`` kind's spec); its status lives apart (``model.status``)."""
+
     user_id: str
     user_name: str
     engine: str
     access_string: str
     password_hashes: tuple[str, ...] = ()
     authentication: AuthenticationType = AuthenticationType.NO_PASSWORD
-    status: Status = Status.ACTIVE
+    tags: Tags = ()
+
+    @property
+    def id(self) -> str:
+        return self.user_id
 
     @property
     def enabled(self) -> bool:
         """``on`` wins when it comes last (the access string was checked when the user was made)."""
         return parse_access_string(self.access_string).enabled
 
+    def with_tags(self, tags: Tags) -> Self:
+        return replace(self, tags=tags)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        return cls(
+            **{
+                **data,
+                "password_hashes": tuple(data["password_hashes"]),
+                "authentication": AuthenticationType(data["authentication"]),
+                "tags": tuple(tuple(t) for t in data.get("tags", ())),
+            }
+        )
+
 
 @dataclass(frozen=True)
 class UserGroup:
+    """A user group's desired state (the ``user-group`` kind's spec)."""
+
     user_group_id: str
     engine: str
     user_ids: tuple[str, ...]
-    status: Status = Status.ACTIVE
+    tags: Tags = ()
+
+    @property
+    def id(self) -> str:
+        return self.user_group_id
+
+    def with_tags(self, tags: Tags) -> Self:
+        return replace(self, tags=tags)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        return cls(
+            **{**data, "user_ids": tuple(data["user_ids"]), "tags": tuple(tuple(t) for t in data.get("tags", ()))}
+        )
 
 
 DEFAULT_USER = User(
@@ -214,6 +251,7 @@ def new_user(
     existing: Mapping[str, User],
     catalog: CommandCatalog | None = None,
     installed: Collection[str] = ENGINES,
+    tags: Tags = (),
 ) -> User:
     """A user for ``CreateUser``; ``existing`` holds every user by id (the built-in ``default`` too)."""
     uid = check_id(user_id, "UserId")
@@ -231,6 +269,7 @@ def new_user(
         access_string=access_string,
         password_hashes=hashes,
         authentication=kind,
+        tags=tags,
     )
 
 
@@ -245,11 +284,9 @@ def modified_user(
     installed: Collection[str] = ENGINES,
 ) -> User:
     """The user after ``ModifyUser``. New passwords replace the old ones (connections made with an
-    old one stay open, as on ElastiCache)."""
-    if user.user_id == DEFAULT_USER_ID:
-        raise InvalidParameterValue("The built-in default user cannot be modified.")
-    if user.status is not Status.ACTIVE:
-        raise InvalidUserState(f"User {user.user_id} is {user.status}; it can be modified once it is active.")
+    old one stay open, as on ElastiCache). Whether its status allows a change is the lifecycle's
+    rule (``model.lifecycle``)."""
+    check_modifiable(user.user_id)
     if access_string is not None and append_access_string is not None:
         raise InvalidParameterCombination("AccessString and AppendAccessString cannot be given together.")
     if not (access_string is not None or append_access_string is not None or credentials.given or engine):
@@ -271,13 +308,16 @@ def modified_user(
     return changed
 
 
-def check_user_deletable(user: User, groups: Collection[UserGroup], users: Mapping[str, User]) -> None:
+def check_modifiable(user_id: str) -> None:
+    if user_id == DEFAULT_USER_ID:
+        raise InvalidParameterValue("The built-in default user cannot be modified.")
+
+
+def check_user_deletable(user: User, groups: Collection[UserGroup]) -> None:
     """``DeleteUser``: never the built-in default user; a user named ``default`` not while a group
-    counts on it (the group would be left without one); not twice."""
+    counts on it (the group would be left without one)."""
     if user.user_id == DEFAULT_USER_ID:
         raise InvalidParameterValue("The built-in default user cannot be deleted.")
-    if user.status is Status.DELETING:
-        raise InvalidUserState(f"User {user.user_id} is already being deleted.")
     if user.user_name == DEFAULT_USER_NAME:
         holding = sorted(g.user_group_id for g in groups if user.user_id in g.user_ids)
         if holding:
@@ -298,17 +338,20 @@ def new_user_group(
     users: Mapping[str, User],
     existing: Collection[str],
     installed: Collection[str] = ENGINES,
+    deleting: Collection[str] = (),
+    tags: Tags = (),
 ) -> UserGroup:
-    """A group for ``CreateUserGroup``; ``users`` holds every user by id, ``existing`` every group id."""
+    """A group for ``CreateUserGroup``; ``users`` holds every user by id, ``existing`` every group id,
+    ``deleting`` the users being deleted (they join no group)."""
     gid = check_id(user_group_id, "UserGroupId")
     if gid in existing:
         raise UserGroupAlreadyExists(f"User group {gid} already exists.")
     if len(existing) >= USER_GROUP_QUOTA:
         raise UserGroupQuotaExceeded(f"The quota of {USER_GROUP_QUOTA} user groups is reached.")
     kind = check_engine(engine, installed)
-    members = _members(user_ids, users, kind)
+    members = _members(user_ids, users, kind, deleting)
     _check_membership(members)
-    return UserGroup(user_group_id=gid, engine=kind, user_ids=tuple(u.user_id for u in members))
+    return UserGroup(user_group_id=gid, engine=kind, user_ids=tuple(u.user_id for u in members), tags=tags)
 
 
 def modified_user_group(
@@ -317,13 +360,13 @@ def modified_user_group(
     to_add: Sequence[str] = (),
     to_remove: Sequence[str] = (),
     users: Mapping[str, User],
+    deleting: Collection[str] = (),
 ) -> UserGroup:
-    """The group after ``ModifyUserGroup UserIdsToAdd/UserIdsToRemove``."""
-    if group.status is not Status.ACTIVE:
-        raise InvalidUserGroupState(f"User group {group.user_group_id} is {group.status}.")
+    """The group after ``ModifyUserGroup UserIdsToAdd/UserIdsToRemove`` (its status is the lifecycle's
+    business)."""
     if not to_add and not to_remove:
         raise InvalidParameterValue("No modification was requested: give UserIdsToAdd or UserIdsToRemove.")
-    adding = [u.user_id for u in _members(to_add, users, group.engine)]
+    adding = [u.user_id for u in _members(to_add, users, group.engine, deleting)]
     removing = [check_id(u, "UserIdsToRemove") for u in to_remove]
     both = sorted(set(adding) & set(removing))
     if both:
@@ -340,8 +383,6 @@ def modified_user_group(
 
 
 def check_user_group_deletable(group: UserGroup, replication_groups: Collection[str]) -> None:
-    if group.status is Status.DELETING:
-        raise InvalidUserGroupState(f"User group {group.user_group_id} is already being deleted.")
     if replication_groups:
         raise InvalidUserGroupState(
             f"User group {group.user_group_id} is associated with replication group(s) "
@@ -349,7 +390,7 @@ def check_user_group_deletable(group: UserGroup, replication_groups: Collection[
         )
 
 
-def _members(user_ids: Sequence[str], users: Mapping[str, User], engine: str) -> list[User]:
+def _members(user_ids: Sequence[str], users: Mapping[str, User], engine: str, deleting: Collection[str]) -> list[User]:
     ids = [check_id(u, "UserIds") for u in user_ids]
     if len(set(ids)) != len(ids):
         raise InvalidParameterValue("A user id is listed twice.")
@@ -360,7 +401,7 @@ def _members(user_ids: Sequence[str], users: Mapping[str, User], engine: str) ->
             raise InvalidParameterValue(
                 f"User {member.user_id} is a {member.engine} user; the user group's engine is {engine}."
             )
-        if member.status is Status.DELETING:
+        if member.user_id in deleting:
             raise InvalidUserState(f"User {member.user_id} is being deleted.")
     return members
 

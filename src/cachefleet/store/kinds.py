@@ -21,8 +21,10 @@ from cachefleet.model.errors import (
     ClientError,
     ReplicationGroupNotFound,
     SnapshotNotFound,
+    UserGroupNotFound,
+    UserNotFound,
 )
-from cachefleet.model.lifecycle import CLUSTER, GROUP, NODE, SNAPSHOT, Lifecycle
+from cachefleet.model.lifecycle import CLUSTER, GROUP, NODE, SNAPSHOT, USER, USER_GROUP, Lifecycle
 from cachefleet.model.specs import CacheClusterSpec, CacheParameterGroupSpec, Export, ReplicationGroupSpec, SnapshotSpec
 from cachefleet.model.status import (
     ClusterState,
@@ -32,7 +34,12 @@ from cachefleet.model.status import (
     NoStatus,
     SnapshotState,
     SnapshotStatus,
+    UserGroupState,
+    UserGroupStatus,
+    UserState,
+    UserStatus,
 )
+from cachefleet.model.users import User, UserGroup
 from cachefleet.store.sqlite import Record, Store
 
 
@@ -139,4 +146,25 @@ EXPORTS = RecordKind(
     lowercase_ids=False,  # "bucket/key", as the object is named
 )
 
-KINDS: dict[str, RecordKind[Any, Any]] = {k.name: k for k in (GROUPS, CLUSTERS, SNAPSHOTS, PARAMETER_GROUPS, EXPORTS)}
+# RBAC users (password hashes only, never a password) and user groups; the built-in ``default`` user
+# is never stored (``api/handlers/users.py`` adds it).
+USERS = RecordKind(
+    "user",
+    User.from_json,
+    UserStatus.from_json,
+    lambda: UserStatus(UserState.ACTIVE),
+    lambda i: UserNotFound(f"User {i} not found."),
+    USER,
+)
+USER_GROUPS = RecordKind(
+    "user-group",
+    UserGroup.from_json,
+    UserGroupStatus.from_json,
+    lambda: UserGroupStatus(UserGroupState.CREATING),
+    lambda i: UserGroupNotFound(f"User group {i} not found."),
+    USER_GROUP,
+)
+
+KINDS: dict[str, RecordKind[Any, Any]] = {
+    k.name: k for k in (GROUPS, CLUSTERS, SNAPSHOTS, PARAMETER_GROUPS, EXPORTS, USERS, USER_GROUPS)
+}

@@ -22,6 +22,7 @@ from cachefleet.api.handlers import (
     replication_groups,
     snapshots,
     tags,
+    users,
 )
 from cachefleet.api.inputs import Inputs
 
@@ -79,4 +80,12 @@ OPERATIONS: Mapping[str, Operation] = {
     "AddTagsToResource": Operation(tags.add_tags_to_resource, tags.ADD_INPUTS),
     "ListTagsForResource": Operation(tags.list_tags_for_resource, tags.LIST_INPUTS),
     "RemoveTagsFromResource": Operation(tags.remove_tags_from_resource, tags.REMOVE_INPUTS),
+    "CreateUser": Operation(users.create_user, users.CREATE_USER_INPUTS),
+    "ModifyUser": Operation(users.modify_user, users.MODIFY_USER_INPUTS),
+    "DeleteUser": Operation(users.delete_user, users.DELETE_USER_INPUTS),
+    "DescribeUsers": Operation(users.describe_users, users.DESCRIBE_USERS_INPUTS),
+    "CreateUserGroup": Operation(users.create_user_group, users.CREATE_GROUP_INPUTS),
+    "ModifyUserGroup": Operation(users.modify_user_group, users.MODIFY_GROUP_INPUTS),
+    "DeleteUserGroup": Operation(users.delete_user_group, users.DELETE_GROUP_INPUTS),
+    "DescribeUserGroups": Operation(users.describe_user_groups, users.DESCRIBE_GROUPS_INPUTS),
 }

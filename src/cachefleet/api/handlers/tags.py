@@ -1,5 +1,5 @@
 """AddTagsToResource, ListTagsForResource, RemoveTagsFromResource on clusters, replication groups,
-cache parameter groups and snapshots, by ARN."""
+cache parameter groups, snapshots, users and user groups, by ARN."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from cachefleet.model.errors import (
     NotFound,
     ReplicationGroupNotFound,
     SnapshotNotFound,
+    UserGroupNotFound,
+    UserNotFound,
 )
 from cachefleet.model.ids import parse_arn
 from cachefleet.model.parameters import is_default_group
@@ -27,9 +29,11 @@ from cachefleet.model.specs import (
     merge_tags,
     remove_tags,
 )
+from cachefleet.model.users import User, UserGroup
 from cachefleet.store.records import CLUSTER, GROUP, PARAMETER_GROUP, SNAPSHOT
 
-Spec = CacheClusterSpec | ReplicationGroupSpec | CacheParameterGroupSpec | SnapshotSpec
+Spec = CacheClusterSpec | ReplicationGroupSpec | CacheParameterGroupSpec | SnapshotSpec | User | UserGroup
+USER, USER_GROUP = "user", "user-group"
 
 _NOT_FOUND: dict[str, type[NotFound]] = {
     CLUSTER: CacheClusterNotFound,
@@ -37,14 +41,24 @@ _NOT_FOUND: dict[str, type[NotFound]] = {
     SNAPSHOT: SnapshotNotFound,
     PARAMETER_GROUP: CacheParameterGroupNotFound,
     "cache-subnet-group": CacheSubnetGroupNotFound,
+    USER: UserNotFound,
+    USER_GROUP: UserGroupNotFound,
 }
 _SPECS: dict[
-    str, type[CacheClusterSpec] | type[ReplicationGroupSpec] | type[CacheParameterGroupSpec] | type[SnapshotSpec]
+    str,
+    type[CacheClusterSpec]
+    | type[ReplicationGroupSpec]
+    | type[CacheParameterGroupSpec]
+    | type[SnapshotSpec]
+    | type[User]
+    | type[UserGroup],
 ] = {
     CLUSTER: CacheClusterSpec,
     GROUP: ReplicationGroupSpec,
     PARAMETER_GROUP: CacheParameterGroupSpec,
     SNAPSHOT: SnapshotSpec,
+    USER: User,
+    USER_GROUP: UserGroup,
 }
 
 
@@ -76,6 +90,10 @@ def _tag_list(tags: Tags) -> dict[str, Any]:
 
 
 def _kind(spec: Spec) -> str:
+    if isinstance(spec, User):
+        return USER
+    if isinstance(spec, UserGroup):
+        return USER_GROUP
     if isinstance(spec, CacheParameterGroupSpec):
         return PARAMETER_GROUP
     if isinstance(spec, SnapshotSpec):
