@@ -38,7 +38,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from tests.support.server import ServerProcess
 
-from bench._common import binaries, ratio_summary, unwind_on_sigterm
+from bench._common import binaries, machine_busy, process_cpu, ratio_summary, unwind_on_sigterm
 from bench._common import wait_for as _wait_for
 
 LOOPBACK = "127.0.0.1"
@@ -81,22 +81,6 @@ class Trial:
 
 # -- CPU accounting ------------------------------------------------------------------------------
 
-_TICK = 1.0 / os.sysconf("SC_CLK_TCK")
-
-
-def _machine_busy() -> float:
-    """Seconds of CPU the whole machine has spent not idle (nor waiting for I/O) since boot."""
-    with open("/proc/stat") as stat:
-        values = [int(v) for v in stat.readline().split()[1:]]
-    return (sum(values) - values[3] - values[4]) * _TICK
-
-
-def _process_cpu(pid: int) -> float:
-    """Seconds of CPU (user + system) the process ``pid`` has spent so far."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) * _TICK
-
 
 class CpuMeter:
     """CPU spent between ``start`` and ``stop`` by the machine, a server process and this process."""
@@ -106,8 +90,8 @@ class CpuMeter:
         self._start = (0.0, 0.0, 0.0)
 
     def _now(self) -> tuple[float, float, float]:
-        server = _process_cpu(self._server_pid) if self._server_pid is not None else 0.0
-        return _machine_busy(), server, _process_cpu(os.getpid())
+        server = process_cpu(self._server_pid) if self._server_pid is not None else 0.0
+        return machine_busy(), server, process_cpu(os.getpid())
 
     def start(self) -> None:
         self._start = self._now()
