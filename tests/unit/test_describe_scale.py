@@ -209,9 +209,8 @@ def test_a_marker_of_another_list_or_a_forged_one_is_invalid_on_the_wire(api: In
     # With one id, the marker of a page that starts after it: an empty list, no error.
     late = client.describe_replication_groups(ReplicationGroupId="g000", Marker=groups_marker)
     assert late["ReplicationGroups"] == []
-    assert len(client.describe_replication_groups(ReplicationGroupId="g020", Marker=groups_marker)[
-        "ReplicationGroups"
-    ]) == 1
+    named = client.describe_replication_groups(ReplicationGroupId="g020", Marker=groups_marker)
+    assert len(named["ReplicationGroups"]) == 1
 
 
 def test_events_of_a_window_only_however_long_the_history(api: InProcessApi, client: Any) -> None:
@@ -223,3 +222,32 @@ def test_events_of_a_window_only_however_long_the_history(api: InProcessApi, cli
     assert [e["Message"] for e in recent] == ["just now"]  # the last hour by default
     two_weeks = client.describe_events(Duration=20160)["Events"]
     assert [e["Message"] for e in two_weeks] == ["just now", "2 days ago", "10 days ago"]
+
+
+def test_writes_that_check_a_quota_or_a_use_read_the_same_rows_with_four_times_the_fleet(
+    api: InProcessApi, client: Any
+) -> None:
+    def calls(group_id: str, n: int) -> dict[str, Callable[[], Any]]:
+        return {
+            # The quota of TestFailover reads the last day's requests only.
+            "test failover": lambda: client.test_failover(ReplicationGroupId=group_id, NodeGroupId="0001"),
+            # The quota of manual snapshots reads the source's snapshots only (none, for both).
+            "create snapshot": lambda: client.create_snapshot(ReplicationGroupId=group_id, SnapshotName=f"q{n}"),
+            "create parameter group": lambda: client.create_cache_parameter_group(
+                CacheParameterGroupName=f"pg{n}", CacheParameterGroupFamily="redis7", Description="d"
+            ),
+            # Deleting one reads the clusters and groups that name it only.
+            "delete parameter group": lambda: client.delete_cache_parameter_group(CacheParameterGroupName=f"pg{n}"),
+        }
+
+    _fleet(api, client, groups=25, snapshots=25, standalone=25)
+    small = {name: _cost(api, call) for name, call in calls("g024", 0).items()}
+    _fleet(api, client, groups=100, snapshots=100, standalone=100)
+    for i in range(3):
+        client.create_cache_parameter_group(
+            CacheParameterGroupName=f"other{i}", CacheParameterGroupFamily="redis7", Description="d"
+        )
+    large = {name: _cost(api, call) for name, call in calls("g099", 1).items()}
+    statements, rows = small.pop("test failover")
+    assert large.pop("test failover") == (statements, rows + 1)  # and the request the first call made
+    assert large == small

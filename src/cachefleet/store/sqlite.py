@@ -346,10 +346,12 @@ class Store:
         source_type: str | None = None,
         source_id: str | None = None,
         before: tuple[datetime, int] | None = None,
+        message_prefix: str | None = None,
     ) -> list[Event]:
         """At most ``limit`` events dated within [start, end] (None: no bound), newest first (ties: the later written
         first), from the position ``before`` (date, seq) on, inclusive; by source if given. An index
-        leads to the first one, so the cost follows the page, not how many events there are."""
+        leads to the first one, so the cost follows the page, not how many events there are. A
+        ``message_prefix`` is checked by SQLite on the rows of the window, so only matches are decoded."""
         source = "events"
         clauses = ["date >= ?"]
         params: list[str | int] = [_date(start)]
@@ -363,6 +365,9 @@ class Store:
             clauses.append("source_id = ?")
             params.append(source_id)
             source = "events INDEXED BY events_by_source"  # an id is the narrowest, whatever the planner guesses
+        if message_prefix is not None:
+            clauses.append("substr(message, 1, ?) = ?")
+            params += [len(message_prefix), message_prefix]
         if before is not None:
             clauses.append("(date, seq) <= (?, ?)")
             params += [_date(before[0]), before[1]]
