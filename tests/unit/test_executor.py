@@ -7,7 +7,7 @@ import socket
 from dataclasses import replace
 
 import pytest
-from tests.support.fakes import ADDRESS, CREDENTIALS, Fleet
+from tests.support.fakes import ADDRESS, CREDENTIALS, KEYS, NOW, Fleet
 
 from cachefleet.control.actions import (
     Action,
@@ -21,6 +21,7 @@ from cachefleet.control.actions import (
     StartSentinel,
 )
 from cachefleet.control.execute import HAPROXY_CONF, REDIS_CONF, SENTINEL_CONF, Executor, Tools
+from cachefleet.control.security import Links
 from cachefleet.engines.installed import EngineBinary
 from cachefleet.model.errors import Fatal
 from cachefleet.model.nodes import endpoint_key, member_key, node_key, sentinel_keys
@@ -33,7 +34,15 @@ TOOLS = Tools(sentinel="/usr/bin/redis-sentinel", haproxy="/usr/sbin/haproxy", p
 
 def executor(fleet: Fleet, engines: tuple[EngineBinary, ...] = (REDIS, MEMCACHED)) -> Executor:
     return Executor(
-        store=fleet.store, host=fleet.host, engines=engines, credentials=CREDENTIALS, address=ADDRESS, tools=TOOLS
+        store=fleet.store,
+        host=fleet.host,
+        engines=engines,
+        credentials=CREDENTIALS,
+        address=ADDRESS,
+        tools=TOOLS,
+        keys=KEYS,
+        links=Links(KEYS.client_tls),
+        clock=lambda: NOW,
     )
 
 
