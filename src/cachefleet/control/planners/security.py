@@ -77,11 +77,12 @@ def nodes(observed: Mapping[NodeKey, NodeObservation], wanted: Wanted, now: dt.d
 
 
 def _node(key: NodeKey, obs: NodeObservation, wanted: Wanted, now: dt.datetime) -> tuple[list[Action], bool]:
+    if wanted.mode is TransitMode.PREFERRED and obs.plain_port is None:
+        # Before anything else: a node of a preferred group starts only once it has both ports.
+        return [AllocatePort(key, PLAIN_SLOT)], False
     info = obs.redis
     if obs.port is None or obs.pid is None or info is None or info.loading:
         return [], False
-    if wanted.mode is TransitMode.PREFERRED and obs.plain_port is None:
-        return [AllocatePort(key, PLAIN_SLOT)], False
     actions: list[Action] = []
     transport_ok = True
     if info.config is not None and "port" in info.config:
