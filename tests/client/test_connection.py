@@ -110,8 +110,8 @@ def test_secured_takes_tls_from_the_group_and_the_secret_from_the_caller() -> No
     assert (user.username, user.password, user.ssl) == ("app", "p" * 16, True)
     with pytest.raises(ValueError, match="AUTH token"):
         secured(group, None, username=None, password=None, ssl_ca_certs=None)
+    plain = resolve_replication_group(StubElastiCache({"rg": _group("10.0.0.1:6379")}), "rg")
     with pytest.raises(ValueError, match="password"):
-        plain = resolve_replication_group(StubElastiCache({"rg": _group("10.0.0.1:6379")}), "rg")
         secured(plain, None, username="app", password=None, ssl_ca_certs=None)
 
 
