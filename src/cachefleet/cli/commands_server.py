@@ -52,7 +52,7 @@ def parse_account_id(_ctx: click.Context, _param: click.Parameter, value: str | 
 )
 @click.option(
     "--tls-certificate-validity",
-    type=click.IntRange(min=60),
+    type=click.IntRange(min=10),
     metavar="SECONDS",
     help="How long the certificates of nodes and Sentinels live; renewed with a third left [default: 1 year].",
 )
