@@ -195,7 +195,10 @@ class Executor:
                 await asyncio.to_thread(self.host.remove, node)
             case DetachMember(cluster_id):
                 cluster = CLUSTERS.get(self.store, cluster_id)
-                CLUSTERS.put_spec(self.store, cluster_id, replace(cluster.spec, replication_group_id=None))
+                # It keeps the TLS and users it ran with its group, now as its own.
+                kept = security.security_of(self.store, cluster.spec)
+                detached = replace(cluster.spec, replication_group_id=None, security=kept)
+                CLUSTERS.put_spec(self.store, cluster_id, detached)
             case DeleteRecord(kind, resource_id):
                 self.store.delete(kind, resource_id)
 
