@@ -447,6 +447,31 @@ def test_a_user_and_a_user_group_change_reach_the_nodes_before_active(ec: Any, r
         reader.close()
 
 
+def test_a_group_restored_from_a_snapshot_has_its_users_from_the_start(ec: Any, rbac: str, ca: str) -> None:
+    ec.create_snapshot(ReplicationGroupId=rbac, SnapshotName="rbac-saved")
+    wait_until(
+        lambda: ec.describe_snapshots(SnapshotName="rbac-saved")["Snapshots"][0]["SnapshotStatus"] == "available",
+        30,
+        interval=0.2,
+        what="the snapshot",
+    )
+    ec.create_replication_group(
+        ReplicationGroupId="restored",
+        ReplicationGroupDescription="restored with TLS and RBAC",
+        SnapshotName="rbac-saved",
+        NumCacheClusters=2,
+        TransitEncryptionEnabled=True,
+        UserGroupIds=["shop"],
+    )
+    _available(ec, "restored")
+    for port in (_primary_endpoint(ec, "restored"), *_member_ports(ec, "restored").values()):
+        app = _tls(port, ca, username="app", password=APP2)
+        assert app.get("app:1") == "x"  # the data, and the users, on every node
+        app.close()
+        with pytest.raises(redis.AuthenticationError):
+            _tls(port, ca).get("app:1")
+
+
 def test_a_token_group_moves_to_rbac_with_delete(ec: Any, tok: str, rbac: str, ca: str) -> None:
     answer = ec.modify_replication_group(
         ReplicationGroupId=tok, UserGroupIdsToAdd=["shop"], AuthTokenUpdateStrategy="DELETE", ApplyImmediately=True
@@ -457,7 +482,7 @@ def test_a_token_group_moves_to_rbac_with_delete(ec: Any, tok: str, rbac: str, c
     port = _primary_endpoint(ec, tok)
     assert not _accepted(port, ca, password=TOKEN2)
     assert _accepted(port, ca, username="app", password=APP2)
-    assert sorted(_user_group(ec, "shop")["ReplicationGroups"]) == ["rbac", "tok"]
+    assert sorted(_user_group(ec, "shop")["ReplicationGroups"]) == ["rbac", "restored", "tok"]
 
 
 # -- a standalone TLS cluster ------------------------------------------------------------------
