@@ -32,13 +32,16 @@ from cachefleet.control.loop import Reconciler
 from cachefleet.control.observe import EngineProbes, Observer
 from cachefleet.control.queue import KeyedQueue
 from cachefleet.control.scheduler import SnapshotScheduler
+from cachefleet.control.security import Keys, Links
 from cachefleet.control.snapshots import SnapshotWorker
+from cachefleet.engines import acl
 from cachefleet.engines.installed import MissingBinary, discover, find_binary, require_binaries
 from cachefleet.hosts.local import LocalHost
 from cachefleet.model.credentials import Credentials
 from cachefleet.settings import Settings
 from cachefleet.store.snapshots import LocalBuckets, LocalSnapshotFiles
 from cachefleet.store.sqlite import Store
+from cachefleet.tls import certs
 from cachefleet.tls import files as tls_files
 
 log = logging.getLogger(__name__)
@@ -98,6 +101,27 @@ def ensure_credentials(store: Store, data_dir: Path) -> tuple[str, str]:
     return key_id, secret
 
 
+def security_keys(store: Store, data_dir: Path, authority: certs.Authority, validity: tls_files.Validity) -> Keys:
+    """The product's own users and the Sentinels' password (made once, kept in the store: they never
+    come from a customer), with the CA that issues every process's certificate."""
+
+    def made() -> str:
+        return secrets.token_hex(24)
+
+    internal = acl.InternalUsers(
+        replication=Credentials(acl.REPLICATION_USER, store.secret("node_replication_password", made)),
+        sentinel=Credentials(acl.SENTINEL_USER, store.secret("node_sentinel_password", made)),
+        check=Credentials(acl.CHECK_USER, store.secret("node_check_password", made)),
+    )
+    return Keys(
+        internal=internal,
+        sentinel_password=store.secret("sentinel_password", made),
+        ca_file=tls_files.ca_path(data_dir),
+        authority=authority,
+        leaf_validity=validity.leaf,
+    )
+
+
 def _tools() -> Tools:
     """Sentinel and HAProxy come from Debian's packages; a missing one is a set-up error, said at start.
 
@@ -122,10 +146,13 @@ def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotSched
     os.chmod(data_dir / "state.db", 0o600)
     ensure_credentials(store, data_dir)
     # The installation's CA (DIR/ca.pem, key in DIR/tls/), made once, so `cachefleet ca` has it to show.
-    tls_files.ensure_authority(data_dir, utcnow(), tls_files.Validity(leaf=settings.tls_certificate_validity))
+    validity = tls_files.Validity(leaf=settings.tls_certificate_validity)
+    authority = tls_files.ensure_authority(data_dir, utcnow(), validity)
     engines = discover()
     host = LocalHost(data_dir / "nodes", settings.port_range, settings.node_host)
     credentials = Credentials(ADMIN_USER, store.secret("node_admin_password", lambda: secrets.token_hex(24)))
+    keys = security_keys(store, data_dir, authority, validity)
+    links = Links(keys.client_tls)
     exports = LocalBuckets(settings.exports_path)
     snapshots = SnapshotWorker(
         store=store,
@@ -137,6 +164,7 @@ def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotSched
         address=settings.node_host,
         clock=utcnow,
         rdb_checker=_rdb_checker(),
+        links=links,
     )
     executor = Executor(
         store=store,
@@ -145,11 +173,15 @@ def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotSched
         credentials=credentials,
         address=settings.node_host,
         tools=_tools(),
+        keys=keys,
+        links=links,
+        clock=utcnow,
         down_after_ms=settings.sentinel_down_after_ms,
         seed=snapshots.seed,
     )
     queue: KeyedQueue[ResourceKey] = KeyedQueue()
-    observer = Observer(host=host, probes=EngineProbes(), address=settings.node_host, credentials=credentials)
+    probes = EngineProbes(links, keys.sentinel_password)
+    observer = Observer(host=host, probes=probes, address=settings.node_host, credentials=credentials)
     services = Services(store=store, observer=observer, clock=utcnow, wake=queue.put)
     reconciler = Reconciler(
         store=store,

@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any, Self
 
+from cachefleet.model.security import NONE, Security
+
 Tags = tuple[tuple[str, str], ...]
 
 DEFAULT_MAINTENANCE_WINDOW = "sun:06:00-sun:07:00"  # right after the default snapshot window
@@ -65,6 +67,9 @@ class CacheClusterSpec:
     seed_snapshot: str | None = None
     seed_object: str | None = None
     stored: StoredSettings = StoredSettings()
+    # TLS, AUTH token (hashes only) and user group of a standalone Redis cluster; a group's member
+    # follows its group's (``ReplicationGroupSpec.security``) and keeps the default here.
+    security: Security = NONE
 
     @property
     def num_nodes(self) -> int:
@@ -73,6 +78,7 @@ class CacheClusterSpec:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["created_at"] = self.created_at.isoformat()
+        data["security"] = self.security.to_json()
         return data
 
     @classmethod
@@ -85,6 +91,7 @@ class CacheClusterSpec:
                 "reboot_nodes": tuple(data.get("reboot_nodes", ())),
                 "created_at": datetime.fromisoformat(data["created_at"]),
                 "stored": StoredSettings.from_json(data.get("stored")),
+                "security": Security.from_json(data.get("security")),
             }
         )
 
@@ -118,6 +125,8 @@ class ReplicationGroupSpec:
     snapshotting_cluster_id: str | None = None
     # What the members show (each member's spec carries a copy, as with the parameter group).
     stored: StoredSettings = StoredSettings()
+    # TLS, AUTH token (hashes only) and user group; every member's nodes follow it.
+    security: Security = NONE
 
     @property
     def snapshotting_member(self) -> str | None:
@@ -127,6 +136,7 @@ class ReplicationGroupSpec:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["created_at"] = self.created_at.isoformat()
+        data["security"] = self.security.to_json()
         return data
 
     @classmethod
@@ -138,6 +148,7 @@ class ReplicationGroupSpec:
                 "tags": tuple(tuple(t) for t in data["tags"]),
                 "created_at": datetime.fromisoformat(data["created_at"]),
                 "stored": StoredSettings.from_json(data.get("stored")),
+                "security": Security.from_json(data.get("security")),
             }
         )
 
