@@ -26,7 +26,7 @@ from cachefleet.engines import acl
 from cachefleet.engines.haproxy import ADMIN_SOCKET, ServerState, server_name
 from cachefleet.engines.memcached import MemcachedObservation
 from cachefleet.engines.redis import RedisObservation
-from cachefleet.engines.sentinel import SentinelView
+from cachefleet.engines.sentinel import PING_PERIOD_MS, SentinelView
 from cachefleet.hosts.base import PortRequest, ProcessSpec
 from cachefleet.model.credentials import Credentials
 from cachefleet.model.errors import InsufficientCacheClusterCapacity
@@ -397,8 +397,17 @@ class Fleet:
         for key in sentinel_keys(group_id):
             port = self.host.port_of(key)
             assert port is not None
+            replicas = len(group.spec.members) - 1
             self.probes.sentinel_by_port[port] = SentinelView(
-                ADDRESS, primary_port, frozenset({"master"}), len(group.spec.members) - 1, 2, 2
+                ADDRESS,
+                primary_port,
+                frozenset({"master"}),
+                replicas,
+                2,
+                2,
+                ready_replicas=replicas,
+                connected_peers=2,
+                ping_period_ms=PING_PERIOD_MS,
             )
 
     # -- breaking ------------------------------------------------------------------------------

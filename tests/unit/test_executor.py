@@ -23,6 +23,7 @@ from cachefleet.control.actions import (
 from cachefleet.control.execute import HAPROXY_CONF, REDIS_CONF, SENTINEL_CONF, Executor, Tools
 from cachefleet.control.security import Links
 from cachefleet.engines.installed import EngineBinary
+from cachefleet.engines.sentinel import my_id
 from cachefleet.model.auth_token import TokenState
 from cachefleet.model.errors import Fatal
 from cachefleet.model.nodes import endpoint_key, member_key, node_key, sentinel_keys
@@ -124,6 +125,18 @@ def test_the_group_processes_render_their_configs() -> None:
     sentinel_conf = fleet.host.read_file(sentinel, SENTINEL_CONF)
     assert sentinel_conf is not None
     assert f"sentinel monitor g {ADDRESS} {primary[1]} 2" in sentinel_conf
+    # It knows the group's replicas and its two peers, by the ids they start with, from the start.
+    replicas = sorted(fleet.host.port_of(member_key(m)) or 0 for m in ("g-002", "g-003"))
+    assert [f"sentinel known-replica g {ADDRESS} {p}" for p in replicas] == [
+        line for line in sentinel_conf.splitlines() if line.startswith("sentinel known-replica")
+    ]
+    peers = [
+        f"sentinel known-sentinel g {ADDRESS} {fleet.host.port_of(k)} {my_id(f'g/{k.node_id}')}"
+        for k in sentinel_keys("g")[1:]
+    ]
+    assert peers == [line for line in sentinel_conf.splitlines() if line.startswith("sentinel known-sentinel")]
+    assert f"sentinel myid {my_id(f'g/{sentinel.node_id}')}" in sentinel_conf
+
 
 
 def test_records_and_nodes_go_and_a_retained_primary_leaves_its_group() -> None:

@@ -212,6 +212,23 @@ def test_links_remember_what_answered_and_try_plain_text_first_when_unknown() ->
     assert links.tls_for(ADDRESS, 1) is None
 
 
+def test_links_do_not_try_the_other_transport_when_nothing_listens() -> None:
+    # A refused connection says nothing of the transport; trying TLS next would race a plain-text
+    # process that starts listening meanwhile, and wait out the whole timeout for its answer.
+    tls = ClientTls(Path("/ca.pem"))
+    links = Links(tls)
+    tried: list[ClientTls | None] = []
+
+    async def attempt(option: ClientTls | None) -> str:
+        tried.append(option)
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    with pytest.raises(ConnectionRefusedError):
+        asyncio.run(links.reach(ADDRESS, 1, attempt))
+    assert tried == [None]
+    assert links.options(ADDRESS, 1) == (None, tls)  # still unknown
+
+
 def _executor(fleet: Fleet) -> Executor:
     tools = Tools(sentinel="/usr/bin/redis-sentinel", haproxy="/usr/sbin/haproxy", python="/usr/bin/python3")
     return Executor(

@@ -29,6 +29,7 @@ from cachefleet.control.actions import (
     RestartSentinel,
     SentinelFailover,
     SetEndpointPrimary,
+    SetSentinelPingPeriod,
     SetTransport,
     StartEndpoint,
     StartNode,
@@ -44,7 +45,7 @@ from cachefleet.engines.nodetypes import memory_bytes
 from cachefleet.hosts.base import Host, PortRequest, ProcessSpec
 from cachefleet.model.credentials import Credentials
 from cachefleet.model.errors import Fatal, InsufficientCacheClusterCapacity, Retry
-from cachefleet.model.nodes import READER_SLOT, NodeKey, endpoint_key
+from cachefleet.model.nodes import READER_SLOT, NodeKey, endpoint_key, member_key, sentinel_keys
 from cachefleet.model.security import Security
 from cachefleet.model.specs import CacheClusterSpec
 from cachefleet.model.transit import TransitMode
@@ -185,6 +186,12 @@ class Executor:
                 port = self.host.port_of(node)
                 if port is not None:
                     self.links.record(self.address, port, tls=self._group_security(node).tls)
+            case SetSentinelPingPeriod(node, period_ms):
+                port = self.host.port_of(node)
+                if port is not None:
+                    await sentinel.set_ping_period(
+                        self.address, port, period_ms, password=self.keys.sentinel_password, tls=self._tls(port)
+                    )
             case SyncAcl(node, users, present):
                 await self._sync_acl(node, users, present)
             case SetTransport(node, current):
@@ -354,12 +361,14 @@ class Executor:
             # Sentinel logs in to the nodes as its own internal user, allowed only what it sends.
             admin_user=self.keys.internal.sentinel.user,
             admin_password=self.keys.internal.sentinel.password,
-            my_id=sentinel.my_id(f"{group_id}/{node.node_id}"),
+            my_id=sentinel.my_id(f"{group_id}/{node.node_id}"),  # as ``_peers_of`` names it
             down_after_ms=self.down_after_ms,
             reconfig_script=node_dir / RECONFIG_SCRIPT,
             # Nobody without it may ask a Sentinel anything, with TLS or without.
             password=self.keys.sentinel_password,
             tls=tls,
+            known_replicas=self._replicas_of(group_id, primary),
+            known_sentinels=self._peers_of(node, group_id),
         )
         # The script flips every primary backend the endpoint has (two with TLS preferred).
         script = sentinel.reconfig_script(self.tools.python, admin_socket, haproxy.ALL_PRIMARY_BACKENDS)
@@ -368,6 +377,26 @@ class Executor:
             files={SENTINEL_CONF: sentinel.render_config(config), **files},
             scripts={RECONFIG_SCRIPT: script},
         )
+
+    def _replicas_of(self, group_id: str, primary: Address) -> tuple[Address, ...]:
+        """The group's members other than ``primary`` that have a port: a Sentinel knows them from
+        its start, also one that starts while a replica is still syncing (it would otherwise list
+        that replica only at its next INFO of the primary, ten seconds later)."""
+        group = GROUPS.find(self.store, group_id)
+        if group is None:
+            return ()
+        ports = (self.host.port_of(member_key(m)) for m in group.spec.members)
+        return tuple(sorted((self.address, p) for p in ports if p is not None and (self.address, p) != primary))
+
+    def _peers_of(self, node: NodeKey, group_id: str) -> tuple[sentinel.KnownSentinel, ...]:
+        """The group's other Sentinels that have a port, by the fixed ids they are started with:
+        known at once instead of through their hello messages (about two seconds)."""
+        peers = []
+        for key in sentinel_keys(group_id):
+            port = self.host.port_of(key)
+            if key != node and port is not None:
+                peers.append(sentinel.KnownSentinel(self.address, port, sentinel.my_id(f"{group_id}/{key.node_id}")))
+        return tuple(peers)
 
     def _process(self, node: NodeKey, replicaof: tuple[str, int] | None) -> ProcessSpec:
         spec = CLUSTERS.get(self.store, node.cluster_id).spec

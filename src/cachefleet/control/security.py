@@ -241,6 +241,11 @@ class Links:
         for option in self.options(address, port):
             try:
                 result = await attempt(option)
+            except ConnectionRefusedError:
+                # Nothing listens, whatever the transport. Trying the other one would race a process
+                # that is just starting: a TLS hello sent to a plain-text port gets no answer (Redis
+                # waits for the end of an inline command) until the whole timeout has passed.
+                raise
             except _TRANSPORT_ERRORS as exc:
                 failure = exc
                 continue

@@ -39,6 +39,7 @@ from cachefleet.control.actions import (
     RestartNode,
     SentinelFailover,
     SetEndpointPrimary,
+    SetSentinelPingPeriod,
     StartEndpoint,
     StartNode,
     StartSentinel,
@@ -48,7 +49,16 @@ from cachefleet.control.observe import EndpointObservation, GroupObservation, No
 from cachefleet.control.planners import params, reboot, security
 from cachefleet.control.planners.nodes import cluster_status, lifecycle_status, node_status, port_held
 from cachefleet.engines.haproxy import ServerState, server_name
-from cachefleet.model.nodes import MEMBER_NODE_ID, PORT_SLOT, READER_SLOT, endpoint_key, member_key, sentinel_keys
+from cachefleet.engines.sentinel import FAST_PING_PERIOD_MS, PING_PERIOD_MS, SentinelView
+from cachefleet.model.nodes import (
+    MEMBER_NODE_ID,
+    PORT_SLOT,
+    READER_SLOT,
+    NodeKey,
+    endpoint_key,
+    member_key,
+    sentinel_keys,
+)
 from cachefleet.model.specs import CacheClusterSpec, ReplicationGroupSpec
 from cachefleet.model.status import PRIMARY, REPLICA, ClusterState, ClusterStatus, GroupState, GroupStatus
 from cachefleet.model.transit import TransitMode
@@ -68,6 +78,11 @@ class _View:
     primary: Address | None
     ports: dict[str, int | None]
     sentinels_watch: bool  # Sentinels run for this group, so they own the roles
+    # Every Sentinel watches the primary, lists the replicas and is connected to every peer: one may
+    # be restarted (security) without leaving the others short of a quorum.
+    sentinels_healthy: bool
+    # ... and is connected to every replica, which reports its link to the primary up: a failover
+    # could promote any of them now. What ``available`` and TestFailover wait for.
     sentinels_ready: bool
     replication_id: str  # what the members of a new group are seeded with (StartNode.replication_id)
 
@@ -126,7 +141,7 @@ def plan(
             spec.id,
             view.primary,
             nodes_moved=secured.transport,
-            healthy=view.sentinels_ready,
+            healthy=view.sentinels_healthy,
             now=moment,
         )
         actions += sentinel_actions
@@ -175,7 +190,7 @@ def plan(
     group_status = replace(
         group_status,
         status=lifecycle_status(status.status, all_ready and not actions),
-        failover_active=spec.automatic_failover and (status.failover_active or view.sentinels_ready),
+        failover_active=spec.automatic_failover and (status.failover_active or view.sentinels_healthy),
         # Kept while the endpoint has no port on its host (its directory was lost): it gets them back.
         primary_endpoint_port=observed.endpoint.port or status.primary_endpoint_port,
         reader_endpoint_port=observed.endpoint.reader_port or status.reader_endpoint_port,
@@ -267,21 +282,25 @@ def _view(
     port = ports.get(primary_id)
     primary = (address, port) if port else None
     watching = spec.automatic_failover and any(s.pid is not None for s in observed.sentinels.values())
-    replicas = len(members) - 1
-    ready = (
+    replicas, peers = len(members) - 1, len(observed.sentinels) - 1
+    views = [s.view for s in observed.sentinels.values()]
+    healthy = (
         spec.automatic_failover
         and primary is not None
-        and len(observed.sentinels) > 0
+        and len(views) > 0
         and all(
-            s.view is not None
-            and (s.view.master_host, s.view.master_port) == primary
-            and s.view.num_replicas >= replicas
-            and s.view.num_other_sentinels >= len(observed.sentinels) - 1
-            and not s.view.flags & {"s_down", "o_down", "failover_in_progress"}
-            for s in observed.sentinels.values()
+            v is not None
+            and (v.master_host, v.master_port) == primary
+            and v.num_replicas >= replicas
+            # Connected, not merely listed: every Sentinel lists its known peers (and replicas) from
+            # its first second, flagged disconnected until it reaches them (``engines.sentinel``).
+            and v.connected_peers >= peers
+            and not v.flags & {"s_down", "o_down", "failover_in_progress"}
+            for v in views
         )
     )
-    return _View(primary_id, primary, ports, watching, ready, replication_id(spec))
+    ready = healthy and all(v is not None and v.ready_replicas >= replicas for v in views)
+    return _View(primary_id, primary, ports, watching, healthy, ready, replication_id(spec))
 
 
 def replication_id(spec: ReplicationGroupSpec) -> str:
@@ -443,7 +462,21 @@ def _converge_sentinels(
             actions.append(AllocatePort(key))
         elif sentinel.pid is None and view.primary is not None and _all_nodes_ready(members, observed, view):
             actions.append(StartSentinel(key, spec.id, view.primary))
+        elif sentinel.view is not None and sentinel.view.ping_period_ms is not None:
+            wanted = _ping_period(key, sentinel.view, observed)
+            if sentinel.view.ping_period_ms != wanted:
+                actions.append(SetSentinelPingPeriod(key, wanted))
     return actions
+
+
+def _ping_period(key: NodeKey, view: SentinelView, observed: GroupObservation) -> int:
+    """Short while a Sentinel is not linked to every peer and they all run: a peer that started after
+    it refused its first connection, and Sentinel tries again only after a ping period. Its default
+    otherwise, so that pings stay at one a second per instance (a dead peer is not worth the retries)."""
+    peers = [s for k, s in observed.sentinels.items() if k != key]
+    if view.connected_peers < len(peers) and all(p.pid is not None for p in peers):
+        return FAST_PING_PERIOD_MS
+    return PING_PERIOD_MS
 
 
 def _all_nodes_ready(members: Members, observed: GroupObservation, view: _View) -> bool:
