@@ -27,6 +27,7 @@ from cachefleet.api.context import Context
 from cachefleet.control import kinds
 from cachefleet.control.actions import ResourceKey
 from cachefleet.control.execute import Executor, Tools
+from cachefleet.control.exits import ExitWatch
 from cachefleet.control.kinds.base import Services
 from cachefleet.control.loop import Reconciler
 from cachefleet.control.observe import EngineProbes, Observer
@@ -182,7 +183,8 @@ def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotSched
     queue: KeyedQueue[ResourceKey] = KeyedQueue()
     probes = EngineProbes(links, keys.sentinel_password)
     observer = Observer(host=host, probes=probes, address=settings.node_host, credentials=credentials)
-    services = Services(store=store, observer=observer, clock=utcnow, wake=queue.put)
+    exits = ExitWatch(queue.put)
+    services = Services(store=store, observer=observer, clock=utcnow, wake=queue.put, watch=exits.watch)
     reconciler = Reconciler(
         store=store,
         executor=executor,

@@ -56,6 +56,13 @@ def parse_account_id(_ctx: click.Context, _param: click.Parameter, value: str | 
     metavar="SECONDS",
     help="How long the certificates of nodes and Sentinels live; renewed with a third left [default: 1 year].",
 )
+@click.option(
+    "--resync-interval",
+    type=click.FloatRange(min=0.1, max=3600),
+    metavar="SECONDS",
+    help="How often every resource is looked at again unasked; a process exit wakes its resource at once "
+    "[default: 1].",
+)
 @pass_state
 def server(
     state: CliState,
@@ -65,6 +72,7 @@ def server(
     azs: tuple[str, ...] | None,
     port_range: tuple[int, int] | None,
     tls_certificate_validity: int | None,
+    resync_interval: float | None,
 ) -> None:
     """Run the control plane in the foreground; node processes outlive it."""
     settings = build_settings(
@@ -75,6 +83,7 @@ def server(
         azs=azs,
         port_range=port_range,
         tls_certificate_validity=tls_certificate_validity,
+        resync_interval=resync_interval,
     )
     # Imported here so that the API verbs do not pay for loading the whole server.
     from cachefleet.wiring import run_server  # noqa: PLC0415
@@ -91,6 +100,7 @@ def build_settings(
     azs: tuple[str, ...] | None,
     port_range: tuple[int, int] | None,
     tls_certificate_validity: int | None = None,
+    resync_interval: float | None = None,
 ) -> Settings:
     """Settings from the flags given; a flag left out keeps the default that Settings defines."""
     given: dict[str, Any] = {
@@ -103,5 +113,6 @@ def build_settings(
         "tls_certificate_validity": (
             dt.timedelta(seconds=tls_certificate_validity) if tls_certificate_validity is not None else None
         ),
+        "resync_interval": resync_interval,
     }
     return Settings(**{name: value for name, value in given.items() if value is not None})

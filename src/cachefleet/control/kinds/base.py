@@ -18,8 +18,8 @@ records, their status type and their lifecycle table:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -35,15 +35,22 @@ from cachefleet.store.sqlite import Store
 Generations = dict[ResourceKey, int]  # the spec generation of each record a pass read
 
 
+def _unwatched(owner: ResourceKey, pids: Iterable[int]) -> None:
+    """No exit notification: the periodic resync finds exited processes."""
+
+
 @dataclass(frozen=True)
 class Services:
-    """What every kind may use: the store, a way to look at processes, the clock, and ``wake``, which
-    puts a resource on the reconciler's queue (a group when one of its members changed, say)."""
+    """What every kind may use: the store, a way to look at processes, the clock, ``wake``, which
+    puts a resource on the reconciler's queue (a group when one of its members changed, say), and
+    ``watch``, which wakes a resource the moment one of the processes it observed running exits
+    (``control.exits``)."""
 
     store: Store
     observer: Observer
     clock: Callable[[], datetime]
     wake: Callable[[ResourceKey], None]
+    watch: Callable[[ResourceKey, Iterable[int]], None] = field(default=_unwatched)
 
     def now(self) -> str:
         return self.clock().isoformat()

@@ -62,7 +62,9 @@ class ClusterKind(PlannedKind[ClusterLoad, dict[NodeKey, NodeObservation]]):
 
     async def observe(self, loaded: ClusterLoad) -> dict[NodeKey, NodeObservation]:
         spec = loaded.cluster.spec
-        return await observe_nodes(self._services.observer, cluster_planner.node_keys(spec), engine=spec.engine)
+        observed = await observe_nodes(self._services.observer, cluster_planner.node_keys(spec), engine=spec.engine)
+        self._services.watch((self.name, spec.id), [o.pid for o in observed.values() if o.pid is not None])
+        return observed
 
     def plan(self, loaded: ClusterLoad, observed: dict[NodeKey, NodeObservation]) -> Plan:
         cluster = loaded.cluster

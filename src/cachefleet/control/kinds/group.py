@@ -69,7 +69,11 @@ class GroupKind(PlannedKind[GroupLoad, GroupObservation]):
 
     async def observe(self, loaded: GroupLoad) -> GroupObservation:
         spec = loaded.group.spec
-        return await observe_group(self._services.observer, spec.id, list(loaded.members), engine=spec.engine)
+        observed = await observe_group(self._services.observer, spec.id, list(loaded.members), engine=spec.engine)
+        pids = [observed.endpoint.pid, *(n.pid for n in observed.nodes.values())]
+        pids += [s.pid for s in observed.sentinels.values()]
+        self._services.watch((self.name, spec.id), [pid for pid in pids if pid is not None])
+        return observed
 
     def plan(self, loaded: GroupLoad, observed: GroupObservation) -> Plan:
         group = loaded.group

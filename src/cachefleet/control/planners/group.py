@@ -9,7 +9,8 @@ Rules that protect data, each learnt the hard way (docs/architecture.md section 
   config it would come back as an empty master and its replicas would copy the emptiness;
 - the group is ``available`` only once every replica reports ``master_link_status:up`` (Redis counts
   a replica as connected before it has any data), its endpoint routes to the primary, and, with
-  automatic failover, every Sentinel watches the primary and all of its replicas;
+  automatic failover, every Sentinel watches the primary and has reached all of its replicas and
+  peers (it lists the ones it knows from its config before it has reached them);
 - the primary endpoint takes writes only to the node named primary: every other server of its
   backend is kept in maintenance, so a restarted or demoted node never gets a write through it.
 
