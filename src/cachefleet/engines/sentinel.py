@@ -4,7 +4,9 @@ A cluster-mode-disabled group runs three sentinels (one per AZ, quorum 2) that w
 promote a replica when it fails. ``render_config`` is pure, as for Redis nodes; unlike a node, a
 sentinel rewrites its own file (known replicas and peers, epochs, the current primary), so the file
 must be writable and a re-rendered file should name the current primary. A fixed ``sentinel myid``
-lets a restarted sentinel keep its identity, so its peers do not accumulate ghosts.
+lets a restarted sentinel keep its identity, so its peers do not accumulate ghosts, and lets each
+sentinel's config name its peers (``known-sentinel``) beside the group's replicas (``known-replica``):
+it needs no discovery, only to connect, which the probe tells apart from merely listing them.
 
 The probes use one short-lived connection each (raw RESP, ``engines.resp``), without retries. A
 Sentinel may require a password (``SentinelConfig.password``: then nobody without it can ask for a
