@@ -188,10 +188,12 @@ def plan(
             user_group_ids=spec.security.user_group_ids,
             acl_fingerprint=secure.fingerprint,
         )
+    # Setting a Sentinel's ping period back to its default does not hold the group up.
+    settled = all(isinstance(a, SetSentinelPingPeriod) for a in actions)
     group_status = replace(
         group_status,
-        status=lifecycle_status(status.status, all_ready and not actions),
-        failover_active=spec.automatic_failover and (status.failover_active or view.sentinels_healthy),
+        status=lifecycle_status(status.status, all_ready and settled),
+        failover_active=spec.automatic_failover and (status.failover_active or view.sentinels_ready),
         # Kept while the endpoint has no port on its host (its directory was lost): it gets them back.
         primary_endpoint_port=observed.endpoint.port or status.primary_endpoint_port,
         reader_endpoint_port=observed.endpoint.reader_port or status.reader_endpoint_port,
