@@ -9,23 +9,126 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shlex
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from cachefleet.engines import nodetypes
 
 # Connections memcached accepts; ElastiCache's default max_simultaneous_connections is 65000, which
 # would need a raised RLIMIT_NOFILE; 4096 fits the usual soft limit.
 _MAX_CONNECTIONS = 4096
 
+ASCII_AUTH = "ascii"  # memcached -Y: the first ``set`` of a connection carries "user password"
+SASL_AUTH = "sasl"  # memcached -S: SASL PLAIN over the binary protocol
+AUTH_FILE = "auth"  # -Y's "user:password" lines, in the node dir (0600)
+SASL_USERS = "sasl-users"  # the same lines, turned into a sasldb by the start script
+SASL_CONF = "memcached.conf"  # Cyrus SASL's config for the application "memcached"
+SASL_DB = "sasldb2"
+START_SCRIPT = "start-memcached"
+CERT_FILE = "node.crt"
+KEY_FILE = "node.key"
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """Everything one node's command line is made of.
+
+    ``auth``: None, ``ASCII_AUTH`` or ``SASL_AUTH``; each forces memcached's one protocol (ASCII or
+    binary), so ``binding_protocol`` is left out then. ``tls``: (certificate chain, key) paths.
+    """
+
+    port: int
+    bind: str
+    memory_mb: int
+    threads: int = 4
+    parameters: Mapping[str, str] = field(default_factory=dict)
+    tls: tuple[str, str] | None = None
+    auth: str | None = None
+    auth_file: str | None = None  # -Y's file (ASCII_AUTH)
+
 
 def argv(binary: str, *, port: int, bind: str, memory_mb: int, extra: Sequence[str] = ()) -> tuple[str, ...]:
-    """The command line of one node; it runs in the foreground (no ``-d``) under the host driver."""
+    """The command line the reconciler starts nodes with today (``node_argv`` takes over from it)."""
     args = [binary, "-p", str(port), "-l", bind, "-m", str(memory_mb), "-U", "0", "-c", str(_MAX_CONNECTIONS)]
+    if os.geteuid() == 0:
+        args += ["-u", "root"]
+    return (*args, *extra)
+
+
+def node_argv(binary: str, config: NodeConfig) -> tuple[str, ...]:
+    """The command line of one node; it runs in the foreground (no ``-d``) under the host driver."""
+    args = [binary, "-p", str(config.port), "-l", config.bind, "-m", str(config.memory_mb)]
+    args += ["-t", str(config.threads), "-U", "0", "-c", str(_MAX_CONNECTIONS)]
     # memcached refuses to run as root unless told which user to be; staying root is what we want
     # there (the control plane already is), so say so rather than switch to an account that may
     # not be able to read the node dir.
     if os.geteuid() == 0:
         args += ["-u", "root"]
-    return (*args, *extra)
+    flags, options = parameter_flags(config.parameters)
+    if config.auth is not None:
+        flags = [f for f in flags if f[0] != "-B"]
+        flags.append(("-Y", config.auth_file or AUTH_FILE) if config.auth == ASCII_AUTH else ("-S",))
+    if config.tls is not None:
+        cert, key = config.tls
+        flags.append(("-Z",))
+        options.append(f"ssl_chain_cert={cert},ssl_key={key}")
+    for flag in flags:
+        args += flag
+    if options:
+        args += ["-o", ",".join(options)]
+    return tuple(args)
+
+
+def auth_lines(users: Sequence[tuple[str, str]]) -> str:
+    """Pure: the "user:password" lines of -Y's file (also the input of the SASL start script)."""
+    return "".join(f"{user}:{password}\n" for user, password in users)
+
+
+def sasl_conf(node_dir: str) -> str:
+    """Cyrus SASL's config for memcached: PLAIN against a sasldb in the node dir."""
+    return f"mech_list: plain\nsasldb_path: {node_dir}/{SASL_DB}\n"
+
+
+def sasl_start_script(node_argv: Sequence[str]) -> str:
+    """A shell script that builds the node's sasldb from its user file, then becomes memcached.
+
+    The sasldb is made on the node's own host, right before the start, because its realm is the
+    host's name, which memcached and saslpasswd2 agree on only there. The script runs in the node
+    dir (the host driver's working directory), which is how the host still knows the process.
+    """
+    command = " ".join(shlex.quote(a) for a in node_argv)
+    return (
+        "#!/bin/sh\n"
+        "set -eu\n"
+        'PATH="/usr/sbin:/usr/bin:/sbin:/bin:$PATH"\n'
+        'export SASL_CONF_PATH="$PWD"\n'
+        f"rm -f {SASL_DB}\n"
+        "while IFS=: read -r user password; do\n"
+        f'  printf %s "$password" | saslpasswd2 -p -a memcached -c -f "$PWD/{SASL_DB}" "$user"\n'
+        f"done < {SASL_USERS}\n"
+        f"chmod 600 {SASL_DB}\n"
+        f"exec {command}\n"
+    )
+
+
+def node_resources(node_type: str, values: Mapping[str, str]) -> tuple[int, int]:
+    """Pure: (item memory in MB, worker threads) of a node, as ElastiCache sizes them.
+
+    Memory is the node type's (``max_cache_memory``) less ``memcached_connections_overhead``;
+    threads are its vCPUs (``num_threads``, a node-type-specific parameter that no group changes).
+    An unknown node type gets memcached's own defaults (64 MB, 4 threads).
+    """
+    memory = (nodetypes.memory_bytes(node_type) or 64 << 20) >> 20
+    overhead = _int(values.get("memcached_connections_overhead"), 0)
+    return max(1, memory - overhead), nodetypes.vcpus(node_type) or 4
+
+
+def _int(text: str | None, default: int) -> int:
+    try:
+        return int(text) if text is not None else default
+    except ValueError:
+        return default
 
 
 # Boolean parameters (0/1) that add a flag when set to 1, and those that memcached 1.6 has on by
@@ -34,21 +137,28 @@ _FLAGS_WHEN_ON = {"cas_disabled": "-C", "error_on_memory_exhausted": "-M", "disa
 _OPTIONS_ON_BY_DEFAULT = ("lru_crawler", "lru_maintainer", "maxconns_fast", "slab_reassign")
 
 
-def parameter_args(values: Mapping[str, str]) -> tuple[str, ...]:
-    """Pure: the command-line flags a node's effective memcached1.6 parameters stand for."""
-    args: list[str] = []
+def parameter_flags(values: Mapping[str, str]) -> tuple[list[tuple[str, ...]], list[str]]:
+    """Pure: the flags (each with its value) and ``-o`` options a node's memcached1.6 parameters stand for."""
+    flags: list[tuple[str, ...]] = []
     for name, flag in (("max_item_size", "-I"), ("chunk_size", "-n"), ("chunk_size_growth_factor", "-f")):
         if name in values:
-            args += [flag, values[name]]
+            flags.append((flag, values[name]))
     if "binding_protocol" in values:
-        args += ["-B", values["binding_protocol"]]
-    args += [flag for name, flag in _FLAGS_WHEN_ON.items() if values.get(name) == "1"]
+        flags.append(("-B", values["binding_protocol"]))
+    flags += [(flag,) for name, flag in _FLAGS_WHEN_ON.items() if values.get(name) == "1"]
     options = [f"no_{name}" for name in _OPTIONS_ON_BY_DEFAULT if values.get(name) == "0"]
     if values.get("track_sizes") == "1":
         options.append("track_sizes")
     for name in ("hash_algorithm", "slab_automove", "idle_timeout"):
         if name in values:
             options.append(f"{name}={values[name]}")
+    return flags, options
+
+
+def parameter_args(values: Mapping[str, str]) -> tuple[str, ...]:
+    """Pure: the command-line flags a node's effective memcached1.6 parameters stand for."""
+    flags, options = parameter_flags(values)
+    args = [part for flag in flags for part in flag]
     if options:
         args += ["-o", ",".join(options)]
     return tuple(args)
