@@ -69,10 +69,25 @@ class Processes:
     def memcached(self, *extra: str, port: int | None = None, threads: int = 2, memory_mb: int = 32) -> int:
         """A memcached node on a new port (returned once it accepts connections)."""
         port = port or free_port()
-        config = memcached.NodeConfig(port=port, bind=BIND, memory_mb=memory_mb, threads=threads)
-        self.spawn([*memcached.node_argv("memcached", config), *extra], cwd=self.root / f"mc-{port}")
-        wait_until(lambda: accepting(port), 10, what=f"memcached on {port}")
-        return port
+        return self.node(memcached.NodeConfig(port=port, bind=BIND, memory_mb=memory_mb, threads=threads), extra)
+
+    def node(
+        self, config: memcached.NodeConfig, extra: Sequence[str] = (), users: Sequence[tuple[str, str]] = ()
+    ) -> int:
+        """A node as the control plane starts one: its files in its dir, SASL through the start script."""
+        directory = self.root / f"mc-{config.port}"
+        directory.mkdir(parents=True, exist_ok=True)
+        argv = [*memcached.node_argv("memcached", config), *extra]
+        if config.auth == memcached.ASCII_AUTH:
+            (directory / memcached.AUTH_FILE).write_text(memcached.auth_lines(users))
+        if config.auth == memcached.SASL_AUTH:
+            (directory / memcached.SASL_USERS).write_text(memcached.auth_lines(users))
+            (directory / memcached.SASL_CONF).write_text(memcached.sasl_conf(str(directory)))
+            (directory / memcached.START_SCRIPT).write_text(memcached.sasl_start_script(argv))
+            argv = ["/bin/sh", str(directory / memcached.START_SCRIPT)]
+        self.spawn(argv, cwd=directory)
+        wait_until(lambda: accepting(config.port), 10, what=f"memcached on {config.port}")
+        return config.port
 
     def endpoint(self, config: ce.ServerConfig, name: str = "endpoint") -> tuple[Path, int]:
         """A configuration endpoint process serving ``config``; returns its file and its PID."""

@@ -180,8 +180,8 @@ def argv(python: str, config_path: Path) -> tuple[str, ...]:
 async def probe(
     host: str,
     port: int,
-    timeout: float = 1.0,
-    tls: ssl.SSLContext | None = None,  # noqa: ASYNC109
+    timeout: float = 1.0,  # noqa: ASYNC109
+    tls: ssl.SSLContext | None = None,
 ) -> tuple[int, tuple[Member, ...]] | None:
     """What the endpoint lists now, or None when it cannot be reached or answers otherwise.
 
