@@ -6,7 +6,6 @@ membership or kill a node restore what they changed (or run last in the module).
 
 from __future__ import annotations
 
-import signal
 import socket
 import struct
 from collections.abc import Iterator
@@ -138,7 +137,7 @@ def test_membership_and_version_change_on_reload_without_restart(trio: Trio) -> 
         assert is_alive(trio.pid)  # the same process, reloaded in place
     finally:
         trio.serve(replace(trio.config, endpoints=(replace(before, version=3),)))
-        trio.processes.kill(trio.processes.pid_on(extra), signal.SIGTERM)
+        trio.processes.kill(trio.processes.pid_on(extra))
     assert _version(before.port) == 3
 
 
