@@ -24,25 +24,36 @@ and every node.
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import bisect
+import functools
 import hashlib
 import logging
+import math
 import socket
 import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pymemcache.client.base import Client, PooledClient
-from pymemcache.exceptions import MemcacheClientError, MemcacheError, MemcacheUnexpectedCloseError
+from pymemcache.exceptions import (
+    MemcacheClientError,
+    MemcacheError,
+    MemcacheServerError,
+    MemcacheUnexpectedCloseError,
+)
 
 __all__ = [
     "ClusterConfig",
     "DiscoveryError",
     "KetamaRing",
     "MemcachedClient",
+    "MemcachedStore",
     "NoNodeAvailable",
     "discover",
     "parse_cluster_config",
@@ -479,3 +490,196 @@ def _address(spec: str | Address) -> Address:
     if not sep or not port.isdigit():
         raise ValueError(f"not a host:port address: {spec!r}")
     return host.strip("[]"), int(port)
+
+
+class MemcachedStore:
+    """`CacheStore` on a `MemcachedClient`, for `Cache` (cache-aside, write-through, invalidation)
+    and `SessionStore`, as they run on Redis.
+
+    pymemcache blocks, so every call runs in a worker thread: several with a pooled client
+    (`use_pooling=True`), one otherwise (a plain pymemcache client is not thread-safe). Build the
+    client without a `serde`: the patterns store bytes of their own.
+
+    What Memcached cannot do as Redis does, and what is done instead:
+
+    * No multi-key atomicity (a value, its lock and its tags may live on different nodes). A load
+      stores its result only after claiming its lock with `cas`, and takes the value back if an
+      invalidation deleted the lock meanwhile; a reader may see the old value for that moment.
+    * No sets: a tag's members are appended to one item (`append`, `add` for the first), and
+      invalidation empties it with `gets`/`cas`, so a member appended meanwhile is never lost.
+      A value whose membership cannot be recorded (the item reached the node's item size) is
+      not stored at all, so a tag never misses a value.
+    * Keys longer than 250 bytes, or with spaces, control or non-ASCII characters, are stored
+      under `cf:<sha256>`; TTLs are whole seconds (rounded up).
+    """
+
+    errors: tuple[type[BaseException], ...] = (MemcacheError, OSError)
+
+    _CLAIM_SECONDS = 5  # how long a load's claim on its lock lasts if the process dies mid-store
+    _THIRTY_DAYS = 30 * 24 * 3600  # memcached reads a larger exptime as a unix time
+
+    def __init__(self, client: MemcachedClient, *, max_workers: int | None = None) -> None:
+        self.client = client
+        workers = max_workers if max_workers is not None else (8 if client.use_pooling else 1)
+        if workers > 1 and not client.use_pooling:
+            raise ValueError("several workers need a pooled client (MemcachedClient(use_pooling=True))")
+        self._executor = ThreadPoolExecutor(workers, thread_name_prefix="memcached-store")
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+
+    # -- CacheStore --------------------------------------------------------------------------
+
+    async def read(self, key: str) -> bytes | None:
+        return await self._call(self._get, key)
+
+    async def get(self, key: str) -> bytes | None:
+        return await self._call(self._get, key)
+
+    async def get_and_touch(self, key: str, px: int) -> bytes | None:
+        return await self._call(self._get_and_touch, key, px)
+
+    async def set(self, key: str, value: bytes, px: int) -> None:
+        await self._call(self._set, key, value, px)
+
+    async def add(self, key: str, value: bytes, px: int) -> bool:
+        return await self._call(self._add, key, value, px)
+
+    async def delete(self, *keys: str) -> int:
+        return await self._call(self._delete, keys)
+
+    async def incr(self, key: str) -> int:
+        return await self._call(self._incr, key)
+
+    async def store_if_locked(
+        self, key: str, lock: str, *, token: str, payload: bytes, px: int, tag_keys: Sequence[str]
+    ) -> bool:
+        return await self._call(
+            self._store_if_locked, key, lock, token=token, payload=payload, px=px, tag_keys=tag_keys
+        )
+
+    async def store_and_unlock(self, key: str, lock: str, *, payload: bytes, px: int, tag_keys: Sequence[str]) -> bool:
+        return await self._call(self._store_and_unlock, key, lock, payload, px, tag_keys)
+
+    async def release(self, lock: str, token: str) -> None:
+        await self._call(self._release, lock, token)
+
+    async def pop_members(self, tag_key: str, count: int) -> list[str]:
+        return await self._call(self._pop_members, tag_key, count)
+
+    # -- blocking implementations (worker threads) ---------------------------------------------
+
+    def _get(self, key: str) -> bytes | None:
+        value = self.client.get(_key(key))
+        return None if value is None else bytes(value)
+
+    def _get_and_touch(self, key: str, px: int) -> bytes | None:
+        value = self._get(key)
+        if value is not None:
+            self.client.touch(_key(key), self._expire(px), noreply=False)
+        return value
+
+    def _set(self, key: str, value: bytes, px: int) -> None:
+        self.client.set(_key(key), value, self._expire(px), noreply=False)
+
+    def _add(self, key: str, value: bytes, px: int) -> bool:
+        return self.client.add(_key(key), value, self._expire(px), noreply=False)
+
+    def _delete(self, keys: Sequence[str]) -> int:
+        return sum(1 for key in keys if self.client.delete(_key(key), noreply=False))
+
+    def _incr(self, key: str) -> int:
+        name = _key(key)
+        for _ in range(3):
+            value = self.client.incr(name, 1)
+            if value is not None:
+                return value
+            self.client.add(name, b"0", 0, noreply=False)  # first use; another caller may win the add
+        raise MemcacheError(f"cannot increment {key!r}")
+
+    def _store_if_locked(
+        self, key: str, lock: str, *, token: str, payload: bytes, px: int, tag_keys: Sequence[str]
+    ) -> bool:
+        lock_name = _key(lock)
+        held, cas_token = self.client.gets(lock_name)
+        if held != token.encode():
+            return False
+        claim = b"storing:" + token.encode()
+        if not self.client.cas(lock_name, claim, cas_token, self._CLAIM_SECONDS, noreply=False):
+            return False  # an invalidation deleted (or another load re-took) the lock meanwhile
+        if not self._record(tag_keys, key):
+            self.client.delete(lock_name, noreply=False)
+            return False
+        self.client.set(_key(key), payload, self._expire(px), noreply=False)
+        if self.client.get(lock_name) != claim:
+            # Invalidated while we stored: the value may be older than the invalidation.
+            self.client.delete(_key(key), noreply=False)
+            return False
+        self.client.delete(lock_name, noreply=False)
+        return True
+
+    def _store_and_unlock(self, key: str, lock: str, payload: bytes, px: int, tag_keys: Sequence[str]) -> bool:
+        if not self._record(tag_keys, key):
+            self.client.delete(_key(key), noreply=False)
+            self.client.delete(_key(lock), noreply=False)
+            return False
+        self.client.set(_key(key), payload, self._expire(px), noreply=False)
+        self.client.delete(_key(lock), noreply=False)
+        return True
+
+    def _release(self, lock: str, token: str) -> None:
+        lock_name = _key(lock)
+        if self.client.get(lock_name) == token.encode():
+            self.client.delete(lock_name, noreply=False)
+
+    def _record(self, tag_keys: Sequence[str], key: str) -> bool:
+        """Append ``key`` to every tag's member list; False when one could not take it."""
+        member = _member(key)
+        for tag_key in tag_keys:
+            name = _key(tag_key)
+            try:
+                if self.client.append(name, b" " + member, noreply=False):
+                    continue
+                if self.client.add(name, member, 0, noreply=False):
+                    continue
+                if self.client.append(name, b" " + member, noreply=False):  # lost the add to another writer
+                    continue
+            except MemcacheServerError:  # the list reached the item size limit
+                pass
+            return False
+        return True
+
+    def _pop_members(self, tag_key: str, count: int) -> list[str]:
+        name = _key(tag_key)
+        for _ in range(20):
+            value, cas_token = self.client.gets(name)
+            if not value:
+                return []
+            members = bytes(value).split()
+            rest = b" ".join(members[count:])
+            if self.client.cas(name, rest, cas_token, 0, noreply=False):
+                return [_unmember(m) for m in members[:count]]
+        raise MemcacheError(f"tag {tag_key!r} keeps changing; try again")
+
+    def _expire(self, px: int) -> int:
+        seconds = max(1, math.ceil(px / 1000))
+        return seconds if seconds <= self._THIRTY_DAYS else int(time.time()) + seconds
+
+
+def _key(key: str) -> str:
+    """A valid memcached key for ``key``: itself when it is one, else ``cf:<sha256>``."""
+    if len(key) <= 250 and key.isascii() and key.isprintable() and " " not in key:
+        return key
+    return "cf:" + hashlib.sha256(key.encode()).hexdigest()
+
+
+def _member(key: str) -> bytes:
+    """A key as one space-free word of a tag's member list."""
+    return base64.urlsafe_b64encode(key.encode()).rstrip(b"=")
+
+
+def _unmember(word: bytes) -> str:
+    return base64.urlsafe_b64decode(word + b"=" * (-len(word) % 4)).decode()
