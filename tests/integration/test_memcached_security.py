@@ -26,7 +26,8 @@ from cachefleet.engines import memcached
 pytestmark = pytest.mark.integration
 
 TOKEN = "s3cret-Token-0123456789"
-USERS = (("default", TOKEN),)
+ADMIN = ("cachefleet-admin", "admin-0123456789abcdef")
+USERS = (("default", TOKEN), ADMIN)
 UNAUTHENTICATED = b"CLIENT_ERROR unauthenticated\r\n"
 
 
@@ -172,3 +173,20 @@ def test_sasl_refuses_wrong_passwords_and_ascii_clients(setup: Setup) -> None:
     assert (
         exchange(setup.sasl_endpoint, b"config get cluster\r\n", until=b"\r\n") == b"CLIENT_ERROR unauthenticated\r\n"
     )
+
+
+@pytest.mark.anyio
+async def test_the_control_plane_probe_reaches_every_kind_of_node(setup: Setup) -> None:
+    tls = memcached.Access(tls=setup.ca.client_context())
+    ascii_ = memcached.Access(auth=memcached.ASCII_AUTH, user=ADMIN[0], password=ADMIN[1])
+    sasl = memcached.Access(auth=memcached.SASL_AUTH, user=ADMIN[0], password=ADMIN[1])
+    for port, access in ((setup.tls_node, tls), (setup.ascii_node, ascii_), (setup.sasl_node, sasl)):
+        observed = await memcached.probe(BIND, port, access=access)
+        assert observed is not None
+        assert observed.version.startswith("1.6")
+        assert observed.limit_maxbytes == 16 << 20
+    # Without the right access a node is not observed (rather than misread).
+    assert await memcached.probe(BIND, setup.tls_node) is None
+    wrong = memcached.Access(auth=memcached.SASL_AUTH, user=ADMIN[0], password="wrong")
+    assert await memcached.probe(BIND, setup.sasl_node, access=wrong) is None
+    assert await memcached.probe(BIND, setup.ascii_node, access=memcached.Access(auth=memcached.ASCII_AUTH)) is None

@@ -1,7 +1,13 @@
-"""Memcached nodes: the command line for one node, and a probe over the ASCII protocol.
+"""Memcached nodes: the command line for one node, and a probe.
 
-Memcached has no config file; everything is on its command line. The probe speaks the protocol
-directly (``version``, ``stats``) on one short connection, with one deadline for the whole exchange.
+Memcached has no config file; everything is on its command line (``NodeConfig``): item memory and
+worker threads from the node type (``node_resources``), the ``memcached1.6`` parameters, TLS with
+the installation's certificates (``-Z``), and authentication, either memcached's ASCII
+authentication (``-Y``, a file of "user:password" lines) or SASL PLAIN over the binary protocol
+(``-S``, a sasldb that ``sasl_start_script`` builds on the node's host before it starts memcached).
+
+The probe speaks the protocol directly (``version``, ``stats``; the binary protocol for SASL nodes)
+on one short connection, with one deadline for the whole exchange.
 """
 
 from __future__ import annotations
@@ -10,6 +16,8 @@ import asyncio
 import contextlib
 import os
 import shlex
+import ssl
+import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -178,27 +186,90 @@ class MemcachedObservation:
     get_misses: int
 
 
+@dataclass(frozen=True)
+class Access:
+    """How the control plane reaches a node: TLS (a context trusting the installation's CA) and
+    its own credentials when the node requires authentication (``ASCII_AUTH`` or ``SASL_AUTH``)."""
+
+    tls: ssl.SSLContext | None = None
+    auth: str | None = None
+    user: str = ""
+    password: str = ""
+
+
+PLAIN = Access()
+
+
 # One deadline for connect + both answers; the ``timeout`` parameter is the caller's budget for it.
-async def probe(host: str, port: int, timeout: float = 1.0) -> MemcachedObservation | None:  # noqa: ASYNC109
+async def probe(
+    host: str,
+    port: int,
+    timeout: float = 1.0,  # noqa: ASYNC109
+    access: Access = PLAIN,
+) -> MemcachedObservation | None:
     """What the node reports now, or None when it cannot be reached or answers unexpectedly."""
     writer: asyncio.StreamWriter | None = None
     try:
         async with asyncio.timeout(timeout):
-            reader, writer = await asyncio.open_connection(host, port)
+            reader, writer = await asyncio.open_connection(
+                host, port, ssl=access.tls, server_hostname=host if access.tls is not None else None
+            )
+            if access.auth == SASL_AUTH:
+                return await _binary_probe(reader, writer, access)
+            if access.auth == ASCII_AUTH:
+                secret = f"{access.user} {access.password}".encode()
+                writer.write(b"set auth 0 0 %d\r\n%s\r\n" % (len(secret), secret))
             writer.write(b"version\r\nstats\r\n")
             await writer.drain()
+            if access.auth == ASCII_AUTH and await reader.readuntil(b"\r\n") != b"STORED\r\n":
+                return None
             version_line = (await reader.readuntil(b"\r\n")).decode(errors="replace")
             stats_text = (await reader.readuntil(b"END\r\n")).decode(errors="replace")
-    except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+    except (OSError, TimeoutError, ssl.SSLError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
         return None
     finally:
         if writer is not None:
             writer.close()
-            with contextlib.suppress(OSError):  # the peer may have reset; closing is all we want
+            with contextlib.suppress(OSError, ssl.SSLError):  # the peer may have reset; closing is all we want
                 await writer.wait_closed()
     if not version_line.startswith("VERSION "):
         return None
     return observation_from_stats(version_line.removeprefix("VERSION ").strip(), parse_stats(stats_text))
+
+
+# The binary protocol, for nodes with SASL (memcached -S speaks nothing else).
+_HEADER = struct.Struct(">BBHBBHIIQ")
+_SASL_AUTH, _VERSION, _STAT = 0x21, 0x0B, 0x10
+
+
+def _binary_request(opcode: int, key: bytes = b"", value: bytes = b"") -> bytes:
+    return _HEADER.pack(0x80, opcode, len(key), 0, 0, 0, len(key) + len(value), 0, 0) + key + value
+
+
+async def _binary_reply(reader: asyncio.StreamReader) -> tuple[int, bytes, bytes]:
+    """(status, key, value) of the next reply."""
+    _, _, key_length, extras, _, status, body, _, _ = _HEADER.unpack(await reader.readexactly(_HEADER.size))
+    data = await reader.readexactly(body)
+    return status, data[extras : extras + key_length], data[extras + key_length :]
+
+
+async def _binary_probe(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, access: Access
+) -> MemcachedObservation | None:
+    plain = b"\0%s\0%s" % (access.user.encode(), access.password.encode())
+    writer.write(_binary_request(_SASL_AUTH, b"PLAIN", plain) + _binary_request(_VERSION) + _binary_request(_STAT))
+    await writer.drain()
+    status, _, _ = await _binary_reply(reader)
+    if status != 0:
+        return None
+    _, _, version = await _binary_reply(reader)
+    stats: dict[str, str] = {}
+    while True:  # one reply per statistic, then one with an empty key
+        _, key, value = await _binary_reply(reader)
+        if not key:
+            break
+        stats[key.decode(errors="replace")] = value.decode(errors="replace")
+    return observation_from_stats(version.decode(errors="replace"), stats)
 
 
 def parse_stats(text: str) -> dict[str, str]:
