@@ -1,0 +1,335 @@
+"""Memcached: our cluster client against pymemcache's HashClient, a node against a hand-started
+memcached, and the share of keys that move when a node is added. Side by side, in one run.
+
+Run from the repository root (``tests.support`` must be importable)::
+
+    PYTHONPATH=. .venv/bin/python bench/memcached.py --trials 5 [--json]
+
+One ``cachefleet server`` and one Memcached cluster (``NumCacheNodes=3``, ``cache.t4g.micro``) serve
+the whole run.
+
+1. **Client throughput.** ``cachefleet_client.memcached.MemcachedClient``, bootstrapped from the
+   cluster's configuration endpoint, against pymemcache's ``HashClient`` given the three node
+   addresses by hand (its default hashing, default options). One thread each, one command at a
+   time: ``--ops`` sets of 100-byte values over as many keys, then as many gets. Target: ours at
+   0.9x of HashClient's throughput or better.
+2. **Node throughput.** ``memcaslap`` (libmemcached-tools: 2 threads, 32 connections, 90 % get,
+   10 % set, 64-byte values, ``--seconds`` each) against node 0001 of the cluster and against a
+   ``memcached`` this script starts by hand with the very argv the node runs with (read from
+   ``/proc``), on another port. Target: 0.95x or better.
+3. **Keys remapped when a node is added.** 100,000 keys; the client's node for each before and
+   after one node joins a cluster of N (N = 3 through the cluster itself, and N = 10 with nodes
+   started by hand behind a configuration endpoint of the same code). Target: at most 1.2/(N+1).
+
+Trials alternate the two sides (the order flips every trial); tables show medians and the spread.
+The machine is shared with other work: compare ratios, not absolute numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from pymemcache.client.hash import HashClient
+from tests.support.server import ServerProcess
+
+from bench._common import LOOPBACK, free_port, stop_process, unwind_on_sigterm, wait_for
+from cachefleet.engines import config_endpoint as ce
+from cachefleet_client.memcached import KetamaRing, MemcachedClient
+
+MEMASLAP = "/usr/bin/memcaslap"
+CLUSTER = "bench-mc"
+VALUE = b"v" * 100
+KEYS_FOR_REMAP = 100_000
+TARGET_CLIENT = 0.9
+TARGET_NODE = 0.95
+
+
+def ratio(ours: list[float], theirs: list[float]) -> dict[str, Any]:
+    """Throughputs (higher is better): medians, spread, and ours/theirs of the medians."""
+    return {
+        "trials": len(ours),
+        "ours_median": round(statistics.median(ours)),
+        "theirs_median": round(statistics.median(theirs)),
+        "ours_min": round(min(ours)),
+        "ours_max": round(max(ours)),
+        "theirs_min": round(min(theirs)),
+        "theirs_max": round(max(theirs)),
+        "ratio": round(statistics.median(ours) / statistics.median(theirs), 3),
+    }
+
+
+# -- the cluster -------------------------------------------------------------------------------
+
+
+def create_cluster(server: ServerProcess) -> list[tuple[str, int]]:
+    client = server.client()
+    client.create_cache_cluster(
+        CacheClusterId=CLUSTER, Engine="memcached", NumCacheNodes=3, CacheNodeType="cache.t4g.micro"
+    )
+
+    def available() -> bool:
+        cluster = client.describe_cache_clusters(CacheClusterId=CLUSTER)["CacheClusters"][0]
+        return bool(cluster["CacheClusterStatus"] == "available")
+
+    wait_for(available, "the cluster to be available", timeout=120)
+    cluster = client.describe_cache_clusters(CacheClusterId=CLUSTER, ShowCacheNodeInfo=True)["CacheClusters"][0]
+    return [(n["Endpoint"]["Address"], int(n["Endpoint"]["Port"])) for n in cluster["CacheNodes"]]
+
+
+def configuration_endpoint(server: ServerProcess) -> tuple[str, int] | None:
+    """The cluster's configuration endpoint, if it answers ``config get cluster``."""
+    cluster = server.client().describe_cache_clusters(CacheClusterId=CLUSTER)["CacheClusters"][0]
+    endpoint = cluster.get("ConfigurationEndpoint")
+    if not endpoint or not ce_answers(int(endpoint["Port"])):
+        return None
+    return endpoint["Address"], int(endpoint["Port"])
+
+
+@contextmanager
+def endpoint_process(work: Path, nodes: list[tuple[str, int]], name: str) -> Iterator[tuple[Path, int, Any]]:
+    """A configuration endpoint process of our own code, for nodes this script started itself."""
+    path = work / f"{name}.json"
+    port = free_port()
+    members = tuple(ce.Member(h, h, p) for h, p in nodes)
+    path.write_text(ce.ServerConfig((ce.Endpoint(name, LOOPBACK, port, 1, members),)).to_json())
+    log = (work / f"{name}.log").open("ab")
+    process = subprocess.Popen(
+        list(ce.argv(sys.executable, path)), stdout=log, stderr=log, start_new_session=True, cwd=work
+    )
+    log.close()
+    try:
+        wait_for(lambda: ce_answers(port), f"endpoint {name}", timeout=30)
+        yield path, port, process
+    finally:
+        stop_process(process)
+
+
+def ce_answers(port: int) -> bool:
+    import asyncio  # noqa: PLC0415  # only this probe is async
+
+    return asyncio.run(ce.probe(LOOPBACK, port)) is not None
+
+
+@contextmanager
+def hand_started(argv: list[str], work: Path) -> Iterator[subprocess.Popen[bytes]]:
+    log = (work / f"memcached-{argv[argv.index('-p') + 1]}.log").open("ab")
+    process = subprocess.Popen(argv, stdout=log, stderr=log, start_new_session=True, cwd=work)
+    log.close()
+    try:
+        port = int(argv[argv.index("-p") + 1])
+        wait_for(lambda: stats_ok(port), f"memcached on {port}", timeout=30)
+        yield process
+    finally:
+        stop_process(process)
+
+
+def stats_ok(port: int) -> bool:
+    try:
+        with socket.create_connection((LOOPBACK, port), timeout=0.5) as conn:
+            conn.sendall(b"version\r\n")
+            return conn.recv(64).startswith(b"VERSION ")
+    except OSError:
+        return False
+
+
+# -- 1. client throughput ------------------------------------------------------------------------
+
+
+def client_rates(client: Any, ops: int, prefix: str) -> tuple[float, float]:
+    """(sets per second, gets per second), one command at a time."""
+    keys = [f"{prefix}:{i}" for i in range(ops)]
+    start = time.perf_counter()
+    for key in keys:
+        client.set(key, VALUE, noreply=False)
+    sets = ops / (time.perf_counter() - start)
+    start = time.perf_counter()
+    for key in keys:
+        if client.get(key) is None:
+            raise RuntimeError(f"{key} missing")
+    gets = ops / (time.perf_counter() - start)
+    return sets, gets
+
+
+def bench_clients(endpoint: tuple[str, int], nodes: list[tuple[str, int]], trials: int, ops: int) -> dict[str, Any]:
+    ours = MemcachedClient(endpoint)
+    theirs = HashClient(nodes)
+    rates: dict[str, list[float]] = {"ours_set": [], "ours_get": [], "theirs_set": [], "theirs_get": []}
+    try:
+        for trial in range(trials):
+            sides: list[tuple[str, Any]] = [("ours", ours), ("theirs", theirs)]
+            for name, client in sides if trial % 2 == 0 else sides[::-1]:
+                sets, gets = client_rates(client, ops, f"{name}{trial}")
+                rates[f"{name}_set"].append(sets)
+                rates[f"{name}_get"].append(gets)
+    finally:
+        ours.close()
+        theirs.close()
+    return {
+        "set": ratio(rates["ours_set"], rates["theirs_set"]),
+        "get": ratio(rates["ours_get"], rates["theirs_get"]),
+    }
+
+
+# -- 2. node throughput --------------------------------------------------------------------------
+
+_TPS = re.compile(r"Run time: [\d.]+s Ops: \d+ TPS: (\d+)")
+
+
+def memaslap(port: int, seconds: int) -> float:
+    argv = [MEMASLAP, "-s", f"{LOOPBACK}:{port}", "-T", "2", "-c", "32", "-t", f"{seconds}s", "-X", "64"]
+    done = subprocess.run(argv, capture_output=True, timeout=seconds + 60, check=False, stdin=subprocess.DEVNULL)
+    match = _TPS.search(done.stdout.decode(errors="replace"))
+    if done.returncode != 0 or match is None:
+        raise RuntimeError(f"memaslap failed ({done.returncode}): {done.stdout[-300:]!r} {done.stderr[-300:]!r}")
+    return float(match.group(1))
+
+
+def node_argv(server: ServerProcess) -> list[str]:
+    pid = server.member_pids()[f"{CLUSTER}/0001"]
+    return Path(f"/proc/{pid}/cmdline").read_bytes().decode().rstrip("\0").split("\0")
+
+
+def bench_node(server: ServerProcess, node_port: int, work: Path, trials: int, seconds: int) -> dict[str, Any]:
+    argv = node_argv(server)
+    port = free_port()
+    hand = [*argv]
+    hand[hand.index("-p") + 1] = str(port)
+    tps: dict[str, list[float]] = {"ours": [], "theirs": []}
+    with hand_started(hand, work):
+        for trial in range(trials):
+            sides = [("ours", node_port), ("theirs", port)]
+            for name, target in sides if trial % 2 == 0 else sides[::-1]:
+                tps[name].append(memaslap(target, seconds))
+    return {"argv": " ".join(argv[1:]), **ratio(tps["ours"], tps["theirs"])}
+
+
+# -- 3. remapped keys ----------------------------------------------------------------------------
+
+
+def remapped_share(client: MemcachedClient, grow: Callable[[], None]) -> tuple[int, float]:
+    """(nodes before, share of keys whose node changed) when ``grow`` adds one node."""
+    keys = [f"remap:{i}" for i in range(KEYS_FOR_REMAP)]
+    before = [client.node_for(k) for k in keys]
+    count = len(client.nodes)
+    grow()
+    wait_for(lambda: client.refresh() or len(client.nodes) == count + 1, "the client to see the new node", 30)
+    moved = sum(1 for k, b in zip(keys, before, strict=True) if client.node_for(k) != b)
+    return count, moved / len(keys)
+
+
+def bench_remap(work: Path, first: list[tuple[str, int]], extra: int) -> dict[str, Any]:
+    """N = len(first) + extra nodes (the extra ones started here) behind an endpoint of our code."""
+    results: dict[str, Any] = {}
+    started: list[subprocess.Popen[bytes]] = []
+    try:
+        nodes = list(first)
+        for _ in range(extra + 1):
+            port = free_port()
+            log = (work / f"remap-{port}.log").open("ab")
+            started.append(
+                subprocess.Popen(
+                    ["memcached", "-p", str(port), "-l", LOOPBACK, "-m", "16", "-t", "1", "-U", "0", "-u", "root"],
+                    stdout=log,
+                    stderr=log,
+                    start_new_session=True,
+                    cwd=work,
+                )
+            )
+            log.close()
+            nodes.append((LOOPBACK, port))
+        joining = nodes.pop()
+        with endpoint_process(work, nodes, f"remap{len(nodes)}") as (path, port, process):
+            client = MemcachedClient((LOOPBACK, port), poll_interval=3600)
+
+            def grow() -> None:
+                members = tuple(ce.Member(h, h, p) for h, p in [*nodes, joining])
+                path.write_text(ce.ServerConfig((ce.Endpoint("remap", LOOPBACK, port, 2, members),)).to_json())
+                process.send_signal(ce.RELOAD_SIGNAL)
+
+            count, share = remapped_share(client, grow)
+            client.close()
+        results = {"nodes": count, "share": round(share, 4), "target": round(1.2 / (count + 1), 4)}
+        results["ideal"] = round(1 / (count + 1), 4)
+        results["target_met"] = share <= 1.2 / (count + 1)
+    finally:
+        for process in started:
+            stop_process(process)
+    return results
+
+
+def ring_only(count: int) -> float:
+    """The same measurement on the ring alone (no processes), for larger N."""
+    nodes = [f"10.0.0.{i}:11211" for i in range(count)]
+    before, after = KetamaRing(nodes), KetamaRing([*nodes, "10.0.1.1:11211"])
+    keys = [f"remap:{i}" for i in range(KEYS_FOR_REMAP)]
+    return sum(1 for k in keys if before.get_node(k) != after.get_node(k)) / len(keys)
+
+
+# -- main ----------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trials", type=int, default=5)
+    parser.add_argument("--ops", type=int, default=20_000, help="sets (then gets) per client per trial")
+    parser.add_argument("--seconds", type=int, default=3, help="memaslap run time per trial")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    unwind_on_sigterm()
+    report: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-memcached-") as tmp:
+        work = Path(tmp)
+        server = ServerProcess(work / "cf")
+        try:
+            server.start()
+            nodes = create_cluster(server)
+            endpoint = configuration_endpoint(server)
+            if endpoint is None:
+                # A control plane without configuration endpoints: run one of our code by hand.
+                with endpoint_process(work, nodes, CLUSTER) as (_, port, _):
+                    report["client"] = bench_clients((LOOPBACK, port), nodes, args.trials, args.ops)
+            else:
+                report["client"] = bench_clients(endpoint, nodes, args.trials, args.ops)
+            report["node"] = bench_node(server, nodes[0][1], work, args.trials, args.seconds)
+            report["remap"] = [bench_remap(work, nodes, 0), bench_remap(work, nodes, 7)]
+            report["remap_ring_only"] = {n: round(ring_only(n), 4) for n in (20, 39)}
+        finally:
+            server.cleanup()
+    print_report(report)
+    if args.json:
+        print(json.dumps(report, sort_keys=True))
+    return 0
+
+
+def print_report(report: dict[str, Any]) -> None:
+    print("1. client throughput, ops/s (one thread, one command at a time; median of trials)")
+    print(f"   {'':4} {'MemcachedClient':>16} {'HashClient':>12} {'ratio':>7}  target >= {TARGET_CLIENT}")
+    for op in ("set", "get"):
+        r = report["client"][op]
+        print(f"   {op:4} {r['ours_median']:>16,} {r['theirs_median']:>12,} {r['ratio']:>7.3f}")
+    r = report["node"]
+    print("2. node throughput, memaslap TPS (90% get / 10% set; median of trials)")
+    print(f"   {'cachefleet node':>16} {'hand-started':>12} {'ratio':>7}  target >= {TARGET_NODE}")
+    print(f"   {r['ours_median']:>16,} {r['theirs_median']:>12,} {r['ratio']:>7.3f}")
+    print(f"   flags: {r['argv']}")
+    print("3. share of keys remapped when one node joins N")
+    for r in report["remap"]:
+        print(f"   N={r['nodes']:<3} {r['share']:.4f}  (ideal {r['ideal']:.4f}, target <= {r['target']:.4f})")
+    for n, share in report["remap_ring_only"].items():
+        print(f"   N={n:<3} {share:.4f}  (ring only; target <= {1.2 / (n + 1):.4f})")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
