@@ -8,7 +8,8 @@ cd "$root"
 
 # postgresql: the database behind the demo and the client library's LISTEN/NOTIFY tests.
 # sasl2-bin: saslpasswd2, which builds the sasldb of a Memcached node with SASL authentication.
-debian_packages=(redis-server redis-sentinel redis-tools memcached sasl2-bin haproxy postgresql python3 python3-venv python3-pip)
+# libmemcached-tools: memcaslap, the load generator of bench/memcached.py.
+debian_packages=(redis-server redis-sentinel redis-tools memcached sasl2-bin libmemcached-tools haproxy postgresql python3 python3-venv python3-pip)
 
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
