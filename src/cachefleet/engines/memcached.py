@@ -184,6 +184,12 @@ class MemcachedObservation:
     evictions: int
     get_hits: int
     get_misses: int
+    # ``stats settings``: what the node runs with (threads, memory, the live parameters' values).
+    settings: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def threads(self) -> int:
+        return int(self.settings.get("num_threads", "0") or 0)
 
 
 @dataclass(frozen=True)
@@ -219,12 +225,13 @@ async def probe(
             if access.auth == ASCII_AUTH:
                 secret = f"{access.user} {access.password}".encode()
                 writer.write(b"set auth 0 0 %d\r\n%s\r\n" % (len(secret), secret))
-            writer.write(b"version\r\nstats\r\n")
+            writer.write(b"version\r\nstats\r\nstats settings\r\n")
             await writer.drain()
             if access.auth == ASCII_AUTH and await reader.readuntil(b"\r\n") != b"STORED\r\n":
                 return None
             version_line = (await reader.readuntil(b"\r\n")).decode(errors="replace")
             stats_text = (await reader.readuntil(b"END\r\n")).decode(errors="replace")
+            settings_text = (await reader.readuntil(b"END\r\n")).decode(errors="replace")
     except (OSError, TimeoutError, ssl.SSLError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
         return None
     finally:
@@ -234,7 +241,8 @@ async def probe(
                 await writer.wait_closed()
     if not version_line.startswith("VERSION "):
         return None
-    return observation_from_stats(version_line.removeprefix("VERSION ").strip(), parse_stats(stats_text))
+    version = version_line.removeprefix("VERSION ").strip()
+    return observation_from_stats(version, parse_stats(stats_text), parse_stats(settings_text))
 
 
 # The binary protocol, for nodes with SASL (memcached -S speaks nothing else).
@@ -257,19 +265,29 @@ async def _binary_probe(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, access: Access
 ) -> MemcachedObservation | None:
     plain = b"\0%s\0%s" % (access.user.encode(), access.password.encode())
-    writer.write(_binary_request(_SASL_AUTH, b"PLAIN", plain) + _binary_request(_VERSION) + _binary_request(_STAT))
+    writer.write(
+        _binary_request(_SASL_AUTH, b"PLAIN", plain)
+        + _binary_request(_VERSION)
+        + _binary_request(_STAT)
+        + _binary_request(_STAT, b"settings")
+    )
     await writer.drain()
     status, _, _ = await _binary_reply(reader)
     if status != 0:
         return None
     _, _, version = await _binary_reply(reader)
+    stats, settings = await _binary_stats(reader), await _binary_stats(reader)
+    return observation_from_stats(version.decode(errors="replace"), stats, settings)
+
+
+async def _binary_stats(reader: asyncio.StreamReader) -> dict[str, str]:
+    """One reply per statistic, then one with an empty key."""
     stats: dict[str, str] = {}
-    while True:  # one reply per statistic, then one with an empty key
+    while True:
         _, key, value = await _binary_reply(reader)
         if not key:
-            break
+            return stats
         stats[key.decode(errors="replace")] = value.decode(errors="replace")
-    return observation_from_stats(version.decode(errors="replace"), stats)
 
 
 def parse_stats(text: str) -> dict[str, str]:
@@ -282,7 +300,9 @@ def parse_stats(text: str) -> dict[str, str]:
     return stats
 
 
-def observation_from_stats(version: str, stats: Mapping[str, str]) -> MemcachedObservation:
+def observation_from_stats(
+    version: str, stats: Mapping[str, str], settings: Mapping[str, str] | None = None
+) -> MemcachedObservation:
     def number(name: str) -> int:
         try:
             return int(stats.get(name, "0"))
@@ -300,4 +320,62 @@ def observation_from_stats(version: str, stats: Mapping[str, str]) -> MemcachedO
         evictions=number("evictions"),
         get_hits=number("get_hits"),
         get_misses=number("get_misses"),
+        settings=dict(settings or {}),
     )
+
+
+# -- parameters a running node changes ---------------------------------------------------------
+
+# memcached1.6 parameters that memcached changes at run time, without a restart (the others are
+# start-up flags: ``requires-reboot``).
+LIVE_PARAMETERS = ("slab_automove", "lru_crawler")
+
+
+def live_commands(wanted: Mapping[str, str], settings: Mapping[str, str]) -> tuple[str, ...]:
+    """Pure: the commands that bring a running node's live parameters (``stats settings``) to
+    ``wanted``; none for a setting the node does not report."""
+    commands: list[str] = []
+    automove = wanted.get("slab_automove")
+    if automove is not None and settings.get("slab_automove", automove) != automove:
+        commands.append(f"slabs automove {automove}")
+    crawler = wanted.get("lru_crawler")
+    if crawler is not None:
+        on = crawler == "1"
+        if settings.get("lru_crawler", "yes" if on else "no") != ("yes" if on else "no"):
+            commands.append("lru_crawler enable" if on else "lru_crawler disable")
+    return tuple(commands)
+
+
+async def apply_live(
+    host: str,
+    port: int,
+    commands: Sequence[str],
+    access: Access = PLAIN,
+    timeout: float = 2.0,  # noqa: ASYNC109
+) -> bool:
+    """Run ``commands`` on a node (ASCII protocol; nodes with SASL take no live changes); True
+    when each answered ``OK``."""
+    if not commands or access.auth == SASL_AUTH:
+        return not commands
+    writer: asyncio.StreamWriter | None = None
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(
+                host, port, ssl=access.tls, server_hostname=host if access.tls is not None else None
+            )
+            if access.auth == ASCII_AUTH:
+                secret = f"{access.user} {access.password}".encode()
+                writer.write(b"set auth 0 0 %d\r\n%s\r\n" % (len(secret), secret))
+            writer.write(b"".join(c.encode() + b"\r\n" for c in commands))
+            await writer.drain()
+            if access.auth == ASCII_AUTH and await reader.readuntil(b"\r\n") != b"STORED\r\n":
+                return False
+            answers = [await reader.readuntil(b"\r\n") for _ in commands]
+    except (OSError, TimeoutError, ssl.SSLError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+        return False
+    finally:
+        if writer is not None:
+            writer.close()
+            with contextlib.suppress(OSError, ssl.SSLError):
+                await writer.wait_closed()
+    return all(a == b"OK\r\n" for a in answers)
