@@ -8,7 +8,9 @@ SASL), plain sockets for what must be refused.
 from __future__ import annotations
 
 import contextlib
+import socket
 import ssl
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -190,3 +192,31 @@ async def test_the_control_plane_probe_reaches_every_kind_of_node(setup: Setup) 
     wrong = memcached.Access(auth=memcached.SASL_AUTH, user=ADMIN[0], password="wrong")
     assert await memcached.probe(BIND, setup.sasl_node, access=wrong) is None
     assert await memcached.probe(BIND, setup.ascii_node, access=memcached.Access(auth=memcached.ASCII_AUTH)) is None
+
+
+def test_binary_config_get_needs_sasl_first(setup: Setup) -> None:
+    header = struct.Struct(">BBHBBHIIQ")
+
+    def request(opcode: int, key: bytes = b"", value: bytes = b"", opaque: int = 0) -> bytes:
+        return header.pack(0x80, opcode, len(key), 0, 0, 0, len(key) + len(value), opaque, 0) + key + value
+
+    def replies(conn: socket.socket, count: int) -> list[tuple[int, int, bytes]]:
+        data, found = b"", []
+        while len(found) < count:
+            data += conn.recv(65536)
+            while len(data) >= 24 and len(data) >= 24 + header.unpack_from(data)[6]:
+                _, opcode, _, extras, _, status, body, _, _ = header.unpack_from(data)
+                found.append((opcode, status, data[24 + extras : 24 + body]))
+                data = data[24 + body :]
+        return found
+
+    config_get = request(0x60, b"cluster")
+    with socket.create_connection((BIND, setup.sasl_endpoint), timeout=2) as conn:
+        conn.sendall(config_get)
+        ((opcode, status, _),) = replies(conn, 1)
+        assert (opcode, status) == (0x60, 0x20)  # auth error
+        # SASL pipelined with the config get: the node's verdict comes first, then our answer.
+        conn.sendall(request(0x21, b"PLAIN", b"\0default\0" + TOKEN.encode()) + config_get)
+        (auth, config) = replies(conn, 2)
+    assert auth[:2] == (0x21, 0)
+    assert config == (0x60, 0, ce.payload(1, (ce.Member(BIND, BIND, setup.sasl_node),)))

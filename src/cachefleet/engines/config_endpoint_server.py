@@ -18,10 +18,11 @@ told apart by the first byte of a connection) so that an answer given here lands
 a pipeline: when anything is in flight to the node, a no-op (``mn`` / binary NOOP) goes to the node
 instead, and its reply is replaced by ours.
 
-Authentication, when the cluster requires it, is checked here too before anything is answered or
-forwarded: ASCII authentication (the first ``set`` carries "user password"; the node gets the same
-``set`` on the upstream connection, whose reply is swallowed), or SASL over the binary protocol
-(the exchange is forwarded to the node, and its verdict read on the way back).
+Authentication, when the cluster requires it, is checked here too before anything is answered:
+ASCII authentication (the first ``set`` carries "user password", checked here; the node gets the
+same ``set`` on the upstream connection, and its reply is swallowed), or SASL over the binary
+protocol (the exchange is forwarded to the node, which refuses anything else until it succeeds,
+and its verdict is read on the way back before a binary config get is answered).
 
 Standard library only (uvloop when installed): this process must not depend on the control plane.
 """
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import logging
 import signal
@@ -65,12 +67,11 @@ _NOOP, _SASL_AUTH, _SASL_STEP, _BINARY_CONFIG_GET = 0x0A, 0x21, 0x22, 0x60
 _STATUS_AUTH_ERROR = 0x20
 _NOOP_REQUEST = _HEADER.pack(_REQUEST, _NOOP, 0, 0, 0, 0, 0, 0, 0)
 _BINARY_QUIT = (0x07, 0x17)
-_SASL_OPCODES = (0x20, _SASL_AUTH, _SASL_STEP)  # list mechanisms, authenticate, step
 
 # What the reply to each no-op sent to the node stands for, in order.
 _CLIENT = object()  # the client's own no-op: relay the node's reply
 _SWALLOW = object()  # ours, after the replayed authentication: drop everything up to it
-Reply = bytes | object
+Reply = bytes | Callable[[], bytes] | object
 
 
 class Listener:
@@ -281,10 +282,11 @@ class Session:
                         out += frame
                     break
                 if opcode == _BINARY_CONFIG_GET:
-                    self._binary_answer(self._binary_config(opaque), out)
-                elif not self.authenticated and opcode not in _SASL_OPCODES:
-                    self._binary_answer(_binary_error(opcode, opaque, _STATUS_AUTH_ERROR), out)
+                    # Answered once the replies before it are in: a SASL exchange pipelined ahead
+                    # of it has been decided by then.
+                    self._binary_answer(functools.partial(self._binary_config, opaque), out)
                 else:
+                    # The node itself refuses whatever an unauthenticated client sends it.
                     if opcode == _NOOP:
                         self.replies.append(_CLIENT)
                     out += frame
@@ -306,9 +308,9 @@ class Session:
         header = _HEADER.pack(_RESPONSE, _BINARY_CONFIG_GET, 0, len(extras), 0, 0, len(extras) + len(data), opaque, 0)
         return header + extras + data
 
-    def _binary_answer(self, reply: bytes, out: bytearray) -> None:
+    def _binary_answer(self, reply: Callable[[], bytes], out: bytearray) -> None:
         if self.up_writer is None and not out:
-            self.writer.write(reply)
+            self.writer.write(reply())
             return
         out += _NOOP_REQUEST
         self.replies.append(reply)
@@ -386,6 +388,8 @@ class Session:
             out += reply
         elif isinstance(meant, bytes):
             out += meant
+        elif callable(meant):
+            out += meant()
 
 
 def _ascii_request_end(buf: bytearray) -> int | None:
