@@ -16,6 +16,7 @@ from typing import Protocol
 
 from cachefleet.engines import haproxy, memcached, redis, sentinel
 from cachefleet.hosts.base import Host
+from cachefleet.model.certificates import Certificates
 from cachefleet.model.credentials import Credentials
 from cachefleet.model.errors import Retry
 from cachefleet.model.nodes import READER_SLOT, NodeKey, endpoint_key, member_key, sentinel_keys
@@ -24,6 +25,7 @@ from cachefleet.model.nodes import READER_SLOT, NodeKey, endpoint_key, member_ke
 # a change that needs a reboot shows as pending until the node really restarts.
 PARAMETERS_FILE = "parameters.json"
 ENDPOINT_INPUTS = "inputs.json"  # what the running endpoint's config was rendered from
+DISCOVERY_INPUTS = ENDPOINT_INPUTS  # the same, for a Memcached configuration endpoint
 
 
 class Probes(Protocol):
@@ -31,7 +33,9 @@ class Probes(Protocol):
 
     async def redis(self, address: str, port: int, credentials: Credentials) -> redis.RedisObservation | None: ...
 
-    async def memcached(self, address: str, port: int) -> memcached.MemcachedObservation | None: ...
+    async def memcached(
+        self, address: str, port: int, access: memcached.Access = memcached.PLAIN
+    ) -> memcached.MemcachedObservation | None: ...
 
     async def sentinel(self, address: str, port: int, group_id: str) -> sentinel.SentinelView | None: ...
 
@@ -46,8 +50,10 @@ class EngineProbes:
     async def redis(self, address: str, port: int, credentials: Credentials) -> redis.RedisObservation | None:
         return await redis.probe(address, port, user=credentials.user, password=credentials.password)
 
-    async def memcached(self, address: str, port: int) -> memcached.MemcachedObservation | None:
-        return await memcached.probe(address, port)
+    async def memcached(
+        self, address: str, port: int, access: memcached.Access = memcached.PLAIN
+    ) -> memcached.MemcachedObservation | None:
+        return await memcached.probe(address, port, access=access)
 
     async def sentinel(self, address: str, port: int, group_id: str) -> sentinel.SentinelView | None:
         return await sentinel.probe(address, port, group_id)
@@ -61,12 +67,14 @@ class EngineProbes:
 
 @dataclass(frozen=True)
 class Observer:
-    """What a pass needs to look: the host, the probes, the address nodes bind to, the admin user."""
+    """What a pass needs to look: the host, the probes, the address nodes bind to, the admin user,
+    and the installation's CA (to reach nodes with in-transit encryption; None on a server without)."""
 
     host: Host
     probes: Probes
     address: str
     credentials: Credentials
+    certificates: Certificates | None = None
 
 
 @dataclass(frozen=True)
@@ -88,7 +96,9 @@ class NodeObservation:
         return self.memcached is not None
 
 
-async def observe_node(observer: Observer, key: NodeKey, *, engine: str) -> NodeObservation:
+async def observe_node(
+    observer: Observer, key: NodeKey, *, engine: str, access: memcached.Access = memcached.PLAIN
+) -> NodeObservation:
     # Inline, not in a worker thread: a few tiny file reads and /proc lookups take microseconds, less
     # than the hop to a thread and back, and this runs for every node on every pass.
     port, pid, taken, parameters_text = _node_files(observer.host, key)
@@ -97,7 +107,8 @@ async def observe_node(observer: Observer, key: NodeKey, *, engine: str) -> Node
     started_with = _parameters(parameters_text)
     probes, address = observer.probes, observer.address
     if engine == "memcached":
-        return NodeObservation(port, pid, memcached=await probes.memcached(address, port), started_with=started_with)
+        observed = await probes.memcached(address, port, access)
+        return NodeObservation(port, pid, memcached=observed, started_with=started_with)
     probe = await probes.redis(address, port, observer.credentials)
     return NodeObservation(port, pid, redis=probe, started_with=started_with)
 
@@ -122,9 +133,35 @@ def _parameters(text: str | None) -> dict[str, str] | None:
     return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else None
 
 
-async def observe_nodes(observer: Observer, keys: list[NodeKey], *, engine: str) -> dict[NodeKey, NodeObservation]:
-    results = await asyncio.gather(*(observe_node(observer, k, engine=engine) for k in keys))
+async def observe_nodes(
+    observer: Observer, keys: list[NodeKey], *, engine: str, access: memcached.Access = memcached.PLAIN
+) -> dict[NodeKey, NodeObservation]:
+    results = await asyncio.gather(*(observe_node(observer, k, engine=engine, access=access) for k in keys))
     return dict(zip(keys, results, strict=True))
+
+
+@dataclass(frozen=True)
+class ConfigEndpointObservation:
+    """A Memcached cluster's configuration endpoint: its port, its process, what it serves now."""
+
+    port: int | None
+    pid: int | None
+    inputs: str | None = None  # DiscoveryInputs.to_json of what it was last given
+
+
+@dataclass(frozen=True)
+class ClusterObservation:
+    nodes: dict[NodeKey, NodeObservation]
+    endpoint: ConfigEndpointObservation | None = None  # Memcached clusters only
+
+
+def observe_config_endpoint(observer: Observer, key: NodeKey) -> ConfigEndpointObservation:
+    """Inline, as in observe_node: a few small file reads."""
+    host = observer.host
+    port, pid = host.port_of(key), host.pid(key)
+    if port is None or pid is None:
+        return ConfigEndpointObservation(port, pid)
+    return ConfigEndpointObservation(port, pid, host.read_file(key, DISCOVERY_INPUTS))
 
 
 @dataclass(frozen=True)

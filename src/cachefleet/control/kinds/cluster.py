@@ -12,16 +12,18 @@ from dataclasses import dataclass
 from cachefleet.control.actions import Plan
 from cachefleet.control.kinds.base import Generations, PlannedKind, Services, taking, wanted_parameters
 from cachefleet.control.kinds.group import restore_message, seed_name, wake_seed
-from cachefleet.control.observe import NodeObservation, observe_nodes
+from cachefleet.control.memcached_processes import access
+from cachefleet.control.observe import ClusterObservation, observe_config_endpoint, observe_nodes
 from cachefleet.control.planners import busy, params
 from cachefleet.control.planners import cluster as cluster_planner
+from cachefleet.engines import memcached
 from cachefleet.model.errors import RestoreFailed
 from cachefleet.model.lifecycle import Event
-from cachefleet.model.nodes import NodeKey
+from cachefleet.model.nodes import config_endpoint_key
 from cachefleet.model.status import ClusterState
 from cachefleet.store import statuses
 from cachefleet.store.kinds import CLUSTERS
-from cachefleet.store.records import CLUSTER, GROUP, Cluster
+from cachefleet.store.records import CLUSTER, GROUP, Cluster, effective_parameters
 
 
 @dataclass(frozen=True)
@@ -30,9 +32,10 @@ class ClusterLoad:
     wanted: params.Wanted
     saving: bool  # a snapshot of it is being taken
     generations: Generations
+    access: memcached.Access = memcached.PLAIN  # how its Memcached nodes are reached (TLS, auth)
 
 
-class ClusterKind(PlannedKind[ClusterLoad, dict[NodeKey, NodeObservation]]):
+class ClusterKind(PlannedKind[ClusterLoad, ClusterObservation]):
     records = CLUSTERS
 
     def __init__(self, services: Services) -> None:
@@ -52,17 +55,31 @@ class ClusterKind(PlannedKind[ClusterLoad, dict[NodeKey, NodeObservation]]):
             return Plan()  # the final snapshot first, then the nodes go
         if not spec.deleting and cluster.status.status == ClusterState.RESTORE_FAILED:
             return None  # nothing to run: the seed was refused; DeleteCacheCluster cleans up
+        reach = memcached.PLAIN
+        if spec.engine == "memcached":
+            observer = self._services.observer
+            _, values = effective_parameters(self._store, spec.engine, spec.engine_version, spec.parameter_group)
+            reach = access(spec, values, observer.credentials, observer.certificates)
         wanted, generations = wanted_parameters(
-            self._store, spec.engine, spec.engine_version, spec.node_type, spec.parameter_group
+            self._store,
+            spec.engine,
+            spec.engine_version,
+            spec.node_type,
+            spec.parameter_group,
+            memcached_live=reach.auth != memcached.SASL_AUTH,
         )
         generations[(CLUSTER, spec.id)] = cluster.generation
-        return ClusterLoad(cluster, wanted, bool(snapshots), generations)
+        return ClusterLoad(cluster, wanted, bool(snapshots), generations, reach)
 
-    async def observe(self, loaded: ClusterLoad) -> dict[NodeKey, NodeObservation]:
-        spec = loaded.cluster.spec
-        return await observe_nodes(self._services.observer, cluster_planner.node_keys(spec), engine=spec.engine)
+    async def observe(self, loaded: ClusterLoad) -> ClusterObservation:
+        spec, observer = loaded.cluster.spec, self._services.observer
+        keys = cluster_planner.node_keys(spec)
+        nodes = await observe_nodes(observer, keys, engine=spec.engine, access=loaded.access)
+        if spec.engine != "memcached":
+            return ClusterObservation(nodes)
+        return ClusterObservation(nodes, observe_config_endpoint(observer, config_endpoint_key(spec.id)))
 
-    def plan(self, loaded: ClusterLoad, observed: dict[NodeKey, NodeObservation]) -> Plan:
+    def plan(self, loaded: ClusterLoad, observed: ClusterObservation) -> Plan:
         cluster = loaded.cluster
         plan = cluster_planner.plan(
             cluster.spec, busy.unbusy(cluster.status), observed, now=self._services.now(), wanted=loaded.wanted
