@@ -18,8 +18,9 @@ the whole run.
    ``memcached`` this script starts by hand with the very argv the node runs with (read from
    ``/proc``), on another port. Target: 0.95x or better.
 3. **Keys remapped when a node is added.** 100,000 keys; the client's node for each before and
-   after one node joins a cluster of N (N = 3 through the cluster itself, and N = 10 with nodes
-   started by hand behind a configuration endpoint of the same code). Target: at most 1.2/(N+1).
+   after ``ModifyCacheCluster NumCacheNodes=N+1`` on a cluster of N (N = 3: the cluster above; N =
+   10: a second cluster), the client following the configuration endpoint. Target: at most
+   1.2/(N+1). The ring alone (no processes) is also measured for N = 20 and 39.
 
 Trials alternate the two sides (the order flips every trial); tables show medians and the spread.
 The machine is shared with other work: compare ratios, not absolute numbers.
@@ -36,7 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,6 @@ from pymemcache.client.hash import HashClient
 from tests.support.server import ServerProcess
 
 from bench._common import LOOPBACK, free_port, stop_process, unwind_on_sigterm, wait_for
-from cachefleet.engines import config_endpoint as ce
 from cachefleet_client.memcached import KetamaRing, MemcachedClient
 
 MEMASLAP = "/usr/bin/memcaslap"
@@ -73,53 +73,29 @@ def ratio(ours: list[float], theirs: list[float]) -> dict[str, Any]:
 # -- the cluster -------------------------------------------------------------------------------
 
 
-def create_cluster(server: ServerProcess) -> list[tuple[str, int]]:
+def create_cluster(server: ServerProcess, cluster_id: str, nodes: int) -> list[tuple[str, int]]:
     client = server.client()
     client.create_cache_cluster(
-        CacheClusterId=CLUSTER, Engine="memcached", NumCacheNodes=3, CacheNodeType="cache.t4g.micro"
+        CacheClusterId=cluster_id, Engine="memcached", NumCacheNodes=nodes, CacheNodeType="cache.t4g.micro"
     )
-
-    def available() -> bool:
-        cluster = client.describe_cache_clusters(CacheClusterId=CLUSTER)["CacheClusters"][0]
-        return bool(cluster["CacheClusterStatus"] == "available")
-
-    wait_for(available, "the cluster to be available", timeout=120)
-    cluster = client.describe_cache_clusters(CacheClusterId=CLUSTER, ShowCacheNodeInfo=True)["CacheClusters"][0]
-    return [(n["Endpoint"]["Address"], int(n["Endpoint"]["Port"])) for n in cluster["CacheNodes"]]
+    wait_for(lambda: available(server, cluster_id), f"cluster {cluster_id} to be available", timeout=120)
+    return node_addresses(server, cluster_id)
 
 
-def configuration_endpoint(server: ServerProcess) -> tuple[str, int] | None:
-    """The cluster's configuration endpoint, if it answers ``config get cluster``."""
-    cluster = server.client().describe_cache_clusters(CacheClusterId=CLUSTER)["CacheClusters"][0]
-    endpoint = cluster.get("ConfigurationEndpoint")
-    if not endpoint or not ce_answers(int(endpoint["Port"])):
-        return None
+def available(server: ServerProcess, cluster_id: str) -> bool:
+    cluster = server.client().describe_cache_clusters(CacheClusterId=cluster_id)["CacheClusters"][0]
+    return bool(cluster["CacheClusterStatus"] == "available")
+
+
+def node_addresses(server: ServerProcess, cluster_id: str) -> list[tuple[str, int]]:
+    described = server.client().describe_cache_clusters(CacheClusterId=cluster_id, ShowCacheNodeInfo=True)
+    return [(n["Endpoint"]["Address"], int(n["Endpoint"]["Port"])) for n in described["CacheClusters"][0]["CacheNodes"]]
+
+
+def configuration_endpoint(server: ServerProcess, cluster_id: str) -> tuple[str, int]:
+    cluster = server.client().describe_cache_clusters(CacheClusterId=cluster_id)["CacheClusters"][0]
+    endpoint = cluster["ConfigurationEndpoint"]
     return endpoint["Address"], int(endpoint["Port"])
-
-
-@contextmanager
-def endpoint_process(work: Path, nodes: list[tuple[str, int]], name: str) -> Iterator[tuple[Path, int, Any]]:
-    """A configuration endpoint process of our own code, for nodes this script started itself."""
-    path = work / f"{name}.json"
-    port = free_port()
-    members = tuple(ce.Member(h, h, p) for h, p in nodes)
-    path.write_text(ce.ServerConfig((ce.Endpoint(name, LOOPBACK, port, 1, members),)).to_json())
-    log = (work / f"{name}.log").open("ab")
-    process = subprocess.Popen(
-        list(ce.argv(sys.executable, path)), stdout=log, stderr=log, start_new_session=True, cwd=work
-    )
-    log.close()
-    try:
-        wait_for(lambda: ce_answers(port), f"endpoint {name}", timeout=30)
-        yield path, port, process
-    finally:
-        stop_process(process)
-
-
-def ce_answers(port: int) -> bool:
-    import asyncio  # noqa: PLC0415  # only this probe is async
-
-    return asyncio.run(ce.probe(LOOPBACK, port)) is not None
 
 
 @contextmanager
@@ -218,55 +194,26 @@ def bench_node(server: ServerProcess, node_port: int, work: Path, trials: int, s
 # -- 3. remapped keys ----------------------------------------------------------------------------
 
 
-def remapped_share(client: MemcachedClient, grow: Callable[[], None]) -> tuple[int, float]:
-    """(nodes before, share of keys whose node changed) when ``grow`` adds one node."""
-    keys = [f"remap:{i}" for i in range(KEYS_FOR_REMAP)]
-    before = [client.node_for(k) for k in keys]
-    count = len(client.nodes)
-    grow()
-    wait_for(lambda: client.refresh() or len(client.nodes) == count + 1, "the client to see the new node", 30)
-    moved = sum(1 for k, b in zip(keys, before, strict=True) if client.node_for(k) != b)
-    return count, moved / len(keys)
-
-
-def bench_remap(work: Path, first: list[tuple[str, int]], extra: int) -> dict[str, Any]:
-    """N = len(first) + extra nodes (the extra ones started here) behind an endpoint of our code."""
-    results: dict[str, Any] = {}
-    started: list[subprocess.Popen[bytes]] = []
+def bench_remap(server: ServerProcess, cluster_id: str) -> dict[str, Any]:
+    """The share of keys whose node changes when the cluster gets one node more (through the API)."""
+    client = MemcachedClient(configuration_endpoint(server, cluster_id), poll_interval=3600)
     try:
-        nodes = list(first)
-        for _ in range(extra + 1):
-            port = free_port()
-            log = (work / f"remap-{port}.log").open("ab")
-            started.append(
-                subprocess.Popen(
-                    ["memcached", "-p", str(port), "-l", LOOPBACK, "-m", "16", "-t", "1", "-U", "0", "-u", "root"],
-                    stdout=log,
-                    stderr=log,
-                    start_new_session=True,
-                    cwd=work,
-                )
-            )
-            log.close()
-            nodes.append((LOOPBACK, port))
-        joining = nodes.pop()
-        with endpoint_process(work, nodes, f"remap{len(nodes)}") as (path, port, process):
-            client = MemcachedClient((LOOPBACK, port), poll_interval=3600)
-
-            def grow() -> None:
-                members = tuple(ce.Member(h, h, p) for h, p in [*nodes, joining])
-                path.write_text(ce.ServerConfig((ce.Endpoint("remap", LOOPBACK, port, 2, members),)).to_json())
-                process.send_signal(ce.RELOAD_SIGNAL)
-
-            count, share = remapped_share(client, grow)
-            client.close()
-        results = {"nodes": count, "share": round(share, 4), "target": round(1.2 / (count + 1), 4)}
-        results["ideal"] = round(1 / (count + 1), 4)
-        results["target_met"] = share <= 1.2 / (count + 1)
+        keys = [f"remap:{i}" for i in range(KEYS_FOR_REMAP)]
+        before = [client.node_for(k) for k in keys]
+        count = len(client.nodes)
+        api = server.client()
+        api.modify_cache_cluster(CacheClusterId=cluster_id, NumCacheNodes=count + 1, ApplyImmediately=True)
+        wait_for(lambda: client.refresh() or len(client.nodes) == count + 1, "the client to see the new node", 60)
+        share = sum(1 for k, b in zip(keys, before, strict=True) if client.node_for(k) != b) / len(keys)
     finally:
-        for process in started:
-            stop_process(process)
-    return results
+        client.close()
+    return {
+        "nodes": count,
+        "share": round(share, 4),
+        "ideal": round(1 / (count + 1), 4),
+        "target": round(1.2 / (count + 1), 4),
+        "target_met": share <= 1.2 / (count + 1),
+    }
 
 
 def ring_only(count: int) -> float:
@@ -294,16 +241,11 @@ def main() -> int:
         server = ServerProcess(work / "cf")
         try:
             server.start()
-            nodes = create_cluster(server)
-            endpoint = configuration_endpoint(server)
-            if endpoint is None:
-                # A control plane without configuration endpoints: run one of our code by hand.
-                with endpoint_process(work, nodes, CLUSTER) as (_, port, _):
-                    report["client"] = bench_clients((LOOPBACK, port), nodes, args.trials, args.ops)
-            else:
-                report["client"] = bench_clients(endpoint, nodes, args.trials, args.ops)
+            nodes = create_cluster(server, CLUSTER, 3)
+            report["client"] = bench_clients(configuration_endpoint(server, CLUSTER), nodes, args.trials, args.ops)
             report["node"] = bench_node(server, nodes[0][1], work, args.trials, args.seconds)
-            report["remap"] = [bench_remap(work, nodes, 0), bench_remap(work, nodes, 7)]
+            create_cluster(server, f"{CLUSTER}-10", 10)
+            report["remap"] = [bench_remap(server, CLUSTER), bench_remap(server, f"{CLUSTER}-10")]
             report["remap_ring_only"] = {n: round(ring_only(n), 4) for n in (20, 39)}
         finally:
             server.cleanup()

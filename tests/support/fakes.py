@@ -167,6 +167,7 @@ class FakeProbes:
 
     def __init__(self) -> None:
         self.redis_by_port: dict[int, RedisObservation] = {}
+        self.silent: set[int] = set()  # ports whose process runs but does not accept connections yet
         self.memcached_by_port: dict[int, MemcachedObservation] = {}
         self.sentinel_by_port: dict[int, SentinelView] = {}
         self.endpoints: dict[Path, dict[str, ServerState]] = {}
@@ -179,6 +180,10 @@ class FakeProbes:
 
     async def sentinel(self, address: str, port: int, group_id: str) -> SentinelView | None:
         return self.sentinel_by_port.get(port)
+
+    async def accepting(self, address: str, port: int) -> bool:
+        return port not in self.silent
+
 
     def endpoint(self, admin_socket: Path) -> dict[str, ServerState] | None:
         servers = self.endpoints.get(admin_socket)

@@ -55,17 +55,14 @@ def _status(
 
 
 def _observed(
-    serving: Sequence[str], down: Sequence[str] = (), *, served: DiscoveryInputs | None
+    serving: Sequence[str], down: Sequence[str] = (), *, served: DiscoveryInputs | None, listening: bool = True
 ) -> ClusterObservation:
     nodes = {node_key("c", n): NodeObservation(31000 + int(n), 100 + int(n), memcached=OBSERVED) for n in serving}
     nodes |= {node_key("c", n): NodeObservation(31000 + int(n), 100 + int(n)) for n in down}
     # No inputs served: the endpoint process is not running (yet).
-    endpoint = (
-        ConfigEndpointObservation(30999, None, None)
-        if served is None
-        else ConfigEndpointObservation(30999, 99, served.to_json())
-    )
-    return ClusterObservation(nodes, endpoint)
+    if served is None:
+        return ClusterObservation(nodes, ConfigEndpointObservation(30999, None, None))
+    return ClusterObservation(nodes, ConfigEndpointObservation(30999, 99, served.to_json(), listening))
 
 
 def _inputs(version: int, *ids: str) -> DiscoveryInputs:
@@ -84,6 +81,16 @@ def test_the_endpoint_starts_with_the_serving_nodes_as_version_one() -> None:
     assert start.inputs == _inputs(1, "0001", "0002")
     status = plan.statuses[("cache-cluster", "c")]  # type: ignore[attr-defined]
     assert (status.discovery, status.config_version, status.configuration_port) == (("0001", "0002"), 1, 30999)
+
+
+def test_a_cluster_is_available_once_its_endpoint_accepts_connections() -> None:
+    spec, status = _spec("0001"), _status(("0001",), 1, "0001", state=ClusterState.CREATING)
+    starting = _plan(spec, status, _observed(["0001"], served=_inputs(1, "0001"), listening=False))
+    assert starting.statuses[("cache-cluster", "c")].status == ClusterState.CREATING  # type: ignore[attr-defined]
+    assert not starting.converged  # type: ignore[attr-defined]
+    ready = _plan(spec, status, _observed(["0001"], served=_inputs(1, "0001")))
+    assert ready.statuses[("cache-cluster", "c")].status == ClusterState.AVAILABLE  # type: ignore[attr-defined]
+    assert [e.message for e in ready.events] == ["Cache cluster created"]  # type: ignore[attr-defined]
 
 
 def test_a_new_node_is_listed_once_it_serves_with_the_next_version() -> None:

@@ -8,6 +8,7 @@ own, so that a whole reconcile pass runs in memory (tests/support/fakes.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -39,6 +40,10 @@ class Probes(Protocol):
 
     async def sentinel(self, address: str, port: int, group_id: str) -> sentinel.SentinelView | None: ...
 
+    async def accepting(self, address: str, port: int) -> bool:
+        """Whether something accepts connections there (a configuration endpoint that has started)."""
+        ...
+
     def endpoint(self, admin_socket: Path) -> dict[str, haproxy.ServerState] | None:
         """The primary backend's servers, by name; None while the proxy starts or reloads."""
         ...
@@ -57,6 +62,17 @@ class EngineProbes:
 
     async def sentinel(self, address: str, port: int, group_id: str) -> sentinel.SentinelView | None:
         return await sentinel.probe(address, port, group_id)
+
+    async def accepting(self, address: str, port: int) -> bool:
+        try:
+            async with asyncio.timeout(1.0):
+                _, writer = await asyncio.open_connection(address, port)
+        except (OSError, TimeoutError):
+            return False
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return True
 
     def endpoint(self, admin_socket: Path) -> dict[str, haproxy.ServerState] | None:
         try:
@@ -147,6 +163,7 @@ class ConfigEndpointObservation:
     port: int | None
     pid: int | None
     inputs: str | None = None  # DiscoveryInputs.to_json of what it was last given
+    serving: bool = False  # it accepts connections
 
 
 @dataclass(frozen=True)
@@ -155,13 +172,13 @@ class ClusterObservation:
     endpoint: ConfigEndpointObservation | None = None  # Memcached clusters only
 
 
-def observe_config_endpoint(observer: Observer, key: NodeKey) -> ConfigEndpointObservation:
-    """Inline, as in observe_node: a few small file reads."""
+async def observe_config_endpoint(observer: Observer, key: NodeKey) -> ConfigEndpointObservation:
     host = observer.host
-    port, pid = host.port_of(key), host.pid(key)
+    port, pid = host.port_of(key), host.pid(key)  # inline, as in observe_node
     if port is None or pid is None:
         return ConfigEndpointObservation(port, pid)
-    return ConfigEndpointObservation(port, pid, host.read_file(key, DISCOVERY_INPUTS))
+    serving = await observer.probes.accepting(observer.address, port)
+    return ConfigEndpointObservation(port, pid, host.read_file(key, DISCOVERY_INPUTS), serving)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ restore failed (``restore-failed``) is left alone until it is deleted.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from cachefleet.control.actions import Plan
@@ -74,10 +75,13 @@ class ClusterKind(PlannedKind[ClusterLoad, ClusterObservation]):
     async def observe(self, loaded: ClusterLoad) -> ClusterObservation:
         spec, observer = loaded.cluster.spec, self._services.observer
         keys = cluster_planner.node_keys(spec)
-        nodes = await observe_nodes(observer, keys, engine=spec.engine, access=loaded.access)
         if spec.engine != "memcached":
-            return ClusterObservation(nodes)
-        return ClusterObservation(nodes, observe_config_endpoint(observer, config_endpoint_key(spec.id)))
+            return ClusterObservation(await observe_nodes(observer, keys, engine=spec.engine))
+        nodes, endpoint = await asyncio.gather(
+            observe_nodes(observer, keys, engine=spec.engine, access=loaded.access),
+            observe_config_endpoint(observer, config_endpoint_key(spec.id)),
+        )
+        return ClusterObservation(nodes, endpoint)
 
     def plan(self, loaded: ClusterLoad, observed: ClusterObservation) -> Plan:
         cluster = loaded.cluster

@@ -94,6 +94,10 @@ def plan(
     )
     new_status = cluster_status(status, nodes)
     events: list[Event] = []
+    discovery: list[Action] = []
+    settled = True
+    if memcached and observed.endpoint is not None:
+        discovery, new_status, events, settled = _discovery(spec, status, new_status, observed)
     if status.status == ClusterState.CREATING and new_status.status == ClusterState.AVAILABLE:
         events.append(Event(spec.id, KIND, "Cache cluster created"))
 
@@ -102,7 +106,9 @@ def plan(
     node_params = {n: c.status for n, c in checks.items()}
     new_status = replace(
         new_status,
-        nodes=tuple(replace(n, parameter_status=node_params[n.node_id]) for n in new_status.nodes),
+        nodes=tuple(
+            replace(n, parameter_status=node_params.get(n.node_id, n.parameter_status)) for n in new_status.nodes
+        ),
         parameter_apply_status=params.apply_status(node_params.values()),
     )
     if config_actions and status.status == ClusterState.MODIFYING:
@@ -111,12 +117,6 @@ def plan(
         Event(spec.id, KIND, m)
         for m in params.events(status.parameter_apply_status, new_status.parameter_apply_status, node_params)
     ]
-
-    discovery: list[Action] = []
-    settled = True
-    if memcached and observed.endpoint is not None:
-        discovery, new_status, found, settled = _discovery(spec, status, new_status, observed)
-        events += found
 
     ready = {k.node_id: _ready(spec, observed_nodes[k]) for k in keys}
     taken = reboot.step(spec, status, ready, may_restart=not config_actions)
@@ -176,10 +176,10 @@ def _discovery(
     actions += [RemoveNode(k) for k in gone]
     events += [Event(spec.id, KIND, f"Removed cache node {k.node_id}") for k in gone]
     remaining = tuple(n for n in previous.nodes if n.node_id not in azs and n.node_id not in {k.node_id for k in gone})
-    settled = not actions and not remaining and set(listed) == set(azs)
+    settled = not actions and endpoint.serving and not remaining and set(listed) == set(azs)
     state = status.status
-    if previous.status == ClusterState.MODIFYING and not settled:
-        state = ClusterState.MODIFYING  # a change of node count ends once discovery has caught up
+    if previous.status in (ClusterState.CREATING, ClusterState.MODIFYING) and not settled:
+        state = previous.status  # created or resized once discovery serves every node
     new_status = replace(
         status,
         status=state,
