@@ -1,6 +1,7 @@
-"""cachefleet_client's MemcachedClient, and a third-party auto-discovery client, against real processes:
-three memcached nodes behind a configuration endpoint process, membership changed as the control
-plane changes it (the endpoint's file rewritten, then its reload signal)."""
+"""cachefleet_client's MemcachedClient against real processes: three memcached nodes behind a
+configuration endpoint process, membership changed as the control plane changes it (the endpoint's
+file rewritten, then its reload signal). A third-party client is tested against a cluster of the
+API in test_memcached_clusters.py."""
 
 from __future__ import annotations
 
@@ -146,36 +147,3 @@ def test_client_rides_over_a_node_loss_and_its_replacement_on_the_same_port(clus
             what="the replaced node back in the ring",
         )
     assert _holders(cluster, keys)[victim] > 0
-
-
-def test_a_third_party_auto_discovery_client_works_unchanged(cluster: Cluster) -> None:
-    """django-elastipymemcache (pymemcache-based, maintained), as a Django project configures it."""
-    django = pytest.importorskip("django")
-    from django.conf import settings  # noqa: PLC0415  # Django's settings exist only once configured
-
-    if not settings.configured:
-        settings.configure(
-            CACHES={
-                "default": {
-                    "BACKEND": "django_elastipymemcache.backend.ElastiPymemcache",
-                    "LOCATION": cluster.address,
-                    "OPTIONS": {"discovery_interval": 0.1, "use_pooling": True},
-                }
-            }
-        )
-        django.setup()
-    from django.core.cache import cache  # noqa: PLC0415
-
-    cache.set("third-party", "works", 60)
-    assert cache.get("third-party") == "works"
-    discovered = set(cache._cache.clients)
-    assert discovered == {f"{BIND}:{p}" for p in cluster.ports}
-    new = cluster.processes.memcached(threads=1, memory_mb=16)
-    cluster.serve([*cluster.ports, new])
-
-    def rediscovered() -> bool:
-        cache.get("third-party")  # its discovery runs on the way to a node
-        return f"{BIND}:{new}" in cache._cache.clients
-
-    wait_until(rediscovered, 10, what="rediscovery")
-    cache.close()

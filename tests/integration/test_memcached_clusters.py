@@ -192,6 +192,46 @@ def test_a_change_without_apply_immediately_waits_as_pending(client: Any) -> Non
     assert [n["CacheNodeId"] for n in _cluster(client)["CacheNodes"]] == ["0001", "0003"]
 
 
+def test_a_third_party_auto_discovery_client_works_unchanged(client: Any) -> None:
+    """django-elastipymemcache (Django's cache backend for ElastiCache Memcached, on pymemcache),
+    configured as its README says, with the ConfigurationEndpoint of our cluster."""
+    django = pytest.importorskip("django")
+    from django.conf import settings  # noqa: PLC0415  # Django's settings exist only once configured
+
+    address, port = _endpoint(client)
+    settings.configure(
+        CACHES={
+            "default": {
+                "BACKEND": "django_elastipymemcache.backend.ElastiPymemcache",
+                "LOCATION": f"{address}:{port}",
+                "OPTIONS": {"discovery_interval": 0.1, "use_pooling": True},
+            }
+        }
+    )
+    django.setup()
+    from django.core.cache import cache  # noqa: PLC0415
+
+    def nodes() -> set[str]:
+        return {f"{n['Endpoint']['Address']}:{n['Endpoint']['Port']}" for n in _cluster(client)["CacheNodes"]}
+
+    try:
+        cache.set("third-party", "works", 60)
+        assert cache.get("third-party") == "works"
+        assert set(cache._cache.clients) == nodes()
+        # It follows a node added through the API, as it would on ElastiCache.
+        client.modify_cache_cluster(CacheClusterId=CLUSTER, NumCacheNodes=3, ApplyImmediately=True)
+        wait_until(lambda: _available(client), 20, what="the new node")
+
+        def rediscovered() -> bool:
+            cache.get("third-party")  # its discovery runs on the way to a node
+            return set(cache._cache.clients) == nodes()
+
+        wait_until(rediscovered, 10, what="django-elastipymemcache to see the new node")
+        assert len(cache._cache.clients) == 3
+    finally:
+        cache.close()
+
+
 def test_a_killed_node_is_replaced_on_the_same_endpoint(server: ServerProcess, client: Any) -> None:
     before = _cluster(client)["CacheNodes"]
     config = _config(client)
@@ -250,9 +290,7 @@ def test_live_parameters_reach_running_nodes_without_a_restart(server: ServerPro
         return found["slab_automove"], found["lru_crawler"]
 
     wait_until(lambda: all(settings(p) == ("0", "no") for p in ports), 20, what="the live change")
-    wait_until(
-        lambda: _cluster(client)["CacheParameterGroup"]["ParameterApplyStatus"] == "in-sync", 10, what="in-sync"
-    )
+    wait_until(lambda: _cluster(client)["CacheParameterGroup"]["ParameterApplyStatus"] == "in-sync", 10, what="in-sync")
     assert server.member_pids() == pids  # no node restarted
 
 
@@ -285,7 +323,7 @@ def test_bad_inputs_get_aws_codes(client: Any) -> None:
     )
     # Nothing changed.
     cluster = _cluster(client)
-    assert (cluster["NumCacheNodes"], cluster["PendingModifiedValues"]) == (2, {})
+    assert (cluster["NumCacheNodes"], cluster["PendingModifiedValues"]) == (3, {})
     assert "x" not in {c["CacheClusterId"] for c in client.describe_cache_clusters()["CacheClusters"]}
 
 
