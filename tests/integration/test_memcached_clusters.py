@@ -256,6 +256,16 @@ def test_a_killed_node_is_replaced_on_the_same_endpoint(server: ServerProcess, c
         )
     assert _config(client) == config  # a replacement is no change of membership
     assert not is_alive(victim)
+    # The configuration endpoint itself is replaced the same way: same port, same version and list.
+    endpoint_pid = server.node_pids()[f"cfg.{CLUSTER}/endpoint"]
+    os.kill(endpoint_pid, signal.SIGKILL)
+    wait_until(
+        lambda: server.node_pids().get(f"cfg.{CLUSTER}/endpoint", endpoint_pid) != endpoint_pid,
+        20,
+        what="a new configuration endpoint",
+    )
+    wait_until(lambda: not exchange_refused(_endpoint(client)[1]), 10, what="the endpoint to listen")
+    assert _config(client) == config
 
 
 def test_reboot_restarts_the_named_nodes_one_at_a_time(server: ServerProcess, client: Any) -> None:
