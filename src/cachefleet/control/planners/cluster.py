@@ -59,11 +59,11 @@ def plan(
             actions=(*(RemoveNode(k) for k in [*keys, *extra]), DeleteRecord(KIND, spec.id)),
             events=(Event(spec.id, KIND, "Cache cluster deleted"),),
         )
-    nodes_observed = observed.nodes
+    observed_nodes = observed.nodes
     actions: list[Action] = []
     blocked: list[Event] = []
     for key in keys:
-        obs = nodes_observed[key]
+        obs = observed_nodes[key]
         if obs.port is None:
             recorded = status.node(key.node_id)
             actions.append(AllocatePort(key, port=recorded.port if recorded else None))
@@ -78,7 +78,6 @@ def plan(
         actions.append(AllocatePort(config_endpoint_key(spec.id), port=status.configuration_port))
     if actions:
         return Plan(actions=tuple(actions))
-    observed_nodes = nodes_observed
 
     nodes = tuple(
         node_status(
