@@ -14,9 +14,9 @@ the whole run.
    time: ``--ops`` sets of 100-byte values over as many keys, then as many gets. Target: ours at
    0.9x of HashClient's throughput or better.
 2. **Node throughput.** ``memcaslap`` (libmemcached-tools: 2 threads, 32 connections, 90 % get,
-   10 % set, 64-byte values, ``--seconds`` each) against node 0001 of the cluster and against a
-   ``memcached`` this script starts by hand with the very argv the node runs with (read from
-   ``/proc``), on another port. Target: 0.95x or better.
+   10 % set, 64-byte values, ``--seconds`` each) against node 0001 of the cluster (flushed first)
+   and against a ``memcached`` this script starts by hand with the very argv the node runs with
+   (read from ``/proc``), on another port. Target: 0.95x or better.
 3. **Keys remapped when a node is added.** 100,000 keys; the client's node for each before and
    after ``ModifyCacheCluster NumCacheNodes=N+1`` on a cluster of N (N = 3: the cluster above; N =
    10: a second cluster), the client following the configuration endpoint. Target: at most
@@ -183,6 +183,10 @@ def bench_node(server: ServerProcess, node_port: int, work: Path, trials: int, s
     hand = [*argv]
     hand[hand.index("-p") + 1] = str(port)
     tps: dict[str, list[float]] = {"ours": [], "theirs": []}
+    # Both start empty: section 1 left items on the cluster's node.
+    with socket.create_connection((LOOPBACK, node_port), timeout=5) as conn:
+        conn.sendall(b"flush_all\r\n")
+        conn.recv(64)
     with hand_started(hand, work):
         for trial in range(trials):
             sides = [("ours", node_port), ("theirs", port)]
