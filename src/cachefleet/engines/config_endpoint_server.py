@@ -217,6 +217,7 @@ class Session:
                 return False
             if out and not await self._send(bytes(out)):
                 return False
+            await self.writer.drain()  # our own answers too: one that never reads is not buffered without end
             if quit_:
                 return True
             data = await self.reader.read(_READ)
@@ -292,6 +293,7 @@ class Session:
                     out += frame
             if out and not await self._send(bytes(out)):
                 return False
+            await self.writer.drain()  # our own answers too: one that never reads is not buffered without end
             if quit_:
                 return True
             data = await self.reader.read(_READ)
