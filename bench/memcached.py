@@ -45,10 +45,9 @@ from typing import Any
 from pymemcache.client.hash import HashClient
 from tests.support.server import ServerProcess
 
-from bench._common import LOOPBACK, free_port, stop_process, unwind_on_sigterm, wait_for
+from bench._common import LOOPBACK, binaries, free_port, stop_process, unwind_on_sigterm, wait_for
 from cachefleet_client.memcached import KetamaRing, MemcachedClient
 
-MEMASLAP = "/usr/bin/memcaslap"
 CLUSTER = "bench-mc"
 VALUE = b"v" * 100
 KEYS_FOR_REMAP = 100_000
@@ -163,8 +162,8 @@ def bench_clients(endpoint: tuple[str, int], nodes: list[tuple[str, int]], trial
 _TPS = re.compile(r"Run time: [\d.]+s Ops: \d+ TPS: (\d+)")
 
 
-def memaslap(port: int, seconds: int) -> float:
-    argv = [MEMASLAP, "-s", f"{LOOPBACK}:{port}", "-T", "2", "-c", "32", "-t", f"{seconds}s", "-X", "64"]
+def memaslap(binary: str, port: int, seconds: int) -> float:
+    argv = [binary, "-s", f"{LOOPBACK}:{port}", "-T", "2", "-c", "32", "-t", f"{seconds}s", "-X", "64"]
     done = subprocess.run(argv, capture_output=True, timeout=seconds + 60, check=False, stdin=subprocess.DEVNULL)
     match = _TPS.search(done.stdout.decode(errors="replace"))
     if done.returncode != 0 or match is None:
@@ -177,7 +176,9 @@ def node_argv(server: ServerProcess) -> list[str]:
     return Path(f"/proc/{pid}/cmdline").read_bytes().decode().rstrip("\0").split("\0")
 
 
-def bench_node(server: ServerProcess, node_port: int, work: Path, trials: int, seconds: int) -> dict[str, Any]:
+def bench_node(
+    server: ServerProcess, node_port: int, work: Path, *, trials: int, seconds: int, memaslap_binary: str
+) -> dict[str, Any]:
     argv = node_argv(server)
     port = free_port()
     hand = [*argv]
@@ -191,7 +192,7 @@ def bench_node(server: ServerProcess, node_port: int, work: Path, trials: int, s
         for trial in range(trials):
             sides = [("ours", node_port), ("theirs", port)]
             for name, target in sides if trial % 2 == 0 else sides[::-1]:
-                tps[name].append(memaslap(target, seconds))
+                tps[name].append(memaslap(memaslap_binary, target, seconds))
     return {"argv": " ".join(argv[1:]), **ratio(tps["ours"], tps["theirs"])}
 
 
@@ -239,6 +240,7 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     unwind_on_sigterm()
+    found = binaries("memcaslap")
     report: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-memcached-") as tmp:
         work = Path(tmp)
@@ -247,7 +249,9 @@ def main() -> int:
             server.start()
             nodes = create_cluster(server, CLUSTER, 3)
             report["client"] = bench_clients(configuration_endpoint(server, CLUSTER), nodes, args.trials, args.ops)
-            report["node"] = bench_node(server, nodes[0][1], work, args.trials, args.seconds)
+            report["node"] = bench_node(
+                server, nodes[0][1], work, trials=args.trials, seconds=args.seconds, memaslap_binary=found["memcaslap"]
+            )
             create_cluster(server, f"{CLUSTER}-10", 10)
             report["remap"] = [bench_remap(server, CLUSTER), bench_remap(server, f"{CLUSTER}-10")]
             report["remap_ring_only"] = {n: round(ring_only(n), 4) for n in (20, 39)}

@@ -1,7 +1,7 @@
 """Real memcached nodes and configuration endpoint processes for tests, each stopped by its PID.
 
-``Processes`` starts them on loopback ports chosen at run time and, on ``stop_all``, SIGTERMs then
-SIGKILLs every one it started (by the Popen handle, never by name).
+``Processes`` starts them on loopback ports chosen at run time and, on ``stop_all``, SIGKILLs
+every one it started (by the Popen handle, never by name).
 """
 
 from __future__ import annotations
@@ -17,9 +17,11 @@ from pathlib import Path
 
 from cachefleet.engines import config_endpoint as ce
 from cachefleet.engines import memcached
+from cachefleet.engines.installed import require_binaries
 from tests.support.server import wait_until
 
 BIND = "127.0.0.1"
+MEMCACHED = require_binaries("memcached")["memcached"]
 
 
 def free_port() -> int:
@@ -76,7 +78,7 @@ class Processes:
         """A node as the control plane starts one: its files in its dir, SASL through the start script."""
         directory = self.root / f"mc-{config.port}"
         directory.mkdir(parents=True, exist_ok=True)
-        argv = [*memcached.node_argv("memcached", config), *extra]
+        argv = [*memcached.node_argv(MEMCACHED, config), *extra]
         if config.auth == memcached.ASCII_AUTH:
             (directory / memcached.AUTH_FILE).write_text(memcached.auth_lines(users))
         if config.auth == memcached.SASL_AUTH:
