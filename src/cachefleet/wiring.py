@@ -26,6 +26,7 @@ from cachefleet.api.app import build_app
 from cachefleet.api.context import Context
 from cachefleet.control import kinds
 from cachefleet.control.actions import ResourceKey
+from cachefleet.control.certificates import InstallationCA
 from cachefleet.control.execute import Executor, Tools
 from cachefleet.control.kinds.base import Services
 from cachefleet.control.loop import Reconciler
@@ -122,7 +123,9 @@ def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotSched
     os.chmod(data_dir / "state.db", 0o600)
     ensure_credentials(store, data_dir)
     # The installation's CA (DIR/ca.pem, key in DIR/tls/), made once, so `cachefleet ca` has it to show.
-    tls_files.ensure_authority(data_dir, utcnow(), tls_files.Validity(leaf=settings.tls_certificate_validity))
+    validity = tls_files.Validity(leaf=settings.tls_certificate_validity)
+    tls_files.ensure_authority(data_dir, utcnow(), validity)
+    certificates = InstallationCA(data_dir, validity, utcnow)
     engines = discover()
     host = LocalHost(data_dir / "nodes", settings.port_range, settings.node_host)
     credentials = Credentials(ADMIN_USER, store.secret("node_admin_password", lambda: secrets.token_hex(24)))
@@ -147,9 +150,12 @@ def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotSched
         tools=_tools(),
         down_after_ms=settings.sentinel_down_after_ms,
         seed=snapshots.seed,
+        certificates=certificates,
     )
     queue: KeyedQueue[ResourceKey] = KeyedQueue()
-    observer = Observer(host=host, probes=EngineProbes(), address=settings.node_host, credentials=credentials)
+    observer = Observer(
+        host=host, probes=EngineProbes(), address=settings.node_host, credentials=credentials, certificates=certificates
+    )
     services = Services(store=store, observer=observer, clock=utcnow, wake=queue.put)
     reconciler = Reconciler(
         store=store,
@@ -161,7 +167,9 @@ def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotSched
     )
     store.subscribe(reconciler.notify)
     scheduler = SnapshotScheduler(store, schedule_clock=scheduler_clock(), clock=utcnow)
-    ctx = Context(store=store, settings=settings, engines=engines, clock=utcnow, exports=exports)
+    ctx = Context(
+        store=store, settings=settings, engines=engines, clock=utcnow, exports=exports, certificates=certificates
+    )
     return ctx, reconciler, store, scheduler
 
 

@@ -124,6 +124,8 @@ def discover(
                     conn.close()
     except OSError as exc:
         raise DiscoveryError(f"configuration endpoint {host}:{port} unreachable: {exc}") from exc
+    except MemcacheClientError as exc:  # the credentials were refused
+        raise DiscoveryError(f"configuration endpoint {host}:{port} refused: {exc}") from exc
     if data.startswith(_REFUSALS):
         raise DiscoveryError(f"configuration endpoint {host}:{port} refused: {data.strip().decode(errors='replace')}")
     return parse_cluster_config(data, use_ip=use_ip)

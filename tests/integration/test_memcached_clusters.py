@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import bmemcached
 import pytest
 from botocore.exceptions import ClientError
 from tests.integration.conftest import FAST_WAIT
@@ -21,7 +23,7 @@ from tests.support.memcached import exchange
 from tests.support.server import ServerProcess, is_alive, wait_until
 
 from cachefleet.engines import memcached
-from cachefleet_client.memcached import MemcachedClient
+from cachefleet_client.memcached import DiscoveryError, MemcachedClient
 
 pytestmark = pytest.mark.integration
 
@@ -304,6 +306,74 @@ def test_live_parameters_reach_running_nodes_without_a_restart(server: ServerPro
     assert server.member_pids() == pids  # no node restarted
 
 
+TOKEN = "Token-0123456789-abcdef"
+
+
+def _tls(server: ServerProcess) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(server.data_dir / "ca.pem"))
+
+
+def _create_secure(client: Any, cluster_id: str, **extra: Any) -> dict[str, Any]:
+    client.create_cache_cluster(
+        CacheClusterId=cluster_id,
+        Engine="memcached",
+        CacheNodeType="cache.t4g.micro",
+        NumCacheNodes=2,
+        TransitEncryptionEnabled=True,
+        AuthToken=TOKEN,
+        **extra,
+    )
+    client.get_waiter("cache_cluster_available").wait(CacheClusterId=cluster_id, WaiterConfig=FAST_WAIT)
+    described = client.describe_cache_clusters(CacheClusterId=cluster_id, ShowCacheNodeInfo=True)
+    return dict(described["CacheClusters"][0])
+
+
+def test_tls_and_ascii_authentication_through_the_api(server: ServerProcess, client: Any) -> None:
+    cluster = _create_secure(client, "mc-tls")
+    assert (cluster["TransitEncryptionEnabled"], cluster["TransitEncryptionMode"], cluster["AuthTokenEnabled"]) == (
+        True,
+        "required",
+        True,
+    )
+    endpoint = (cluster["ConfigurationEndpoint"]["Address"], cluster["ConfigurationEndpoint"]["Port"])
+    node_port = cluster["CacheNodes"][0]["Endpoint"]["Port"]
+    with MemcachedClient(endpoint, tls_context=_tls(server), username="default", password=TOKEN) as mc:
+        assert len(mc.nodes) == 2
+        assert mc.set("secure", b"yes", noreply=False)
+        assert mc.get("secure") == b"yes"
+    # Plaintext is refused by the nodes and by the configuration endpoint.
+    assert exchange_refused(node_port) or not exchange(node_port, b"version\r\n", until=b"\r\n").startswith(b"VERSION")
+    with pytest.raises(DiscoveryError):
+        MemcachedClient(endpoint, timeout=1, connect_timeout=1)
+    # TLS without the token: refused too, discovery included.
+    with pytest.raises(DiscoveryError, match="unauthenticated"):
+        MemcachedClient(endpoint, tls_context=_tls(server))
+    with pytest.raises(DiscoveryError, match="authentication failure"):
+        MemcachedClient(endpoint, tls_context=_tls(server), username="default", password="Wrong-0123456789")
+    client.delete_cache_cluster(CacheClusterId="mc-tls")
+
+
+def test_sasl_through_the_api(server: ServerProcess, client: Any) -> None:
+    client.create_cache_parameter_group(
+        CacheParameterGroupName="mc-sasl", CacheParameterGroupFamily="memcached1.6", Description="SASL"
+    )
+    client.modify_cache_parameter_group(
+        CacheParameterGroupName="mc-sasl",
+        ParameterNameValues=[{"ParameterName": "binding_protocol", "ParameterValue": "binary"}],
+    )
+    cluster = _create_secure(client, "mc-sasl", CacheParameterGroupName="mc-sasl")
+    servers = [f"127.0.0.1:{n['Endpoint']['Port']}" for n in cluster["CacheNodes"]]
+    good = bmemcached.Client(servers, "default", TOKEN, tls_context=_tls(server), socket_timeout=2)
+    assert good.set("sasl", "yes")
+    assert good.get("sasl") == "yes"
+    good.disconnect_all()
+    wrong = bmemcached.Client(servers[:1], "default", "Wrong-0123456789", tls_context=_tls(server), socket_timeout=2)
+    with pytest.raises(bmemcached.exceptions.MemcachedException, match="Auth"):
+        wrong.set("k", "v")
+    wrong.disconnect_all()
+    client.delete_cache_cluster(CacheClusterId="mc-sasl")
+
+
 def test_bad_inputs_get_aws_codes(client: Any) -> None:
     modify = client.modify_cache_cluster
     assert _code(modify, CacheClusterId=CLUSTER, NumCacheNodes=41, ApplyImmediately=True) == "InvalidParameterValue"
@@ -322,13 +392,15 @@ def test_bad_inputs_get_aws_codes(client: Any) -> None:
     reboot = client.reboot_cache_cluster
     assert _code(reboot, CacheClusterId=CLUSTER, CacheNodeIdsToReboot=["0002"]) == "InvalidParameterValue"
     create = client.create_cache_cluster
-    assert _code(create, CacheClusterId="x", Engine="memcached", NumCacheNodes=41) == "InvalidParameterValue"
-    assert _code(create, CacheClusterId="x", Engine="memcached", AuthToken="a" * 20) == "InvalidParameterValue"
-    assert _code(create, CacheClusterId="x", Engine="redis", NumCacheNodes=2) == "InvalidParameterValue"
+    node = {"CacheClusterId": "x", "CacheNodeType": "cache.t4g.micro"}
+    assert _code(create, **node, Engine="memcached", NumCacheNodes=41) == "InvalidParameterValue"
+    with pytest.raises(ClientError, match="encryption-in-transit"):
+        create(**node, Engine="memcached", AuthToken="a" * 20)
+    with pytest.raises(ClientError, match="Invalid AuthToken"):
+        create(**node, Engine="memcached", AuthToken="short", TransitEncryptionEnabled=True)
+    assert _code(create, **node, Engine="redis", NumCacheNodes=2) == "InvalidParameterValue"
     assert (
-        _code(
-            create, CacheClusterId="x", Engine="memcached", NumCacheNodes=2, PreferredAvailabilityZones=["us-east-1a"]
-        )
+        _code(create, **node, Engine="memcached", NumCacheNodes=2, PreferredAvailabilityZones=["us-east-1a"])
         == "InvalidParameterValue"
     )
     # Nothing changed.

@@ -3,7 +3,6 @@ Memcached and standalone Redis (and, for reboots and deletes, replication group 
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 from typing import Any
 
@@ -11,7 +10,7 @@ from cachefleet.api import inputs, validate, views
 from cachefleet.api.context import Context
 from cachefleet.api.handlers import members, snapshots
 from cachefleet.api.paging import page
-from cachefleet.model import lifecycle, node_count
+from cachefleet.model import auth_token, lifecycle, node_count
 from cachefleet.model.errors import (
     CacheClusterAlreadyExists,
     InvalidCacheClusterState,
@@ -55,8 +54,8 @@ CREATE_INPUTS = inputs.Inputs(
     inputs.STORED_SETTINGS,
     inputs.implemented(
         "TransitEncryptionEnabled",
-        note="Memcached: TLS on every node and the configuration endpoint, with the installation's CA (refused "
-        "while the server has none); a standalone Redis cluster: not yet",
+        note="Memcached: TLS on every node and the configuration endpoint, with the installation's CA; "
+        "a standalone Redis cluster: not yet",
     ),
     inputs.implemented(
         "AuthToken",
@@ -156,10 +155,6 @@ def _create_member(ctx: Context, cluster_id: str, params: dict[str, Any]) -> dic
     return {"CacheCluster": views.cache_cluster(ctx, get_cluster(ctx.store, cluster_id), show_nodes=False)}
 
 
-# AuthToken: 16-128 printable characters; of the specials only these (AWS's rule at creation).
-_TOKEN = re.compile(r"[A-Za-z0-9!&#$^<>-]{16,128}")
-
-
 def _security(ctx: Context, params: dict[str, Any], *, memcached: bool) -> tuple[bool, str | None]:
     """(TransitEncryptionEnabled, AuthToken) of a new cluster, checked as ElastiCache checks them."""
     transit = bool(params.get("TransitEncryptionEnabled", False))
@@ -174,11 +169,7 @@ def _security(ctx: Context, params: dict[str, Any], *, memcached: bool) -> tuple
     if token is not None:
         if not transit:
             raise InvalidParameterValue("The AUTH token is only supported when encryption-in-transit is enabled.")
-        if not _TOKEN.fullmatch(token):
-            raise InvalidParameterValue(
-                "Invalid AuthToken: it must be 16 to 128 printable characters; the only special characters "
-                "allowed are ! & # $ ^ < > -."
-            )
+        auth_token.check_token(token, creating=True)
     if transit and ctx.certificates is None:
         raise InvalidParameterValue(
             "TransitEncryptionEnabled is not supported by this cachefleet version yet (the installation has no CA)."
