@@ -26,21 +26,24 @@ from cachefleet.api.app import build_app
 from cachefleet.api.context import Context
 from cachefleet.control import kinds
 from cachefleet.control.actions import ResourceKey
-from cachefleet.control.certificates import InstallationCA
 from cachefleet.control.execute import Executor, Tools
 from cachefleet.control.kinds.base import Services
 from cachefleet.control.loop import Reconciler
 from cachefleet.control.observe import EngineProbes, Observer
 from cachefleet.control.queue import KeyedQueue
 from cachefleet.control.scheduler import SnapshotScheduler
+from cachefleet.control.security import Keys, Links
 from cachefleet.control.snapshots import SnapshotWorker
+from cachefleet.engines import acl
 from cachefleet.engines.installed import MissingBinary, discover, find_binary, require_binaries
 from cachefleet.hosts.local import LocalHost
 from cachefleet.model.credentials import Credentials
 from cachefleet.settings import Settings
 from cachefleet.store.snapshots import LocalBuckets, LocalSnapshotFiles
 from cachefleet.store.sqlite import Store
+from cachefleet.tls import certs
 from cachefleet.tls import files as tls_files
+from cachefleet.tls.sealing import ensure_sealer
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +102,27 @@ def ensure_credentials(store: Store, data_dir: Path) -> tuple[str, str]:
     return key_id, secret
 
 
+def security_keys(store: Store, data_dir: Path, authority: certs.Authority, validity: tls_files.Validity) -> Keys:
+    """The product's own users and the Sentinels' password (made once, kept in the store: they never
+    come from a customer), with the CA that issues every process's certificate."""
+
+    def made() -> str:
+        return secrets.token_hex(24)
+
+    internal = acl.InternalUsers(
+        replication=Credentials(acl.REPLICATION_USER, store.secret("node_replication_password", made)),
+        sentinel=Credentials(acl.SENTINEL_USER, store.secret("node_sentinel_password", made)),
+        check=Credentials(acl.CHECK_USER, store.secret("node_check_password", made)),
+    )
+    return Keys(
+        internal=internal,
+        sentinel_password=store.secret("sentinel_password", made),
+        ca_file=tls_files.ca_path(data_dir),
+        authority=authority,
+        leaf_validity=validity.leaf,
+    )
+
+
 def _tools() -> Tools:
     """Sentinel and HAProxy come from Debian's packages; a missing one is a set-up error, said at start.
 
@@ -124,11 +148,14 @@ def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotSched
     ensure_credentials(store, data_dir)
     # The installation's CA (DIR/ca.pem, key in DIR/tls/), made once, so `cachefleet ca` has it to show.
     validity = tls_files.Validity(leaf=settings.tls_certificate_validity)
-    tls_files.ensure_authority(data_dir, utcnow(), validity)
-    certificates = InstallationCA(data_dir, validity, utcnow)
+    authority = tls_files.ensure_authority(data_dir, utcnow(), validity)
+    # Seals what must come back plain later (a Memcached AuthToken); its key beside the CA's.
+    sealer = ensure_sealer(data_dir)
     engines = discover()
     host = LocalHost(data_dir / "nodes", settings.port_range, settings.node_host)
     credentials = Credentials(ADMIN_USER, store.secret("node_admin_password", lambda: secrets.token_hex(24)))
+    keys = security_keys(store, data_dir, authority, validity)
+    links = Links(keys.client_tls)
     exports = LocalBuckets(settings.exports_path)
     snapshots = SnapshotWorker(
         store=store,
@@ -140,6 +167,7 @@ def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotSched
         address=settings.node_host,
         clock=utcnow,
         rdb_checker=_rdb_checker(),
+        links=links,
     )
     executor = Executor(
         store=store,
@@ -148,13 +176,17 @@ def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotSched
         credentials=credentials,
         address=settings.node_host,
         tools=_tools(),
+        keys=keys,
+        links=links,
+        clock=utcnow,
         down_after_ms=settings.sentinel_down_after_ms,
         seed=snapshots.seed,
-        certificates=certificates,
+        sealer=sealer,
     )
     queue: KeyedQueue[ResourceKey] = KeyedQueue()
+    probes = EngineProbes(links, keys.sentinel_password)
     observer = Observer(
-        host=host, probes=EngineProbes(), address=settings.node_host, credentials=credentials, certificates=certificates
+        host=host, probes=probes, address=settings.node_host, credentials=credentials, ca_file=keys.ca_file
     )
     services = Services(store=store, observer=observer, clock=utcnow, wake=queue.put)
     reconciler = Reconciler(
@@ -168,7 +200,7 @@ def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotSched
     store.subscribe(reconciler.notify)
     scheduler = SnapshotScheduler(store, schedule_clock=scheduler_clock(), clock=utcnow)
     ctx = Context(
-        store=store, settings=settings, engines=engines, clock=utcnow, exports=exports, certificates=certificates
+        store=store, settings=settings, engines=engines, clock=utcnow, exports=exports, sealer=sealer
     )
     return ctx, reconciler, store, scheduler
 

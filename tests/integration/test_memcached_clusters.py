@@ -19,10 +19,11 @@ import bmemcached
 import pytest
 from botocore.exceptions import ClientError
 from tests.integration.conftest import FAST_WAIT
+from tests.support.engines import secrets_in_files
 from tests.support.memcached import exchange
 from tests.support.server import ServerProcess, is_alive, wait_until
 
-from cachefleet.engines import memcached
+from cachefleet.engines import config_endpoint, memcached
 from cachefleet_client.memcached import DiscoveryError, MemcachedClient
 
 pytestmark = pytest.mark.integration
@@ -350,7 +351,23 @@ def test_tls_and_ascii_authentication_through_the_api(server: ServerProcess, cli
         MemcachedClient(endpoint, tls_context=_tls(server))
     with pytest.raises(DiscoveryError, match="authentication failure"):
         MemcachedClient(endpoint, tls_context=_tls(server), username="default", password="Wrong-0123456789")
+    rotate = {"AuthToken": "Token-9876543210-abcdef", "AuthTokenUpdateStrategy": "ROTATE", "ApplyImmediately": True}
+    assert _code(client.modify_cache_cluster, CacheClusterId="mc-tls", **rotate) == "InvalidParameterValue"
+    _token_only_where_memcached_checks_it(server, "mc-tls", memcached.AUTH_FILE)
     client.delete_cache_cluster(CacheClusterId="mc-tls")
+
+
+def _token_only_where_memcached_checks_it(server: ServerProcess, cluster_id: str, node_file: str) -> None:
+    """The token is in the files memcached (or the configuration endpoint) checks it against, 0600
+    beside each process, and nowhere else: not in state.db or its WAL (sealed there), not in a log."""
+    found = {Path(f.rsplit(": ", 1)[0]) for f in secrets_in_files(server.data_dir, [TOKEN])}
+    nodes = server.data_dir / "nodes"
+    mine = {nodes / cluster_id / n / node_file for n in ("0001", "0002")}
+    mine.add(nodes / f"cfg.{cluster_id}" / "endpoint" / config_endpoint.CONFIG_FILE)
+    assert mine <= found
+    # Others are the files of the other secured cluster (deleted, its processes may still be going).
+    assert {p.name for p in found} <= {memcached.AUTH_FILE, memcached.SASL_DB, config_endpoint.CONFIG_FILE}, found
+    assert all(p.stat().st_mode & 0o077 == 0 for p in found), found
 
 
 def test_sasl_through_the_api(server: ServerProcess, client: Any) -> None:
@@ -371,6 +388,7 @@ def test_sasl_through_the_api(server: ServerProcess, client: Any) -> None:
     with pytest.raises(bmemcached.exceptions.MemcachedException, match="Auth"):
         wrong.set("k", "v")
     wrong.disconnect_all()
+    _token_only_where_memcached_checks_it(server, "mc-sasl", memcached.SASL_DB)
     client.delete_cache_cluster(CacheClusterId="mc-sasl")
 
 

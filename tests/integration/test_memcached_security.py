@@ -1,7 +1,8 @@
 """TLS and authentication on real memcached nodes and on the configuration endpoint in front of them.
 
 Engine level: nodes started from ``memcached.NodeConfig`` as the control plane renders them, a
-throwaway CA (``tests.support.tlsca``), and real clients: pymemcache (ASCII), bmemcached (binary,
+throwaway CA issuing leaves as the installation's does (``tests.support.engines.Pki``: one PEM with
+key and certificate), and real clients: pymemcache (ASCII), bmemcached (binary,
 SASL), plain sockets for what must be refused.
 """
 
@@ -19,8 +20,8 @@ import bmemcached
 import pymemcache
 import pytest
 from pymemcache.exceptions import MemcacheClientError, MemcacheUnexpectedCloseError
+from tests.support.engines import Pki
 from tests.support.memcached import BIND, Processes, exchange, free_port
-from tests.support.tlsca import TestCA
 
 from cachefleet.engines import config_endpoint as ce
 from cachefleet.engines import memcached
@@ -36,7 +37,7 @@ UNAUTHENTICATED = b"CLIENT_ERROR unauthenticated\r\n"
 @dataclass
 class Setup:
     processes: Processes
-    ca: TestCA
+    ca: Pki
     tls_node: int
     tls_endpoint: int
     ascii_node: int
@@ -49,9 +50,12 @@ class Setup:
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     root = tmp_path_factory.mktemp("security")
     processes = Processes(root)
-    ca = TestCA(root / "ca")
+    ca = Pki(root / "ca")
     try:
-        tls = ca.write([BIND], "node")
+        leaf = root / "node.pem"
+        leaf.write_text(ca.leaf("node"))
+        leaf.chmod(0o600)
+        tls = (str(leaf), str(leaf))
         tls_node = processes.node(memcached.NodeConfig(port=free_port(), bind=BIND, memory_mb=16, threads=1, tls=tls))
         ascii_node = processes.node(
             memcached.NodeConfig(port=free_port(), bind=BIND, memory_mb=16, threads=1, auth=memcached.ASCII_AUTH),
@@ -63,7 +67,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         )
         endpoints = (
             ce.Endpoint(
-                "tls", BIND, free_port(), 1, (ce.Member(BIND, BIND, tls_node),), *tls, upstream_ca=str(ca.ca_path)
+                "tls", BIND, free_port(), 1, (ce.Member(BIND, BIND, tls_node),), *tls, upstream_ca=str(ca.ca)
             ),
             ce.Endpoint(
                 "ascii", BIND, free_port(), 1, (ce.Member(BIND, BIND, ascii_node),), auth=ce.Auth(ce.ASCII_AUTH, USERS)
@@ -106,10 +110,10 @@ def _client(port: int, timeout: float = 2, **options: Any) -> Iterator[pymemcach
 
 
 def test_tls_clients_are_accepted_by_node_and_endpoint(setup: Setup) -> None:
-    with _client(setup.tls_node, tls_context=setup.ca.client_context()) as node:
+    with _client(setup.tls_node, tls_context=_context(setup.ca)) as node:
         node.set("k", b"v", noreply=False)
         assert node.get("k") == b"v"
-    with _client(setup.tls_endpoint, tls_context=setup.ca.client_context()) as endpoint:
+    with _client(setup.tls_endpoint, tls_context=_context(setup.ca)) as endpoint:
         assert endpoint.get("k") == b"v"  # forwarded to the node over TLS, its certificate checked
         answer = endpoint.raw_command(b"config get cluster", end_tokens=b"END\r\n") + b"END\r\n"
     assert ce.parse_config_response(answer) == (1, (ce.Member(BIND, BIND, setup.tls_node),))
@@ -179,7 +183,7 @@ def test_sasl_refuses_wrong_passwords_and_ascii_clients(setup: Setup) -> None:
 
 @pytest.mark.anyio
 async def test_the_control_plane_probe_reaches_every_kind_of_node(setup: Setup) -> None:
-    tls = memcached.Access(tls=setup.ca.client_context())
+    tls = memcached.Access(tls=_context(setup.ca))
     ascii_ = memcached.Access(auth=memcached.ASCII_AUTH, user=ADMIN[0], password=ADMIN[1])
     sasl = memcached.Access(auth=memcached.SASL_AUTH, user=ADMIN[0], password=ADMIN[1])
     for port, access in ((setup.tls_node, tls), (setup.ascii_node, ascii_), (setup.sasl_node, sasl)):
@@ -220,3 +224,7 @@ def test_binary_config_get_needs_sasl_first(setup: Setup) -> None:
         (auth, config) = replies(conn, 2)
     assert auth[:2] == (0x21, 0)
     assert config == (0x60, 0, ce.payload(1, (ce.Member(BIND, BIND, setup.sasl_node),)))
+
+
+def _context(pki: Pki) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(pki.ca))

@@ -7,6 +7,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cryptography.fernet import Fernet
+from cryptography.x509.oid import NameOID
+from tests.support.fakes import KEYS
+from tests.support.fakes import NOW as CLOCK
+
+from cachefleet.control import security
 from cachefleet.control.actions import (
     AllocatePort,
     DiscoveryInputs,
@@ -14,14 +20,17 @@ from cachefleet.control.actions import (
     RemoveNode,
     StartConfigEndpoint,
 )
-from cachefleet.control.memcached_processes import access, endpoint_process, node_process
+from cachefleet.control.memcached_processes import Secrets, access, endpoint_process, node_process
 from cachefleet.control.observe import ClusterObservation, ConfigEndpointObservation, NodeObservation
 from cachefleet.control.planners import cluster, params
 from cachefleet.engines import config_endpoint, memcached
 from cachefleet.model.credentials import Credentials
 from cachefleet.model.nodes import config_endpoint_key, node_key
+from cachefleet.model.security import Request, at_creation
 from cachefleet.model.specs import CacheClusterSpec
 from cachefleet.model.status import ClusterState, ClusterStatus, NodeState, NodeStatus
+from cachefleet.tls import certs
+from cachefleet.tls.sealing import Sealer
 
 NOW = "2024-01-01T00:00:00+00:00"
 OBSERVED = memcached.MemcachedObservation("1.6.18", 1, 1, 0, 0, 1, 1, 0, 0, 0)
@@ -141,69 +150,80 @@ def test_deleting_removes_nodes_leftovers_and_the_endpoint() -> None:
     assert removed == [node_key("c", "0001"), node_key("c", "0002"), config_endpoint_key("c")]
 
 
-class FakeCA:
-    ca_file = Path("/data/ca.pem")
+TOKEN = "token-0123456789abcdef"
+SEALER = Sealer(Fernet.generate_key())
+SECRETS = Secrets(CREDENTIALS, KEYS, SEALER, CLOCK)
 
-    def leaf(self, names: Sequence[str]) -> tuple[str, str]:
-        return f"CERT for {','.join(names)}", "KEY"
+
+def _secured(*ids: str) -> CacheClusterSpec:
+    """A Memcached cluster with TLS and an AuthToken, as CreateCacheCluster stores it."""
+    request = Request(transit_enabled=True, auth_token=TOKEN)
+    made = at_creation(request, engine="memcached", user_groups={}, now=CLOCK)
+    return _spec(*ids, security=made, sealed_token=SEALER.seal(TOKEN))
 
 
 def test_a_tls_node_with_ascii_authentication_renders_its_files() -> None:
-    spec = _spec("0001", transit_encryption=True, auth_token="token-0123456789abcdef")
+    spec = _secured("0001")
     node_dir = Path("/data/nodes/c/0001")
     process = node_process(
         spec,
+        node_key("c", "0001"),
         binary="/usr/bin/memcached",
         node_dir=node_dir,
         port=31001,
         address="127.0.0.1",
         values={"binding_protocol": "auto"},
-        credentials=CREDENTIALS,
-        certificates=FakeCA(),
+        secrets=SECRETS,
     )
-    assert process.files[memcached.CERT_FILE] == "CERT for 127.0.0.1"
-    assert process.files[memcached.AUTH_FILE] == "default:token-0123456789abcdef\ncachefleet-admin:admin-secret\n"
+    leaf = certs.certificate_of(process.files[security.TLS_FILE].encode())
+    assert leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "c/0001"
+    pem = node_dir / security.TLS_FILE  # key and certificate in one file, as Redis nodes have it
+    assert process.argv[process.argv.index("-o") + 1].endswith(f"ssl_chain_cert={pem},ssl_key={pem}")
+    assert process.files[memcached.AUTH_FILE] == f"default:{TOKEN}\n{CREDENTIALS.user}:{CREDENTIALS.password}\n"
     assert "-Z" in process.argv
     assert process.argv[process.argv.index("-Y") + 1] == str(node_dir / memcached.AUTH_FILE)
     assert process.argv[process.argv.index("-t") + 1] == "2"  # cache.t4g.micro: 2 vCPUs
 
 
-def test_sasl_when_the_group_asks_for_the_binary_protocol() -> None:
-    spec = _spec("0001", transit_encryption=True, auth_token="token-0123456789abcdef")
+def test_sasl_when_the_group_asks_for_the_binary_protocol(tmp_path: Path) -> None:
+    spec = _secured("0001")
     process = node_process(
         spec,
+        node_key("c", "0001"),
         binary="/usr/bin/memcached",
         node_dir=Path("/n"),
         port=31001,
         address="127.0.0.1",
         values={"binding_protocol": "binary"},
-        credentials=CREDENTIALS,
-        certificates=FakeCA(),
+        secrets=SECRETS,
     )
     assert process.argv == ("/bin/sh", "/n/start-memcached")
     assert "-S" in process.scripts[memcached.START_SCRIPT]
-    assert access(spec, {"binding_protocol": "binary"}, CREDENTIALS, None).auth == memcached.SASL_AUTH
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_bytes(KEYS.authority.certificate_pem())
+    reach = access(spec, {"binding_protocol": "binary"}, CREDENTIALS, ca_file)
+    assert (reach.auth, reach.tls is not None) == (memcached.SASL_AUTH, True)
 
 
 def test_the_endpoint_file_lists_members_with_tls_and_auth() -> None:
-    spec = _spec("0001", "0002", transit_encryption=True, auth_token="token-0123456789abcdef")
+    spec = _secured("0001", "0002")
     process = endpoint_process(
         spec,
+        config_endpoint_key("c"),
         _inputs(3, "0001", "0002"),
         python="/venv/python",
         node_dir=Path("/n/cfg.c/endpoint"),
         port=30999,
         address="127.0.0.1",
         values={},
-        credentials=CREDENTIALS,
-        certificates=FakeCA(),
+        secrets=SECRETS,
     )
     (endpoint,) = config_endpoint.ServerConfig.from_json(process.files[config_endpoint.CONFIG_FILE]).endpoints
     assert (endpoint.port, endpoint.version) == (30999, 3)
     assert [m.entry for m in endpoint.members] == ["127.0.0.1|127.0.0.1|31001", "127.0.0.1|127.0.0.1|31002"]
-    assert (endpoint.upstream_ca, endpoint.tls_cert) == ("/data/ca.pem", "/n/cfg.c/endpoint/endpoint.crt")
+    assert (endpoint.upstream_ca, endpoint.tls_cert) == (str(KEYS.ca_file), f"/n/cfg.c/endpoint/{security.TLS_FILE}")
     assert endpoint.auth == config_endpoint.Auth(
-        memcached.ASCII_AUTH, (("default", "token-0123456789abcdef"), ("cachefleet-admin", "admin-secret"))
+        memcached.ASCII_AUTH, (("default", TOKEN), (CREDENTIALS.user, CREDENTIALS.password))
     )
     assert json.loads(process.files["inputs.json"])["version"] == 3
     assert process.argv[-1] == "/n/cfg.c/endpoint/endpoint.json"

@@ -11,11 +11,11 @@ from datetime import datetime
 from cachefleet.engines.installed import EngineBinary
 from cachefleet.engines.redis import command_catalog
 from cachefleet.model.acl import CommandCatalog
-from cachefleet.model.certificates import Certificates
 from cachefleet.model.ids import arn
 from cachefleet.settings import Settings
 from cachefleet.store.snapshots import Buckets
 from cachefleet.store.sqlite import Store
+from cachefleet.tls.sealing import Sealer
 
 
 @dataclass(frozen=True)
@@ -29,8 +29,8 @@ class Context:
     # The commands and ACL categories of each installed engine (for access strings), asked of the
     # newest binary once, on first use (it starts a throwaway server for a moment).
     catalogs: dict[str, CommandCatalog | None] = field(default_factory=dict)
-    # The installation's CA; None on a server without TLS (TransitEncryptionEnabled is refused then).
-    certificates: Certificates | None = None
+    # Seals a Memcached cluster's AuthToken for its spec (``tls.sealing``); None: such tokens are refused.
+    sealer: Sealer | None = None
 
     def arn(self, kind: str, name: str) -> str:
         return arn(self.settings.region, self.settings.account_id, kind, name)

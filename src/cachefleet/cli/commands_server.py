@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -49,13 +50,21 @@ def parse_account_id(_ctx: click.Context, _param: click.Parameter, value: str | 
     metavar="LO-HI",
     help="Ports for nodes [default: {}-{}].".format(*DEFAULT_PORT_RANGE),
 )
+@click.option(
+    "--tls-certificate-validity",
+    type=click.IntRange(min=10),
+    metavar="SECONDS",
+    help="How long the certificates of nodes and Sentinels live; renewed with a third left [default: 1 year].",
+)
 @pass_state
 def server(
     state: CliState,
+    *,
     listen: str | None,
     account_id: str | None,
     azs: tuple[str, ...] | None,
     port_range: tuple[int, int] | None,
+    tls_certificate_validity: int | None,
 ) -> None:
     """Run the control plane in the foreground; node processes outlive it."""
     settings = build_settings(
@@ -65,6 +74,7 @@ def server(
         account_id=account_id,
         azs=azs,
         port_range=port_range,
+        tls_certificate_validity=tls_certificate_validity,
     )
     # Imported here so that the API verbs do not pay for loading the whole server.
     from cachefleet.wiring import run_server  # noqa: PLC0415
@@ -80,6 +90,7 @@ def build_settings(
     account_id: str | None,
     azs: tuple[str, ...] | None,
     port_range: tuple[int, int] | None,
+    tls_certificate_validity: int | None = None,
 ) -> Settings:
     """Settings from the flags given; a flag left out keeps the default that Settings defines."""
     given: dict[str, Any] = {
@@ -89,5 +100,8 @@ def build_settings(
         "account_id": account_id,
         "availability_zones": azs,
         "port_range": port_range,
+        "tls_certificate_validity": (
+            dt.timedelta(seconds=tls_certificate_validity) if tls_certificate_validity is not None else None
+        ),
     }
     return Settings(**{name: value for name, value in given.items() if value is not None})

@@ -34,8 +34,6 @@ SASL_USERS = "sasl-users"  # the same lines, turned into a sasldb by the start s
 SASL_CONF = "memcached.conf"  # Cyrus SASL's config for the application "memcached"
 SASL_DB = "sasldb2"
 START_SCRIPT = "start-memcached"
-CERT_FILE = "node.crt"
-KEY_FILE = "node.key"
 
 
 @dataclass(frozen=True)
@@ -99,7 +97,7 @@ def sasl_conf(node_dir: str) -> str:
 
 
 def sasl_start_script(node_argv: Sequence[str]) -> str:
-    """A shell script that builds the node's sasldb from its user file, then becomes memcached.
+    """A shell script that builds the node's sasldb from its user file (removed then), then becomes memcached.
 
     The sasldb is made on the node's own host, right before the start, because its realm is the
     host's name, which memcached and saslpasswd2 agree on only there. The script runs in the node
@@ -115,6 +113,7 @@ def sasl_start_script(node_argv: Sequence[str]) -> str:
         "while IFS=: read -r user password; do\n"
         f'  printf %s "$password" | saslpasswd2 -p -a memcached -c -f "$PWD/{SASL_DB}" "$user"\n'
         f"done < {SASL_USERS}\n"
+        f"rm -f {SASL_USERS}\n"  # the sasldb alone holds the users from here on
         f"chmod 600 {SASL_DB}\n"
         f"exec {command}\n"
     )

@@ -6,12 +6,13 @@ the statuses of ``model.status``, never here.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any, Self
 
 from cachefleet.model.ids import node_id
 from cachefleet.model.node_count import PendingNodes
+from cachefleet.model.security import NONE, Security
 
 Tags = tuple[tuple[str, str], ...]
 
@@ -74,10 +75,13 @@ class CacheClusterSpec:
     node_ids: tuple[str, ...] = ()
     last_node: int = 0
     pending_nodes: PendingNodes | None = None
-    # In-transit encryption (TLS with the installation's CA) and the AUTH token of a Memcached
-    # cluster (a secret: never shown, never logged).
-    transit_encryption: bool = False
-    auth_token: str | None = None
+    # TLS, AUTH token (hashes only) and user group of a standalone cluster (Redis or Memcached); a
+    # group's member follows its group's (``ReplicationGroupSpec.security``) and keeps the default here.
+    security: Security = NONE
+    # Memcached with an AuthToken: the token sealed with the installation's key (``tls.sealing``).
+    # memcached checks a password against its own files as given, so a node started later needs the
+    # token back; state.db holds it sealed only, never plain (Redis needs the hashes alone).
+    sealed_token: str | None = field(default=None, repr=False)
 
     @property
     def num_nodes(self) -> int:
@@ -96,6 +100,7 @@ class CacheClusterSpec:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["created_at"] = self.created_at.isoformat()
+        data["security"] = self.security.to_json()
         return data
 
     @classmethod
@@ -113,6 +118,7 @@ class CacheClusterSpec:
                 else PendingNodes(pending["num_nodes"], tuple(pending["remove"]), tuple(pending["new_azs"])),
                 "created_at": datetime.fromisoformat(data["created_at"]),
                 "stored": StoredSettings.from_json(data.get("stored")),
+                "security": Security.from_json(data.get("security")),
             }
         )
 
@@ -146,6 +152,8 @@ class ReplicationGroupSpec:
     snapshotting_cluster_id: str | None = None
     # What the members show (each member's spec carries a copy, as with the parameter group).
     stored: StoredSettings = StoredSettings()
+    # TLS, AUTH token (hashes only) and user group; every member's nodes follow it.
+    security: Security = NONE
 
     @property
     def snapshotting_member(self) -> str | None:
@@ -155,6 +163,7 @@ class ReplicationGroupSpec:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["created_at"] = self.created_at.isoformat()
+        data["security"] = self.security.to_json()
         return data
 
     @classmethod
@@ -166,6 +175,7 @@ class ReplicationGroupSpec:
                 "tags": tuple(tuple(t) for t in data["tags"]),
                 "created_at": datetime.fromisoformat(data["created_at"]),
                 "stored": StoredSettings.from_json(data.get("stored")),
+                "security": Security.from_json(data.get("security")),
             }
         )
 

@@ -4,13 +4,16 @@ Memcached and standalone Redis (and, for reboots and deletes, replication group 
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from cachefleet.api import inputs, validate, views
+from cachefleet.api import security as access
 from cachefleet.api.context import Context
 from cachefleet.api.handlers import members, snapshots
 from cachefleet.api.paging import page
-from cachefleet.model import auth_token, lifecycle, node_count
+from cachefleet.model import lifecycle, node_count
+from cachefleet.model import security as sec
 from cachefleet.model.errors import (
     CacheClusterAlreadyExists,
     InvalidCacheClusterState,
@@ -54,13 +57,14 @@ CREATE_INPUTS = inputs.Inputs(
     inputs.STORED_SETTINGS,
     inputs.implemented(
         "TransitEncryptionEnabled",
-        note="Memcached: TLS on every node and the configuration endpoint, with the installation's CA; "
-        "a standalone Redis cluster: not yet",
+        note="TLS `required`: a Redis node, or every Memcached node and the configuration endpoint, with the "
+        "installation's CA",
     ),
     inputs.implemented(
         "AuthToken",
-        note="Memcached, with TransitEncryptionEnabled: clients log in as `default` (ASCII authentication, or SASL "
-        "with binding_protocol `binary`); a standalone Redis cluster: not yet",
+        note="16-128 characters, with TLS; Redis keeps a SHA-256 hash, Memcached the hash and the token sealed with "
+        "the installation's key (clients log in as `default`: ASCII authentication, or SASL with binding_protocol "
+        "`binary`)",
     ),
     inputs.NO_CLASSIC_SECURITY_GROUPS_OR_LOG_DELIVERY,
     inputs.refused("OutpostMode", "PreferredOutpostArn", "PreferredOutpostArns", why=inputs.WHY_OUTPOSTS),
@@ -94,14 +98,15 @@ async def create_cache_cluster(ctx: Context, params: dict[str, Any]) -> dict[str
             raise InvalidParameterCombination("AZMode and PreferredAvailabilityZones apply only to memcached clusters.")
     azs, az_mode = _placement(ctx, params, count)
     parameter_group = _parameter_group(ctx, params, binary.engine, binary.version)
-    transit, token = _security(ctx, params, memcached=memcached)
+    now = ctx.clock()
+    security, sealed = _security(ctx, params, binary.engine, now)
     spec = CacheClusterSpec(
         id=cluster_id,
         engine=binary.engine,
         engine_version=binary.version,
         node_type=snapshots.restore_node_type(params, seed),
         node_azs=azs,
-        created_at=ctx.clock(),
+        created_at=now,
         az_mode=az_mode,
         port=validate.port(params),
         tags=validate.tags(params),
@@ -113,8 +118,8 @@ async def create_cache_cluster(ctx: Context, params: dict[str, Any]) -> dict[str
         stored=validate.stored_settings(params),
         node_ids=tuple(node_id(i) for i in range(1, count + 1)) if memcached else (),
         last_node=count if memcached else 0,
-        transit_encryption=transit,
-        auth_token=token,
+        security=security,
+        sealed_token=sealed,
     )
     with ctx.store.transaction():
         if not statuses.create(ctx.store, CLUSTERS, cluster_id, spec):
@@ -128,7 +133,10 @@ def _create_member(ctx: Context, cluster_id: str, params: dict[str, Any]) -> dic
     group = get_group(ctx.store, params["ReplicationGroupId"])
     spec = group.spec
     version = params.get("EngineVersion")
+    if "AuthToken" in params:
+        raise InvalidParameterCombination("A replication group's member uses its group's AUTH token.")
     agrees = {
+        "TransitEncryptionEnabled": params.get("TransitEncryptionEnabled", spec.security.tls) == spec.security.tls,
         "Engine": params.get("Engine", spec.engine).lower() == spec.engine,
         "EngineVersion": version is None or validate.version_matches(spec.engine_version, version),
         "CacheNodeType": params.get("CacheNodeType", spec.node_type) == spec.node_type,
@@ -155,26 +163,17 @@ def _create_member(ctx: Context, cluster_id: str, params: dict[str, Any]) -> dic
     return {"CacheCluster": views.cache_cluster(ctx, get_cluster(ctx.store, cluster_id), show_nodes=False)}
 
 
-def _security(ctx: Context, params: dict[str, Any], *, memcached: bool) -> tuple[bool, str | None]:
-    """(TransitEncryptionEnabled, AuthToken) of a new cluster, checked as ElastiCache checks them."""
-    transit = bool(params.get("TransitEncryptionEnabled", False))
-    token = params.get("AuthToken")
-    if not transit and token is None:
-        return False, None
-    if not memcached:
-        raise InvalidParameterValue(
-            "TransitEncryptionEnabled and AuthToken on a standalone redis cluster are not supported by this "
-            "cachefleet version yet."
-        )
-    if token is not None:
-        if not transit:
-            raise InvalidParameterValue("The AUTH token is only supported when encryption-in-transit is enabled.")
-        auth_token.check_token(token, creating=True)
-    if transit and ctx.certificates is None:
-        raise InvalidParameterValue(
-            "TransitEncryptionEnabled is not supported by this cachefleet version yet (the installation has no CA)."
-        )
-    return transit, token
+def _security(ctx: Context, params: dict[str, Any], engine: str, now: datetime) -> tuple[sec.Security, str | None]:
+    """A standalone cluster's TLS (``required``) and AUTH token, as ``model.security`` checks them (it
+    keeps the token's hash); for Memcached also the token sealed (``tls.sealing``): memcached checks
+    a password as given, so its nodes need the token back."""
+    wanted = access.request(params)
+    security = sec.at_creation(wanted, engine=engine, user_groups={}, now=now)
+    if engine != "memcached" or wanted.auth_token is None:
+        return security, None
+    if ctx.sealer is None:
+        raise InvalidParameterValue("AuthToken on memcached is not supported by this server: it has no sealing key.")
+    return security, ctx.sealer.seal(wanted.auth_token)
 
 
 def _parameter_group(ctx: Context, params: dict[str, Any], engine: str, version: str) -> str:
@@ -289,7 +288,12 @@ MODIFY_INPUTS = inputs.Inputs(
     inputs.not_yet("ScaleConfig", note="gradual Memcached scaling"),
     inputs.not_yet("Engine", "EngineVersion", note="engine upgrades"),
     inputs.not_yet("CacheNodeType", note="vertical scaling"),
-    inputs.not_yet("AuthToken", "AuthTokenUpdateStrategy", note="AUTH token rotation"),
+    inputs.implemented(
+        "AuthToken",
+        "AuthTokenUpdateStrategy",
+        note="standalone Redis clusters (a group's with ModifyReplicationGroup); live, connections kept; "
+        "Memcached: not yet",
+    ),
     inputs.NO_CLASSIC_SECURITY_GROUPS_OR_LOG_DELIVERY,
     inputs.refused("IpDiscovery", why=inputs.WHY_IPV4, accepted="ipv4"),
 )
@@ -324,13 +328,28 @@ async def modify_cache_cluster(ctx: Context, params: dict[str, Any]) -> dict[str
         )
     # Everything is checked before anything is written.
     retention, window = snapshots.automatic_snapshots(params, spec.snapshot_retention_limit, spec.snapshot_window)
+    security = spec.security
+    if "AuthToken" in params or "AuthTokenUpdateStrategy" in params:
+        if spec.engine == "memcached":
+            raise InvalidParameterValue(
+                "Changing the AuthToken of a memcached cluster is not supported by this cachefleet version yet."
+            )
+        if spec.replication_group_id:
+            raise InvalidParameterCombination(
+                "AuthToken applies to standalone redis clusters; "
+                "a group's member changes it with ModifyReplicationGroup."
+            )
+        security = sec.modified(
+            spec.security, access.request(params), engine=spec.engine, user_groups={}, now=ctx.clock()
+        )
     changed = replace(
         spec,
         snapshot_retention_limit=retention,
         snapshot_window=window,
         stored=validate.stored_settings(params, spec.stored),
+        security=security,
     )
-    modifying = False
+    modifying = security != spec.security
     if "CacheParameterGroupName" in params:
         name = _parameter_group(ctx, params, spec.engine, spec.engine_version)
         current = spec.parameter_group or default_group_name(family_for(spec.engine, spec.engine_version))

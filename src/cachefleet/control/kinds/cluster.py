@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 from cachefleet.control.actions import Plan
 from cachefleet.control.kinds.base import Generations, PlannedKind, Services, taking, wanted_parameters
-from cachefleet.control.kinds.group import restore_message, seed_name, wake_seed
+from cachefleet.control.kinds.group import restore_message, seed_name, wake_seed, wanted_security
 from cachefleet.control.memcached_processes import access
 from cachefleet.control.observe import ClusterObservation, observe_config_endpoint, observe_nodes
-from cachefleet.control.planners import busy, params
+from cachefleet.control.planners import busy, params, security
 from cachefleet.control.planners import cluster as cluster_planner
 from cachefleet.engines import memcached
 from cachefleet.model.errors import RestoreFailed
@@ -33,6 +33,7 @@ class ClusterLoad:
     wanted: params.Wanted
     saving: bool  # a snapshot of it is being taken
     generations: Generations
+    secure: security.Wanted | None  # a Redis cluster's users and TLS (None for Memcached)
     access: memcached.Access = memcached.PLAIN  # how its Memcached nodes are reached (TLS, auth)
 
 
@@ -60,7 +61,7 @@ class ClusterKind(PlannedKind[ClusterLoad, ClusterObservation]):
         if spec.engine == "memcached":
             observer = self._services.observer
             _, values = effective_parameters(self._store, spec.engine, spec.engine_version, spec.parameter_group)
-            reach = access(spec, values, observer.credentials, observer.certificates)
+            reach = access(spec, values, observer.credentials, observer.ca_file)
         wanted, generations = wanted_parameters(
             self._store,
             spec.engine,
@@ -70,7 +71,8 @@ class ClusterKind(PlannedKind[ClusterLoad, ClusterObservation]):
             memcached_live=reach.auth != memcached.SASL_AUTH,
         )
         generations[(CLUSTER, spec.id)] = cluster.generation
-        return ClusterLoad(cluster, wanted, bool(snapshots), generations, reach)
+        secure = wanted_security(self._services, spec.security) if spec.engine != "memcached" else None
+        return ClusterLoad(cluster, wanted, bool(snapshots), generations, secure, reach)
 
     async def observe(self, loaded: ClusterLoad) -> ClusterObservation:
         spec, observer = loaded.cluster.spec, self._services.observer
@@ -86,7 +88,12 @@ class ClusterKind(PlannedKind[ClusterLoad, ClusterObservation]):
     def plan(self, loaded: ClusterLoad, observed: ClusterObservation) -> Plan:
         cluster = loaded.cluster
         plan = cluster_planner.plan(
-            cluster.spec, busy.unbusy(cluster.status), observed, now=self._services.now(), wanted=loaded.wanted
+            cluster.spec,
+            busy.unbusy(cluster.status),
+            observed,
+            now=self._services.now(),
+            wanted=loaded.wanted,
+            secure=loaded.secure,
         )
         return busy.snapshotting(plan, None, [cluster.spec.id]) if loaded.saving else plan
 
