@@ -377,8 +377,9 @@ CASES: list[tuple[str, dict[str, Any], str, int]] = [
     ("modify_cache_cluster", {"CacheClusterId": "mc", "NumCacheNodes": 2, "NewAvailabilityZones": ["mars-1a"]},
      "InvalidParameterValue", 400),
     ("modify_cache_cluster", {"CacheClusterId": "existing-001", "NumCacheNodes": 2}, "InvalidParameterValue", 400),
+    # An AuthToken without TLS: the same rule for memcached as for redis (model/security.py)
     ("create_cache_cluster", {"CacheClusterId": "m", "Engine": "memcached", "AuthToken": "a" * 20},
-     "InvalidParameterValue", 400),
+     "InvalidParameterCombination", 400),
     ("reboot_cache_cluster", {"CacheClusterId": "missing", "CacheNodeIdsToReboot": ["0001"]},
      "CacheClusterNotFound", 404),
     ("reboot_cache_cluster", {"CacheClusterId": "mc", "CacheNodeIdsToReboot": ["0002"]},

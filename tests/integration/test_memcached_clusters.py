@@ -412,8 +412,9 @@ def test_bad_inputs_get_aws_codes(client: Any) -> None:
     create = client.create_cache_cluster
     node = {"CacheClusterId": "x", "CacheNodeType": "cache.t4g.micro"}
     assert _code(create, **node, Engine="memcached", NumCacheNodes=41) == "InvalidParameterValue"
-    with pytest.raises(ClientError, match="encryption-in-transit"):
+    with pytest.raises(ClientError, match="encryption-in-transit") as raised:
         create(**node, Engine="memcached", AuthToken="a" * 20)
+    assert raised.value.response["Error"]["Code"] == "InvalidParameterCombination"  # as for redis
     with pytest.raises(ClientError, match="Invalid AuthToken"):
         create(**node, Engine="memcached", AuthToken="short", TransitEncryptionEnabled=True)
     assert _code(create, **node, Engine="redis", NumCacheNodes=2) == "InvalidParameterValue"
