@@ -198,7 +198,7 @@ async def test_the_control_plane_probe_reaches_every_kind_of_node(setup: Setup) 
     assert await memcached.probe(BIND, setup.ascii_node, access=memcached.Access(auth=memcached.ASCII_AUTH)) is None
 
 
-def test_binary_config_get_needs_sasl_first(setup: Setup) -> None:
+def test_binary_commands_and_config_get_need_sasl_first(setup: Setup) -> None:
     header = struct.Struct(">BBHBBHIIQ")
 
     def request(opcode: int, key: bytes = b"", value: bytes = b"", opaque: int = 0) -> bytes:
@@ -214,6 +214,11 @@ def test_binary_config_get_needs_sasl_first(setup: Setup) -> None:
                 data = data[24 + body :]
         return found
 
+    # A binary client that skips SASL gets the node's auth error, for data as for discovery.
+    with socket.create_connection((BIND, setup.sasl_node), timeout=2) as conn:
+        conn.sendall(request(0x00, b"sasl"))  # GET
+        ((opcode, status, _),) = replies(conn, 1)
+        assert (opcode, status) == (0x00, 0x20)
     config_get = request(0x60, b"cluster")
     with socket.create_connection((BIND, setup.sasl_endpoint), timeout=2) as conn:
         conn.sendall(config_get)
