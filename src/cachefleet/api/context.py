@@ -15,6 +15,7 @@ from cachefleet.model.ids import arn
 from cachefleet.settings import Settings
 from cachefleet.store.snapshots import Buckets
 from cachefleet.store.sqlite import Store
+from cachefleet.tls.sealing import Sealer
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,8 @@ class Context:
     # The commands and ACL categories of each installed engine (for access strings), asked of the
     # newest binary once, on first use (it starts a throwaway server for a moment).
     catalogs: dict[str, CommandCatalog | None] = field(default_factory=dict)
+    # Seals a Memcached cluster's AuthToken for its spec (``tls.sealing``); None: such tokens are refused.
+    sealer: Sealer | None = None
 
     def arn(self, kind: str, name: str) -> str:
         return arn(self.settings.region, self.settings.account_id, kind, name)
