@@ -20,7 +20,7 @@ from typing import Any
 from cachefleet.control import kinds as control_kinds
 from cachefleet.control.actions import DiscoveryInputs, EndpointInputs, Plan, ResourceKey
 from cachefleet.control.kinds.base import PlannedKind, Services, wanted_parameters
-from cachefleet.control.observe import Observer
+from cachefleet.control.observe import EndpointServers, Observer
 from cachefleet.control.security import Keys
 from cachefleet.engines import acl
 from cachefleet.engines.haproxy import ADMIN_SOCKET, ServerState, server_name
@@ -189,6 +189,7 @@ class FakeProbes:
         self.memcached_by_port: dict[int, MemcachedObservation] = {}
         self.sentinel_by_port: dict[int, SentinelView] = {}
         self.endpoints: dict[Path, dict[str, ServerState]] = {}
+        self.readers: dict[Path, dict[str, ServerState]] = {}  # be_reader, when a test sets it
 
     async def redis(self, address: str, port: int, credentials: Credentials) -> RedisObservation | None:
         return self.redis_by_port.get(port)
@@ -203,9 +204,12 @@ class FakeProbes:
         return port not in self.silent
 
 
-    def endpoint(self, admin_socket: Path) -> dict[str, ServerState] | None:
+    def endpoint(self, admin_socket: Path) -> EndpointServers | None:
         servers = self.endpoints.get(admin_socket)
-        return dict(servers) if servers is not None else None
+        # No reader backend by default: its health checks are the real HAProxy's.
+        if servers is None:
+            return None
+        return EndpointServers(dict(servers), dict(self.readers.get(admin_socket, {})))
 
 
 def master(replicas: int = 0, config: dict[str, str] | None = None) -> RedisObservation:

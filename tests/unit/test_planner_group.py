@@ -36,7 +36,7 @@ from cachefleet.control.actions import (
 )
 from cachefleet.control.observe import PARAMETERS_FILE
 from cachefleet.control.planners import group as group_planner
-from cachefleet.engines.haproxy import ADMIN_SOCKET, server_name
+from cachefleet.engines.haproxy import ADMIN_SOCKET, ServerState, server_name
 from cachefleet.engines.sentinel import FAST_PING_PERIOD_MS, PING_PERIOD_MS
 from cachefleet.model import parameters as pm
 from cachefleet.model.nodes import READER_SLOT, endpoint_key, member_key, sentinel_keys
@@ -630,3 +630,22 @@ def test_a_sentinel_not_linked_to_its_running_peers_retries_fast_then_goes_back_
     assert plan is not None
     assert SetSentinelPingPeriod(first, PING_PERIOD_MS) in plan.actions
     assert not any(isinstance(a, SetSentinelPingPeriod) and a.node != first for a in plan.actions)
+
+
+def test_a_group_is_available_once_its_reader_endpoint_has_a_server_up() -> None:
+    # Right after the endpoint is reloaded (a move between TLS modes), HAProxy's reader backend has
+    # no replica through its health check yet: the group is not available until one is.
+    fleet = Fleet()
+    fleet.group(state=GroupState.CREATING)
+    admin = fleet.host.node_dir(endpoint_key("g")) / ADMIN_SOCKET
+    replicas = [port(fleet, m) for m in ("g-002", "g-003")]
+    down = {server_name(p): ServerState(server_name(p), ADDRESS, p, up=False, maint=False) for p in replicas}
+    fleet.probes.readers[admin] = down
+    plan = asyncio.run(fleet.plan(G, "g"))
+    assert plan is not None
+    assert state(plan, G, "g") == GroupState.CREATING
+    first = server_name(replicas[0])
+    fleet.probes.readers[admin] = {**down, first: replace(down[first], up=True)}
+    plan = asyncio.run(fleet.plan(G, "g"))
+    assert plan is not None
+    assert state(plan, G, "g") == GroupState.AVAILABLE

@@ -450,7 +450,12 @@ def _endpoint_ready(endpoint: EndpointObservation, view: _View) -> bool:
     if endpoint.servers is None or view.primary is None:
         return False
     server = endpoint.servers.get(server_name(view.primary[1]))
-    return server is not None and server.up and not server.maint
+    if server is None or not server.up or server.maint:
+        return False
+    # The reader endpoint serves once a replica has passed HAProxy's health check: right after a
+    # reload (a move between TLS modes) none has yet, for a tenth of a second or so.
+    reader = endpoint.reader_servers
+    return not reader or len(view.ports) < 2 or any(s.up and not s.maint for s in reader.values())
 
 
 def _converge_sentinels(
