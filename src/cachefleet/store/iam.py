@@ -393,6 +393,9 @@ class IdentityStore:
             db.execute("DELETE FROM secrets WHERE name IN ('admin_access_key_id', 'admin_secret_access_key')")
             if _has_table(db, "access_keys"):
                 db.execute("DELETE FROM access_keys WHERE key_id = ?", (key_id,))
+        with self._lock:
+            # The overwritten pages reach the database file now, and the log is emptied.
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return key_id, secret
 
     # -- inline policies (of a user or a group) -------------------------------------------------
