@@ -13,9 +13,10 @@ import os
 import secrets
 import signal
 import socket
-import string
 import sys
+import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,6 +25,7 @@ import uvloop
 
 from cachefleet.api.app import build_app
 from cachefleet.api.context import Context
+from cachefleet.api.security import Gatekeeper
 from cachefleet.control import kinds
 from cachefleet.control.actions import ResourceKey
 from cachefleet.control.execute import Executor, Tools
@@ -36,7 +38,13 @@ from cachefleet.control.snapshots import SnapshotWorker
 from cachefleet.engines.installed import MissingBinary, discover, find_binary, require_binaries
 from cachefleet.hosts.local import LocalHost
 from cachefleet.model.credentials import Credentials
+from cachefleet.model.iam import ACCESS_KEY_PREFIX, new_id, new_secret
+from cachefleet.model.ratelimit import TokenBuckets
 from cachefleet.settings import Settings
+from cachefleet.store.audit import AuditLog
+from cachefleet.store.iam import AccessKey, IdentityStore, holds_sealed_secrets
+from cachefleet.store.keys import InstallationKey, Keyring, KmsKeys, MissingInstallationKey
+from cachefleet.store.sealed import SealedBuckets, SealedSnapshotFiles
 from cachefleet.store.snapshots import LocalBuckets, LocalSnapshotFiles
 from cachefleet.store.sqlite import Store
 from cachefleet.tls import files as tls_files
@@ -84,12 +92,58 @@ def _write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def ensure_credentials(store: Store, data_dir: Path) -> tuple[str, str]:
-    """The admin access key: created on first start, written to ``DIR/credentials`` (profile cachefleet)."""
-    key_id = store.secret("admin_access_key_id", lambda: "AKIA" + _random(string.ascii_uppercase + string.digits, 16))
-    secret = store.secret("admin_secret_access_key", lambda: _random(string.ascii_letters + string.digits + "+/", 40))
-    if store.secret_for(key_id) is None:
-        store.add_access_key(key_id, secret, utcnow())
+@dataclass(frozen=True)
+class Security:
+    """The keys, identities and gate of one installation (``DIR/keys``, IAM tables of ``state.db``)."""
+
+    keyring: Keyring
+    kms: KmsKeys
+    identities: IdentityStore
+    gatekeeper: Gatekeeper
+
+
+def build_security(settings: Settings, store: Store, clock: Callable[[], datetime]) -> Security:
+    """Load (or, on first start, make) the installation key and everything it protects.
+
+    A data dir whose database holds sealed secrets but whose key file is gone does not start: a new
+    key could open none of them, and making one would hide the loss.
+    """
+    db = settings.data_dir / "state.db"
+    try:
+        installation = InstallationKey.load(settings.keys_path, create=not holds_sealed_secrets(db))
+    except MissingInstallationKey as exc:
+        raise SystemExit(f"cachefleet: {exc}") from None
+    kms = KmsKeys(settings.keys_path, installation, settings.region, settings.account_id)
+    kms.ensure_default(clock())
+    identities = IdentityStore(db, installation, settings.account_id)
+    buckets = (
+        TokenBuckets(settings.api_rate, settings.api_burst, time.monotonic) if settings.api_rate > 0 else None
+    )
+    gatekeeper = Gatekeeper(
+        identities=identities,
+        store=store,
+        region=settings.region,
+        account=settings.account_id,
+        clock=clock,
+        buckets=buckets,
+        audit=AuditLog(settings.audit_path, max_bytes=settings.audit_max_bytes, backups=settings.audit_backups),
+    )
+    return Security(Keyring(installation, kms), kms, identities, gatekeeper)
+
+
+def ensure_credentials(identities: IdentityStore, data_dir: Path, clock: Callable[[], datetime]) -> tuple[str, str]:
+    """The root identity's access key, written to ``DIR/credentials`` (profile cachefleet).
+
+    Its secret is kept sealed in ``state.db``; the credentials file is the user's own copy. A data
+    dir from before IAM had the admin key in plain text there: it is sealed and the plain copy wiped.
+    """
+    found = identities.root_key() or identities.adopt_legacy_admin_key(clock())
+    if found is None:
+        key_id = new_id(ACCESS_KEY_PREFIX, _random)
+        secret = new_secret(_random)
+        identities.add_access_key(AccessKey(key_id, None, "Active", clock()), secret)
+        found = key_id, secret
+    key_id, secret = found
     ini = configparser.ConfigParser()
     ini[PROFILE] = {"aws_access_key_id": key_id, "aws_secret_access_key": secret}
     text = io.StringIO()
@@ -120,19 +174,21 @@ def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotSched
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     store = Store(data_dir / "state.db")
     os.chmod(data_dir / "state.db", 0o600)
-    ensure_credentials(store, data_dir)
+    security = build_security(settings, store, utcnow)
+    ensure_credentials(security.identities, data_dir, utcnow)
     # The installation's CA (DIR/ca.pem, key in DIR/tls/), made once, so `cachefleet ca` has it to show.
     tls_files.ensure_authority(data_dir, utcnow(), tls_files.Validity(leaf=settings.tls_certificate_validity))
     engines = discover()
     host = LocalHost(data_dir / "nodes", settings.port_range, settings.node_host)
     credentials = Credentials(ADMIN_USER, store.secret("node_admin_password", lambda: secrets.token_hex(24)))
-    exports = LocalBuckets(settings.exports_path)
+    # Snapshots, copies and exports are sealed with the installation's keys (docs/security.md).
+    exports = SealedBuckets(LocalBuckets(settings.exports_path), security.keyring)
     snapshots = SnapshotWorker(
         store=store,
         host=host,
-        files=LocalSnapshotFiles(settings.snapshots_path),
+        files=SealedSnapshotFiles(LocalSnapshotFiles(settings.snapshots_path), security.keyring),
         exports=exports,
-        imports=LocalBuckets(settings.imports_path),
+        imports=SealedBuckets(LocalBuckets(settings.imports_path), security.keyring),
         credentials=credentials,
         address=settings.node_host,
         clock=utcnow,
@@ -161,7 +217,16 @@ def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotSched
     )
     store.subscribe(reconciler.notify)
     scheduler = SnapshotScheduler(store, schedule_clock=scheduler_clock(), clock=utcnow)
-    ctx = Context(store=store, settings=settings, engines=engines, clock=utcnow, exports=exports)
+    ctx = Context(
+        store=store,
+        settings=settings,
+        engines=engines,
+        clock=utcnow,
+        exports=exports,
+        gatekeeper=security.gatekeeper,
+        identities=security.identities,
+        kms=security.kms,
+    )
     return ctx, reconciler, store, scheduler
 
 
