@@ -59,7 +59,9 @@ def test_a_snapshot_of_a_kms_encrypted_source_is_wrapped_by_that_key(
 ) -> None:
     assert keyring.kms is not None
     key = keyring.kms.create(datetime(2026, 1, 1, tzinfo=UTC), "alias/orders")
-    stored = files.save("snap", "0001", _rdb(tmp_path), {"spec": {"kms_key_id": key.key_id}})
+    stored = files.save(
+        "snap", "0001", _rdb(tmp_path), {"spec": {"encryption": {"enabled": True, "kms_key_id": key.key_id}}}
+    )
     header = envelope.header_of((tmp_path / "snapshots" / "snap" / "0001.rdb").read_bytes()[:4096])
     assert header["kek"] == key.key_id
     assert b"".join(files.read("snap", "0001", stored)) == RDB

@@ -12,6 +12,7 @@ from cachefleet.engines.nodetypes import NODE_TYPES, memory_bytes
 from cachefleet.model import parameters as pm
 from cachefleet.model import snapshots as sn
 from cachefleet.model import users as us
+from cachefleet.model.kms import key_arn
 from cachefleet.model.nodes import MEMBER_NODE_ID
 from cachefleet.model.specs import ACTIVE, StoredSettings
 from cachefleet.model.status import PRIMARY, REPLICA, GroupState, NodeState, UserGroupState, UserGroupStatus
@@ -22,6 +23,7 @@ from cachefleet.store.records import (
     Group,
     ParameterGroup,
     Snapshot,
+    find_group,
     parameter_group_name,
     pick_member,
 )
@@ -35,6 +37,16 @@ def parameter_group_family(engine: str, version: str) -> str:
 
 def endpoint(ctx: Context, port: int | None) -> dict[str, Any] | None:
     return {"Address": ctx.settings.node_host, "Port": port} if port else None
+
+
+def kms_arn(ctx: Context, key_id: str) -> str:
+    return key_arn(ctx.settings.region, ctx.settings.account_id, key_id)
+
+
+def _at_rest(ctx: Context, group_id: str | None) -> bool:
+    """A member shows its group's setting; a standalone cluster has none (CreateCacheCluster takes none)."""
+    group = find_group(ctx.store, group_id) if group_id else None
+    return group.spec.encryption.enabled if group is not None else False
 
 
 def cache_cluster(ctx: Context, cluster: Cluster, *, show_nodes: bool) -> dict[str, Any]:
@@ -62,7 +74,7 @@ def cache_cluster(ctx: Context, cluster: Cluster, *, show_nodes: bool) -> dict[s
         "AutoMinorVersionUpgrade": spec.stored.auto_minor_version_upgrade,
         "AuthTokenEnabled": False,
         "TransitEncryptionEnabled": False,
-        "AtRestEncryptionEnabled": False,
+        "AtRestEncryptionEnabled": _at_rest(ctx, spec.replication_group_id),
         "ARN": ctx.arn("cache-cluster", spec.id),
         "ReplicationGroupLogDeliveryEnabled": False,
         "LogDeliveryConfigurations": [],
@@ -146,7 +158,8 @@ def replication_group(ctx: Context, group: Group, members: list[Cluster]) -> dic
         "CacheNodeType": spec.node_type,
         "AuthTokenEnabled": False,
         "TransitEncryptionEnabled": False,
-        "AtRestEncryptionEnabled": False,
+        "AtRestEncryptionEnabled": spec.encryption.enabled,
+        "StorageEncryptionType": spec.encryption.storage_type,
         "ARN": ctx.arn("replication-group", spec.id),
         "LogDeliveryConfigurations": [],
         "ReplicationGroupCreateTime": spec.created_at,
@@ -157,6 +170,8 @@ def replication_group(ctx: Context, group: Group, members: list[Cluster]) -> dic
         "ClusterMode": "disabled",
         "Engine": spec.engine,
     }
+    if spec.encryption.kms_key_id:
+        view["KmsKeyId"] = kms_arn(ctx, spec.encryption.kms_key_id)
     if spec.snapshot_retention_limit > 0:
         # The member the next automatic snapshot is taken on, as the scheduler picks it.
         view["SnapshottingClusterId"] = pick_member(ctx.store, group, spec.snapshotting_member)
@@ -270,6 +285,8 @@ def snapshot(ctx: Context, snap: Snapshot, *, show_node_group_config: bool = Fal
         view["AutomaticFailover"] = "enabled" if spec.automatic_failover else "disabled"
     if spec.cache_cluster_id:
         view["CacheClusterId"] = spec.cache_cluster_id
+    if spec.encryption.kms_key_id:
+        view["KmsKeyId"] = kms_arn(ctx, spec.encryption.kms_key_id)
     node: dict[str, Any] = {"CacheNodeId": "0001"}
     node_cluster = status.node_cluster_id or spec.cache_cluster_id
     if node_cluster:

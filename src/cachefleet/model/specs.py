@@ -6,9 +6,11 @@ the statuses of ``model.status``, never here.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any, Self
+
+from cachefleet.model.encryption import AtRest
 
 Tags = tuple[tuple[str, str], ...]
 
@@ -118,6 +120,8 @@ class ReplicationGroupSpec:
     snapshotting_cluster_id: str | None = None
     # What the members show (each member's spec carries a copy, as with the parameter group).
     stored: StoredSettings = StoredSettings()
+    # AtRestEncryptionEnabled and KmsKeyId, fixed at creation.
+    encryption: AtRest = field(default_factory=AtRest)
 
     @property
     def snapshotting_member(self) -> str | None:
@@ -138,6 +142,7 @@ class ReplicationGroupSpec:
                 "tags": tuple(tuple(t) for t in data["tags"]),
                 "created_at": datetime.fromisoformat(data["created_at"]),
                 "stored": StoredSettings.from_json(data.get("stored")),
+                "encryption": AtRest.from_json(data.get("encryption")),
             }
         )
 
@@ -221,6 +226,8 @@ class SnapshotSpec:
     deleting: bool = False
     # The source's maintenance window, topic and minor-upgrade setting, shown as the source showed them.
     stored: StoredSettings = StoredSettings()
+    # The source's at-rest encryption; kms_key_id is the key that wraps this snapshot's data key.
+    encryption: AtRest = field(default_factory=AtRest)
 
     @property
     def id(self) -> str:
@@ -250,6 +257,7 @@ class SnapshotSpec:
                 "replica_azs": tuple(data.get("replica_azs", ())),
                 "tags": tuple(tuple(t) for t in data["tags"]),
                 "stored": StoredSettings.from_json(data.get("stored")),
+                "encryption": AtRest.from_json(data.get("encryption")),
                 "created_at": datetime.fromisoformat(data["created_at"]),
                 "cluster_created_at": datetime.fromisoformat(created) if created else None,
             }

@@ -2,7 +2,7 @@
 
 ``SealedSnapshotFiles`` wraps a ``SnapshotFiles``: every snapshot it stores (taken, copied) is sealed
 under a data key of its own, wrapped by the snapshot's KMS key when its spec names one
-(``kms_key_id``) and by the installation key otherwise. Size and sha256 are those of the sealed
+(``encryption.kms_key_id``) and by the installation key otherwise. Size and sha256 are those of the sealed
 file, so the inner store's checks (and the records in ``state.db``) still cover every byte.
 ``SealedBuckets`` does the same for exports; reading an object (an import) unseals what this or
 another cachefleet installation with the same key sealed, and passes a plain RDB through as it is.
@@ -34,7 +34,8 @@ from cachefleet.store.snapshots import (
 
 def _kek(metadata: Mapping[str, Any]) -> str:
     spec = metadata.get("spec")
-    kms = spec.get("kms_key_id") if isinstance(spec, Mapping) else None
+    encryption = spec.get("encryption") if isinstance(spec, Mapping) else None
+    kms = encryption.get("kms_key_id") if isinstance(encryption, Mapping) else None
     return str(kms) if kms else INSTALLATION
 
 

@@ -10,6 +10,7 @@ from cachefleet.api.context import Context
 from cachefleet.api.handlers import snapshots
 from cachefleet.api.paging import page
 from cachefleet.model import lifecycle
+from cachefleet.model.encryption import requested
 from cachefleet.model.errors import (
     CacheClusterAlreadyExists,
     CacheClusterNotFound,
@@ -73,8 +74,10 @@ CREATE_INPUTS = inputs.Inputs(
     inputs.not_yet("AuthToken", "UserGroupIds", note="AUTH and access control"),
     inputs.not_yet("TransitEncryptionMode", note="TLS"),
     inputs.not_yet("TransitEncryptionEnabled", note="TLS", accepted=False),
-    inputs.not_yet("AtRestEncryptionEnabled", note="encrypted snapshots", accepted=False),
-    inputs.not_yet("KmsKeyId", note="encrypted snapshots"),
+    inputs.implemented(
+        "AtRestEncryptionEnabled", note="snapshots are always sealed; on, a node keeps no RDB a snapshot made"
+    ),
+    inputs.implemented("KmsKeyId", note="a key `cachefleet kms` manages; other KMS keys are InvalidKMSKeyFault"),
     inputs.NO_CLASSIC_SECURITY_GROUPS_OR_LOG_DELIVERY,
     inputs.refused("GlobalReplicationGroupId", why=inputs.WHY_GLOBAL),
     inputs.refused("DataTieringEnabled", why=inputs.WHY_DATA_TIERING, accepted=False),
@@ -120,6 +123,7 @@ async def create_replication_group(ctx: Context, params: dict[str, Any]) -> dict
             raise InvalidParameterValue("Replication groups support only the redis and valkey engines.")
         engine, version, node_type = binary.engine, binary.version, snapshots.restore_node_type(params, seed)
 
+    encryption = requested(engine, params.get("AtRestEncryptionEnabled"), snapshots.kms_key_id(ctx, params))
     azs = _placement(ctx, params, count, primary)
     parameter_group = _parameter_group(ctx, params, engine, version, primary)
     if ctx.store.get(GROUP, group_id):
@@ -149,6 +153,7 @@ async def create_replication_group(ctx: Context, params: dict[str, Any]) -> dict
         snapshot_retention_limit=retention,
         snapshot_window=window,
         stored=stored,
+        encryption=encryption,
     )
     with ctx.store.transaction():
         if not statuses.create(ctx.store, GROUPS, group_id, spec):
