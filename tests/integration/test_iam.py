@@ -327,3 +327,49 @@ def test_every_mutating_call_is_audited_without_secrets(server: ServerProcess, i
     assert not any(r["eventName"].startswith(("Describe", "List", "Get")) for r in records)
     assert key[1] not in log.read_text()
     assert Path(log).stat().st_mode & 0o777 == 0o600
+
+
+# -- the CLI ---------------------------------------------------------------------------------------
+
+
+def _cli(server: ServerProcess, *args: str) -> str:
+    from click.testing import CliRunner  # noqa: PLC0415
+
+    from cachefleet.cli.main import main  # noqa: PLC0415
+
+    result = CliRunner().invoke(main, [*args[:2], *args[2:], "--data-dir", str(server.data_dir)])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_the_iam_audit_and_kms_verbs(server: ServerProcess, iam: Any) -> None:
+    assert "created arn:aws:iam::000000000000:user/cli-user" in _cli(server, "iam", "user", "create", "cli-user")
+    made = json.loads(_cli(server, "iam", "key", "create", "cli-user", "--json"))["AccessKey"]
+    document = json.dumps(_policy({"Effect": "Allow", "Action": "sts:GetCallerIdentity", "Resource": "*"}))
+    _cli(server, "iam", "policy", "put", "cli-user", "whoami", document)
+    shown = _cli(server, "iam", "user", "show", "cli-user")
+    assert made["AccessKeyId"] in shown
+    assert "inline policies: whoami" in shown
+    assert (
+        _client(server, "sts", (made["AccessKeyId"], made["SecretAccessKey"]))
+        .get_caller_identity()["Arn"]
+        .endswith(":user/cli-user")
+    )
+    _cli(server, "iam", "key", "deactivate", "cli-user", made["AccessKeyId"])
+    assert "Inactive" in _cli(server, "iam", "key", "list", "cli-user")
+    assert "arn:aws:iam::000000000000:root" in _cli(server, "iam", "whoami")
+
+    trail = [json.loads(line) for line in _cli(server, "audit", "--action", "UpdateAccessKey", "--json").splitlines()]
+    assert made["AccessKeyId"] in [r["requestParameters"]["accessKeyId"] for r in trail]
+    assert {r["eventName"] for r in trail} == {"UpdateAccessKey"}
+    assert "iam:CreateUser" in _cli(server, "audit", "--service", "iam", "--since", "1h")
+    assert made["SecretAccessKey"] not in _cli(server, "audit", "--json")
+
+    _cli(server, "iam", "user", "delete", "cli-user", "--force")
+    assert _error(iam.get_user, UserName="cli-user")[0] == "NoSuchEntity"
+
+    assert "alias/cachefleet/default" in _cli(server, "kms", "list")
+    created = json.loads(_cli(server, "kms", "create-key", "--alias", "alias/cli", "--json"))
+    assert created["KeyArn"] == f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{created['KeyId']}"
+    listed = json.loads(_cli(server, "kms", "list", "--json"))["Keys"]
+    assert created["KeyId"] in {k["KeyId"] for k in listed}
