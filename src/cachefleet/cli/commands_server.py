@@ -9,7 +9,14 @@ import click
 
 from cachefleet.cli.context import CliState, pass_state
 from cachefleet.cli.options import data_dir_option, parse_csv, region_option
-from cachefleet.settings import DEFAULT_ACCOUNT, DEFAULT_LISTEN, DEFAULT_PORT_RANGE, Settings
+from cachefleet.settings import (
+    DEFAULT_ACCOUNT,
+    DEFAULT_API_BURST,
+    DEFAULT_API_RATE,
+    DEFAULT_LISTEN,
+    DEFAULT_PORT_RANGE,
+    Settings,
+)
 
 
 def parse_listen(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
@@ -49,13 +56,24 @@ def parse_account_id(_ctx: click.Context, _param: click.Parameter, value: str | 
     metavar="LO-HI",
     help="Ports for nodes [default: {}-{}].".format(*DEFAULT_PORT_RANGE),
 )
+@click.option(
+    "--api-rate",
+    type=click.FloatRange(min=0),
+    help=f"API calls per second per access key before Throttling; 0: no throttling [default: {DEFAULT_API_RATE:g}].",
+)
+@click.option(
+    "--api-burst", type=click.IntRange(min=1), help=f"API calls at once per access key [default: {DEFAULT_API_BURST}]."
+)
 @pass_state
 def server(
     state: CliState,
+    *,
     listen: str | None,
     account_id: str | None,
     azs: tuple[str, ...] | None,
     port_range: tuple[int, int] | None,
+    api_rate: float | None,
+    api_burst: int | None,
 ) -> None:
     """Run the control plane in the foreground; node processes outlive it."""
     settings = build_settings(
@@ -65,6 +83,8 @@ def server(
         account_id=account_id,
         azs=azs,
         port_range=port_range,
+        api_rate=api_rate,
+        api_burst=api_burst,
     )
     # Imported here so that the API verbs do not pay for loading the whole server.
     from cachefleet.wiring import run_server  # noqa: PLC0415
@@ -80,6 +100,8 @@ def build_settings(
     account_id: str | None,
     azs: tuple[str, ...] | None,
     port_range: tuple[int, int] | None,
+    api_rate: float | None = None,
+    api_burst: int | None = None,
 ) -> Settings:
     """Settings from the flags given; a flag left out keeps the default that Settings defines."""
     given: dict[str, Any] = {
@@ -89,5 +111,7 @@ def build_settings(
         "account_id": account_id,
         "availability_zones": azs,
         "port_range": port_range,
+        "api_rate": api_rate,
+        "api_burst": api_burst,
     }
     return Settings(**{name: value for name, value in given.items() if value is not None})
