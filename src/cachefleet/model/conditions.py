@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import ipaddress
 import math
 from collections.abc import Callable, Mapping
@@ -33,6 +34,7 @@ from cachefleet.model.patterns import RequestContext, arn_like, has_variables, l
 Matcher = Callable[[str, str], bool]  # (policy value, request value) -> matches
 
 
+@functools.lru_cache(maxsize=4096)
 def _number(text: str) -> float | None:
     try:
         value = float(text)
@@ -41,6 +43,7 @@ def _number(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
+@functools.lru_cache(maxsize=4096)
 def _date(text: str) -> datetime | None:
     stripped = text.strip()
     number = _number(stripped)
@@ -61,7 +64,9 @@ def _compare(parse: Callable[[str], Any], test: Callable[[Any, Any], bool]) -> M
     return match
 
 
+@functools.lru_cache(maxsize=4096)
 def _ip_in(expected: str, actual: str) -> bool:
+    # Cached: a policy's networks and the few client addresses repeat on every request.
     try:
         network = ipaddress.ip_network(expected, strict=False)
         address = ipaddress.ip_address(actual)

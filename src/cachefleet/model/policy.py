@@ -93,12 +93,22 @@ class Statement:
     negate_resources: bool  # NotResource
     conditions: tuple[Condition, ...] = ()
 
+    def covers(self, action: str) -> bool:
+        return self.actions.matches(action, None) != self.negate_actions
+
     def applies(self, action: str, resource: str, ctx: RequestContext) -> bool:
-        if self.actions.matches(action, None) == self.negate_actions:
+        if not self.covers(action):
             return False
+        return self.applies_to(resource, ctx)
+
+    def applies_to(self, resource: str, ctx: RequestContext) -> bool:
+        """Whether the statement applies to ``resource``, its action being known to match."""
         if self.resources.matches(resource, ctx) == self.negate_resources:
             return False
         return all(condition.holds(ctx) for condition in self.conditions)
+
+
+_MAX_CACHED_ACTIONS = 1024
 
 
 @dataclass(frozen=True)
@@ -107,6 +117,19 @@ class Policy:
     statements: tuple[Statement, ...]
     id: str | None = None
     source: str = field(default="", compare=False, repr=False)
+    # Action -> the statements whose Action/NotAction covers it, Deny ones first. A request asks
+    # about one action, and a server has a few hundred: each is worked out once per policy.
+    _by_action: dict[str, tuple[Statement, ...]] = field(default_factory=dict, compare=False, repr=False)
+
+    def for_action(self, action: str) -> tuple[Statement, ...]:
+        found = self._by_action.get(action)
+        if found is None:
+            matching = [s for s in self.statements if s.covers(action)]
+            found = tuple(sorted(matching, key=lambda s: s.effect is not Effect.DENY))
+            if len(self._by_action) >= _MAX_CACHED_ACTIONS:
+                self._by_action.clear()
+            self._by_action[action] = found
+        return found
 
 
 def parse_policy(text: str) -> Policy:
@@ -248,10 +271,10 @@ def evaluate(policies: Iterable[Policy], action: str, resource: str, ctx: Reques
     """One action on one resource: explicit Deny > Allow > implicit deny."""
     allowed = False
     for policy in policies:
-        for statement in policy.statements:
+        for statement in policy.for_action(action):
             if statement.effect is Effect.ALLOW and allowed:
                 continue  # an Allow is known; only a Deny can still change the answer
-            if statement.applies(action, resource, ctx):
+            if statement.applies_to(resource, ctx):
                 if statement.effect is Effect.DENY:
                     return Decision.EXPLICIT_DENY
                 allowed = True
