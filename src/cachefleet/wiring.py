@@ -181,7 +181,7 @@ def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotSched
     engines = discover()
     host = LocalHost(data_dir / "nodes", settings.port_range, settings.node_host)
     credentials = Credentials(ADMIN_USER, store.secret("node_admin_password", lambda: secrets.token_hex(24)))
-    # Snapshots, copies and exports are sealed with the installation's keys (docs/security.md).
+    # Snapshots, copies and exports are sealed with the installation's keys (docs/api-security.md).
     exports = SealedBuckets(LocalBuckets(settings.exports_path), security.keyring)
     snapshots = SnapshotWorker(
         store=store,

@@ -1,7 +1,7 @@
 """At-rest encryption as a replication group and its snapshots carry it (``AtRestEncryptionEnabled``,
 ``KmsKeyId``), and what ``StorageEncryptionType`` then says.
 
-What it covers on this host is in docs/security.md: every snapshot, copy and export file is sealed
+What it covers on this host is in docs/api-security.md: every snapshot, copy and export file is sealed
 whatever this says; with it on, the RDB a snapshot leaves in a node's directory is removed once
 sealed. Pure.
 """
