@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+
 import pytest
 
 from cachefleet.api import constraints
 from cachefleet.model import authz
 from cachefleet.model.errors import ValidationError
 from cachefleet.model.iam import IAM_USER, Principal, root_principal
+from cachefleet.model.patterns import RequestContext, context
+from cachefleet.model.policy import Decision, parse_policy
 from cachefleet.protocol.service import load_service_model
 
 REGION, ACCOUNT = "us-east-1", "000000000000"
@@ -126,3 +131,21 @@ def test_model_constraints_are_checked_as_iam_words_them() -> None:
     status = load_service_model("iam").operation("UpdateAccessKey").input_shape
     with pytest.raises(ValidationError, match=r"enum value set: \[Active, Inactive, Expired\]"):
         constraints.check(status, {"AccessKeyId": "AKIA0000000000000000", "Status": "On"})
+
+
+def test_connect_is_decided_on_the_group_and_the_user() -> None:
+    request = authz.connect(REGION, ACCOUNT, "Orders", "app-user")
+    group, user = request.resources
+    assert (group, user) == (f"{EC}:replicationgroup:orders", f"{EC}:user:app-user")
+
+    def allowing(*resources: str) -> Principal:
+        statement = {"Effect": "Allow", "Action": "elasticache:Connect", "Resource": list(resources)}
+        return replace(BOB, policies=(parse_policy(json.dumps({"Statement": statement})),))
+
+    def ctx(_: str) -> RequestContext:
+        return context({})
+
+    assert authz.decide(root_principal(ACCOUNT, "AKIAROOT"), request, ctx).allowed
+    refused = authz.decide(allowing(group), request, ctx)
+    assert (refused.decision, refused.resource) == (Decision.IMPLICIT_DENY, user)
+    assert authz.decide(allowing(group, user), request, ctx).allowed

@@ -29,7 +29,6 @@ from cachefleet.model.errors import AccessDenied, CacheFleetError, InvalidARN, I
 from cachefleet.model.iam import Principal
 from cachefleet.model.ids import parse_arn
 from cachefleet.model.patterns import RequestContext
-from cachefleet.model.policy import authorize as evaluate
 from cachefleet.model.policy import denial_message
 from cachefleet.model.ratelimit import TokenBuckets
 from cachefleet.store.audit import AuditLog
@@ -101,13 +100,13 @@ class Gatekeeper:
         """Nothing, or ``AccessDenied`` naming the identity, action and resource."""
         principal = caller.principal
         if principal.is_root or request.always_allowed:
-            return
+            return  # no context to build
         base = self._context_values(request, caller)
 
         def context_for(resource: str) -> RequestContext:
             return RequestContext(base, lambda key: self._resource_key(resource, key))
 
-        verdict = evaluate(principal.policies, request.action, request.resources, context_for)
+        verdict = authz.decide(principal, request, context_for)
         if not verdict.allowed:
             raise AccessDenied(denial_message(principal.arn, request.action, verdict))
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cachefleet.model.iam import Principal, group_arn, policy_arn, user_arn
+from cachefleet.model.patterns import RequestContext
+from cachefleet.model.policy import Decision, Verdict, authorize
 
 ELASTICACHE = "elasticache"
 IAM = "iam"
@@ -32,6 +34,26 @@ class Authorization:
     resources: tuple[str, ...]
     keys: Keys = field(default_factory=dict)
     always_allowed: bool = False  # sts:GetCallerIdentity
+
+
+def decide(principal: Principal, request: Authorization, context_for: Callable[[str], RequestContext]) -> Verdict:
+    """May ``principal`` do ``request``? The root identity may do anything, and some calls need no
+    permission; everyone else needs their policies to allow the action on every resource."""
+    if principal.is_root or request.always_allowed:
+        return Verdict(Decision.ALLOW)
+    return authorize(principal.policies, request.action, request.resources, context_for)
+
+
+def connect(region: str, account: str, replication_group_id: str, user_id: str) -> Authorization:
+    """``elasticache:Connect``, as an IAM-authenticated Redis connection asks for it: on the
+    replication group and on the ElastiCache user it authenticates as."""
+    return Authorization(
+        action=f"{ELASTICACHE}:Connect",
+        resources=(
+            f"arn:aws:elasticache:{region}:{account}:replicationgroup:{replication_group_id.lower()}",
+            f"arn:aws:elasticache:{region}:{account}:user:{user_id}",
+        ),
+    )
 
 
 def read_only(operation: str) -> bool:
