@@ -104,7 +104,7 @@ class Gatekeeper:
         base = self._context_values(request, caller)
 
         def context_for(resource: str) -> RequestContext:
-            return RequestContext(base, lambda key: self._resource_key(resource, key))
+            return RequestContext(base, lambda key: self._request_key(resource, key))
 
         verdict = authz.decide(principal, request, context_for)
         if not verdict.allowed:
@@ -155,19 +155,21 @@ class Gatekeeper:
     # -- condition keys ------------------------------------------------------------------------
 
     def _context_values(self, request: authz.Authorization, caller: Caller) -> dict[str, tuple[str, ...]]:
-        now = self.clock().astimezone(UTC)
-        values: dict[str, str | tuple[str, ...]] = {
-            "aws:CurrentTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "aws:EpochTime": str(int(now.timestamp())),
-            "aws:SourceIp": caller.source_ip,
-            "aws:RequestedRegion": caller.region,
-            "aws:SecureTransport": "true" if caller.secure else "false",
-            **caller.principal.condition_keys(),
-            **request.keys,
-        }
-        return {k.lower(): (v,) if isinstance(v, str) else tuple(v) for k, v in values.items()}
+        # The caller's keys are lowercased once per identity (cached on it); the clock is read only
+        # when a condition asks for the time (see _request_key).
+        values = dict(caller.principal.context_keys)
+        values["aws:sourceip"] = (caller.source_ip,)
+        values["aws:requestedregion"] = (caller.region,)
+        values["aws:securetransport"] = ("true" if caller.secure else "false",)
+        for key, value in request.keys.items():
+            values[key.lower()] = (value,) if isinstance(value, str) else tuple(value)
+        return values
 
-    def _resource_key(self, resource: str, key: str) -> tuple[str, ...] | None:
+    def _request_key(self, resource: str, key: str) -> tuple[str, ...] | None:
+        if key == "aws:currenttime":
+            return (self.clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),)
+        if key == "aws:epochtime":
+            return (str(int(self.clock().timestamp())),)
         if not key.startswith(_TAG_PREFIX):
             return None
         tags = self._resource_tags(resource)

@@ -8,6 +8,7 @@ those of their groups) allow. Names, ids and ARNs follow IAM's forms so that too
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -131,6 +132,11 @@ class Principal:
     @property
     def is_root(self) -> bool:
         return self.kind == ROOT
+
+    @functools.cached_property
+    def context_keys(self) -> dict[str, tuple[str, ...]]:
+        """``condition_keys`` as a policy's context holds them: lowercased names, tuple values."""
+        return {k.lower(): (v,) if isinstance(v, str) else tuple(v) for k, v in self.condition_keys().items()}
 
     def condition_keys(self) -> dict[str, str | tuple[str, ...]]:
         """The global condition keys about the caller (``aws:username`` only for users)."""
