@@ -17,6 +17,7 @@ from rich.table import Table
 from cachefleet.cli import render
 from cachefleet.cli.connection import ConnectionOptions, collect, resolve
 from cachefleet.cli.context import CliState, pass_state, stdout
+from cachefleet.cli.groups import noun
 from cachefleet.cli.options import client_options
 
 
@@ -82,9 +83,9 @@ def whoami(state: CliState) -> None:
 # Users
 
 
-@iam.group("user")
+@noun("user")
 def user() -> None:
-    """Create, list, show and delete IAM users."""
+    """Create, list, describe and delete IAM users."""
 
 
 @user.command("create")
@@ -111,11 +112,11 @@ def user_list(state: CliState) -> None:
     stdout().print(_table("Users", ["Name", "Id", "ARN", "Created"], rows))
 
 
-@user.command("show")
+@user.command("describe")
 @click.argument("name")
 @client_options
 @pass_state
-def user_show(state: CliState, name: str) -> None:
+def user_describe(state: CliState, name: str) -> None:
     """A user, its access keys, its policies and groups."""
     client = service_client(state, "iam")
     found = client.get_user(UserName=name)["User"]
@@ -160,7 +161,7 @@ def user_delete(state: CliState, name: str, force: bool) -> None:
 # Access keys
 
 
-@iam.group("key")
+@noun("key")
 def key() -> None:
     """Create, list, (de)activate and delete access keys."""
 
@@ -235,7 +236,7 @@ def key_delete(state: CliState, user_name: str, key_id: str) -> None:
 # Policies
 
 
-@iam.group("policy")
+@noun("policy")
 def policy() -> None:
     """Inline and managed policies, and their attachment to users."""
 
@@ -335,3 +336,7 @@ def collect_iam(call: Any, key: str, **params: Any) -> list[dict[str, Any]]:
 def _untruncated(page: dict[str, Any]) -> dict[str, Any]:
     # IAM pages say IsTruncated; collect() follows Marker only, which IAM also sets then.
     return page if page.get("IsTruncated") else {k: v for k, v in page.items() if k != "Marker"}
+
+
+for _noun in (user, key, policy):
+    iam.add_command(_noun)
