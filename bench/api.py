@@ -6,7 +6,7 @@ Run from the repository root (``tests.support`` must be importable)::
     PYTHONPATH=. .venv/bin/python bench/api.py --trials 9 --calls 1000 [--json]
 
 The server runs with its throttle raised out of the way (``--api-rate``): a sequential client is
-faster than the default 200 calls/s, and a throttled call would measure the backoff, not the
+faster than the default 400 calls/s, and a throttled call would measure the backoff, not the
 evaluation. The token bucket itself still runs for both sides. Each trial makes ``--calls``
 sequential calls per side, in batches of ``--batch`` that alternate between the root's and the
 user's boto3 client (on a shared machine, load comes and goes within seconds: interleaving lands it

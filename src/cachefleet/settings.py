@@ -12,8 +12,8 @@ DEFAULT_REGION = "us-east-1"
 DEFAULT_ACCOUNT = "000000000000"
 DEFAULT_PORT_RANGE = (21000, 29999)
 # Per access key: calls per second, and calls at once (AWS's Throttling beyond); generous on purpose.
-DEFAULT_API_RATE = 200.0
-DEFAULT_API_BURST = 400
+DEFAULT_API_RATE = 400.0
+DEFAULT_API_BURST = 2000
 DEFAULT_MAX_REQUEST_BYTES = 1 << 20
 
 
