@@ -92,12 +92,14 @@ def test_secrets_are_hidden_at_any_depth_and_policies_are_kept() -> None:
         "Passwords": ["first-password-123456", "second-password-12345"],
         "AuthenticationMode": {"Type": "password", "Passwords": ["x" * 20]},
         "PolicyDocument": '{"Statement": []}',
+        "AccessString": "on >a-password-1234567 ~* #0123abcd +@all",
     }
     assert redact(params) == {
         "userId": "app",
         "passwords": HIDDEN,
         "authenticationMode": {"type": "password", "passwords": HIDDEN},
         "policyDocument": '{"Statement": []}',
+        "accessString": f"on {HIDDEN} ~* {HIDDEN} +@all",
     }
     answer = {"AccessKey": {"AccessKeyId": "AKIA1", "SecretAccessKey": "wJalrXUtnFEMI/K7MDENG", "Status": "Active"}}
     elements = response_elements(answer)

@@ -33,6 +33,10 @@ SECRET_MEMBERS = frozenset(
         "token",
     }
 )
+# Redis ACL access strings: rules that carry a password or its hash (">pw", "<pw", "#hash", "!hash").
+# AWS refuses them in an access string, but the refused request is audited as it came.
+ACCESS_STRING_MEMBERS = frozenset({"accessstring", "appendaccessstring"})
+_PASSWORD_RULE = ">", "<", "#", "!"
 # Answer members kept in responseElements: identifiers and states, never whole objects.
 _RESPONSE_KEYS = ("Id", "Name", "Arn", "ARN", "Status", "VersionId")
 
@@ -105,10 +109,19 @@ def audit_record(
 def redact(value: Any) -> Any:
     """``value`` with its secret members hidden and its keys in CloudTrail's lowerCamelCase."""
     if isinstance(value, Mapping):
-        return {_camel(str(k)): HIDDEN if str(k).lower() in SECRET_MEMBERS else redact(v) for k, v in value.items()}
+        return {_camel(str(k)): _redacted_member(str(k), v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [redact(v) for v in value]
     return _plain(value)
+
+
+def _redacted_member(name: str, value: Any) -> Any:
+    lowered = name.lower()
+    if lowered in SECRET_MEMBERS:
+        return HIDDEN
+    if lowered in ACCESS_STRING_MEMBERS and isinstance(value, str):
+        return " ".join(HIDDEN if rule.startswith(_PASSWORD_RULE) else rule for rule in value.split())
+    return redact(value)
 
 
 def response_elements(result: Mapping[str, Any] | None) -> dict[str, Any] | None:
