@@ -25,7 +25,7 @@ import uvloop
 
 from cachefleet.api.app import build_app
 from cachefleet.api.context import Context
-from cachefleet.api.security import Gatekeeper
+from cachefleet.api.gatekeeper import Gatekeeper
 from cachefleet.control import kinds
 from cachefleet.control.actions import ResourceKey
 from cachefleet.control.execute import Executor, Tools
@@ -34,7 +34,9 @@ from cachefleet.control.loop import Reconciler
 from cachefleet.control.observe import EngineProbes, Observer
 from cachefleet.control.queue import KeyedQueue
 from cachefleet.control.scheduler import SnapshotScheduler
+from cachefleet.control.security import Keys, Links
 from cachefleet.control.snapshots import SnapshotWorker
+from cachefleet.engines import acl
 from cachefleet.engines.installed import MissingBinary, discover, find_binary, require_binaries
 from cachefleet.hosts.local import LocalHost
 from cachefleet.model.credentials import Credentials
@@ -47,6 +49,7 @@ from cachefleet.store.keys import InstallationKey, Keyring, KmsKeys, MissingInst
 from cachefleet.store.sealed import SealedBuckets, SealedSnapshotFiles
 from cachefleet.store.snapshots import LocalBuckets, LocalSnapshotFiles
 from cachefleet.store.sqlite import Store
+from cachefleet.tls import certs
 from cachefleet.tls import files as tls_files
 
 log = logging.getLogger(__name__)
@@ -93,7 +96,7 @@ def _write_private(path: Path, text: str) -> None:
 
 
 @dataclass(frozen=True)
-class Security:
+class ApiSecurity:
     """The keys, identities and gate of one installation (``DIR/keys``, IAM tables of ``state.db``)."""
 
     keyring: Keyring
@@ -102,7 +105,7 @@ class Security:
     gatekeeper: Gatekeeper
 
 
-def build_security(settings: Settings, store: Store, clock: Callable[[], datetime]) -> Security:
+def build_api_security(settings: Settings, store: Store, clock: Callable[[], datetime]) -> ApiSecurity:
     """Load (or, on first start, make) the installation key and everything it protects.
 
     A data dir whose database holds sealed secrets but whose key file is gone does not start: a new
@@ -128,7 +131,7 @@ def build_security(settings: Settings, store: Store, clock: Callable[[], datetim
         buckets=buckets,
         audit=AuditLog(settings.audit_path, max_bytes=settings.audit_max_bytes, backups=settings.audit_backups),
     )
-    return Security(Keyring(installation, kms), kms, identities, gatekeeper)
+    return ApiSecurity(Keyring(installation, kms), kms, identities, gatekeeper)
 
 
 def ensure_credentials(identities: IdentityStore, data_dir: Path, clock: Callable[[], datetime]) -> tuple[str, str]:
@@ -150,6 +153,27 @@ def ensure_credentials(identities: IdentityStore, data_dir: Path, clock: Callabl
     ini.write(text)
     _write_private(data_dir / "credentials", text.getvalue())
     return key_id, secret
+
+
+def security_keys(store: Store, data_dir: Path, authority: certs.Authority, validity: tls_files.Validity) -> Keys:
+    """The product's own users and the Sentinels' password (made once, kept in the store: they never
+    come from a customer), with the CA that issues every process's certificate."""
+
+    def made() -> str:
+        return secrets.token_hex(24)
+
+    internal = acl.InternalUsers(
+        replication=Credentials(acl.REPLICATION_USER, store.secret("node_replication_password", made)),
+        sentinel=Credentials(acl.SENTINEL_USER, store.secret("node_sentinel_password", made)),
+        check=Credentials(acl.CHECK_USER, store.secret("node_check_password", made)),
+    )
+    return Keys(
+        internal=internal,
+        sentinel_password=store.secret("sentinel_password", made),
+        ca_file=tls_files.ca_path(data_dir),
+        authority=authority,
+        leaf_validity=validity.leaf,
+    )
 
 
 def _tools() -> Tools:
@@ -174,25 +198,29 @@ def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotSched
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     store = Store(data_dir / "state.db")
     os.chmod(data_dir / "state.db", 0o600)
-    security = build_security(settings, store, utcnow)
-    ensure_credentials(security.identities, data_dir, utcnow)
+    api_security = build_api_security(settings, store, utcnow)
+    ensure_credentials(api_security.identities, data_dir, utcnow)
     # The installation's CA (DIR/ca.pem, key in DIR/tls/), made once, so `cachefleet ca` has it to show.
-    tls_files.ensure_authority(data_dir, utcnow(), tls_files.Validity(leaf=settings.tls_certificate_validity))
+    validity = tls_files.Validity(leaf=settings.tls_certificate_validity)
+    authority = tls_files.ensure_authority(data_dir, utcnow(), validity)
     engines = discover()
     host = LocalHost(data_dir / "nodes", settings.port_range, settings.node_host)
     credentials = Credentials(ADMIN_USER, store.secret("node_admin_password", lambda: secrets.token_hex(24)))
+    keys = security_keys(store, data_dir, authority, validity)
+    links = Links(keys.client_tls)
     # Snapshots, copies and exports are sealed with the installation's keys (docs/api-security.md).
-    exports = SealedBuckets(LocalBuckets(settings.exports_path), security.keyring)
+    exports = SealedBuckets(LocalBuckets(settings.exports_path), api_security.keyring)
     snapshots = SnapshotWorker(
         store=store,
         host=host,
-        files=SealedSnapshotFiles(LocalSnapshotFiles(settings.snapshots_path), security.keyring),
+        files=SealedSnapshotFiles(LocalSnapshotFiles(settings.snapshots_path), api_security.keyring),
         exports=exports,
-        imports=SealedBuckets(LocalBuckets(settings.imports_path), security.keyring),
+        imports=SealedBuckets(LocalBuckets(settings.imports_path), api_security.keyring),
         credentials=credentials,
         address=settings.node_host,
         clock=utcnow,
         rdb_checker=_rdb_checker(),
+        links=links,
     )
     executor = Executor(
         store=store,
@@ -201,11 +229,15 @@ def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotSched
         credentials=credentials,
         address=settings.node_host,
         tools=_tools(),
+        keys=keys,
+        links=links,
+        clock=utcnow,
         down_after_ms=settings.sentinel_down_after_ms,
         seed=snapshots.seed,
     )
     queue: KeyedQueue[ResourceKey] = KeyedQueue()
-    observer = Observer(host=host, probes=EngineProbes(), address=settings.node_host, credentials=credentials)
+    probes = EngineProbes(links, keys.sentinel_password)
+    observer = Observer(host=host, probes=probes, address=settings.node_host, credentials=credentials)
     services = Services(store=store, observer=observer, clock=utcnow, wake=queue.put)
     reconciler = Reconciler(
         store=store,
@@ -223,9 +255,9 @@ def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotSched
         engines=engines,
         clock=utcnow,
         exports=exports,
-        gatekeeper=security.gatekeeper,
-        identities=security.identities,
-        kms=security.kms,
+        gatekeeper=api_security.gatekeeper,
+        identities=api_security.identities,
+        kms=api_security.kms,
     )
     return ctx, reconciler, store, scheduler
 

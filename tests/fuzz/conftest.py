@@ -118,7 +118,7 @@ class FuzzServer:
     def _heal_iam(self) -> None:
         """The IAM fixture (a user with an inline policy, a group, a managed policy) back if a
         fuzzed call deleted or renamed it."""
-        identities = self.api.security.identities
+        identities = self.api.api_security.identities
         if identities.user("fuzz-user") is None:
             try:
                 self.iam.create_user(UserName="fuzz-user")

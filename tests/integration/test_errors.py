@@ -180,12 +180,6 @@ CASES: list[tuple[str, dict[str, Any], str, int]] = [
         "InvalidParameterValue",
         400,
     ),
-    (
-        "create_replication_group",
-        {"ReplicationGroupId": "f", "TransitEncryptionEnabled": True, **RG},
-        "InvalidParameterValue",
-        400,
-    ),
     # Tags
     (
         "create_replication_group",
@@ -388,9 +382,10 @@ CASES: list[tuple[str, dict[str, Any], str, int]] = [
     ("create_snapshot", {"SnapshotName": "s"}, "InvalidParameterValue", 400),
     ("create_snapshot", {"ReplicationGroupId": "existing", "SnapshotName": "1s"}, "InvalidParameterValue", 400),
     ("create_snapshot", {"ReplicationGroupId": "existing", "SnapshotName": "snap"}, "SnapshotAlreadyExistsFault", 400),
-    # Members this version does not implement, refused by name before anything runs (docs/api-members.md)
+    # TLS on a plain-text group goes through TransitEncryptionEnabled first, as on ElastiCache
     ("modify_replication_group", {"ReplicationGroupId": "existing", "TransitEncryptionMode": "required"},
-     "InvalidParameterValue", 400),
+     "InvalidParameterCombination", 400),
+    # Members this version does not implement, refused by name before anything runs (docs/api-members.md)
     ("modify_replication_group", {"ReplicationGroupId": "existing", "CacheSecurityGroupNames": ["old"]},
      "InvalidParameterValue", 400),
     ("create_cache_cluster", {**NODE, "CacheClusterId": "o", "PreferredOutpostArn": "arn:aws:outposts:x"},

@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,8 @@ from cachefleet.control import kinds as control_kinds
 from cachefleet.control.actions import EndpointInputs, Plan, ResourceKey
 from cachefleet.control.kinds.base import PlannedKind, Services, wanted_parameters
 from cachefleet.control.observe import Observer
+from cachefleet.control.security import Keys
+from cachefleet.engines import acl
 from cachefleet.engines.haproxy import ADMIN_SOCKET, ServerState, server_name
 from cachefleet.engines.memcached import MemcachedObservation
 from cachefleet.engines.redis import RedisObservation
@@ -53,10 +55,23 @@ from cachefleet.model.status import (
 from cachefleet.store import statuses
 from cachefleet.store.kinds import CLUSTERS, GROUPS
 from cachefleet.store.sqlite import Store
+from cachefleet.tls import certs
 
 ADDRESS = "127.0.0.1"
 CREDENTIALS = Credentials("cachefleet-admin", "secret")
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+# The installation's security material, with a CA made in memory (nothing is written).
+KEYS = Keys(
+    internal=acl.InternalUsers(
+        replication=Credentials(acl.REPLICATION_USER, "repl-secret"),
+        sentinel=Credentials(acl.SENTINEL_USER, "sentinel-secret"),
+        check=Credentials(acl.CHECK_USER, "check-secret"),
+    ),
+    sentinel_password="sentinels-secret",
+    ca_file=Path("/fake-host/ca.pem"),
+    authority=certs.new_authority("test CA", NOW, timedelta(days=3650)),
+    leaf_validity=timedelta(days=365),
+)
 ENGINE, VERSION, NODE_TYPE = "redis", "7.0.15", "cache.t3.micro"
 AZS = ("us-east-1a", "us-east-1b", "us-east-1c")
 
@@ -131,6 +146,9 @@ class FakeHost:
     def read_file(self, key: NodeKey, name: str) -> str | None:
         node = self.nodes_by_key.get(key)
         return node.files.get(name) if node else None
+
+    def write_file(self, key: NodeKey, name: str, text: str) -> None:
+        self.nodes_by_key.setdefault(key, FakeNode()).files[name] = text
 
     def reload(self, key: NodeKey, spec: ProcessSpec, signum: int) -> None:
         node = self.nodes_by_key.setdefault(key, FakeNode())

@@ -34,7 +34,7 @@ from cachefleet.store.iam import AccessKey
 from cachefleet.store.kinds import KINDS
 from cachefleet.store.snapshots import LocalBuckets
 from cachefleet.store.sqlite import Store
-from cachefleet.wiring import build_security
+from cachefleet.wiring import build_api_security
 
 KEY_ID = "AKIAINPROCESSTEST001"
 SECRET = "in-process-secret-0123456789abcdefghijklmn"
@@ -55,8 +55,8 @@ class InProcessApi:
         self.store = Store(data_dir / "state.db")
         settings = Settings(data_dir=data_dir, **settings_overrides)
         # The server's own identities, keys, throttle and audit; KEY_ID is the root identity's key.
-        self.security = build_security(settings, self.store, self.now)
-        self.security.identities.add_access_key(AccessKey(KEY_ID, None, "Active", self.now()), SECRET)
+        self.api_security = build_api_security(settings, self.store, self.now)
+        self.api_security.identities.add_access_key(AccessKey(KEY_ID, None, "Active", self.now()), SECRET)
         exports = LocalBuckets(settings.exports_path)
         self.ctx = Context(
             store=self.store,
@@ -64,9 +64,9 @@ class InProcessApi:
             engines=ENGINES,
             clock=self.now,
             exports=exports,
-            gatekeeper=self.security.gatekeeper,
-            identities=self.security.identities,
-            kms=self.security.kms,
+            gatekeeper=self.api_security.gatekeeper,
+            identities=self.api_security.identities,
+            kms=self.api_security.kms,
         )
         self._loop = asyncio.new_event_loop()
         self.app = build_app(self.ctx)
@@ -79,7 +79,7 @@ class InProcessApi:
     def close(self) -> None:
         self._loop.run_until_complete(self.http.aclose())
         self._loop.close()
-        self.security.identities.close()
+        self.api_security.identities.close()
         self.store.close()
 
     def mark_available(self, kind: str, resource_id: str) -> None:

@@ -7,7 +7,7 @@ import socket
 from dataclasses import replace
 
 import pytest
-from tests.support.fakes import ADDRESS, CREDENTIALS, Fleet
+from tests.support.fakes import ADDRESS, CREDENTIALS, KEYS, NOW, Fleet
 
 from cachefleet.control.actions import (
     Action,
@@ -21,9 +21,13 @@ from cachefleet.control.actions import (
     StartSentinel,
 )
 from cachefleet.control.execute import HAPROXY_CONF, REDIS_CONF, SENTINEL_CONF, Executor, Tools
+from cachefleet.control.security import Links
 from cachefleet.engines.installed import EngineBinary
+from cachefleet.model.auth_token import TokenState
 from cachefleet.model.errors import Fatal
 from cachefleet.model.nodes import endpoint_key, member_key, node_key, sentinel_keys
+from cachefleet.model.security import Security
+from cachefleet.model.transit import Transit, TransitMode
 from cachefleet.store.kinds import CLUSTERS, GROUPS
 
 REDIS = EngineBinary("redis", "7.0.15", "/usr/bin/redis-server")
@@ -33,7 +37,15 @@ TOOLS = Tools(sentinel="/usr/bin/redis-sentinel", haproxy="/usr/sbin/haproxy", p
 
 def executor(fleet: Fleet, engines: tuple[EngineBinary, ...] = (REDIS, MEMCACHED)) -> Executor:
     return Executor(
-        store=fleet.store, host=fleet.host, engines=engines, credentials=CREDENTIALS, address=ADDRESS, tools=TOOLS
+        store=fleet.store,
+        host=fleet.host,
+        engines=engines,
+        credentials=CREDENTIALS,
+        address=ADDRESS,
+        tools=TOOLS,
+        keys=KEYS,
+        links=Links(KEYS.client_tls),
+        clock=lambda: NOW,
     )
 
 
@@ -122,3 +134,12 @@ def test_records_and_nodes_go_and_a_retained_primary_leaves_its_group() -> None:
     assert member_key("g-002") not in fleet.host.nodes_by_key
     assert CLUSTERS.find(fleet.store, "g-002") is None
     assert CLUSTERS.get(fleet.store, "g-001").spec.replication_group_id is None
+
+
+def test_a_retained_primary_keeps_the_tls_and_users_of_its_group() -> None:
+    fleet = Fleet()
+    secured = Security(transit=Transit(True, TransitMode.REQUIRED), tokens=TokenState(("a" * 64,), False), version=2)
+    spec = fleet.group(security=secured)
+    GROUPS.put_spec(fleet.store, "g", replace(spec, deleting=True, retain_primary_cluster=True))
+    run(fleet, DetachMember("g-001"))
+    assert CLUSTERS.get(fleet.store, "g-001").spec.security == secured

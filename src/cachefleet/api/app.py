@@ -3,7 +3,7 @@
 One request: read the body (no more than ``max_request_bytes``) -> verify SigV4 (which says who
 signed, and for which service) -> resolve the signer's identity and spend a token of its
 throttle -> pick that service's model -> parse the form against it -> authorize the caller's
-action on every resource the call names (``api/security.py``) -> refuse any input member the
+action on every resource the call names (``api/gatekeeper.py``) -> refuse any input member the
 operation does not implement -> run the handler -> serialize the result -> audit the call if it
 changes anything. Every ``CacheFleetError`` becomes an ``ErrorResponse`` in exactly one place
 (``_error_response``), whatever the method or the stage; anything else is logged here and
@@ -29,9 +29,9 @@ from starlette.types import Receive, Scope, Send
 
 from cachefleet.api import sigv4
 from cachefleet.api.context import Context
+from cachefleet.api.gatekeeper import Caller, Gatekeeper
 from cachefleet.api.handlers import OPERATIONS, Operation
 from cachefleet.api.handlers.iam import IAM, STS, iam_operations, sts_operations
-from cachefleet.api.security import Caller, Gatekeeper
 from cachefleet.model.errors import (
     CacheFleetError,
     InvalidAction,

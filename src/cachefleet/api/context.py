@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from cachefleet.api.security import Gatekeeper
+from cachefleet.api.gatekeeper import Gatekeeper
 from cachefleet.engines.installed import EngineBinary
 from cachefleet.engines.redis import command_catalog
 from cachefleet.model.acl import CommandCatalog
@@ -32,7 +32,7 @@ class Context:
     # The commands and ACL categories of each installed engine (for access strings), asked of the
     # newest binary once, on first use (it starts a throwaway server for a moment).
     catalogs: dict[str, CommandCatalog | None] = field(default_factory=dict)
-    # Identities, policies, throttling and audit (api/security.py); None only in tests of handlers.
+    # Identities, policies, throttling and audit (api/gatekeeper.py); None only in tests of handlers.
     gatekeeper: Gatekeeper | None = None
     identities: IdentityStore | None = None
     # The KMS keys this installation manages (KmsKeyId names one of them).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,12 @@ def parse_account_id(_ctx: click.Context, _param: click.Parameter, value: str | 
 @click.option(
     "--api-burst", type=click.IntRange(min=1), help=f"API calls at once per access key [default: {DEFAULT_API_BURST}]."
 )
+@click.option(
+    "--tls-certificate-validity",
+    type=click.IntRange(min=10),
+    metavar="SECONDS",
+    help="How long the certificates of nodes and Sentinels live; renewed with a third left [default: 1 year].",
+)
 @pass_state
 def server(
     state: CliState,
@@ -74,6 +81,7 @@ def server(
     port_range: tuple[int, int] | None,
     api_rate: float | None,
     api_burst: int | None,
+    tls_certificate_validity: int | None,
 ) -> None:
     """Run the control plane in the foreground; node processes outlive it."""
     settings = build_settings(
@@ -85,6 +93,7 @@ def server(
         port_range=port_range,
         api_rate=api_rate,
         api_burst=api_burst,
+        tls_certificate_validity=tls_certificate_validity,
     )
     # Imported here so that the API verbs do not pay for loading the whole server.
     from cachefleet.wiring import run_server  # noqa: PLC0415
@@ -102,6 +111,7 @@ def build_settings(
     port_range: tuple[int, int] | None,
     api_rate: float | None = None,
     api_burst: int | None = None,
+    tls_certificate_validity: int | None = None,
 ) -> Settings:
     """Settings from the flags given; a flag left out keeps the default that Settings defines."""
     given: dict[str, Any] = {
@@ -113,5 +123,8 @@ def build_settings(
         "port_range": port_range,
         "api_rate": api_rate,
         "api_burst": api_burst,
+        "tls_certificate_validity": (
+            dt.timedelta(seconds=tls_certificate_validity) if tls_certificate_validity is not None else None
+        ),
     }
     return Settings(**{name: value for name, value in given.items() if value is not None})

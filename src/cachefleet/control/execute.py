@@ -9,8 +9,10 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 
+from cachefleet.control import security
 from cachefleet.control.actions import (
     Action,
     Address,
@@ -21,27 +23,35 @@ from cachefleet.control.actions import (
     EndpointInputs,
     ReloadEndpoint,
     RemoveNode,
+    RenewCertificate,
     ReplicaOf,
     RestartNode,
+    RestartSentinel,
     SentinelFailover,
     SetEndpointPrimary,
+    SetTransport,
     StartEndpoint,
     StartNode,
     StartSentinel,
     Switchover,
+    SyncAcl,
 )
 from cachefleet.control.observe import ENDPOINT_INPUTS, PARAMETERS_FILE
-from cachefleet.engines import haproxy, memcached, redis, sentinel
+from cachefleet.control.security import Keys, Links
+from cachefleet.engines import acl, haproxy, memcached, redis, sentinel
 from cachefleet.engines.installed import EngineBinary
 from cachefleet.engines.nodetypes import memory_bytes
 from cachefleet.hosts.base import Host, PortRequest, ProcessSpec
 from cachefleet.model.credentials import Credentials
 from cachefleet.model.errors import Fatal, InsufficientCacheClusterCapacity, Retry
 from cachefleet.model.nodes import READER_SLOT, NodeKey, endpoint_key
+from cachefleet.model.security import Security
 from cachefleet.model.specs import CacheClusterSpec
-from cachefleet.store.kinds import CLUSTERS
+from cachefleet.model.transit import TransitMode
+from cachefleet.store.kinds import CLUSTERS, GROUPS
 from cachefleet.store.records import effective_parameters, recorded_ports
 from cachefleet.store.sqlite import Store
+from cachefleet.tls.certs import Role
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +78,9 @@ class Executor:
     credentials: Credentials
     address: str
     tools: Tools
+    keys: Keys  # the internal users, the Sentinels' password, the CA (``control.security``)
+    links: Links  # how each node and Sentinel answers now: TLS or plain text
+    clock: Callable[[], datetime]  # when certificates are issued
     down_after_ms: int = 1000
     # Puts a restoring node's RDB in place before its first start (``SnapshotWorker.seed``).
     seed: Callable[[NodeKey], None] | None = None
@@ -118,6 +131,7 @@ class Executor:
                 return self._sentinel(node, group_id, primary)
 
     async def _one(self, action: Action) -> None:
+        user, password = self.credentials.user, self.credentials.password
         match action:
             case AllocatePort(node, slot, port):
                 await asyncio.to_thread(self._allocate, [PortRequest(node, slot, port)])
@@ -131,11 +145,7 @@ class Executor:
                     return
                 try:
                     await redis.config_set(
-                        self.address,
-                        port,
-                        user=self.credentials.user,
-                        password=self.credentials.password,
-                        values=values,
+                        self.address, port, user=user, password=password, values=values, tls=self._tls(port)
                     )
                 except Retry as exc:
                     # Best effort: the next pass observes the node again and tries once more; a
@@ -145,34 +155,50 @@ class Executor:
                 port = self.host.port_of(node)
                 if port is not None:
                     await redis.set_replicaof(
-                        self.address,
-                        port,
-                        user=self.credentials.user,
-                        password=self.credentials.password,
-                        primary=primary,
+                        self.address, port, user=user, password=password, primary=primary, tls=self._tls(port)
                     )
             case Switchover(old, new):
-                await redis.switchover(old, new, user=self.credentials.user, password=self.credentials.password)
+                await redis.switchover(old, new, user=user, password=password, tls=self.links.tls_for(*old))
             case ReloadEndpoint(node, inputs):
                 spec = self._endpoint(node, inputs)
                 await asyncio.to_thread(self.host.reload, node, spec, haproxy.RELOAD_SIGNAL)
             case SetEndpointPrimary(node, server):
-                await asyncio.to_thread(haproxy.set_primary, self.host.node_dir(node) / haproxy.ADMIN_SOCKET, server)
+                admin_socket = self.host.node_dir(node) / haproxy.ADMIN_SOCKET
+                backends = _primary_backends(self._group_security(node))
+                await asyncio.to_thread(haproxy.set_primary, admin_socket, server, backends)
             case SentinelFailover(node, group_id, primary):
                 port = self.host.port_of(node)
                 if port is not None:
-                    user, password = self.credentials.user, self.credentials.password
-                    await redis.pause_and_drain(primary, user=user, password=password)
+                    node_tls = self.links.tls_for(*primary)
+                    await redis.pause_and_drain(primary, user=user, password=password, tls=node_tls)
                     try:
-                        await sentinel.failover(self.address, port, group_id)
+                        await sentinel.failover(
+                            self.address, port, group_id, password=self.keys.sentinel_password, tls=self._tls(port)
+                        )
                     except Retry:
-                        await redis.unpause(primary, user=user, password=password)
+                        await redis.unpause(primary, user=user, password=password, tls=node_tls)
                         raise
+            case RestartSentinel(node, group_id, primary):
+                spec = self._sentinel(node, group_id, primary)  # rendered first: a bad spec must not stop it
+                await asyncio.to_thread(self.host.stop, node)
+                await asyncio.to_thread(self.host.start, node, spec)
+                port = self.host.port_of(node)
+                if port is not None:
+                    self.links.record(self.address, port, tls=self._group_security(node).tls)
+            case SyncAcl(node, users, present):
+                await self._sync_acl(node, users, present)
+            case SetTransport(node, current):
+                await self._set_transport(node, dict(current))
+            case RenewCertificate(node):
+                await self._renew_certificate(node)
             case RemoveNode(node):
                 await asyncio.to_thread(self.host.remove, node)
             case DetachMember(cluster_id):
                 cluster = CLUSTERS.get(self.store, cluster_id)
-                CLUSTERS.put_spec(self.store, cluster_id, replace(cluster.spec, replication_group_id=None))
+                # It keeps the TLS and users it ran with its group, now as its own.
+                kept = security.security_of(self.store, cluster.spec)
+                detached = replace(cluster.spec, replication_group_id=None, security=kept)
+                CLUSTERS.put_spec(self.store, cluster_id, detached)
             case DeleteRecord(kind, resource_id):
                 self.store.delete(kind, resource_id)
 
@@ -184,10 +210,90 @@ class Executor:
         if running is not None and port is not None and REDIS_CONF in process.files:
             # SHUTDOWN SAVE writes the RDB even with save "" (an AOF, when on, is fsynced too).
             await redis.shutdown_save(
-                self.address, port, user=self.credentials.user, password=self.credentials.password
+                self.address,
+                port,
+                user=self.credentials.user,
+                password=self.credentials.password,
+                tls=self._tls(port),
             )
         await asyncio.to_thread(self.host.stop, node)
         await asyncio.to_thread(self.host.start, node, process)
+
+    # -- security (docs/security.md) -------------------------------------------------------------
+
+    def _tls(self, port: int) -> redis.ClientTls | None:
+        """How a node or Sentinel of ours on ``port`` answers now (``Links``)."""
+        return self.links.tls_for(self.address, port)
+
+    def _node_security(self, node: NodeKey) -> Security:
+        return security.security_of(self.store, CLUSTERS.get(self.store, node.cluster_id).spec)
+
+    def _group_security(self, node: NodeKey) -> Security:
+        """The security of the group a Sentinel or endpoint (``rg.<id>/...``) serves."""
+        group = GROUPS.find(self.store, node.cluster_id.removeprefix("rg."))
+        return group.spec.security if group is not None else Security()
+
+    def _leaf(self, node: NodeKey, role: Role) -> dict[str, str]:
+        """The leaf files a TLS process starts with: none while its current leaf is good."""
+        who = security.identity(node, self.address, role)
+        return security.current_or_new_leaf(self.keys, who, self.host.read_file(node, security.TLS_INFO), self.clock())
+
+    async def _sync_acl(self, node: NodeKey, users: Sequence[acl.AclUser], present: Sequence[str]) -> None:
+        """The users first, then the marker that says the node has them: a failure in between leaves
+        the old marker, and the next pass sends them all again."""
+        port = self.host.port_of(node)
+        if port is None:
+            return
+        user, password, tls = self.credentials.user, self.credentials.password, self._tls(port)
+        commands = acl.sync_commands(users, present)
+        await redis.apply_acl(self.address, port, user=user, password=password, commands=commands, tls=tls)
+        marker = acl.marker_commands(acl.marker(users), present)
+        await redis.apply_acl(self.address, port, user=user, password=password, commands=marker, tls=tls)
+
+    async def _set_transport(self, node: NodeKey, current: dict[str, str]) -> None:
+        """Move a running node to its group's TLS mode with one live CONFIG SET: its leaf is written
+        first when it goes to TLS."""
+        port = self.host.port_of(node)
+        if port is None:
+            return
+        wanted = self._node_security(node)
+        node_tls = security.node_tls(wanted, port, self.host.node_dir(node), self.keys)
+        plain = self._plain_port(node, wanted, port)
+        if node_tls is not None:
+            for name, text in self._leaf(node, Role.NODE).items():
+                await asyncio.to_thread(self.host.write_file, node, name, text)
+        values = redis.transport_values(plain, node_tls, current)
+        user, password = self.credentials.user, self.credentials.password
+        await redis.config_set(self.address, port, user=user, password=password, values=values, tls=self._tls(port))
+        self.links.record(self.address, port, tls=node_tls is not None)
+
+    async def _renew_certificate(self, node: NodeKey) -> None:
+        """A new leaf, written with one rename (key and certificate together), then read live by the node."""
+        port = self.host.port_of(node)
+        wanted = self._node_security(node)
+        if port is None or not wanted.tls:
+            return
+        node_tls = security.node_tls(wanted, port, self.host.node_dir(node), self.keys)
+        assert node_tls is not None
+        who = security.identity(node, self.address, Role.NODE)
+        files = security.leaf_files(self.keys, who, self.clock())
+        # The PEM first: should the info file not follow, the next pass renews once more.
+        await asyncio.to_thread(self.host.write_file, node, security.TLS_FILE, files[security.TLS_FILE])
+        user, password = self.credentials.user, self.credentials.password
+        await redis.reload_tls(self.address, port, user=user, password=password, node_tls=node_tls, tls=self._tls(port))
+        await asyncio.to_thread(self.host.write_file, node, security.TLS_INFO, files[security.TLS_INFO])
+
+    def _plain_port(self, node: NodeKey, wanted: Security, port: int) -> int:
+        """A node's plain-text port for its group's TLS mode: its main port without TLS, none with
+        ``required``, the one of ``PLAIN_SLOT`` with ``preferred``."""
+        if not wanted.tls:
+            return port
+        if wanted.transit.mode is TransitMode.REQUIRED:
+            return 0
+        plain = self.host.port_of(node, security.PLAIN_SLOT)
+        if plain is None:
+            raise Retry(f"node {node} has no plain-text port yet")
+        return plain
 
     def _allocate(self, requests: Sequence[PortRequest]) -> None:
         """Ports for nodes that have none on the host: the recorded one back, else a free one.
@@ -205,14 +311,20 @@ class Executor:
         port, reader = self.host.port_of(node), self.host.port_of(node, READER_SLOT)
         if port is None or reader is None:
             raise Retry(f"endpoint {node.cluster_id} has no ports yet")
+        # TLS passes through (TCP mode): the nodes' leaves name the endpoint's address.
+        tls = None
+        if inputs.tls:
+            tls = haproxy.EndpointTls(TransitMode(inputs.tls), self.keys.ca_file, plain_ports=inputs.plain_ports)
         config = haproxy.EndpointConfig(
             bind=self.address,
             primary_port=port,
             reader_port=reader,
             nodes=inputs.nodes,
             primary=inputs.primary,
-            admin_user=self.credentials.user,
-            admin_password=self.credentials.password,
+            # Health checks log in as the check user (PING, INFO), never as the admin.
+            admin_user=self.keys.internal.check.user,
+            admin_password=self.keys.internal.check.password,
+            tls=tls,
         )
         conf = self.host.node_dir(node) / HAPROXY_CONF
         return ProcessSpec(
@@ -226,6 +338,12 @@ class Executor:
             raise Retry(f"sentinel {node.node_id} of {group_id} has no port yet")
         node_dir = self.host.node_dir(node)
         admin_socket = self.host.node_dir(endpoint_key(group_id)) / haproxy.ADMIN_SOCKET
+        wanted = self._group_security(node)
+        files: dict[str, str] = {security.TLS_INFO: security.PLAIN.to_text()}
+        tls = None
+        if wanted.tls:
+            files = self._leaf(node, Role.SENTINEL)
+            tls = sentinel.SentinelTls(node_dir / security.TLS_FILE, self.keys.ca_file)
         config = sentinel.SentinelConfig(
             port=port,
             bind=self.address,
@@ -233,16 +351,22 @@ class Executor:
             master_name=group_id,
             primary=primary,
             quorum=2,
-            admin_user=self.credentials.user,
-            admin_password=self.credentials.password,
+            # Sentinel logs in to the nodes as its own internal user, allowed only what it sends.
+            admin_user=self.keys.internal.sentinel.user,
+            admin_password=self.keys.internal.sentinel.password,
             my_id=sentinel.my_id(f"{group_id}/{node.node_id}"),
             down_after_ms=self.down_after_ms,
             reconfig_script=node_dir / RECONFIG_SCRIPT,
+            # Nobody without it may ask a Sentinel anything, with TLS or without.
+            password=self.keys.sentinel_password,
+            tls=tls,
         )
+        # The script flips every primary backend the endpoint has (two with TLS preferred).
+        script = sentinel.reconfig_script(self.tools.python, admin_socket, haproxy.ALL_PRIMARY_BACKENDS)
         return ProcessSpec(
             argv=sentinel.argv(self.tools.sentinel, node_dir / SENTINEL_CONF),
-            files={SENTINEL_CONF: sentinel.render_config(config)},
-            scripts={RECONFIG_SCRIPT: sentinel.reconfig_script(self.tools.python, admin_socket)},
+            files={SENTINEL_CONF: sentinel.render_config(config), **files},
+            scripts={RECONFIG_SCRIPT: script},
         )
 
     def _process(self, node: NodeKey, replicaof: tuple[str, int] | None) -> ProcessSpec:
@@ -266,8 +390,12 @@ class Executor:
             return ProcessSpec(argv=argv, files={PARAMETERS_FILE: started_with})
         node_dir = self.host.node_dir(node)
         directives = redis.parameter_directives(values, memory) if values else {}
+        # The group's users and TLS, so that a node has them before it serves its first client.
+        wanted = security.security_of(self.store, spec)
+        node_tls = security.node_tls(wanted, port, node_dir, self.keys)
+        leaf = self._leaf(node, Role.NODE) if node_tls is not None else {}
         config = redis.RedisNodeConfig(
-            port=port,
+            port=self._plain_port(node, wanted, port),
             bind=self.address,
             data_dir=node_dir,
             maxmemory_bytes=int(directives.get("maxmemory", memory)),
@@ -275,10 +403,13 @@ class Executor:
             admin_password=self.credentials.password,
             replicaof=replicaof,
             parameters=tuple(directives.items()),
+            internal=self.keys.internal,
+            application=security.wanted_users(self.store, wanted),
+            tls=node_tls,
         )
         return ProcessSpec(
             argv=redis.argv(binary.path, node_dir / REDIS_CONF),
-            files={REDIS_CONF: redis.render_config(config), PARAMETERS_FILE: started_with},
+            files={REDIS_CONF: redis.render_config(config), PARAMETERS_FILE: started_with, **leaf},
         )
 
     def _binary(self, spec: CacheClusterSpec) -> EngineBinary:
@@ -286,6 +417,13 @@ class Executor:
             if binary.engine == spec.engine and binary.version == spec.engine_version:
                 return binary
         raise Fatal(f"{spec.engine} {spec.engine_version} is no longer installed on this host")
+
+
+def _primary_backends(wanted: Security) -> tuple[str, ...]:
+    """The endpoint's backends that follow the primary: a plain-text one too with TLS ``preferred``."""
+    if wanted.transit.mode is TransitMode.PREFERRED:
+        return haproxy.ALL_PRIMARY_BACKENDS
+    return (haproxy.PRIMARY_BACKEND,)
 
 
 def _seed_replication(node_dir: Path, replication_id: str) -> None:

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from cachefleet.engines import haproxy, memcached, redis, sentinel
+from cachefleet.control.security import PLAIN_SLOT, TLS_INFO, CertificateInfo, Links
+from cachefleet.engines import haproxy, memcached, redis, resp, sentinel
 from cachefleet.hosts.base import Host
 from cachefleet.model.credentials import Credentials
 from cachefleet.model.errors import Retry
@@ -41,16 +42,37 @@ class Probes(Protocol):
 
 
 class EngineProbes:
-    """The real probes: RESP to Redis and Sentinel, the text protocol to memcached, HAProxy's admin socket."""
+    """The real probes: RESP to Redis and Sentinel, the text protocol to memcached, HAProxy's admin socket.
+
+    Redis nodes and Sentinels are reached over TLS or in plain text as ``links`` says they last
+    answered (a node changes live when its group moves between TLS modes); every Sentinel asks for
+    the installation's Sentinel password.
+    """
+
+    def __init__(self, links: Links, sentinel_password: str) -> None:
+        self._links = links
+        self._sentinel_password = sentinel_password
 
     async def redis(self, address: str, port: int, credentials: Credentials) -> redis.RedisObservation | None:
-        return await redis.probe(address, port, user=credentials.user, password=credentials.password)
+        user, password = credentials.user, credentials.password
+        try:
+            return await self._links.reach(
+                address, port, lambda tls: redis.observe(address, port, user=user, password=password, tls=tls)
+            )
+        except (OSError, TimeoutError, resp.ProtocolError):
+            return None
 
     async def memcached(self, address: str, port: int) -> memcached.MemcachedObservation | None:
         return await memcached.probe(address, port)
 
     async def sentinel(self, address: str, port: int, group_id: str) -> sentinel.SentinelView | None:
-        return await sentinel.probe(address, port, group_id)
+        password = self._sentinel_password
+        try:
+            return await self._links.reach(
+                address, port, lambda tls: sentinel.master_view(address, port, group_id, password=password, tls=tls)
+            )
+        except (OSError, TimeoutError, resp.ProtocolError):
+            return None
 
     def endpoint(self, admin_socket: Path) -> dict[str, haproxy.ServerState] | None:
         try:
@@ -78,6 +100,8 @@ class NodeObservation:
     # The parameters the running process started with; None when it started without the file.
     started_with: Mapping[str, str] | None = None
     port_taken: bool = False  # down, and a process that is not the node holds its port
+    plain_port: int | None = None  # its plain-text port in TLS ``preferred`` mode (``PLAIN_SLOT``)
+    certificate: CertificateInfo | None = None  # its TLS info file (``control.security``), if any
 
     @property
     def serving(self) -> bool:
@@ -92,14 +116,16 @@ async def observe_node(observer: Observer, key: NodeKey, *, engine: str) -> Node
     # Inline, not in a worker thread: a few tiny file reads and /proc lookups take microseconds, less
     # than the hop to a thread and back, and this runs for every node on every pass.
     port, pid, taken, parameters_text = _node_files(observer.host, key)
+    plain = observer.host.port_of(key, PLAIN_SLOT)
     if port is None or pid is None:
-        return NodeObservation(port=port, pid=pid, port_taken=taken)
+        return NodeObservation(port=port, pid=pid, port_taken=taken, plain_port=plain)
     started_with = _parameters(parameters_text)
     probes, address = observer.probes, observer.address
     if engine == "memcached":
         return NodeObservation(port, pid, memcached=await probes.memcached(address, port), started_with=started_with)
     probe = await probes.redis(address, port, observer.credentials)
-    return NodeObservation(port, pid, redis=probe, started_with=started_with)
+    certificate = CertificateInfo.from_text(observer.host.read_file(key, TLS_INFO))
+    return NodeObservation(port, pid, redis=probe, started_with=started_with, plain_port=plain, certificate=certificate)
 
 
 def _node_files(host: Host, key: NodeKey) -> tuple[int | None, int | None, bool, str | None]:
@@ -132,6 +158,7 @@ class SentinelObservation:
     port: int | None
     pid: int | None
     view: sentinel.SentinelView | None = None
+    certificate: CertificateInfo | None = None  # whether it runs with TLS, and its leaf's renewal
 
 
 @dataclass(frozen=True)
@@ -178,4 +205,5 @@ async def _observe_sentinel(observer: Observer, key: NodeKey, group_id: str) -> 
     port, pid = observer.host.port_of(key), observer.host.pid(key)  # inline, as in observe_node
     if port is None or pid is None:
         return SentinelObservation(port, pid)
-    return SentinelObservation(port, pid, await observer.probes.sentinel(observer.address, port, group_id))
+    certificate = CertificateInfo.from_text(observer.host.read_file(key, TLS_INFO))
+    return SentinelObservation(port, pid, await observer.probes.sentinel(observer.address, port, group_id), certificate)

@@ -21,7 +21,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
+from cachefleet.control.security import Links
 from cachefleet.engines import redis
+from cachefleet.engines.resp import ClientTls
 from cachefleet.hosts.base import Host
 from cachefleet.model.credentials import Credentials
 from cachefleet.model.errors import Fatal, RestoreFailed, Retry
@@ -72,6 +74,10 @@ class SnapshotWorker:
     address: str
     clock: Callable[[], datetime]
     rdb_checker: str | None = None  # redis-check-rdb, run on imported files before a restore
+    links: Links | None = None  # how nodes answer (TLS or plain text); None: plain text
+
+    def _tls(self, port: int) -> ClientTls | None:
+        return self.links.tls_for(self.address, port) if self.links is not None else None
 
     # -- taking --------------------------------------------------------------------------------
 
@@ -90,7 +96,9 @@ class SnapshotWorker:
         if port is None:
             raise Retry(f"node {cluster_id} has no port")
         chosen = time.perf_counter()
-        await redis.bgsave(self.address, port, user=self.credentials.user, password=self.credentials.password)
+        await redis.bgsave(
+            self.address, port, user=self.credentials.user, password=self.credentials.password, tls=self._tls(port)
+        )
         saved = time.perf_counter()
         taken_at = self.clock().isoformat()
         rdb = self.host.node_dir(key) / redis.RDB_FILE
@@ -152,7 +160,7 @@ class SnapshotWorker:
         if port is None:
             return False
         seen = await redis.probe(
-            self.address, port, user=self.credentials.user, password=self.credentials.password
+            self.address, port, user=self.credentials.user, password=self.credentials.password, tls=self._tls(port)
         )
         if seen is None or seen.loading:
             return False

@@ -95,6 +95,11 @@ class Host(Protocol):
         such as Sentinel's config), or None when it does not exist."""
         ...
 
+    def write_file(self, key: NodeKey, name: str, text: str) -> None:
+        """Replace file ``name`` in the node directory atomically, mode 0600, without touching the
+        process (which reads it when told: a renewed certificate)."""
+        ...
+
     def reload(self, key: NodeKey, spec: ProcessSpec, signum: int) -> None:
         """Write the spec's files and scripts, then send ``signum`` to the node's live process.
 

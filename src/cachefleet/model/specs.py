@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any, Self
 
 from cachefleet.model.encryption import AtRest
+from cachefleet.model.security import NONE, Security
 
 Tags = tuple[tuple[str, str], ...]
 
@@ -67,6 +68,9 @@ class CacheClusterSpec:
     seed_snapshot: str | None = None
     seed_object: str | None = None
     stored: StoredSettings = StoredSettings()
+    # TLS, AUTH token (hashes only) and user group of a standalone Redis cluster; a group's member
+    # follows its group's (``ReplicationGroupSpec.security``) and keeps the default here.
+    security: Security = NONE
 
     @property
     def num_nodes(self) -> int:
@@ -75,6 +79,7 @@ class CacheClusterSpec:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["created_at"] = self.created_at.isoformat()
+        data["security"] = self.security.to_json()
         return data
 
     @classmethod
@@ -87,6 +92,7 @@ class CacheClusterSpec:
                 "reboot_nodes": tuple(data.get("reboot_nodes", ())),
                 "created_at": datetime.fromisoformat(data["created_at"]),
                 "stored": StoredSettings.from_json(data.get("stored")),
+                "security": Security.from_json(data.get("security")),
             }
         )
 
@@ -122,6 +128,8 @@ class ReplicationGroupSpec:
     stored: StoredSettings = StoredSettings()
     # AtRestEncryptionEnabled and KmsKeyId, fixed at creation.
     encryption: AtRest = field(default_factory=AtRest)
+    # TLS, AUTH token (hashes only) and user group; every member's nodes follow it.
+    security: Security = NONE
 
     @property
     def snapshotting_member(self) -> str | None:
@@ -131,6 +139,7 @@ class ReplicationGroupSpec:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["created_at"] = self.created_at.isoformat()
+        data["security"] = self.security.to_json()
         return data
 
     @classmethod
@@ -143,6 +152,7 @@ class ReplicationGroupSpec:
                 "created_at": datetime.fromisoformat(data["created_at"]),
                 "stored": StoredSettings.from_json(data.get("stored")),
                 "encryption": AtRest.from_json(data.get("encryption")),
+                "security": Security.from_json(data.get("security")),
             }
         )
 

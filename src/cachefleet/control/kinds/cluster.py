@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 from cachefleet.control.actions import Plan
 from cachefleet.control.kinds.base import Generations, PlannedKind, Services, taking, wanted_parameters
-from cachefleet.control.kinds.group import restore_message, seed_name, wake_seed
+from cachefleet.control.kinds.group import restore_message, seed_name, wake_seed, wanted_security
 from cachefleet.control.observe import NodeObservation, observe_nodes
-from cachefleet.control.planners import busy, params
+from cachefleet.control.planners import busy, params, security
 from cachefleet.control.planners import cluster as cluster_planner
 from cachefleet.model.errors import RestoreFailed
 from cachefleet.model.lifecycle import Event
@@ -30,6 +30,7 @@ class ClusterLoad:
     wanted: params.Wanted
     saving: bool  # a snapshot of it is being taken
     generations: Generations
+    secure: security.Wanted | None  # a Redis cluster's users and TLS (None for Memcached)
 
 
 class ClusterKind(PlannedKind[ClusterLoad, dict[NodeKey, NodeObservation]]):
@@ -56,7 +57,8 @@ class ClusterKind(PlannedKind[ClusterLoad, dict[NodeKey, NodeObservation]]):
             self._store, spec.engine, spec.engine_version, spec.node_type, spec.parameter_group
         )
         generations[(CLUSTER, spec.id)] = cluster.generation
-        return ClusterLoad(cluster, wanted, bool(snapshots), generations)
+        secure = wanted_security(self._services, spec.security) if spec.engine != "memcached" else None
+        return ClusterLoad(cluster, wanted, bool(snapshots), generations, secure)
 
     async def observe(self, loaded: ClusterLoad) -> dict[NodeKey, NodeObservation]:
         spec = loaded.cluster.spec
@@ -65,7 +67,12 @@ class ClusterKind(PlannedKind[ClusterLoad, dict[NodeKey, NodeObservation]]):
     def plan(self, loaded: ClusterLoad, observed: dict[NodeKey, NodeObservation]) -> Plan:
         cluster = loaded.cluster
         plan = cluster_planner.plan(
-            cluster.spec, busy.unbusy(cluster.status), observed, now=self._services.now(), wanted=loaded.wanted
+            cluster.spec,
+            busy.unbusy(cluster.status),
+            observed,
+            now=self._services.now(),
+            wanted=loaded.wanted,
+            secure=loaded.secure,
         )
         return busy.snapshotting(plan, None, [cluster.spec.id]) if loaded.saving else plan
 

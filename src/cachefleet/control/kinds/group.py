@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from cachefleet.control.actions import Plan
 from cachefleet.control.kinds.base import Generations, PlannedKind, Services, taking, wanted_parameters
 from cachefleet.control.observe import GroupObservation, observe_group
-from cachefleet.control.planners import busy, params
+from cachefleet.control.planners import busy, params, security
 from cachefleet.control.planners import group as group_planner
+from cachefleet.control.security import wanted_users
 from cachefleet.model.errors import RestoreFailed
 from cachefleet.model.lifecycle import Event
+from cachefleet.model.security import Security
 from cachefleet.model.status import ClusterState, GroupState
 from cachefleet.store import statuses
 from cachefleet.store.kinds import CLUSTERS, GROUPS, SNAPSHOTS
@@ -30,6 +32,7 @@ class GroupLoad:
     wanted: params.Wanted
     saving: tuple[str, ...] | None  # while a snapshot is taken: the members whose nodes are saved
     generations: Generations
+    secure: security.Wanted  # the users and TLS every process of the group runs
 
 
 class GroupKind(PlannedKind[GroupLoad, GroupObservation]):
@@ -61,6 +64,7 @@ class GroupKind(PlannedKind[GroupLoad, GroupObservation]):
             wanted=wanted,
             saving=tuple(s.status.node_cluster_id or "" for s in snapshots) if snapshots else None,
             generations=generations,
+            secure=wanted_security(self._services, spec.security),
         )
 
     async def observe(self, loaded: GroupLoad) -> GroupObservation:
@@ -77,6 +81,7 @@ class GroupKind(PlannedKind[GroupLoad, GroupObservation]):
             address=self._services.observer.address,
             now=self._services.now(),
             wanted=loaded.wanted,
+            secure=loaded.secure,
         )
         if loaded.saving is not None:
             plan = busy.snapshotting(plan, group.spec.id, loaded.saving)
@@ -99,6 +104,13 @@ class GroupKind(PlannedKind[GroupLoad, GroupObservation]):
             self._services.event(error.cluster_id, CLUSTER, restore_message(error.cluster_id, error.reason))
             self._services.event(resource_id, GROUP, f"Failed to create replication group {resource_id}: {message}")
         wake_seed(self._services, error.cluster_id)
+
+
+def wanted_security(services: Services, spec: Security) -> security.Wanted:
+    """What a group's (or standalone cluster's) processes must run: its users (read from the store:
+    a user's change reaches every group using it) and TLS mode, named by the address clients use."""
+    users = wanted_users(services.store, spec)
+    return security.Wanted(users=users, mode=spec.transit.mode, address=services.observer.address)
 
 
 def seed_name(services: Services, cluster_id: str) -> str | None:

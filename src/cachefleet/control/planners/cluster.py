@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
 
 from cachefleet.control.actions import (
     Action,
@@ -16,7 +17,7 @@ from cachefleet.control.actions import (
     StartNode,
 )
 from cachefleet.control.observe import NodeObservation
-from cachefleet.control.planners import params, reboot
+from cachefleet.control.planners import params, reboot, security
 from cachefleet.control.planners.nodes import cluster_status, node_status, port_held
 from cachefleet.model.nodes import NodeKey, cluster_node_keys, node_key
 from cachefleet.model.specs import CacheClusterSpec
@@ -36,7 +37,9 @@ def plan(
     *,
     now: str,
     wanted: params.Wanted,
+    secure: security.Wanted | None = None,
 ) -> Plan:
+    """``secure``: the users and TLS of a Redis cluster's node (None for Memcached)."""
     keys = node_keys(spec)
     if spec.deleting:
         return Plan(
@@ -92,6 +95,14 @@ def plan(
         for m in params.events(status.parameter_apply_status, new_status.parameter_apply_status, node_params)
     ]
 
+    secured = security.Step()
+    if secure is not None:
+        secured = security.nodes({k: observed[k] for k in keys}, secure, datetime.fromisoformat(now))
+        config_actions = [*secured.actions, *config_actions]
+        if secured.in_sync and not secured.actions and all(n.status == NodeState.AVAILABLE for n in nodes):
+            new_status = replace(new_status, security_done=spec.security.version, acl_fingerprint=secure.fingerprint)
+        elif status.status == ClusterState.MODIFYING:
+            new_status = replace(new_status, status=ClusterState.MODIFYING)  # until the nodes have it
     ready = {k.node_id: _ready(spec, observed[k]) for k in keys}
     taken = reboot.step(spec, status, ready, may_restart=not config_actions)
     restart: list[Action] = []

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 from cachefleet.control.actions import (
     Action,
@@ -44,12 +45,13 @@ from cachefleet.control.actions import (
     Switchover,
 )
 from cachefleet.control.observe import EndpointObservation, GroupObservation, NodeObservation
-from cachefleet.control.planners import params, reboot
+from cachefleet.control.planners import params, reboot, security
 from cachefleet.control.planners.nodes import cluster_status, lifecycle_status, node_status, port_held
 from cachefleet.engines.haproxy import ServerState, server_name
 from cachefleet.model.nodes import MEMBER_NODE_ID, PORT_SLOT, READER_SLOT, endpoint_key, member_key, sentinel_keys
 from cachefleet.model.specs import CacheClusterSpec, ReplicationGroupSpec
 from cachefleet.model.status import PRIMARY, REPLICA, ClusterState, ClusterStatus, GroupState, GroupStatus
+from cachefleet.model.transit import TransitMode
 
 KIND = "replication-group"
 CLUSTER = "cache-cluster"
@@ -79,6 +81,7 @@ def plan(
     address: str,
     now: str,
     wanted: params.Wanted,
+    secure: security.Wanted,
 ) -> Plan:
     if spec.deleting:
         return _plan_delete(spec, list(members), status.primary_cluster_id or spec.primary_cluster_id, observed)
@@ -107,8 +110,26 @@ def plan(
                 recovering[cluster_id] = None
                 events.append(Event(cluster_id, CLUSTER, RECOVERING))
 
-    actions += _converge_endpoint(spec, status, observed, view, address)
+    moment = datetime.fromisoformat(now)
+    # Users, TLS and certificates of the running members first: a move between TLS modes changes
+    # the nodes' ports before the endpoint is reloaded for them (docs/security.md).
+    secured = security.nodes({member_key(m): observed.nodes[m] for m in members}, secure, moment)
+    actions += secured.actions
+    endpoint_actions = _converge_endpoint(spec, status, observed, view, address, mode=secure.mode)
+    actions += endpoint_actions
     actions += _converge_sentinels(spec, observed, view, members)
+    sentinel_actions: tuple[Action, ...] = ()
+    if spec.automatic_failover:
+        sentinel_actions = security.sentinels(
+            observed.sentinels,
+            secure,
+            spec.id,
+            view.primary,
+            nodes_moved=secured.transport,
+            healthy=view.sentinels_ready,
+            now=moment,
+        )
+        actions += sentinel_actions
     if (
         spec.failover_requests > status.failovers_done
         and view.sentinels_ready
@@ -142,6 +163,15 @@ def plan(
         and _endpoint_ready(observed.endpoint, view)
         and (view.sentinels_ready or not spec.automatic_failover)
     )
+    if all_ready and secured.in_sync and not secured.actions and not endpoint_actions and not sentinel_actions:
+        # Every node runs the wanted users and TLS mode, the endpoint and Sentinels follow it.
+        group_status = replace(
+            group_status,
+            security_done=spec.security.version,
+            transit_mode=spec.security.mode_text,
+            user_group_ids=spec.security.user_group_ids,
+            acl_fingerprint=secure.fingerprint,
+        )
     group_status = replace(
         group_status,
         status=lifecycle_status(status.status, all_ready and not actions),
@@ -345,7 +375,13 @@ def _in_role(obs: NodeObservation, *, is_primary: bool, primary: Address | None,
 
 
 def _converge_endpoint(
-    spec: ReplicationGroupSpec, status: GroupStatus, observed: GroupObservation, view: _View, address: str
+    spec: ReplicationGroupSpec,
+    status: GroupStatus,
+    observed: GroupObservation,
+    view: _View,
+    address: str,
+    *,
+    mode: TransitMode | None,
 ) -> list[Action]:
     key = endpoint_key(spec.id)
     endpoint = observed.endpoint
@@ -361,9 +397,14 @@ def _converge_endpoint(
         return list(missing)
     if view.primary is None or any(p is None for p in view.ports.values()):
         return []
-    wanted = EndpointInputs(
-        nodes=tuple(sorted((address, p) for p in view.ports.values() if p is not None)), primary=view.primary
-    )
+    nodes = tuple(sorted((address, p) for p in view.ports.values() if p is not None))
+    plain: tuple[tuple[int, int], ...] = ()
+    if mode is TransitMode.PREFERRED:
+        by_port = {o.port: o.plain_port for o in observed.nodes.values() if o.port is not None}
+        if any(by_port.get(p) is None for _, p in nodes):
+            return []  # a node's plain-text port comes first (``planners.security``)
+        plain = tuple((p, by_port[p] or 0) for _, p in nodes)
+    wanted = EndpointInputs(nodes=nodes, primary=view.primary, tls=mode.value if mode else "", plain_ports=plain)
     if endpoint.pid is None:
         return [StartEndpoint(key, wanted)]
     if endpoint.inputs != wanted.to_json():
