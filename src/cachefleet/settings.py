@@ -55,6 +55,10 @@ class Settings:
     # The audit trail (DIR/audit/audit.log): rotated past this size, this many old files kept.
     audit_max_bytes: int = 10 * 1024 * 1024
     audit_backups: int = 5
+    # The IAM endpoint for Redis (HOST:PORT; port 0 picks one at start, written to server.json), and
+    # how long an IAM-authenticated connection lives (12 hours, as ElastiCache; tests shorten it).
+    redis_iam_listen: str = "127.0.0.1:0"
+    redis_iam_connection_lifetime: dt.timedelta = dt.timedelta(hours=12)
 
     @property
     def snapshots_path(self) -> Path:
@@ -87,3 +91,11 @@ class Settings:
     @property
     def listen_port(self) -> int:
         return int(self.listen.rsplit(":", 1)[1])
+
+    @property
+    def redis_iam_host(self) -> str:
+        return self.redis_iam_listen.rsplit(":", 1)[0]
+
+    @property
+    def redis_iam_port(self) -> int:
+        return int(self.redis_iam_listen.rsplit(":", 1)[1])

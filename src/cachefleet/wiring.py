@@ -26,6 +26,7 @@ import uvloop
 from cachefleet.api.app import build_app
 from cachefleet.api.context import Context
 from cachefleet.api.gatekeeper import Gatekeeper
+from cachefleet.api.redis_iam import RedisIamEndpoint, ServerCertificate, TokenChecker
 from cachefleet.control import kinds
 from cachefleet.control.actions import ResourceKey
 from cachefleet.control.execute import Executor, Tools
@@ -34,7 +35,7 @@ from cachefleet.control.loop import Reconciler
 from cachefleet.control.observe import EngineProbes, Observer
 from cachefleet.control.queue import KeyedQueue
 from cachefleet.control.scheduler import SnapshotScheduler
-from cachefleet.control.security import Keys, Links
+from cachefleet.control.security import Keys, Links, iam_users_key
 from cachefleet.control.snapshots import SnapshotWorker
 from cachefleet.engines import acl
 from cachefleet.engines.installed import MissingBinary, discover, find_binary, require_binaries
@@ -193,7 +194,7 @@ def _rdb_checker() -> str | None:
     return find_binary("redis-check-rdb") or find_binary("valkey-check-rdb")
 
 
-def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotScheduler]:
+def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotScheduler, RedisIamEndpoint]:
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     store = Store(data_dir / "state.db")
@@ -259,13 +260,33 @@ def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotSched
         identities=api_security.identities,
         kms=api_security.kms,
     )
-    return ctx, reconciler, store, scheduler
+    # IAM authentication for Redis: a proxy only IAM clients use (docs/decisions.md), with the same
+    # identities and policies as the API, and the secret IAM users' ACL passwords derive from.
+    checker = TokenChecker(
+        gatekeeper=api_security.gatekeeper,
+        store=store,
+        node_host=settings.node_host,
+        users_key=iam_users_key(store),
+        clock=utcnow,
+    )
+    certificate = ServerCertificate(
+        data_dir / "tls" / "redis-iam.pem", authority, settings.redis_iam_host, validity.leaf, utcnow
+    )
+    redis_iam = RedisIamEndpoint(
+        checker=checker,
+        certificate=certificate,
+        upstream_tls=keys.client_tls,
+        lifetime=settings.redis_iam_connection_lifetime,
+    )
+    return ctx, reconciler, store, scheduler, redis_iam
 
 
 async def serve(settings: Settings) -> None:
-    ctx, reconciler, store, scheduler = build(settings)
+    ctx, reconciler, store, scheduler, redis_iam = build(settings)
     listener = _listen(settings.listen_host, settings.listen_port)
     host, port = listener.getsockname()[:2]
+    iam_server = await redis_iam.start(settings.redis_iam_host, settings.redis_iam_port)
+    iam_host, iam_port = iam_server.sockets[0].getsockname()[:2]
     config = uvicorn.Config(build_app(ctx), log_level="warning", access_log=False, lifespan="off")
     server = _Server(config)
     loop = asyncio.get_running_loop()
@@ -274,7 +295,8 @@ async def serve(settings: Settings) -> None:
     reconciling = asyncio.create_task(reconciler.run())
     scheduling = asyncio.create_task(scheduler.run())
     endpoint = f"http://{host}:{port}"
-    server_json = json.dumps({"endpoint_url": endpoint, "region": settings.region}, indent=2) + "\n"
+    described = {"endpoint_url": endpoint, "region": settings.region, "redis_iam_endpoint": f"{iam_host}:{iam_port}"}
+    server_json = json.dumps(described, indent=2) + "\n"
     # Atomically, like the credentials: clients poll for this file and must never read half of it.
     _write_private(settings.data_dir / "server.json", server_json)
     log.info("cachefleet serving %s (data in %s)", endpoint, settings.data_dir)
@@ -286,6 +308,7 @@ async def serve(settings: Settings) -> None:
         scheduling.cancel()
         await asyncio.gather(reconciling, scheduling, return_exceptions=True)
         listener.close()
+        iam_server.close()
         store.close()
 
 

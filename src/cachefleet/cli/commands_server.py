@@ -71,6 +71,18 @@ def parse_account_id(_ctx: click.Context, _param: click.Parameter, value: str | 
     metavar="SECONDS",
     help="How long the certificates of nodes and Sentinels live; renewed with a third left [default: 1 year].",
 )
+@click.option(
+    "--redis-iam-listen",
+    callback=parse_listen,
+    metavar="HOST:PORT",
+    help="The IAM endpoint for Redis (IAM authentication tokens) [default: 127.0.0.1 and a free port, in server.json].",
+)
+@click.option(
+    "--redis-iam-connection-lifetime",
+    type=click.IntRange(min=1),
+    metavar="SECONDS",
+    help="How long an IAM-authenticated Redis connection lives [default: 12 hours].",
+)
 @pass_state
 def server(
     state: CliState,
@@ -82,6 +94,8 @@ def server(
     api_rate: float | None,
     api_burst: int | None,
     tls_certificate_validity: int | None,
+    redis_iam_listen: str | None,
+    redis_iam_connection_lifetime: int | None,
 ) -> None:
     """Run the control plane in the foreground; node processes outlive it."""
     settings = build_settings(
@@ -94,6 +108,8 @@ def server(
         api_rate=api_rate,
         api_burst=api_burst,
         tls_certificate_validity=tls_certificate_validity,
+        redis_iam_listen=redis_iam_listen,
+        redis_iam_connection_lifetime=redis_iam_connection_lifetime,
     )
     # Imported here so that the API verbs do not pay for loading the whole server.
     from cachefleet.wiring import run_server  # noqa: PLC0415
@@ -112,6 +128,8 @@ def build_settings(
     api_rate: float | None = None,
     api_burst: int | None = None,
     tls_certificate_validity: int | None = None,
+    redis_iam_listen: str | None = None,
+    redis_iam_connection_lifetime: int | None = None,
 ) -> Settings:
     """Settings from the flags given; a flag left out keeps the default that Settings defines."""
     given: dict[str, Any] = {
@@ -125,6 +143,10 @@ def build_settings(
         "api_burst": api_burst,
         "tls_certificate_validity": (
             dt.timedelta(seconds=tls_certificate_validity) if tls_certificate_validity is not None else None
+        ),
+        "redis_iam_listen": redis_iam_listen,
+        "redis_iam_connection_lifetime": (
+            dt.timedelta(seconds=redis_iam_connection_lifetime) if redis_iam_connection_lifetime is not None else None
         ),
     }
     return Settings(**{name: value for name, value in given.items() if value is not None})
