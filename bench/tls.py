@@ -59,10 +59,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import botocore.session
 from botocore.credentials import Credentials
-from botocore.model import ServiceId
-from botocore.signers import RequestSigner
+from tests.support.iam_tokens import connect_token
 from tests.support.server import ServerProcess
 
 from bench._common import binaries, free_port, stop_process, unwind_on_sigterm, wait_for
@@ -270,23 +268,7 @@ def iam_signer(server: ServerProcess) -> Callable[[], str]:
     iam.put_user_policy(UserName="bench", PolicyName="connect", PolicyDocument=json.dumps(document))
     key = iam.create_access_key(UserName="bench")["AccessKey"]
     credentials = Credentials(key["AccessKeyId"], key["SecretAccessKey"])
-    emitter = botocore.session.get_session().get_component("event_emitter")
-    signer = RequestSigner(ServiceId("elasticache"), "us-east-1", "elasticache", "v4", credentials, emitter)
-
-    def token() -> str:
-        request = {
-            "method": "GET",
-            "url": f"https://{IAM_GROUP}/?Action=connect&User={IAM_USER}",
-            "body": {},
-            "headers": {},
-            "context": {},
-        }
-        url: str = signer.generate_presigned_url(
-            request, operation_name="connect", expires_in=900, region_name="us-east-1"
-        )
-        return url.removeprefix("https://")
-
-    return token
+    return lambda: connect_token(credentials, IAM_GROUP, IAM_USER)
 
 
 def settle(ec: Any, group_id: str = GROUP) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """IAM authentication for Redis end to end: a real server, a real TLS group with a user group, IAM
 identities made with boto3, and redis-py connecting with tokens made exactly as AWS documents them
-(``ElastiCacheIAMProvider`` below is the credential provider of redis-py's and AWS's samples).
+(``ElastiCacheIAMProvider`` is the credential provider of redis-py's and AWS's samples).
 
 One server and one group for the module (a single node: the endpoint's work does not depend on
 replicas). The server runs with IAM connections limited to a few seconds, so that the 12-hour
@@ -15,19 +15,13 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from unittest import mock
-from urllib.parse import ParseResult, urlencode, urlunparse
 
-import boto3
-import botocore.session
 import pytest
 import redis
-from botocore.config import Config
 from botocore.credentials import Credentials
-from botocore.model import ServiceId
-from botocore.signers import RequestSigner
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from tests.support.iam_tokens import ElastiCacheIAMProvider, connect_token
 from tests.support.server import ServerProcess, wait_until
 
 pytestmark = pytest.mark.integration
@@ -39,27 +33,6 @@ IAM_USER = "app-iam"  # an ElastiCache user with AuthenticationMode iam (UserId 
 PASSWORD_USER = "app-pw"
 PASSWORD = "MARKERpw-" + secrets.token_hex(8)
 LIFETIME = 4  # seconds an IAM connection lives in this module's server (12 hours by default)
-
-
-class ElastiCacheIAMProvider(redis.CredentialProvider):
-    """redis-py's credential provider for ElastiCache IAM authentication, as AWS documents it: a
-    SigV4-presigned ``connect`` request for the group, valid 900 seconds, without its scheme."""
-
-    def __init__(self, user: str, group: str, credentials: Credentials, region: str = REGION) -> None:
-        self.user, self.group, self.region = user, group, region
-        emitter = botocore.session.get_session().get_component("event_emitter")
-        self.signer = RequestSigner(ServiceId("elasticache"), region, "elasticache", "v4", credentials, emitter)
-
-    def get_credentials(self) -> tuple[str, str]:
-        query = urlencode({"Action": "connect", "User": self.user})
-        url = urlunparse(ParseResult("https", self.group, "/", "", query, ""))
-        signed: str = self.signer.generate_presigned_url(
-            {"method": "GET", "url": url, "body": {}, "headers": {}, "context": {}},
-            operation_name="connect",
-            expires_in=900,
-            region_name=self.region,
-        )
-        return self.user, signed.removeprefix("https://")
 
 
 @pytest.fixture(scope="module")
@@ -74,18 +47,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         process.cleanup()
 
 
-def _client(server: ServerProcess, service: str, key: tuple[str, str] | None = None) -> Any:
-    key_id, secret = key or server.credentials()
-    return boto3.client(
-        service,
-        endpoint_url=server.endpoint_url,
-        region_name=REGION,
-        aws_access_key_id=key_id,
-        aws_secret_access_key=secret,
-        config=Config(retries={"max_attempts": 1}),
-    )
-
-
 class Setup:
     """What the module's tests share: the group's endpoints, the CA, and IAM keys of each kind."""
 
@@ -93,27 +54,49 @@ class Setup:
         self.ca = str(server.data_dir / "ca.pem")
         host, _, port = json.loads((server.data_dir / "server.json").read_text())["redis_iam_endpoint"].rpartition(":")
         self.iam_endpoint = host, int(port)
-        ec, iam = _client(server, "elasticache"), _client(server, "iam")
-        ec.create_user(UserId=IAM_USER, UserName=IAM_USER, Engine="redis", AccessString="on ~* +@all",
-                       AuthenticationMode={"Type": "iam"})
-        ec.create_user(UserId=PASSWORD_USER, UserName=PASSWORD_USER, Engine="redis", AccessString="on ~* +@all",
-                       Passwords=[PASSWORD])
+        ec, iam = server.client(), server.client("iam")
+        ec.create_user(
+            UserId=IAM_USER,
+            UserName=IAM_USER,
+            Engine="redis",
+            AccessString="on ~* +@all",
+            AuthenticationMode={"Type": "iam"},
+        )
+        ec.create_user(
+            UserId=PASSWORD_USER,
+            UserName=PASSWORD_USER,
+            Engine="redis",
+            AccessString="on ~* +@all",
+            Passwords=[PASSWORD],
+        )
         # The group's default user is off: only named users get in.
-        ec.create_user(UserId="locked-default", UserName="default", Engine="redis", AccessString="off ~* +@all",
-                       NoPasswordRequired=True)
-        ec.create_user_group(UserGroupId="iam-users", Engine="redis",
-                             UserIds=["locked-default", IAM_USER, PASSWORD_USER])
-        ec.create_replication_group(ReplicationGroupId=GROUP, ReplicationGroupDescription="IAM auth",
-                                    CacheNodeType="cache.t4g.micro", NumCacheClusters=1,
-                                    TransitEncryptionEnabled=True, UserGroupIds=["iam-users"])
+        ec.create_user(
+            UserId="locked-default",
+            UserName="default",
+            Engine="redis",
+            AccessString="off ~* +@all",
+            NoPasswordRequired=True,
+        )
+        ec.create_user_group(
+            UserGroupId="iam-users", Engine="redis", UserIds=["locked-default", IAM_USER, PASSWORD_USER]
+        )
+        ec.create_replication_group(
+            ReplicationGroupId=GROUP,
+            ReplicationGroupDescription="IAM auth",
+            CacheNodeType="cache.t4g.micro",
+            NumCacheClusters=1,
+            TransitEncryptionEnabled=True,
+            UserGroupIds=["iam-users"],
+        )
         group_arn = f"arn:aws:elasticache:{REGION}:000000000000:replicationgroup:{GROUP}"
         user_arn = f"arn:aws:elasticache:{REGION}:000000000000:user:{IAM_USER}"
         connect = {"Effect": "Allow", "Action": "elasticache:Connect", "Resource": [group_arn, user_arn]}
         self.allowed = self._identity(iam, "alice", connect)
         # Connect on the group only, not on the user: AWS asks for both.
         self.group_only = self._identity(iam, "carol", {**connect, "Resource": group_arn})
-        self.not_allowed = self._identity(iam, "bob", {"Effect": "Allow", "Action": "elasticache:Describe*",
-                                                       "Resource": "*"})
+        self.not_allowed = self._identity(
+            iam, "bob", {"Effect": "Allow", "Action": "elasticache:Describe*", "Resource": "*"}
+        )
         self.inactive = self._identity(iam, "alice", None)
         iam.update_access_key(UserName="alice", AccessKeyId=self.inactive.access_key, Status="Inactive")
         wait_until(lambda: self._available(ec), 90, interval=0.5, what=f"{GROUP} available")
@@ -154,16 +137,11 @@ def setup(server: ServerProcess) -> Setup:
 
 
 def _token(credentials: Credentials, user: str = IAM_USER, signed_at: datetime | None = None) -> str:
-    provider = ElastiCacheIAMProvider(user, GROUP, credentials)
-    if signed_at is None:
-        return provider.get_credentials()[1]
-    with mock.patch("botocore.auth.get_current_datetime", return_value=signed_at.replace(tzinfo=None)):
-        return provider.get_credentials()[1]
+    return connect_token(credentials, GROUP, user, signed_at)
 
 
 def test_a_valid_token_connects_as_the_iam_user(setup: Setup) -> None:
-    client = setup.redis(setup.iam_endpoint, credential_provider=ElastiCacheIAMProvider(IAM_USER, GROUP,
-                                                                                          setup.allowed))
+    client = setup.redis(setup.iam_endpoint, credential_provider=ElastiCacheIAMProvider(IAM_USER, GROUP, setup.allowed))
     assert client.acl_whoami() == IAM_USER
     assert client.set("iam:greeting", "hello")
     pipe = client.pipeline(transaction=True)

@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import ipaddress
 import logging
 import ssl
 from collections.abc import Callable
@@ -251,8 +250,7 @@ class ServerCertificate:
     ) -> None:
         self.path = path
         self.authority = authority
-        named = {"ips": (address,)} if _is_ip(address) else {"dns_names": (address,)}
-        self.identity = certs.Identity("cachefleet-redis-iam", certs.Role.ENDPOINT, **named)
+        self.identity = certs.Identity.naming("cachefleet-redis-iam", certs.Role.ENDPOINT, [address])
         self.validity = validity
         self.clock = clock
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -270,14 +268,6 @@ class ServerCertificate:
         issued = certs.certificate_of(pem)
         start, end = issued.not_valid_before_utc, issued.not_valid_after_utc
         self.renew_at = end - (end - start) * certs.RENEW_FRACTION
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 class RedisIamEndpoint:

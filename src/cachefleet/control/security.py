@@ -19,7 +19,6 @@ converged on them (docs/security.md).
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import json
 import secrets
 import ssl
@@ -119,18 +118,7 @@ PLAIN = CertificateInfo(tls=False)
 def identity(key: NodeKey, address: str, role: certs.Role, *, endpoints: Iterable[str] = ()) -> certs.Identity:
     """Who a process's leaf names: its own address and that of every endpoint passing TLS through to it
     (clients check the address they connected to). An IP address is an IP SAN, a name a DNS SAN."""
-    addresses = sorted({address, *endpoints})
-    ips = tuple(a for a in addresses if _is_ip(a))
-    names = tuple(a for a in addresses if not _is_ip(a))
-    return certs.Identity(f"{key.cluster_id}/{key.node_id}"[:64], role, ips=ips, dns_names=names)
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
+    return certs.Identity.naming(f"{key.cluster_id}/{key.node_id}"[:64], role, [address, *endpoints])
 
 
 def leaf_files(keys: Keys, who: certs.Identity, now: dt.datetime) -> dict[str, str]:
