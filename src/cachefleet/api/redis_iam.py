@@ -313,6 +313,9 @@ class RedisIamEndpoint:
             await asyncio.gather(*pipes, return_exceptions=True)
         except (OSError, ProtocolViolation, TimeoutError, asyncio.IncompleteReadError) as exc:
             log.debug("IAM endpoint: connection from %s ended: %s", source_ip, exc)
+        except Exception:
+            # One connection's surprise must not reach the event loop the API also runs on.
+            log.exception("IAM endpoint: connection from %s failed", source_ip)
         finally:
             for w in (writer, upstream_writer):
                 if w is not None:
