@@ -69,6 +69,14 @@ class Setup:
             AccessString="on ~* +@all",
             Passwords=[PASSWORD],
         )
+        # An IAM user of no user group of this group.
+        ec.create_user(
+            UserId="outsider",
+            UserName="outsider",
+            Engine="redis",
+            AccessString="on ~* +@all",
+            AuthenticationMode={"Type": "iam"},
+        )
         # The group's default user is off: only named users get in.
         ec.create_user(
             UserId="locked-default",
@@ -91,6 +99,7 @@ class Setup:
         group_arn = f"arn:aws:elasticache:{REGION}:000000000000:replicationgroup:{GROUP}"
         user_arn = f"arn:aws:elasticache:{REGION}:000000000000:user:{IAM_USER}"
         connect = {"Effect": "Allow", "Action": "elasticache:Connect", "Resource": [group_arn, user_arn]}
+        self.root = Credentials(*server.credentials())
         self.allowed = self._identity(iam, "alice", connect)
         # Connect on the group only, not on the user: AWS asks for both.
         self.group_only = self._identity(iam, "carol", {**connect, "Resource": group_arn})
@@ -178,6 +187,10 @@ REFUSALS = {
     "connect-on-group-only": "AccessDenied: User: arn:aws:iam::000000000000:user/carol",
     "inactive-key": "InvalidClientTokenId",
     "another-user": f"the token is for user '{IAM_USER}', AUTH names '{PASSWORD_USER}'",
+    # Signed with the root key (allowed everything): what is checked after the policy.
+    "a-password-user": f"user {PASSWORD_USER} does not exist or does not use IAM authentication",
+    "outside-the-user-group": f"user outsider is not in the user group of {GROUP}",
+    "another-group": "replication group nosuchgroup has no primary endpoint",
 }
 
 
@@ -194,8 +207,14 @@ def test_refused_tokens(server: ServerProcess, setup: Setup, case: str) -> None:
         token = _token(setup.group_only)
     elif case == "inactive-key":
         token = _token(setup.inactive)
-    else:  # a good token, sent for another user than it names
+    elif case == "another-user":  # a good token, sent for another user than it names
         token, user = _token(setup.allowed), PASSWORD_USER
+    elif case == "a-password-user":
+        token, user = _token(setup.root, PASSWORD_USER), PASSWORD_USER
+    elif case == "outside-the-user-group":
+        token, user = _token(setup.root, "outsider"), "outsider"
+    else:
+        token = connect_token(setup.root, "nosuchgroup", IAM_USER)
     client = setup.redis(setup.iam_endpoint, username=user, password=token)
     with pytest.raises(redis.AuthenticationError, match="invalid username-password pair or user is disabled"):
         client.ping()

@@ -1,10 +1,11 @@
 """IAM tokens for Redis: their form (``model.iam_token``), their signature as the IAM endpoint checks
-it (``api.sigv4`` on a token botocore presigned at a known time), and the endpoint's reading of a
-client's first commands (``api.redis_iam``). Pure: no server, no socket."""
+it (``api.sigv4`` on a token botocore presigned at a known time), the endpoint's reading of a
+client's first commands and its certificate's renewal (``api.redis_iam``). No server, no socket."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from unittest import mock
 
 import botocore.session
@@ -17,6 +18,7 @@ from cachefleet.api import redis_iam, sigv4
 from cachefleet.model import iam_token
 from cachefleet.model.errors import RequestExpired, SignatureDoesNotMatch
 from cachefleet.model.iam_token import InvalidToken
+from cachefleet.tls import certs
 
 KEY = Credentials("AKIAEXAMPLEEXAMPLE01", "secret-of-the-example-key")
 SIGNED_AT = datetime(2026, 12, 7, 9, 0, 0, tzinfo=UTC)
@@ -152,3 +154,24 @@ def test_a_whole_reply_from_the_node() -> None:
     assert redis_iam._complete(b"+OK\r\n")
     assert redis_iam._complete(b"-WRONGPASS invalid\r\n")
     assert not redis_iam._complete(b"+OK")
+
+
+def test_the_endpoint_certificate_is_renewed_with_a_third_of_its_life_left(tmp_path: Path) -> None:
+    now = [SIGNED_AT]
+    authority = certs.new_authority("test CA", SIGNED_AT, timedelta(days=10))
+    leaf = tmp_path / "redis-iam.pem"
+    certificate = redis_iam.ServerCertificate(leaf, authority, "127.0.0.1", timedelta(seconds=30), lambda: now[0])
+    first = leaf.read_bytes()
+    assert leaf.stat().st_mode & 0o777 == 0o600
+    assert certs.renewal_due(first, certificate.identity, authority, SIGNED_AT) is None  # names 127.0.0.1
+    # Renewal is due with a third of the leaf's life left (certs.RENEW_FRACTION), not before.
+    issued = certs.certificate_of(first)
+    life = issued.not_valid_after_utc - issued.not_valid_before_utc
+    assert certificate.renew_at == issued.not_valid_after_utc - life * certs.RENEW_FRACTION
+    now[0] = certificate.renew_at - timedelta(seconds=1)
+    certificate.refresh()
+    assert leaf.read_bytes() == first
+    now[0] = certificate.renew_at
+    certificate.refresh()
+    assert leaf.read_bytes() != first
+    assert certs.renewal_due(leaf.read_bytes(), certificate.identity, authority, now[0]) is None
