@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import subprocess
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -21,6 +22,7 @@ import redis
 from botocore.credentials import Credentials
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from tests.support.engines import REDIS_CLI
 from tests.support.iam_tokens import ElastiCacheIAMProvider, connect_token
 from tests.support.server import ServerProcess, wait_until
 
@@ -250,3 +252,21 @@ def test_connections_end_at_their_lifetime(setup: Setup) -> None:
 def _ping(connection: redis.Connection) -> Any:
     connection.send_command("PING")
     return connection.read_response()
+
+
+def test_a_token_from_the_cli_with_redis_cli(server: ServerProcess, setup: Setup) -> None:
+    from click.testing import CliRunner  # noqa: PLC0415
+
+    from cachefleet.cli.main import main  # noqa: PLC0415
+
+    made = CliRunner().invoke(
+        main, ["iam", "redis-token", GROUP, IAM_USER, "--json", "--data-dir", str(server.data_dir)]
+    )
+    assert made.exit_code == 0, made.output
+    answer = json.loads(made.output)
+    host, _, port = answer["Endpoint"].rpartition(":")
+    assert (host, int(port)) == setup.iam_endpoint
+    argv = [REDIS_CLI, "--tls", "--cacert", setup.ca, "-h", host, "-p", port, "--user", IAM_USER]
+    argv += ["-a", answer["Token"], "--no-auth-warning", "ACL", "WHOAMI"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+    assert done.stdout.strip() == IAM_USER, done.stderr
