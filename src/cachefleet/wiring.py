@@ -52,6 +52,7 @@ from cachefleet.store.snapshots import LocalBuckets, LocalSnapshotFiles
 from cachefleet.store.sqlite import Store
 from cachefleet.tls import certs
 from cachefleet.tls import files as tls_files
+from cachefleet.tls.sealing import ensure_sealer
 
 log = logging.getLogger(__name__)
 
@@ -204,6 +205,8 @@ def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotSched
     # The installation's CA (DIR/ca.pem, key in DIR/tls/), made once, so `cachefleet ca` has it to show.
     validity = tls_files.Validity(leaf=settings.tls_certificate_validity)
     authority = tls_files.ensure_authority(data_dir, utcnow(), validity)
+    # Seals what must come back plain later (a Memcached AuthToken); its key beside the CA's.
+    sealer = ensure_sealer(data_dir)
     engines = discover()
     host = LocalHost(data_dir / "nodes", settings.port_range, settings.node_host)
     credentials = Credentials(ADMIN_USER, store.secret("node_admin_password", lambda: secrets.token_hex(24)))
@@ -235,10 +238,13 @@ def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotSched
         clock=utcnow,
         down_after_ms=settings.sentinel_down_after_ms,
         seed=snapshots.seed,
+        sealer=sealer,
     )
     queue: KeyedQueue[ResourceKey] = KeyedQueue()
     probes = EngineProbes(links, keys.sentinel_password)
-    observer = Observer(host=host, probes=probes, address=settings.node_host, credentials=credentials)
+    observer = Observer(
+        host=host, probes=probes, address=settings.node_host, credentials=credentials, ca_file=keys.ca_file
+    )
     services = Services(store=store, observer=observer, clock=utcnow, wake=queue.put)
     reconciler = Reconciler(
         store=store,
@@ -259,6 +265,7 @@ def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotSched
         gatekeeper=api_security.gatekeeper,
         identities=api_security.identities,
         kms=api_security.kms,
+        sealer=sealer,
     )
     # IAM authentication for Redis: a proxy only IAM clients use (docs/decisions.md), with the same
     # identities and policies as the API, and the secret IAM users' ACL passwords derive from.

@@ -20,7 +20,7 @@ from cachefleet.control.actions import (
     RestartNode,
     StartNode,
 )
-from cachefleet.model.nodes import cluster_node_keys, node_key
+from cachefleet.model.nodes import cluster_node_keys, config_endpoint_key, node_key
 from cachefleet.model.specs import SnapshotSpec
 from cachefleet.model.status import ClusterState, NodeState, SnapshotState, SnapshotStatus
 from cachefleet.store import statuses
@@ -61,7 +61,7 @@ def _new(fleet: Fleet) -> None:
 
 def _new_check(fleet: Fleet, plan: Plan | None) -> None:
     assert plan is not None
-    assert plan.actions == tuple(AllocatePort(k) for k in MEMCACHED)
+    assert plan.actions == (*(AllocatePort(k) for k in MEMCACHED), AllocatePort(config_endpoint_key("c")))
 
 
 def _ports_given(fleet: Fleet) -> None:
@@ -72,7 +72,7 @@ def _ports_given(fleet: Fleet) -> None:
 
 def _ports_given_check(fleet: Fleet, plan: Plan | None) -> None:
     assert plan is not None
-    assert plan.actions == tuple(StartNode(k) for k in MEMCACHED)
+    assert plan.actions == (*(StartNode(k) for k in MEMCACHED), AllocatePort(config_endpoint_key("c")))
 
 
 def _created(fleet: Fleet) -> None:
@@ -176,7 +176,8 @@ def _delete(fleet: Fleet) -> None:
 
 def _delete_check(fleet: Fleet, plan: Plan | None) -> None:
     assert plan is not None
-    assert plan.actions == (*(RemoveNode(k) for k in MEMCACHED), DeleteRecord(C, "c"))
+    removed = (*MEMCACHED, config_endpoint_key("c"))
+    assert plan.actions == (*(RemoveNode(k) for k in removed), DeleteRecord(C, "c"))
     assert plan.events == (Event("c", C, "Cache cluster deleted"),)
 
 

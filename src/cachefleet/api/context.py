@@ -19,6 +19,7 @@ from cachefleet.store.iam import IdentityStore
 from cachefleet.store.keys import KmsKeys
 from cachefleet.store.snapshots import Buckets
 from cachefleet.store.sqlite import Store
+from cachefleet.tls.sealing import Sealer
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class Context:
     kms: KmsKeys | None = None
     # Who signed the request being served; the edge gives each request a copy with it set.
     caller: Principal | None = None
+    # Seals a Memcached cluster's AuthToken for its spec (``tls.sealing``); None: such tokens are refused.
+    sealer: Sealer | None = None
 
     def arn(self, kind: str, name: str) -> str:
         return arn(self.settings.region, self.settings.account_id, kind, name)

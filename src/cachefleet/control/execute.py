@@ -20,7 +20,10 @@ from cachefleet.control.actions import (
     ConfigSet,
     DeleteRecord,
     DetachMember,
+    DiscoveryInputs,
     EndpointInputs,
+    LiveParameters,
+    ReloadConfigEndpoint,
     ReloadEndpoint,
     RemoveNode,
     RenewCertificate,
@@ -30,15 +33,17 @@ from cachefleet.control.actions import (
     SentinelFailover,
     SetEndpointPrimary,
     SetTransport,
+    StartConfigEndpoint,
     StartEndpoint,
     StartNode,
     StartSentinel,
     Switchover,
     SyncAcl,
 )
+from cachefleet.control.memcached_processes import Secrets, access, endpoint_process, node_process
 from cachefleet.control.observe import ENDPOINT_INPUTS, PARAMETERS_FILE
 from cachefleet.control.security import Keys, Links
-from cachefleet.engines import acl, haproxy, memcached, redis, sentinel
+from cachefleet.engines import acl, config_endpoint, haproxy, memcached, redis, sentinel
 from cachefleet.engines.installed import EngineBinary
 from cachefleet.engines.nodetypes import memory_bytes
 from cachefleet.hosts.base import Host, PortRequest, ProcessSpec
@@ -52,6 +57,7 @@ from cachefleet.store.kinds import CLUSTERS, GROUPS
 from cachefleet.store.records import effective_parameters, recorded_ports
 from cachefleet.store.sqlite import Store
 from cachefleet.tls.certs import Role
+from cachefleet.tls.sealing import Sealer
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +76,9 @@ class Tools:
     python: str
 
 
+Start = StartNode | StartEndpoint | StartSentinel | StartConfigEndpoint
+
+
 @dataclass(frozen=True)
 class Executor:
     store: Store
@@ -84,23 +93,25 @@ class Executor:
     down_after_ms: int = 1000
     # Puts a restoring node's RDB in place before its first start (``SnapshotWorker.seed``).
     seed: Callable[[NodeKey], None] | None = None
+    # Opens a Memcached cluster's sealed AuthToken for its nodes' files (``tls.sealing``).
+    sealer: Sealer | None = None
 
     async def run(self, actions: Sequence[Action]) -> None:
         # Ports are chosen one at a time (two concurrent choices could pick the same free port).
         allocations = [PortRequest(a.node, a.slot, a.port) for a in actions if isinstance(a, AllocatePort)]
         if allocations:
             await asyncio.to_thread(self._allocate, allocations)
-        starts = [a for a in actions if isinstance(a, StartNode | StartEndpoint | StartSentinel)]
+        starts = [a for a in actions if isinstance(a, Start)]
         # A replica started before its primary listens waits a whole second before it tries again.
         followers = [a for a in starts if isinstance(a, StartNode) and a.replicaof is not None]
         await self._start([a for a in starts if a not in followers])
         await asyncio.gather(*(_accepting(a.replicaof) for a in followers if a.replicaof is not None))
         await self._start(followers)
         for action in actions:
-            if not isinstance(action, AllocatePort | StartNode | StartEndpoint | StartSentinel):
+            if not isinstance(action, AllocatePort | Start):
                 await self._one(action)
 
-    async def _start(self, starts: Sequence[StartNode | StartEndpoint | StartSentinel]) -> None:
+    async def _start(self, starts: Sequence[Start]) -> None:
         """Render every process first, then spawn them one after another in one worker thread.
 
         Spawned together from several threads, three redis-servers took longer to start than one
@@ -112,7 +123,7 @@ class Executor:
         ordered = sorted(starts, key=lambda a: not isinstance(a, StartNode))
         await asyncio.to_thread(self._spawn, [(a, self._spec(a)) for a in ordered])
 
-    def _spawn(self, starts: Sequence[tuple[StartNode | StartEndpoint | StartSentinel, ProcessSpec]]) -> None:
+    def _spawn(self, starts: Sequence[tuple[Start, ProcessSpec]]) -> None:
         for start, process in starts:
             if isinstance(start, StartNode):
                 if self.seed is not None:
@@ -121,7 +132,7 @@ class Executor:
                     _seed_replication(self.host.node_dir(start.node), start.replication_id)
             self.host.start(start.node, process)
 
-    def _spec(self, start: StartNode | StartEndpoint | StartSentinel) -> ProcessSpec:
+    def _spec(self, start: Start) -> ProcessSpec:
         match start:
             case StartNode(node, replicaof):
                 return self._process(node, replicaof)
@@ -129,14 +140,21 @@ class Executor:
                 return self._endpoint(node, inputs)
             case StartSentinel(node, group_id, primary):
                 return self._sentinel(node, group_id, primary)
+            case StartConfigEndpoint(node, cluster_id, inputs):
+                return self._config_endpoint(node, cluster_id, inputs)
 
     async def _one(self, action: Action) -> None:
         user, password = self.credentials.user, self.credentials.password
         match action:
             case AllocatePort(node, slot, port):
                 await asyncio.to_thread(self._allocate, [PortRequest(node, slot, port)])
-            case StartNode() | StartEndpoint() | StartSentinel():
+            case StartNode() | StartEndpoint() | StartSentinel() | StartConfigEndpoint():
                 await self._start([action])
+            case ReloadConfigEndpoint(node, cluster_id, inputs):
+                process = self._config_endpoint(node, cluster_id, inputs)
+                await asyncio.to_thread(self.host.reload, node, process, config_endpoint.RELOAD_SIGNAL)
+            case LiveParameters(node, commands):
+                await self._live(node, commands)
             case RestartNode(node, replicaof):
                 await self._restart(node, replicaof)
             case ConfigSet(node, values):
@@ -201,6 +219,17 @@ class Executor:
                 CLUSTERS.put_spec(self.store, cluster_id, detached)
             case DeleteRecord(kind, resource_id):
                 self.store.delete(kind, resource_id)
+
+    async def _live(self, node: NodeKey, commands: Sequence[str]) -> None:
+        """Best effort, as ConfigSet: the next pass compares the node's settings again."""
+        port = self.host.port_of(node)
+        if port is None:
+            return
+        spec = CLUSTERS.get(self.store, node.cluster_id).spec
+        _, values = effective_parameters(self.store, spec.engine, spec.engine_version, spec.parameter_group)
+        reach = access(spec, values, self.credentials, self.keys.ca_file)
+        if not await memcached.apply_live(self.address, port, commands, reach):
+            log.warning("%s: live parameters not applied yet (%s)", node, ", ".join(commands))
 
     async def _restart(self, node: NodeKey, replicaof: Address | None) -> None:
         """Stop the node keeping its data, then start it on a config rendered afresh."""
@@ -380,14 +409,16 @@ class Executor:
         # What the node starts with, kept beside it: a later change that needs a reboot shows as pending.
         started_with = json.dumps(values, sort_keys=True)
         if spec.engine == "memcached":
-            argv = memcached.argv(
-                binary.path,
+            return node_process(
+                spec,
+                node,
+                binary=binary.path,
+                node_dir=self.host.node_dir(node),
                 port=port,
-                bind=self.address,
-                memory_mb=memory // (1 << 20),
-                extra=memcached.parameter_args(values),
+                address=self.address,
+                values=values,
+                secrets=self._memcached_secrets(),
             )
-            return ProcessSpec(argv=argv, files={PARAMETERS_FILE: started_with})
         node_dir = self.host.node_dir(node)
         directives = redis.parameter_directives(values, memory) if values else {}
         # The group's users and TLS, so that a node has them before it serves its first client.
@@ -411,6 +442,27 @@ class Executor:
             argv=redis.argv(binary.path, node_dir / REDIS_CONF),
             files={REDIS_CONF: redis.render_config(config), PARAMETERS_FILE: started_with, **leaf},
         )
+
+    def _config_endpoint(self, node: NodeKey, cluster_id: str, inputs: DiscoveryInputs) -> ProcessSpec:
+        port = self.host.port_of(node)
+        if port is None:
+            raise Retry(f"the configuration endpoint of {cluster_id} has no port yet")
+        spec = CLUSTERS.get(self.store, cluster_id).spec
+        _, values = effective_parameters(self.store, spec.engine, spec.engine_version, spec.parameter_group)
+        return endpoint_process(
+            spec,
+            node,
+            inputs,
+            python=self.tools.python,
+            node_dir=self.host.node_dir(node),
+            port=port,
+            address=self.address,
+            values=values,
+            secrets=self._memcached_secrets(),
+        )
+
+    def _memcached_secrets(self) -> Secrets:
+        return Secrets(self.credentials, self.keys, self.sealer, self.clock())
 
     def _binary(self, spec: CacheClusterSpec) -> EngineBinary:
         for binary in self.engines:

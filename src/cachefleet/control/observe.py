@@ -8,6 +8,7 @@ own, so that a whole reconcile pass runs in memory (tests/support/fakes.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from cachefleet.model.nodes import READER_SLOT, NodeKey, endpoint_key, member_ke
 # a change that needs a reboot shows as pending until the node really restarts.
 PARAMETERS_FILE = "parameters.json"
 ENDPOINT_INPUTS = "inputs.json"  # what the running endpoint's config was rendered from
+DISCOVERY_INPUTS = ENDPOINT_INPUTS  # the same, for a Memcached configuration endpoint
 
 
 class Probes(Protocol):
@@ -32,9 +34,15 @@ class Probes(Protocol):
 
     async def redis(self, address: str, port: int, credentials: Credentials) -> redis.RedisObservation | None: ...
 
-    async def memcached(self, address: str, port: int) -> memcached.MemcachedObservation | None: ...
+    async def memcached(
+        self, address: str, port: int, access: memcached.Access = memcached.PLAIN
+    ) -> memcached.MemcachedObservation | None: ...
 
     async def sentinel(self, address: str, port: int, group_id: str) -> sentinel.SentinelView | None: ...
+
+    async def accepting(self, address: str, port: int) -> bool:
+        """Whether something accepts connections there (a configuration endpoint that has started)."""
+        ...
 
     def endpoint(self, admin_socket: Path) -> dict[str, haproxy.ServerState] | None:
         """The primary backend's servers, by name; None while the proxy starts or reloads."""
@@ -62,8 +70,10 @@ class EngineProbes:
         except (OSError, TimeoutError, resp.ProtocolError):
             return None
 
-    async def memcached(self, address: str, port: int) -> memcached.MemcachedObservation | None:
-        return await memcached.probe(address, port)
+    async def memcached(
+        self, address: str, port: int, access: memcached.Access = memcached.PLAIN
+    ) -> memcached.MemcachedObservation | None:
+        return await memcached.probe(address, port, access=access)
 
     async def sentinel(self, address: str, port: int, group_id: str) -> sentinel.SentinelView | None:
         password = self._sentinel_password
@@ -74,6 +84,17 @@ class EngineProbes:
         except (OSError, TimeoutError, resp.ProtocolError):
             return None
 
+    async def accepting(self, address: str, port: int) -> bool:
+        try:
+            async with asyncio.timeout(1.0):
+                _, writer = await asyncio.open_connection(address, port)
+        except (OSError, TimeoutError):
+            return False
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return True
+
     def endpoint(self, admin_socket: Path) -> dict[str, haproxy.ServerState] | None:
         try:
             return haproxy.server_states(admin_socket, haproxy.PRIMARY_BACKEND)
@@ -83,12 +104,14 @@ class EngineProbes:
 
 @dataclass(frozen=True)
 class Observer:
-    """What a pass needs to look: the host, the probes, the address nodes bind to, the admin user."""
+    """What a pass needs to look: the host, the probes, the address nodes bind to, the admin user,
+    and the installation's CA (to reach Memcached nodes with in-transit encryption; None on a server without)."""
 
     host: Host
     probes: Probes
     address: str
     credentials: Credentials
+    ca_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -112,7 +135,9 @@ class NodeObservation:
         return self.memcached is not None
 
 
-async def observe_node(observer: Observer, key: NodeKey, *, engine: str) -> NodeObservation:
+async def observe_node(
+    observer: Observer, key: NodeKey, *, engine: str, access: memcached.Access = memcached.PLAIN
+) -> NodeObservation:
     # Inline, not in a worker thread: a few tiny file reads and /proc lookups take microseconds, less
     # than the hop to a thread and back, and this runs for every node on every pass.
     port, pid, taken, parameters_text = _node_files(observer.host, key)
@@ -122,7 +147,8 @@ async def observe_node(observer: Observer, key: NodeKey, *, engine: str) -> Node
     started_with = _parameters(parameters_text)
     probes, address = observer.probes, observer.address
     if engine == "memcached":
-        return NodeObservation(port, pid, memcached=await probes.memcached(address, port), started_with=started_with)
+        observed = await probes.memcached(address, port, access)
+        return NodeObservation(port, pid, memcached=observed, started_with=started_with)
     probe = await probes.redis(address, port, observer.credentials)
     certificate = CertificateInfo.from_text(observer.host.read_file(key, TLS_INFO))
     return NodeObservation(port, pid, redis=probe, started_with=started_with, plain_port=plain, certificate=certificate)
@@ -148,9 +174,36 @@ def _parameters(text: str | None) -> dict[str, str] | None:
     return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else None
 
 
-async def observe_nodes(observer: Observer, keys: list[NodeKey], *, engine: str) -> dict[NodeKey, NodeObservation]:
-    results = await asyncio.gather(*(observe_node(observer, k, engine=engine) for k in keys))
+async def observe_nodes(
+    observer: Observer, keys: list[NodeKey], *, engine: str, access: memcached.Access = memcached.PLAIN
+) -> dict[NodeKey, NodeObservation]:
+    results = await asyncio.gather(*(observe_node(observer, k, engine=engine, access=access) for k in keys))
     return dict(zip(keys, results, strict=True))
+
+
+@dataclass(frozen=True)
+class ConfigEndpointObservation:
+    """A Memcached cluster's configuration endpoint: its port, its process, what it serves now."""
+
+    port: int | None
+    pid: int | None
+    inputs: str | None = None  # DiscoveryInputs.to_json of what it was last given
+    serving: bool = False  # it accepts connections
+
+
+@dataclass(frozen=True)
+class ClusterObservation:
+    nodes: dict[NodeKey, NodeObservation]
+    endpoint: ConfigEndpointObservation | None = None  # Memcached clusters only
+
+
+async def observe_config_endpoint(observer: Observer, key: NodeKey) -> ConfigEndpointObservation:
+    host = observer.host
+    port, pid = host.port_of(key), host.pid(key)  # inline, as in observe_node
+    if port is None or pid is None:
+        return ConfigEndpointObservation(port, pid)
+    serving = await observer.probes.accepting(observer.address, port)
+    return ConfigEndpointObservation(port, pid, host.read_file(key, DISCOVERY_INPUTS), serving)
 
 
 @dataclass(frozen=True)

@@ -7,21 +7,24 @@ restore failed (``restore-failed``) is left alone until it is deleted.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from cachefleet.control.actions import Plan
 from cachefleet.control.kinds.base import Generations, PlannedKind, Services, taking, wanted_parameters
 from cachefleet.control.kinds.group import restore_message, seed_name, wake_seed, wanted_security
-from cachefleet.control.observe import NodeObservation, observe_nodes
+from cachefleet.control.memcached_processes import access
+from cachefleet.control.observe import ClusterObservation, observe_config_endpoint, observe_nodes
 from cachefleet.control.planners import busy, params, security
 from cachefleet.control.planners import cluster as cluster_planner
+from cachefleet.engines import memcached
 from cachefleet.model.errors import RestoreFailed
 from cachefleet.model.lifecycle import Event
-from cachefleet.model.nodes import NodeKey
+from cachefleet.model.nodes import config_endpoint_key
 from cachefleet.model.status import ClusterState
 from cachefleet.store import statuses
 from cachefleet.store.kinds import CLUSTERS
-from cachefleet.store.records import CLUSTER, GROUP, Cluster
+from cachefleet.store.records import CLUSTER, GROUP, Cluster, effective_parameters
 
 
 @dataclass(frozen=True)
@@ -31,9 +34,10 @@ class ClusterLoad:
     saving: bool  # a snapshot of it is being taken
     generations: Generations
     secure: security.Wanted | None  # a Redis cluster's users and TLS (None for Memcached)
+    access: memcached.Access = memcached.PLAIN  # how its Memcached nodes are reached (TLS, auth)
 
 
-class ClusterKind(PlannedKind[ClusterLoad, dict[NodeKey, NodeObservation]]):
+class ClusterKind(PlannedKind[ClusterLoad, ClusterObservation]):
     records = CLUSTERS
 
     def __init__(self, services: Services) -> None:
@@ -53,18 +57,35 @@ class ClusterKind(PlannedKind[ClusterLoad, dict[NodeKey, NodeObservation]]):
             return Plan()  # the final snapshot first, then the nodes go
         if not spec.deleting and cluster.status.status == ClusterState.RESTORE_FAILED:
             return None  # nothing to run: the seed was refused; DeleteCacheCluster cleans up
+        reach = memcached.PLAIN
+        if spec.engine == "memcached":
+            observer = self._services.observer
+            _, values = effective_parameters(self._store, spec.engine, spec.engine_version, spec.parameter_group)
+            reach = access(spec, values, observer.credentials, observer.ca_file)
         wanted, generations = wanted_parameters(
-            self._store, spec.engine, spec.engine_version, spec.node_type, spec.parameter_group
+            self._store,
+            spec.engine,
+            spec.engine_version,
+            spec.node_type,
+            spec.parameter_group,
+            memcached_live=reach.auth != memcached.SASL_AUTH,
         )
         generations[(CLUSTER, spec.id)] = cluster.generation
         secure = wanted_security(self._services, spec.security) if spec.engine != "memcached" else None
-        return ClusterLoad(cluster, wanted, bool(snapshots), generations, secure)
+        return ClusterLoad(cluster, wanted, bool(snapshots), generations, secure, reach)
 
-    async def observe(self, loaded: ClusterLoad) -> dict[NodeKey, NodeObservation]:
-        spec = loaded.cluster.spec
-        return await observe_nodes(self._services.observer, cluster_planner.node_keys(spec), engine=spec.engine)
+    async def observe(self, loaded: ClusterLoad) -> ClusterObservation:
+        spec, observer = loaded.cluster.spec, self._services.observer
+        keys = cluster_planner.node_keys(spec)
+        if spec.engine != "memcached":
+            return ClusterObservation(await observe_nodes(observer, keys, engine=spec.engine))
+        nodes, endpoint = await asyncio.gather(
+            observe_nodes(observer, keys, engine=spec.engine, access=loaded.access),
+            observe_config_endpoint(observer, config_endpoint_key(spec.id)),
+        )
+        return ClusterObservation(nodes, endpoint)
 
-    def plan(self, loaded: ClusterLoad, observed: dict[NodeKey, NodeObservation]) -> Plan:
+    def plan(self, loaded: ClusterLoad, observed: ClusterObservation) -> Plan:
         cluster = loaded.cluster
         plan = cluster_planner.plan(
             cluster.spec,
