@@ -46,13 +46,12 @@ from cachefleet.model.ratelimit import TokenBuckets
 from cachefleet.settings import Settings
 from cachefleet.store.audit import AuditLog
 from cachefleet.store.iam import AccessKey, IdentityStore, holds_sealed_secrets
-from cachefleet.store.keys import InstallationKey, Keyring, KmsKeys, MissingInstallationKey
+from cachefleet.store.keys import InstallationKey, Keyring, KmsKeys, MissingInstallationKey, Sealer
 from cachefleet.store.sealed import SealedBuckets, SealedSnapshotFiles
 from cachefleet.store.snapshots import LocalBuckets, LocalSnapshotFiles
 from cachefleet.store.sqlite import Store
 from cachefleet.tls import certs
 from cachefleet.tls import files as tls_files
-from cachefleet.tls.sealing import ensure_sealer
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +104,7 @@ class ApiSecurity:
     kms: KmsKeys
     identities: IdentityStore
     gatekeeper: Gatekeeper
+    sealer: Sealer  # secrets given back plain later (a Memcached AuthToken), by the installation key
 
 
 def build_api_security(settings: Settings, store: Store, clock: Callable[[], datetime]) -> ApiSecurity:
@@ -133,7 +133,7 @@ def build_api_security(settings: Settings, store: Store, clock: Callable[[], dat
         buckets=buckets,
         audit=AuditLog(settings.audit_path, max_bytes=settings.audit_max_bytes, backups=settings.audit_backups),
     )
-    return ApiSecurity(Keyring(installation, kms), kms, identities, gatekeeper)
+    return ApiSecurity(Keyring(installation, kms), kms, identities, gatekeeper, Sealer(installation))
 
 
 def ensure_credentials(identities: IdentityStore, data_dir: Path, clock: Callable[[], datetime]) -> tuple[str, str]:
@@ -205,8 +205,7 @@ def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotSched
     # The installation's CA (DIR/ca.pem, key in DIR/tls/), made once, so `cachefleet ca` has it to show.
     validity = tls_files.Validity(leaf=settings.tls_certificate_validity)
     authority = tls_files.ensure_authority(data_dir, utcnow(), validity)
-    # Seals what must come back plain later (a Memcached AuthToken); its key beside the CA's.
-    sealer = ensure_sealer(data_dir)
+    sealer = api_security.sealer
     engines = discover()
     host = LocalHost(data_dir / "nodes", settings.port_range, settings.node_host)
     credentials = Credentials(ADMIN_USER, store.secret("node_admin_password", lambda: secrets.token_hex(24)))
