@@ -8,14 +8,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from cachefleet.api.gatekeeper import Gatekeeper
 from cachefleet.engines.installed import EngineBinary
 from cachefleet.engines.redis import command_catalog
 from cachefleet.model.acl import CommandCatalog
+from cachefleet.model.iam import Principal
 from cachefleet.model.ids import arn
 from cachefleet.settings import Settings
+from cachefleet.store.iam import IdentityStore
+from cachefleet.store.keys import KmsKeys, Sealer
 from cachefleet.store.snapshots import Buckets
 from cachefleet.store.sqlite import Store
-from cachefleet.tls.sealing import Sealer
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,14 @@ class Context:
     # The commands and ACL categories of each installed engine (for access strings), asked of the
     # newest binary once, on first use (it starts a throwaway server for a moment).
     catalogs: dict[str, CommandCatalog | None] = field(default_factory=dict)
-    # Seals a Memcached cluster's AuthToken for its spec (``tls.sealing``); None: such tokens are refused.
+    # Identities, policies, throttling and audit (api/gatekeeper.py); None only in tests of handlers.
+    gatekeeper: Gatekeeper | None = None
+    identities: IdentityStore | None = None
+    # The KMS keys this installation manages (KmsKeyId names one of them).
+    kms: KmsKeys | None = None
+    # Who signed the request being served; the edge gives each request a copy with it set.
+    caller: Principal | None = None
+    # Seals a Memcached cluster's AuthToken for its spec (``store.keys.Sealer``); None: such tokens are refused.
     sealer: Sealer | None = None
 
     def arn(self, kind: str, name: str) -> str:

@@ -10,7 +10,14 @@ import click
 
 from cachefleet.cli.context import CliState, pass_state
 from cachefleet.cli.options import data_dir_option, parse_csv, region_option
-from cachefleet.settings import DEFAULT_ACCOUNT, DEFAULT_LISTEN, DEFAULT_PORT_RANGE, Settings
+from cachefleet.settings import (
+    DEFAULT_ACCOUNT,
+    DEFAULT_API_BURST,
+    DEFAULT_API_RATE,
+    DEFAULT_LISTEN,
+    DEFAULT_PORT_RANGE,
+    Settings,
+)
 
 
 def parse_listen(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
@@ -51,6 +58,14 @@ def parse_account_id(_ctx: click.Context, _param: click.Parameter, value: str | 
     help="Ports for nodes [default: {}-{}].".format(*DEFAULT_PORT_RANGE),
 )
 @click.option(
+    "--api-rate",
+    type=click.FloatRange(min=0),
+    help=f"API calls per second per access key before Throttling; 0: no throttling [default: {DEFAULT_API_RATE:g}].",
+)
+@click.option(
+    "--api-burst", type=click.IntRange(min=1), help=f"API calls at once per access key [default: {DEFAULT_API_BURST}]."
+)
+@click.option(
     "--tls-certificate-validity",
     type=click.IntRange(min=10),
     metavar="SECONDS",
@@ -63,6 +78,18 @@ def parse_account_id(_ctx: click.Context, _param: click.Parameter, value: str | 
     help="How often every resource is looked at again unasked; a process exit wakes its resource at once "
     "[default: 1].",
 )
+@click.option(
+    "--redis-iam-listen",
+    callback=parse_listen,
+    metavar="HOST:PORT",
+    help="The IAM endpoint for Redis (IAM authentication tokens) [default: 127.0.0.1 and a free port, in server.json].",
+)
+@click.option(
+    "--redis-iam-connection-lifetime",
+    type=click.IntRange(min=1),
+    metavar="SECONDS",
+    help="How long an IAM-authenticated Redis connection lives [default: 12 hours].",
+)
 @pass_state
 def server(
     state: CliState,
@@ -71,8 +98,12 @@ def server(
     account_id: str | None,
     azs: tuple[str, ...] | None,
     port_range: tuple[int, int] | None,
+    api_rate: float | None,
+    api_burst: int | None,
     tls_certificate_validity: int | None,
     resync_interval: float | None,
+    redis_iam_listen: str | None,
+    redis_iam_connection_lifetime: int | None,
 ) -> None:
     """Run the control plane in the foreground; node processes outlive it."""
     settings = build_settings(
@@ -82,8 +113,12 @@ def server(
         account_id=account_id,
         azs=azs,
         port_range=port_range,
+        api_rate=api_rate,
+        api_burst=api_burst,
         tls_certificate_validity=tls_certificate_validity,
         resync_interval=resync_interval,
+        redis_iam_listen=redis_iam_listen,
+        redis_iam_connection_lifetime=redis_iam_connection_lifetime,
     )
     # Imported here so that the API verbs do not pay for loading the whole server.
     from cachefleet.wiring import run_server  # noqa: PLC0415
@@ -99,8 +134,12 @@ def build_settings(
     account_id: str | None,
     azs: tuple[str, ...] | None,
     port_range: tuple[int, int] | None,
+    api_rate: float | None = None,
+    api_burst: int | None = None,
     tls_certificate_validity: int | None = None,
     resync_interval: float | None = None,
+    redis_iam_listen: str | None = None,
+    redis_iam_connection_lifetime: int | None = None,
 ) -> Settings:
     """Settings from the flags given; a flag left out keeps the default that Settings defines."""
     given: dict[str, Any] = {
@@ -110,9 +149,15 @@ def build_settings(
         "account_id": account_id,
         "availability_zones": azs,
         "port_range": port_range,
+        "api_rate": api_rate,
+        "api_burst": api_burst,
         "tls_certificate_validity": (
             dt.timedelta(seconds=tls_certificate_validity) if tls_certificate_validity is not None else None
         ),
         "resync_interval": resync_interval,
+        "redis_iam_listen": redis_iam_listen,
+        "redis_iam_connection_lifetime": (
+            dt.timedelta(seconds=redis_iam_connection_lifetime) if redis_iam_connection_lifetime is not None else None
+        ),
     }
     return Settings(**{name: value for name, value in given.items() if value is not None})

@@ -107,6 +107,10 @@ class SnapshotWorker:
             stored = await asyncio.to_thread(self.files.save, spec.name, NODE_GROUP, rdb, metadata)
         except SnapshotFileError as exc:
             raise Retry(f"the RDB of {cluster_id} could not be stored: {exc}") from exc
+        if spec.encryption.enabled:
+            # At rest, the data is in the sealed snapshot only: the plain RDB BGSAVE left goes.
+            with contextlib.suppress(FileNotFoundError):
+                rdb.unlink()
         log.info(
             "snapshot %s of %s: node chosen in %.3fs, BGSAVE %.3fs, stored %d bytes in %.3fs",
             spec.name, cluster_id, chosen - started, saved - chosen, stored.size, time.perf_counter() - saved,

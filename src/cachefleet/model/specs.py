@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any, Self
 
+from cachefleet.model.encryption import AtRest
 from cachefleet.model.ids import node_id
 from cachefleet.model.node_count import PendingNodes
 from cachefleet.model.security import NONE, Security
@@ -78,7 +79,7 @@ class CacheClusterSpec:
     # TLS, AUTH token (hashes only) and user group of a standalone cluster (Redis or Memcached); a
     # group's member follows its group's (``ReplicationGroupSpec.security``) and keeps the default here.
     security: Security = NONE
-    # Memcached with an AuthToken: the token sealed with the installation's key (``tls.sealing``).
+    # Memcached with an AuthToken: the token sealed with the installation's key (``store.keys.Sealer``).
     # memcached checks a password against its own files as given, so a node started later needs the
     # token back; state.db holds it sealed only, never plain (Redis needs the hashes alone).
     sealed_token: str | None = field(default=None, repr=False)
@@ -152,6 +153,8 @@ class ReplicationGroupSpec:
     snapshotting_cluster_id: str | None = None
     # What the members show (each member's spec carries a copy, as with the parameter group).
     stored: StoredSettings = StoredSettings()
+    # AtRestEncryptionEnabled and KmsKeyId, fixed at creation.
+    encryption: AtRest = field(default_factory=AtRest)
     # TLS, AUTH token (hashes only) and user group; every member's nodes follow it.
     security: Security = NONE
 
@@ -175,6 +178,7 @@ class ReplicationGroupSpec:
                 "tags": tuple(tuple(t) for t in data["tags"]),
                 "created_at": datetime.fromisoformat(data["created_at"]),
                 "stored": StoredSettings.from_json(data.get("stored")),
+                "encryption": AtRest.from_json(data.get("encryption")),
                 "security": Security.from_json(data.get("security")),
             }
         )
@@ -259,6 +263,8 @@ class SnapshotSpec:
     deleting: bool = False
     # The source's maintenance window, topic and minor-upgrade setting, shown as the source showed them.
     stored: StoredSettings = StoredSettings()
+    # The source's at-rest encryption; kms_key_id is the key that wraps this snapshot's data key.
+    encryption: AtRest = field(default_factory=AtRest)
 
     @property
     def id(self) -> str:
@@ -288,6 +294,7 @@ class SnapshotSpec:
                 "replica_azs": tuple(data.get("replica_azs", ())),
                 "tags": tuple(tuple(t) for t in data["tags"]),
                 "stored": StoredSettings.from_json(data.get("stored")),
+                "encryption": AtRest.from_json(data.get("encryption")),
                 "created_at": datetime.fromisoformat(data["created_at"]),
                 "cluster_created_at": datetime.fromisoformat(created) if created else None,
             }
