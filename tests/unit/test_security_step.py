@@ -163,6 +163,32 @@ def test_sentinels_follow_the_nodes_tls_all_at_once_and_renew_one_at_a_time() ->
     assert restarts(due, nodes_moved=True, healthy=False) == ()  # not while a Sentinel is away
 
 
+def test_an_expired_sentinel_is_restarted_at_once_even_while_the_group_is_not_healthy() -> None:
+    # Under load a renewal took longer than the third of a leaf's life left: one leaf expired, that
+    # Sentinel could no longer be reached, the group was never healthy again, and none was renewed.
+    keys = sentinel_keys("g")
+    wanted, primary = _wanted(TransitMode.REQUIRED), (ADDRESS, 30001)
+    leaf = replace(_good_leaf(), names=tuple(sorted(identity(keys[0], ADDRESS, Role.SENTINEL).alternative_names())))
+    assert leaf.expires_at is not None
+    observed = {k: SentinelObservation(26000 + i, 10 + i, certificate=leaf) for i, k in enumerate(keys)}
+    observed[keys[2]] = replace(observed[keys[2]], certificate=replace(leaf, expires_at=NOW))
+    taken = step.sentinels(observed, wanted, "g", primary, nodes_moved=True, healthy=False, now=NOW)
+    assert taken == (RestartSentinel(keys[2], "g", primary),)
+    old_file = {k: replace(s, certificate=replace(leaf, expires_at=None)) for k, s in observed.items()}
+    assert step.sentinels(old_file, wanted, "g", primary, nodes_moved=True, healthy=False, now=NOW) == ()
+
+
+def test_a_leaf_info_file_records_its_end_and_reads_back() -> None:
+    info = _good_leaf()
+    assert info.expires_at is not None
+    assert info.renew_at is not None
+    assert info.renew_at < info.expires_at
+    assert CertificateInfo.from_text(info.to_text()) == info
+    assert not info.expired(info.expires_at - dt.timedelta(seconds=1))
+    assert info.expired(info.expires_at)
+    assert not replace(info, expires_at=None).expired(NOW + dt.timedelta(days=3650))
+
+
 def test_transport_values_release_a_port_before_the_other_binds_it() -> None:
     node_tls = NodeTls(30001, TransitMode.PREFERRED, Path("/n/tls.pem"), Path("/ca.pem"))
     to_tls = redis.transport_values(30002, node_tls, {"port": "30001", "tls-port": "0"})
