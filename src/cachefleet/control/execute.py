@@ -32,7 +32,6 @@ from cachefleet.control.actions import (
     RestartSentinel,
     SentinelFailover,
     SetEndpointPrimary,
-    SetSentinelPingPeriod,
     SetTransport,
     StartConfigEndpoint,
     StartEndpoint,
@@ -40,6 +39,7 @@ from cachefleet.control.actions import (
     StartSentinel,
     Switchover,
     SyncAcl,
+    TuneSentinel,
 )
 from cachefleet.control.memcached_processes import Secrets, access, endpoint_process, node_process
 from cachefleet.control.observe import ENDPOINT_INPUTS, PARAMETERS_FILE
@@ -204,11 +204,11 @@ class Executor:
                 port = self.host.port_of(node)
                 if port is not None:
                     self.links.record(self.address, port, tls=self._group_security(node).tls)
-            case SetSentinelPingPeriod(node, period_ms):
+            case TuneSentinel(node, timings):
                 port = self.host.port_of(node)
                 if port is not None:
-                    await sentinel.set_ping_period(
-                        self.address, port, period_ms, password=self.keys.sentinel_password, tls=self._tls(port)
+                    await sentinel.set_timings(
+                        self.address, port, timings, password=self.keys.sentinel_password, tls=self._tls(port)
                     )
             case SyncAcl(node, users, present):
                 await self._sync_acl(node, users, present)

@@ -163,6 +163,25 @@ PING_PERIOD_MS = 1000
 # While it cannot reach a peer that runs (a peer started after it refused its first connection), it
 # tries every 100 ms instead of every second; the control plane sets it back once linked.
 FAST_PING_PERIOD_MS = 100
+# ``ask-period``: how often a Sentinel that sees the primary down asks its peers whether they agree
+# (Sentinel's default is 1000 ms). A peer's "down" answer counts toward the quorum for five ask
+# periods, and it is kept across a failover: with the default, the answers about the old primary
+# still counted for seconds after the switch, so a single Sentinel's brief false ``+sdown`` of the
+# new primary (it reconnects up to a ping period after the switch while counting the outage from the
+# switch) reached the quorum alone and started a second failover, losing the writes the first
+# promoted primary had acknowledged. At 100 ms those answers expire half a second after the switch,
+# and peers that do see a primary down agree within a tenth of a second instead of a second. The
+# asks only happen while a primary looks down, so this costs nothing in steady state.
+ASK_PERIOD_MS = 100
+
+
+@dataclass(frozen=True)
+class Timings:
+    """A Sentinel's runtime-only periods (``SENTINEL DEBUG``), in milliseconds: a restarted Sentinel
+    has its defaults again until they are set."""
+
+    ping_period_ms: int
+    ask_period_ms: int
 
 
 @dataclass(frozen=True)
@@ -177,7 +196,7 @@ class SentinelView:
     # connected to that it does not consider down: what a failover needs, not merely what is listed.
     ready_replicas: int = 0
     connected_peers: int = 0
-    ping_period_ms: int | None = None  # ``SENTINEL DEBUG``'s ping-period; None when not read
+    timings: Timings | None = None  # from ``SENTINEL DEBUG``; None when not read
 
 
 async def probe(
@@ -226,7 +245,7 @@ async def master_view(
         view,
         ready_replicas=ready_replicas(_entries(replicas), (view.master_host, view.master_port)),
         connected_peers=connected_peers(_entries(peers)),
-        ping_period_ms=_ping_period(debug),
+        timings=_timings(debug),
     )
 
 
@@ -252,31 +271,39 @@ def connected_peers(peers: Sequence[Mapping[str, str]]) -> int:
     return sum(1 for p in peers if not set(p.get("flags", "").split(",")) & {"disconnected", "s_down", "o_down"})
 
 
-def _ping_period(reply: resp.Reply) -> int | None:
+def _timings(reply: resp.Reply) -> Timings | None:
     """``SENTINEL DEBUG`` without arguments: name/value pairs (RESP2) or a map."""
     fields = reply_fields(reply) if isinstance(reply, list | dict) else {}
-    value = {k.upper(): v for k, v in fields.items()}.get("PING-PERIOD")
-    return int(value) if value is not None and value.isdigit() else None
+    values = {str(k).upper(): str(v) for k, v in fields.items()}
+    ping, ask = values.get("PING-PERIOD", ""), values.get("ASK-PERIOD", "")
+    return Timings(int(ping), int(ask)) if ping.isdigit() and ask.isdigit() else None
 
 
-async def set_ping_period(
+async def set_timings(
     host: str,
     port: int,
-    period_ms: int,
+    timings: Timings,
     timeout: float = 1.0,  # noqa: ASYNC109
     *,
     password: str | None = None,
     tls: ClientTls | None = None,
 ) -> None:
-    """``SENTINEL DEBUG ping-period``: runtime only (a restarted Sentinel has its default again).
-    Raises ``Retry`` when the sentinel cannot be reached or refuses."""
-    command = ("SENTINEL", "DEBUG", "ping-period", str(period_ms))
+    """``SENTINEL DEBUG ping-period .. ask-period ..``: runtime only (a restarted Sentinel has its
+    defaults again). Raises ``Retry`` when the sentinel cannot be reached or refuses."""
+    command = (
+        "SENTINEL",
+        "DEBUG",
+        "ping-period",
+        str(timings.ping_period_ms),
+        "ask-period",
+        str(timings.ask_period_ms),
+    )
     try:
         reply = await _ask(host, port, command, timeout, password=password, tls=tls)
     except (OSError, TimeoutError, resp.ProtocolError) as exc:
-        raise Retry(f"sentinel {host}:{port} unreachable to set its ping period: {exc}") from exc
+        raise Retry(f"sentinel {host}:{port} unreachable to set its periods: {exc}") from exc
     if isinstance(reply, resp.ReplyError):
-        raise Retry(f"sentinel {host}:{port} refused its ping period: {reply}")
+        raise Retry(f"sentinel {host}:{port} refused its periods: {reply}")
 
 
 def view_from_reply(fields: Mapping[str, Any]) -> SentinelView:
