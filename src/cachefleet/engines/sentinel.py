@@ -136,7 +136,10 @@ def render_config(cfg: SentinelConfig) -> str:
         *(f"sentinel known-sentinel {name} {k.host} {k.port} {k.my_id}" for k in cfg.known_sentinels),
     ]
     if cfg.reconfig_script is not None:
+        # One script, told apart by its arguments (``reconfig_script``): the endpoint follows the
+        # promoted replica as soon as it answers as a primary, and again once Sentinel has seen it.
         lines.append(f"sentinel client-reconfig-script {name} {quote(str(cfg.reconfig_script))}")
+        lines.append(f"sentinel notification-script {name} {quote(str(cfg.reconfig_script))}")
     # Nobody may point a sentinel at another script at run time (SENTINEL SET ... *-script).
     lines.append("sentinel deny-scripts-reconfig yes")
     return "\n".join(lines) + "\n"
@@ -409,13 +412,22 @@ def reply_fields(reply: Any) -> dict[str, str]:
 # -- the client-reconfig-script ----------------------------------------------------------------
 
 _SCRIPT = """#!{python} -I
-# Rendered by cachefleet: Sentinel's client-reconfig-script for one replication group.
-# Sentinel runs it (leader and observers alike) when the primary changes, with the arguments
-#   <master-name> <role> <state> <from-ip> <from-port> <to-ip> <to-port>
-# In each HAProxy backend of BACKENDS that the endpoint has, it leaves server n<to-port> the only one
-# out of maintenance and cuts the sessions of every other (a group in TLS preferred mode has a second,
-# plain-text primary backend). Idempotent. It never exits 1, which would make Sentinel run it again
-# much later, possibly after a newer failover; the control plane enforces the same state.
+# Rendered by cachefleet: Sentinel's client-reconfig-script and notification-script for one
+# replication group. In each HAProxy backend of BACKENDS that the endpoint has, it leaves one server
+# the only one out of maintenance and cuts the sessions of every other (a group in TLS preferred mode
+# has a second, plain-text primary backend). Idempotent. It never exits 1, which would make Sentinel
+# run it again much later, possibly after a newer failover; the control plane enforces the same state.
+#
+# As the client-reconfig-script, Sentinel runs it (leader and observers alike) once the primary has
+# changed, with <master-name> <role> <state> <from-ip> <from-port> <to-ip> <to-port>: n<to-port>.
+#
+# As the notification-script, Sentinel runs it for every warning event, with <event> <description>:
+# - "+selected-slave" (the leader chose the replica it is about to promote): n<its port>, with its
+#   health forced down, so HAProxy sends it nothing until its own check sees it answer role:master,
+#   checking a down server every DOWN_INTERVAL. Sentinel only notices the promotion at its next INFO
+#   to the replica, up to a second later: the endpoint follows the promotion itself instead.
+# - "-failover-abort-slave-timeout" (that promotion was given up): the master Sentinel still names.
+# Every other event is ignored.
 import os
 import socket
 import sys
@@ -440,11 +452,28 @@ def ask(command):
     return b"".join(chunks).decode(errors="replace")
 
 
+def target(argv):
+    # (server name, whether HAProxy must see it answer role:master first), or None to do nothing.
+    if len(argv) == 8 and argv[7].isdigit():
+        return "n" + argv[7], False
+    if len(argv) == 3:
+        words = argv[2].split()
+        # "slave <ip>:<port> <ip> <port> @ <master> <ip> <port>"
+        if argv[1] == "+selected-slave" and len(words) == 8 and words[3].isdigit():
+            return "n" + words[3], True
+        # "master <name> <ip> <port>"
+        if argv[1] == "-failover-abort-slave-timeout" and len(words) == 4 and words[3].isdigit():
+            return "n" + words[3], False
+        return None
+    print("reconfig: unexpected arguments %r" % (argv[1:],), file=sys.stderr)
+    return None
+
+
 def main(argv):
-    if len(argv) != 8 or not argv[7].isdigit():
-        print("reconfig: unexpected arguments %r" % (argv[1:],), file=sys.stderr)
-        return 2
-    primary = "n" + argv[7]
+    chosen = target(argv)
+    if chosen is None:
+        return 0 if len(argv) == 3 else 2
+    primary, checked = chosen
     try:
         os.chdir(os.path.dirname(SOCKET))
         commands = []
@@ -465,6 +494,10 @@ def main(argv):
                     commands.append("set server %s/%s state maint" % (backend, name))
                     commands.append("shutdown sessions server %s/%s" % (backend, name))
             commands.append("set server %s/%s state ready" % (backend, primary))
+            if checked:
+                # After "ready", which counts it up (before, "ready" undoes it). A connection that
+                # HAProxy routes in between reaches a replica: READONLY, never a lost write.
+                commands.append("set server %s/%s health down" % (backend, primary))
         if not commands:
             print("reconfig: haproxy has none of %s" % (", ".join(BACKENDS),), file=sys.stderr)
             return 2
