@@ -37,8 +37,9 @@ class Settings:
     port_range: tuple[int, int] = DEFAULT_PORT_RANGE
     # The address nodes bind to and endpoints advertise.
     node_host: str = "127.0.0.1"
-    # How often every resource is observed again even when nothing asked for it (seconds).
-    resync_interval: float = 1.0
+    # How often every resource is observed again even when nothing asked for it (seconds): a safety
+    # net behind what wakes a resource at once (process exits, Sentinel events, API changes).
+    resync_interval: float = 30.0
     # Sentinel's down-after-milliseconds: failover takes about this plus 1.3 s on a 2-core host.
     sentinel_down_after_ms: int = 1000
     # Stand-ins for S3 (one directory per bucket): where CopySnapshot TargetBucket exports to, and

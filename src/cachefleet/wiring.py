@@ -31,12 +31,13 @@ from cachefleet.control import kinds
 from cachefleet.control.actions import ResourceKey
 from cachefleet.control.execute import Executor, Tools
 from cachefleet.control.exits import ExitWatch
-from cachefleet.control.kinds.base import Services
+from cachefleet.control.kinds.base import Follow, Services, unfollowed
 from cachefleet.control.loop import Reconciler
 from cachefleet.control.observe import EngineProbes, Observer
 from cachefleet.control.queue import KeyedQueue
 from cachefleet.control.scheduler import SnapshotScheduler
 from cachefleet.control.security import Keys, Links, iam_users_key
+from cachefleet.control.sentinel_watch import SentinelWatch
 from cachefleet.control.snapshots import SnapshotWorker
 from cachefleet.engines import acl
 from cachefleet.engines.installed import MissingBinary, discover, find_binary, require_binaries
@@ -61,6 +62,9 @@ ADMIN_USER = "cachefleet-admin"
 # A file holding an ISO-8601 time that the snapshot scheduler takes for "now" (tests move it forward
 # to reach a SnapshotWindow); read here only, never by the API. Without it, the real clock.
 SCHEDULER_CLOCK_ENV = "CACHEFLEET_SCHEDULER_CLOCK_FILE"
+# "off": no subscriber to Sentinel's events, so that role changes are found by the periodic resync
+# alone (a test shows that it heals what an event would have woken). Read here only.
+SENTINEL_EVENTS_ENV = "CACHEFLEET_SENTINEL_EVENTS"
 
 
 def utcnow() -> datetime:
@@ -191,6 +195,14 @@ def _tools() -> Tools:
     return Tools(sentinel=found["redis-sentinel"], haproxy=found["haproxy"], python=sys.executable)
 
 
+def _sentinel_events(queue: KeyedQueue[ResourceKey], links: Links, keys: Keys) -> Follow:
+    """What wakes a group on its Sentinels' events (``control.sentinel_watch``), unless turned off."""
+    if os.environ.get(SENTINEL_EVENTS_ENV, "").lower() == "off":
+        log.warning("Sentinel events are not followed (%s=off): role changes wait for the resync", SENTINEL_EVENTS_ENV)
+        return unfollowed
+    return SentinelWatch(queue.put, links, keys.sentinel_password).follow
+
+
 def _rdb_checker() -> str | None:
     """``redis-check-rdb`` (or Valkey's), run on imported files before a restore, if installed."""
     return find_binary("redis-check-rdb") or find_binary("valkey-check-rdb")
@@ -246,7 +258,14 @@ def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotSched
         host=host, probes=probes, address=settings.node_host, credentials=credentials, ca_file=keys.ca_file
     )
     exits = ExitWatch(queue.put)
-    services = Services(store=store, observer=observer, clock=utcnow, wake=queue.put, watch=exits.watch)
+    services = Services(
+        store=store,
+        observer=observer,
+        clock=utcnow,
+        wake=queue.put,
+        watch=exits.watch,
+        follow=_sentinel_events(queue, links, keys),
+    )
     reconciler = Reconciler(
         store=store,
         executor=executor,

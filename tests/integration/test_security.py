@@ -355,8 +355,11 @@ def test_acls_kept_through_a_node_replacement_and_on_a_replica_added(
     primary = _primary_member(ec, tok)
     lost = next(m for m in _member_ports(ec, tok) if m != primary)
     port = _member_ports(ec, tok)[lost]
-    os.kill(server.member_pids()[f"{lost}/0001"], signal.SIGKILL)
-    shutil.rmtree(server.data_dir / "nodes" / lost)  # its directory, config and certificate gone
+    # Its directory, config and certificate gone, then the node: in this order, so that the exit
+    # (which wakes the group at once) cannot restart it in the directory before it is removed.
+    pid = server.member_pids()[f"{lost}/0001"]
+    shutil.rmtree(server.data_dir / "nodes" / lost)
+    os.kill(pid, signal.SIGKILL)
     wait_until(lambda: _works(lambda: _accepted(port, ca, password=TOKEN2)), 30, interval=0.2, what="the replacement")
     assert not _accepted(port, ca, password=TOKEN1)
     _available(ec, tok)

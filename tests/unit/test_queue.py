@@ -55,3 +55,17 @@ def test_put_later_queues_after_the_delay() -> None:
         return await asyncio.wait_for(queue.get(), 5)
 
     assert asyncio.run(scenario()) == "soon"
+
+
+def test_a_key_holds_one_timer_the_earliest() -> None:
+    async def scenario() -> None:
+        queue: KeyedQueue[str] = KeyedQueue()
+        queue.put_later("a", 3600.0)
+        queue.put_later("a", 7200.0)  # later than the one it has: nothing added
+        assert queue.timers() == 1
+        queue.put_later("a", 0.0)  # sooner: replaces it
+        assert queue.timers() == 1
+        assert await queue.get() == "a"
+        assert queue.timers() == 0
+
+    asyncio.run(scenario())

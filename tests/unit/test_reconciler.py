@@ -9,18 +9,22 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from tests.support.fakes import Fleet
 
-from cachefleet.control.actions import Action, AllocatePort, StartNode
+from cachefleet.control.actions import Action, AllocatePort, Plan, StartNode
+from cachefleet.control.kinds.base import PlannedKind
 from cachefleet.control.loop import (
     BLOCKED_BACKOFF,
     MAX_WAITING_DELAY,
+    MIN_SLICE_PAUSE,
     RETRY_BACKOFF,
     WAITING_DELAY,
     Backoff,
     Reconciler,
+    resync_slices,
     waiting_delay,
 )
 from cachefleet.control.queue import KeyedQueue
@@ -300,3 +304,44 @@ def test_a_long_wait_backs_off_to_the_maximum_and_never_overflows() -> None:
     assert delays[-1] == MAX_WAITING_DELAY
     # 2 ** 1095 is past a float: the loop used to end there, for a resource waiting for hours.
     assert waiting_delay(1_100) == MAX_WAITING_DELAY
+
+
+class _Revisited(PlannedKind[Any, None]):
+    """A kind whose every pass converges, with something coming due in 12.5 s (a certificate)."""
+
+    records = GROUPS
+
+    def load(self, resource_id: str) -> Plan:
+        return Plan(converged=True, revisit=12.5)
+
+    async def observe(self, loaded: Any) -> None:
+        return None
+
+    def plan(self, loaded: Any, observed: None) -> Plan:
+        raise AssertionError("load decided")
+
+
+def test_a_converged_pass_comes_back_when_its_plan_says_something_comes_due() -> None:
+    fleet = Fleet()
+    loop = Reconciler(
+        store=fleet.store, executor=Effects(), kinds=[_Revisited()], queue=KeyedQueue(),
+        clock=lambda: fleet.clock, resync_interval=3600.0,
+    )  # fmt: skip
+    assert asyncio.run(loop.reconcile((G, "g"))) == 12.5
+
+
+@pytest.mark.parametrize(
+    ("count", "interval", "slices", "pause"),
+    [
+        (0, 30.0, 1, 30.0),  # nothing to queue: one look at the list per interval
+        (1, 30.0, 1, 30.0),
+        (200, 30.0, 200, 0.15),  # one resource at a time
+        (1000, 30.0, 300, 0.1),  # groups of 3 or 4, never more often than MIN_SLICE_PAUSE
+        (10, 0.5, 5, 0.1),
+        (10, 0.05, 1, 0.05),  # an interval shorter than a pause: all at once
+    ],
+)
+def test_the_resync_is_spread_over_its_interval(count: int, interval: float, slices: int, pause: float) -> None:
+    got_slices, got_pause = resync_slices(count, interval)
+    assert (got_slices, got_pause) == (slices, pytest.approx(pause))
+    assert got_pause >= min(MIN_SLICE_PAUSE, interval) - 1e-9

@@ -71,3 +71,11 @@ def test_the_seed_rdb_carries_the_replication_id_and_no_keys() -> None:
 def test_the_seed_rdb_refuses_what_is_not_a_replication_id(bad: str) -> None:
     with pytest.raises(ValueError, match="replication id"):
         redis_engine.seed_rdb(bad)
+
+
+def test_parse_available_takes_the_complete_replies_and_leaves_the_rest() -> None:
+    pushed = b"*3\r\n$7\r\nmessage\r\n$6\r\n+sdown\r\n$3\r\nabc\r\n" + b"*3\r\n$7\r\nmess"
+    replies, used = resp.parse_available(pushed)
+    assert replies == [["message", "+sdown", "abc"]]
+    assert pushed[used:] == b"*3\r\n$7\r\nmess"
+    assert resp.parse_available(b"") == ([], 0)

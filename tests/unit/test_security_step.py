@@ -389,3 +389,17 @@ def test_a_user_group_without_its_default_user_locks_clients_out() -> None:
     users = wanted_users(fleet.store, Security(transit=REQUIRED, user_group_ids=("team",)))
     assert (users[0].name, users[0].enabled) == ("default", False)
     assert wanted_users(fleet.store, Security(transit=OFF)) == tuple(acl.application_users(TokenState(), None))
+
+
+def test_the_next_renewal_is_when_the_first_leaf_comes_due_so_the_loop_looks_again_then() -> None:
+    leaf = _good_leaf()
+    assert leaf.renew_at is not None
+    assert leaf.expires_at is not None
+    sooner = replace(leaf, renew_at=NOW + dt.timedelta(seconds=20), expires_at=NOW + dt.timedelta(seconds=30))
+    assert step.next_renewal([leaf, sooner, None], NOW) == 20.0
+    assert step.next_renewal([leaf], NOW) == (leaf.renew_at - NOW).total_seconds()
+    # Due already (its renewal waits for the group's health): looked at again each second, not in a loop.
+    assert step.next_renewal([sooner], NOW + dt.timedelta(seconds=25)) == step.DUE_REVISIT_S
+    # No TLS, or no leaf with dates: nothing comes due.
+    assert step.next_renewal([CertificateInfo(False), None, CertificateInfo(True)], NOW) is None
+    assert step.next_renewal([], NOW) is None

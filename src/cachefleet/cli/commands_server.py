@@ -75,8 +75,8 @@ def parse_account_id(_ctx: click.Context, _param: click.Parameter, value: str | 
     "--resync-interval",
     type=click.FloatRange(min=0.1, max=3600),
     metavar="SECONDS",
-    help="How often every resource is looked at again unasked; a process exit wakes its resource at once "
-    "[default: 1].",
+    help="How often every resource is looked at again unasked, spread over the interval: a safety net, since "
+    "a process exit or a Sentinel event wakes its resource at once [default: 30].",
 )
 @click.option(
     "--redis-iam-listen",

@@ -282,6 +282,9 @@ class Plan:
     ``blocked``: what keeps the resource from converging that only time can change (a node's port
     held by a process that is not ours). The loop records these events once and looks again with
     backoff, rather than at once.
+
+    ``revisit``: converged, but something comes due by itself (a certificate's renewal): the loop
+    looks again after this many seconds, since no event will say so and the resync is slow.
     """
 
     actions: tuple[Action, ...] = ()
@@ -289,3 +292,4 @@ class Plan:
     events: tuple[Event, ...] = ()
     converged: bool = False
     blocked: tuple[Event, ...] = ()
+    revisit: float | None = None

@@ -2,8 +2,13 @@
 
 Level-triggered: a pass never asks what changed, only how reality differs from the spec. A pass that
 took steps is followed at once by another, a pass still waiting (a replica syncing) comes back soon,
-and every resource is looked at again each ``resync_interval`` so that a killed node is restarted
-even when nobody called the API.
+and a converged one comes back when something wakes it: a change through the API (``notify``), a
+process exit (``control.exits``), a Sentinel event (``control.sentinel_watch``), or a time its plan
+names (``Plan.revisit``: a certificate coming due). Every resource is also looked at again each
+``resync_interval``, a slow safety net for whatever sends no signal or whose signal was missed; that
+sweep is spread over the interval in slices (``resync_slices``), so its cost does not come at once.
+The first sweep, at start, takes everything at once: the passes it starts adopt running processes and
+watch their exits and Sentinels.
 
 What a resource kind does is its registration's (``control.kinds``); this loop is the same for all:
 a keyed queue (one pass per resource at a time), the order of a pass (load, observe, plan, execute,
@@ -20,7 +25,7 @@ record through ``store.statuses``) and what happens when a pass fails:
 - any other exception is a bug or a passing fault: logged, and tried again with a short backoff.
 
 A resource in backoff is left out of the periodic resync until its time comes; a change through
-the API (``notify``) wakes it at once.
+the API (``notify``) or any other wake ends it at once.
 """
 
 from __future__ import annotations
@@ -57,6 +62,17 @@ def waiting_delay(waits: int) -> float:
 
 
 WORKERS = 4
+
+# The resync queues its resources in slices, one slice at most every this many seconds.
+MIN_SLICE_PAUSE = 0.1
+
+
+def resync_slices(count: int, interval: float) -> tuple[int, float]:
+    """Pure: in how many slices a sweep queues ``count`` resources over ``interval`` seconds, and the
+    pause after each: one resource per slice while the pauses stay at least ``MIN_SLICE_PAUSE``,
+    larger slices beyond that (none to queue: one empty slice, a whole interval)."""
+    slices = max(1, min(count, int(interval / MIN_SLICE_PAUSE)))
+    return slices, interval / slices
 
 
 @dataclass(frozen=True)
@@ -133,9 +149,10 @@ class Reconciler:
         self._loop = asyncio.get_running_loop()
         workers = [asyncio.create_task(self._worker()) for _ in range(WORKERS)]
         try:
+            self.resync()  # at start, everything at once
+            await asyncio.sleep(self._resync_interval)
             while True:
-                self.resync()
-                await asyncio.sleep(self._resync_interval)
+                await self._sweep()
         finally:
             for worker in workers:
                 worker.cancel()
@@ -143,14 +160,29 @@ class Reconciler:
 
     def resync(self) -> None:
         """Queue every resource of every kind that resyncs, except those waiting out a backoff."""
+        self._put_unheld(self._resyncing())
+
+    async def _sweep(self) -> None:
+        """One resync spread over the interval: the resources listed now, queued slice by slice."""
+        keys = self._resyncing()
+        slices, pause = resync_slices(len(keys), self._resync_interval)
+        for i in range(slices):
+            self._put_unheld(keys[i * len(keys) // slices : (i + 1) * len(keys) // slices])
+            await asyncio.sleep(pause)
+
+    def _resyncing(self) -> list[ResourceKey]:
+        return [
+            (name, resource_id)
+            for name, kind in self._kinds.items()
+            if kind.resync
+            for resource_id in kind.records.ids(self._store)
+        ]
+
+    def _put_unheld(self, keys: Iterable[ResourceKey]) -> None:
         now = asyncio.get_running_loop().time()
-        for name, kind in self._kinds.items():
-            if not kind.resync:
-                continue
-            for resource_id in kind.records.ids(self._store):
-                key = (name, resource_id)
-                if self._held.get(key, 0.0) <= now:
-                    self._queue.put(key)
+        for key in keys:
+            if self._held.get(key, 0.0) <= now:
+                self._queue.put(key)
 
     async def _worker(self) -> None:
         while True:
@@ -214,7 +246,7 @@ class Reconciler:
             return self._blocked(key, plan.blocked)
         if plan.converged:
             self._waits.pop(key, None)
-            return None
+            return plan.revisit
         waits = self._waits[key] = self._waits.get(key, 0) + 1
         return waiting_delay(waits)
 

@@ -127,6 +127,23 @@ def parse(data: bytes, count: int) -> list[Reply] | None:
     return replies
 
 
+def parse_available(data: bytes) -> tuple[list[Reply], int]:
+    """Pure: every complete reply at the start of ``data`` and how many bytes they took (a stream of
+    pushed messages, as a subscribed connection gets them; the rest waits for more bytes)."""
+    replies: list[Reply] = []
+    pos = 0
+    try:
+        while pos < len(data):
+            reply, end = _reply(data, pos)
+            replies.append(reply)
+            pos = end
+    except _Incomplete:
+        pass
+    except ValueError as exc:
+        raise ProtocolError(str(exc)) from exc
+    return replies, pos
+
+
 def _reply(data: bytes, pos: int) -> tuple[Reply, int]:
     end = data.find(b"\r\n", pos)
     if end < 0:

@@ -39,18 +39,28 @@ def _unwatched(owner: ResourceKey, pids: Iterable[int]) -> None:
     """No exit notification: the periodic resync finds exited processes."""
 
 
+# Wake the owner on the events that these Sentinels (addresses) publish about this master.
+Follow = Callable[[ResourceKey, str, Iterable[tuple[str, int]]], None]
+
+
+def unfollowed(owner: ResourceKey, master: str, sentinels: Iterable[tuple[str, int]]) -> None:
+    """No Sentinel events: the periodic resync finds role changes."""
+
+
 @dataclass(frozen=True)
 class Services:
     """What every kind may use: the store, a way to look at processes, the clock, ``wake``, which
     puts a resource on the reconciler's queue (a group when one of its members changed, say), and
     ``watch``, which wakes a resource the moment one of the processes it observed running exits
-    (``control.exits``)."""
+    (``control.exits``), and ``follow``, which wakes it on the events of the Sentinels it observed
+    watching its master (``control.sentinel_watch``)."""
 
     store: Store
     observer: Observer
     clock: Callable[[], datetime]
     wake: Callable[[ResourceKey], None]
     watch: Callable[[ResourceKey, Iterable[int]], None] = field(default=_unwatched)
+    follow: Follow = field(default=unfollowed)
 
     def now(self) -> str:
         return self.clock().isoformat()

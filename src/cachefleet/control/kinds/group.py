@@ -45,6 +45,7 @@ class GroupKind(PlannedKind[GroupLoad, GroupObservation]):
     def load(self, resource_id: str) -> GroupLoad | Plan | None:
         group = GROUPS.find(self._store, resource_id)
         if group is None:
+            self._services.follow((self.name, resource_id), resource_id, ())  # deleted: no more events
             return None
         spec = group.spec
         snapshots = taking(self._store, spec.id)
@@ -73,6 +74,9 @@ class GroupKind(PlannedKind[GroupLoad, GroupObservation]):
         pids = [observed.endpoint.pid, *(n.pid for n in observed.nodes.values())]
         pids += [s.pid for s in observed.sentinels.values()]
         self._services.watch((self.name, spec.id), [pid for pid in pids if pid is not None])
+        address = self._services.observer.address
+        running = [(address, s.port) for s in observed.sentinels.values() if s.pid is not None and s.port is not None]
+        self._services.follow((self.name, spec.id), spec.id, running)
         return observed
 
     def plan(self, loaded: GroupLoad, observed: GroupObservation) -> Plan:

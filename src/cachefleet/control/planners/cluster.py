@@ -121,8 +121,10 @@ def plan(
     ]
 
     secured = security.Step()
+    renewal = None
     if secure is not None:
         secured = security.nodes({k: observed_nodes[k] for k in keys}, secure, datetime.fromisoformat(now))
+        renewal = security.next_renewal((observed_nodes[k].certificate for k in keys), datetime.fromisoformat(now))
         config_actions = [*secured.actions, *config_actions]
         if secured.in_sync and not secured.actions and all(n.status == NodeState.AVAILABLE for n in nodes):
             new_status = replace(new_status, security_done=spec.security.version, acl_fingerprint=secure.fingerprint)
@@ -145,6 +147,7 @@ def plan(
         and taken is None
         and settled,
         blocked=tuple(blocked),
+        revisit=renewal,
     )
 
 

@@ -208,6 +208,10 @@ def plan(
         and spec.failover_requests <= group_status.failovers_done
         and all(m.reboot_requests <= statuses[c].reboots_done for c, (m, _) in members.items()),
         blocked=_blocked(observed),
+        revisit=security.next_renewal(
+            [*(n.certificate for n in observed.nodes.values()), *(s.certificate for s in observed.sentinels.values())],
+            moment,
+        ),
     )
 
 

@@ -19,7 +19,7 @@ records the security version it carried out, which ends Describe's pending value
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from cachefleet.control.actions import (
@@ -32,7 +32,7 @@ from cachefleet.control.actions import (
     SyncAcl,
 )
 from cachefleet.control.observe import NodeObservation, SentinelObservation
-from cachefleet.control.security import PLAIN_SLOT, identity
+from cachefleet.control.security import PLAIN_SLOT, CertificateInfo, identity
 from cachefleet.engines import acl
 from cachefleet.model.nodes import NodeKey
 from cachefleet.model.transit import TransitMode
@@ -160,3 +160,24 @@ def sentinels(
         if info is None or info.due(identity(key, wanted.address, Role.SENTINEL), now):
             return (RestartSentinel(key, group_id, primary),)
     return ()
+
+
+# A leaf already due but not yet renewed (its renewal waits for the group's health) is looked at
+# again this often, as every resource was before the resync slowed down.
+DUE_REVISIT_S = 1.0
+
+
+def next_renewal(certificates: Iterable[CertificateInfo | None], now: dt.datetime) -> float | None:
+    """Seconds until the first of these leaves comes due for renewal or expires, for the reconciler
+    to look again then (``Plan.revisit``); None when none of them will."""
+    moments = [
+        moment
+        for info in certificates
+        if info is not None and info.tls
+        for moment in (info.renew_at, info.expires_at)
+        if moment is not None
+    ]
+    if not moments:
+        return None
+    first = min(moments)
+    return DUE_REVISIT_S if first <= now else (first - now).total_seconds()
