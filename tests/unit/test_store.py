@@ -85,3 +85,14 @@ def test_a_status_write_wakes_nobody_and_a_spec_write_bumps_the_generation(
     assert (record.status, record.generation) == ({"status": "y"}, 2)
     assert [r.id for r in store.records("k")] == ["a"]
 
+
+
+def test_a_status_write_tells_nobody_but_a_wake_does_after_commit(store: Store, heard: list[tuple[str, str]]) -> None:
+    store.create("k", "a", {"v": 1}, {"status": "active"})
+    heard.clear()
+    with store.transaction():
+        store.write_status("k", "a", {"status": "deleting"})
+        assert heard == []
+        store.wake("k", "a")  # DeleteUser: a status alone, which the reconciler must carry out
+        assert heard == []  # not before the commit
+    assert heard == [("k", "a")]

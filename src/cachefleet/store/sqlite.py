@@ -290,12 +290,18 @@ class Store:
         """Only ``store.statuses`` calls this: it checks every write against the kind's lifecycle.
 
         A status write wakes nobody: the reconciler makes most of them, and the API's immediate
-        transitions come with a spec write, which does."""
+        transitions come with a spec write, which does, or with ``wake``."""
         with self.transaction():
             self._db.execute(
                 "UPDATE resources SET status = ? WHERE kind = ? AND id = ?",
                 (json.dumps(status), kind, resource_id),
             )
+
+    def wake(self, kind: str, resource_id: str) -> None:
+        """Tell the listeners about a resource whose spec did not change: an API transition that is a
+        status alone (DeleteUser), which the reconciler must carry out now, not at its next resync."""
+        with self.transaction():
+            self._pending.append((kind, resource_id))
 
     def delete(self, kind: str, resource_id: str) -> None:
         with self.transaction():

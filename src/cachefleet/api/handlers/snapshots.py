@@ -340,6 +340,8 @@ def mark_restoring(ctx: Context, seed: Seed | None) -> None:
     if seed is None or seed.snapshot is None:
         return
     statuses.change_from(ctx.store, SNAPSHOTS, seed.snapshot.spec.name, SnapshotState.AVAILABLE, Event.RESTORE)
+    # Its worker follows the restore from now (no spec changed: it is told itself).
+    ctx.store.wake(SNAPSHOTS.name, seed.snapshot.spec.name)
 
 
 def automatic_snapshots(

@@ -138,7 +138,9 @@ async def delete_user(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     current = USERS.get(ctx.store, user_id)
     lifecycle.require(USERS.name, "DeleteUser", user_id, current.status.status)
     us.check_user_deletable(current.spec, _groups(ctx))
-    status = statuses.change(ctx.store, USERS, user_id, Event.DELETE)
+    with ctx.store.transaction():
+        status = statuses.change(ctx.store, USERS, user_id, Event.DELETE)
+        ctx.store.wake(USERS.name, user_id)  # no spec change: the reconciler is told itself
     return _user_view(ctx, current.spec, status.status.value)
 
 
@@ -232,7 +234,9 @@ async def delete_user_group(ctx: Context, params: dict[str, Any]) -> dict[str, A
     group_id = current.spec.user_group_id
     lifecycle.require(USER_GROUPS.name, "DeleteUserGroup", group_id, current.status.status)
     us.check_user_group_deletable(current.spec, groups_using(ctx.store, group_id))
-    status = statuses.change(ctx.store, USER_GROUPS, group_id, Event.DELETE)
+    with ctx.store.transaction():
+        status = statuses.change(ctx.store, USER_GROUPS, group_id, Event.DELETE)
+        ctx.store.wake(USER_GROUPS.name, group_id)  # no spec change: the reconciler is told itself
     return views.user_group(ctx, current.spec, status)
 
 

@@ -23,6 +23,9 @@ from cachefleet.store.records import CLUSTER, GROUP, SNAPSHOT, Snapshot
 # A snapshot that no node could be saved for in this long is failed rather than left in creating.
 SNAPSHOT_DEADLINE = timedelta(hours=1)
 USABLE = (SnapshotState.AVAILABLE, SnapshotState.COPYING, SnapshotState.RESTORING)
+# A snapshot others read is looked at again this often until they are done: nothing wakes it when a
+# cluster seeded from it ends ``creating`` (a copy or an export that ends wakes it itself).
+IN_USE_LOOK = 0.5
 
 
 class SnapshotKind(WorkerKind):
@@ -50,6 +53,7 @@ class SnapshotKind(WorkerKind):
             usage = self._worker.usage(spec.name)
             if usage != status.status:
                 statuses.write(self._store, SNAPSHOTS, spec.name, replace(status, status=usage))
+            return None if usage == SnapshotState.AVAILABLE else IN_USE_LOOK
         return None
 
     async def _take(self, snapshot: Snapshot) -> None:
