@@ -11,6 +11,7 @@ Integration tests keep the real server and real engines.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -54,7 +55,15 @@ class InProcessApi:
         self.store.add_access_key(KEY_ID, SECRET, datetime.now(UTC))
         settings = Settings(data_dir=data_dir)
         exports = LocalBuckets(settings.exports_path)
-        self.ctx = Context(store=self.store, settings=settings, engines=ENGINES, clock=self.now, exports=exports)
+        self.ctx = Context(
+            store=self.store,
+            settings=settings,
+            engines=ENGINES,
+            clock=self.now,
+            exports=exports,
+            root_key_id=KEY_ID,
+            issue_agent_certificate=_test_certificate,
+        )
         self._loop = asyncio.new_event_loop()
         self.app = build_app(self.ctx)
         self.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url=URL)
@@ -125,10 +134,36 @@ class InProcessApi:
         headers = self.sign("POST", URL, body, {"Content-Type": FORM_TYPE, **extra_headers})
         return self.send("POST", body=body, headers=headers)
 
-    def sign(self, method: str, url: str, body: bytes, headers: Mapping[str, str]) -> dict[str, str]:
+    def sign(
+        self,
+        method: str,
+        url: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        service: str = "elasticache",
+        key: tuple[str, str] = (KEY_ID, SECRET),
+    ) -> dict[str, str]:
         request = AWSRequest(method=method, url=url, data=body, headers=dict(headers))
-        SigV4Auth(Credentials(KEY_ID, SECRET), "elasticache", REGION).add_auth(request)
+        SigV4Auth(Credentials(*key), service, REGION).add_auth(request)
         return dict(request.headers.items())
+
+    def admin(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        *,
+        signed: bool = True,
+        key: tuple[str, str] = (KEY_ID, SECRET),
+    ) -> Any:
+        """A call to the admin API (``/admin/v1/...``, JSON), signed as ``cachefleet host`` signs it."""
+        self.requests += 1
+        data = json.dumps(body).encode() if body is not None else b""
+        url = URL.rstrip("/") + path
+        headers = {"Content-Type": "application/json"}
+        if signed:
+            headers = self.sign(method, url, data, headers, service="cachefleet", key=key)
+        return self._loop.run_until_complete(self.http.request(method, url, content=data, headers=headers))
 
     # A real boto3 client, sending into the app
 
@@ -193,3 +228,8 @@ class _Raw:
 
 def _pairs(form: Mapping[str, str] | Sequence[tuple[str, str]]) -> Iterator[tuple[str, str]]:
     yield from (form.items() if isinstance(form, Mapping) else form)
+
+
+def _test_certificate(csr: str, host_id: str, address: str) -> tuple[str, str]:
+    """Stands in for the installation CA: the admin API's tests look at the hosts, not at certificates."""
+    return f"certificate for {host_id} at {address}", "ca certificate"

@@ -65,6 +65,8 @@ class CacheClusterSpec:
     seed_snapshot: str | None = None
     seed_object: str | None = None
     stored: StoredSettings = StoredSettings()
+    # The cache subnet group its nodes run in (None: ``default``, every subnet).
+    subnet_group: str | None = None
 
     @property
     def num_nodes(self) -> int:
@@ -118,6 +120,8 @@ class ReplicationGroupSpec:
     snapshotting_cluster_id: str | None = None
     # What the members show (each member's spec carries a copy, as with the parameter group).
     stored: StoredSettings = StoredSettings()
+    # The cache subnet group of every member (None: ``default``); its Sentinels run there too.
+    subnet_group: str | None = None
 
     @property
     def snapshotting_member(self) -> str | None:
