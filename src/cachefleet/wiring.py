@@ -27,6 +27,7 @@ from cachefleet.api.context import Context
 from cachefleet.control import kinds
 from cachefleet.control.actions import ResourceKey
 from cachefleet.control.execute import Executor, Tools
+from cachefleet.control.hosts import Drivers
 from cachefleet.control.kinds.base import Services
 from cachefleet.control.loop import Reconciler
 from cachefleet.control.observe import EngineProbes, Observer
@@ -34,9 +35,12 @@ from cachefleet.control.queue import KeyedQueue
 from cachefleet.control.scheduler import SnapshotScheduler
 from cachefleet.control.snapshots import SnapshotWorker
 from cachefleet.engines.installed import MissingBinary, discover, find_binary, require_binaries
+from cachefleet.hosts.embedded import EmbeddedHost
 from cachefleet.hosts.local import LocalHost
 from cachefleet.model.credentials import Credentials
+from cachefleet.model.hosts import LOCAL_HOST
 from cachefleet.settings import Settings
+from cachefleet.store.hosts import local_spec
 from cachefleet.store.snapshots import LocalBuckets, LocalSnapshotFiles
 from cachefleet.store.sqlite import Store
 from cachefleet.tls import files as tls_files
@@ -120,48 +124,51 @@ def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotSched
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     store = Store(data_dir / "state.db")
     os.chmod(data_dir / "state.db", 0o600)
-    ensure_credentials(store, data_dir)
+    root_key_id, _ = ensure_credentials(store, data_dir)
     # The installation's CA (DIR/ca.pem, key in DIR/tls/), made once, so `cachefleet ca` has it to show.
     tls_files.ensure_authority(data_dir, utcnow(), tls_files.Validity(leaf=settings.tls_certificate_validity))
     engines = discover()
-    host = LocalHost(data_dir / "nodes", settings.port_range, settings.node_host)
+    local = LocalHost(data_dir / "nodes", settings.port_range, settings.node_host)
+    drivers = Drivers(store, EmbeddedHost(local, LOCAL_HOST, settings.node_host))
     credentials = Credentials(ADMIN_USER, store.secret("node_admin_password", lambda: secrets.token_hex(24)))
     exports = LocalBuckets(settings.exports_path)
     snapshots = SnapshotWorker(
         store=store,
-        host=host,
+        hosts=drivers,
         files=LocalSnapshotFiles(settings.snapshots_path),
         exports=exports,
         imports=LocalBuckets(settings.imports_path),
         credentials=credentials,
-        address=settings.node_host,
+        local_address=settings.node_host,
         clock=utcnow,
         rdb_checker=_rdb_checker(),
     )
     executor = Executor(
         store=store,
-        host=host,
+        hosts=drivers,
         engines=engines,
         credentials=credentials,
-        address=settings.node_host,
         tools=_tools(),
         down_after_ms=settings.sentinel_down_after_ms,
         seed=snapshots.seed,
     )
     queue: KeyedQueue[ResourceKey] = KeyedQueue()
-    observer = Observer(host=host, probes=EngineProbes(), address=settings.node_host, credentials=credentials)
-    services = Services(store=store, observer=observer, clock=utcnow, wake=queue.put)
+    observer = Observer(hosts=drivers, probes=EngineProbes(), credentials=credentials)
+    local_host = local_spec(settings.node_host, settings.azs)
+    services = Services(store=store, observer=observer, clock=utcnow, wake=queue.put, local_host=local_host)
     reconciler = Reconciler(
         store=store,
         executor=executor,
-        kinds=kinds.standard(services, snapshots),
+        kinds=kinds.standard(services, snapshots, drivers, lost_after=settings.host_lost_after),
         queue=queue,
         clock=utcnow,
         resync_interval=settings.resync_interval,
     )
     store.subscribe(reconciler.notify)
     scheduler = SnapshotScheduler(store, schedule_clock=scheduler_clock(), clock=utcnow)
-    ctx = Context(store=store, settings=settings, engines=engines, clock=utcnow, exports=exports)
+    ctx = Context(
+        store=store, settings=settings, engines=engines, clock=utcnow, exports=exports, root_key_id=root_key_id
+    )
     return ctx, reconciler, store, scheduler
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import pytest
-from tests.support.fakes import ADDRESS, Fleet, master, replica_of
+from tests.support.fakes import ADDRESS, AZS, Fleet, master, replica_of
 
 from cachefleet.control.actions import (
     AllocatePort,
@@ -37,19 +37,38 @@ from cachefleet.control.observe import PARAMETERS_FILE
 from cachefleet.control.planners import group as group_planner
 from cachefleet.engines.haproxy import ADMIN_SOCKET, server_name
 from cachefleet.model import parameters as pm
-from cachefleet.model.nodes import READER_SLOT, endpoint_key, member_key, sentinel_keys
+from cachefleet.model.nodes import READER_SLOT, Placement, endpoint_key, member_key, sentinel_keys
 from cachefleet.model.specs import SnapshotSpec
-from cachefleet.model.status import ClusterState, GroupState, NodeState, SnapshotState, SnapshotStatus
+from cachefleet.model.status import (
+    ClusterState,
+    ClusterStatus,
+    GroupState,
+    NodeState,
+    NodeStatus,
+    SnapshotState,
+    SnapshotStatus,
+)
 from cachefleet.store import statuses
 from cachefleet.store.kinds import CLUSTERS, GROUPS, SNAPSHOTS
 
 G, C = GROUPS.name, CLUSTERS.name
+MEMBERS = ("g-001", "g-002", "g-003")
+ENDPOINT = Placement("local", ADDRESS, "")  # group endpoints run on the embedded host
 
 
 def port(fleet: Fleet, member: str) -> int:
-    found = fleet.host.port_of(member_key(member))
+    found = fleet.host.port_now(member_key(member))
     assert found is not None
     return found
+
+
+def at(index: int) -> Placement:
+    """Where member ``index`` (from 1) of a group on the embedded host runs: its AZ in turn."""
+    return Placement("local", ADDRESS, AZS[(index - 1) % len(AZS)])
+
+
+def member_at(member: str) -> Placement:
+    return at(MEMBERS.index(member) + 1)
 
 
 def primary(fleet: Fleet) -> tuple[str, int]:
@@ -93,20 +112,30 @@ def _new_group_check(fleet: Fleet, plan: Plan | None) -> None:
     assert plan is not None
     endpoint = endpoint_key("g")
     assert plan.actions == (
-        *(AllocatePort(member_key(m)) for m in ("g-001", "g-002", "g-003")),
-        AllocatePort(endpoint, "port"),
-        AllocatePort(endpoint, READER_SLOT),
+        *(AllocatePort(member_key(m), at(i)) for i, m in enumerate(MEMBERS, 1)),
+        AllocatePort(endpoint, ENDPOINT, "port"),
+        AllocatePort(endpoint, ENDPOINT, READER_SLOT),
     )
     assert state(plan, G, "g") == GroupState.CREATING
     assert not plan.converged
+    # Where each member runs is recorded with the first step: the next pass looks there.
+    assert [plan.statuses[(C, m)].node("0001").placement for m in MEMBERS] == [at(1), at(2), at(3)]  # type: ignore[union-attr]
 
 
 def _ports_given(fleet: Fleet) -> None:
     spec = fleet.group(state=GroupState.CREATING, running=False)
     for member in spec.members:
-        fleet.host.allocate_port(member_key(member), ())
-    fleet.host.allocate_port(endpoint_key("g"), ())
+        fleet.host.allocate_port(member_key(member))
+    fleet.host.allocate_port(endpoint_key("g"))
     fleet.host.allocate_port(endpoint_key("g"), (), READER_SLOT)
+    _placed(fleet, spec.members)
+
+
+def _placed(fleet: Fleet, members: tuple[str, ...]) -> None:
+    """The members were placed by an earlier pass (its statuses recorded), as the planner places them."""
+    for index, member in enumerate(members, 1):
+        node = NodeStatus("0001", NodeState.CREATING, placement=at(index))
+        fleet.put_status(C, member, ClusterStatus(ClusterState.CREATING, nodes=(node,)))
 
 
 def _ports_given_check(fleet: Fleet, plan: Plan | None) -> None:
@@ -116,9 +145,9 @@ def _ports_given_check(fleet: Fleet, plan: Plan | None) -> None:
     starts = [a for a in plan.actions if isinstance(a, StartNode)]
     # Every member seeded alike; the replicas pointed at the primary from their first start.
     assert starts == [
-        StartNode(member_key("g-001"), replication_id=seed),
-        StartNode(member_key("g-002"), replicaof=primary(fleet), replication_id=seed),
-        StartNode(member_key("g-003"), replicaof=primary(fleet), replication_id=seed),
+        StartNode(member_key("g-001"), at(1), replication_id=seed),
+        StartNode(member_key("g-002"), at(2), replicaof=primary(fleet), replication_id=seed),
+        StartNode(member_key("g-003"), at(3), replicaof=primary(fleet), replication_id=seed),
     ]
     (endpoint,) = [a for a in plan.actions if isinstance(a, StartEndpoint)]
     assert endpoint.inputs.primary == primary(fleet)
@@ -146,7 +175,7 @@ def _replica_killed(fleet: Fleet) -> None:
 def _replica_killed_check(fleet: Fleet, plan: Plan | None) -> None:
     assert plan is not None
     # Back with its data, pointed at the primary, never seeded.
-    assert plan.actions == (StartNode(member_key("g-002"), replicaof=primary(fleet)),)
+    assert plan.actions == (StartNode(member_key("g-002"), at(2), replicaof=primary(fleet)),)
     assert messages(plan) == [("g-002", "Recovering cache nodes 0001")]
     assert plan.statuses[(G, "g")].recovering == ("g-002",)  # type: ignore[union-attr]
     assert state(plan, G, "g") == GroupState.AVAILABLE
@@ -175,7 +204,7 @@ def _dir_lost_check(fleet: Fleet, plan: Plan | None) -> None:
     assert plan is not None
     recorded = fleet.status(C, "g-002").node("0001").port
     # The replacement asks for the port the store recorded: clients keep their address.
-    assert plan.actions == (AllocatePort(member_key("g-002"), port=recorded),)
+    assert plan.actions == (AllocatePort(member_key("g-002"), at(2), port=recorded),)
     assert plan.statuses[(C, "g-002")].node("0001").port == recorded  # type: ignore[union-attr]
 
 
@@ -218,7 +247,7 @@ def _failover_aftermath_check(fleet: Fleet, plan: Plan | None) -> None:
     message = "Failover from primary node g-001 to replica node g-002 completed"
     assert messages(plan)[:3] == [("g-002", message), ("g", message), ("g-001", "Recovering cache nodes 0001")]
     # The old primary returns as a replica of the new one (the endpoint is already fenced).
-    assert plan.actions == (StartNode(member_key("g-001"), replicaof=(ADDRESS, port(fleet, "g-002"))),)
+    assert plan.actions == (StartNode(member_key("g-001"), at(1), replicaof=(ADDRESS, port(fleet, "g-002"))),)
     group = plan.statuses[(G, "g")]
     assert group.primary_cluster_id == "g-002"  # type: ignore[union-attr]
     assert group.recovering == ("g-001",)  # type: ignore[union-attr]
@@ -230,7 +259,7 @@ def _test_failover(fleet: Fleet) -> None:
 
 def _test_failover_check(fleet: Fleet, plan: Plan | None) -> None:
     assert plan is not None
-    assert plan.actions == (SentinelFailover(sentinel_keys("g")[0], "g", primary(fleet)),)
+    assert plan.actions == (SentinelFailover(sentinel_keys("g")[0], at(1), "g", primary(fleet)),)
     assert plan.statuses[(G, "g")].failovers_done == 1  # type: ignore[union-attr]
 
 
@@ -241,18 +270,26 @@ def _sentinels_wanted(fleet: Fleet) -> None:
 
 def _sentinels_wanted_check(fleet: Fleet, plan: Plan | None) -> None:
     assert plan is not None
-    assert plan.actions == tuple(AllocatePort(k) for k in sentinel_keys("g"))
+    # Placed first, one per AZ of the members (recorded in the group's status), then given ports.
+    assert plan.actions == ()
+    assert plan.statuses[(G, "g")].sentinels == {k.node_id: at(i) for i, k in enumerate(sentinel_keys("g"), 1)}  # type: ignore[union-attr]
+    placed = replace(fleet.status(G, "g"), sentinels=plan.statuses[(G, "g")].sentinels)  # type: ignore[union-attr]
+    fleet.put_status(G, "g", placed)
+    again = asyncio.run(fleet.plan(G, "g"))
+    assert again is not None
+    assert again.actions == tuple(AllocatePort(k, at(i)) for i, k in enumerate(sentinel_keys("g"), 1))
 
 
 def _sentinels_to_start(fleet: Fleet) -> None:
     _sentinels_wanted(fleet)
     for key in sentinel_keys("g"):
-        fleet.host.allocate_port(key, ())
+        fleet.host.allocate_port(key)
+    fleet.with_status(G, "g", sentinels={k.node_id: at(i) for i, k in enumerate(sentinel_keys("g"), 1)})
 
 
 def _sentinels_to_start_check(fleet: Fleet, plan: Plan | None) -> None:
     assert plan is not None
-    assert plan.actions == tuple(StartSentinel(k, "g", primary(fleet)) for k in sentinel_keys("g"))
+    assert plan.actions == tuple(StartSentinel(k, at(i), "g", primary(fleet)) for i, k in enumerate(sentinel_keys("g"), 1))
     assert state(plan, G, "g") == GroupState.AVAILABLE
 
 
@@ -263,7 +300,7 @@ def _sentinels_unwanted(fleet: Fleet) -> None:
 
 def _sentinels_unwanted_check(fleet: Fleet, plan: Plan | None) -> None:
     assert plan is not None
-    assert plan.actions == tuple(RemoveNode(k) for k in sentinel_keys("g"))
+    assert plan.actions == tuple(RemoveNode(k, at(i)) for i, k in enumerate(sentinel_keys("g"), 1))
     assert plan.statuses[(G, "g")].failover_active is False  # type: ignore[union-attr]
     assert ("g", "Automatic failover has been turned off for replication group g") in messages(plan)
 
@@ -285,7 +322,7 @@ def _stray_master(fleet: Fleet) -> None:
 
 def _stray_master_check(fleet: Fleet, plan: Plan | None) -> None:
     assert plan is not None
-    assert plan.actions == (ReplicaOf(member_key("g-003"), primary(fleet)),)
+    assert plan.actions == (ReplicaOf(member_key("g-003"), at(3), primary(fleet)),)
 
 
 # -- endpoint ----------------------------------------------------------------------------------------
@@ -312,8 +349,8 @@ def _endpoint_dir_lost_check(fleet: Fleet, plan: Plan | None) -> None:
     assert plan is not None
     group = fleet.status(G, "g")
     assert plan.actions == (
-        AllocatePort(endpoint_key("g"), "port", group.primary_endpoint_port),
-        AllocatePort(endpoint_key("g"), READER_SLOT, group.reader_endpoint_port),
+        AllocatePort(endpoint_key("g"), ENDPOINT, "port", group.primary_endpoint_port),
+        AllocatePort(endpoint_key("g"), ENDPOINT, READER_SLOT, group.reader_endpoint_port),
     )
     assert plan.statuses[(G, "g")].primary_endpoint_port == group.primary_endpoint_port  # type: ignore[union-attr]
 
@@ -337,7 +374,7 @@ def _endpoint_misrouted(fleet: Fleet) -> None:
 
 def _endpoint_misrouted_check(fleet: Fleet, plan: Plan | None) -> None:
     assert plan is not None
-    assert plan.actions == (SetEndpointPrimary(endpoint_key("g"), server_name(primary(fleet)[1])),)
+    assert plan.actions == (SetEndpointPrimary(endpoint_key("g"), ENDPOINT, server_name(*primary(fleet))),)
 
 
 # -- reboots and parameters ----------------------------------------------------------------------
@@ -352,7 +389,7 @@ def _reboot_member(fleet: Fleet) -> None:
 
 def _reboot_member_check(fleet: Fleet, plan: Plan | None) -> None:
     assert plan is not None
-    assert plan.actions == (RestartNode(member_key("g-002"), primary(fleet)),)
+    assert plan.actions == (RestartNode(member_key("g-002"), at(2), primary(fleet)),)
     assert messages(plan) == [("g-002", "Cache node 0001 shutdown")]
     member = plan.statuses[(C, "g-002")]
     assert (member.status, member.restarting) == (ClusterState.REBOOTING, ("0001",))  # type: ignore[union-attr]
@@ -380,7 +417,7 @@ def _live_parameter_differs(fleet: Fleet) -> None:
 
 def _live_parameter_differs_check(fleet: Fleet, plan: Plan | None) -> None:
     assert plan is not None
-    assert plan.actions == (ConfigSet(member_key("g-003"), (("maxmemory-policy", "volatile-lru"),)),)
+    assert plan.actions == (ConfigSet(member_key("g-003"), at(3), (("maxmemory-policy", "volatile-lru"),)),)
     assert plan.statuses[(C, "g-003")].parameter_apply_status == pm.APPLYING  # type: ignore[union-attr]
     assert not plan.converged
 
@@ -442,9 +479,10 @@ def _deleting(fleet: Fleet) -> None:
 def _deleting_check(fleet: Fleet, plan: Plan | None) -> None:
     assert plan is not None
     assert plan.actions == (
-        *(RemoveNode(k) for k in sentinel_keys("g")),  # first: tearing nodes down must not fail over
-        RemoveNode(endpoint_key("g")),
-        *(a for m in ("g-001", "g-002", "g-003") for a in (RemoveNode(member_key(m)), DeleteRecord(C, m))),
+        # First: tearing nodes down must not fail over.
+        *(RemoveNode(k, at(i)) for i, k in enumerate(sentinel_keys("g"), 1)),
+        RemoveNode(endpoint_key("g"), ENDPOINT),
+        *(a for i, m in enumerate(MEMBERS, 1) for a in (RemoveNode(member_key(m), at(i)), DeleteRecord(C, m))),
         DeleteRecord(G, "g"),
     )
     assert plan.events == (Event("g", G, "Replication group g deleted"),)
@@ -458,7 +496,7 @@ def _deleting_retaining_primary(fleet: Fleet) -> None:
 def _deleting_retaining_primary_check(fleet: Fleet, plan: Plan | None) -> None:
     assert plan is not None
     assert DetachMember("g-001") in plan.actions
-    assert RemoveNode(member_key("g-001")) not in plan.actions
+    assert RemoveNode(member_key("g-001"), at(1)) not in plan.actions
     assert DeleteRecord(C, "g-002") in plan.actions
 
 
@@ -535,7 +573,7 @@ def test_a_replica_waits_for_its_primary_and_a_fenced_endpoint() -> None:
     plan = asyncio.run(fleet.plan(G, "g"))
     assert plan is not None
     # Without failover the primary restarts; its replica only once the primary serves again.
-    assert plan.actions == (StartNode(member_key("g-001")),)
+    assert plan.actions == (StartNode(member_key("g-001"), at(1)),)
 
 
 def test_a_replica_lagging_behind_keeps_the_group_converging() -> None:

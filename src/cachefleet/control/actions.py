@@ -1,11 +1,15 @@
-"""The steps a planner may ask for. Plain values: the executor gives them effect, each idempotently."""
+"""The steps a planner may ask for. Plain values: the executor gives them effect, each idempotently.
+
+Every step on a process names where it runs (``at``: its host, address and AZ, as its status records
+it), so the executor gives it effect through that host's driver.
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
 
-from cachefleet.model.nodes import PORT_SLOT, NodeKey
+from cachefleet.model.nodes import PORT_SLOT, NodeKey, Placement
 from cachefleet.store.kinds import Stored
 
 Address = tuple[str, int]
@@ -17,6 +21,7 @@ class AllocatePort:
     directory was lost, and a replacement keeps the address clients know), else a free one."""
 
     node: NodeKey
+    at: Placement
     slot: str = PORT_SLOT
     port: int | None = None
 
@@ -32,6 +37,7 @@ class StartNode:
     """
 
     node: NodeKey
+    at: Placement
     replicaof: Address | None = None
     replication_id: str | None = None
 
@@ -44,6 +50,7 @@ class RestartNode:
     """
 
     node: NodeKey
+    at: Placement
     replicaof: Address | None = None
 
 
@@ -52,12 +59,14 @@ class ConfigSet:
     """Set parameters that take effect at once on a running Redis node (CONFIG SET), best effort."""
 
     node: NodeKey
+    at: Placement
     values: tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
 class ReplicaOf:
     node: NodeKey
+    at: Placement
     primary: Address | None  # None: REPLICAOF NO ONE
 
 
@@ -83,19 +92,23 @@ class EndpointInputs:
     primary: Address
 
     def to_json(self) -> str:
-        """The canonical text kept beside the running config: the node set."""
-        return json.dumps({"nodes": [list(n) for n in self.nodes]}, sort_keys=True)
+        """The canonical text kept beside the running config: the node set. ``names`` says how servers
+        are named (by address and port since nodes live on several hosts): an endpoint rendered by an
+        earlier version differs, so it is reloaded once with the new names."""
+        return json.dumps({"names": 2, "nodes": [list(n) for n in self.nodes]}, sort_keys=True)
 
 
 @dataclass(frozen=True)
 class StartEndpoint:
     node: NodeKey
+    at: Placement
     inputs: EndpointInputs
 
 
 @dataclass(frozen=True)
 class ReloadEndpoint:
     node: NodeKey
+    at: Placement
     inputs: EndpointInputs
 
 
@@ -104,12 +117,14 @@ class SetEndpointPrimary:
     """Only the primary's server takes writes; every other one is put in maintenance, sessions cut."""
 
     node: NodeKey
+    at: Placement
     server: str
 
 
 @dataclass(frozen=True)
 class StartSentinel:
     node: NodeKey
+    at: Placement
     group_id: str
     primary: Address
 
@@ -121,6 +136,7 @@ class SentinelFailover:
     after the promotion would be thrown away when it rejoins as a replica."""
 
     node: NodeKey
+    at: Placement
     group_id: str
     primary: Address
 
@@ -128,6 +144,7 @@ class SentinelFailover:
 @dataclass(frozen=True)
 class RemoveNode:
     node: NodeKey
+    at: Placement
 
 
 @dataclass(frozen=True)

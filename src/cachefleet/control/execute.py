@@ -1,4 +1,8 @@
-"""Giving a plan effect: every step here is safe to repeat, so a crash mid-plan heals on the next pass."""
+"""Giving a plan effect: every step here is safe to repeat, so a crash mid-plan heals on the next pass.
+
+Each step goes through the driver of the host its action names (``at``): configs are rendered with
+that host's address and paths, files are written and processes started there.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,8 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from cachefleet.control.actions import (
     Action,
@@ -34,13 +36,15 @@ from cachefleet.control.observe import ENDPOINT_INPUTS, PARAMETERS_FILE
 from cachefleet.engines import haproxy, memcached, redis, sentinel
 from cachefleet.engines.installed import EngineBinary
 from cachefleet.engines.nodetypes import memory_bytes
-from cachefleet.hosts.base import Host, PortRequest, ProcessSpec
+from cachefleet.hosts.base import Host, Hosts, PortRequest, ProcessSpec
 from cachefleet.model.credentials import Credentials
 from cachefleet.model.errors import Fatal, InsufficientCacheClusterCapacity, Retry
-from cachefleet.model.nodes import READER_SLOT, NodeKey, endpoint_key
+from cachefleet.model.hosts import LOCAL_HOST
+from cachefleet.model.nodes import READER_SLOT, NodeKey, Placement, endpoint_key
 from cachefleet.model.specs import CacheClusterSpec
+from cachefleet.store.hosts import recorded_ports
 from cachefleet.store.kinds import CLUSTERS
-from cachefleet.store.records import effective_parameters, recorded_ports
+from cachefleet.store.records import effective_parameters
 from cachefleet.store.sqlite import Store
 
 log = logging.getLogger(__name__)
@@ -60,23 +64,28 @@ class Tools:
     python: str
 
 
+Seed = Callable[[NodeKey, Host], Awaitable[None]]
+
+
 @dataclass(frozen=True)
 class Executor:
     store: Store
-    host: Host
+    hosts: Hosts
     engines: Sequence[EngineBinary]
     credentials: Credentials
-    address: str
     tools: Tools
     down_after_ms: int = 1000
     # Puts a restoring node's RDB in place before its first start (``SnapshotWorker.seed``).
-    seed: Callable[[NodeKey], None] | None = None
+    seed: Seed | None = None
 
     async def run(self, actions: Sequence[Action]) -> None:
-        # Ports are chosen one at a time (two concurrent choices could pick the same free port).
-        allocations = [PortRequest(a.node, a.slot, a.port) for a in actions if isinstance(a, AllocatePort)]
-        if allocations:
-            await asyncio.to_thread(self._allocate, allocations)
+        # Ports are chosen one host at a time, in one call (two concurrent choices could pick the same port).
+        allocations: dict[str, list[PortRequest]] = {}
+        for action in actions:
+            if isinstance(action, AllocatePort):
+                allocations.setdefault(action.at.host, []).append(PortRequest(action.node, action.slot, action.port))
+        for host_id, requests in allocations.items():
+            await self._allocate(host_id, requests)
         starts = [a for a in actions if isinstance(a, StartNode | StartEndpoint | StartSentinel)]
         # A replica started before its primary listens waits a whole second before it tries again.
         followers = [a for a in starts if isinstance(a, StartNode) and a.replicaof is not None]
@@ -88,125 +97,119 @@ class Executor:
                 await self._one(action)
 
     async def _start(self, starts: Sequence[StartNode | StartEndpoint | StartSentinel]) -> None:
-        """Render every process first, then spawn them one after another in one worker thread.
+        """Render every process first, then spawn them one after another.
 
-        Spawned together from several threads, three redis-servers took longer to start than one
-        after another. Nodes go first, and the first failure stops the others: the endpoint of a
-        primary that could not start (a refused restore) has nothing to route to.
+        Spawned together, three redis-servers took longer to start than one after another. Nodes go
+        first, and the first failure stops the others: the endpoint of a primary that could not start
+        (a refused restore) has nothing to route to.
         """
         if not starts:
             return
         ordered = sorted(starts, key=lambda a: not isinstance(a, StartNode))
-        await asyncio.to_thread(self._spawn, [(a, self._spec(a)) for a in ordered])
-
-    def _spawn(self, starts: Sequence[tuple[StartNode | StartEndpoint | StartSentinel, ProcessSpec]]) -> None:
-        for start, process in starts:
+        rendered = [(a, await self._spec(a)) for a in ordered]
+        for start, process in rendered:
+            host = self.hosts.get(start.at.host)
             if isinstance(start, StartNode):
                 if self.seed is not None:
-                    self.seed(start.node)  # a restore's RDB, which the line below then leaves alone
+                    await self.seed(start.node, host)  # a restore's RDB, which the line below then leaves alone
                 if start.replication_id is not None and REDIS_CONF in process.files:
-                    _seed_replication(self.host.node_dir(start.node), start.replication_id)
-            self.host.start(start.node, process)
+                    # An empty dataset stamped with the group's replication id, unless the node has data.
+                    seed = redis.seed_rdb(start.replication_id)
+                    await host.write_new(start.node, redis.RDB_FILE, seed, unless=redis.AOF_DIR)
+            await host.start(start.node, process)
 
-    def _spec(self, start: StartNode | StartEndpoint | StartSentinel) -> ProcessSpec:
+    async def _spec(self, start: StartNode | StartEndpoint | StartSentinel) -> ProcessSpec:
         match start:
-            case StartNode(node, replicaof):
-                return self._process(node, replicaof)
-            case StartEndpoint(node, inputs):
-                return self._endpoint(node, inputs)
-            case StartSentinel(node, group_id, primary):
-                return self._sentinel(node, group_id, primary)
+            case StartNode(node, at, replicaof):
+                return await self._process(node, at, replicaof)
+            case StartEndpoint(node, at, inputs):
+                return await self._endpoint(node, at, inputs)
+            case StartSentinel(node, at, group_id, primary):
+                return await self._sentinel(node, at, group_id, primary)
 
     async def _one(self, action: Action) -> None:
+        user, password = self.credentials.user, self.credentials.password
         match action:
-            case AllocatePort(node, slot, port):
-                await asyncio.to_thread(self._allocate, [PortRequest(node, slot, port)])
+            case AllocatePort(node, at, slot, port):
+                await self._allocate(at.host, [PortRequest(node, slot, port)])
             case StartNode() | StartEndpoint() | StartSentinel():
                 await self._start([action])
-            case RestartNode(node, replicaof):
-                await self._restart(node, replicaof)
-            case ConfigSet(node, values):
-                port = self.host.port_of(node)
+            case RestartNode(node, at, replicaof):
+                await self._restart(node, at, replicaof)
+            case ConfigSet(node, at, values):
+                port = await self.hosts.get(at.host).port_of(node)
                 if port is None:
                     return
                 try:
-                    await redis.config_set(
-                        self.address,
-                        port,
-                        user=self.credentials.user,
-                        password=self.credentials.password,
-                        values=values,
-                    )
+                    await redis.config_set(at.address, port, user=user, password=password, values=values)
                 except Retry as exc:
                     # Best effort: the next pass observes the node again and tries once more; a
                     # failure here must not keep the rest of the plan (failover steps) from running.
                     log.warning("%s/%s: %s", node.cluster_id, node.node_id, exc.reason)
-            case ReplicaOf(node, primary):
-                port = self.host.port_of(node)
+            case ReplicaOf(node, at, primary):
+                port = await self.hosts.get(at.host).port_of(node)
                 if port is not None:
-                    await redis.set_replicaof(
-                        self.address,
-                        port,
-                        user=self.credentials.user,
-                        password=self.credentials.password,
-                        primary=primary,
-                    )
+                    await redis.set_replicaof(at.address, port, user=user, password=password, primary=primary)
             case Switchover(old, new):
-                await redis.switchover(old, new, user=self.credentials.user, password=self.credentials.password)
-            case ReloadEndpoint(node, inputs):
-                spec = self._endpoint(node, inputs)
-                await asyncio.to_thread(self.host.reload, node, spec, haproxy.RELOAD_SIGNAL)
-            case SetEndpointPrimary(node, server):
-                await asyncio.to_thread(haproxy.set_primary, self.host.node_dir(node) / haproxy.ADMIN_SOCKET, server)
-            case SentinelFailover(node, group_id, primary):
-                port = self.host.port_of(node)
+                await redis.switchover(old, new, user=user, password=password)
+            case ReloadEndpoint(node, at, inputs):
+                spec = await self._endpoint(node, at, inputs)
+                await self.hosts.get(at.host).reload(node, spec, haproxy.RELOAD_SIGNAL)
+            case SetEndpointPrimary(node, at, server):
+                # The admin socket is a file on the embedded host, where endpoints run (HostMap.endpoint).
+                admin_socket = self.hosts.get(at.host).node_dir(node) / haproxy.ADMIN_SOCKET
+                await asyncio.to_thread(haproxy.set_primary, admin_socket, server)
+            case SentinelFailover(node, at, group_id, primary):
+                port = await self.hosts.get(at.host).port_of(node)
                 if port is not None:
-                    user, password = self.credentials.user, self.credentials.password
                     await redis.pause_and_drain(primary, user=user, password=password)
                     try:
-                        await sentinel.failover(self.address, port, group_id)
+                        await sentinel.failover(at.address, port, group_id)
                     except Retry:
                         await redis.unpause(primary, user=user, password=password)
                         raise
-            case RemoveNode(node):
-                await asyncio.to_thread(self.host.remove, node)
+            case RemoveNode(node, at):
+                await self.hosts.get(at.host).remove(node)
             case DetachMember(cluster_id):
                 cluster = CLUSTERS.get(self.store, cluster_id)
                 CLUSTERS.put_spec(self.store, cluster_id, replace(cluster.spec, replication_group_id=None))
             case DeleteRecord(kind, resource_id):
                 self.store.delete(kind, resource_id)
 
-    async def _restart(self, node: NodeKey, replicaof: Address | None) -> None:
+    async def _restart(self, node: NodeKey, at: Placement, replicaof: Address | None) -> None:
         """Stop the node keeping its data, then start it on a config rendered afresh."""
-        process = self._process(node, replicaof)  # rendered first: a bad spec must not stop the node
-        port = self.host.port_of(node)
-        running = await asyncio.to_thread(self.host.pid, node)
+        host = self.hosts.get(at.host)
+        process = await self._process(node, at, replicaof)  # rendered first: a bad spec must not stop the node
+        port = await host.port_of(node)
+        running = await host.pid(node)
         if running is not None and port is not None and REDIS_CONF in process.files:
             # SHUTDOWN SAVE writes the RDB even with save "" (an AOF, when on, is fsynced too).
             await redis.shutdown_save(
-                self.address, port, user=self.credentials.user, password=self.credentials.password
+                at.address, port, user=self.credentials.user, password=self.credentials.password
             )
-        await asyncio.to_thread(self.host.stop, node)
-        await asyncio.to_thread(self.host.start, node, process)
+        await host.stop(node)
+        await host.start(node, process)
 
-    def _allocate(self, requests: Sequence[PortRequest]) -> None:
+    async def _allocate(self, host_id: str, requests: Sequence[PortRequest]) -> None:
         """Ports for nodes that have none on the host: the recorded one back, else a free one.
 
-        The host skips every port it has handed out already; those the store records are skipped too,
-        so that a node whose directory is lost finds its port free to take back. No port left in the
-        range is a failure only time (or the operator) can mend: ``Fatal``, which fails a creation.
+        The host skips every port it has handed out already; those the store records for that host
+        are skipped too, so that a node whose directory is lost finds its port free to take back. No
+        port left in the range is a failure only time (or the operator) can mend: ``Fatal``, which
+        fails a creation.
         """
         try:
-            self.host.allocate_ports(requests, recorded_ports(self.store))
+            await self.hosts.get(host_id).allocate_ports(requests, recorded_ports(self.store, host_id))
         except InsufficientCacheClusterCapacity as exc:
             raise Fatal(exc.message) from exc
 
-    def _endpoint(self, node: NodeKey, inputs: EndpointInputs) -> ProcessSpec:
-        port, reader = self.host.port_of(node), self.host.port_of(node, READER_SLOT)
+    async def _endpoint(self, node: NodeKey, at: Placement, inputs: EndpointInputs) -> ProcessSpec:
+        host = self.hosts.get(at.host)
+        port, reader = await host.port_of(node), await host.port_of(node, READER_SLOT)
         if port is None or reader is None:
             raise Retry(f"endpoint {node.cluster_id} has no ports yet")
         config = haproxy.EndpointConfig(
-            bind=self.address,
+            bind=at.address,
             primary_port=port,
             reader_port=reader,
             nodes=inputs.nodes,
@@ -214,21 +217,30 @@ class Executor:
             admin_user=self.credentials.user,
             admin_password=self.credentials.password,
         )
-        conf = self.host.node_dir(node) / HAPROXY_CONF
+        conf = host.node_dir(node) / HAPROXY_CONF
         return ProcessSpec(
             argv=haproxy.argv(self.tools.haproxy, conf),
             files={HAPROXY_CONF: haproxy.render_config(config), ENDPOINT_INPUTS: inputs.to_json()},
         )
 
-    def _sentinel(self, node: NodeKey, group_id: str, primary: Address) -> ProcessSpec:
-        port = self.host.port_of(node)
+    async def _sentinel(self, node: NodeKey, at: Placement, group_id: str, primary: Address) -> ProcessSpec:
+        host = self.hosts.get(at.host)
+        port = await host.port_of(node)
         if port is None:
             raise Retry(f"sentinel {node.node_id} of {group_id} has no port yet")
-        node_dir = self.host.node_dir(node)
-        admin_socket = self.host.node_dir(endpoint_key(group_id)) / haproxy.ADMIN_SOCKET
+        node_dir = host.node_dir(node)
+        # The reconfig script flips the group's endpoint through its admin socket, a file on the
+        # embedded host: only a Sentinel there can reach it. Elsewhere the control plane follows
+        # Sentinel's decision on its next pass (SetEndpointPrimary), until the endpoint wiring.
+        scripts: dict[str, str] = {}
+        reconfig = None
+        if at.host == LOCAL_HOST:
+            admin_socket = self.hosts.get(LOCAL_HOST).node_dir(endpoint_key(group_id)) / haproxy.ADMIN_SOCKET
+            scripts[RECONFIG_SCRIPT] = sentinel.reconfig_script(self.tools.python, admin_socket)
+            reconfig = node_dir / RECONFIG_SCRIPT
         config = sentinel.SentinelConfig(
             port=port,
-            bind=self.address,
+            bind=at.address,
             data_dir=node_dir,
             master_name=group_id,
             primary=primary,
@@ -237,18 +249,19 @@ class Executor:
             admin_password=self.credentials.password,
             my_id=sentinel.my_id(f"{group_id}/{node.node_id}"),
             down_after_ms=self.down_after_ms,
-            reconfig_script=node_dir / RECONFIG_SCRIPT,
+            reconfig_script=reconfig,
         )
         return ProcessSpec(
             argv=sentinel.argv(self.tools.sentinel, node_dir / SENTINEL_CONF),
             files={SENTINEL_CONF: sentinel.render_config(config)},
-            scripts={RECONFIG_SCRIPT: sentinel.reconfig_script(self.tools.python, admin_socket)},
+            scripts=scripts,
         )
 
-    def _process(self, node: NodeKey, replicaof: tuple[str, int] | None) -> ProcessSpec:
+    async def _process(self, node: NodeKey, at: Placement, replicaof: tuple[str, int] | None) -> ProcessSpec:
         spec = CLUSTERS.get(self.store, node.cluster_id).spec
         binary = self._binary(spec)
-        port = self.host.port_of(node)
+        host = self.hosts.get(at.host)
+        port = await host.port_of(node)
         if port is None:
             raise Fatal(f"node {node} has no port")
         memory = memory_bytes(spec.node_type) or 0
@@ -259,16 +272,16 @@ class Executor:
             argv = memcached.argv(
                 binary.path,
                 port=port,
-                bind=self.address,
+                bind=at.address,
                 memory_mb=memory // (1 << 20),
                 extra=memcached.parameter_args(values),
             )
             return ProcessSpec(argv=argv, files={PARAMETERS_FILE: started_with})
-        node_dir = self.host.node_dir(node)
+        node_dir = host.node_dir(node)
         directives = redis.parameter_directives(values, memory) if values else {}
         config = redis.RedisNodeConfig(
             port=port,
-            bind=self.address,
+            bind=at.address,
             data_dir=node_dir,
             maxmemory_bytes=int(directives.get("maxmemory", memory)),
             admin_user=self.credentials.user,
@@ -286,22 +299,6 @@ class Executor:
             if binary.engine == spec.engine and binary.version == spec.engine_version:
                 return binary
         raise Fatal(f"{spec.engine} {spec.engine_version} is no longer installed on this host")
-
-
-def _seed_replication(node_dir: Path, replication_id: str) -> None:
-    """Give a new Redis node its empty, stamped dataset (``redis.seed_rdb``), unless it has data.
-
-    Never replaces anything: a node that ever saved has its own RDB, and one with an append-only
-    directory loads from there (the seed then goes unused and its replicas take a full sync).
-    """
-    if (node_dir / redis.AOF_DIR).exists():
-        return
-    try:
-        fd = os.open(node_dir / redis.RDB_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return
-    with os.fdopen(fd, "wb") as out:
-        out.write(redis.seed_rdb(replication_id))
 
 
 async def _accepting(address: Address) -> None:

@@ -166,12 +166,21 @@ class LocalHost:
     # -- files -------------------------------------------------------------------------------
 
     def read_file(self, key: NodeKey, name: str) -> str | None:
-        if not _NAME.fullmatch(name):
-            raise ValueError(f"invalid node file name {name!r}")
         try:
-            return (self.node_dir(key) / name).read_text()
+            return self.file_path(key, name).read_text()
         except FileNotFoundError:
             return None
+
+    def file_path(self, key: NodeKey, name: str, *, writable: bool = False) -> Path:
+        """Where node file ``name`` lives. With ``writable``, the name must not be one the host keeps
+        for itself (pidfile, log, port files), and the node directory is created."""
+        if not _NAME.fullmatch(name):
+            raise ValueError(f"invalid node file name {name!r}")
+        if not writable:
+            return self.node_dir(key) / name
+        if _reserved(name):
+            raise ValueError(f"{name} is kept by the host for itself")
+        return self._ensure_node_dir(key) / name
 
     # -- processes ---------------------------------------------------------------------------
 

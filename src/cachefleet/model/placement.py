@@ -70,17 +70,37 @@ def place(
     ``together``: how many processes of the same group (members, or Sentinels) each host carries
     already, besides those placed here.
     """
+    choices = place_each(wants, rooms, subnets=subnets, together=together)
+    for want, choice in zip(wants, choices, strict=True):
+        if choice is None:
+            raise InsufficientCacheClusterCapacity(no_room(want))
+    return [c for c in choices if c is not None]
+
+
+def no_room(want: Want) -> str:
+    where = f" in {want.zone}" if want.zone and want.strict else ""
+    return (
+        f"There is not enough capacity{where} to place {want.name}: no host of the allowed subnets that takes "
+        "new nodes has room for it."
+    )
+
+
+def place_each(
+    wants: Sequence[Want],
+    rooms: Iterable[Room],
+    *,
+    subnets: frozenset[str] | None = None,
+    together: Mapping[str, int] | None = None,
+) -> list[Choice | None]:
+    """``place``, with None for each want nothing fits (the others are placed all the same)."""
     state = {r.host: r for r in rooms}
     shared = dict(together or {})
-    choices: list[Choice] = []
+    choices: list[Choice | None] = []
     for want in wants:
         best = _best(want, state.values(), subnets, shared)
         if best is None:
-            where = f" in {want.zone}" if want.zone and want.strict else ""
-            raise InsufficientCacheClusterCapacity(
-                f"There is not enough capacity{where} to place {want.name}: no host of the allowed subnets "
-                "that takes new nodes has room for it."
-            )
+            choices.append(None)
+            continue
         room, zone = best
         choices.append(Choice(room.host, room.address, zone))
         shared[room.host] = shared.get(room.host, 0) + 1

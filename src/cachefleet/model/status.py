@@ -82,6 +82,9 @@ class NodeStatus:
     # Where it is moving to (its host is drained): a second process of the same node syncs there,
     # then takes over and the one on ``placement`` goes.
     moving_to: Placement | None = None
+    # The host it ran on before it was placed again because that host was lost (its data stayed
+    # there); cleared once it serves.
+    replaced_from: str | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Self:

@@ -154,11 +154,3 @@ def restores_from(store: Store, name: str) -> list[Cluster]:
     """Clusters still being created from snapshot ``name`` (a restore in progress)."""
     return [c for c in all_clusters(store) if c.spec.seed_snapshot == name and c.status.status == ClusterState.CREATING]
 
-
-def recorded_ports(store: Store) -> set[int]:
-    """Every port recorded for a node or a group endpoint: none is handed to another node, even while
-    its own node's directory is lost (the replacement takes it back)."""
-    ports = {n.port for c in all_clusters(store) for n in c.status.nodes if n.port}
-    for group in all_groups(store):
-        ports |= {p for p in (group.status.primary_endpoint_port, group.status.reader_endpoint_port) if p}
-    return ports

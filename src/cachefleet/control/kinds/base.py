@@ -27,6 +27,7 @@ from cachefleet.control.actions import Plan, ResourceKey
 from cachefleet.control.observe import Observer
 from cachefleet.control.planners import params
 from cachefleet.model.errors import RestoreFailed
+from cachefleet.model.hosts import HostSpec
 from cachefleet.model.status import SnapshotState
 from cachefleet.store.kinds import RecordKind
 from cachefleet.store.records import PARAMETER_GROUP, Snapshot, effective_parameters, snapshots_of
@@ -37,13 +38,15 @@ Generations = dict[ResourceKey, int]  # the spec generation of each record a pas
 
 @dataclass(frozen=True)
 class Services:
-    """What every kind may use: the store, a way to look at processes, the clock, and ``wake``, which
-    puts a resource on the reconciler's queue (a group when one of its members changed, say)."""
+    """What every kind may use: the store, a way to look at processes, the clock, ``wake``, which
+    puts a resource on the reconciler's queue (a group when one of its members changed, say), and the
+    embedded host as the settings describe it (``store.hosts``)."""
 
     store: Store
     observer: Observer
     clock: Callable[[], datetime]
     wake: Callable[[ResourceKey], None]
+    local_host: HostSpec
 
     def now(self) -> str:
         return self.clock().isoformat()

@@ -7,17 +7,18 @@ restore failed (``restore-failed``) is left alone until it is deleted.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cachefleet.control.actions import Plan
+from cachefleet.control.hosts import HostMap, host_map, needs_placing, with_placements
 from cachefleet.control.kinds.base import Generations, PlannedKind, Services, taking, wanted_parameters
 from cachefleet.control.kinds.group import restore_message, seed_name, wake_seed
-from cachefleet.control.observe import NodeObservation, observe_nodes
+from cachefleet.control.observe import Where, observe_nodes
 from cachefleet.control.planners import busy, params
 from cachefleet.control.planners import cluster as cluster_planner
+from cachefleet.control.planners.cluster import ClusterObservation
 from cachefleet.model.errors import RestoreFailed
 from cachefleet.model.lifecycle import Event
-from cachefleet.model.nodes import NodeKey
 from cachefleet.model.status import ClusterState
 from cachefleet.store import statuses
 from cachefleet.store.kinds import CLUSTERS
@@ -30,9 +31,10 @@ class ClusterLoad:
     wanted: params.Wanted
     saving: bool  # a snapshot of it is being taken
     generations: Generations
+    hosts: HostMap
 
 
-class ClusterKind(PlannedKind[ClusterLoad, dict[NodeKey, NodeObservation]]):
+class ClusterKind(PlannedKind[ClusterLoad, ClusterObservation]):
     records = CLUSTERS
 
     def __init__(self, services: Services) -> None:
@@ -56,16 +58,45 @@ class ClusterKind(PlannedKind[ClusterLoad, dict[NodeKey, NodeObservation]]):
             self._store, spec.engine, spec.engine_version, spec.node_type, spec.parameter_group
         )
         generations[(CLUSTER, spec.id)] = cluster.generation
-        return ClusterLoad(cluster, wanted, bool(snapshots), generations)
+        local = self._services.local_host
+        cluster = replace(cluster, status=with_placements(cluster.status, spec.node_azs, local))
+        hosts = host_map(self._store, local, spec.subnet_group, placing=False)
+        keys = cluster_planner.node_keys(spec)
+        nodes = [cluster.status.node(k.node_id) for k in keys]
+        placements = [n.placement if n is not None else None for n in nodes]
+        placements += [n.moving_to for n in nodes if n is not None and n.moving_to is not None]
+        if not spec.deleting and needs_placing(hosts, placements):
+            hosts = host_map(self._store, local, spec.subnet_group, placing=True)
+        return ClusterLoad(cluster, wanted, bool(snapshots), generations, hosts)
 
-    async def observe(self, loaded: ClusterLoad) -> dict[NodeKey, NodeObservation]:
-        spec = loaded.cluster.spec
-        return await observe_nodes(self._services.observer, cluster_planner.node_keys(spec), engine=spec.engine)
+    async def observe(self, loaded: ClusterLoad) -> ClusterObservation:
+        spec, status, hosts = loaded.cluster.spec, loaded.cluster.status, loaded.hosts
+        keys = cluster_planner.node_keys(spec)
+        nodes: list[Where] = []
+        targets: list[Where] = []
+        for key in keys:
+            node = status.node(key.node_id)
+            at = node.placement if node is not None else None
+            nodes.append((key, at, hosts.reachable(at)))
+            if node is not None and node.moving_to is not None:
+                targets.append((key, node.moving_to, hosts.reachable(node.moving_to)))
+        observer = self._services.observer
+        seen = await observe_nodes(observer, nodes, engine=spec.engine)
+        moving = await observe_nodes(observer, targets, engine=spec.engine)
+        return ClusterObservation(
+            nodes=dict(zip(keys, seen, strict=True)),
+            targets={k: obs for (k, _, _), obs in zip(targets, moving, strict=True)},
+        )
 
-    def plan(self, loaded: ClusterLoad, observed: dict[NodeKey, NodeObservation]) -> Plan:
+    def plan(self, loaded: ClusterLoad, observed: ClusterObservation) -> Plan:
         cluster = loaded.cluster
         plan = cluster_planner.plan(
-            cluster.spec, busy.unbusy(cluster.status), observed, now=self._services.now(), wanted=loaded.wanted
+            cluster.spec,
+            busy.unbusy(cluster.status),
+            observed,
+            hosts=loaded.hosts,
+            now=self._services.now(),
+            wanted=loaded.wanted,
         )
         return busy.snapshotting(plan, None, [cluster.spec.id]) if loaded.saving else plan
 

@@ -8,16 +8,20 @@ group and the member saved as ``available`` and the pass records ``snapshotting`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cachefleet.control.actions import Plan
+from cachefleet.control.hosts import HostMap, host_map, needs_placing, with_placements
 from cachefleet.control.kinds.base import Generations, PlannedKind, Services, taking, wanted_parameters
-from cachefleet.control.observe import GroupObservation, observe_group
+from cachefleet.control.observe import GroupObservation, Where, observe_group
 from cachefleet.control.planners import busy, params
 from cachefleet.control.planners import group as group_planner
 from cachefleet.model.errors import RestoreFailed
+from cachefleet.model.hosts import LOCAL_HOST, HostSpec
 from cachefleet.model.lifecycle import Event
-from cachefleet.model.status import ClusterState, GroupState
+from cachefleet.model.nodes import MEMBER_NODE_ID, Placement, member_key, sentinel_keys
+from cachefleet.model.specs import ReplicationGroupSpec
+from cachefleet.model.status import ClusterState, GroupState, GroupStatus
 from cachefleet.store import statuses
 from cachefleet.store.kinds import CLUSTERS, GROUPS, SNAPSHOTS
 from cachefleet.store.records import CLUSTER, GROUP, Group
@@ -30,6 +34,7 @@ class GroupLoad:
     wanted: params.Wanted
     saving: tuple[str, ...] | None  # while a snapshot is taken: the members whose nodes are saved
     generations: Generations
+    hosts: HostMap
 
 
 class GroupKind(PlannedKind[GroupLoad, GroupObservation]):
@@ -55,17 +60,50 @@ class GroupKind(PlannedKind[GroupLoad, GroupObservation]):
         )
         generations[(GROUP, spec.id)] = group.generation
         generations.update({(CLUSTER, c.spec.id): c.generation for c in clusters})
+        local = self._services.local_host
+        members = {
+            c.spec.id: (c.spec, with_placements(busy.unbusy(c.status), c.spec.node_azs, local)) for c in clusters
+        }
+        group = replace(group, status=_legacy_sentinels(spec, group.status, members, local))
+        hosts = host_map(self._store, local, spec.subnet_group, placing=False)
+        nodes = [member.node(MEMBER_NODE_ID) for _, member in members.values()]
+        placements = [n.placement if n is not None else None for n in nodes]
+        placements += [n.moving_to for n in nodes if n is not None and n.moving_to is not None]
+        if spec.automatic_failover and not spec.deleting:
+            placements += [group.status.sentinels.get(k.node_id) for k in sentinel_keys(spec.id)]
+        if needs_placing(hosts, placements):
+            hosts = host_map(self._store, local, spec.subnet_group, placing=True)
         return GroupLoad(
             group=group,
-            members={c.spec.id: (c.spec, busy.unbusy(c.status)) for c in clusters},
+            members=members,
             wanted=wanted,
             saving=tuple(s.status.node_cluster_id or "" for s in snapshots) if snapshots else None,
             generations=generations,
+            hosts=hosts,
         )
 
     async def observe(self, loaded: GroupLoad) -> GroupObservation:
-        spec = loaded.group.spec
-        return await observe_group(self._services.observer, spec.id, list(loaded.members), engine=spec.engine)
+        spec, status, hosts = loaded.group.spec, loaded.group.status, loaded.hosts
+        members: list[Where] = []
+        targets: list[Where] = []
+        for cluster_id, (_, member) in loaded.members.items():
+            node = member.node(MEMBER_NODE_ID)
+            at = node.placement if node is not None else None
+            members.append((member_key(cluster_id), at, hosts.reachable(at)))
+            if node is not None and node.moving_to is not None:
+                targets.append((member_key(cluster_id), node.moving_to, hosts.reachable(node.moving_to)))
+        sentinels: list[Where] = [
+            (k, at, hosts.reachable(at)) for k in sentinel_keys(spec.id) for at in [status.sentinels.get(k.node_id)]
+        ]
+        return await observe_group(
+            self._services.observer,
+            spec.id,
+            members,
+            targets=targets,
+            sentinels=sentinels,
+            endpoint=hosts.endpoint,
+            engine=spec.engine,
+        )
 
     def plan(self, loaded: GroupLoad, observed: GroupObservation) -> Plan:
         group = loaded.group
@@ -74,7 +112,7 @@ class GroupKind(PlannedKind[GroupLoad, GroupObservation]):
             busy.unbusy(group.status),
             loaded.members,
             observed,
-            address=self._services.observer.address,
+            hosts=loaded.hosts,
             now=self._services.now(),
             wanted=loaded.wanted,
         )
@@ -115,3 +153,17 @@ def wake_seed(services: Services, cluster_id: str) -> None:
 
 def restore_message(cluster_id: str, reason: str) -> str:
     return f"Restore from snapshot failed for cache cluster {cluster_id}: {reason}"
+
+
+def _legacy_sentinels(
+    spec: ReplicationGroupSpec, status: GroupStatus, members: group_planner.Members, local: HostSpec
+) -> GroupStatus:
+    """A group recorded before hosts existed whose Sentinels ran: they run on the embedded host."""
+    if status.sentinels or not status.failover_active or not spec.automatic_failover:
+        return status
+    zones = [member.node_azs[0] for member, _ in members.values()] or [""]
+    placed = {
+        key.node_id: Placement(LOCAL_HOST, local.address, zones[i % len(zones)])
+        for i, key in enumerate(sentinel_keys(spec.id))
+    }
+    return replace(status, sentinels=placed)
