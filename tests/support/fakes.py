@@ -2,8 +2,9 @@
 
 ``FakeHost`` implements the ``Host`` protocol (``cachefleet.hosts.base``) with dictionaries: ports,
 PIDs and files of nodes that never run; ``FakeHosts`` gives the fake host of each host id.
-``FakeProbes`` answers for the engines (``control.observe.Probes``). ``Fleet`` puts a real in-memory ``Store`` beside them and arranges resources as the API
-creates them and processes as a converged reconciler leaves them, so that a test breaks one thing
+``FakeProbes`` answers for the engines (``control.observe.Probes``). ``Fleet`` puts a real in-memory
+``Store`` beside them and arranges resources as the API creates them and processes as a converged
+reconciler leaves them, so that a test breaks one thing
 (kills a node, loses its directory, squats its port, lets Sentinel promote another member) and
 looks at what a kind plans. Nothing here is importable from the server: it lives under tests/.
 """
@@ -484,12 +485,13 @@ class Fleet:
         **spec_fields: Any,
     ) -> CacheClusterSpec:
         version = VERSION if engine != "memcached" else "1.6.18"
+        zones = tuple(self._zone(on, i) if on else AZS[0] for i in range(nodes))
         spec = CacheClusterSpec(
             id=cluster_id,
             engine=engine,
             engine_version=version,
             node_type=NODE_TYPE,
-            node_azs=tuple(self._zone(on, i) if on else AZS[0] for i in range(nodes)),
+            node_azs=spec_fields.pop("node_azs", zones),
             created_at=NOW,
             **spec_fields,
         )

@@ -140,6 +140,7 @@ class InProcessApi:
         url: str,
         body: bytes,
         headers: Mapping[str, str],
+        *,
         service: str = "elasticache",
         key: tuple[str, str] = (KEY_ID, SECRET),
     ) -> dict[str, str]:

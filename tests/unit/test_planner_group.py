@@ -289,7 +289,8 @@ def _sentinels_to_start(fleet: Fleet) -> None:
 
 def _sentinels_to_start_check(fleet: Fleet, plan: Plan | None) -> None:
     assert plan is not None
-    assert plan.actions == tuple(StartSentinel(k, at(i), "g", primary(fleet)) for i, k in enumerate(sentinel_keys("g"), 1))
+    keys = enumerate(sentinel_keys("g"), 1)
+    assert plan.actions == tuple(StartSentinel(k, at(i), "g", primary(fleet)) for i, k in keys)
     assert state(plan, G, "g") == GroupState.AVAILABLE
 
 

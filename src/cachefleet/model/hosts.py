@@ -172,6 +172,8 @@ HOST = Lifecycle(
         (H.ACTIVE, Event.DRAIN, H.DRAINING),
         (H.JOINING, Event.DRAIN, H.DRAINING),
         (H.DRAINING, Event.EMPTY, H.DRAINED),  # no node left on it
+        (H.ACTIVE, Event.EMPTY, H.DRAINED),  # asked to drain while out of reach, and back with nothing on it
+        (H.JOINING, Event.EMPTY, H.DRAINED),
         (H.DRAINING, Event.UNDRAIN, H.ACTIVE),
         (H.DRAINED, Event.UNDRAIN, H.ACTIVE),
         (H.DRAINED, Event.FILL, H.DRAINING),  # a node found on it again (a stale one come back)
@@ -207,7 +209,9 @@ def computed_state(previous: HostState, *, draining: bool, reachable: bool, lost
     if not reachable:
         if previous is H.JOINING:
             return previous
-        return H.LOST if lost and previous in (H.UNREACHABLE, H.LOST) else H.UNREACHABLE
+        if previous is H.LOST:
+            return previous  # until it answers again
+        return H.LOST if lost and previous is H.UNREACHABLE else H.UNREACHABLE
     if draining:
         return H.DRAINING if has_nodes else H.DRAINED
     return H.ACTIVE

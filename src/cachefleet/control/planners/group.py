@@ -159,7 +159,7 @@ def plan(
 
     actions += _converge_endpoint(spec, status, observed, view, hosts)
     sentinel_actions, sentinel_places = _converge_sentinels(
-        spec, status, observed, view=view, members=members, hosts=hosts, events=events
+        spec, status, observed, view=view, members=members, hosts=hosts, events=events, quiet=not moves.failover
     )
     actions += sentinel_actions
     group_status = replace(group_status, sentinels=sentinel_places)
@@ -170,11 +170,11 @@ def plan(
         and not moves.actions
     ):
         assert view.primary is not None  # sentinels_ready says they all watch it
-        actions.append(_sentinel_failover(spec, sentinel_places, view.primary))
+        actions.append(_sentinel_failover(spec, status.sentinels, view.primary, observed))
         group_status = replace(group_status, failovers_done=spec.failover_requests)
     elif moves.failover:
         assert view.primary is not None
-        actions.append(_sentinel_failover(spec, sentinel_places, view.primary))
+        actions.append(_sentinel_failover(spec, sentinel_places, view.primary, observed))
 
     for cluster_id in list(recovering):
         obs = observed.nodes.get(cluster_id)
@@ -223,8 +223,12 @@ def plan(
     )
 
 
-def _sentinel_failover(spec: ReplicationGroupSpec, placed: dict[str, Placement], primary: Address) -> SentinelFailover:
-    key = sentinel_keys(spec.id)[0]
+def _sentinel_failover(
+    spec: ReplicationGroupSpec, placed: dict[str, Placement], primary: Address, observed: GroupObservation
+) -> SentinelFailover:
+    """Asked of the first Sentinel that watches the primary where it runs now."""
+    watching = [k for k in sentinel_keys(spec.id) if observed.sentinels.get(k) and observed.sentinels[k].view]
+    key = next(iter(watching), sentinel_keys(spec.id)[0])
     return SentinelFailover(key, placed[key.node_id], spec.id, primary)
 
 
@@ -596,6 +600,8 @@ def _converge_member(
         return StartNode(key, at, replication_id=seed)
     if view.sentinels_watch or obs.redis is None or _in_role(obs, is_primary=is_primary, primary=view.primary):
         return None  # with Sentinel watching, roles are Sentinel's to change
+    if not is_primary and observed.nodes[view.primary_id].pid is None:
+        return None  # never repointed at a primary that does not run (one lost with its host has no data)
     return ReplicaOf(key, at, None if is_primary else view.primary)
 
 
@@ -696,8 +702,11 @@ def _converge_sentinels(
     members: Members,
     hosts: HostMap,
     events: list[Event],
+    quiet: bool,
 ) -> tuple[list[Action], dict[str, Placement]]:
-    """The Sentinels' steps, and where each runs now (recorded in the group's status)."""
+    """The Sentinels' steps, and where each runs now (recorded in the group's status).
+
+    ``quiet``: no failover is asked in this pass, so one Sentinel may leave a draining host."""
     actions: list[Action] = []
     placed = dict(status.sentinels)
     if not spec.automatic_failover:
@@ -711,7 +720,7 @@ def _converge_sentinels(
                 del placed[key.node_id]  # gone; a lost host's leftover goes when the host returns
         return actions, placed
     keys = sentinel_keys(spec.id)
-    replace_one = view.sentinels_ready  # one Sentinel off a draining host at a time, all others healthy
+    replace_one = quiet and view.sentinels_ready  # one Sentinel off a draining host at a time, all others healthy
     wants: list[tuple[NodeKey, Want, Placement | None]] = []
     zones = _sentinel_zones(members, view, len(keys))
     for index, key in enumerate(keys):
