@@ -23,6 +23,7 @@ from cachefleet.cli.commands_cluster import cluster
 from cachefleet.cli.commands_demo import demo
 from cachefleet.cli.commands_engines import engine
 from cachefleet.cli.commands_events import event
+from cachefleet.cli.commands_host import host
 from cachefleet.cli.commands_params import param_group
 from cachefleet.cli.commands_rg import rg
 from cachefleet.cli.commands_server import server
@@ -114,5 +115,5 @@ def completion(shell: str) -> None:
     click.echo(complete.script(main, shell))
 
 
-for command in (server, rg, cluster, snapshot, param_group, event, engine, demo, completion, ca):
+for command in (server, rg, cluster, snapshot, param_group, event, engine, host, demo, completion, ca):
     main.add_command(command)
