@@ -108,7 +108,10 @@ class FakeHost:
     def address(self) -> str:
         return self._address
 
-    def node_dir(self, key: NodeKey) -> Path:
+    async def node_dir(self, key: NodeKey) -> Path:
+        return self.dir_now(key)
+
+    def dir_now(self, key: NodeKey) -> Path:
         return self.root / key.cluster_id / key.node_id
 
     def local_path(self, key: NodeKey, name: str) -> Path | None:
@@ -541,7 +544,7 @@ class Fleet:
         node = self.host.nodes_by_key[key]
         inputs = EndpointInputs(tuple(nodes), primary)
         node.files["inputs.json"] = inputs.to_json()
-        self.probes.endpoints[self.host.node_dir(key) / ADMIN_SOCKET] = {
+        self.probes.endpoints[self.host.dir_now(key) / ADMIN_SOCKET] = {
             server_name(*n): ServerState(server_name(*n), n[0], n[1], up=True, maint=n != primary) for n in nodes
         }
 

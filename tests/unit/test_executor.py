@@ -143,7 +143,7 @@ def test_each_step_goes_to_the_host_its_action_names() -> None:
     assert conf is not None
     # Rendered with that host's address and paths: the node binds there and keeps its data there.
     assert f"bind {remote.address}" in conf
-    assert str(remote.node_dir(key)) in conf
+    assert str(remote.dir_now(key)) in conf
     assert remote.pid_now(key) is not None
     assert fleet.host.pid_now(key) is None
     run(fleet, RemoveNode(key, there))

@@ -368,7 +368,7 @@ def _endpoint_stale_check(fleet: Fleet, plan: Plan | None) -> None:
 
 def _endpoint_misrouted(fleet: Fleet) -> None:
     fleet.group()
-    admin = fleet.host.node_dir(endpoint_key("g")) / ADMIN_SOCKET
+    admin = fleet.host.dir_now(endpoint_key("g")) / ADMIN_SOCKET
     servers = fleet.probes.endpoints[admin]
     fleet.probes.endpoints[admin] = {n: replace(s, maint=False) for n, s in servers.items()}
 

@@ -157,7 +157,7 @@ class Executor:
                 await self.hosts.get(at.host).reload(node, spec, haproxy.RELOAD_SIGNAL)
             case SetEndpointPrimary(node, at, server):
                 # The admin socket is a file on the embedded host, where endpoints run (HostMap.endpoint).
-                admin_socket = self.hosts.get(at.host).node_dir(node) / haproxy.ADMIN_SOCKET
+                admin_socket = await self.hosts.get(at.host).node_dir(node) / haproxy.ADMIN_SOCKET
                 await asyncio.to_thread(haproxy.set_primary, admin_socket, server)
             case SentinelFailover(node, at, group_id, primary):
                 port = await self.hosts.get(at.host).port_of(node)
@@ -217,7 +217,7 @@ class Executor:
             admin_user=self.credentials.user,
             admin_password=self.credentials.password,
         )
-        conf = host.node_dir(node) / HAPROXY_CONF
+        conf = await host.node_dir(node) / HAPROXY_CONF
         return ProcessSpec(
             argv=haproxy.argv(self.tools.haproxy, conf),
             files={HAPROXY_CONF: haproxy.render_config(config), ENDPOINT_INPUTS: inputs.to_json()},
@@ -228,14 +228,15 @@ class Executor:
         port = await host.port_of(node)
         if port is None:
             raise Retry(f"sentinel {node.node_id} of {group_id} has no port yet")
-        node_dir = host.node_dir(node)
+        node_dir = await host.node_dir(node)
         # The reconfig script flips the group's endpoint through its admin socket, a file on the
         # embedded host: only a Sentinel there can reach it. Elsewhere the control plane follows
         # Sentinel's decision on its next pass (SetEndpointPrimary), until the endpoint wiring.
         scripts: dict[str, str] = {}
         reconfig = None
         if at.host == LOCAL_HOST:
-            admin_socket = self.hosts.get(LOCAL_HOST).node_dir(endpoint_key(group_id)) / haproxy.ADMIN_SOCKET
+            endpoint_dir = await self.hosts.get(LOCAL_HOST).node_dir(endpoint_key(group_id))
+            admin_socket = endpoint_dir / haproxy.ADMIN_SOCKET
             scripts[RECONFIG_SCRIPT] = sentinel.reconfig_script(self.tools.python, admin_socket)
             reconfig = node_dir / RECONFIG_SCRIPT
         config = sentinel.SentinelConfig(
@@ -277,7 +278,7 @@ class Executor:
                 extra=memcached.parameter_args(values),
             )
             return ProcessSpec(argv=argv, files={PARAMETERS_FILE: started_with})
-        node_dir = host.node_dir(node)
+        node_dir = await host.node_dir(node)
         directives = redis.parameter_directives(values, memory) if values else {}
         config = redis.RedisNodeConfig(
             port=port,

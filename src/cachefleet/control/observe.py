@@ -204,7 +204,7 @@ async def _observe_endpoint(observer: Observer, key: NodeKey, at: Placement) -> 
     if pid is None:
         return EndpointObservation(port, reader, pid)
     inputs = await host.read_file(key, ENDPOINT_INPUTS)
-    admin_socket = host.node_dir(key) / haproxy.ADMIN_SOCKET
+    admin_socket = await host.node_dir(key) / haproxy.ADMIN_SOCKET
     # The admin socket is a local file: the endpoint runs on the embedded host (HostMap.endpoint).
     servers = await asyncio.to_thread(observer.probes.endpoint, admin_socket)
     return EndpointObservation(port, reader, pid, inputs, servers)

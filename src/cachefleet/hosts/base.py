@@ -81,8 +81,9 @@ class Host(Protocol):
         """What the host's nodes bind to, and what the control plane and clients dial."""
         ...
 
-    def node_dir(self, key: NodeKey) -> Path:
-        """Where the node's config, data, log, pidfile and port file live on the host (no I/O)."""
+    async def node_dir(self, key: NodeKey) -> Path:
+        """Where the node's config, data, log, pidfile and port file live on the host (a remote host
+        says where its nodes live once, when first asked)."""
         ...
 
     def local_path(self, key: NodeKey, name: str) -> Path | None:

@@ -38,7 +38,7 @@ class EmbeddedHost:
     def address(self) -> str:
         return self._address
 
-    def node_dir(self, key: NodeKey) -> Path:
+    async def node_dir(self, key: NodeKey) -> Path:
         return self.local.node_dir(key)
 
     def local_path(self, key: NodeKey, name: str) -> Path | None:
