@@ -263,7 +263,7 @@ def test_restarted_old_primary_never_takes_a_write_through_the_endpoint(server: 
                 role = "starting"
             assert role in ("slave", "starting")
             states = haproxy.server_states(admin_socket, haproxy.PRIMARY_BACKEND)
-            assert states[haproxy.server_name("127.0.0.1", old_port)].maint
+            assert states[haproxy.server_name(old_port)].maint
             try:
                 through_endpoint.set("probe", time.monotonic())
                 assert through_endpoint.info("replication")["role"] == "master"

@@ -168,7 +168,7 @@ def states(socket_path: Path) -> dict[str, haproxy.ServerState]:
 def only_ready(socket_path: Path, port: int) -> bool:
     """be_primary has ``n<port>`` ready and up, every other server in maintenance."""
     now = states(socket_path)
-    name = haproxy.server_name(BIND, port)
+    name = haproxy.server_name(port)
     return name in now and now[name].up and not now[name].maint and all(s.maint for n, s in now.items() if n != name)
 
 
@@ -259,7 +259,7 @@ def test_sentinel_failover_moves_the_haproxy_endpoints(host: RecordingHost) -> N
             reader = haproxy.server_states(admin_socket, haproxy.READER_BACKEND)
         except Retry:
             return False
-        return sorted(n for n, s in reader.items() if s.up) == sorted(haproxy.server_name(BIND, p) for p in others)
+        return sorted(n for n, s in reader.items() if s.up) == sorted(haproxy.server_name(p) for p in others)
 
     wait_for("both replicas up in be_reader", readers_up)
     assert only_ready(admin_socket, first)
@@ -295,7 +295,7 @@ def test_sentinel_failover_moves_the_haproxy_endpoints(host: RecordingHost) -> N
         assert direct.get("after-kill") == "1"
         assert direct.get("before") == "1"
     wait_for("be_primary to hold only the new primary", lambda: only_ready(admin_socket, new_primary))
-    assert states(admin_socket)[haproxy.server_name(BIND, first)].maint
+    assert states(admin_socket)[haproxy.server_name(first)].maint
     with pytest.raises(RedisConnectionError):
         held.get("held")
     held.close()
@@ -315,7 +315,7 @@ def test_sentinel_failover_moves_the_haproxy_endpoints(host: RecordingHost) -> N
     deadline = time.monotonic() + 3.0
     while time.monotonic() < deadline:
         assert write_through(primary_port, "after-restart", "1") in (new_primary, None)
-        assert states(admin_socket)[haproxy.server_name(BIND, first)].maint
+        assert states(admin_socket)[haproxy.server_name(first)].maint
         time.sleep(0.1)
     wait_for("the old primary to link to the new one", lambda: linked(first))
 
@@ -353,7 +353,7 @@ def test_sentinel_failover_moves_the_haproxy_endpoints(host: RecordingHost) -> N
     held.close()
 
     # The control plane can enforce the same state through the admin socket (long path, no chdir).
-    haproxy.set_primary(admin_socket, haproxy.server_name(BIND, planned))
+    haproxy.set_primary(admin_socket, haproxy.server_name(planned))
     assert only_ready(admin_socket, planned)
     with pytest.raises(Retry):
         haproxy.set_primary(admin_socket, "n1")

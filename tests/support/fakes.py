@@ -545,7 +545,7 @@ class Fleet:
         inputs = EndpointInputs(tuple(nodes), primary)
         node.files["inputs.json"] = inputs.to_json()
         self.probes.endpoints[self.host.dir_now(key) / ADMIN_SOCKET] = {
-            server_name(*n): ServerState(server_name(*n), n[0], n[1], up=True, maint=n != primary) for n in nodes
+            server_name(n[1]): ServerState(server_name(n[1]), n[0], n[1], up=True, maint=n != primary) for n in nodes
         }
 
     def sentinels_name(self, group_id: str, primary: tuple[str, int]) -> None:

@@ -375,7 +375,7 @@ def _endpoint_misrouted(fleet: Fleet) -> None:
 
 def _endpoint_misrouted_check(fleet: Fleet, plan: Plan | None) -> None:
     assert plan is not None
-    assert plan.actions == (SetEndpointPrimary(endpoint_key("g"), ENDPOINT, server_name(*primary(fleet))),)
+    assert plan.actions == (SetEndpointPrimary(endpoint_key("g"), ENDPOINT, server_name(primary(fleet)[1])),)
 
 
 # -- reboots and parameters ----------------------------------------------------------------------

@@ -92,10 +92,8 @@ class EndpointInputs:
     primary: Address
 
     def to_json(self) -> str:
-        """The canonical text kept beside the running config: the node set. ``names`` says how servers
-        are named (by address and port since nodes live on several hosts): an endpoint rendered by an
-        earlier version differs, so it is reloaded once with the new names."""
-        return json.dumps({"names": 2, "nodes": [list(n) for n in self.nodes]}, sort_keys=True)
+        """The canonical text kept beside the running config: the node set."""
+        return json.dumps({"nodes": [list(n) for n in self.nodes]}, sort_keys=True)
 
 
 @dataclass(frozen=True)

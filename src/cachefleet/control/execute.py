@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 
 from cachefleet.control.actions import (
@@ -84,8 +84,9 @@ class Executor:
         for action in actions:
             if isinstance(action, AllocatePort):
                 allocations.setdefault(action.at.host, []).append(PortRequest(action.node, action.slot, action.port))
+        chosen: set[int] = set()
         for host_id, requests in allocations.items():
-            await self._allocate(host_id, requests)
+            chosen |= set(await self._allocate(host_id, requests, chosen))
         starts = [a for a in actions if isinstance(a, StartNode | StartEndpoint | StartSentinel)]
         # A replica started before its primary listens waits a whole second before it tries again.
         followers = [a for a in starts if isinstance(a, StartNode) and a.replicaof is not None]
@@ -190,16 +191,19 @@ class Executor:
         await host.stop(node)
         await host.start(node, process)
 
-    async def _allocate(self, host_id: str, requests: Sequence[PortRequest]) -> None:
+    async def _allocate(
+        self, host_id: str, requests: Sequence[PortRequest], chosen: Collection[int] = ()
+    ) -> list[int]:
         """Ports for nodes that have none on the host: the recorded one back, else a free one.
 
-        The host skips every port it has handed out already; those the store records for that host
-        are skipped too, so that a node whose directory is lost finds its port free to take back. No
-        port left in the range is a failure only time (or the operator) can mend: ``Fatal``, which
-        fails a creation.
+        The host skips every port it has handed out already; those the store records (on any host)
+        and those ``chosen`` on other hosts in this run are skipped too, so that a node whose directory
+        is lost finds its port free to take back and no two nodes share a port number. No port left in
+        the range is a failure only time (or the operator) can mend: ``Fatal``, which fails a creation.
         """
         try:
-            await self.hosts.get(host_id).allocate_ports(requests, recorded_ports(self.store, host_id))
+            taken = recorded_ports(self.store) | set(chosen)
+            return await self.hosts.get(host_id).allocate_ports(requests, taken)
         except InsufficientCacheClusterCapacity as exc:
             raise Fatal(exc.message) from exc
 

@@ -181,16 +181,13 @@ def nodes_on(store: Store, host_id: str) -> int:
     )
 
 
-def recorded_ports(store: Store, host_id: str) -> set[int]:
-    """Every port recorded for a node of ``host_id`` (and, on the embedded host, the group endpoints'):
-    none is handed to another node there, even while its own node's directory is lost."""
-    ports = {
-        n.port
-        for c in CLUSTERS.all(store)
-        for n in c.status.nodes
-        if n.port and (n.placement.host if n.placement else LOCAL_HOST) == host_id
-    }
-    if host_id == LOCAL_HOST:
-        for group in GROUPS.all(store):
-            ports |= {p for p in (group.status.primary_endpoint_port, group.status.reader_endpoint_port) if p}
+def recorded_ports(store: Store) -> set[int]:
+    """Every port recorded for a node, on any host, and for a group endpoint: none is handed to another
+    node, even while its own node's directory is lost (the replacement takes it back).
+
+    Port numbers stay distinct across hosts too: a group's endpoint names its servers by port
+    (``engines/haproxy.server_name``), and its members may run on several hosts."""
+    ports = {n.port for c in CLUSTERS.all(store) for n in c.status.nodes if n.port}
+    for group in GROUPS.all(store):
+        ports |= {p for p in (group.status.primary_endpoint_port, group.status.reader_endpoint_port) if p}
     return ports

@@ -583,7 +583,7 @@ def _converge_member(
             # second to retry) and the endpoint is fenced: a demoted node is never reachable for writes.
             primary_serving = observed.nodes[view.primary_id].serving
             fenced = observed.endpoint.servers is None or (
-                view.primary is not None and _routes_only_to(observed.endpoint.servers, server_name(*view.primary))
+                view.primary is not None and _routes_only_to(observed.endpoint.servers, server_name(view.primary[1]))
             )
             # While the group is being created its primary may be starting in this same pass: the
             # executor starts replicas only once that primary accepts connections.
@@ -675,7 +675,7 @@ def _converge_endpoint(
     # Enforce the routing only once the named primary really is one: during a failover the script that
     # Sentinel runs flips the endpoint itself, and a stale view here must not flip it back.
     primary_is_master = primary_obs.redis is not None and primary_obs.redis.role == "master"
-    name = server_name(*view.primary)
+    name = server_name(view.primary[1])
     servers = endpoint.servers
     if servers is not None and primary_is_master and not (_routes_only_to(servers, name) and servers[name].up):
         return [SetEndpointPrimary(key, at, name)]
@@ -689,7 +689,7 @@ def _routes_only_to(servers: dict[str, ServerState], name: str) -> bool:
 def _endpoint_ready(endpoint: EndpointObservation, view: _View) -> bool:
     if endpoint.servers is None or view.primary is None:
         return False
-    server = endpoint.servers.get(server_name(*view.primary))
+    server = endpoint.servers.get(server_name(view.primary[1]))
     return server is not None and server.up and not server.maint
 
 
