@@ -43,7 +43,9 @@ from cachefleet.settings import Settings
 from cachefleet.store.hosts import local_spec
 from cachefleet.store.snapshots import LocalBuckets, LocalSnapshotFiles
 from cachefleet.store.sqlite import Store
+from cachefleet.tls import certs
 from cachefleet.tls import files as tls_files
+from cachefleet.tls.certs import Identity, Role
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +116,16 @@ def _tools() -> Tools:
     return Tools(sentinel=found["redis-sentinel"], haproxy=found["haproxy"], python=sys.executable)
 
 
+def _agent_certificate(
+    authority: certs.Authority, validity: tls_files.Validity, request: str, host_id: str, address: str
+) -> tuple[str, str]:
+    """A host agent's certificate (role agent: it serves the control plane, naming its address) for
+    the key of ``request``, and the CA certificate: the bundle ``cachefleet host add`` writes."""
+    identity = Identity(f"cachefleet agent {host_id}", Role.AGENT, ips=(address,))
+    issued = certs.sign_request(authority, request.encode(), identity, utcnow(), validity.leaf)
+    return issued.decode(), authority.certificate_pem().decode()
+
+
 def _rdb_checker() -> str | None:
     """``redis-check-rdb`` (or Valkey's), run on imported files before a restore, if installed."""
     return find_binary("redis-check-rdb") or find_binary("valkey-check-rdb")
@@ -126,7 +138,11 @@ def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotSched
     os.chmod(data_dir / "state.db", 0o600)
     root_key_id, _ = ensure_credentials(store, data_dir)
     # The installation's CA (DIR/ca.pem, key in DIR/tls/), made once, so `cachefleet ca` has it to show.
-    tls_files.ensure_authority(data_dir, utcnow(), tls_files.Validity(leaf=settings.tls_certificate_validity))
+    validity = tls_files.Validity(leaf=settings.tls_certificate_validity)
+    authority = tls_files.ensure_authority(data_dir, utcnow(), validity)
+    # What the control plane shows the host agents (renewed when due, at each start).
+    control_plane = Identity(certs.CONTROL_PLANE_NAME, Role.CONTROL_PLANE)
+    tls_files.renew(tls_files.control_plane_path(data_dir), control_plane, authority, utcnow(), validity)
     engines = discover()
     local = LocalHost(data_dir / "nodes", settings.port_range, settings.node_host)
     drivers = Drivers(store, EmbeddedHost(local, LOCAL_HOST, settings.node_host))
@@ -167,7 +183,13 @@ def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotSched
     store.subscribe(reconciler.notify)
     scheduler = SnapshotScheduler(store, schedule_clock=scheduler_clock(), clock=utcnow)
     ctx = Context(
-        store=store, settings=settings, engines=engines, clock=utcnow, exports=exports, root_key_id=root_key_id
+        store=store,
+        settings=settings,
+        engines=engines,
+        clock=utcnow,
+        exports=exports,
+        root_key_id=root_key_id,
+        issue_agent_certificate=functools.partial(_agent_certificate, authority, validity),
     )
     return ctx, reconciler, store, scheduler
 

@@ -125,7 +125,10 @@ def add_host(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
             raise InvalidParameterValue(f"Host {other.spec.id} already has the address {address}.")
     if ctx.issue_agent_certificate is None:
         raise InvalidParameterValue("This server has no installation CA to issue the agent's certificate with.")
-    certificate, ca = ctx.issue_agent_certificate(csr, host_id, address)
+    try:
+        certificate, ca = ctx.issue_agent_certificate(csr, host_id, address)
+    except ValueError as exc:
+        raise InvalidParameterValue(f"The field csr is not a usable certificate signing request: {exc}") from None
     spec = HostSpec(
         id=host_id,
         address=address,
