@@ -18,6 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, Par
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from cachefleet.cli import complete
+from cachefleet.cli.commands_agent import agent
 from cachefleet.cli.commands_cluster import cluster
 from cachefleet.cli.commands_demo import demo
 from cachefleet.cli.commands_engines import engine
@@ -113,5 +114,5 @@ def completion(shell: str) -> None:
     click.echo(complete.script(main, shell))
 
 
-for command in (server, rg, cluster, snapshot, param_group, event, engine, demo, completion):
+for command in (server, agent, rg, cluster, snapshot, param_group, event, engine, demo, completion):
     main.add_command(command)
