@@ -38,6 +38,7 @@ from cachefleet.model.nodes import PORT_SLOT, NodeKey, node_key
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class Identity:
     """What ``GET /v1/info`` says of this host."""
@@ -203,9 +204,7 @@ def build_app(supervisor: Supervisor, identity: Identity) -> PeerCheck:
         found = await events.wait_after(after, wait)
         if found is None:
             return answer({"epoch": events.epoch, "reset": True, "seq": events.last_seq, "events": []})
-        return answer(
-            {"epoch": events.epoch, "seq": events.last_seq, "events": [api.event_to_json(e) for e in found]}
-        )
+        return answer({"epoch": events.epoch, "seq": events.last_seq, "events": [api.event_to_json(e) for e in found]})
 
     def guarded(handler: Handler) -> Handler:
         async def run(request: Request) -> Response:

@@ -33,8 +33,9 @@ from dataclasses import dataclass
 
 from cachefleet.hosts.base import RestartPolicy
 
-# A run shorter than this counts as a quick exit: the next restart backs off.
-STABLE_RUN = 10.0
+# A run shorter than this counts as a failed start (a broken config exits within milliseconds): a
+# second one in a row backs off. A node that served for longer restarts at once, however it ended.
+STABLE_RUN = 1.0
 FIRST_BACKOFF = 0.5
 MAX_BACKOFF = 30.0
 # Sentinel needs about 0.2 s after down-after to agree the primary is down and elect a leader (measured

@@ -87,10 +87,16 @@ class Supervisor:
 
     async def start(self, key: NodeKey, spec: ProcessSpec) -> int:
         record = Record(argv=spec.argv, restart=spec.restart, run=True)
+        previous = self._wanted.get(key)
+        # Recorded first: an agent that dies right after the spawn still knows the node should run.
         await asyncio.to_thread(self._records.put, key, record)
         self._wanted[key] = record
         before = self.local.pid(key)
-        pid = await asyncio.to_thread(self.local.start, key, spec)
+        try:
+            pid = await asyncio.to_thread(self.local.start, key, spec)
+        except ValueError:  # a spec the host refuses (a bad file name): as if never asked
+            await self._forget_start(key, previous)
+            raise
         if pid != before:
             names = sorted([*spec.files, *spec.scripts])
             if names:
@@ -98,6 +104,14 @@ class Supervisor:
             self.events.emit(EventKind.STARTED, key, pid=pid)
         self._keep(key)
         return pid
+
+    async def _forget_start(self, key: NodeKey, previous: Record | None) -> None:
+        if previous is None:
+            self._wanted.pop(key, None)
+            await asyncio.to_thread(self._records.delete, key)
+        else:
+            self._wanted[key] = previous
+            await asyncio.to_thread(self._records.put, key, previous)
 
     async def stop(self, key: NodeKey, timeout: float) -> None:  # noqa: ASYNC109 (the node's SIGTERM grace)
         record = self._wanted.pop(key, None)

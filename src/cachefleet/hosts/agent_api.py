@@ -130,9 +130,7 @@ def spec_from_json(data: Any) -> ProcessSpec:
 
 
 def port_requests_to_json(wanted: Sequence[PortRequest]) -> list[dict[str, Any]]:
-    return [
-        {"cluster": w.node.cluster_id, "node": w.node.node_id, "slot": w.slot, "port": w.port} for w in wanted
-    ]
+    return [{"cluster": w.node.cluster_id, "node": w.node.node_id, "slot": w.slot, "port": w.port} for w in wanted]
 
 
 def port_requests_from_json(data: Any) -> list[PortRequest]:

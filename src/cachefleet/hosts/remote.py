@@ -205,11 +205,22 @@ def _error(response: httpx.Response, where: str) -> Exception:
 
 
 def _unreachable(exc: httpx.HTTPError, where: str) -> Exception:
+    """A request that got no answer. An agent that does not accept the control plane's certificate
+    (none, or another CA's) ends the TLS handshake by closing the connection without an alert
+    (Python's TLS servers send none), which looks like any connection cut short: that one is said
+    in the message, and retried, since a cut connection is the likelier cause."""
     cause: BaseException | None = exc
     while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return Fatal(f"agent {where} has a certificate the installation's CA did not issue: {cause}")
         if isinstance(cause, ssl.SSLError) and not isinstance(cause, ssl.SSLEOFError):
             return Fatal(f"agent {where} refused TLS: {cause}")
         cause = cause.__cause__ or cause.__context__
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
+        return Retry(
+            f"agent {where} closed the connection without answering: cut off, or it does not accept this "
+            f"control plane's certificate ({exc})"
+        )
     return Retry(f"agent {where} unreachable: {exc!r}")
 
 
@@ -506,4 +517,3 @@ def _file_chunks(path: Path) -> Iterator[bytes]:
     with path.open("rb") as handle:
         while chunk := handle.read(api.CHUNK):
             yield chunk
-
