@@ -102,8 +102,10 @@ class FakeAgent:
 
 
 def remote(agent: FakeAgent, **options: Any) -> RemoteHost:
+    # No follower thread: these tests move the cache by hand (``invalidate``) and count requests.
+    transport = httpx.MockTransport(agent)
     return RemoteHost(
-        "https://10.0.0.11:7443", ssl.create_default_context(), transport=httpx.MockTransport(agent), **options
+        "https://10.0.0.11:7443", ssl.create_default_context(), follow_events=False, transport=transport, **options
     )
 
 
@@ -152,7 +154,12 @@ def test_the_spec_goes_over_the_wire_with_its_restart_policy() -> None:
             return httpx.Response(200, json={"pid": 7, "seq": 1, "epoch": "e1"})
         return agent(request)
 
-    host = RemoteHost("https://10.0.0.11:7443", ssl.create_default_context(), transport=httpx.MockTransport(handler))
+    host = RemoteHost(
+        "https://10.0.0.11:7443",
+        ssl.create_default_context(),
+        follow_events=False,
+        transport=httpx.MockTransport(handler),
+    )
     policy = RestartPolicy("orders", (("10.0.0.12", 26379),), "10.0.0.11", 2000)
     spec = ProcessSpec(argv=("redis-server", "/x/redis.conf"), files={"redis.conf": "port 1\n"}, restart=policy)
     assert host.start(A, spec) == 7
@@ -184,7 +191,12 @@ def test_an_unreachable_agent_is_retry() -> None:
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)
 
-    host = RemoteHost("https://10.0.0.11:7443", ssl.create_default_context(), transport=httpx.MockTransport(refuse))
+    host = RemoteHost(
+        "https://10.0.0.11:7443",
+        ssl.create_default_context(),
+        follow_events=False,
+        transport=httpx.MockTransport(refuse),
+    )
     with pytest.raises(Retry, match="unreachable"):
         host.pid(A)
 
@@ -196,8 +208,13 @@ def test_a_tls_refusal_is_fatal() -> None:
         except ssl.SSLError as exc:
             raise httpx.ConnectError(str(exc), request=request) from exc
 
-    host = RemoteHost("https://10.0.0.11:7443", ssl.create_default_context(), transport=httpx.MockTransport(refuse))
-    with pytest.raises(Fatal, match="refused TLS"):
+    host = RemoteHost(
+        "https://10.0.0.11:7443",
+        ssl.create_default_context(),
+        follow_events=False,
+        transport=httpx.MockTransport(refuse),
+    )
+    with pytest.raises(Fatal, match="the installation's CA did not issue"):
         host.pid(A)
 
 

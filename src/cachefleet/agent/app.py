@@ -32,6 +32,7 @@ from starlette.routing import Mount, Route
 from cachefleet.agent.supervisor import Supervisor
 from cachefleet.agent.trust import PeerCheck
 from cachefleet.hosts import agent_api as api
+from cachefleet.hosts import files
 from cachefleet.hosts.agent_api import ErrorCode, EventKind
 from cachefleet.model.errors import InsufficientCacheClusterCapacity
 from cachefleet.model.nodes import PORT_SLOT, NodeKey, node_key
@@ -283,14 +284,14 @@ def _message(exc: Exception) -> str:
 
 def _sha256_of(handle: Any) -> str:
     hasher = hashlib.sha256()
-    while chunk := handle.read(api.CHUNK):
+    while chunk := handle.read(files.CHUNK):
         hasher.update(chunk)
     return hasher.hexdigest()
 
 
 async def _chunks(handle: Any) -> AsyncIterator[bytes]:
     try:
-        while chunk := await asyncio.to_thread(handle.read, api.CHUNK):
+        while chunk := await asyncio.to_thread(handle.read, files.CHUNK):
             yield chunk
     finally:
         handle.close()

@@ -29,7 +29,6 @@ PREFIX = f"/{VERSION}"
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 # RFC 9530: the digest of the whole file a transfer carries, ``sha-256=:<base64>:``.
 DIGEST_HEADER = "Repr-Digest"
-CHUNK = 1 << 20
 # A long poll for events waits at most this long (seconds) before answering with nothing.
 MAX_WAIT = 30.0
 

@@ -141,3 +141,17 @@ class Host(Protocol):
     def nodes(self) -> list[NodeKey]:
         """Every node directory present, running or not, for re-adoption and cleanup."""
         ...
+
+
+class NodeFiles(Protocol):
+    """Whole node files in and out (RDB files for snapshots and restores), each checked against its
+    size and SHA-256. ``LocalHost`` copies; ``RemoteHost`` streams them over the agent's API."""
+
+    def fetch_file(self, key: NodeKey, name: str, dest: Path) -> FileDigest:
+        """Copy node file ``name`` to local ``dest`` (atomically, 0600); ``FileNotFoundError`` if absent."""
+        ...
+
+    def put_file(self, key: NodeKey, name: str, source: Path) -> FileDigest:
+        """Copy local ``source`` into the node directory as ``name`` (atomically, 0600). Names the host
+        keeps for itself (pidfile, log, port files) are refused with ``ValueError``."""
+        ...

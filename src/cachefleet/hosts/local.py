@@ -40,7 +40,8 @@ import time
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
-from cachefleet.hosts.base import PortRequest, ProcessSpec
+from cachefleet.hosts import files
+from cachefleet.hosts.base import FileDigest, PortRequest, ProcessSpec
 from cachefleet.model.errors import InsufficientCacheClusterCapacity
 from cachefleet.model.nodes import NodeKey, node_key
 
@@ -197,6 +198,15 @@ class LocalHost:
         if _reserved(name):
             raise ValueError(f"{name} is kept by the host for itself")
         return self._ensure_node_dir(key) / name
+
+    def fetch_file(self, key: NodeKey, name: str, dest: Path) -> FileDigest:
+        # One open file throughout: a file replaced meanwhile by a rename (Redis's dump.rdb) is
+        # copied whole as it was when opened.
+        with self.file_path(key, name).open("rb") as handle:
+            return files.write_chunks(dest, iter(lambda: handle.read(files.CHUNK), b""))
+
+    def put_file(self, key: NodeKey, name: str, source: Path) -> FileDigest:
+        return files.write_chunks(self.file_path(key, name, writable=True), files.chunks(source))
 
     # -- processes ---------------------------------------------------------------------------
 

@@ -37,7 +37,7 @@ import logging
 import os
 import ssl
 import threading
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -45,6 +45,7 @@ from typing import Any, Generic, TypeVar
 import httpx
 
 from cachefleet.hosts import agent_api as api
+from cachefleet.hosts import files
 from cachefleet.hosts.agent_api import ErrorCode, Event, EventKind
 from cachefleet.hosts.base import FileDigest, PortRequest, ProcessSpec
 from cachefleet.model.errors import Fatal, InsufficientCacheClusterCapacity, Retry
@@ -233,6 +234,7 @@ class RemoteHost:
         tls: ssl.SSLContext,
         *,
         cached_files: Collection[str] = (),
+        follow_events: bool = True,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
@@ -246,6 +248,7 @@ class RemoteHost:
         self._listeners: list[Listener] = []
         self._closing = threading.Event()
         self._follower: threading.Thread | None = None
+        self._auto_follow = follow_events
 
     # -- the agent itself ------------------------------------------------------------------------
 
@@ -372,7 +375,7 @@ class RemoteHost:
                 hasher, written = hashlib.sha256(), 0
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
                 with os.fdopen(fd, "wb") as out:
-                    for chunk in response.iter_bytes(api.CHUNK):
+                    for chunk in response.iter_bytes(files.CHUNK):
                         out.write(chunk)
                         hasher.update(chunk)
                         written += len(chunk)
@@ -394,12 +397,12 @@ class RemoteHost:
         """Copy local file ``source`` into the node directory as ``name`` (0600, atomically on the
         agent, which checks its size and SHA-256 before it replaces anything)."""
         api.check_name(name)
-        digest = _file_digest(source)
+        digest = files.digest_of(source)
         headers = {"content-length": str(digest.size), api.DIGEST_HEADER: api.digest_header(digest.sha256)}
         try:
             response = self._client.put(
                 api.node_path(key, "files", name),
-                content=_file_chunks(source),
+                content=files.chunks(source),
                 headers=headers,
                 timeout=httpx.Timeout(None, connect=CONNECT_TIMEOUT),
             )
@@ -449,6 +452,9 @@ class RemoteHost:
         return self.cache.get(key)
 
     def _ensure_fresh(self) -> None:
+        # A cache nobody keeps current would answer from the past: the first lookup starts the follower.
+        if self._auto_follow and self._follower is None and not self._closing.is_set():
+            self.follow()
         if not self.cache.fresh:
             self.refresh()
 
@@ -502,18 +508,3 @@ def _drop_file(name: str) -> Callable[[_Entry], None]:
         entry.files.pop(name, None)
 
     return change
-
-
-def _file_digest(path: Path) -> FileDigest:
-    hasher, size = hashlib.sha256(), 0
-    with path.open("rb") as handle:
-        while chunk := handle.read(api.CHUNK):
-            hasher.update(chunk)
-            size += len(chunk)
-    return FileDigest(size, hasher.hexdigest())
-
-
-def _file_chunks(path: Path) -> Iterator[bytes]:
-    with path.open("rb") as handle:
-        while chunk := handle.read(api.CHUNK):
-            yield chunk
