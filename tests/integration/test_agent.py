@@ -307,6 +307,12 @@ def test_an_agent_restart_adopts_running_nodes_without_a_duplicate(own_agent: Ag
         remote.close()
 
 
+def test_one_agent_per_data_dir(own_agent: AgentProcess, certs: Certificates) -> None:
+    second = AgentProcess(own_agent.data_dir, certs)
+    with pytest.raises(RuntimeError, match="another agent already runs"):
+        second.start()
+
+
 def test_a_node_stopped_on_request_stays_stopped_across_an_agent_restart(own_agent: AgentProcess) -> None:
     running, stopped = node_key("keep-001", "0001"), node_key("keep-002", "0001")
     setup = own_agent.host()
@@ -319,7 +325,7 @@ def test_a_node_stopped_on_request_stays_stopped_across_an_agent_restart(own_age
     remote = own_agent.host()
     try:
         # The one that should run is started again from its record; the stopped one is left alone.
-        wait_for("the wanted node to run again", lambda: remote.pid(running) is not None or remote.refresh())
+        wait_for("the wanted node to run again", lambda: remote.pid(running) is not None)
         time.sleep(0.3)
         assert remote.pid(stopped) is None
         assert not ping(port)

@@ -3,6 +3,7 @@
 Data directory (``--data-dir``)::
 
     host-id                 this host's id, made on first start
+    agent.lock              held while an agent runs on this directory (one at a time)
     agent.json              {"url", "host_id", "zone", "address", "pid"}, written once serving (0600)
     ca.pem                  the installation's CA certificate (put there when the host is added)
     tls/agent.pem           this agent's key and certificate (role agent, naming its address)
@@ -16,6 +17,7 @@ adopts them.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import ipaddress
 import json
 import logging
@@ -42,6 +44,7 @@ from cachefleet.settings import DEFAULT_PORT_RANGE
 log = logging.getLogger(__name__)
 
 AGENT_JSON = "agent.json"
+LOCK_FILE = "agent.lock"
 HOST_ID_FILE = "host-id"
 CA_FILE = "ca.pem"
 CERT_FILE = Path("tls") / "agent.pem"
@@ -95,9 +98,22 @@ def host_id(data_dir: Path) -> str:
         return value
 
 
+def lock(data_dir: Path) -> int:
+    """Hold ``DIR/agent.lock`` for the agent's life: two agents supervising one directory would
+    restart each other's nodes. The kernel drops the lock when the process dies, however it dies."""
+    fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise SystemExit(f"cachefleet agent: another agent already runs on {data_dir}") from None
+    return fd
+
+
 async def serve(settings: AgentSettings) -> None:
     data_dir = settings.data_dir
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    lock(data_dir)
     address = settings.node_address
     context = server_context(settings.ca_path, settings.cert_path)
     local = LocalHost(data_dir / "nodes", settings.port_range, address)
