@@ -158,5 +158,8 @@ def test_sentinel_replies_read_as_answers() -> None:
     assert answer_from_replies(["10.0.0.12", "7002"], master) == Names(("10.0.0.12", 7002), failover_in_progress=True)
     assert answer_from_replies(["10.0.0.11", "7001"], ["flags", "master"]) == Names(("10.0.0.11", 7001))
     assert answer_from_replies(None, ReplyError("ERR No such master with that name")) == NotMonitoring()
+    # A Sentinel that wants a password says nothing about the group: never "not monitoring".
+    noauth = ReplyError("NOAUTH Authentication required.")
+    assert answer_from_replies(noauth, noauth) == Unreachable()
     assert answer_from_replies(["10.0.0.11", "x"], ["flags", "master"]) == Unreachable()
     assert answer_from_replies("OK", ["flags", "master"]) == Unreachable()

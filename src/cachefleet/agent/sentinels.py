@@ -23,26 +23,31 @@ TIMEOUT = 0.3
 
 async def ask(policy: RestartPolicy) -> list[Answer]:
     """Each Sentinel's answer about ``policy.master_name``, in the order of ``policy.sentinels``."""
-    return list(await asyncio.gather(*(_ask_one(host, port, policy.master_name) for host, port in policy.sentinels)))
+    return list(await asyncio.gather(*(_ask_one(host, port, policy) for host, port in policy.sentinels)))
 
 
-async def _ask_one(host: str, port: int, master_name: str) -> Answer:
+async def _ask_one(host: str, port: int, policy: RestartPolicy) -> Answer:
+    name = policy.master_name
+    commands: list[tuple[str, ...]] = [("SENTINEL", "GET-MASTER-ADDR-BY-NAME", name), ("SENTINEL", "MASTER", name)]
+    if policy.password is not None:
+        commands.insert(0, ("AUTH", policy.password))
     try:
-        address, master = await resp.exchange(
-            host,
-            port,
-            [("SENTINEL", "GET-MASTER-ADDR-BY-NAME", master_name), ("SENTINEL", "MASTER", master_name)],
-            timeout=TIMEOUT,
-        )
+        replies = await resp.exchange(host, port, commands, timeout=TIMEOUT)
     except (OSError, TimeoutError, resp.ProtocolError):
         return Unreachable()
+    if policy.password is not None and isinstance(replies.pop(0), resp.ReplyError):
+        return Unreachable()  # it refused us: it says nothing
+    address, master = replies
     return answer_from_replies(address, master)
 
 
 def answer_from_replies(address: resp.Reply, master: resp.Reply) -> Answer:
-    """Pure: what the replies to ``GET-MASTER-ADDR-BY-NAME`` and ``SENTINEL MASTER`` say."""
-    if address is None or isinstance(master, resp.ReplyError):
-        return NotMonitoring()  # a nil address; "-ERR No such master with that name"
+    """Pure: what the replies to ``GET-MASTER-ADDR-BY-NAME`` and ``SENTINEL MASTER`` say.
+
+    Only Sentinel's own "no such master" counts as not monitoring the group: any other error (one
+    that wants a password, say) is no answer, never a licence to start the node as it was."""
+    if address is None and isinstance(master, resp.ReplyError) and "no such master" in str(master).lower():
+        return NotMonitoring()
     if not (isinstance(address, list) and len(address) == 2 and isinstance(master, list)):
         return Unreachable()
     try:

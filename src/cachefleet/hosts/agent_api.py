@@ -90,6 +90,7 @@ def policy_to_json(policy: RestartPolicy | None) -> dict[str, Any] | None:
         "sentinels": [[host, port] for host, port in policy.sentinels],
         "address": policy.address,
         "down_after_ms": policy.down_after_ms,
+        "password": policy.password,
     }
 
 
@@ -105,6 +106,7 @@ def policy_from_json(data: Any) -> RestartPolicy | None:
         sentinels=sentinels,
         address=_text(data["address"]),
         down_after_ms=down_after,
+        password=None if data.get("password") is None else _text(data["password"]),
     )
 
 

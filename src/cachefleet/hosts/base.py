@@ -49,6 +49,7 @@ class RestartPolicy:
     sentinels: tuple[tuple[str, int], ...]
     address: str
     down_after_ms: int = 1000
+    password: str | None = None  # what the Sentinels require of clients, if anything
 
 
 @dataclass(frozen=True)
