@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,11 +116,35 @@ class Certificates:
         return path
 
 
+Launch = Callable[..., "subprocess.Popen[bytes]"]
+
+
+def _launch(argv: list[str], **kwargs: object) -> subprocess.Popen[bytes]:
+    """In its own session, so that signals aimed at the tests never reach the agent."""
+    process: subprocess.Popen[bytes] = subprocess.Popen(  # type: ignore[call-overload]
+        argv, stdin=subprocess.DEVNULL, start_new_session=True, **kwargs
+    )
+    return process
+
+
 class AgentProcess:
-    def __init__(self, data_dir: Path, certs: Certificates, zone: str = "us-east-1a") -> None:
+    """``launch`` starts the agent's argv (``subprocess.Popen`` by default; a namespace's ``popen``
+    to run it on a host of a ``tests.support.netns`` topology)."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        certs: Certificates,
+        zone: str = "us-east-1a",
+        *,
+        listen: str = "127.0.0.1:0",
+        launch: Launch = _launch,
+    ) -> None:
         self.data_dir = data_dir
         self.certs = certs
         self.zone = zone
+        self.listen = listen
+        self.launch = launch
         self.process: subprocess.Popen[bytes] | None = None
         self.url = ""
 
@@ -132,7 +157,7 @@ class AgentProcess:
         (self.data_dir / "ca.pem").write_bytes(self.certs.ca.read_bytes())
         (self.data_dir / "tls").mkdir(mode=0o700, exist_ok=True)
         (self.data_dir / "tls" / "agent.pem").write_bytes(self.certs.agent.read_bytes())
-        self.process = subprocess.Popen(
+        self.process = self.launch(
             [
                 sys.executable,
                 "-m",
@@ -141,16 +166,14 @@ class AgentProcess:
                 "--data-dir",
                 str(self.data_dir),
                 "--listen",
-                "127.0.0.1:0",
+                self.listen,
                 "--zone",
                 self.zone,
                 "--port-range",
                 "31000-39999",
             ],
-            stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
-            start_new_session=True,
         )
         log.close()
         deadline = time.monotonic() + START_TIMEOUT
