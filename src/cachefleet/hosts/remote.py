@@ -57,8 +57,9 @@ T = TypeVar("T")
 Listener = Callable[[Event], None]
 
 CONNECT_TIMEOUT = 3.0
-CALL_TIMEOUT = 30.0
-POLL_WAIT = 20.0  # seconds a long poll waits on the agent for the next event
+# A call's answer: a spawn or an allocation takes milliseconds; a stop adds its own grace period.
+CALL_TIMEOUT = 10.0
+POLL_WAIT = 10.0  # seconds a long poll waits for the next event: also how stale a silent cut leaves the cache
 _FOLLOW_BACKOFF = (0.2, 5.0)
 
 
@@ -476,7 +477,7 @@ class RemoteHost:
                     self.cache.load(self._send(_Call("GET", "/nodes", _raw), self._poll_client))
                 epoch, after = self.cache.position()
                 params = {"after": str(after), "wait": str(POLL_WAIT)}
-                poll = _Call("GET", "/events", _raw, params=params, timeout=POLL_WAIT + 10)
+                poll = _Call("GET", "/events", _raw, params=params, timeout=POLL_WAIT + 5)
                 answer = self._send(poll, self._poll_client)
                 if answer["epoch"] != epoch or answer.get("reset"):
                     self.cache.invalidate()
