@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
+import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any
 
 import uvicorn
+import uvloop
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -33,3 +38,16 @@ class Server(uvicorn.Server):
 
     def request_exit(self) -> None:
         self.should_exit = True
+
+
+def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run ``main()`` in the foreground, logging at ``CACHEFLEET_LOG_LEVEL`` (default INFO).
+
+    CACHEFLEET_LOG_LEVEL=DEBUG shows every reconcile step; it is read here, at the root, and nowhere
+    else. uvloop and httptools (which uvicorn picks up by itself) cut the CPU per API call by about a
+    third; on a small host that is time the engines get instead (docs/benchmarks.md).
+    """
+    level = os.environ.get("CACHEFLEET_LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main())

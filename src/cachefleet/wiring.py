@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import uvicorn
-import uvloop
 
 from cachefleet import serving
 from cachefleet.api.app import build_app
@@ -189,10 +188,4 @@ async def serve(settings: Settings) -> None:
 
 
 def run_server(settings: Settings) -> None:
-    # CACHEFLEET_LOG_LEVEL=DEBUG shows every reconcile step; read here, at the root, and nowhere else.
-    level = os.environ.get("CACHEFLEET_LOG_LEVEL", "INFO").upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # uvloop and httptools (which uvicorn picks up by itself) cut the server's CPU per API call by
-    # about a third; on a small host that is time the engines get instead (docs/benchmarks.md).
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(serve(settings))
+    serving.run(lambda: serve(settings))

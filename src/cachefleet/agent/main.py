@@ -29,7 +29,6 @@ from importlib import metadata
 from pathlib import Path
 
 import uvicorn
-import uvloop
 
 from cachefleet import serving
 from cachefleet.agent import sentinels
@@ -155,10 +154,7 @@ async def serve(settings: AgentSettings) -> None:
 
 
 def run_agent(settings: AgentSettings) -> None:
-    level = os.environ.get("CACHEFLEET_LOG_LEVEL", "INFO").upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(serve(settings))
+    serving.run(lambda: serve(settings))
 
 
 def _write_atomic(path: Path, text: str) -> None:
