@@ -79,5 +79,10 @@ def test_event_log_numbers_events_and_answers_a_long_poll_at_the_first_one() -> 
         assert [e.seq for e in log.after(1) or []] == [2, 3, 4]
         assert log.after(0) is None  # event 1 was dropped: the reader must read everything again
         assert log.after(4) == []
+        waiting = asyncio.create_task(log.wait_after(4, 30))
+        await asyncio.sleep(0.01)
+        log.close()  # the agent stops: a waiting poll answers at once, and no new one waits
+        assert await asyncio.wait_for(waiting, 1) == []
+        assert await asyncio.wait_for(log.wait_after(4, 30), 1) == []
 
     asyncio.run(scenario())

@@ -28,6 +28,7 @@ class EventLog:
         self._seq = 0
         self._clock = clock
         self._wakeup: asyncio.Future[None] | None = None
+        self._closed = False
 
     @property
     def last_seq(self) -> int:
@@ -42,6 +43,12 @@ class EventLog:
         self._wakeup = None
         return event
 
+    def close(self) -> None:
+        """The agent is stopping: every long poll answers now (with what it has), none waits again."""
+        self._closed = True
+        if self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
+
     def after(self, seq: int) -> list[Event] | None:
         """The events numbered above ``seq``; None when some of them are no longer kept."""
         if seq >= self._seq:
@@ -54,7 +61,7 @@ class EventLog:
     async def wait_after(self, seq: int, timeout: float) -> list[Event] | None:  # noqa: ASYNC109
         """``after(seq)``, waiting up to ``timeout`` seconds for the first new event if there is none yet."""
         found = self.after(seq)
-        if found != [] or timeout <= 0:
+        if found != [] or timeout <= 0 or self._closed:
             return found
         if self._wakeup is None or self._wakeup.done():
             self._wakeup = asyncio.get_running_loop().create_future()

@@ -116,7 +116,8 @@ async def serve(settings: AgentSettings) -> None:
     address = settings.node_address
     context = server_context(settings.ca_path, settings.cert_path)
     local = LocalHost(data_dir / "nodes", settings.port_range, address)
-    supervisor = Supervisor(local, Records(data_dir / "supervised"), EventLog(), sentinels.ask)
+    events = EventLog()
+    supervisor = Supervisor(local, Records(data_dir / "supervised"), events, sentinels.ask)
     identity = Identity(
         host_id=host_id(data_dir),
         zone=settings.zone,
@@ -138,8 +139,13 @@ async def serve(settings: AgentSettings) -> None:
     )
     server = serving.Server(config)
     loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        events.close()  # long polls answer now rather than be cut when uvicorn stops
+        server.request_exit()
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, server.request_exit)
+        loop.add_signal_handler(signum, stop)
     supervisor.boot()
     url_host = f"[{address}]" if ":" in address else address
     url = f"https://{url_host}:{port}"
