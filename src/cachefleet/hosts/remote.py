@@ -274,10 +274,11 @@ class RemoteHost:
             self._follower.start()
 
     def close(self) -> None:
+        """Stop following and close the connections. Returns at once: a follower blocked in a long
+        poll (a blocking read that closing its socket does not wake) ends when the poll does, within
+        ``POLL_WAIT`` seconds, and reports nothing more."""
         self._closing.set()
         self._poll_client.close()
-        if self._follower is not None:
-            self._follower.join(timeout=5)
         self._client.close()
 
     def refresh(self) -> None:
@@ -486,9 +487,10 @@ class RemoteHost:
                     event = api.event_from_json(item)
                     self.cache.apply(event)
                     for listener in self._listeners:
-                        listener(event)
+                        if not self._closing.is_set():
+                            listener(event)
                 delay = _FOLLOW_BACKOFF[0]
-            except (Retry, Fatal, ValueError, KeyError, RuntimeError) as exc:
+            except Exception as exc:  # the follower must outlive anything an agent sends
                 self.cache.invalidate()
                 if self._closing.is_set():
                     return
