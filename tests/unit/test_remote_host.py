@@ -97,7 +97,8 @@ class FakeAgent:
         if key == ("GET", "/v1/nodes"):
             return httpx.Response(200, json=snapshot())
         if key == ("GET", "/v1/info"):
-            return httpx.Response(200, json={"nodes_root": "/srv/agent/nodes", "address": "10.0.0.11"})
+            info = {"nodes_root": "/srv/agent/nodes", "address": "10.0.0.11", "zone": "us-east-1b", "host_id": "host-1"}
+            return httpx.Response(200, json=info)
         return httpx.Response(404, json=api.error_body(ErrorCode.NOT_FOUND, "no route"))
 
 
@@ -121,6 +122,16 @@ def test_a_pass_of_lookups_costs_one_request_not_one_per_node() -> None:
     host.cache.invalidate()  # the follower lost the agent: the next lookup reads again
     assert host.pid(A) == 100
     assert agent.requests.count(("GET", "/v1/nodes")) == 2
+
+
+def test_the_hosts_identity_and_node_directories_come_from_its_info_once() -> None:
+    agent = FakeAgent()
+    host = remote(agent)
+    assert (host.address, host.zone, host.host_id) == ("10.0.0.11", "us-east-1b", "host-1")
+    assert host.node_dir(A) == Path("/srv/agent/nodes/orders-001/0001")
+    with pytest.raises(ValueError, match="invalid name"):
+        host.node_dir(node_key("../etc", "0001"))
+    assert agent.requests == [("GET", "/v1/info")]
 
 
 def test_cached_files_are_read_once_and_written_through() -> None:

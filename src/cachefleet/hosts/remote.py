@@ -261,7 +261,16 @@ class RemoteHost:
 
     @property
     def address(self) -> str:
+        """The host's address: nodes bind to it, clients are given it (with each node's port)."""
         return str(self.info()["address"])
+
+    @property
+    def zone(self) -> str:
+        return str(self.info()["zone"])
+
+    @property
+    def host_id(self) -> str:
+        return str(self.info()["host_id"])
 
     def add_listener(self, listener: Listener) -> None:
         """Call ``listener`` (on the follower's thread) with each event the agent reports."""
