@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import configparser
-import contextlib
 import functools
 import io
 import json
@@ -12,16 +11,15 @@ import logging
 import os
 import secrets
 import signal
-import socket
 import string
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import uvicorn
-import uvloop
 
+from cachefleet import serving
 from cachefleet.api.app import build_app
 from cachefleet.api.context import Context
 from cachefleet.control import kinds
@@ -196,10 +194,10 @@ def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotSched
 
 async def serve(settings: Settings) -> None:
     ctx, reconciler, store, scheduler = build(settings)
-    listener = _listen(settings.listen_host, settings.listen_port)
+    listener = serving.listen(settings.listen_host, settings.listen_port)
     host, port = listener.getsockname()[:2]
     config = uvicorn.Config(build_app(ctx), log_level="warning", access_log=False, lifespan="off")
-    server = _Server(config)
+    server = serving.Server(config)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, server.request_exit)
@@ -221,37 +219,5 @@ async def serve(settings: Settings) -> None:
         store.close()
 
 
-def _listen(host: str, port: int) -> socket.socket:
-    """Bind before serving so that port 0 works and server.json names the real port.
-
-    The socket is made with IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted
-    connections when the listener says so, and without it every answer stalls ~40 ms on Nagle.
-    """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listener = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    listener.bind((host, port))
-    listener.listen(128)
-    return listener
-
-
-class _Server(uvicorn.Server):
-    """uvicorn re-raises a captured SIGTERM after shutdown; a clean stop here must exit 0 instead."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-    def request_exit(self) -> None:
-        self.should_exit = True
-
-
 def run_server(settings: Settings) -> None:
-    # CACHEFLEET_LOG_LEVEL=DEBUG shows every reconcile step; read here, at the root, and nowhere else.
-    level = os.environ.get("CACHEFLEET_LOG_LEVEL", "INFO").upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # uvloop and httptools (which uvicorn picks up by itself) cut the server's CPU per API call by
-    # about a third; on a small host that is time the engines get instead (docs/benchmarks.md).
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(serve(settings))
+    serving.run(lambda: serve(settings))

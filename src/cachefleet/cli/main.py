@@ -19,6 +19,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from cachefleet.cli import complete
 from cachefleet.cli.commands_ca import ca
+from cachefleet.cli.commands_agent import agent
 from cachefleet.cli.commands_cluster import cluster
 from cachefleet.cli.commands_demo import demo
 from cachefleet.cli.commands_engines import engine
@@ -115,5 +116,5 @@ def completion(shell: str) -> None:
     click.echo(complete.script(main, shell))
 
 
-for command in (server, rg, cluster, snapshot, param_group, event, engine, host, demo, completion, ca):
+for command in (server, agent, rg, cluster, snapshot, param_group, event, engine, host, demo, completion, ca):
     main.add_command(command)

@@ -40,6 +40,24 @@ class PortRequest:
 
 
 @dataclass(frozen=True)
+class RestartPolicy:
+    """How a host that supervises its nodes itself (``cachefleet agent``) restarts a Redis node whose
+    group Sentinels watch, so that a former primary never comes back as a second master.
+
+    ``master_name`` is the group's name at the Sentinels, ``sentinels`` their addresses, ``address``
+    how they name this node (its port is the node's own). ``down_after_ms`` is the Sentinels'
+    ``down-after-milliseconds``: it bounds how long the host waits for their verdict. A node of a
+    group without Sentinels has no policy and restarts as it was configured.
+    """
+
+    master_name: str
+    sentinels: tuple[tuple[str, int], ...]
+    address: str
+    down_after_ms: int = 1000
+    password: str | None = None  # what the Sentinels require of clients, if anything
+
+
+@dataclass(frozen=True)
 class FileDigest:
     """What a whole-file transfer moved: its size in bytes and its SHA-256 (hex)."""
 
@@ -55,11 +73,14 @@ class ProcessSpec:
     directory, mode 0600, before starting ``argv`` (they hold secrets such as ACL passwords).
     ``scripts`` are written the same way but mode 0700: programs the process runs itself (Sentinel
     refuses a ``client-reconfig-script`` without an execute bit, even for root).
+    ``restart`` is read only by hosts that restart nodes on their own (``RestartPolicy``); the local
+    host leaves restarts to the reconciler.
     """
 
     argv: tuple[str, ...]
     files: Mapping[str, str] = field(default_factory=dict)
     scripts: Mapping[str, str] = field(default_factory=dict)
+    restart: RestartPolicy | None = None
 
 
 @dataclass(frozen=True)
