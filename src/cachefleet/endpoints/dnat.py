@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from cachefleet.endpoints.base import Address
@@ -199,6 +200,16 @@ def _targets_of(expr: list[Any]) -> tuple[Address, ...]:
     if not found or any(a is None for a in found):
         return ()
     return tuple(a for a in found if a is not None)
+
+
+def enable_forwarding(path: Path = Path("/proc/sys/net/ipv4/ip_forward")) -> bool:
+    """Let this host forward IPv4 (a DNAT target on another host needs it); returns whether it was
+    off. It is a setting of the whole network namespace: call it only where an endpoint has a remote
+    target."""
+    if path.read_text().strip() == "1":
+        return False
+    path.write_text("1\n")
+    return True
 
 
 # -- the driver ------------------------------------------------------------------------------------

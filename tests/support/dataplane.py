@@ -1,0 +1,229 @@
+"""Real redis-server and redis-sentinel processes inside a netns ``Topology``, and the writer that
+measures outages through an endpoint. Shared by the namespace tests and ``bench/follower.py``.
+
+Configs are the smallest that behave like the product's nodes for the data path (no ACLs: the
+endpoint mechanics do not depend on them). Every process is started through ``Topology.popen`` and
+so killed by PID at cleanup.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from tests.support.netns import Member, Topology
+
+REDIS_SERVER = "/usr/bin/redis-server"
+REDIS_SENTINEL = "/usr/bin/redis-sentinel"
+WRITER = Path(__file__).with_name("netns_writer.py")
+
+
+def free_port() -> int:
+    """A port nothing listens on in the calling thread's namespace (use with ``Topology.call``)."""
+    with socket.socket() as sock:
+        sock.bind(("0.0.0.0", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Node:
+    member: Member
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return (self.member.address, self.port)
+
+
+def start_redis(topo: Topology, member: Member, work: Path, *, who: str, replicaof: Node | None = None,
+                bind: str | None = None) -> Node:  # fmt: skip
+    """A redis-server on ``member`` (bound to its address and loopback) whose key ``who`` is ``who``
+    (set again on a replica after its sync, by the caller if it matters)."""
+    port = topo.call(member, free_port)
+    workdir = work / f"{member.role}-{port}"
+    workdir.mkdir(parents=True)
+    lines = [
+        f"bind {bind or member.address} 127.0.0.1",
+        f"port {port}",
+        f"dir {workdir}",
+        'save ""',
+        "appendonly no",
+        "protected-mode no",
+        "daemonize no",
+        'logfile ""',
+        "repl-diskless-sync-delay 0",
+    ]
+    if replicaof is not None:
+        lines.append(f"replicaof {replicaof.member.address} {replicaof.port}")
+    (workdir / "redis.conf").write_text("\n".join(lines) + "\n")
+    with (workdir / "redis.log").open("wb") as log:
+        process = topo.popen(member, [REDIS_SERVER, str(workdir / "redis.conf")], stdout=log, stderr=log)
+    node = Node(member, port, process)
+    wait(lambda: ask(topo, member, node.address, "PING") is True, f"redis on {member.role}:{port}")
+    if replicaof is None:
+        ask(topo, member, node.address, "SET", "who", who)
+    return node
+
+
+def start_sentinels(topo: Topology, members: Sequence[Member], work: Path, *, master: str, primary: Node,
+                    replicas: Sequence[Node], down_after_ms: int = 1000) -> list[Node]:  # fmt: skip
+    """One Sentinel per member, quorum 2, knowing each other and the replicas from the start
+    (``known-sentinel`` / ``known-replica``, so they are usable in about a second)."""
+    ports = [topo.call(m, free_port) for m in members]
+    ids = [f"{i + 1:040x}" for i in range(len(members))]
+    sentinels = []
+    for i, member in enumerate(members):
+        workdir = work / f"sentinel-{member.role}-{ports[i]}"
+        workdir.mkdir(parents=True)
+        lines = [
+            f"bind {member.address} 127.0.0.1",
+            f"port {ports[i]}",
+            f"dir {workdir}",
+            "daemonize no",
+            'logfile ""',
+            "protected-mode no",
+            f"sentinel myid {ids[i]}",
+            f"sentinel monitor {master} {primary.member.address} {primary.port} 2",
+            f"sentinel down-after-milliseconds {master} {down_after_ms}",
+            f"sentinel failover-timeout {master} 10000",
+            f"sentinel parallel-syncs {master} 1",
+        ]
+        lines += [f"sentinel known-replica {master} {r.member.address} {r.port}" for r in replicas]
+        lines += [
+            f"sentinel known-sentinel {master} {other.address} {ports[j]} {ids[j]}"
+            for j, other in enumerate(members)
+            if j != i
+        ]
+        (workdir / "sentinel.conf").write_text("\n".join(lines) + "\n")
+        with (workdir / "sentinel.log").open("wb") as log:
+            process = topo.popen(member, [REDIS_SENTINEL, str(workdir / "sentinel.conf")], stdout=log, stderr=log)
+        sentinels.append(Node(member, ports[i], process))
+    return sentinels
+
+
+def ask(topo: Topology, member: Member, address: tuple[str, int], *command: str) -> Any:
+    """One command from inside ``member``'s namespace; None when it cannot be reached."""
+    return using(topo, member, address, lambda client: client.execute_command(*command))
+
+
+def using(topo: Topology, member: Member, address: tuple[str, int], fn: Callable[[redis.Redis], Any]) -> Any:
+    """``fn(client)`` with a short-lived client from inside ``member``'s namespace (redis-py's parsed
+    replies: ``sentinel_master`` and the like); None when the server cannot be reached."""
+    return topo.call(member, _using, address, fn)
+
+
+def _using(address: tuple[str, int], fn: Callable[[redis.Redis], Any]) -> Any:
+    client = redis.Redis(*address, socket_timeout=0.5, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0),
+                         decode_responses=True)  # fmt: skip
+    try:
+        return fn(client)
+    except (redis.RedisError, OSError):
+        return None
+    finally:
+        client.close()
+
+
+def wait(predicate: Callable[[], bool], what: str, timeout: float = 20.0, interval: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def wait_group_ready(topo: Topology, primary: Node, replicas: Sequence[Node], sentinels: Sequence[Node],
+                     master: str) -> None:  # fmt: skip
+    """Every replica's link up, every Sentinel sees every replica healthy and every peer connected."""
+    observer = primary.member
+
+    def replicas_up() -> bool:
+        for r in replicas:
+            info = ask(topo, observer, r.address, "INFO", "replication")
+            if not isinstance(info, dict) or info.get("master_link_status") != "up":
+                return False
+        return True
+
+    def sentinels_ready() -> bool:
+        for s in sentinels:
+            state = using(topo, observer, s.address, lambda c: c.sentinel_master(master))
+            seen = using(topo, observer, s.address, lambda c: c.sentinel_slaves(master))
+            peers = using(topo, observer, s.address, lambda c: c.sentinel_sentinels(master))
+            if not (isinstance(state, dict) and isinstance(seen, list) and isinstance(peers, list)):
+                return False
+            if "s_down" in state.get("flags", set()) or len(seen) != len(replicas) or len(peers) != len(sentinels) - 1:
+                return False
+            if any("disconnected" in x["flags"] or x.get("master-link-status") != "ok" for x in seen):
+                return False
+            if any("disconnected" in x["flags"] for x in peers):
+                return False
+        return True
+
+    wait(replicas_up, "the replicas' links")
+    wait(sentinels_ready, "the sentinels to know the group")
+
+
+# -- the writer ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Op:
+    start: float
+    end: float
+    ok: bool
+    detail: str  # the server's `who`, or the error
+
+
+def start_writer(topo: Topology, member: Member, host: str, port: int, seconds: float,
+                 baseline: float = 0.3) -> subprocess.Popen[bytes]:  # fmt: skip
+    """The writer of ``netns_writer.py`` on ``member``, returned once it has been writing for
+    ``baseline`` seconds (``seconds`` counts from its start)."""
+    process = topo.popen(member, [sys.executable, str(WRITER), host, str(port), str(seconds)],
+                         stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": ""})  # fmt: skip
+    assert process.stdout is not None
+    if process.stdout.readline().strip() != b"writing":
+        raise RuntimeError(f"the writer on {member.role} never wrote to {host}:{port}")
+    time.sleep(baseline)
+    return process
+
+
+def writer_ops(process: subprocess.Popen[bytes], timeout: float = 30.0) -> list[Op]:
+    out, _ = process.communicate(timeout=timeout)
+    return [Op(*op) for op in json.loads(out)["ops"]]
+
+
+@dataclass(frozen=True)
+class Outage:
+    errors: int  # failed writes issued after the fault
+    recovered_after: float  # fault -> end of the first acknowledged write issued after it
+    served_by: str  # who answered that write
+    max_gap_before: float  # the largest gap between acknowledged writes before the fault
+
+
+def outage(ops: Sequence[Op], fault: float, served_by: str | None = None) -> Outage:
+    """From the writer's record: what a fault at ``fault`` (CLOCK_MONOTONIC) cost it. With
+    ``served_by``, recovery is the first acknowledged write answered by that server."""
+    before = [op.end for op in ops if op.ok and op.end < fault]
+    if len(before) < 10:
+        raise AssertionError(f"the writer had only {len(before)} acknowledged writes before the fault")
+    gaps = [b - a for a, b in itertools.pairwise(before)]
+    after = [op for op in ops if op.start >= fault or (op.end >= fault and not op.ok)]
+    recovered = next((op for op in after if op.ok and (served_by is None or op.detail == served_by)), None)
+    if recovered is None:
+        errors = [op.detail for op in after if not op.ok][:3]
+        raise AssertionError(f"no acknowledged write after the fault ({len(after)} tries; first errors {errors})")
+    errors = sum(1 for op in after if not op.ok and op.start <= recovered.start)
+    return Outage(errors, recovered.end - fault, recovered.detail, max(gaps))
