@@ -16,6 +16,7 @@ import itertools
 import json
 import signal
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ from typing import Any
 import pytest
 from tests.support import dataplane
 from tests.support.dataplane import Node, ask, outage, start_redis, start_writer, using, writer_ops
-from tests.support.netns import Member, Topology, preflight
+from tests.support.netns import NAME_PREFIX, Member, Topology, preflight
 
 from cachefleet.endpoints import conntrack, vip
 from cachefleet.endpoints.base import Address
@@ -67,6 +68,30 @@ def test_the_preflight_refuses_a_subnet_that_is_reachable_or_public(topo: Topolo
         preflight(str(topo.network), namespace=topo.hosts[0].namespace)  # a host has an address in it
     with pytest.raises(ValueError, match="private"):
         preflight("8.8.8.0/24")
+
+
+def test_a_dead_runs_namespaces_and_processes_are_swept() -> None:
+    """A run that died (its pid is in the names) left a namespace with a process inside: the next
+    topology kills that process by PID and deletes the namespace; its own go in its cleanup."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    name = f"{NAME_PREFIX}{dead.pid}x1-h1"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    leftover = subprocess.Popen(["ip", "netns", "exec", name, "sleep", "60"], start_new_session=True)
+    try:
+        with Topology(1, client=False) as made:
+            assert leftover.wait(5) == -signal.SIGKILL
+            names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+            assert name not in names
+            assert made.hosts[0].namespace in names
+            inside = made.popen(made.hosts[0], ["sleep", "60"])
+        assert inside.poll() == -signal.SIGKILL
+        names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+        assert made.prefix not in names
+    finally:
+        if leftover.poll() is None:
+            leftover.kill()
+        subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
 
 
 def test_the_dnat_table_in_the_kernel(topo: Topology) -> None:
@@ -229,6 +254,13 @@ class Group:
         )
         return Address(str(named[0]), int(named[1]))
 
+    def restart_sentinel(self, sentinel: Node) -> Node:
+        """The same Sentinel (its config, rewritten by itself, and port) started again."""
+        (conf,) = [Path(a) for a in sentinel.process.args if str(a).endswith("sentinel.conf")]
+        with (conf.parent / "sentinel.log").open("ab") as log:
+            process = self.topo.popen(sentinel.member, [dataplane.REDIS_SENTINEL, str(conf)], stdout=log, stderr=log)
+        return Node(sentinel.member, sentinel.port, process)
+
     def sentinel_addresses(self) -> dict[str, Address]:
         return {s.member.role: Address(*s.address) for s in self.sentinels}
 
@@ -269,6 +301,38 @@ class Follower:
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.task.cancel)
         self._future.result(10)
+
+
+def test_the_follower_resyncs_from_a_majority_and_after_a_sentinel_comes_back(topo: Topology, group: Group) -> None:
+    """A stale view (the endpoint on a replica) is corrected by the first resync; a Sentinel killed
+    and restarted is subscribed to again, and every group is asked about once more."""
+    cp = topo.control
+    assert cp is not None
+    primary = group.primary(cp)
+    replica = next(Address(*n.address) for n in group.nodes if Address(*n.address) != primary)
+    changes: list[Repoint] = []
+
+    async def record(change: Repoint) -> None:
+        changes.append(change)
+
+    follower = Follower(topo, cp, SentinelWatch(group.sentinel_addresses(), record))
+    try:
+        follower.call(follower.watch.track, MASTER, replica)
+        dataplane.wait(lambda: bool(changes), "the resync to correct the stale view")
+        assert changes == [Repoint(MASTER, replica, primary, "resync")]
+        dataplane.wait(lambda: len(follower.call(follower.watch.reachable)) == 3, "all three subscriptions")
+        resyncs = follower.call(lambda: follower.watch.resyncs)
+        victim = group.sentinels[2]
+        victim.process.kill()
+        victim.process.wait()
+        dataplane.wait(lambda: victim.member.role not in follower.call(follower.watch.reachable), "the lost one")
+        group.sentinels[2] = group.restart_sentinel(victim)
+        dataplane.wait(lambda: len(follower.call(follower.watch.reachable)) == 3, "the subscription again")
+        dataplane.wait(lambda: follower.call(lambda: follower.watch.resyncs) > resyncs, "a resync after it")
+        assert follower.call(follower.watch.primary, MASTER) == primary
+        assert changes == [Repoint(MASTER, replica, primary, "resync")]  # nothing else moved
+    finally:
+        follower.stop()
 
 
 def test_the_follower_repoints_a_dnat_endpoint_after_a_kill_9_of_the_primary(topo: Topology, group: Group) -> None:

@@ -110,7 +110,8 @@ class SentinelWatch:
         self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._resync_now = asyncio.Event()
-        self.repoints: list[tuple[float, Repoint]] = []  # every re-point made, with its time (for tests)
+        self.repoints: list[tuple[float, Repoint]] = []  # every re-point made, with its time
+        self.resyncs = 0  # resync rounds made (each asks every Sentinel about the groups given)
 
     # -- the caller's side ---------------------------------------------------------------------------
 
@@ -209,6 +210,7 @@ class SentinelWatch:
     async def _resync(self, groups: list[str]) -> None:
         if not groups:
             return
+        self.resyncs += 1
         names = list(self.sentinels)
         replies = await asyncio.gather(*(self._ask_primaries(self.sentinels[s], groups) for s in names))
         for group in groups:
