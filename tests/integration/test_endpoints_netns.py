@@ -11,22 +11,18 @@ are the issue's targets where it names one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
 import signal
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
 
 import pytest
 from tests.support import dataplane
-from tests.support.dataplane import Node, ask, outage, start_redis, start_writer, using, writer_ops
+from tests.support.dataplane import SentinelGroup, WatchThread, ask, outage, start_redis, start_writer, writer_ops
 from tests.support.netns import NAME_PREFIX, Member, Topology, preflight
 
 from cachefleet.endpoints import conntrack, vip
@@ -231,79 +227,14 @@ def test_a_vip_moves_between_hosts_with_a_gratuitous_arp_under_a_writer(topo: To
 # -- with Sentinel -------------------------------------------------------------------------------------
 
 
-class Group:
-    """1 primary (h1) + 2 replicas (h2, h3), one Sentinel per host, quorum 2, down-after 1000 ms."""
-
-    def __init__(self, topo: Topology, work: Path) -> None:
-        h1, h2, h3 = topo.hosts
-        self.nodes = [start_redis(topo, h1, work, who="p1")]
-        self.nodes += [start_redis(topo, m, work, who="", replicaof=self.nodes[0]) for m in (h2, h3)]
-        self.sentinels = dataplane.start_sentinels(
-            topo, topo.hosts, work, master=MASTER, primary=self.nodes[0], replicas=self.nodes[1:]
-        )
-        dataplane.wait_group_ready(topo, self.nodes[0], self.nodes[1:], self.sentinels, MASTER)
-        self.topo = topo
-
-    def by_address(self, address: Address) -> Node:
-        (node,) = [n for n in self.nodes if Address(*n.address) == address]
-        return node
-
-    def primary(self, observer: Member) -> Address:
-        named = using(
-            self.topo, observer, self.sentinels[1].address, lambda c: c.sentinel_get_master_addr_by_name(MASTER)
-        )
-        return Address(str(named[0]), int(named[1]))
-
-    def restart_sentinel(self, sentinel: Node) -> Node:
-        """The same Sentinel (its config, rewritten by itself, and port) started again."""
-        (conf,) = [Path(a) for a in sentinel.process.args if str(a).endswith("sentinel.conf")]
-        with (conf.parent / "sentinel.log").open("ab") as log:
-            process = self.topo.popen(sentinel.member, [dataplane.REDIS_SENTINEL, str(conf)], stdout=log, stderr=log)
-        return Node(sentinel.member, sentinel.port, process)
-
-    def sentinel_addresses(self) -> dict[str, Address]:
-        return {s.member.role: Address(*s.address) for s in self.sentinels}
-
-
 @pytest.fixture(scope="module")
-def group(topo: Topology, work: Path) -> Group:
-    return Group(topo, work)
+def group(topo: Topology, work: Path) -> SentinelGroup:
+    return SentinelGroup(topo, work, MASTER)
 
 
-class Follower:
-    """A ``SentinelWatch`` running on its own event loop, on a thread inside ``member``'s namespace."""
-
-    def __init__(self, topo: Topology, member: Member, watch: SentinelWatch) -> None:
-        self.watch = watch
-        self.loop = asyncio.new_event_loop()
-        self._started = threading.Event()
-        self._future: Future[None] = topo.submit(member, self._run)
-        if not self._started.wait(10):
-            raise TimeoutError("the follower's loop did not start")
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        task = self.loop.create_task(self.watch.run())
-        self.task = task
-        self.loop.call_soon(self._started.set)
-        with contextlib.suppress(asyncio.CancelledError):
-            self.loop.run_until_complete(task)
-        self.loop.close()
-
-    def call(self, fn: Any, *args: Any) -> Any:
-        """``fn(*args)`` on the follower's loop (its state is not thread-safe)."""
-
-        async def run() -> Any:
-            return fn(*args)
-
-        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(5)
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.task.cancel)
-        self._future.result(10)
-
-
-def test_the_follower_resyncs_from_a_majority_and_after_a_sentinel_comes_back(topo: Topology, group: Group) -> None:
+def test_the_follower_resyncs_from_a_majority_and_after_a_sentinel_comes_back(
+    topo: Topology, group: SentinelGroup
+) -> None:
     """A stale view (the endpoint on a replica) is corrected by the first resync; a Sentinel killed
     and restarted is subscribed to again, and every group is asked about once more."""
     cp = topo.control
@@ -315,7 +246,7 @@ def test_the_follower_resyncs_from_a_majority_and_after_a_sentinel_comes_back(to
     async def record(change: Repoint) -> None:
         changes.append(change)
 
-    follower = Follower(topo, cp, SentinelWatch(group.sentinel_addresses(), record))
+    follower = WatchThread(topo, cp, SentinelWatch(group.sentinel_addresses(), record))
     try:
         follower.call(follower.watch.track, MASTER, replica)
         dataplane.wait(lambda: bool(changes), "the resync to correct the stale view")
@@ -335,7 +266,9 @@ def test_the_follower_resyncs_from_a_majority_and_after_a_sentinel_comes_back(to
         follower.stop()
 
 
-def test_the_follower_repoints_a_dnat_endpoint_after_a_kill_9_of_the_primary(topo: Topology, group: Group) -> None:
+def test_the_follower_repoints_a_dnat_endpoint_after_a_kill_9_of_the_primary(
+    topo: Topology, group: SentinelGroup
+) -> None:
     cp, client = topo.control, topo.client
     assert cp is not None
     assert client is not None
@@ -350,7 +283,7 @@ def test_the_follower_repoints_a_dnat_endpoint_after_a_kill_9_of_the_primary(top
         if change.old is not None:
             await conntrack.flush(ep, change.old)
 
-    follower = Follower(topo, cp, SentinelWatch(group.sentinel_addresses(), repoint))
+    follower = WatchThread(topo, cp, SentinelWatch(group.sentinel_addresses(), repoint))
     try:
         follower.call(follower.watch.track, MASTER, primary)
         dataplane.wait(lambda: len(follower.call(follower.watch.reachable)) == 3, "the follower's subscriptions")
@@ -371,7 +304,7 @@ def test_the_follower_repoints_a_dnat_endpoint_after_a_kill_9_of_the_primary(top
     assert result.recovered_after <= 2.0  # the issue's target for the write outage (median)
 
 
-def test_a_host_that_loses_its_link_drops_its_vip(topo: Topology, group: Group) -> None:
+def test_a_host_that_loses_its_link_drops_its_vip(topo: Topology, group: SentinelGroup) -> None:
     """The fence: the host of the current primary holds a VIP; cut off from the bridge it reaches one
     Sentinel of three (its own), and drops the VIP once the grace has passed. Healed, it has none."""
     host = next(m for m in topo.hosts if m.address == group.primary(topo.hosts[0]).host)
@@ -379,7 +312,7 @@ def test_a_host_that_loses_its_link_drops_its_vip(topo: Topology, group: Group) 
     timing = Timing()
     fence = Fence(sentinels=3, grace=1.0)
     watch = SentinelWatch(group.sentinel_addresses(), _nothing, timing=timing)
-    agent = Follower(topo, host, watch)
+    agent = WatchThread(topo, host, watch)
     dropped: list[float] = []
 
     async def fence_loop() -> None:  # what an agent runs: hold while allowed, drop when fenced

@@ -8,14 +8,18 @@ so killed by PID at cleanup.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +28,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from cachefleet.endpoints.base import Address
+from cachefleet.endpoints.watch import SentinelWatch
 from tests.support.netns import Member, Topology
 
 REDIS_SERVER = "/usr/bin/redis-server"
@@ -176,6 +182,79 @@ def wait_group_ready(topo: Topology, primary: Node, replicas: Sequence[Node], se
     wait(sentinels_ready, "the sentinels to know the group")
 
 
+class SentinelGroup:
+    """A primary on h1, replicas on h2 and h3, one Sentinel per host (quorum 2), all synced and
+    known to each other when the constructor returns."""
+
+    def __init__(self, topo: Topology, work: Path, master: str, down_after_ms: int = 1000) -> None:
+        h1, h2, h3 = topo.hosts[:3]
+        self.topo, self.master = topo, master
+        self.nodes = [start_redis(topo, h1, work, who="p1")]
+        self.nodes += [start_redis(topo, m, work, who="", replicaof=self.nodes[0]) for m in (h2, h3)]
+        self.sentinels = start_sentinels(topo, [h1, h2, h3], work, master=master, primary=self.nodes[0],
+                                         replicas=self.nodes[1:], down_after_ms=down_after_ms)  # fmt: skip
+        wait_group_ready(topo, self.nodes[0], self.nodes[1:], self.sentinels, master)
+
+    def by_address(self, address: Address) -> Node:
+        (node,) = [n for n in self.nodes if Address(*n.address) == address]
+        return node
+
+    def primary(self, observer: Member) -> Address:
+        """What the second Sentinel names (asked from ``observer``'s namespace)."""
+        named = using(self.topo, observer, self.sentinels[1].address,
+                      lambda c: c.sentinel_get_master_addr_by_name(self.master))  # fmt: skip
+        return Address(str(named[0]), int(named[1]))
+
+    def restart_sentinel(self, sentinel: Node) -> Node:
+        """The same Sentinel (its config, rewritten by itself, and port) started again."""
+        (conf,) = [Path(a) for a in sentinel.process.args if str(a).endswith("sentinel.conf")]
+        with (conf.parent / "sentinel.log").open("ab") as log:
+            process = self.topo.popen(sentinel.member, [REDIS_SENTINEL, str(conf)], stdout=log, stderr=log)
+        return Node(sentinel.member, sentinel.port, process)
+
+    def sentinel_addresses(self) -> dict[str, Address]:
+        return {s.member.role: Address(*s.address) for s in self.sentinels}
+
+    def stop(self) -> None:
+        """SIGKILL every process of the group, by PID."""
+        for node in (*self.nodes, *self.sentinels):
+            if node.process.poll() is None:
+                node.process.kill()
+            node.process.wait(5)
+
+
+class WatchThread:
+    """A ``SentinelWatch`` running on its own event loop, on a thread inside ``member``'s namespace."""
+
+    def __init__(self, topo: Topology, member: Member, watch: SentinelWatch) -> None:
+        self.watch = watch
+        self.loop = asyncio.new_event_loop()
+        self._started = threading.Event()
+        self._future: Future[None] = topo.submit(member, self._run)
+        if not self._started.wait(10):
+            raise TimeoutError("the follower's loop did not start")
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.task = self.loop.create_task(self.watch.run())
+        self.loop.call_soon(self._started.set)
+        with contextlib.suppress(asyncio.CancelledError):
+            self.loop.run_until_complete(self.task)
+        self.loop.close()
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` on the watch's loop (its state is not thread-safe)."""
+
+        async def run() -> Any:
+            return fn(*args)
+
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(5)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.task.cancel)
+        self._future.result(10)
+
+
 # -- the writer ----------------------------------------------------------------------------------------
 
 
@@ -187,7 +266,7 @@ class Op:
     detail: str  # the server's `who`, or the error
 
 
-def start_writer(topo: Topology, member: Member, host: str, port: int, seconds: float,
+def start_writer(topo: Topology, member: Member, host: str, port: int, *, seconds: float,
                  baseline: float = 0.3) -> subprocess.Popen[bytes]:  # fmt: skip
     """The writer of ``netns_writer.py`` on ``member``, returned once it has been writing for
     ``baseline`` seconds (``seconds`` counts from its start)."""
