@@ -17,7 +17,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -39,9 +39,8 @@ MASTER = "g"
 
 
 @pytest.fixture(scope="module")
-def topo() -> Iterator[Topology]:
-    with Topology(3, client=True, control_plane=True) as made:
-        yield made
+def topo(netns: Callable[..., Topology]) -> Topology:
+    return netns(3, client=True, control_plane=True)
 
 
 @pytest.fixture(scope="module")

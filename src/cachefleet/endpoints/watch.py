@@ -47,7 +47,6 @@ class Timing:
     backoff_first: float = 0.05
     backoff_max: float = 2.0
     probe_interval: float = 0.02  # between two ROLE probes of a node that is not master yet
-    probe_timeout: float = 0.3
     resync_interval: float = 10.0  # the safety net: every group, every Sentinel
 
 
