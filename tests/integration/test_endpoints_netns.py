@@ -19,6 +19,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.support import dataplane
@@ -31,7 +32,7 @@ from cachefleet.endpoints.dnat import DnatTable, enable_forwarding
 from cachefleet.endpoints.fencing import Fence
 from cachefleet.endpoints.follower import Repoint
 from cachefleet.endpoints.nft import CliNft, LibNft
-from cachefleet.endpoints.watch import SentinelWatch, Timing
+from cachefleet.endpoints.watch import SentinelWatch, Timing, role_is_master
 
 pytestmark = pytest.mark.integration
 
@@ -221,6 +222,27 @@ def test_a_vip_moves_between_hosts_with_a_gratuitous_arp_under_a_writer(topo: To
     assert result.errors <= 1
     assert result.recovered_after < 1.0
     topo.call(h2, vip.remove, address, h2.interface)
+
+
+def test_the_role_probe(topo: Topology, work: Path) -> None:
+    """``role_is_master``: True only for a master that let it in (password, or ACL user and password)."""
+    host = topo.hosts[2]
+    acl = ["user prober on >probe-pw -@all +role +auth"]
+    primary = start_redis(topo, host, work, who="x", password="node-pw", extra=acl)
+    replica = start_redis(topo, host, work, who="", replicaof=primary, password="node-pw", extra=acl)
+
+    def probe(node: Any, **auth: str) -> bool:
+        return topo.call(host, asyncio.run, role_is_master(Address(*node.address), **auth))
+
+    assert probe(primary, password="node-pw")
+    assert probe(primary, username="prober", password="probe-pw")
+    assert not probe(primary)  # NOAUTH
+    assert not probe(primary, password="wrong")
+    assert not probe(replica, password="node-pw")
+    assert not probe(replica, username="prober", password="probe-pw")
+    replica.process.kill()
+    replica.process.wait()
+    assert not probe(replica, password="node-pw")  # nothing listens
 
 
 # -- with Sentinel -------------------------------------------------------------------------------------

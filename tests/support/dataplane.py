@@ -56,14 +56,15 @@ class Node:
 
 
 def start_redis(topo: Topology, member: Member, work: Path, *, who: str, replicaof: Node | None = None,
-                bind: str | None = None) -> Node:  # fmt: skip
+                password: str | None = None, extra: Sequence[str] = ()) -> Node:  # fmt: skip
     """A redis-server on ``member`` (bound to its address and loopback) whose key ``who`` is ``who``
-    (set again on a replica after its sync, by the caller if it matters)."""
+    (a replica gets its primary's). With ``password``: ``requirepass`` and ``masterauth``; ``extra``
+    config lines go last."""
     port = topo.call(member, free_port)
     workdir = work / f"{member.role}-{port}"
     workdir.mkdir(parents=True)
     lines = [
-        f"bind {bind or member.address} 127.0.0.1",
+        f"bind {member.address} 127.0.0.1",
         f"port {port}",
         f"dir {workdir}",
         'save ""',
@@ -75,13 +76,17 @@ def start_redis(topo: Topology, member: Member, work: Path, *, who: str, replica
     ]
     if replicaof is not None:
         lines.append(f"replicaof {replicaof.member.address} {replicaof.port}")
+    if password is not None:
+        lines += [f"requirepass {password}", f"masterauth {password}"]
+    lines += extra
     (workdir / "redis.conf").write_text("\n".join(lines) + "\n")
     with (workdir / "redis.log").open("wb") as log:
         process = topo.popen(member, [REDIS_SERVER, str(workdir / "redis.conf")], stdout=log, stderr=log)
     node = Node(member, port, process)
-    wait(lambda: ask(topo, member, node.address, "PING") is True, f"redis on {member.role}:{port}")
+    wait(lambda: using(topo, member, node.address, lambda c: c.ping(), password=password) is True,
+         f"redis on {member.role}:{port}")  # fmt: skip
     if replicaof is None:
-        ask(topo, member, node.address, "SET", "who", who)
+        using(topo, member, node.address, lambda c: c.set("who", who), password=password)
     return node
 
 
@@ -126,15 +131,16 @@ def ask(topo: Topology, member: Member, address: tuple[str, int], *command: str)
     return using(topo, member, address, lambda client: client.execute_command(*command))
 
 
-def using(topo: Topology, member: Member, address: tuple[str, int], fn: Callable[[redis.Redis], Any]) -> Any:
+def using(topo: Topology, member: Member, address: tuple[str, int], fn: Callable[[redis.Redis], Any], *,
+          password: str | None = None) -> Any:  # fmt: skip
     """``fn(client)`` with a short-lived client from inside ``member``'s namespace (redis-py's parsed
     replies: ``sentinel_master`` and the like); None when the server cannot be reached."""
-    return topo.call(member, _using, address, fn)
+    return topo.call(member, _using, address, fn, password)
 
 
-def _using(address: tuple[str, int], fn: Callable[[redis.Redis], Any]) -> Any:
-    client = redis.Redis(*address, socket_timeout=0.5, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0),
-                         decode_responses=True)  # fmt: skip
+def _using(address: tuple[str, int], fn: Callable[[redis.Redis], Any], password: str | None) -> Any:
+    client = redis.Redis(*address, password=password, socket_timeout=0.5, socket_connect_timeout=0.5,
+                         retry=Retry(NoBackoff(), 0), decode_responses=True)  # fmt: skip
     try:
         return fn(client)
     except (redis.RedisError, OSError):

@@ -46,7 +46,7 @@ class Timing:
     dead_after: float = 1.0  # a subscription silent this long is reopened
     backoff_first: float = 0.05
     backoff_max: float = 2.0
-    probe_interval: float = 0.02  # between two ROLE probes of a node that is not master yet
+    probe_interval: float = 0.005  # between two ROLE probes of a node that is not master yet
     resync_interval: float = 10.0  # the safety net: every group, every Sentinel
 
 
