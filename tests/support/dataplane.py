@@ -30,10 +30,12 @@ from redis.retry import Retry
 
 from cachefleet.endpoints.base import Address
 from cachefleet.endpoints.watch import SentinelWatch
+from cachefleet.engines.installed import require_binaries
 from tests.support.netns import Member, Topology
 
-REDIS_SERVER = "/usr/bin/redis-server"
-REDIS_SENTINEL = "/usr/bin/redis-sentinel"
+_BINARIES = require_binaries("redis-server", "redis-sentinel")
+REDIS_SERVER = _BINARIES["redis-server"]
+REDIS_SENTINEL = _BINARIES["redis-sentinel"]
 WRITER = Path(__file__).with_name("netns_writer.py")
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cachefleet.endpoints import conntrack
-from cachefleet.endpoints.base import Address
+from cachefleet.endpoints.base import Address, DataPathError, tool
 from cachefleet.endpoints.dnat import chain_name, parse_programmed, render_ensure, render_remove, render_set
 
 EP = Address("10.0.0.1", 6379)
@@ -85,3 +85,10 @@ def test_conntrack_arguments_and_counts() -> None:
     assert conntrack.parse_deleted(0, "conntrack v1.4.7 (conntrack-tools): 12 flow entries have been deleted.\n") == 12
     with pytest.raises(conntrack.ConntrackError, match="exited 1"):
         conntrack.parse_deleted(1, "conntrack v1.4.7 (conntrack-tools): Operation not permitted\n")
+
+
+def test_tools_are_found_outside_path_or_named_with_their_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert tool("nft") == "/usr/sbin/nft"  # Debian's place, outside a normal user's PATH
+    with pytest.raises(DataPathError, match=r"not-installed not found \(Debian package not-installed\)"):
+        tool("not-installed")

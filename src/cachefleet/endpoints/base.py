@@ -1,4 +1,5 @@
-"""What every endpoint module shares: an IPv4 address and port, and the family of data-path errors.
+"""What every endpoint module shares: an IPv4 address and port, the family of data-path errors, and
+where the tools are.
 
 Addresses end up inside nftables commands and ``ip`` argument lists, so they are parsed and
 checked here once, never passed on as free text.
@@ -7,11 +8,29 @@ checked here once, never passed on as free text.
 from __future__ import annotations
 
 import ipaddress
+import os
+import shutil
 from dataclasses import dataclass
+
+# Searched after $PATH: Debian puts nft and conntrack in /usr/sbin, which a normal user's PATH lacks.
+# (engines.installed.find_binary does the same for the engines; this package may not import engines,
+# its sibling layer.)
+_SYSTEM_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+PACKAGES = {"nft": "nftables", "conntrack": "conntrack", "ip": "iproute2"}
 
 
 class DataPathError(Exception):
     """A kernel or tool refused an endpoint operation; the message says what and why."""
+
+
+def tool(name: str) -> str:
+    """The absolute path of the program ``name`` ($PATH, then the system directories); a
+    ``DataPathError`` naming its Debian package when it is not installed."""
+    path = os.pathsep.join([*os.environ.get("PATH", "").split(os.pathsep), *_SYSTEM_DIRS])
+    found = shutil.which(name, path=path)
+    if found is None:
+        raise DataPathError(f"{name} not found (Debian package {PACKAGES.get(name, name)})")
+    return os.path.abspath(found)
 
 
 @dataclass(frozen=True, order=True)

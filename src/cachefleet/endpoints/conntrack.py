@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
 
-from cachefleet.endpoints.base import Address, DataPathError
+from cachefleet.endpoints.base import Address, DataPathError, tool
 
 _DELETED = re.compile(r"(\d+) flow entries have been deleted")
 _TIMEOUT = 10.0
@@ -45,9 +44,10 @@ def parse_deleted(returncode: int, stderr: str) -> int:
 async def flush(endpoint: Address, target: Address | None = None, *, binary: str = "conntrack") -> int:
     """Delete the tracked connections from ``endpoint`` to ``target`` (every target when None);
     returns how many were deleted. About 11 ms with nothing to delete on this machine (a fork)."""
-    program = shutil.which(binary) or shutil.which(binary, path="/usr/sbin:/sbin")
-    if program is None:
-        raise ConntrackError(f"{binary} not found (Debian package conntrack)")
+    try:
+        program = tool(binary)
+    except DataPathError as exc:
+        raise ConntrackError(str(exc)) from exc
     process = await asyncio.create_subprocess_exec(
         *argv(endpoint, target, program),
         stdin=asyncio.subprocess.DEVNULL,

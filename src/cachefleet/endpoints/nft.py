@@ -11,12 +11,11 @@ socket is opened then), and it is not thread-safe: calls are serialised with a l
 from __future__ import annotations
 
 import ctypes
-import shutil
 import subprocess
 import threading
 from typing import Protocol
 
-from cachefleet.endpoints.base import DataPathError
+from cachefleet.endpoints.base import DataPathError, tool
 
 LIBRARY = "libnftables.so.1"
 # From <nftables/libnftables.h>: enum nft_output_flags.
@@ -92,10 +91,10 @@ class CliNft:
     """The ``nft`` program, one fork per batch (``nft -f -`` reads the batch from stdin)."""
 
     def __init__(self, binary: str = "nft") -> None:
-        found = shutil.which(binary) or shutil.which(binary, path="/usr/sbin:/sbin")
-        if found is None:
-            raise NftError(f"{binary} not found (Debian package nftables)")
-        self.binary = found
+        try:
+            self.binary = tool(binary)
+        except DataPathError as exc:
+            raise NftError(str(exc)) from exc
 
     def run(self, commands: str, *, json: bool = False) -> str:
         # nft 1.0.6 prints nothing for a JSON listing read with -f, so a JSON read (one command, no

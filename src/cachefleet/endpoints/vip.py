@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import shutil
 import socket
 import struct
 import subprocess
 from dataclasses import dataclass
 
-from cachefleet.endpoints.base import DataPathError
+from cachefleet.endpoints.base import DataPathError, tool
 
 LABEL_SUFFIX = ":cf"
 _ETH_P_ARP = 0x0806
@@ -75,9 +74,10 @@ def parse_ours(ip_json: str) -> list[Vip]:
 
 
 def _ip(*args: str) -> str:
-    binary = shutil.which("ip") or shutil.which("ip", path="/usr/sbin:/sbin:/usr/bin:/bin")
-    if binary is None:
-        raise VipError("ip not found (Debian package iproute2)")
+    try:
+        binary = tool("ip")
+    except DataPathError as exc:
+        raise VipError(str(exc)) from exc
     try:
         done = subprocess.run([binary, *args], capture_output=True, text=True, timeout=_TIMEOUT, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
