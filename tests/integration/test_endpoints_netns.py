@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from tests.support import dataplane
 from tests.support.dataplane import SentinelGroup, WatchThread, ask, outage, start_redis, start_writer, writer_ops
-from tests.support.netns import NAME_PREFIX, Member, Topology, preflight
+from tests.support.netns import NAME_PREFIX, Member, Topology, choose_subnet, preflight
 
 from cachefleet.endpoints import conntrack, vip
 from cachefleet.endpoints.base import Address
@@ -64,6 +64,9 @@ def test_the_preflight_refuses_a_subnet_that_is_reachable_or_public(topo: Topolo
         preflight(str(topo.network), namespace=topo.hosts[0].namespace)  # a host has an address in it
     with pytest.raises(ValueError, match="private"):
         preflight("8.8.8.0/24")
+    assert choose_subnet(["8.8.8.0/24", str(topo.network)]) == str(topo.network)
+    with pytest.raises(RuntimeError, match="no candidate subnet"):
+        choose_subnet(["8.8.8.0/24"])
 
 
 def test_a_dead_runs_namespaces_and_processes_are_swept() -> None:

@@ -13,7 +13,8 @@ killing by PID whatever still runs inside them (``ip netns pids``).
 The trap this guards against: a client in the root namespace that dials a topology address does not
 fail, its packets leave by the root namespace's default route, off the machine. So every client
 runs inside the topology (``run``/``popen`` always take a member), and ``preflight`` refuses a subnet
-the root namespace has an address or a route in.
+the root namespace has an address or a route in; without a ``subnet`` the topology takes the first of
+``CANDIDATE_SUBNETS`` that passes.
 
 In-process code (the DNAT driver, the follower) runs in a member's namespace through ``call`` or
 ``submit``: worker threads that joined the namespace with setns(2). Sockets, netlink contexts and
@@ -44,7 +45,8 @@ NAME_PREFIX = "cfns"
 _NAME = re.compile(rf"^{NAME_PREFIX}(\d+)x\d+-")
 _CLONE_NEWNET = 0x40000000
 _RUN_TIMEOUT = 30.0
-DEFAULT_SUBNET = "10.231.0.0/24"
+# Tried in order when no subnet is given: the first the root namespace has no address or route in.
+CANDIDATE_SUBNETS = ("10.231.0.0/24", "172.31.231.0/24", "192.168.231.0/24", "10.252.17.0/24")
 T = TypeVar("T")
 _sequence = itertools.count(1)  # topologies made by this process
 
@@ -122,6 +124,19 @@ def preflight(subnet: str, namespace: str | None = None) -> None:
                 raise RuntimeError(f"{name} routes {dst} ({route.get('dev')}): choose another subnet")
 
 
+def choose_subnet(candidates: Sequence[str] = CANDIDATE_SUBNETS) -> str:
+    """The first of ``candidates`` that passes ``preflight``."""
+    refused = []
+    for candidate in candidates:
+        try:
+            preflight(candidate)
+        except (RuntimeError, ValueError) as exc:
+            refused.append(str(exc))
+            continue
+        return candidate
+    raise RuntimeError("no candidate subnet is free of the root namespace: " + "; ".join(refused))
+
+
 def _enter(namespace: str) -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     fd = os.open(f"/run/netns/{namespace}", os.O_RDONLY)
@@ -138,14 +153,14 @@ class Topology:
     (or call ``create`` and, in a ``finally``, ``cleanup``)."""
 
     def __init__(
-        self, hosts: int, *, client: bool = True, control_plane: bool = False, subnet: str = DEFAULT_SUBNET
+        self, hosts: int, *, client: bool = True, control_plane: bool = False, subnet: str | None = None
     ) -> None:
         if os.geteuid() != 0:
             raise RuntimeError("network-namespace tests need root (CI runs them as root)")
         if not 1 <= hosts <= 50:
             raise ValueError("1 to 50 hosts")
         self.prefix = f"{NAME_PREFIX}{os.getpid()}x{next(_sequence)}"
-        self.network = ipaddress.IPv4Network(subnet)
+        self.network = ipaddress.IPv4Network(subnet or choose_subnet())
         base = self.network.network_address
         self.bridge = f"{self.prefix}-br"
         self.hosts = [Member(f"h{i}", f"{self.prefix}-h{i}", str(base + 10 + i)) for i in range(1, hosts + 1)]

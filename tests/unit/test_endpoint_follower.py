@@ -163,7 +163,7 @@ def test_an_unknown_primary_is_learned_from_a_majority() -> None:
 def test_a_resync_majority_is_followed_once_the_node_reports_master() -> None:
     follower = Follower(SENTINELS)
     follower.track("g", A)
-    assert follower.on_resync("g", {"s0": B, "s1": B, "s2": A}) == [Probe("g", B, 0.0)]
+    assert follower.on_resync("g", {"s0": B, "s1": B, "s2": A}) == [Probe("g", B, 2.0)]
     assert follower.on_probe("g", B, True) == [Repoint("g", A, B, "resync")]
 
 
@@ -178,7 +178,7 @@ def test_a_resync_in_the_failover_window_does_not_return_to_the_old_primary() ->
         )
         assert follower.on_probe("g", B, True) == [Repoint("g", A, B, "promotion")]
         effects = follower.on_resync("g", {"s0": B, "s1": A, "s2": A})
-        assert effects == [Probe("g", A, 0.0), Probe("g", B, 0.0)]
+        assert effects == [Probe("g", A, 2.0), Probe("g", B, 0.0)]
         assert follower.on_probe("g", A, old_alive) == []
         assert follower.on_probe("g", B, True) == []
         assert follower.primary("g") == B
@@ -190,7 +190,7 @@ def test_a_majority_naming_an_address_we_left_wins_once_ours_is_no_master() -> N
     follower.track("g", A)
     follower.on_message("s0", "+switch-master", "g 127.0.0.1 7001 127.0.0.1 7002")
     assert follower.primary("g") == B
-    assert follower.on_resync("g", {"s0": A, "s1": A, "s2": A}) == [Probe("g", A, 0.0), Probe("g", B, 0.0)]
+    assert follower.on_resync("g", {"s0": A, "s1": A, "s2": A}) == [Probe("g", A, 2.0), Probe("g", B, 0.0)]
     assert follower.on_probe("g", B, False) == []
     assert follower.on_probe("g", A, True) == [Repoint("g", B, A, "resync")]
 
@@ -200,7 +200,7 @@ def test_a_settled_majority_forgets_the_addresses_left() -> None:
     follower.track("g", A)
     follower.on_message("s0", "+switch-master", "g 127.0.0.1 7001 127.0.0.1 7002")
     assert follower.on_resync("g", {"s0": B, "s1": B, "s2": B}) == []  # everyone agrees on B
-    assert follower.on_resync("g", {"s0": A, "s1": A, "s2": B}) == [Probe("g", A, 0.0)]  # a plain resync
+    assert follower.on_resync("g", {"s0": A, "s1": A, "s2": B}) == [Probe("g", A, 2.0)]  # a plain resync
 
 
 def test_answers_from_unknown_sentinels_do_not_count() -> None:

@@ -205,7 +205,7 @@ class Follower:
             return self._repoint(group, state, winner, "resync")
         if state.candidate == winner:
             return []
-        return self._propose(group, state, winner, "resync", patience=0.0)
+        return self._propose(group, state, winner, "resync")
 
     # -- rules ---------------------------------------------------------------------------------------
 
@@ -222,23 +222,23 @@ class Follower:
         if state.candidate == new:
             return []
         # Contradicts what we know (a missed failover, or a stale event): believe the node itself.
-        return self._propose(group, state, new, "switch-master", patience=self.probe_patience)
+        return self._propose(group, state, new, "switch-master")
 
     def _on_promotion(self, group: str, state: _Group, promoted: Address, master: Address) -> list[Effect]:
         if promoted in (state.primary, state.candidate):
             return []
         if state.primary is not None and master != state.primary:
             return [Resync(group)]  # a failover of a primary we do not lead to: our view may be stale
-        return self._propose(group, state, promoted, "promotion", patience=self.probe_patience)
+        return self._propose(group, state, promoted, "promotion")
 
-    def _propose(self, group: str, state: _Group, address: Address, reason: str, patience: float) -> list[Effect]:
+    def _propose(self, group: str, state: _Group, address: Address, reason: str) -> list[Effect]:
         state.candidate, state.reason = address, reason
         state.needs_primary_down = address in state.retired
         state.roles.pop(address, None)
-        effects: list[Effect] = [Probe(group, address, patience)]
+        effects: list[Effect] = [Probe(group, address, self.probe_patience)]
         if state.needs_primary_down and state.primary is not None:
             state.roles.pop(state.primary, None)
-            effects.append(Probe(group, state.primary, 0.0))
+            effects.append(Probe(group, state.primary, 0.0))  # one answer: is ours master now?
         return effects
 
     def _decide(self, group: str, state: _Group) -> list[Effect]:
