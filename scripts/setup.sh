@@ -7,7 +7,9 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
 # postgresql: the database behind the demo and the client library's LISTEN/NOTIFY tests.
-debian_packages=(redis-server redis-sentinel redis-tools memcached haproxy postgresql python3 python3-venv python3-pip)
+# nftables (libnftables), conntrack, iproute2: the kernel DNAT endpoints and the namespace tests.
+debian_packages=(redis-server redis-sentinel redis-tools memcached haproxy postgresql python3 python3-venv python3-pip
+  nftables conntrack iproute2)
 
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
