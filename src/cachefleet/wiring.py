@@ -11,6 +11,7 @@ import logging
 import os
 import secrets
 import signal
+import ssl
 import string
 import sys
 from collections.abc import Callable
@@ -28,15 +29,17 @@ from cachefleet.control.execute import Executor, Tools
 from cachefleet.control.hosts import Drivers
 from cachefleet.control.kinds.base import Services
 from cachefleet.control.loop import Reconciler
-from cachefleet.control.observe import EngineProbes, Observer
+from cachefleet.control.observe import ENDPOINT_INPUTS, PARAMETERS_FILE, EngineProbes, Observer
 from cachefleet.control.queue import KeyedQueue
 from cachefleet.control.scheduler import SnapshotScheduler
-from cachefleet.control.snapshots import SnapshotWorker
+from cachefleet.control.snapshots import SEED_MARKER, SnapshotWorker
 from cachefleet.engines.installed import MissingBinary, discover, find_binary, require_binaries
+from cachefleet.hosts.agent_host import AgentHost
 from cachefleet.hosts.embedded import EmbeddedHost
 from cachefleet.hosts.local import LocalHost
+from cachefleet.hosts.remote import RemoteHost, client_context
 from cachefleet.model.credentials import Credentials
-from cachefleet.model.hosts import LOCAL_HOST
+from cachefleet.model.hosts import LOCAL_HOST, HostSpec
 from cachefleet.settings import Settings
 from cachefleet.store.hosts import local_spec
 from cachefleet.store.snapshots import LocalBuckets, LocalSnapshotFiles
@@ -124,6 +127,17 @@ def _agent_certificate(
     return issued.decode(), authority.certificate_pem().decode()
 
 
+def _agent(tls: ssl.SSLContext, spec: HostSpec) -> AgentHost:
+    """The driver of a registered host: its agent, over HTTPS with the control plane's certificate."""
+    remote = RemoteHost(
+        f"https://{spec.address}:{spec.agent_port}",
+        tls,
+        # The control plane's own small files, which no process rewrites: answered from the cache.
+        cached_files=(PARAMETERS_FILE, ENDPOINT_INPUTS, SEED_MARKER),
+    )
+    return AgentHost(remote, spec.id, spec.address)
+
+
 def _rdb_checker() -> str | None:
     """``redis-check-rdb`` (or Valkey's), run on imported files before a restore, if installed."""
     return find_binary("redis-check-rdb") or find_binary("valkey-check-rdb")
@@ -143,7 +157,9 @@ def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotSched
     tls_files.renew(tls_files.control_plane_path(data_dir), control_plane, authority, utcnow(), validity)
     engines = discover()
     local = LocalHost(data_dir / "nodes", settings.port_range, settings.node_host)
-    drivers = Drivers(store, EmbeddedHost(local, LOCAL_HOST, settings.node_host))
+    agents_tls = client_context(tls_files.ca_path(data_dir), tls_files.control_plane_path(data_dir))
+    embedded = EmbeddedHost(local, LOCAL_HOST, settings.node_host)
+    drivers = Drivers(store, embedded, functools.partial(_agent, agents_tls))
     credentials = Credentials(ADMIN_USER, store.secret("node_admin_password", lambda: secrets.token_hex(24)))
     exports = LocalBuckets(settings.exports_path)
     snapshots = SnapshotWorker(

@@ -18,8 +18,8 @@ from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, Par
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from cachefleet.cli import complete
-from cachefleet.cli.commands_ca import ca
 from cachefleet.cli.commands_agent import agent
+from cachefleet.cli.commands_ca import ca
 from cachefleet.cli.commands_cluster import cluster
 from cachefleet.cli.commands_demo import demo
 from cachefleet.cli.commands_engines import engine

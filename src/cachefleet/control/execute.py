@@ -36,14 +36,22 @@ from cachefleet.control.observe import ENDPOINT_INPUTS, PARAMETERS_FILE
 from cachefleet.engines import haproxy, memcached, redis, sentinel
 from cachefleet.engines.installed import EngineBinary
 from cachefleet.engines.nodetypes import memory_bytes
-from cachefleet.hosts.base import Host, Hosts, PortRequest, ProcessSpec
+from cachefleet.hosts.base import Host, Hosts, PortRequest, ProcessSpec, RestartPolicy
 from cachefleet.model.credentials import Credentials
 from cachefleet.model.errors import Fatal, InsufficientCacheClusterCapacity, Retry
 from cachefleet.model.hosts import LOCAL_HOST
-from cachefleet.model.nodes import READER_SLOT, NodeKey, Placement, endpoint_key
+from cachefleet.model.nodes import (
+    MEMBER_NODE_ID,
+    READER_SLOT,
+    NodeKey,
+    Placement,
+    endpoint_key,
+    member_key,
+    sentinel_keys,
+)
 from cachefleet.model.specs import CacheClusterSpec
 from cachefleet.store.hosts import recorded_ports
-from cachefleet.store.kinds import CLUSTERS
+from cachefleet.store.kinds import CLUSTERS, GROUPS
 from cachefleet.store.records import effective_parameters
 from cachefleet.store.sqlite import Store
 
@@ -93,6 +101,8 @@ class Executor:
         await self._start([a for a in starts if a not in followers])
         await asyncio.gather(*(_accepting(a.replicaof) for a in followers if a.replicaof is not None))
         await self._start(followers)
+        for group_id in dict.fromkeys(a.group_id for a in starts if isinstance(a, StartSentinel)):
+            await self._supervise(group_id)
         for action in actions:
             if not isinstance(action, AllocatePort | StartNode | StartEndpoint | StartSentinel):
                 await self._one(action)
@@ -176,6 +186,46 @@ class Executor:
                 CLUSTERS.put_spec(self.store, cluster_id, replace(cluster.spec, replication_group_id=None))
             case DeleteRecord(kind, resource_id):
                 self.store.delete(kind, resource_id)
+
+    async def _supervise(self, group_id: str) -> None:
+        """Hand the agents of the group's running members the Sentinels they ask before restarting a
+        node (``RestartPolicy``): a member started before its Sentinels ran, or whose Sentinels moved,
+        has an older list. A start of a running node only updates what its agent supervises."""
+        group = GROUPS.find(self.store, group_id)
+        if group is None:
+            return
+        for member in group.spec.members:
+            cluster = CLUSTERS.find(self.store, member)
+            node = cluster.status.node(MEMBER_NODE_ID) if cluster is not None else None
+            if node is None or node.placement is None or node.placement.host == LOCAL_HOST:
+                continue  # the embedded host leaves restarts to the reconciler
+            key = member_key(member)
+            try:
+                host = self.hosts.get(node.placement.host)
+                if await host.pid(key) is not None:
+                    await host.start(key, await self._process(key, node.placement, None))
+            except Retry as exc:
+                log.info("%s: supervision not updated: %s", key, exc.reason)
+
+    async def _restart_policy(self, node: NodeKey, at: Placement, spec: CacheClusterSpec) -> RestartPolicy | None:
+        """What an agent asks before restarting a member of a group that Sentinels watch: the
+        Sentinels it can find now (their hosts and ports)."""
+        group_id = spec.replication_group_id
+        group = GROUPS.find(self.store, group_id) if group_id else None
+        if group is None or not group.spec.automatic_failover or at.host == LOCAL_HOST:
+            return None
+        sentinels: list[Address] = []
+        for key in sentinel_keys(group.spec.id):
+            placed = group.status.sentinels.get(key.node_id)
+            if placed is None:
+                continue
+            try:
+                port = await self.hosts.get(placed.host).port_of(key)
+            except Retry:
+                continue
+            if port is not None:
+                sentinels.append((placed.address, port))
+        return RestartPolicy(group.spec.id, tuple(sentinels), at.address, down_after_ms=self.down_after_ms)
 
     async def _restart(self, node: NodeKey, at: Placement, replicaof: Address | None) -> None:
         """Stop the node keeping its data, then start it on a config rendered afresh."""
@@ -297,6 +347,7 @@ class Executor:
         return ProcessSpec(
             argv=redis.argv(binary.path, node_dir / REDIS_CONF),
             files={REDIS_CONF: redis.render_config(config), PARAMETERS_FILE: started_with},
+            restart=await self._restart_policy(node, at, spec),
         )
 
     def _binary(self, spec: CacheClusterSpec) -> EngineBinary:
