@@ -93,6 +93,7 @@ class FakeHost:
         self.removed: list[NodeKey] = []
         self.blobs: dict[tuple[NodeKey, str], bytes] = {}  # binary node files (RDB seeds)
         self.down = False
+        self.closed = False
         self._id = host_id
         self._address = address
         self._range = range(first_port, last_port + 1)
@@ -194,6 +195,9 @@ class FakeHost:
     async def nodes(self) -> list[NodeKey]:
         self._reach()
         return sorted(self.nodes_by_key, key=str)
+
+    def close(self) -> None:
+        self.closed = True
 
     # -- the tests' own look -----------------------------------------------------------------
 

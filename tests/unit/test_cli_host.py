@@ -117,3 +117,30 @@ def test_the_request_names_the_address_and_the_key_is_new_each_time() -> None:
     assert first != second
     assert x509.load_pem_x509_csr(request).is_signature_valid
 
+
+
+def test_subnet_groups_and_a_group_created_in_one(admin: InProcessAdmin, api: InProcessApi, tmp_path: Path) -> None:
+    for name, zone in (("h1", "us-east-1a"), ("h2", "us-east-1b")):
+        run(admin, "host", "add", name, "--address", f"10.0.0.{name[-1]}1", "--zone", zone, "--bundle-dir",
+            str(tmp_path / name))  # fmt: skip
+        current = HOSTS.get(api.store, name).status
+        statuses.write(api.store, HOSTS, name, type(current)(HostState.ACTIVE))
+    state = CliState(client_factory=lambda _options: api.client(), admin_factory=lambda _options: admin)
+
+    def cli(*args: str) -> Result:
+        return CliRunner().invoke(main, list(args), obj=state, catch_exceptions=False)
+
+    created = cli("subnet-group", "create", "agents", "--subnets", "subnet-us-east-1a,subnet-us-east-1b",
+                  "--description", "two agents")  # fmt: skip
+    assert created.exit_code == 0, created.output
+    listed = cli("subnet-group", "list").output
+    assert "subnet-us-east-1a (us-east-1a), subnet-us-east-1b (us-east-1b)" in listed
+    made = cli("rg", "create", "orders", "--description", "d", "--replicas", "1", "--subnet-group", "agents",
+               "--no-wait")  # fmt: skip
+    assert made.exit_code == 0, made.output
+    member = api.client().describe_cache_clusters(CacheClusterId="orders-001")["CacheClusters"][0]
+    assert member["CacheSubnetGroupName"] == "agents"
+    refused = cli("subnet-group", "delete", "agents")
+    assert refused.exit_code == 1
+    assert "CacheSubnetGroupInUse" in refused.output
+    assert cli("subnet-group", "modify", "agents", "--description", "still two").exit_code == 0

@@ -123,6 +123,7 @@ def test_a_removed_host_goes_once_empty() -> None:
     look(fleet, "h1")
     assert HOSTS.find(fleet.store, "h1") is None
     assert told(fleet, "h1") == ["Host h1 removed"]
+    assert fleet.hosts.get("h1").closed  # its driver let go of its connections
 
 
 def test_every_state_the_kind_computes_is_a_row_of_the_table() -> None:

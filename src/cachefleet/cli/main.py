@@ -29,6 +29,7 @@ from cachefleet.cli.commands_params import param_group
 from cachefleet.cli.commands_rg import rg
 from cachefleet.cli.commands_server import server
 from cachefleet.cli.commands_snapshot import snapshot
+from cachefleet.cli.commands_subnet import subnet_group
 from cachefleet.cli.context import stderr
 from cachefleet.cli.errors import CliError
 from cachefleet.cli.groups import Noun
@@ -116,5 +117,19 @@ def completion(shell: str) -> None:
     click.echo(complete.script(main, shell))
 
 
-for command in (server, agent, rg, cluster, snapshot, param_group, event, engine, host, demo, completion, ca):
+for command in (
+    server,
+    agent,
+    rg,
+    cluster,
+    snapshot,
+    param_group,
+    subnet_group,
+    event,
+    engine,
+    host,
+    demo,
+    completion,
+    ca,
+):
     main.add_command(command)

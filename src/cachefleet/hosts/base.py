@@ -182,6 +182,10 @@ class Host(Protocol):
         """Every node directory present, running or not, for re-adoption and cleanup."""
         ...
 
+    def close(self) -> None:
+        """Let go of the host's connections (the host was removed); returns at once."""
+        ...
+
 
 class Hosts(Protocol):
     """The driver of each host: what placements name (``control.hosts.Drivers``)."""

@@ -86,6 +86,9 @@ class EmbeddedHost:
     async def nodes(self) -> list[NodeKey]:
         return await asyncio.to_thread(self.local.nodes)
 
+    def close(self) -> None:
+        pass  # nothing held: the node directories are files here
+
 
 def _write_new(local: LocalHost, key: NodeKey, name: str, data: bytes, unless: str | None) -> bool:
     path = local.file_path(key, name, writable=True)

@@ -113,7 +113,9 @@ class HostKind(WorkerKind):
         with self._store.transaction():
             self._store.delete(HOSTS.name, host_id)
             self._services.event(host_id, HOSTS.name, f"Host {host_id} removed")
-        self._drivers.forget(host_id)
+        driver = self._drivers.forget(host_id)
+        if driver is not None:
+            driver.close()
 
     def _wake_users(self, host_id: str) -> None:
         for kind, resource_id in users(self._store, host_id):
