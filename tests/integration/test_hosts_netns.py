@@ -463,6 +463,32 @@ def test_drains_move_nodes_off_without_losing_an_acknowledged_write(inst: Instal
     assert lost == []
 
 
+def test_a_snapshot_and_a_restore_go_through_the_agents(inst: Installation) -> None:
+    """The RDB comes off a replica's host over the agent's API, and goes onto the restored primary's."""
+    master = inst.call(lambda: Sentinel(inst.sentinels(), socket_timeout=1).discover_master(GROUP))
+    inst.call(lambda: _connection(tuple(master), 5.0).set("kept", "across hosts"))
+    inst.api("create_snapshot", ReplicationGroupId=GROUP, SnapshotName="s1")
+    wait(lambda: inst.api("describe_snapshots", SnapshotName="s1")["Snapshots"][0]["SnapshotStatus"] == "available",
+         "the snapshot taken", 60, 0.5)  # fmt: skip
+    snapshot = inst.api("describe_snapshots", SnapshotName="s1")["Snapshots"][0]
+    taken_on = snapshot["NodeSnapshots"][0]["CacheClusterId"]
+    address, _ = inst.node_of(taken_on)
+    assert address is not None
+    assert inst.call(_role, address) == "slave"  # on a replica, on an agent's host
+    inst.api("create_replication_group", ReplicationGroupId="r", ReplicationGroupDescription="restored",
+             SnapshotName="s1", NumCacheClusters=1, CacheSubnetGroupName="agents")  # fmt: skip
+
+    def restored() -> Address | None:
+        clusters = inst.api("describe_cache_clusters", CacheClusterId="r-001", ShowCacheNodeInfo=True)
+        (node,) = clusters["CacheClusters"][0]["CacheNodes"]
+        endpoint = node.get("Endpoint")
+        return (endpoint["Address"], endpoint["Port"]) if endpoint else None
+
+    where = wait(restored, "the restored group serving", 60, 0.5)
+    assert inst.where(where[0]) in ZONES
+    assert inst.call(lambda: _connection(where, 5.0).get("kept")) == "across hosts"
+
+
 def _values(address: Address, keys: list[str]) -> dict[str, str]:
     client = _connection(address, 5.0)
     try:

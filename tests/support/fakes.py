@@ -91,6 +91,7 @@ class FakeHost:
         self.squatted: set[int] = set()
         self.started: list[NodeKey] = []
         self.removed: list[NodeKey] = []
+        self.specs: dict[NodeKey, ProcessSpec] = {}  # the last spec each node was started with
         self.blobs: dict[tuple[NodeKey, str], bytes] = {}  # binary node files (RDB seeds)
         self.down = False
         self.closed = False
@@ -142,6 +143,7 @@ class FakeHost:
     async def start(self, key: NodeKey, spec: ProcessSpec) -> int:
         self._reach()
         node = self.nodes_by_key.setdefault(key, FakeNode())
+        self.specs[key] = spec
         if node.pid is None:
             node.pid = next(self._pids)
             node.files.update(spec.files)

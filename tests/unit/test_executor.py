@@ -188,3 +188,32 @@ def test_a_host_that_does_not_answer_is_a_retry() -> None:
     remote.down = True
     with pytest.raises(Retry, match="does not answer"):
         run(fleet, AllocatePort(node_key("c", "0001"), fleet.placement("h1", AZS[1])))
+
+
+def test_a_member_on_an_agent_host_is_supervised_with_the_groups_sentinels() -> None:
+    fleet = Fleet()
+    hosts = [fleet.add_host(name, zone) for name, zone in (("h1", AZS[0]), ("h2", AZS[1]), ("h3", AZS[2]))]
+    fleet.group(failover=True, on=["h1", "h2", "h3"])
+    member, there = member_key("g-002"), fleet.placement("h2", AZS[1])
+    fleet.kill(member)
+    run(fleet, StartNode(member, there, replicaof=fleet.address_of("g-001")))
+    policy = hosts[1].specs[member].restart
+    assert policy is not None
+    sentinels = {(h.address, h.port_now(k)) for h, k in zip(hosts, sentinel_keys("g"), strict=True)}
+    assert (policy.master_name, set(policy.sentinels), policy.address) == ("g", sentinels, there.address)
+    # A Sentinel started again (placed anew, say): the running members' agents get the new list.
+    sentinel = sentinel_keys("g")[2]
+    hosts[2].nodes_by_key[sentinel].pid = None
+    hosts[0].specs.clear()
+    run(fleet, StartSentinel(sentinel, fleet.placement("h3", AZS[2]), "g", fleet.address_of("g-001")))
+    assert hosts[0].specs[member_key("g-001")].restart is not None
+    assert hosts[0].pid_now(member_key("g-001")) is not None  # a start of a running node: nothing restarted
+
+
+def test_a_member_on_the_embedded_host_has_no_restart_policy() -> None:
+    fleet = Fleet()
+    fleet.group(failover=True)
+    member = member_key("g-002")
+    fleet.kill(member)
+    run(fleet, StartNode(member, Placement("local", ADDRESS, AZS[1]), replicaof=fleet.address_of("g-001")))
+    assert fleet.host.specs[member].restart is None  # the reconciler restarts nodes here
