@@ -79,11 +79,12 @@ def wait_for(predicate: Callable[[], bool], what: str, timeout: float = DEADLINE
     _wait_for(predicate, what, timeout, POLL_INTERVAL)
 
 
-def plain_client(port: int, timeout: float = CLIENT_TIMEOUT) -> redis.Redis:
+def plain_client(port: int, timeout: float = CLIENT_TIMEOUT, password: str | None = None) -> redis.Redis:
     # No retries: a failed call must show as a failure, not be hidden behind redis-py's backoff.
     return redis.Redis(
         host=LOOPBACK,
         port=port,
+        password=password,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         retry=Retry(NoBackoff(), 0),
@@ -91,8 +92,13 @@ def plain_client(port: int, timeout: float = CLIENT_TIMEOUT) -> redis.Redis:
     )
 
 
-def sentinel_client(sentinel_ports: list[int], master_name: str) -> redis.Redis:
-    sentinel = Sentinel([(LOOPBACK, port) for port in sentinel_ports], socket_timeout=CLIENT_TIMEOUT)
+def sentinel_client(sentinel_ports: list[int], master_name: str, password: str) -> redis.Redis:
+    # Every Sentinel requires the installation's Sentinel password.
+    sentinel = Sentinel(
+        [(LOOPBACK, port) for port in sentinel_ports],
+        socket_timeout=CLIENT_TIMEOUT,
+        sentinel_kwargs={"password": password, "socket_timeout": CLIENT_TIMEOUT},
+    )
     return sentinel.master_for(
         master_name,
         socket_timeout=CLIENT_TIMEOUT,
@@ -102,9 +108,9 @@ def sentinel_client(sentinel_ports: list[int], master_name: str) -> redis.Redis:
     )
 
 
-def sentinel_master(port: int, master_name: str) -> dict[str, Any] | None:
+def sentinel_master(port: int, master_name: str, password: str) -> dict[str, Any] | None:
     """``SENTINEL MASTER`` as redis-py parses it; None when the sentinel does not answer."""
-    client = plain_client(port, timeout=1.0)
+    client = plain_client(port, timeout=1.0, password=password)
     try:
         return dict(client.sentinel_master(master_name))
     except (redis.RedisError, OSError):
@@ -198,6 +204,7 @@ class EventWatcher:
     """Sentinel's pubsub events about the master, first time seen after the kill."""
 
     port: int
+    password: str
     clock: Clock
     stop: threading.Event
     deadline: float
@@ -206,7 +213,7 @@ class EventWatcher:
     subscribed: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
-        client = plain_client(self.port, timeout=2.0)
+        client = plain_client(self.port, timeout=2.0, password=self.password)
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:
             pubsub.subscribe("+odown", "+switch-master")
@@ -274,13 +281,15 @@ def sentinel_ports(server: ServerProcess, group_id: str) -> list[int]:
     return [int(p.read_text().strip()) for p in paths]
 
 
-def wait_converged(ports: list[int], replica_ports: list[int], group_id: str, primary_port: int) -> None:
+def wait_converged(
+    ports: list[int], replica_ports: list[int], group_id: str, primary_port: int, password: str
+) -> None:
     """Every sentinel names the primary and knows both replicas and both other sentinels, and every
     replica's link is up: only then can a failover be agreed (the spike's arming gate)."""
 
     def ready() -> bool:
         for port in ports:
-            master = sentinel_master(port, group_id)
+            master = sentinel_master(port, group_id, password)
             if master is None or int(master["port"]) != primary_port or _flags(master) != {"master"}:
                 return False
             if int(master["num-other-sentinels"]) != len(ports) - 1:
@@ -292,11 +301,11 @@ def wait_converged(ports: list[int], replica_ports: list[int], group_id: str, pr
     wait_for(ready, f"the sentinels of {group_id} to converge")
 
 
-def settled_primary(ports: list[int], group_id: str, killed_port: int) -> int | None:
+def settled_primary(ports: list[int], group_id: str, killed_port: int, password: str) -> int | None:
     """The new primary's port once every sentinel names the same one, not the killed node."""
     named = set()
     for port in ports:
-        master = sentinel_master(port, group_id)
+        master = sentinel_master(port, group_id, password)
         if master is None:
             return None
         named.add(int(master["port"]))
@@ -361,7 +370,8 @@ def run_trial(server: ServerProcess, client: Any, index: int, after: float, logs
         ports = sentinel_ports(server, group_id)
         if len(ports) != 3:
             raise RuntimeError(f"expected 3 sentinels for {group_id}, found ports {ports}")
-        wait_converged(ports, replica_ports, group_id, primary_port)
+        password = server.sentinel_password()
+        wait_converged(ports, replica_ports, group_id, primary_port, password)
         ready_after = time.monotonic() - available_at
         primary_pid = server.node_pids()[f"{primary['CacheClusterId']}/{primary['CacheNodeId']}"]
 
@@ -369,11 +379,11 @@ def run_trial(server: ServerProcess, client: Any, index: int, after: float, logs
         deadline = time.monotonic() + LOAD_BEFORE_KILL + after + 10.0  # a bound if the driver stalls
         writers = [
             Writer("endpoint", f"e:{index}", plain_client(endpoint_port), clock, stop, deadline),
-            Writer("sentinel", f"s:{index}", sentinel_client(ports, group_id), clock, stop, deadline),
+            Writer("sentinel", f"s:{index}", sentinel_client(ports, group_id, password), clock, stop, deadline),
             Writer("wait", f"w:{index}", plain_client(endpoint_port), clock, stop, deadline, use_wait=True),
         ]
         # Every sentinel: the leader announces +switch-master first, the others up to ~1 s later.
-        watchers = [EventWatcher(port, clock, stop, deadline) for port in ports]
+        watchers = [EventWatcher(port, password, clock, stop, deadline) for port in ports]
         threads = [threading.Thread(target=w.run, name=f"events-{w.port}", daemon=True) for w in watchers]
         for thread in threads:
             thread.start()
@@ -402,7 +412,7 @@ def run_trial(server: ServerProcess, client: Any, index: int, after: float, logs
         new_primary: list[int] = []
 
         def settled() -> bool:
-            port = settled_primary(ports, group_id, primary_port)
+            port = settled_primary(ports, group_id, primary_port, password)
             if port is None or not endpoint_reaches(endpoint_port, port):
                 return False
             new_primary[:] = [port]

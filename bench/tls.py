@@ -4,38 +4,40 @@ Run from the repository root, under the bench lock::
 
     flock /work/helpers/bench.lock env PYTHONPATH=. .venv/bin/python bench/tls.py --trials 3 [--json]
 
-One redis-server serves every target. It runs the config ``engines.redis`` renders with TLS
-``preferred`` (a plain port and a TLS port on the same process, the certificate from the
-installation's CA made by ``tls.files``), so plain text and TLS are measured against the same
-server. The targets, each measured with ``redis-benchmark -n N -c 50 -t set,get --csv`` without and
-with ``-P 16`` (``--tls --cacert ca.pem`` for every TLS target):
+Everything measured is made through the API, as a user makes it: a ``cachefleet server`` (its own
+data dir, its CA) and a replication group of one node created with ``TransitEncryptionEnabled``,
+which each trial moves live between ``TransitEncryptionMode`` ``preferred`` and ``required``
+(``ModifyReplicationGroup``; the node keeps its TLS port, its plain-text port exists in
+``preferred`` only). One redis-server thus serves every target. Each is measured with
+``redis-benchmark -n N -c 50 -t set,get --csv`` without and with ``-P 16`` (``--tls --cacert
+ca.pem`` for every TLS target):
 
-- ``direct``: the node's plain port, no TLS;
-- ``direct-tls``: the node's TLS port;
-- ``endpoint``: an HAProxy running the config ``engines.haproxy`` renders for TLS ``required``
-  (TCP mode: TLS passes through to the node; health checks over TLS every 500 ms);
-- ``endpoint-preferred``: the config rendered for TLS ``preferred`` (the first byte of each
-  session picks the TLS or the plain backend; checks on the plain port);
+- ``direct``: the node's plain-text port (``preferred``), no TLS;
+- ``direct-tls``: the node's TLS port, the one Describe gives as its ``ReadEndpoint``;
+- ``endpoint``: the group's primary endpoint with TLS ``required`` (HAProxy in TCP mode: TLS
+  passes through to the node; health checks over TLS every 500 ms);
+- ``endpoint-preferred``: the primary endpoint in ``preferred`` (the first byte of each session
+  picks the TLS or the plain backend; checks on the plain port);
 - ``haproxy``: a hand-configured HAProxy doing the same TLS job (TCP mode, ``nbthread 1``, one
-  frontend, one backend whose only server is the node's TLS port, no check).
+  frontend, one backend whose only server is the node's TLS port, no check), measured in the same
+  phase as ``endpoint``, so that their paired ratio compares runs seconds apart.
 
 A last cell opens a new TLS session per request (``-k 0``, SET, P1): it shows what the first-byte
 sniffing of ``preferred`` costs where it runs, at connection set-up.
 
-Trials are interleaved (the order rotates from trial to trial); tables show medians. CPU time of
-the redis-server and of the proxy process is read from ``/proc``. The target is our endpoint at
-0.95x or better of the hand-configured HAProxy in every cell. The run exits 0 either way.
+Trials are interleaved (the order rotates within each phase from trial to trial); tables show
+medians. CPU time of the redis-server and of the proxy process is read from ``/proc``. The target is
+our endpoint at 0.95x or better of the hand-configured HAProxy in every cell. The run exits 0 either
+way.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import datetime as dt
 import io
 import json
 import os
-import secrets
 import statistics
 import subprocess
 import sys
@@ -45,13 +47,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.support.server import ServerProcess
+
 from bench._common import binaries, free_port, stop_process, unwind_on_sigterm, wait_for
 from bench.endpoint import children, cpu_seconds
-from cachefleet.engines import haproxy
-from cachefleet.engines import redis as redis_engine
-from cachefleet.engines.redis import NodeTls, RedisNodeConfig
-from cachefleet.model.transit import TransitMode
-from cachefleet.tls import certs, files
 
 LOOPBACK = "127.0.0.1"
 BENCH_TIMEOUT = 300.0
@@ -82,6 +81,8 @@ class Setup:
     redis_pid: int
     proxies: dict[str, Callable[[], int | None]]
     ca: Path
+    ec: Any  # the boto3 client of the server
+    endpoint_master: Callable[[], int]
 
 
 def hand_config(port: int, node_tls_port: int) -> str:
@@ -122,74 +123,104 @@ def ready(binary: str, port: int, ca: Path | None) -> bool:
     return done.stdout.strip() == "PONG"
 
 
-def start(work: Path, tools: dict[str, str], started: list[subprocess.Popen[bytes]]) -> Setup:
-    cli, haproxy_binary = tools["redis-cli"], tools["haproxy"]
-    now = dt.datetime.now(dt.UTC)
-    authority = files.ensure_authority(work, now, files.Validity())
-    ca = files.ca_path(work)
-    node_dir = work / "node"
-    node_dir.mkdir(mode=0o700)
-    pem = node_dir / "tls.pem"
-    identity = certs.Identity("bench-node", certs.Role.NODE, ips=(LOOPBACK,))
-    files.write_atomic(pem, certs.issue(authority, identity, now, dt.timedelta(days=1)), 0o600)
-    plain_port, tls_port = free_port(), free_port()
-    admin = secrets.token_hex(16)
-    config = RedisNodeConfig(
-        port=plain_port,
-        bind=LOOPBACK,
-        data_dir=node_dir,
-        maxmemory_bytes=1 << 30,
-        admin_user="cachefleet-admin",
-        admin_password=admin,
-        tls=NodeTls(tls_port, TransitMode.PREFERRED, pem, ca),
-    )
-    (node_dir / redis_engine.CONFIG_FILE).write_text(redis_engine.render_config(config))
-    node = spawn([tools["redis-server"], str(node_dir / redis_engine.CONFIG_FILE)], node_dir, node_dir / "node.log")
-    started.append(node)
-    wait_for(lambda: ready(cli, plain_port, None), "the node")
+GROUP = "tlsbench"
+PHASES: dict[str, tuple[str, ...]] = {
+    "preferred": ("direct", "direct-tls", "endpoint-preferred"),
+    "required": ("endpoint", "haproxy"),
+}
 
-    ports = {"direct": plain_port, "direct-tls": tls_port}
-    proxies: dict[str, Callable[[], int | None]] = {"direct": lambda: None, "direct-tls": lambda: None}
-    for target, mode in (("endpoint", TransitMode.REQUIRED), ("endpoint-preferred", TransitMode.PREFERRED)):
-        endpoint_dir = work / target
-        endpoint_dir.mkdir(mode=0o700)
-        primary, reader = free_port(), free_port()
-        plain = ((tls_port, plain_port),) if mode is TransitMode.PREFERRED else ()
-        cfg = haproxy.EndpointConfig(
-            bind=LOOPBACK,
-            primary_port=primary,
-            reader_port=reader,
-            nodes=((LOOPBACK, tls_port),),
-            primary=(LOOPBACK, tls_port),
-            admin_user="cachefleet-admin",
-            admin_password=admin,
-            tls=haproxy.EndpointTls(mode, ca, plain_ports=plain),
-        )
-        conf = endpoint_dir / haproxy.CONFIG_FILE
-        conf.write_text(haproxy.render_config(cfg))
-        master = spawn(list(haproxy.argv(haproxy_binary, conf)), endpoint_dir, endpoint_dir / "haproxy.log")
-        started.append(master)
-        ports[target] = primary
-        proxies[target] = _worker_of(master.pid)
+
+def start(work: Path, tools: dict[str, str], started: list[subprocess.Popen[bytes]], server: ServerProcess) -> Setup:
+    """The server, its group (TLS preferred), and the hand-configured HAProxy in front of the node."""
+    cli, haproxy_binary = tools["redis-cli"], tools["haproxy"]
+    server.start()
+    ec = server.client()
+    ec.create_replication_group(
+        ReplicationGroupId=GROUP,
+        ReplicationGroupDescription="bench/tls.py",
+        CacheNodeType="cache.t4g.micro",
+        NumCacheClusters=1,
+        TransitEncryptionEnabled=True,
+        TransitEncryptionMode="preferred",
+    )
+    group = settle(ec)
+    node_group = group["NodeGroups"][0]
+    (member,) = node_group["NodeGroupMembers"]
+    tls_port = int(member["ReadEndpoint"]["Port"])
+    node_dir = server.data_dir / "nodes" / member["CacheClusterId"] / member["CacheNodeId"]
+    plain_port = int((node_dir / "port-plain").read_text())
+    endpoint_dir = server.data_dir / "nodes" / f"rg.{GROUP}" / "endpoint"
+    ca = server.data_dir / "ca.pem"
+    endpoint = int(node_group["PrimaryEndpoint"]["Port"])
     hand_dir = work / "haproxy"
     hand_dir.mkdir(mode=0o700)
     hand_port = free_port()
     (hand_dir / "haproxy.cfg").write_text(hand_config(hand_port, tls_port))
     hand = spawn([haproxy_binary, "-db", "-f", str(hand_dir / "haproxy.cfg")], hand_dir, hand_dir / "haproxy.log")
     started.append(hand)
-    ports["haproxy"] = hand_port
-    proxies["haproxy"] = lambda: hand.pid
-    for target in TLS_TARGETS:
+    ports = {
+        "direct": plain_port,
+        "direct-tls": tls_port,
+        "endpoint": endpoint,
+        "endpoint-preferred": endpoint,
+        "haproxy": hand_port,
+    }
+    endpoint_worker = _worker_of(endpoint_dir)
+    proxies: dict[str, Callable[[], int | None]] = {
+        "direct": lambda: None,
+        "direct-tls": lambda: None,
+        "endpoint": endpoint_worker,
+        "endpoint-preferred": endpoint_worker,
+        "haproxy": lambda: hand.pid,
+    }
+    for target in ("direct-tls", "endpoint-preferred", "haproxy"):
         wait_for(lambda target=target: ready(cli, ports[target], ca), f"{target} to answer over TLS")  # type: ignore[misc]
-    return Setup(ports=ports, redis_pid=node.pid, proxies=proxies, ca=ca)
+    redis_pid = int((node_dir / "pid").read_text())
+    return Setup(
+        ports=ports,
+        redis_pid=redis_pid,
+        proxies=proxies,
+        ca=ca,
+        ec=ec,
+        endpoint_master=lambda: int((endpoint_dir / "pid").read_text()),
+    )
 
 
-def _worker_of(master: int) -> Callable[[], int | None]:
+def settle(ec: Any) -> dict[str, Any]:
+    """Wait until the group is available with nothing pending (a move between modes done)."""
+    found: dict[str, Any] = {}
+
+    def done() -> bool:
+        (group,) = ec.describe_replication_groups(ReplicationGroupId=GROUP)["ReplicationGroups"]
+        found.update(group)
+        return bool(group["Status"] == "available" and not group["PendingModifiedValues"])
+
+    wait_for(done, f"{GROUP} available", timeout=120.0)
+    return found
+
+
+def move(setup: Setup, mode: str) -> None:
+    """The group to ``mode`` through ModifyReplicationGroup, live; returns once the endpoint runs the
+    new config alone (its reload forks a new worker; the old one leaves once its sessions have)."""
+    (group,) = setup.ec.describe_replication_groups(ReplicationGroupId=GROUP)["ReplicationGroups"]
+    if group.get("TransitEncryptionMode") == mode:
+        return
+    before = setup.proxies["endpoint"]()
+    setup.ec.modify_replication_group(ReplicationGroupId=GROUP, TransitEncryptionMode=mode, ApplyImmediately=True)
+    settle(setup.ec)
+    master = setup.endpoint_master()
+    wait_for(lambda: children(master) not in ([], [before]) and len(children(master)) == 1, "the endpoint's reload")
+
+
+def _worker_of(endpoint_dir: Path) -> Callable[[], int | None]:
+    """The newest worker of the endpoint's HAProxy master (a reload replaces it)."""
+
     def worker() -> int | None:
+        master = int((endpoint_dir / "pid").read_text())
         workers = children(master)
-        if len(workers) != 1:
-            raise RuntimeError(f"expected one HAProxy worker under {master}, found {workers}")
-        return workers[0]
+        if not workers:
+            raise RuntimeError(f"no HAProxy worker under {master}")
+        return max(workers)
 
     return worker
 
@@ -236,13 +267,14 @@ def measure(
 
 
 def run(trials: int, requests: int, clients: int) -> tuple[list[Result], dict[str, Any]]:
-    tools = binaries("redis-benchmark", "redis-cli", "redis-server", "haproxy")
+    tools = binaries("redis-benchmark", "redis-cli", "haproxy")
     binary = tools["redis-benchmark"]
     results: list[Result] = []
     started: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory(prefix="cachefleet-tls-bench-") as tmp:
+        server = ServerProcess(Path(tmp) / "cf")
         try:
-            setup = start(Path(tmp), tools, started)
+            setup = start(Path(tmp), tools, started, server)
             meta: dict[str, Any] = {
                 "cpus": os.cpu_count(),
                 "loadavg_start": [round(x, 2) for x in os.getloadavg()],
@@ -253,28 +285,30 @@ def run(trials: int, requests: int, clients: int) -> tuple[list[Result], dict[st
                 ).stdout.strip(),
             }
             for trial in range(trials):
-                order = TARGETS[trial % len(TARGETS) :] + TARGETS[: trial % len(TARGETS)]
-                for pipeline in PIPELINES:
-                    for target in order:
-                        args = ["-n", str(requests), "-c", str(clients), "-t", "set,get"]
-                        args += ["-P", str(pipeline)] if pipeline > 1 else []
-                        got = measure(
-                            binary, setup, target, trial=trial, args=args, cells={t: f"{t} P{pipeline}" for t in TESTS}
-                        )
+                phases = list(PHASES.items())
+                for mode, targets in phases[trial % 2 :] + phases[: trial % 2]:
+                    move(setup, mode)
+                    order = targets[trial % len(targets) :] + targets[: trial % len(targets)]
+                    for pipeline in PIPELINES:
+                        for target in order:
+                            args = ["-n", str(requests), "-c", str(clients), "-t", "set,get"]
+                            args += ["-P", str(pipeline)] if pipeline > 1 else []
+                            cells = {t: f"{t} P{pipeline}" for t in TESTS}
+                            got = measure(binary, setup, target, trial=trial, args=args, cells=cells)
+                            results += got
+                            line = "  ".join(f"{r.cell} {r.rps:,.0f} rps" for r in got)
+                            print(f"trial {trial + 1}/{trials} {target}: {line}", file=sys.stderr)
+                    for target in [t for t in order if t in RECONNECT_TARGETS]:
+                        args = ["-n", str(RECONNECT_REQUESTS), "-c", str(clients), "-t", "set", "-k", "0"]
+                        got = measure(binary, setup, target, trial=trial, args=args, cells={"SET": "SET new-session"})
                         results += got
-                        line = "  ".join(f"{r.cell} {r.rps:,.0f} rps" for r in got)
-                        print(f"trial {trial + 1}/{trials} {target}: {line}", file=sys.stderr)
-                for target in [t for t in order if t in RECONNECT_TARGETS]:
-                    args = ["-n", str(RECONNECT_REQUESTS), "-c", str(clients), "-t", "set", "-k", "0"]
-                    got = measure(binary, setup, target, trial=trial, args=args, cells={"SET": "SET new-session"})
-                    results += got
-                    print(
-                        f"trial {trial + 1}/{trials} {target}: SET new-session {got[0].rps:,.0f} rps", file=sys.stderr
-                    )
+                        rps = got[0].rps
+                        print(f"trial {trial + 1}/{trials} {target}: SET new-session {rps:,.0f} rps", file=sys.stderr)
             meta["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
         finally:
             for process in reversed(started):
                 stop_process(process)
+            server.cleanup()
     return results, meta
 
 

@@ -32,7 +32,9 @@ from cachefleet.control.loop import Reconciler
 from cachefleet.control.observe import ENDPOINT_INPUTS, PARAMETERS_FILE, EngineProbes, Observer
 from cachefleet.control.queue import KeyedQueue
 from cachefleet.control.scheduler import SnapshotScheduler
+from cachefleet.control.security import Keys, Links
 from cachefleet.control.snapshots import SEED_MARKER, SnapshotWorker
+from cachefleet.engines import acl
 from cachefleet.engines.installed import MissingBinary, discover, find_binary, require_binaries
 from cachefleet.hosts.agent_host import AgentHost
 from cachefleet.hosts.embedded import EmbeddedHost
@@ -105,6 +107,27 @@ def ensure_credentials(store: Store, data_dir: Path) -> tuple[str, str]:
     return key_id, secret
 
 
+def security_keys(store: Store, data_dir: Path, authority: certs.Authority, validity: tls_files.Validity) -> Keys:
+    """The product's own users and the Sentinels' password (made once, kept in the store: they never
+    come from a customer), with the CA that issues every process's certificate."""
+
+    def made() -> str:
+        return secrets.token_hex(24)
+
+    internal = acl.InternalUsers(
+        replication=Credentials(acl.REPLICATION_USER, store.secret("node_replication_password", made)),
+        sentinel=Credentials(acl.SENTINEL_USER, store.secret("node_sentinel_password", made)),
+        check=Credentials(acl.CHECK_USER, store.secret("node_check_password", made)),
+    )
+    return Keys(
+        internal=internal,
+        sentinel_password=store.secret("sentinel_password", made),
+        ca_file=tls_files.ca_path(data_dir),
+        authority=authority,
+        leaf_validity=validity.leaf,
+    )
+
+
 def _tools() -> Tools:
     """Sentinel and HAProxy come from Debian's packages; a missing one is a set-up error, said at start.
 
@@ -161,6 +184,8 @@ def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotSched
     embedded = EmbeddedHost(local, LOCAL_HOST, settings.node_host)
     drivers = Drivers(store, embedded, functools.partial(_agent, agents_tls))
     credentials = Credentials(ADMIN_USER, store.secret("node_admin_password", lambda: secrets.token_hex(24)))
+    keys = security_keys(store, data_dir, authority, validity)
+    links = Links(keys.client_tls)
     exports = LocalBuckets(settings.exports_path)
     snapshots = SnapshotWorker(
         store=store,
@@ -172,6 +197,7 @@ def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotSched
         local_address=settings.node_host,
         clock=utcnow,
         rdb_checker=_rdb_checker(),
+        links=links,
     )
     executor = Executor(
         store=store,
@@ -179,11 +205,15 @@ def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotSched
         engines=engines,
         credentials=credentials,
         tools=_tools(),
+        keys=keys,
+        links=links,
+        clock=utcnow,
         down_after_ms=settings.sentinel_down_after_ms,
         seed=snapshots.seed,
     )
     queue: KeyedQueue[ResourceKey] = KeyedQueue()
-    observer = Observer(hosts=drivers, probes=EngineProbes(), credentials=credentials)
+    probes = EngineProbes(links, keys.sentinel_password)
+    observer = Observer(hosts=drivers, probes=probes, credentials=credentials)
     local_host = local_spec(settings.node_host, settings.azs)
     services = Services(store=store, observer=observer, clock=utcnow, wake=queue.put, local_host=local_host)
     reconciler = Reconciler(

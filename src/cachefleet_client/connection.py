@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -41,6 +41,7 @@ __all__ = [
     "ResolvedGroup",
     "RetryPolicy",
     "resolve_replication_group",
+    "secured",
 ]
 
 RedisClient = redis.asyncio.Redis | RedisCluster
@@ -159,13 +160,20 @@ class ElastiCacheClient(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ResolvedGroup:
-    """What `DescribeReplicationGroups` says about how to connect to a group."""
+    """What `DescribeReplicationGroups` says about how to connect to a group.
+
+    `tls`: in-transit encryption is on (`TransitEncryptionMode` `required`, or `preferred`, where TLS
+    is taken too). `auth_token`: clients must send the group's AUTH token. `user_groups`: RBAC, so
+    clients log in as one of the group's users (or as its `default` user, if that one needs none).
+    """
 
     primary: Endpoint | None
     reader: Endpoint | None
     configuration: Endpoint | None
     cluster: bool
     tls: bool
+    auth_token: bool = False
+    user_groups: tuple[str, ...] = ()
 
 
 def _endpoint(raw: Mapping[str, Any] | None) -> Endpoint | None:
@@ -194,6 +202,34 @@ def resolve_replication_group(client: ElastiCacheClient, group_id: str) -> Resol
         configuration=configuration,
         cluster=cluster,
         tls=group.get("TransitEncryptionEnabled") is True,
+        auth_token=group.get("AuthTokenEnabled") is True,
+        user_groups=tuple(group.get("UserGroupIds") or ()),
+    )
+
+
+def secured(
+    group: ResolvedGroup,
+    options: ConnectionOptions | None,
+    *,
+    username: str | None,
+    password: str | None,
+    ssl_ca_certs: str | None,
+) -> ConnectionOptions:
+    """`options` (or the defaults) with what the group asks for: TLS when it has in-transit
+    encryption, and the secret the caller gives (an AUTH token, or a user's password with
+    `username`). A group with an AUTH token and no secret given is refused here, before any
+    connection is tried."""
+    base = options if options is not None else ConnectionOptions()
+    if group.auth_token and password is None and base.password is None:
+        raise ValueError("this replication group requires its AUTH token: pass password=<token>")
+    if username is not None and password is None and base.password is None:
+        raise ValueError(f"user {username!r}: pass its password too")
+    return replace(
+        base,
+        ssl=base.ssl or group.tls,
+        ssl_ca_certs=ssl_ca_certs if ssl_ca_certs is not None else base.ssl_ca_certs,
+        username=username if username is not None else base.username,
+        password=password if password is not None else base.password,
     )
 
 
@@ -258,15 +294,19 @@ class CacheConnection:
         elasticache: ElastiCacheClient,
         read_from_replica: bool = False,
         options: ConnectionOptions | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        ssl_ca_certs: str | None = None,
     ) -> CacheConnection:
         """Resolve a group's endpoints through the ElastiCache API, then connect to them.
 
-        Cluster-mode groups connect to their configuration endpoint. When the group has in-transit
-        encryption and `options` is not given, TLS is turned on.
+        Cluster-mode groups connect to their configuration endpoint. TLS is turned on when the group
+        has in-transit encryption (`ssl_ca_certs`: the CA that signed its certificates, such as a
+        cachefleet installation's `ca.pem`). `password` is the AUTH token of a group that has one,
+        or, with `username`, the password of one of the users of the group's user group (RBAC).
         """
         group = await asyncio.to_thread(resolve_replication_group, elasticache, group_id)
-        if options is None:
-            options = ConnectionOptions(ssl=group.tls)
+        options = secured(group, options, username=username, password=password, ssl_ca_certs=ssl_ca_certs)
         if group.cluster:
             main = group.configuration or group.primary
             if main is None:

@@ -22,6 +22,7 @@ from cachefleet_client import (
     RetryPolicy,
     resolve_replication_group,
 )
+from cachefleet_client.connection import secured
 
 from .conftest import RedisServer, free_port, options
 
@@ -82,6 +83,36 @@ def test_resolve_replication_group() -> None:
     assert not resolved.cluster
     assert resolved.tls
     assert stub.calls == [{"ReplicationGroupId": "rg"}]
+
+
+def test_resolve_reads_the_groups_access_control() -> None:
+    group = _group("10.0.0.1:6379", TransitEncryptionEnabled=True, AuthTokenEnabled=True)
+    resolved = resolve_replication_group(StubElastiCache({"rg": group}), "rg")
+    assert (resolved.tls, resolved.auth_token, resolved.user_groups) == (True, True, ())
+    rbac = _group("10.0.0.1:6379", TransitEncryptionEnabled=True, AuthTokenEnabled=False, UserGroupIds=["app"])
+    resolved = resolve_replication_group(StubElastiCache({"rg": rbac}), "rg")
+    assert (resolved.auth_token, resolved.user_groups) == (False, ("app",))
+
+
+def test_secured_takes_tls_from_the_group_and_the_secret_from_the_caller() -> None:
+    group = resolve_replication_group(
+        StubElastiCache({"rg": _group("10.0.0.1:6379", TransitEncryptionEnabled=True, AuthTokenEnabled=True)}), "rg"
+    )
+    base = options(client_name="app")
+    chosen = secured(group, base, username=None, password="t" * 16, ssl_ca_certs="/etc/ca.pem")
+    assert (chosen.ssl, chosen.ssl_ca_certs, chosen.password, chosen.client_name) == (
+        True,
+        "/etc/ca.pem",
+        "t" * 16,
+        "app",
+    )
+    user = secured(group, None, username="app", password="p" * 16, ssl_ca_certs=None)
+    assert (user.username, user.password, user.ssl) == ("app", "p" * 16, True)
+    with pytest.raises(ValueError, match="AUTH token"):
+        secured(group, None, username=None, password=None, ssl_ca_certs=None)
+    plain = resolve_replication_group(StubElastiCache({"rg": _group("10.0.0.1:6379")}), "rg")
+    with pytest.raises(ValueError, match="password"):
+        secured(plain, None, username="app", password=None, ssl_ca_certs=None)
 
 
 def test_resolve_cluster_mode_group() -> None:

@@ -309,7 +309,8 @@ def test_application_users_cannot_run_what_elasticache_restricts(cluster: Cluste
     # The default user (full access), an RBAC user with +@all, and one that grants all in a selector.
     everything = rbac("everything", "on ~* &* +@all", APP_PW)
     selector = rbac("selector", "on -@all (~* &* +@all)", APP_PW2)
-    port = start(cluster, (acl.token_default_user(NO_TOKEN), acl.rbac_user(everything), acl.rbac_user(selector)))
+    users = (acl.token_default_user(NO_TOKEN), acl.rbac_user(everything), acl.rbac_user(selector))
+    port = start(cluster, users)
     assert {c[0].lower() for c in RESTRICTED_CALLS} == set(RESTRICTED_COMMANDS)
     for auth in ([], [("AUTH", "everything", APP_PW)], [("AUTH", "selector", APP_PW2)]):
         for call in RESTRICTED_CALLS:
@@ -334,6 +335,7 @@ def test_application_users_cannot_run_what_elasticache_restricts(cluster: Cluste
             "default",
             "everything",
             "selector",
+            acl.marker(users),  # which set of users the node runs: a user nobody can log in as
         ]
     )
 

@@ -231,7 +231,8 @@ def test_a_killed_sentinel_is_restarted_and_failover_still_works(server: ServerP
         what="the sentinel's restart",
     )
     port = int((server.data_dir / "nodes/rg.watch/sentinel-2/port").read_text())
-    with redis.Redis(host="127.0.0.1", port=port, decode_responses=True) as sentinel:
+    password = server.sentinel_password()
+    with redis.Redis(host="127.0.0.1", port=port, password=password, decode_responses=True) as sentinel:
         wait_until(
             lambda: int(sentinel.sentinel_master("watch")["num-other-sentinels"]) == 2,
             15,

@@ -218,14 +218,3 @@ def test_user_groups(ec: Any) -> None:
     assert ec.delete_user_group(UserGroupId="team")["Status"] == "deleting"
     wait_for("the group to be gone", lambda: _gone(ec.describe_user_groups, "UserGroupNotFound", UserGroupId="team"))
     ec.delete_user(UserId="locked")  # no group holds it any more
-
-
-def test_replication_groups_do_not_take_user_groups_yet(ec: Any) -> None:
-    code, status, message = _error(
-        ec.create_replication_group,
-        ReplicationGroupId="rbac",
-        ReplicationGroupDescription="x",
-        UserGroupIds=["team"],
-    )
-    assert (code, status) == ("InvalidParameterValue", 400)
-    assert "not supported by this cachefleet version yet" in message

@@ -16,7 +16,7 @@ import hashlib
 import itertools
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,8 @@ from cachefleet.control.actions import EndpointInputs, Plan, ResourceKey
 from cachefleet.control.hosts import Drivers
 from cachefleet.control.kinds.base import PlannedKind, Services, wanted_parameters
 from cachefleet.control.observe import Observer
+from cachefleet.control.security import Keys
+from cachefleet.engines import acl
 from cachefleet.engines.haproxy import ADMIN_SOCKET, ServerState, server_name
 from cachefleet.engines.memcached import MemcachedObservation
 from cachefleet.engines.redis import RedisObservation
@@ -60,10 +62,23 @@ from cachefleet.store import statuses
 from cachefleet.store.hosts import local_spec
 from cachefleet.store.kinds import CLUSTERS, GROUPS, HOSTS
 from cachefleet.store.sqlite import Store
+from cachefleet.tls import certs
 
 ADDRESS = "127.0.0.1"
 CREDENTIALS = Credentials("cachefleet-admin", "secret")
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+# The installation's security material, with a CA made in memory (nothing is written).
+KEYS = Keys(
+    internal=acl.InternalUsers(
+        replication=Credentials(acl.REPLICATION_USER, "repl-secret"),
+        sentinel=Credentials(acl.SENTINEL_USER, "sentinel-secret"),
+        check=Credentials(acl.CHECK_USER, "check-secret"),
+    ),
+    sentinel_password="sentinels-secret",
+    ca_file=Path("/fake-host/ca.pem"),
+    authority=certs.new_authority("test CA", NOW, timedelta(days=3650)),
+    leaf_validity=timedelta(days=365),
+)
 ENGINE, VERSION, NODE_TYPE = "redis", "7.0.15", "cache.t3.micro"
 AZS = ("us-east-1a", "us-east-1b", "us-east-1c")
 LOST_AFTER = 30.0
@@ -177,6 +192,10 @@ class FakeHost:
         self.nodes_by_key.setdefault(key, FakeNode())
         self.blobs[(key, name)] = data
         return FileDigest(len(data), hashlib.sha256(data).hexdigest())
+
+    async def write_file(self, key: NodeKey, name: str, text: str) -> None:
+        self._reach()
+        self.nodes_by_key.setdefault(key, FakeNode()).files[name] = text
 
     async def reload(self, key: NodeKey, spec: ProcessSpec, signum: int) -> None:
         self._reach()

@@ -144,8 +144,16 @@ class ServerProcess:
 
     def admin_password(self) -> str:
         """The password of the control plane's own ACL user on every Redis node (``ADMIN_USER``)."""
+        return self.internal_secret("node_admin_password")
+
+    def sentinel_password(self) -> str:
+        """What every Sentinel of the installation requires (``requirepass``)."""
+        return self.internal_secret("sentinel_password")
+
+    def internal_secret(self, name: str) -> str:
+        """One of the installation's own secrets, as the server keeps them in its state database."""
         with contextlib.closing(sqlite3.connect(self.data_dir / "state.db")) as db:
-            row = db.execute("SELECT value FROM secrets WHERE name = 'node_admin_password'").fetchone()
+            row = db.execute("SELECT value FROM secrets WHERE name = ?", (name,)).fetchone()
         return str(row[0])
 
     def client(self, **overrides: Any) -> Any:

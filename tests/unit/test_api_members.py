@@ -176,7 +176,8 @@ def test_a_member_not_implemented_is_refused_by_name_and_changes_nothing(
 def test_there_is_a_refusal_case_for_every_refused_member() -> None:
     # The generated cases cover what the issue named as drifted, among the rest.
     paths = {(operation, path) for operation, path, _ in REFUSALS}
-    assert ("CreateReplicationGroup", "TransitEncryptionMode") in paths
-    assert ("ModifyReplicationGroup", "TransitEncryptionMode") in paths
+    assert ("CreateReplicationGroup", "NodeGroupConfiguration") in paths
+    assert ("ModifyReplicationGroup", "CacheNodeType") in paths
+    assert ("CreateReplicationGroup", "TransitEncryptionMode") not in paths  # implemented
     assert ("IncreaseReplicaCount", "ReplicaConfiguration.PreferredOutpostArns") in paths
     assert ("ModifyReplicationGroup", "SecurityGroupIds") not in paths  # stored, shown as SecurityGroups

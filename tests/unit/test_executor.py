@@ -7,7 +7,7 @@ import socket
 from dataclasses import replace
 
 import pytest
-from tests.support.fakes import ADDRESS, AZS, CREDENTIALS, Fleet
+from tests.support.fakes import ADDRESS, AZS, CREDENTIALS, KEYS, NOW, Fleet
 
 from cachefleet.control.actions import (
     Action,
@@ -21,10 +21,14 @@ from cachefleet.control.actions import (
     StartSentinel,
 )
 from cachefleet.control.execute import HAPROXY_CONF, RECONFIG_SCRIPT, REDIS_CONF, SENTINEL_CONF, Executor, Tools
+from cachefleet.control.security import Links
 from cachefleet.engines import redis
 from cachefleet.engines.installed import EngineBinary
+from cachefleet.model.auth_token import TokenState
 from cachefleet.model.errors import Fatal, Retry
 from cachefleet.model.nodes import Placement, endpoint_key, member_key, node_key, sentinel_keys
+from cachefleet.model.security import Security
+from cachefleet.model.transit import Transit, TransitMode
 from cachefleet.store.kinds import CLUSTERS, GROUPS
 
 REDIS = EngineBinary("redis", "7.0.15", "/usr/bin/redis-server")
@@ -36,7 +40,16 @@ LOCAL = Placement("local", ADDRESS, AZS[0])
 
 
 def executor(fleet: Fleet, engines: tuple[EngineBinary, ...] = (REDIS, MEMCACHED)) -> Executor:
-    return Executor(store=fleet.store, hosts=fleet.hosts, engines=engines, credentials=CREDENTIALS, tools=TOOLS)
+    return Executor(
+        store=fleet.store,
+        hosts=fleet.hosts,
+        engines=engines,
+        credentials=CREDENTIALS,
+        tools=TOOLS,
+        keys=KEYS,
+        links=Links(KEYS.client_tls),
+        clock=lambda: NOW,
+    )
 
 
 def run(fleet: Fleet, *actions: Action, engines: tuple[EngineBinary, ...] = (REDIS, MEMCACHED)) -> None:
@@ -217,3 +230,12 @@ def test_a_member_on_the_embedded_host_has_no_restart_policy() -> None:
     fleet.kill(member)
     run(fleet, StartNode(member, Placement("local", ADDRESS, AZS[1]), replicaof=fleet.address_of("g-001")))
     assert fleet.host.specs[member].restart is None  # the reconciler restarts nodes here
+
+
+def test_a_retained_primary_keeps_the_tls_and_users_of_its_group() -> None:
+    fleet = Fleet()
+    secured = Security(transit=Transit(True, TransitMode.REQUIRED), tokens=TokenState(("a" * 64,), False), version=2)
+    spec = fleet.group(security=secured)
+    GROUPS.put_spec(fleet.store, "g", replace(spec, deleting=True, retain_primary_cluster=True))
+    run(fleet, DetachMember("g-001"))
+    assert CLUSTERS.get(fleet.store, "g-001").spec.security == secured

@@ -10,6 +10,7 @@ from typing import Any
 from cachefleet.api.context import Context
 from cachefleet.engines.nodetypes import NODE_TYPES, memory_bytes
 from cachefleet.model import parameters as pm
+from cachefleet.model import security as sec
 from cachefleet.model import snapshots as sn
 from cachefleet.model import users as us
 from cachefleet.model.hosts import DEFAULT_SUBNET_GROUP
@@ -32,6 +33,7 @@ from cachefleet.store.records import (
     Group,
     ParameterGroup,
     Snapshot,
+    find_group,
     parameter_group_name,
     pick_member,
 )
@@ -103,8 +105,6 @@ def cache_cluster(ctx: Context, cluster: Cluster, *, show_nodes: bool) -> dict[s
             "CacheNodeIdsToReboot": [n.node_id for n in status.nodes if n.parameter_status == pm.PENDING_REBOOT],
         },
         "AutoMinorVersionUpgrade": spec.stored.auto_minor_version_upgrade,
-        "AuthTokenEnabled": False,
-        "TransitEncryptionEnabled": False,
         "AtRestEncryptionEnabled": False,
         "ARN": ctx.arn("cache-cluster", spec.id),
         "ReplicationGroupLogDeliveryEnabled": False,
@@ -120,12 +120,37 @@ def cache_cluster(ctx: Context, cluster: Cluster, *, show_nodes: bool) -> dict[s
         view["SnapshotRetentionLimit"] = spec.snapshot_retention_limit
         view["SnapshotWindow"] = spec.snapshot_window or sn.DEFAULT_WINDOW
     view.update(_stored(spec.stored))
+    view.update(_cluster_security(ctx, cluster))
     if spec.replication_group_id:
         view["ReplicationGroupId"] = spec.replication_group_id
     if show_nodes:
         view["CacheNodes"] = [
             _cache_node(ctx, cluster, node_id, az) for node_id, az in _node_ids_and_azs(spec.node_azs)
         ]
+    return view
+
+
+def _cluster_security(ctx: Context, cluster: Cluster) -> dict[str, Any]:
+    """A cluster's AUTH token and TLS: its group's for a member, its own for a standalone one (whose
+    token change shows as pending until its node has it)."""
+    spec, status = cluster.spec, cluster.status
+    group = find_group(ctx.store, spec.replication_group_id) if spec.replication_group_id else None
+    if group is not None:
+        return _security(group.spec.security, group.status.transit_mode)
+    view = _security(spec.security, spec.security.mode_text)
+    pending = sec.pending(spec.security, status.security_done, spec.security.mode_text, spec.security.user_group_ids)
+    if pending:
+        view["PendingModifiedValues"] = pending
+    return view
+
+
+def _security(spec: sec.Security, applied_mode: str) -> dict[str, Any]:
+    """``AuthTokenEnabled`` (never a token or its hash), when it last changed, and TLS as it runs."""
+    view: dict[str, Any] = {"AuthTokenEnabled": spec.tokens.enabled, "TransitEncryptionEnabled": bool(applied_mode)}
+    if spec.token_modified_at is not None:
+        view["AuthTokenLastModifiedDate"] = spec.token_modified_at
+    if applied_mode:
+        view["TransitEncryptionMode"] = applied_mode
     return view
 
 
@@ -192,8 +217,7 @@ def replication_group(ctx: Context, group: Group, members: list[Cluster]) -> dic
         "SnapshotWindow": spec.snapshot_window or sn.DEFAULT_WINDOW,
         "ClusterEnabled": False,
         "CacheNodeType": spec.node_type,
-        "AuthTokenEnabled": False,
-        "TransitEncryptionEnabled": False,
+        **_security(spec.security, status.transit_mode),
         "AtRestEncryptionEnabled": False,
         "ARN": ctx.arn("replication-group", spec.id),
         "LogDeliveryConfigurations": [],
@@ -205,6 +229,12 @@ def replication_group(ctx: Context, group: Group, members: list[Cluster]) -> dic
         "ClusterMode": "disabled",
         "Engine": spec.engine,
     }
+    if status.user_group_ids:
+        view["UserGroupIds"] = list(status.user_group_ids)
+    # What the nodes do not run yet: a token change, user groups, a TLS step.
+    view["PendingModifiedValues"] = sec.pending(
+        spec.security, status.security_done, status.transit_mode, status.user_group_ids
+    )
     if spec.snapshot_retention_limit > 0:
         # The member the next automatic snapshot is taken on, as the scheduler picks it.
         view["SnapshottingClusterId"] = pick_member(ctx.store, group, spec.snapshotting_member)
@@ -360,9 +390,11 @@ def user(ctx: Context, spec: us.User, status: str, groups: Sequence[us.UserGroup
     }
 
 
-def user_group(ctx: Context, spec: us.UserGroup, status: UserGroupStatus) -> dict[str, Any]:
+def user_group(
+    ctx: Context, spec: us.UserGroup, status: UserGroupStatus, replication_groups: Sequence[str] = ()
+) -> dict[str, Any]:
     """The service model's UserGroup: while a change is carried out, ``UserIds`` are the members the
-    engines have and ``PendingChanges`` the difference."""
+    engines have and ``PendingChanges`` the difference. ``replication_groups``: those associated."""
     members = spec.user_ids
     pending: dict[str, Any] = {}
     if status.status is UserGroupState.MODIFYING:
@@ -376,7 +408,7 @@ def user_group(ctx: Context, spec: us.UserGroup, status: UserGroupStatus) -> dic
         "Engine": spec.engine,
         "UserIds": list(members),
         "MinimumEngineVersion": us.MINIMUM_ENGINE_VERSION,
-        "ReplicationGroups": [],  # no replication group takes a user group yet
+        "ReplicationGroups": list(replication_groups),
         "ServerlessCaches": [],
         "ARN": ctx.arn("user-group", spec.user_group_id),
     }

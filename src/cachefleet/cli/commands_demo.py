@@ -17,6 +17,8 @@ from cachefleet.cli.context import CliState, pass_state, stdout
 from cachefleet.cli.errors import CliError
 from cachefleet.cli.options import client_options
 from cachefleet.demo import ApiAccess, DemoError, DemoOptions, Narrator, StartFailed, WorkloadSpec, run_demo
+from cachefleet.settings import default_data_dir
+from cachefleet.tls.files import ca_path
 
 DEFAULTS = WorkloadSpec()
 
@@ -27,7 +29,15 @@ class DemoFailed(CliError):
 
 def _access(options: ConnectionOptions) -> ApiAccess:
     endpoint = resolve(options)
-    return ApiAccess(endpoint.url, endpoint.region, endpoint.access_key_id, endpoint.secret_access_key)
+    # The installation's CA, which the demo's TLS group is verified against (`cachefleet ca`).
+    ca = ca_path(options.data_dir or default_data_dir())
+    return ApiAccess(
+        endpoint.url,
+        endpoint.region,
+        endpoint.access_key_id,
+        endpoint.secret_access_key,
+        ca_file=str(ca) if ca.is_file() else None,
+    )
 
 
 @click.command("demo")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,12 @@ def parse_account_id(_ctx: click.Context, _param: click.Parameter, value: str | 
     metavar="SECONDS",
     help="How long a registered host may not answer before its nodes are replaced elsewhere [default: 30].",
 )
+@click.option(
+    "--tls-certificate-validity",
+    type=click.IntRange(min=10),
+    metavar="SECONDS",
+    help="How long the certificates of nodes and Sentinels live; renewed with a third left [default: 1 year].",
+)
 @pass_state
 def server(
     state: CliState,
@@ -84,6 +91,7 @@ def server(
     port_range: tuple[int, int] | None,
     node_address: str | None,
     host_lost_after: float | None,
+    tls_certificate_validity: int | None,
 ) -> None:
     """Run the control plane in the foreground; node processes outlive it."""
     settings = build_settings(
@@ -95,6 +103,7 @@ def server(
         port_range=port_range,
         node_address=node_address,
         host_lost_after=host_lost_after,
+        tls_certificate_validity=tls_certificate_validity,
     )
     # Imported here so that the API verbs do not pay for loading the whole server.
     from cachefleet.wiring import run_server  # noqa: PLC0415
@@ -112,6 +121,7 @@ def build_settings(
     port_range: tuple[int, int] | None,
     node_address: str | None = None,
     host_lost_after: float | None = None,
+    tls_certificate_validity: int | None = None,
 ) -> Settings:
     """Settings from the flags given; a flag left out keeps the default that Settings defines."""
     given: dict[str, Any] = {
@@ -123,5 +133,8 @@ def build_settings(
         "port_range": port_range,
         "node_host": node_address,
         "host_lost_after": host_lost_after,
+        "tls_certificate_validity": (
+            dt.timedelta(seconds=tls_certificate_validity) if tls_certificate_validity is not None else None
+        ),
     }
     return Settings(**{name: value for name, value in given.items() if value is not None})

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from cachefleet.engines.acl import AclUser
 from cachefleet.model.nodes import PORT_SLOT, NodeKey, Placement
 from cachefleet.store.kinds import Stored
 
@@ -90,10 +91,17 @@ class EndpointInputs:
 
     nodes: tuple[Address, ...]
     primary: Address
+    # TLS behind the endpoint: "" (none), "preferred" or "required"; with preferred, each node's
+    # plain-text port beside its TLS one (``(TLS port, plain port)``, in node order).
+    tls: str = ""
+    plain_ports: tuple[tuple[int, int], ...] = ()
 
     def to_json(self) -> str:
-        """The canonical text kept beside the running config: the node set."""
-        return json.dumps({"nodes": [list(n) for n in self.nodes]}, sort_keys=True)
+        """The canonical text kept beside the running config: the node set (and TLS, when on)."""
+        data: dict[str, object] = {"nodes": [list(n) for n in self.nodes]}
+        if self.tls:
+            data.update(tls=self.tls, plain=[list(p) for p in self.plain_ports])
+        return json.dumps(data, sort_keys=True)
 
 
 @dataclass(frozen=True)
@@ -140,6 +148,50 @@ class SentinelFailover:
 
 
 @dataclass(frozen=True)
+class RestartSentinel:
+    """Stop a Sentinel and start it on a config rendered afresh: its TLS changed (a group moving
+    between TLS modes), or its certificate is due (Sentinel reads it only at start)."""
+
+    node: NodeKey
+    at: Placement
+    group_id: str
+    primary: Address
+
+
+@dataclass(frozen=True)
+class SyncAcl:
+    """Give a running node the group's application users live (``ACL SETUSER ... reset`` and
+    ``DELUSER``: authenticated connections stay), then its marker (``engines.acl.marker``).
+
+    ``present`` is what ``ACL USERS`` answered. The users carry password hashes only, and are kept
+    out of the action's text all the same."""
+
+    node: NodeKey
+    at: Placement
+    users: tuple[AclUser, ...] = field(repr=False)
+    present: tuple[str, ...] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class SetTransport:
+    """Move a running node to its group's TLS mode live: ``CONFIG SET`` of its ports and TLS files
+    (``engines.redis.transport_values``); its main port keeps its number and changes role.
+    ``current``: its ``port`` and ``tls-port`` as the pass saw them."""
+
+    node: NodeKey
+    at: Placement
+    current: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class RenewCertificate:
+    """Replace a running node's certificate and make it read the new one (no restart, sessions kept)."""
+
+    node: NodeKey
+    at: Placement
+
+
+@dataclass(frozen=True)
 class RemoveNode:
     node: NodeKey
     at: Placement
@@ -170,6 +222,10 @@ Action = (
     | SetEndpointPrimary
     | StartSentinel
     | SentinelFailover
+    | RestartSentinel
+    | SyncAcl
+    | SetTransport
+    | RenewCertificate
     | RemoveNode
     | DetachMember
     | DeleteRecord

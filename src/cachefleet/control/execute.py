@@ -12,7 +12,9 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 
+from cachefleet.control import security
 from cachefleet.control.actions import (
     Action,
     Address,
@@ -23,17 +25,22 @@ from cachefleet.control.actions import (
     EndpointInputs,
     ReloadEndpoint,
     RemoveNode,
+    RenewCertificate,
     ReplicaOf,
     RestartNode,
+    RestartSentinel,
     SentinelFailover,
     SetEndpointPrimary,
+    SetTransport,
     StartEndpoint,
     StartNode,
     StartSentinel,
     Switchover,
+    SyncAcl,
 )
 from cachefleet.control.observe import ENDPOINT_INPUTS, PARAMETERS_FILE
-from cachefleet.engines import haproxy, memcached, redis, sentinel
+from cachefleet.control.security import Keys, Links
+from cachefleet.engines import acl, haproxy, memcached, redis, sentinel
 from cachefleet.engines.installed import EngineBinary
 from cachefleet.engines.nodetypes import memory_bytes
 from cachefleet.hosts.base import Host, Hosts, PortRequest, ProcessSpec, RestartPolicy
@@ -49,11 +56,15 @@ from cachefleet.model.nodes import (
     member_key,
     sentinel_keys,
 )
+from cachefleet.model.security import Security
 from cachefleet.model.specs import CacheClusterSpec
+from cachefleet.model.transit import TransitMode
 from cachefleet.store.hosts import recorded_ports
 from cachefleet.store.kinds import CLUSTERS, GROUPS
 from cachefleet.store.records import effective_parameters
 from cachefleet.store.sqlite import Store
+from cachefleet.tls import certs
+from cachefleet.tls.certs import Role
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +93,9 @@ class Executor:
     engines: Sequence[EngineBinary]
     credentials: Credentials
     tools: Tools
+    keys: Keys  # the internal users, the Sentinels' password, the CA (``control.security``)
+    links: Links  # how each node and Sentinel answers now: TLS or plain text
+    clock: Callable[[], datetime]  # when certificates are issued
     down_after_ms: int = 1000
     # Puts a restoring node's RDB in place before its first start (``SnapshotWorker.seed``).
     seed: Seed | None = None
@@ -152,7 +166,9 @@ class Executor:
                 if port is None:
                     return
                 try:
-                    await redis.config_set(at.address, port, user=user, password=password, values=values)
+                    await redis.config_set(
+                        at.address, port, user=user, password=password, values=values, tls=self._tls(at.address, port)
+                    )
                 except Retry as exc:
                     # Best effort: the next pass observes the node again and tries once more; a
                     # failure here must not keep the rest of the plan (failover steps) from running.
@@ -160,30 +176,57 @@ class Executor:
             case ReplicaOf(node, at, primary):
                 port = await self.hosts.get(at.host).port_of(node)
                 if port is not None:
-                    await redis.set_replicaof(at.address, port, user=user, password=password, primary=primary)
+                    await redis.set_replicaof(
+                        at.address, port, user=user, password=password, primary=primary, tls=self._tls(at.address, port)
+                    )
             case Switchover(old, new):
-                await redis.switchover(old, new, user=user, password=password)
+                await redis.switchover(old, new, user=user, password=password, tls=self.links.tls_for(*old))
             case ReloadEndpoint(node, at, inputs):
                 spec = await self._endpoint(node, at, inputs)
                 await self.hosts.get(at.host).reload(node, spec, haproxy.RELOAD_SIGNAL)
             case SetEndpointPrimary(node, at, server):
                 # The admin socket is a file on the embedded host, where endpoints run (HostMap.endpoint).
                 admin_socket = await self.hosts.get(at.host).node_dir(node) / haproxy.ADMIN_SOCKET
-                await asyncio.to_thread(haproxy.set_primary, admin_socket, server)
+                backends = _primary_backends(self._group_security(node))
+                await asyncio.to_thread(haproxy.set_primary, admin_socket, server, backends)
             case SentinelFailover(node, at, group_id, primary):
                 port = await self.hosts.get(at.host).port_of(node)
                 if port is not None:
-                    await redis.pause_and_drain(primary, user=user, password=password)
+                    node_tls = self.links.tls_for(*primary)
+                    await redis.pause_and_drain(primary, user=user, password=password, tls=node_tls)
                     try:
-                        await sentinel.failover(at.address, port, group_id)
+                        await sentinel.failover(
+                            at.address,
+                            port,
+                            group_id,
+                            password=self.keys.sentinel_password,
+                            tls=self._tls(at.address, port),
+                        )
                     except Retry:
-                        await redis.unpause(primary, user=user, password=password)
+                        await redis.unpause(primary, user=user, password=password, tls=node_tls)
                         raise
+            case RestartSentinel(node, at, group_id, primary):
+                spec = await self._sentinel(node, at, group_id, primary)  # rendered first: a bad spec must not stop it
+                host = self.hosts.get(at.host)
+                await host.stop(node)
+                await host.start(node, spec)
+                port = await host.port_of(node)
+                if port is not None:
+                    self.links.record(at.address, port, tls=self._group_security(node).tls)
+            case SyncAcl(node, at, users, present):
+                await self._sync_acl(node, at, users, present)
+            case SetTransport(node, at, current):
+                await self._set_transport(node, at, dict(current))
+            case RenewCertificate(node, at):
+                await self._renew_certificate(node, at)
             case RemoveNode(node, at):
                 await self.hosts.get(at.host).remove(node)
             case DetachMember(cluster_id):
                 cluster = CLUSTERS.get(self.store, cluster_id)
-                CLUSTERS.put_spec(self.store, cluster_id, replace(cluster.spec, replication_group_id=None))
+                # It keeps the TLS and users it ran with its group, now as its own.
+                kept = security.security_of(self.store, cluster.spec)
+                detached = replace(cluster.spec, replication_group_id=None, security=kept)
+                CLUSTERS.put_spec(self.store, cluster_id, detached)
             case DeleteRecord(kind, resource_id):
                 self.store.delete(kind, resource_id)
 
@@ -225,7 +268,13 @@ class Executor:
                 continue
             if port is not None:
                 sentinels.append((placed.address, port))
-        return RestartPolicy(group.spec.id, tuple(sentinels), at.address, down_after_ms=self.down_after_ms)
+        return RestartPolicy(
+            group.spec.id,
+            tuple(sentinels),
+            at.address,
+            down_after_ms=self.down_after_ms,
+            password=self.keys.sentinel_password,
+        )
 
     async def _restart(self, node: NodeKey, at: Placement, replicaof: Address | None) -> None:
         """Stop the node keeping its data, then start it on a config rendered afresh."""
@@ -236,14 +285,103 @@ class Executor:
         if running is not None and port is not None and REDIS_CONF in process.files:
             # SHUTDOWN SAVE writes the RDB even with save "" (an AOF, when on, is fsynced too).
             await redis.shutdown_save(
-                at.address, port, user=self.credentials.user, password=self.credentials.password
+                at.address,
+                port,
+                user=self.credentials.user,
+                password=self.credentials.password,
+                tls=self._tls(at.address, port),
             )
         await host.stop(node)
         await host.start(node, process)
 
-    async def _allocate(
-        self, host_id: str, requests: Sequence[PortRequest], chosen: Collection[int] = ()
-    ) -> list[int]:
+    # -- security (docs/security.md) -------------------------------------------------------------
+
+    def _tls(self, address: str, port: int) -> redis.ClientTls | None:
+        """How a node or Sentinel of ours at ``address:port`` answers now (``Links``)."""
+        return self.links.tls_for(address, port)
+
+    def _node_security(self, node: NodeKey) -> Security:
+        return security.security_of(self.store, CLUSTERS.get(self.store, node.cluster_id).spec)
+
+    def _group_security(self, node: NodeKey) -> Security:
+        """The security of the group a Sentinel or endpoint (``rg.<id>/...``) serves."""
+        group = GROUPS.find(self.store, node.cluster_id.removeprefix("rg."))
+        return group.spec.security if group is not None else Security()
+
+    def _identity(self, node: NodeKey, at: Placement, role: Role) -> certs.Identity:
+        """What a leaf names: the process's own address and, for a node, its group's endpoint's
+        (on the embedded host, ``HostMap.endpoint``), as ``planners.security`` checks it."""
+        if role is Role.NODE:
+            endpoint = self.hosts.get(LOCAL_HOST).address
+            return security.identity(node, at.address, role, endpoints=(endpoint,))
+        return security.identity(node, at.address, role)
+
+    async def _leaf(self, node: NodeKey, at: Placement, role: Role) -> dict[str, str]:
+        """The leaf files a TLS process starts with: none while its current leaf is good."""
+        info = await self.hosts.get(at.host).read_file(node, security.TLS_INFO)
+        return security.current_or_new_leaf(self.keys, self._identity(node, at, role), info, self.clock())
+
+    async def _sync_acl(
+        self, node: NodeKey, at: Placement, users: Sequence[acl.AclUser], present: Sequence[str]
+    ) -> None:
+        """The users first, then the marker that says the node has them: a failure in between leaves
+        the old marker, and the next pass sends them all again."""
+        port = await self.hosts.get(at.host).port_of(node)
+        if port is None:
+            return
+        user, password, tls = self.credentials.user, self.credentials.password, self._tls(at.address, port)
+        commands = acl.sync_commands(users, present)
+        await redis.apply_acl(at.address, port, user=user, password=password, commands=commands, tls=tls)
+        marker = acl.marker_commands(acl.marker(users), present)
+        await redis.apply_acl(at.address, port, user=user, password=password, commands=marker, tls=tls)
+
+    async def _set_transport(self, node: NodeKey, at: Placement, current: dict[str, str]) -> None:
+        """Move a running node to its group's TLS mode with one live CONFIG SET: its leaf is written
+        first when it goes to TLS."""
+        host = self.hosts.get(at.host)
+        port = await host.port_of(node)
+        if port is None:
+            return
+        wanted = self._node_security(node)
+        node_tls = security.node_tls(wanted, port, await host.node_dir(node), self.keys)
+        plain = await self._plain_port(node, at, wanted, port)
+        if node_tls is not None:
+            for name, text in (await self._leaf(node, at, Role.NODE)).items():
+                await host.write_file(node, name, text)
+        values = redis.transport_values(plain, node_tls, current)
+        user, password, tls = self.credentials.user, self.credentials.password, self._tls(at.address, port)
+        await redis.config_set(at.address, port, user=user, password=password, values=values, tls=tls)
+        self.links.record(at.address, port, tls=node_tls is not None)
+
+    async def _renew_certificate(self, node: NodeKey, at: Placement) -> None:
+        """A new leaf, written with one rename (key and certificate together), then read live by the node."""
+        host = self.hosts.get(at.host)
+        port = await host.port_of(node)
+        wanted = self._node_security(node)
+        if port is None or not wanted.tls:
+            return
+        node_tls = security.node_tls(wanted, port, await host.node_dir(node), self.keys)
+        assert node_tls is not None
+        files = security.leaf_files(self.keys, self._identity(node, at, Role.NODE), self.clock())
+        # The PEM first: should the info file not follow, the next pass renews once more.
+        await host.write_file(node, security.TLS_FILE, files[security.TLS_FILE])
+        user, password, tls = self.credentials.user, self.credentials.password, self._tls(at.address, port)
+        await redis.reload_tls(at.address, port, user=user, password=password, node_tls=node_tls, tls=tls)
+        await host.write_file(node, security.TLS_INFO, files[security.TLS_INFO])
+
+    async def _plain_port(self, node: NodeKey, at: Placement, wanted: Security, port: int) -> int:
+        """A node's plain-text port for its group's TLS mode: its main port without TLS, none with
+        ``required``, the one of ``PLAIN_SLOT`` with ``preferred``."""
+        if not wanted.tls:
+            return port
+        if wanted.transit.mode is TransitMode.REQUIRED:
+            return 0
+        plain = await self.hosts.get(at.host).port_of(node, security.PLAIN_SLOT)
+        if plain is None:
+            raise Retry(f"node {node} has no plain-text port yet")
+        return plain
+
+    async def _allocate(self, host_id: str, requests: Sequence[PortRequest], chosen: Collection[int] = ()) -> list[int]:
         """Ports for nodes that have none on the host: the recorded one back, else a free one.
 
         The host skips every port it has handed out already; those the store records (on any host)
@@ -262,14 +400,20 @@ class Executor:
         port, reader = await host.port_of(node), await host.port_of(node, READER_SLOT)
         if port is None or reader is None:
             raise Retry(f"endpoint {node.cluster_id} has no ports yet")
+        # TLS passes through (TCP mode): the nodes' leaves name the endpoint's address.
+        tls = None
+        if inputs.tls:
+            tls = haproxy.EndpointTls(TransitMode(inputs.tls), self.keys.ca_file, plain_ports=inputs.plain_ports)
         config = haproxy.EndpointConfig(
             bind=at.address,
             primary_port=port,
             reader_port=reader,
             nodes=inputs.nodes,
             primary=inputs.primary,
-            admin_user=self.credentials.user,
-            admin_password=self.credentials.password,
+            # Health checks log in as the check user (PING, INFO), never as the admin.
+            admin_user=self.keys.internal.check.user,
+            admin_password=self.keys.internal.check.password,
+            tls=tls,
         )
         conf = await host.node_dir(node) / HAPROXY_CONF
         return ProcessSpec(
@@ -283,6 +427,12 @@ class Executor:
         if port is None:
             raise Retry(f"sentinel {node.node_id} of {group_id} has no port yet")
         node_dir = await host.node_dir(node)
+        wanted = self._group_security(node)
+        files: dict[str, str] = {security.TLS_INFO: security.PLAIN.to_text()}
+        tls = None
+        if wanted.tls:
+            files = await self._leaf(node, at, Role.SENTINEL)
+            tls = sentinel.SentinelTls(node_dir / security.TLS_FILE, self.keys.ca_file)
         # The reconfig script flips the group's endpoint through its admin socket, a file on the
         # embedded host: only a Sentinel there can reach it. Elsewhere the control plane follows
         # Sentinel's decision on its next pass (SetEndpointPrimary), until the endpoint wiring.
@@ -291,7 +441,10 @@ class Executor:
         if at.host == LOCAL_HOST:
             endpoint_dir = await self.hosts.get(LOCAL_HOST).node_dir(endpoint_key(group_id))
             admin_socket = endpoint_dir / haproxy.ADMIN_SOCKET
-            scripts[RECONFIG_SCRIPT] = sentinel.reconfig_script(self.tools.python, admin_socket)
+            # The script flips every primary backend the endpoint has (two with TLS preferred).
+            scripts[RECONFIG_SCRIPT] = sentinel.reconfig_script(
+                self.tools.python, admin_socket, haproxy.ALL_PRIMARY_BACKENDS
+            )
             reconfig = node_dir / RECONFIG_SCRIPT
         config = sentinel.SentinelConfig(
             port=port,
@@ -300,15 +453,19 @@ class Executor:
             master_name=group_id,
             primary=primary,
             quorum=2,
-            admin_user=self.credentials.user,
-            admin_password=self.credentials.password,
+            # Sentinel logs in to the nodes as its own internal user, allowed only what it sends.
+            admin_user=self.keys.internal.sentinel.user,
+            admin_password=self.keys.internal.sentinel.password,
             my_id=sentinel.my_id(f"{group_id}/{node.node_id}"),
             down_after_ms=self.down_after_ms,
             reconfig_script=reconfig,
+            # Nobody without it may ask a Sentinel anything, with TLS or without.
+            password=self.keys.sentinel_password,
+            tls=tls,
         )
         return ProcessSpec(
             argv=sentinel.argv(self.tools.sentinel, node_dir / SENTINEL_CONF),
-            files={SENTINEL_CONF: sentinel.render_config(config)},
+            files={SENTINEL_CONF: sentinel.render_config(config), **files},
             scripts=scripts,
         )
 
@@ -334,8 +491,12 @@ class Executor:
             return ProcessSpec(argv=argv, files={PARAMETERS_FILE: started_with})
         node_dir = await host.node_dir(node)
         directives = redis.parameter_directives(values, memory) if values else {}
+        # The group's users and TLS, so that a node has them before it serves its first client.
+        wanted = security.security_of(self.store, spec)
+        node_tls = security.node_tls(wanted, port, node_dir, self.keys)
+        leaf = await self._leaf(node, at, Role.NODE) if node_tls is not None else {}
         config = redis.RedisNodeConfig(
-            port=port,
+            port=await self._plain_port(node, at, wanted, port),
             bind=at.address,
             data_dir=node_dir,
             maxmemory_bytes=int(directives.get("maxmemory", memory)),
@@ -343,10 +504,13 @@ class Executor:
             admin_password=self.credentials.password,
             replicaof=replicaof,
             parameters=tuple(directives.items()),
+            internal=self.keys.internal,
+            application=security.wanted_users(self.store, wanted),
+            tls=node_tls,
         )
         return ProcessSpec(
             argv=redis.argv(binary.path, node_dir / REDIS_CONF),
-            files={REDIS_CONF: redis.render_config(config), PARAMETERS_FILE: started_with},
+            files={REDIS_CONF: redis.render_config(config), PARAMETERS_FILE: started_with, **leaf},
             restart=await self._restart_policy(node, at, spec),
         )
 
@@ -355,6 +519,13 @@ class Executor:
             if binary.engine == spec.engine and binary.version == spec.engine_version:
                 return binary
         raise Fatal(f"{spec.engine} {spec.engine_version} is no longer installed on this host")
+
+
+def _primary_backends(wanted: Security) -> tuple[str, ...]:
+    """The endpoint's backends that follow the primary: a plain-text one too with TLS ``preferred``."""
+    if wanted.transit.mode is TransitMode.PREFERRED:
+        return haproxy.ALL_PRIMARY_BACKENDS
+    return (haproxy.PRIMARY_BACKEND,)
 
 
 async def _accepting(address: Address) -> None:

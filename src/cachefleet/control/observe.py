@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from cachefleet.engines import haproxy, memcached, redis, sentinel
+from cachefleet.control.security import PLAIN_SLOT, TLS_INFO, CertificateInfo, Links
+from cachefleet.engines import haproxy, memcached, redis, resp, sentinel
 from cachefleet.hosts.base import Host, Hosts
 from cachefleet.model.credentials import Credentials
 from cachefleet.model.errors import Retry
@@ -45,16 +46,37 @@ class Probes(Protocol):
 
 
 class EngineProbes:
-    """The real probes: RESP to Redis and Sentinel, the text protocol to memcached, HAProxy's admin socket."""
+    """The real probes: RESP to Redis and Sentinel, the text protocol to memcached, HAProxy's admin socket.
+
+    Redis nodes and Sentinels are reached over TLS or in plain text as ``links`` says they last
+    answered (a node changes live when its group moves between TLS modes); every Sentinel asks for
+    the installation's Sentinel password.
+    """
+
+    def __init__(self, links: Links, sentinel_password: str) -> None:
+        self._links = links
+        self._sentinel_password = sentinel_password
 
     async def redis(self, address: str, port: int, credentials: Credentials) -> redis.RedisObservation | None:
-        return await redis.probe(address, port, user=credentials.user, password=credentials.password)
+        user, password = credentials.user, credentials.password
+        try:
+            return await self._links.reach(
+                address, port, lambda tls: redis.observe(address, port, user=user, password=password, tls=tls)
+            )
+        except (OSError, TimeoutError, resp.ProtocolError):
+            return None
 
     async def memcached(self, address: str, port: int) -> memcached.MemcachedObservation | None:
         return await memcached.probe(address, port)
 
     async def sentinel(self, address: str, port: int, group_id: str) -> sentinel.SentinelView | None:
-        return await sentinel.probe(address, port, group_id)
+        password = self._sentinel_password
+        try:
+            return await self._links.reach(
+                address, port, lambda tls: sentinel.master_view(address, port, group_id, password=password, tls=tls)
+            )
+        except (OSError, TimeoutError, resp.ProtocolError):
+            return None
 
     def endpoint(self, admin_socket: Path) -> dict[str, haproxy.ServerState] | None:
         try:
@@ -82,6 +104,8 @@ class NodeObservation:
     started_with: Mapping[str, str] | None = None
     port_taken: bool = False  # down, and a process that is not the node holds its port
     reachable: bool = True  # False: its host is out of reach; nothing is known of it
+    plain_port: int | None = None  # its plain-text port in TLS ``preferred`` mode (``PLAIN_SLOT``)
+    certificate: CertificateInfo | None = None  # its TLS info file (``control.security``), if any
 
     @property
     def serving(self) -> bool:
@@ -105,17 +129,23 @@ async def observe_node(
     if not reachable:
         return UNREACHABLE
     try:
-        port, pid, taken, parameters_text = await _node_files(observer.hosts.get(at.host), key)
+        host = observer.hosts.get(at.host)
+        port, pid, taken, parameters_text = await _node_files(host, key)
+        plain = await host.port_of(key, PLAIN_SLOT)
     except Retry:
         return UNREACHABLE
     if port is None or pid is None:
-        return NodeObservation(port=port, pid=pid, port_taken=taken)
+        return NodeObservation(port=port, pid=pid, port_taken=taken, plain_port=plain)
     started_with = _parameters(parameters_text)
     probes = observer.probes
     if engine == "memcached":
         return NodeObservation(port, pid, memcached=await probes.memcached(at.address, port), started_with=started_with)
     probe = await probes.redis(at.address, port, observer.credentials)
-    return NodeObservation(port, pid, redis=probe, started_with=started_with)
+    try:
+        certificate = CertificateInfo.from_text(await host.read_file(key, TLS_INFO))
+    except Retry:
+        return UNREACHABLE
+    return NodeObservation(port, pid, redis=probe, started_with=started_with, plain_port=plain, certificate=certificate)
 
 
 async def _node_files(host: Host, key: NodeKey) -> tuple[int | None, int | None, bool, str | None]:
@@ -153,6 +183,7 @@ class SentinelObservation:
     pid: int | None
     view: sentinel.SentinelView | None = None
     reachable: bool = True
+    certificate: CertificateInfo | None = None  # whether it runs with TLS, and its leaf's renewal
 
 
 @dataclass(frozen=True)
@@ -223,4 +254,9 @@ async def _observe_sentinel(observer: Observer, where: Where, group_id: str) -> 
         return SentinelObservation(None, None, reachable=False)
     if port is None or pid is None:
         return SentinelObservation(port, pid)
-    return SentinelObservation(port, pid, await observer.probes.sentinel(at.address, port, group_id))
+    try:
+        certificate = CertificateInfo.from_text(await host.read_file(key, TLS_INFO))
+    except Retry:
+        return SentinelObservation(None, None, reachable=False)
+    view = await observer.probes.sentinel(at.address, port, group_id)
+    return SentinelObservation(port, pid, view, certificate=certificate)

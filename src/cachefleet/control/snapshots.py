@@ -22,7 +22,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
+from cachefleet.control.security import Links
 from cachefleet.engines import redis
+from cachefleet.engines.resp import ClientTls
 from cachefleet.hosts.base import Host, Hosts
 from cachefleet.model.credentials import Credentials
 from cachefleet.model.errors import Fatal, RestoreFailed, Retry
@@ -78,6 +80,10 @@ class SnapshotWorker:
     local_address: str  # the embedded host's: where a node recorded before hosts existed runs
     clock: Callable[[], datetime]
     rdb_checker: str | None = None  # redis-check-rdb, run on imported files before a restore
+    links: Links | None = None  # how nodes answer (TLS or plain text); None: plain text
+
+    def _tls(self, address: str, port: int) -> ClientTls | None:
+        return self.links.tls_for(address, port) if self.links is not None else None
 
     # -- taking --------------------------------------------------------------------------------
 
@@ -98,7 +104,13 @@ class SnapshotWorker:
         if port is None:
             raise Retry(f"node {cluster_id} has no port")
         chosen = time.perf_counter()
-        await redis.bgsave(at.address, port, user=self.credentials.user, password=self.credentials.password)
+        await redis.bgsave(
+            at.address,
+            port,
+            user=self.credentials.user,
+            password=self.credentials.password,
+            tls=self._tls(at.address, port),
+        )
         saved = time.perf_counter()
         taken_at = self.clock().isoformat()
         metadata = {"spec": spec.to_json(), "node_cluster_id": cluster_id, "snapshot_created_at": taken_at}
@@ -111,7 +123,12 @@ class SnapshotWorker:
             raise Retry(f"the RDB of {cluster_id} is not there yet: {exc}") from exc
         log.info(
             "snapshot %s of %s: node chosen in %.3fs, BGSAVE %.3fs, stored %d bytes in %.3fs",
-            spec.name, cluster_id, chosen - started, saved - chosen, stored.size, time.perf_counter() - saved,
+            spec.name,
+            cluster_id,
+            chosen - started,
+            saved - chosen,
+            stored.size,
+            time.perf_counter() - saved,
         )
         cluster = find_cluster(self.store, cluster_id)
         node = cluster.status.node(MEMBER_NODE_ID) if cluster else None
@@ -169,7 +186,13 @@ class SnapshotWorker:
             return False  # its host is out of reach
         if port is None:
             return False
-        seen = await redis.probe(at.address, port, user=self.credentials.user, password=self.credentials.password)
+        seen = await redis.probe(
+            at.address,
+            port,
+            user=self.credentials.user,
+            password=self.credentials.password,
+            tls=self._tls(at.address, port),
+        )
         if seen is None or seen.loading:
             return False
         return seen.role == "master" if primary else seen.role == "slave" and seen.master_link_up

@@ -2,17 +2,23 @@
 
 Everything here goes through the public API with boto3, as any application would: create the
 group, wait for ``available``, read each member's ``CurrentRole``, ``TestFailover``, delete.
+
+The group is secured as a production cache would be: TLS ``required`` (verified against the
+installation's CA) and RBAC, with a user group holding the app's own ACL user (a password the demo
+makes, handed to the app instances through their environment) and a ``default`` user that is off,
+so that a client which does not log in can do nothing (``Access``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-__all__ = ["ApiAccess", "DemoError", "ElastiCacheApi", "Group"]
+__all__ = ["Access", "ApiAccess", "DemoError", "ElastiCacheApi", "Group"]
 
 NOT_FOUND = "ReplicationGroupNotFoundFault"
 DEMO_NODE_TYPE = "cache.t4g.micro"  # ElastiCache has no default node type; the smallest is plenty here
@@ -30,6 +36,11 @@ class ElastiCacheApi(Protocol):
     def create_replication_group(self, **kwargs: Any) -> Mapping[str, Any]: ...
     def delete_replication_group(self, **kwargs: Any) -> Mapping[str, Any]: ...
     def test_failover(self, **kwargs: Any) -> Mapping[str, Any]: ...
+    def create_user(self, **kwargs: Any) -> Mapping[str, Any]: ...
+    def delete_user(self, **kwargs: Any) -> Mapping[str, Any]: ...
+    def create_user_group(self, **kwargs: Any) -> Mapping[str, Any]: ...
+    def delete_user_group(self, **kwargs: Any) -> Mapping[str, Any]: ...
+    def describe_user_groups(self, **kwargs: Any) -> Mapping[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -40,6 +51,7 @@ class ApiAccess:
     region: str
     access_key_id: str
     secret_access_key: str
+    ca_file: str | None = None  # the installation's CA (DIR/ca.pem): TLS groups are verified against it
 
     def client(self) -> ElastiCacheApi:
         import boto3  # noqa: PLC0415  # slow to import; only needed once the demo really runs
@@ -58,12 +70,97 @@ class ApiAccess:
         return client
 
     def env(self) -> dict[str, str]:
-        return {
+        env = {
             "CACHEFLEET_DEMO_ENDPOINT_URL": self.endpoint_url,
             "AWS_DEFAULT_REGION": self.region,
             "AWS_ACCESS_KEY_ID": self.access_key_id,
             "AWS_SECRET_ACCESS_KEY": self.secret_access_key,
         }
+        if self.ca_file is not None:
+            env[ENV_CA_FILE] = self.ca_file
+        return env
+
+
+ENV_CA_FILE = "CACHEFLEET_DEMO_CA_FILE"
+ENV_CACHE_USER = "CACHEFLEET_DEMO_CACHE_USER"
+ENV_CACHE_PASSWORD = "CACHEFLEET_DEMO_CACHE_PASSWORD"
+# What the app runs: every key and channel, every command an application may have on ElastiCache.
+APP_ACCESS = "on ~* &* +@all"
+
+
+class Access:
+    """The demo group's RBAC: the app's user, a ``default`` user that is off, their user group."""
+
+    def __init__(self, client: ElastiCacheApi, name: str) -> None:
+        self.client = client
+        self.app_user = f"{name}-app"
+        self.default_user = f"{name}-default"
+        self.user_group = f"{name}-users"
+        self.password = secrets.token_urlsafe(24)  # lives in this process and the app's environment only
+        self.made: list[tuple[str, str]] = []  # (kind, id), in creation order
+
+    def env(self) -> dict[str, str]:
+        return {ENV_CACHE_USER: self.app_user, ENV_CACHE_PASSWORD: self.password}
+
+    async def create(self) -> None:
+        await asyncio.to_thread(
+            self.client.create_user,
+            UserId=self.app_user,
+            UserName=self.app_user,
+            Engine="redis",
+            AccessString=APP_ACCESS,
+            Passwords=[self.password],
+        )
+        self.made.append(("user", self.app_user))
+        await asyncio.to_thread(
+            self.client.create_user,
+            UserId=self.default_user,
+            UserName="default",
+            Engine="redis",
+            AccessString="off -@all",
+            NoPasswordRequired=True,
+        )
+        self.made.append(("user", self.default_user))
+        await asyncio.to_thread(
+            self.client.create_user_group,
+            UserGroupId=self.user_group,
+            Engine="redis",
+            UserIds=[self.default_user, self.app_user],
+        )
+        self.made.append(("user-group", self.user_group))
+
+    async def wait(self, *, within: float) -> None:
+        deadline = time.monotonic() + within
+        while True:
+            answer = await asyncio.to_thread(self.client.describe_user_groups, UserGroupId=self.user_group)
+            if answer["UserGroups"][0]["Status"] == "active":
+                return
+            if time.monotonic() >= deadline:
+                raise DemoError(f"user group {self.user_group} not active after {within:.0f} s")
+            await asyncio.sleep(0.1)
+
+    async def delete(self, *, within: float = 30.0) -> None:
+        """The user group, then the users (once the replication group that used them is gone): the
+        group's ``default`` user can go only once the group has."""
+        deadline = time.monotonic() + within
+        for kind, resource_id in reversed(self.made):
+            if kind == "user-group":
+                await asyncio.to_thread(self.client.delete_user_group, UserGroupId=resource_id)
+                while await self._exists(resource_id):
+                    if time.monotonic() >= deadline:
+                        raise DemoError(f"user group {resource_id} still there after {within:.0f} s")
+                    await asyncio.sleep(0.1)
+            else:
+                await asyncio.to_thread(self.client.delete_user, UserId=resource_id)
+
+    async def _exists(self, user_group: str) -> bool:
+        try:
+            await asyncio.to_thread(self.client.describe_user_groups, UserGroupId=user_group)
+        except Exception as exc:
+            if _error_code(exc) == "UserGroupNotFound":
+                return False
+            raise
+        return True
 
 
 def _error_code(exc: Exception) -> str | None:
@@ -84,15 +181,17 @@ class Group:
     async def _call(self, method: Callable[..., Mapping[str, Any]], **params: Any) -> Mapping[str, Any]:
         return await asyncio.to_thread(method, **params)
 
-    async def create(self) -> None:
+    async def create(self, user_group: str) -> None:
         await self._call(
             self.client.create_replication_group,
             ReplicationGroupId=self.group_id,
-            ReplicationGroupDescription="cachefleet demo: Multi-AZ, 1 primary + 2 replicas",
+            ReplicationGroupDescription="cachefleet demo: Multi-AZ, 1 primary + 2 replicas, TLS, RBAC",
             CacheNodeType=DEMO_NODE_TYPE,
             NumCacheClusters=3,
             AutomaticFailoverEnabled=True,
             MultiAZEnabled=True,
+            TransitEncryptionEnabled=True,
+            UserGroupIds=[user_group],
         )
         self.created = True
 

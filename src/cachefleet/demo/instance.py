@@ -8,7 +8,8 @@ The instance binds 127.0.0.1 port 0 itself, then writes ``{"port": ..., "pid": .
 ``--ready-file`` (atomically) once its database and cache connections are open; the parent then
 polls ``/healthz``. Secrets come from the environment, never argv (which ``ps`` shows):
 ``CACHEFLEET_DEMO_SESSION_SECRET``, and for ``--group-id`` ``CACHEFLEET_DEMO_ENDPOINT_URL``,
-``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_DEFAULT_REGION``.
+``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_DEFAULT_REGION``, and the cache's:
+``CACHEFLEET_DEMO_CA_FILE``, ``CACHEFLEET_DEMO_CACHE_USER``, ``CACHEFLEET_DEMO_CACHE_PASSWORD``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import uvicorn
 
 from cachefleet.demo.app import AppConfig, build_app
 from cachefleet.demo.database import open_database
+from cachefleet.demo.fleet import ENV_CA_FILE, ENV_CACHE_PASSWORD, ENV_CACHE_USER
 from cachefleet_client import CacheConnection, ConnectionOptions
 
 ENV_SECRET = "CACHEFLEET_DEMO_SESSION_SECRET"
@@ -71,7 +73,15 @@ async def connect_cache(args: argparse.Namespace) -> CacheConnection:
         aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"],
     )
-    return await CacheConnection.from_replication_group(args.group_id, elasticache=client, options=options)
+    # TLS as Describe says, verified against the installation's CA; the app's own ACL user.
+    return await CacheConnection.from_replication_group(
+        args.group_id,
+        elasticache=client,
+        options=options,
+        username=os.environ.get(ENV_CACHE_USER),
+        password=os.environ.get(ENV_CACHE_PASSWORD),
+        ssl_ca_certs=os.environ.get(ENV_CA_FILE),
+    )
 
 
 class _Server(uvicorn.Server):

@@ -44,6 +44,9 @@ class Report:
     group_id: str
     elapsed_s: float
     failure_samples: list[str] = field(default_factory=list)
+    # How the app reached the cache: TLS mode and the ACL user it logged in as (RBAC).
+    transit_encryption: str = ""
+    cache_user: str = ""
 
     @property
     def failed_requests(self) -> int:
@@ -100,6 +103,8 @@ class Report:
         facts.add_row("acknowledged leaderboard points lost", _flag(round(self.leaderboard_points_lost), 0))
         facts.add_row("products stale in the cache", _flag(self.stale_products, 0))
         facts.add_row("cache errors (served by the database)", _flag(self.cache_errors_served_by_db, 0))
+        if self.transit_encryption:
+            facts.add_row("cache connections", f"TLS {self.transit_encryption}, ACL user {self.cache_user}")
         facts.add_row("elapsed", f"{self.elapsed_s:.1f} s")
         parts: list[RenderableType] = [runs, Text(""), facts]
         if self.failure_samples:

@@ -37,7 +37,7 @@ from typing import Any
 import httpx
 
 from cachefleet.demo.database import database_kind, default_query_cost, drop_tables, open_database, seed_database
-from cachefleet.demo.fleet import ApiAccess, DemoError, Group
+from cachefleet.demo.fleet import Access, ApiAccess, DemoError, Group
 from cachefleet.demo.narrate import Narrator
 from cachefleet.demo.processes import Child, LocalServer, StartFailed
 from cachefleet.demo.report import Report
@@ -213,9 +213,18 @@ async def _run(
             await server.start()
         api = resolve_local(server.data_dir)
 
-    group = Group(api.client(), f"demo-{secrets.token_hex(3)}")
-    with narrator.step(f"creating Multi-AZ replication group {group.group_id} (3 nodes)") as show:
-        await group.create()
+    if api.ca_file is None:
+        raise DemoError("the server's CA (ca.pem in its data dir) was not found: pass --data-dir")
+    name = f"demo-{secrets.token_hex(3)}"
+    client = api.client()
+    group = Group(client, name)
+    access = Access(client, name)
+    with narrator.step(f"creating the app's ACL user and user group {access.user_group}"):
+        stack.push_async_callback(_cleanup, narrator, "deleting the users", access.delete)
+        await access.create()
+        await access.wait(within=GROUP_TIMEOUT)
+    with narrator.step(f"creating Multi-AZ replication group {group.group_id} (3 nodes, TLS, RBAC)") as show:
+        await group.create(access.user_group)
 
         # On our own server the nodes are killed by PID afterwards anyway, so a deletion that
         # hangs (say, after Ctrl-C in the middle of a failover) is not worth a long wait there.
@@ -227,6 +236,7 @@ async def _run(
 
         stack.push_async_callback(_cleanup, narrator, "deleting the group", delete_group)
         await group.wait("available", within=GROUP_TIMEOUT, show=show)
+        described = await group.describe() or {}
 
     database_url = options.database_url or f"sqlite:///{work / 'shop.db'}"
     kind = database_kind(database_url)
@@ -237,7 +247,7 @@ async def _run(
         await seed_database(database_url, products=spec.products, users=spec.users, seed=spec.seed)
 
     with narrator.step("starting two app instances"):
-        env = {**api.env(), ENV_SECRET: secrets.token_urlsafe(32)}
+        env = {**api.env(), **access.env(), ENV_SECRET: secrets.token_urlsafe(32)}
         instances = await start_instances(
             stack,
             work / "instances",
@@ -308,6 +318,8 @@ async def _run(
         group_id=group.group_id,
         elapsed_s=round(time.monotonic() - started, 1),
         failure_samples=uncached.failures + cached.failures,
+        transit_encryption=str(described.get("TransitEncryptionMode", "")),
+        cache_user=access.app_user,
     )
 
 

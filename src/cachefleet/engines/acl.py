@@ -21,6 +21,11 @@ in an ACL file: a node always starts from a freshly rendered config, so a restar
 user before its first client. Changes are applied live with ``ACL SETUSER``/``ACL DELUSER``
 (``sync_commands``), which keep the connections that already authenticated; ``ACL LOAD`` of an ACL
 file, in Redis 7.0, disconnects every client of every user it reloads.
+
+Which set of application users a node has is told by a marker: a disabled user without password
+or permission named ``cachefleet-acl-<fingerprint>`` (``marker``), written into the config with
+the users and replaced once a live change has been applied (``marker_commands``). ``ACL USERS``
+(which the control plane's probe asks) then says whether the node has the current set.
 """
 
 from __future__ import annotations
@@ -193,6 +198,32 @@ def fingerprint(users: Iterable[AclUser]) -> str:
     for words in sorted([u.name, *u.acl_rules()] for u in users):
         digest.update("\0".join(words).encode() + b"\n")
     return digest.hexdigest()
+
+
+MARKER_PREFIX = f"{INTERNAL_PREFIX}acl-"
+_MARKER_LENGTH = 32  # hex digits of the fingerprint kept in the marker's name (128 bits)
+# A user that cannot log in (off, no password) and may run nothing.
+MARKER_RULES = ("off", "resetpass", "resetkeys", "resetchannels", "-@all")
+
+
+def marker(users: Iterable[AclUser]) -> str:
+    """The name of the marker user for this set of application users."""
+    return MARKER_PREFIX + fingerprint(users)[:_MARKER_LENGTH]
+
+
+def marker_of(names: Iterable[str]) -> str | None:
+    """The marker among a node's ``ACL USERS`` (the newest set applied), or None without one."""
+    found = sorted(n for n in names if n.startswith(MARKER_PREFIX))
+    return found[0] if len(found) == 1 else None
+
+
+def marker_commands(wanted_marker: str, present: Iterable[str]) -> list[tuple[str, ...]]:
+    """Pure: the commands that leave ``wanted_marker`` the node's only marker, once its users are in."""
+    commands: list[tuple[str, ...]] = [("ACL", "SETUSER", wanted_marker, "reset", *MARKER_RULES)]
+    stale = sorted(n for n in present if n.startswith(MARKER_PREFIX) and n != wanted_marker)
+    if stale:
+        commands.append(("ACL", "DELUSER", *stale))
+    return commands
 
 
 def sync_commands(wanted: Sequence[AclUser], present: Iterable[str]) -> list[tuple[str, ...]]:

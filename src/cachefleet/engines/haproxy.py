@@ -37,6 +37,8 @@ READER_BACKEND = "be_reader"
 # With TLS preferred, plain-text clients of the same endpoint ports go to these.
 PLAIN_PRIMARY_BACKEND = "be_primary_plain"
 PLAIN_READER_BACKEND = "be_reader_plain"
+# Every backend that may follow the primary, whatever the TLS mode (a config has one or both).
+ALL_PRIMARY_BACKENDS = (PRIMARY_BACKEND, PLAIN_PRIMARY_BACKEND)
 # The master process of master-worker mode re-reads its config and starts a new worker on SIGUSR2.
 RELOAD_SIGNAL = signal.SIGUSR2
 

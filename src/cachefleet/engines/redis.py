@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +124,8 @@ def render_config(cfg: RedisNodeConfig) -> str:
         f"masterauth {quote(replication.password)}",
         # Passwords as hashes only (masterauth above needs its secret in clear: it is the product's own).
         *user_lines([*acl.internal_users(admin, cfg.internal), *application]),
+        # Which set of application users this node has (``acl.marker``): the control plane reads it.
+        " ".join(["user", acl.marker(application), *acl.MARKER_RULES]),
     ]
     if cfg.replicaof is not None:
         host, port = cfg.replicaof
@@ -158,6 +160,36 @@ def tls_lines(tls: NodeTls | None) -> list[str]:
         # Replicas reach their primary over TLS, and announce their TLS port (which Sentinel then uses).
         "tls-replication yes",
     ]
+
+
+def transport_values(plain_port: int, tls: NodeTls | None, current: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """Pure: the ``CONFIG SET`` pairs that move a running node to ``plain_port`` (0: none) and ``tls``
+    (None: no TLS) from what it reports now (``current``: CONFIG GET of ``TRANSPORT_DIRECTIVES``).
+
+    Redis 7 changes both ports live and keeps every connection already made (measured: a session on
+    the old plain-text port goes on after the port became TLS). When a port changes role, the
+    directive that releases it comes first in the one command, so the other can bind it.
+    """
+    if tls is not None and tls.port == plain_port:
+        raise ValueError("the TLS port must be a port of its own")
+    values: list[tuple[str, str]] = []
+    if tls is not None:
+        values += [
+            ("tls-cert-file", str(tls.cert_file)),
+            ("tls-key-file", str(tls.cert_file)),
+            ("tls-ca-cert-file", str(tls.ca_file)),
+            ("tls-auth-clients", "optional"),
+            ("tls-replication", "yes"),
+        ]
+    else:
+        values.append(("tls-replication", "no"))
+    tls_port = tls.port if tls is not None else 0
+    ports = [("port", str(plain_port)), ("tls-port", str(tls_port))]
+    if current.get("port") == str(tls_port) and tls_port:
+        pass  # the plain port becomes the TLS one: release it first (port, then tls-port)
+    elif current.get("tls-port") == str(plain_port) and plain_port:
+        ports.reverse()  # the TLS port becomes the plain one: release it first
+    return tuple(values + [p for p in ports if current.get(p[0]) != p[1]])
 
 
 def user_lines(users: Sequence[acl.AclUser]) -> list[str]:
@@ -247,6 +279,8 @@ def live_directives(directives: Mapping[str, str]) -> dict[str, str]:
 LIVE_DIRECTIVES: tuple[str, ...] = tuple(
     sorted(live_directives(parameter_directives(parameters.defaults("redis7"), 0)))
 )
+# Where a node listens now; Redis 7 changes both live (``transport_values``), and the probe reads them.
+TRANSPORT_DIRECTIVES = ("port", "tls-port")
 
 
 def config_differences(wanted: Mapping[str, str], actual: Mapping[str, str]) -> dict[str, str]:
@@ -301,9 +335,12 @@ class RedisObservation:
     loading: bool
     used_memory: int
     repl_offset: int  # master_repl_offset on a master, slave_repl_offset on a replica
-    # CONFIG GET of LIVE_DIRECTIVES; None when the node would not say (the parameters are then
-    # left alone this pass rather than set blindly).
+    # CONFIG GET of LIVE_DIRECTIVES and TRANSPORT_DIRECTIVES; None when the node would not say (the
+    # parameters are then left alone this pass rather than set blindly).
     config: Mapping[str, str] | None = None
+    # ACL USERS: every user the node has (its marker says which application users, ``acl.marker_of``);
+    # None when not asked or not answered.
+    acl_users: tuple[str, ...] | None = None
 
 
 async def probe(
@@ -321,18 +358,39 @@ async def probe(
     INFO is served while a node loads its dataset, so a loading node is an observation with
     ``loading=True``, not None.
     """
-    commands = [("AUTH", user, password), ("INFO", "replication", "persistence", "memory")]
     try:
-        auth, info, config = await resp.exchange(
-            host, port, [*commands, ("CONFIG", "GET", *LIVE_DIRECTIVES)], timeout=timeout, tls=tls
-        )
+        return await observe(host, port, user=user, password=password, timeout=timeout, tls=tls)
     except (OSError, TimeoutError, resp.ProtocolError):
         return None
+
+
+async def observe(
+    host: str,
+    port: int,
+    *,
+    user: str,
+    password: str,
+    timeout: float = 1.0,  # noqa: ASYNC109 (also the socket timeout)
+    tls: ClientTls | None = None,
+) -> RedisObservation | None:
+    """``probe`` that raises when the node cannot be reached (``OSError``, ``TimeoutError``,
+    ``resp.ProtocolError``), so a caller can tell a wrong transport from an answer; None when the
+    node answered but refused us."""
+    commands = [
+        ("AUTH", user, password),
+        ("INFO", "replication", "persistence", "memory"),
+        ("CONFIG", "GET", *LIVE_DIRECTIVES, *TRANSPORT_DIRECTIVES),
+        ("ACL", "USERS"),
+    ]
+    auth, info, config, users = await resp.exchange(host, port, commands, timeout=timeout, tls=tls)
     if isinstance(auth, resp.ReplyError) or not isinstance(info, str):
         return None
     # Not a list: e.g. a user without CONFIG. The roles are still observed; parameters are left alone.
     settings = _pairs(config) if isinstance(config, list) else None
-    return observation_from_info(info_fields(info), settings)
+    observed = observation_from_info(info_fields(info), settings)
+    if isinstance(users, list):
+        observed = replace(observed, acl_users=tuple(str(u) for u in users))
+    return observed
 
 
 def info_fields(text: str) -> dict[str, str]:

@@ -157,11 +157,26 @@ async def probe(
     """What the sentinel believes about ``master_name`` now; None when it cannot be reached, refuses
     us, or does not monitor that name."""
     try:
-        reply = await _ask(host, port, ("SENTINEL", "MASTER", master_name), timeout, password=password, tls=tls)
+        return await master_view(host, port, master_name, timeout, password=password, tls=tls)
     except (OSError, TimeoutError, resp.ProtocolError):
         return None
+
+
+async def master_view(
+    host: str,
+    port: int,
+    master_name: str,
+    timeout: float = 1.0,  # noqa: ASYNC109 (also the socket timeout)
+    *,
+    password: str | None = None,
+    tls: ClientTls | None = None,
+) -> SentinelView | None:
+    """``probe`` that raises when the sentinel cannot be reached (``OSError``, ``TimeoutError``,
+    ``resp.ProtocolError``), so a caller can tell a wrong transport from an answer; None when it
+    answered with an error (it refuses us, or does not monitor the name yet)."""
+    reply = await _ask(host, port, ("SENTINEL", "MASTER", master_name), timeout, password=password, tls=tls)
     if not isinstance(reply, list):
-        return None  # an error reply: this sentinel does not monitor the name (yet)
+        return None
     return view_from_reply(reply_fields(reply))
 
 
@@ -255,9 +270,10 @@ _SCRIPT = """#!{python} -I
 # Rendered by cachefleet: Sentinel's client-reconfig-script for one replication group.
 # Sentinel runs it (leader and observers alike) when the primary changes, with the arguments
 #   <master-name> <role> <state> <from-ip> <from-port> <to-ip> <to-port>
-# In each HAProxy backend of BACKENDS, it leaves server n<to-port> the only one out of maintenance
-# and cuts the sessions of every other. Idempotent. It never exits 1, which would make Sentinel run
-# it again much later, possibly after a newer failover; the control plane enforces the same state.
+# In each HAProxy backend of BACKENDS that the endpoint has, it leaves server n<to-port> the only one
+# out of maintenance and cuts the sessions of every other (a group in TLS preferred mode has a second,
+# plain-text primary backend). Idempotent. It never exits 1, which would make Sentinel run it again
+# much later, possibly after a newer failover; the control plane enforces the same state.
 import os
 import socket
 import sys
@@ -292,7 +308,10 @@ def main(argv):
         commands = []
         for backend in BACKENDS:
             names = []
-            for line in ask("show servers state " + backend).splitlines():
+            answer = ask("show servers state " + backend)
+            if answer.startswith("Can't find backend"):
+                continue
+            for line in answer.splitlines():
                 fields = line.split()
                 if len(fields) > 3 and not line.startswith("#") and fields[1] == backend:
                     names.append(fields[3])
@@ -304,6 +323,9 @@ def main(argv):
                     commands.append("set server %s/%s state maint" % (backend, name))
                     commands.append("shutdown sessions server %s/%s" % (backend, name))
             commands.append("set server %s/%s state ready" % (backend, primary))
+        if not commands:
+            print("reconfig: haproxy has none of %s" % (", ".join(BACKENDS),), file=sys.stderr)
+            return 2
         answer = ask("; ".join(commands))
     except OSError as exc:
         print("reconfig: haproxy admin socket: %s" % (exc,), file=sys.stderr)

@@ -16,6 +16,8 @@ is None (files are streamed, never opened in place).
 from __future__ import annotations
 
 import asyncio
+import os
+import tempfile
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
@@ -80,6 +82,11 @@ class AgentHost:
     async def put_file(self, key: NodeKey, name: str, source: Path) -> FileDigest:
         return await asyncio.to_thread(self.remote.put_file, key, name, source)
 
+    async def write_file(self, key: NodeKey, name: str, text: str) -> None:
+        # The agent's API replaces a node file by streaming it (``put_file``): the text goes through a
+        # private temporary file on this side.
+        await asyncio.to_thread(_put_text, self.remote, key, name, text)
+
     async def reload(self, key: NodeKey, spec: ProcessSpec, signum: int) -> None:
         await asyncio.to_thread(self.remote.reload, key, spec, signum)
 
@@ -94,3 +101,12 @@ class AgentHost:
 
     def close(self) -> None:
         self.remote.close()
+
+
+def _put_text(remote: RemoteHost, key: NodeKey, name: str, text: str) -> None:
+    with tempfile.TemporaryDirectory(prefix="cachefleet-put-") as tmp:
+        source = Path(tmp) / name
+        fd = os.open(source, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+        remote.put_file(key, name, source)

@@ -163,6 +163,11 @@ class Host(Protocol):
         """Copy the control plane's ``source`` into the node directory as ``name`` (atomically, 0600)."""
         ...
 
+    async def write_file(self, key: NodeKey, name: str, text: str) -> None:
+        """Replace file ``name`` in the node directory atomically, mode 0600, without touching the
+        process (which reads it when told: a renewed certificate)."""
+        ...
+
     async def reload(self, key: NodeKey, spec: ProcessSpec, signum: int) -> None:
         """Write the spec's files and scripts, then send ``signum`` to the node's live process.
 

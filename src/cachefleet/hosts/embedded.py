@@ -74,6 +74,9 @@ class EmbeddedHost:
     async def put_file(self, key: NodeKey, name: str, source: Path) -> FileDigest:
         return await asyncio.to_thread(_copy, source, self.local.file_path(key, name, writable=True))
 
+    async def write_file(self, key: NodeKey, name: str, text: str) -> None:
+        await asyncio.to_thread(self.local.write_file, key, name, text)
+
     async def reload(self, key: NodeKey, spec: ProcessSpec, signum: int) -> None:
         await asyncio.to_thread(self.local.reload, key, spec, signum)
 

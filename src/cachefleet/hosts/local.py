@@ -208,6 +208,12 @@ class LocalHost:
     def put_file(self, key: NodeKey, name: str, source: Path) -> FileDigest:
         return files.write_chunks(self.file_path(key, name, writable=True), files.chunks(source))
 
+    def write_file(self, key: NodeKey, name: str, text: str) -> None:
+        if not _NAME.fullmatch(name) or _reserved(name):
+            raise ValueError(f"invalid node file name {name!r}")
+        with self._node_lock(key):
+            _write_private(self._ensure_node_dir(key) / name, text)
+
     # -- processes ---------------------------------------------------------------------------
 
     def pid(self, key: NodeKey) -> int | None:

@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any, Self
 
+from cachefleet.model.security import NONE, Security
+
 Tags = tuple[tuple[str, str], ...]
 
 DEFAULT_MAINTENANCE_WINDOW = "sun:06:00-sun:07:00"  # right after the default snapshot window
@@ -67,6 +69,9 @@ class CacheClusterSpec:
     stored: StoredSettings = StoredSettings()
     # The cache subnet group its nodes run in (None: ``default``, every subnet).
     subnet_group: str | None = None
+    # TLS, AUTH token (hashes only) and user group of a standalone Redis cluster; a group's member
+    # follows its group's (``ReplicationGroupSpec.security``) and keeps the default here.
+    security: Security = NONE
 
     @property
     def num_nodes(self) -> int:
@@ -75,6 +80,7 @@ class CacheClusterSpec:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["created_at"] = self.created_at.isoformat()
+        data["security"] = self.security.to_json()
         return data
 
     @classmethod
@@ -87,6 +93,7 @@ class CacheClusterSpec:
                 "reboot_nodes": tuple(data.get("reboot_nodes", ())),
                 "created_at": datetime.fromisoformat(data["created_at"]),
                 "stored": StoredSettings.from_json(data.get("stored")),
+                "security": Security.from_json(data.get("security")),
             }
         )
 
@@ -122,6 +129,8 @@ class ReplicationGroupSpec:
     stored: StoredSettings = StoredSettings()
     # The cache subnet group of every member (None: ``default``); its Sentinels run there too.
     subnet_group: str | None = None
+    # TLS, AUTH token (hashes only) and user group; every member's nodes follow it.
+    security: Security = NONE
 
     @property
     def snapshotting_member(self) -> str | None:
@@ -131,6 +140,7 @@ class ReplicationGroupSpec:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["created_at"] = self.created_at.isoformat()
+        data["security"] = self.security.to_json()
         return data
 
     @classmethod
@@ -142,6 +152,7 @@ class ReplicationGroupSpec:
                 "tags": tuple(tuple(t) for t in data["tags"]),
                 "created_at": datetime.fromisoformat(data["created_at"]),
                 "stored": StoredSettings.from_json(data.get("stored")),
+                "security": Security.from_json(data.get("security")),
             }
         )
 

@@ -113,6 +113,10 @@ class ClusterStatus:
     reboots_done: int = 0
     restarting: tuple[str, ...] = ()
     restarted: tuple[str, ...] = ()
+    # A standalone Redis cluster's security (``model.security``): the spec version every node has,
+    # and the digest of the ACL users they all run (``engines.acl.fingerprint``).
+    security_done: int = 0
+    acl_fingerprint: str | None = None
 
     def node(self, node_id: str) -> NodeStatus | None:
         return next((n for n in self.nodes if n.node_id == node_id), None)
@@ -131,6 +135,8 @@ class ClusterStatus:
             reboots_done=data.get("reboots_done", 0),
             restarting=tuple(data.get("restarting", ())),
             restarted=tuple(data.get("restarted", ())),
+            security_done=data.get("security_done", 0),
+            acl_fingerprint=data.get("acl_fingerprint"),
         )
 
 
@@ -147,6 +153,12 @@ class GroupStatus:
     recovering: tuple[str, ...] = ()
     # Where each of the group's Sentinels runs, by node id (``sentinel-1``...).
     sentinels: dict[str, Placement] = field(default_factory=dict)
+    # Security as every node has it (``model.security``): the spec version carried out, the TLS mode
+    # ("" without TLS) and user groups in force, and the digest of the ACL users all nodes run.
+    security_done: int = 0
+    transit_mode: str = ""
+    user_group_ids: tuple[str, ...] = ()
+    acl_fingerprint: str | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Self:
@@ -156,6 +168,7 @@ class GroupStatus:
                 "status": GroupState(data["status"]),
                 "recovering": tuple(data.get("recovering", ())),
                 "sentinels": {k: Placement.from_json(v) for k, v in data.get("sentinels", {}).items()},
+                "user_group_ids": tuple(data.get("user_group_ids", ())),
             }
         )
 

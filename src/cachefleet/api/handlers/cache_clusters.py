@@ -4,13 +4,16 @@ Memcached and standalone Redis (and, for reboots and deletes, replication group 
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from cachefleet.api import inputs, placing, validate, views
+from cachefleet.api import security as access
 from cachefleet.api.context import Context
 from cachefleet.api.handlers import members, snapshots
 from cachefleet.api.paging import page
 from cachefleet.model import lifecycle
+from cachefleet.model import security as sec
 from cachefleet.model.errors import (
     CacheClusterAlreadyExists,
     InvalidCacheClusterState,
@@ -52,8 +55,8 @@ CREATE_INPUTS = inputs.Inputs(
     ),
     inputs.ON_ONE_HOST,
     inputs.STORED_SETTINGS,
-    inputs.not_yet("AuthToken", note="AUTH"),
-    inputs.not_yet("TransitEncryptionEnabled", note="TLS", accepted=False),
+    inputs.implemented("AuthToken", note="Redis; 16-128 characters, with TLS; stored as a SHA-256 hash"),
+    inputs.implemented("TransitEncryptionEnabled", note="Redis, TLS `required`; Memcached TLS is not offered yet"),
     inputs.NO_CLASSIC_SECURITY_GROUPS_OR_LOG_DELIVERY,
     inputs.refused("OutpostMode", "PreferredOutpostArn", "PreferredOutpostArns", why=inputs.WHY_OUTPOSTS),
     inputs.refused("NetworkType", "IpDiscovery", why=inputs.WHY_IPV4, accepted="ipv4"),
@@ -94,13 +97,15 @@ async def create_cache_cluster(ctx: Context, params: dict[str, Any]) -> dict[str
         node_type=node_type,
         subnet_group_name=subnet_group,
     )
+    now = ctx.clock()
+    security = _security(params, binary.engine, now)
     spec = CacheClusterSpec(
         id=cluster_id,
         engine=binary.engine,
         engine_version=binary.version,
         node_type=node_type,
         node_azs=azs,
-        created_at=ctx.clock(),
+        created_at=now,
         az_mode=az_mode,
         port=validate.port(params),
         tags=validate.tags(params),
@@ -111,6 +116,7 @@ async def create_cache_cluster(ctx: Context, params: dict[str, Any]) -> dict[str
         seed_object=seed.object_key if seed else None,
         stored=validate.stored_settings(params),
         subnet_group=subnet_group,
+        security=security,
     )
     with ctx.store.transaction():
         if not statuses.create(ctx.store, CLUSTERS, cluster_id, spec):
@@ -119,12 +125,29 @@ async def create_cache_cluster(ctx: Context, params: dict[str, Any]) -> dict[str
     return {"CacheCluster": views.cache_cluster(ctx, get_cluster(ctx.store, cluster_id), show_nodes=False)}
 
 
+def _security(params: dict[str, Any], engine: str, now: datetime) -> sec.Security:
+    """A standalone cluster's TLS (``required``) and AUTH token; Redis only."""
+    wanted = access.request(params)
+    if engine == "memcached":
+        if wanted.auth_token is not None:
+            raise InvalidParameterCombination("AuthToken is supported for the redis engine only.")
+        if wanted.transit_enabled:
+            raise InvalidParameterValue(
+                "The parameter TransitEncryptionEnabled is not supported by this cachefleet version yet for memcached."
+            )
+        return sec.NONE
+    return sec.at_creation(wanted, engine=engine, user_groups={}, now=now)
+
+
 def _create_member(ctx: Context, cluster_id: str, params: dict[str, Any]) -> dict[str, Any]:
     """A new replica of an existing group; it takes the group's engine, version, node type and port."""
     group = get_group(ctx.store, params["ReplicationGroupId"])
     spec = group.spec
     version = params.get("EngineVersion")
+    if "AuthToken" in params:
+        raise InvalidParameterCombination("A replication group's member uses its group's AUTH token.")
     agrees = {
+        "TransitEncryptionEnabled": params.get("TransitEncryptionEnabled", spec.security.tls) == spec.security.tls,
         "Engine": params.get("Engine", spec.engine).lower() == spec.engine,
         "EngineVersion": version is None or validate.version_matches(spec.engine_version, version),
         "CacheNodeType": params.get("CacheNodeType", spec.node_type) == spec.node_type,
@@ -269,7 +292,11 @@ MODIFY_INPUTS = inputs.Inputs(
     ),
     inputs.not_yet("Engine", "EngineVersion", note="engine upgrades"),
     inputs.not_yet("CacheNodeType", note="vertical scaling"),
-    inputs.not_yet("AuthToken", "AuthTokenUpdateStrategy", note="AUTH"),
+    inputs.implemented(
+        "AuthToken",
+        "AuthTokenUpdateStrategy",
+        note="standalone Redis clusters (a group's with ModifyReplicationGroup); live, connections kept",
+    ),
     inputs.NO_CLASSIC_SECURITY_GROUPS_OR_LOG_DELIVERY,
     inputs.refused("IpDiscovery", why=inputs.WHY_IPV4, accepted="ipv4"),
 )
@@ -297,13 +324,24 @@ async def modify_cache_cluster(ctx: Context, params: dict[str, Any]) -> dict[str
         )
     # Everything is checked before anything is written.
     retention, window = snapshots.automatic_snapshots(params, spec.snapshot_retention_limit, spec.snapshot_window)
+    security = spec.security
+    if "AuthToken" in params or "AuthTokenUpdateStrategy" in params:
+        if spec.replication_group_id or spec.engine == "memcached":
+            raise InvalidParameterCombination(
+                "AuthToken applies to standalone redis clusters; "
+                "a group's member changes it with ModifyReplicationGroup."
+            )
+        security = sec.modified(
+            spec.security, access.request(params), engine=spec.engine, user_groups={}, now=ctx.clock()
+        )
     changed = replace(
         spec,
         snapshot_retention_limit=retention,
         snapshot_window=window,
         stored=validate.stored_settings(params, spec.stored),
+        security=security,
     )
-    modifying = False
+    modifying = security != spec.security
     if "CacheParameterGroupName" in params:
         name = _parameter_group(ctx, params, spec.engine, spec.engine_version)
         current = spec.parameter_group or default_group_name(family_for(spec.engine, spec.engine_version))

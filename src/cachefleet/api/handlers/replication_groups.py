@@ -6,10 +6,12 @@ from dataclasses import replace
 from typing import Any
 
 from cachefleet.api import inputs, placing, validate, views
+from cachefleet.api import security as access
 from cachefleet.api.context import Context
 from cachefleet.api.handlers import snapshots
 from cachefleet.api.paging import page
 from cachefleet.model import lifecycle
+from cachefleet.model import security as sec
 from cachefleet.model.errors import (
     CacheClusterAlreadyExists,
     CacheClusterNotFound,
@@ -29,7 +31,7 @@ from cachefleet.model.lifecycle import Event
 from cachefleet.model.nodes import MEMBER_NODE_ID
 from cachefleet.model.parameters import default_group_name, family_for
 from cachefleet.model.specs import CacheClusterSpec, ReplicationGroupSpec
-from cachefleet.model.status import GroupState
+from cachefleet.model.status import GroupState, GroupStatus
 from cachefleet.store import statuses
 from cachefleet.store.kinds import CLUSTERS, GROUPS
 from cachefleet.store.records import (
@@ -71,9 +73,12 @@ CREATE_INPUTS = inputs.Inputs(
     inputs.not_yet("NumNodeGroups", note="cluster mode enabled", accepted=1),
     inputs.not_yet("ClusterMode", note="cluster mode enabled", accepted="disabled"),
     inputs.not_yet("NodeGroupConfiguration", note="cluster mode enabled"),
-    inputs.not_yet("AuthToken", "UserGroupIds", note="AUTH and access control"),
-    inputs.not_yet("TransitEncryptionMode", note="TLS"),
-    inputs.not_yet("TransitEncryptionEnabled", note="TLS", accepted=False),
+    inputs.implemented(
+        "AuthToken",
+        note="16-128 characters, TLS `required`; stored as a SHA-256 hash, applied as the default user's password",
+    ),
+    inputs.implemented("UserGroupIds", note="one user group (RBAC), TLS `required`, not with AuthToken"),
+    inputs.implemented("TransitEncryptionEnabled", "TransitEncryptionMode", note="TLS; `required` unless told"),
     inputs.not_yet("AtRestEncryptionEnabled", note="encrypted snapshots", accepted=False),
     inputs.not_yet("KmsKeyId", note="encrypted snapshots"),
     inputs.NO_CLASSIC_SECURITY_GROUPS_OR_LOG_DELIVERY,
@@ -123,6 +128,16 @@ async def create_replication_group(ctx: Context, params: dict[str, Any]) -> dict
 
     azs = _placement(ctx, params, count, primary, subnet_group)
     parameter_group = _parameter_group(ctx, params, engine, version, primary)
+    now = ctx.clock()
+    security = sec.at_creation(
+        access.request(params),
+        engine=engine,
+        user_groups=access.user_group_engines(ctx.store),
+        deleting=access.user_groups_deleting(ctx.store),
+        now=now,
+    )
+    if primary is not None:
+        access.same_as_primary(security, primary.spec.security, primary.spec.id)
     if ctx.store.get(GROUP, group_id):
         raise ReplicationGroupAlreadyExists(f"Replication group {group_id} already exists.")
     member_ids = _member_ids(group_id, count, primary)
@@ -142,7 +157,6 @@ async def create_replication_group(ctx: Context, params: dict[str, Any]) -> dict
         together=[primary_node.placement.host] if primary_node and primary_node.placement else [],
     )
 
-    now = ctx.clock()
     spec = ReplicationGroupSpec(
         id=group_id,
         description=description,
@@ -161,9 +175,12 @@ async def create_replication_group(ctx: Context, params: dict[str, Any]) -> dict
         snapshot_window=window,
         stored=stored,
         subnet_group=subnet_group,
+        security=security,
     )
+    # A new group's nodes start with its security: nothing is pending about it.
+    initial = GroupStatus(GroupState.CREATING, transit_mode=security.mode_text, user_group_ids=security.user_group_ids)
     with ctx.store.transaction():
-        if not statuses.create(ctx.store, GROUPS, group_id, spec):
+        if not statuses.create(ctx.store, GROUPS, group_id, spec, initial):
             raise ReplicationGroupAlreadyExists(f"Replication group {group_id} already exists.")
         snapshots.mark_restoring(ctx, seed)
         for member, az in zip(member_ids, azs, strict=True):
@@ -347,16 +364,19 @@ MODIFY_INPUTS = inputs.Inputs(
     inputs.ignored("NodeGroupId", note="deprecated; ElastiCache documents it as unused"),
     inputs.not_yet("Engine", "EngineVersion", note="engine upgrades"),
     inputs.not_yet("CacheNodeType", note="vertical scaling"),
-    inputs.not_yet(
+    inputs.implemented(
         "AuthToken",
         "AuthTokenUpdateStrategy",
-        "UserGroupIdsToAdd",
-        "UserGroupIdsToRemove",
-        note="AUTH and access control",
+        note="ROTATE (default), SET, DELETE (only with UserGroupIdsToAdd); live on every node, connections kept",
     ),
-    inputs.not_yet("RemoveUserGroups", note="access control", accepted=False),
-    inputs.not_yet("TransitEncryptionMode", note="TLS"),
-    inputs.not_yet("TransitEncryptionEnabled", note="TLS", accepted=False),
+    inputs.implemented(
+        "UserGroupIdsToAdd", "UserGroupIdsToRemove", "RemoveUserGroups", note="one user group; live on every node"
+    ),
+    inputs.implemented(
+        "TransitEncryptionEnabled",
+        "TransitEncryptionMode",
+        note="off -> `preferred` -> `required` and back, one step per call; live (ports keep their numbers)",
+    ),
     inputs.not_yet("ClusterMode", note="cluster mode enabled", accepted="disabled"),
     inputs.NO_CLASSIC_SECURITY_GROUPS_OR_LOG_DELIVERY,
     inputs.refused("IpDiscovery", why=inputs.WHY_IPV4, accepted="ipv4"),
@@ -393,6 +413,14 @@ async def modify_replication_group(ctx: Context, params: dict[str, Any]) -> dict
         if snapshotting not in spec.members:
             raise InvalidParameterValue(f"{snapshotting} is not a member of replication group {spec.id}.")
     stored = validate.stored_settings(params, spec.stored)
+    security = sec.modified(
+        spec.security,
+        access.request(params),
+        engine=spec.engine,
+        user_groups=access.user_group_engines(ctx.store),
+        deleting=access.user_groups_deleting(ctx.store),
+        now=ctx.clock(),
+    )
     retention, window = snapshots.automatic_snapshots(params, spec.snapshot_retention_limit, spec.snapshot_window)
     current_parameters = spec.parameter_group or default_group_name(family_for(spec.engine, spec.engine_version))
     parameter_group = current_parameters
@@ -411,12 +439,14 @@ async def modify_replication_group(ctx: Context, params: dict[str, Any]) -> dict
         parameter_group=parameter_group if parameter_group != current_parameters else spec.parameter_group,
         snapshotting_cluster_id=snapshotting,
         stored=stored,
+        security=security,
     )
     if changed != spec:
-        needs_reconcile = (failover, primary, parameter_group) != (
+        needs_reconcile = (failover, primary, parameter_group, security) != (
             spec.automatic_failover,
             _current_primary(group),
             current_parameters,
+            spec.security,
         )
         with ctx.store.transaction():
             ctx.store.put_spec(GROUP, spec.id, changed.to_json())

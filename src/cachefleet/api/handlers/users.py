@@ -5,8 +5,9 @@ stored. The built-in ``default`` user is never stored: it is added to every look
 the API answers ``modifying``, ``deleting`` and a new group's ``creating`` at once; the reconciler
 (``control/kinds/users.py``) makes them ``active`` again, or removes the resource.
 
-Replication groups do not take user groups yet (``UserGroupIds`` is refused there), so nothing here
-reaches an engine; ``engines/acl.py`` has what the integration will apply to the nodes.
+Nothing here reaches an engine: the reconciler applies a change to every node of every replication
+group whose user group holds the user, and only then makes the user or group ``active`` again
+(``control/kinds/users.py``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from cachefleet.api import inputs, validate, views
 from cachefleet.api.context import Context
 from cachefleet.api.paging import page
+from cachefleet.api.security import groups_using
 from cachefleet.model import lifecycle
 from cachefleet.model import users as us
 from cachefleet.model.errors import InvalidParameterValue, UserAlreadyExists, UserGroupAlreadyExists
@@ -219,7 +221,7 @@ async def modify_user_group(ctx: Context, params: dict[str, Any]) -> dict[str, A
     with ctx.store.transaction():
         USER_GROUPS.put_spec(ctx.store, group_id, changed)
         status = statuses.change(ctx.store, USER_GROUPS, group_id, Event.MODIFY)
-    return views.user_group(ctx, changed, status)
+    return views.user_group(ctx, changed, status, groups_using(ctx.store, group_id))
 
 
 DELETE_GROUP_INPUTS = inputs.Inputs(inputs.implemented("UserGroupId"))
@@ -229,8 +231,7 @@ async def delete_user_group(ctx: Context, params: dict[str, Any]) -> dict[str, A
     current = USER_GROUPS.get(ctx.store, params["UserGroupId"])
     group_id = current.spec.user_group_id
     lifecycle.require(USER_GROUPS.name, "DeleteUserGroup", group_id, current.status.status)
-    # No replication group takes a user group yet; the integration passes the ones that use it.
-    us.check_user_group_deletable(current.spec, ())
+    us.check_user_group_deletable(current.spec, groups_using(ctx.store, group_id))
     status = statuses.change(ctx.store, USER_GROUPS, group_id, Event.DELETE)
     return views.user_group(ctx, current.spec, status)
 
@@ -244,7 +245,11 @@ async def describe_user_groups(ctx: Context, params: dict[str, Any]) -> dict[str
     else:
         groups = USER_GROUPS.all(ctx.store)
     selected, marker = page(groups, params)
-    result: dict[str, Any] = {"UserGroups": [views.user_group(ctx, g.spec, g.status) for g in selected]}
+    result: dict[str, Any] = {
+        "UserGroups": [
+            views.user_group(ctx, g.spec, g.status, groups_using(ctx.store, g.spec.user_group_id)) for g in selected
+        ]
+    }
     if marker:
         result["Marker"] = marker
     return result

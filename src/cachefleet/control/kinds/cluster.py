@@ -12,9 +12,9 @@ from dataclasses import dataclass, replace
 from cachefleet.control.actions import Plan
 from cachefleet.control.hosts import HostMap, host_map, needs_placing, with_placements
 from cachefleet.control.kinds.base import Generations, PlannedKind, Services, taking, wanted_parameters
-from cachefleet.control.kinds.group import restore_message, seed_name, wake_seed
+from cachefleet.control.kinds.group import restore_message, seed_name, wake_seed, wanted_security
 from cachefleet.control.observe import Where, observe_nodes
-from cachefleet.control.planners import busy, params
+from cachefleet.control.planners import busy, params, security
 from cachefleet.control.planners import cluster as cluster_planner
 from cachefleet.control.planners.cluster import ClusterObservation
 from cachefleet.model.errors import RestoreFailed
@@ -32,6 +32,7 @@ class ClusterLoad:
     saving: bool  # a snapshot of it is being taken
     generations: Generations
     hosts: HostMap
+    secure: security.Wanted | None  # a Redis cluster's users and TLS (None for Memcached)
 
 
 class ClusterKind(PlannedKind[ClusterLoad, ClusterObservation]):
@@ -67,7 +68,8 @@ class ClusterKind(PlannedKind[ClusterLoad, ClusterObservation]):
         placements += [n.moving_to for n in nodes if n is not None and n.moving_to is not None]
         if not spec.deleting and needs_placing(hosts, placements):
             hosts = host_map(self._store, local, spec.subnet_group, placing=True)
-        return ClusterLoad(cluster, wanted, bool(snapshots), generations, hosts)
+        secure = wanted_security(self._services, spec.security) if spec.engine != "memcached" else None
+        return ClusterLoad(cluster, wanted, bool(snapshots), generations, hosts, secure)
 
     async def observe(self, loaded: ClusterLoad) -> ClusterObservation:
         spec, status, hosts = loaded.cluster.spec, loaded.cluster.status, loaded.hosts
@@ -97,6 +99,7 @@ class ClusterKind(PlannedKind[ClusterLoad, ClusterObservation]):
             hosts=loaded.hosts,
             now=self._services.now(),
             wanted=loaded.wanted,
+            secure=loaded.secure,
         )
         return busy.snapshotting(plan, None, [cluster.spec.id]) if loaded.saving else plan
 

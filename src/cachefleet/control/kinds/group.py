@@ -14,12 +14,14 @@ from cachefleet.control.actions import Plan
 from cachefleet.control.hosts import HostMap, host_map, needs_placing, with_placements
 from cachefleet.control.kinds.base import Generations, PlannedKind, Services, taking, wanted_parameters
 from cachefleet.control.observe import GroupObservation, Where, observe_group
-from cachefleet.control.planners import busy, params
+from cachefleet.control.planners import busy, params, security
 from cachefleet.control.planners import group as group_planner
+from cachefleet.control.security import wanted_users
 from cachefleet.model.errors import RestoreFailed
 from cachefleet.model.hosts import LOCAL_HOST, HostSpec
 from cachefleet.model.lifecycle import Event
 from cachefleet.model.nodes import MEMBER_NODE_ID, Placement, member_key, sentinel_keys
+from cachefleet.model.security import Security
 from cachefleet.model.specs import ReplicationGroupSpec
 from cachefleet.model.status import ClusterState, GroupState, GroupStatus
 from cachefleet.store import statuses
@@ -35,6 +37,7 @@ class GroupLoad:
     saving: tuple[str, ...] | None  # while a snapshot is taken: the members whose nodes are saved
     generations: Generations
     hosts: HostMap
+    secure: security.Wanted  # the users and TLS every process of the group runs
 
 
 class GroupKind(PlannedKind[GroupLoad, GroupObservation]):
@@ -80,6 +83,7 @@ class GroupKind(PlannedKind[GroupLoad, GroupObservation]):
             saving=tuple(s.status.node_cluster_id or "" for s in snapshots) if snapshots else None,
             generations=generations,
             hosts=hosts,
+            secure=wanted_security(self._services, spec.security),
         )
 
     async def observe(self, loaded: GroupLoad) -> GroupObservation:
@@ -115,6 +119,7 @@ class GroupKind(PlannedKind[GroupLoad, GroupObservation]):
             hosts=loaded.hosts,
             now=self._services.now(),
             wanted=loaded.wanted,
+            secure=loaded.secure,
         )
         if loaded.saving is not None:
             plan = busy.snapshotting(plan, group.spec.id, loaded.saving)
@@ -137,6 +142,14 @@ class GroupKind(PlannedKind[GroupLoad, GroupObservation]):
             self._services.event(error.cluster_id, CLUSTER, restore_message(error.cluster_id, error.reason))
             self._services.event(resource_id, GROUP, f"Failed to create replication group {resource_id}: {message}")
         wake_seed(self._services, error.cluster_id)
+
+
+def wanted_security(services: Services, spec: Security) -> security.Wanted:
+    """What a group's (or standalone cluster's) processes must run: its users (read from the store:
+    a user's change reaches every group using it) and TLS mode; certificates name the address of
+    the group's endpoint (it runs on the embedded host: ``HostMap.endpoint``)."""
+    users = wanted_users(services.store, spec)
+    return security.Wanted(users=users, mode=spec.transit.mode, endpoint=services.local_host.address)
 
 
 def seed_name(services: Services, cluster_id: str) -> str | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 from cachefleet.control.actions import (
     Action,
@@ -27,7 +28,7 @@ from cachefleet.control.actions import (
 )
 from cachefleet.control.hosts import HostMap, memory_of
 from cachefleet.control.observe import UNPLACED, NodeObservation
-from cachefleet.control.planners import params, reboot
+from cachefleet.control.planners import params, reboot, security
 from cachefleet.control.planners.group import replacing
 from cachefleet.control.planners.nodes import cluster_status, node_status, port_held
 from cachefleet.model.errors import Fatal
@@ -78,7 +79,9 @@ def plan(
     hosts: HostMap,
     now: str,
     wanted: params.Wanted,
+    secure: security.Wanted | None = None,
 ) -> Plan:
+    """``secure``: the users and TLS of a Redis cluster's node (None for Memcached)."""
     keys = node_keys(spec)
     if spec.deleting:
         removals: list[Action] = []
@@ -134,6 +137,15 @@ def plan(
         for m in params.events(status.parameter_apply_status, new_status.parameter_apply_status, node_params)
     ]
 
+    secured = security.Step()
+    if secure is not None:
+        running = {k: at for k in keys if k not in busy and (at := places[k].at) is not None and not places[k].fresh}
+        secured = security.nodes({k: nodes[k] for k in running}, running, secure, datetime.fromisoformat(now))
+        config_actions = [*secured.actions, *config_actions]
+        if secured.in_sync and not secured.actions and all(n.status == NodeState.AVAILABLE for n in node_statuses):
+            new_status = replace(new_status, security_done=spec.security.version, acl_fingerprint=secure.fingerprint)
+        elif status.status == ClusterState.MODIFYING:
+            new_status = replace(new_status, status=ClusterState.MODIFYING)  # until the nodes have it
     ready = {k.node_id: _ready(spec, nodes[k]) for k in keys}
     taken = reboot.step(spec, status, ready, may_restart=not config_actions)
     restart: list[Action] = []

@@ -36,6 +36,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 from cachefleet.control.actions import (
     Action,
@@ -59,7 +60,7 @@ from cachefleet.control.actions import (
 )
 from cachefleet.control.hosts import HostMap, memory_of
 from cachefleet.control.observe import UNPLACED, EndpointObservation, GroupObservation, NodeObservation
-from cachefleet.control.planners import params, reboot
+from cachefleet.control.planners import params, reboot, security
 from cachefleet.control.planners.nodes import cluster_status, lifecycle_status, node_status, port_held
 from cachefleet.engines.haproxy import ServerState, server_name
 from cachefleet.model.errors import Fatal
@@ -76,6 +77,7 @@ from cachefleet.model.nodes import (
 from cachefleet.model.placement import Want, no_room, place_each
 from cachefleet.model.specs import CacheClusterSpec, ReplicationGroupSpec
 from cachefleet.model.status import PRIMARY, REPLICA, ClusterState, ClusterStatus, GroupState, GroupStatus
+from cachefleet.model.transit import TransitMode
 
 KIND = "replication-group"
 CLUSTER = "cache-cluster"
@@ -117,6 +119,7 @@ def plan(
     hosts: HostMap,
     now: str,
     wanted: params.Wanted,
+    secure: security.Wanted,
 ) -> Plan:
     if spec.deleting:
         return _plan_delete(spec, status, members, observed, hosts)
@@ -157,12 +160,47 @@ def plan(
                 recovering[cluster_id] = None
                 events.append(Event(cluster_id, CLUSTER, RECOVERING))
 
-    actions += _converge_endpoint(spec, status, observed, view, hosts)
+    moment = datetime.fromisoformat(now)
+    # Users, TLS and certificates of the running members first: a move between TLS modes changes
+    # the nodes' ports before the endpoint is reloaded for them (docs/security.md). A member being
+    # placed or moved in this pass is rendered with them when it starts.
+    running = {
+        member_key(m): place.at
+        for m, place in places.items()
+        if m in members
+        and m not in moves.busy
+        and not place.fresh
+        and place.at is not None
+        and hosts.reachable(place.at)
+    }
+    secured = security.nodes({k: observed.nodes[k.cluster_id] for k in running}, running, secure, moment)
+    actions += secured.actions
+    endpoint_actions = _converge_endpoint(spec, status, observed, view, hosts, mode=secure.mode)
+    actions += endpoint_actions
     sentinel_actions, sentinel_places = _converge_sentinels(
         spec, status, observed, view=view, members=members, hosts=hosts, events=events, quiet=not moves.failover
     )
     actions += sentinel_actions
     group_status = replace(group_status, sentinels=sentinel_places)
+    secured_sentinels: tuple[Action, ...] = ()
+    if spec.automatic_failover:
+        # Only Sentinels observed where they stay (one placed in this pass is seen there next pass).
+        settled = {
+            k: at
+            for k in observed.sentinels
+            if (at := sentinel_places.get(k.node_id)) is not None and at == status.sentinels.get(k.node_id)
+        }
+        secured_sentinels = security.sentinels(
+            {k: observed.sentinels[k] for k in settled},
+            settled,
+            secure,
+            spec.id,
+            view.primary,
+            nodes_moved=secured.transport,
+            healthy=view.sentinels_ready,
+            now=moment,
+        )
+        actions += secured_sentinels
     if (
         spec.failover_requests > status.failovers_done
         and view.sentinels_ready
@@ -200,6 +238,15 @@ def plan(
         and _endpoint_ready(observed.endpoint, view)
         and (view.sentinels_ready or not spec.automatic_failover)
     )
+    if all_ready and secured.in_sync and not secured.actions and not endpoint_actions and not secured_sentinels:
+        # Every node runs the wanted users and TLS mode, the endpoint and Sentinels follow it.
+        group_status = replace(
+            group_status,
+            security_done=spec.security.version,
+            transit_mode=spec.security.mode_text,
+            user_group_ids=spec.security.user_group_ids,
+            acl_fingerprint=secure.fingerprint,
+        )
     group_status = replace(
         group_status,
         status=lifecycle_status(status.status, all_ready and not actions),
@@ -649,7 +696,13 @@ def _in_role(obs: NodeObservation, *, is_primary: bool, primary: Address | None,
 
 
 def _converge_endpoint(
-    spec: ReplicationGroupSpec, status: GroupStatus, observed: GroupObservation, view: _View, hosts: HostMap
+    spec: ReplicationGroupSpec,
+    status: GroupStatus,
+    observed: GroupObservation,
+    view: _View,
+    hosts: HostMap,
+    *,
+    mode: TransitMode | None,
 ) -> list[Action]:
     key = endpoint_key(spec.id)
     at = hosts.endpoint
@@ -666,7 +719,14 @@ def _converge_endpoint(
         return list(missing)
     if view.primary is None or len(view.addresses) < len(view.ports):
         return []
-    wanted = EndpointInputs(nodes=tuple(sorted(view.addresses.values())), primary=view.primary)
+    nodes = tuple(sorted(view.addresses.values()))
+    plain: tuple[tuple[int, int], ...] = ()
+    if mode is TransitMode.PREFERRED:
+        by_port = {o.port: o.plain_port for o in observed.nodes.values() if o.port is not None}
+        if any(by_port.get(p) is None for _, p in nodes):
+            return []  # a node's plain-text port comes first (``planners.security``)
+        plain = tuple((p, by_port[p] or 0) for _, p in nodes)
+    wanted = EndpointInputs(nodes=nodes, primary=view.primary, tls=mode.value if mode else "", plain_ports=plain)
     if endpoint.pid is None:
         return [StartEndpoint(key, at, wanted)]
     if endpoint.inputs != wanted.to_json():
