@@ -7,6 +7,9 @@ start agents of their own. Every process is cleaned up by PID (``tests.support.a
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import datetime as dt
 import hashlib
 import os
 import signal
@@ -24,19 +27,26 @@ import redis
 from tests.support.agent import AgentProcess, Certificates
 from tests.support.server import is_alive, wait_for, wait_until
 
-from cachefleet.agent.restart import STABLE_RUN
+from cachefleet.agent import sentinels
+from cachefleet.agent.restart import STABLE_RUN, Answer, Names, Unreachable
 from cachefleet.engines.installed import find_binary
 from cachefleet.engines.redis import process_lines
+from cachefleet.engines.resp import ClientTls
+from cachefleet.engines.sentinel import SentinelConfig, SentinelTls
+from cachefleet.engines.sentinel import my_id as sentinel_my_id
+from cachefleet.engines.sentinel import render_config as render_sentinel
 from cachefleet.hosts import agent_api as api
 from cachefleet.hosts.agent_api import Event, EventKind
 from cachefleet.hosts.base import ProcessSpec, RestartPolicy
 from cachefleet.hosts.remote import RemoteHost, client_context
 from cachefleet.model.errors import Fatal, Retry
 from cachefleet.model.nodes import NodeKey, node_key, sentinel_keys
+from cachefleet.tls import certs as certs_module
 
 pytestmark = pytest.mark.integration
 
 ADDRESS = "127.0.0.1"
+DAY = dt.timedelta(days=1)
 
 
 @pytest.fixture(scope="module")
@@ -441,6 +451,53 @@ def test_a_killed_primary_comes_back_as_a_replica_of_the_promoted_node(host: Rem
     assert (role(replica_port) or {})["master_port"] == new_primary
     for key in [*members, *sentinels]:
         host.remove(key)
+
+
+def test_the_agent_asks_tls_only_sentinels_with_its_own_certificate(
+    agent: AgentProcess, host: RemoteHost, tmp_path: Path
+) -> None:
+    """A Sentinel that speaks only TLS and wants a password, started through the agent, answers the
+    agent's question (asked as the agent asks it: its CA, its certificate); asked wrongly, it says
+    nothing, which never licenses a restart as it was."""
+    key = sentinel_keys("tlsgroup")[0]
+    port = host.allocate_port(key, ())
+    node_dir = host.node_dir(key)
+    now = dt.datetime.now(dt.UTC)
+    authority = certs_module.load_authority(agent.certs.ca.read_bytes(), agent.certs.ca_key.read_bytes())
+    identity = certs_module.Identity("sentinel", certs_module.Role.SENTINEL, ips=(ADDRESS,))
+    host.put_file(key, "sentinel.pem", _written(tmp_path / "s.pem", certs_module.issue(authority, identity, now, DAY)))
+    host.put_file(key, "ca.pem", agent.certs.ca)
+    config = SentinelConfig(
+        port=port,
+        bind=ADDRESS,
+        data_dir=node_dir,
+        master_name="tlsgroup",
+        primary=(ADDRESS, 7),
+        quorum=1,
+        admin_user="cachefleet-admin",
+        admin_password="node-secret",
+        my_id=sentinel_my_id("tlsgroup/1"),
+        password="sentinel-secret",
+        tls=SentinelTls(cert_file=node_dir / "sentinel.pem", ca_file=node_dir / "ca.pem"),
+    )
+    argv = (redis_binary("redis-sentinel"), str(node_dir / "sentinel.conf"))
+    host.start(key, ProcessSpec(argv=argv, files={"sentinel.conf": render_sentinel(config)}))
+    agent_tls = ClientTls(agent.certs.ca, agent.certs.agent)
+    policy = RestartPolicy("tlsgroup", ((ADDRESS, port),), ADDRESS, password="sentinel-secret", tls=True)
+
+    def answer(policy: RestartPolicy, tls: ClientTls | None = agent_tls) -> Answer:
+        (found,) = asyncio.run(sentinels.ask(policy, tls=tls))
+        return found
+
+    wait_for("the Sentinel to answer over TLS", lambda: answer(policy) == Names((ADDRESS, 7)))
+    assert answer(dataclasses.replace(policy, password="wrong")) == Unreachable()
+    assert answer(dataclasses.replace(policy, tls=False)) == Unreachable()
+    host.remove(key)
+
+
+def _written(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
 
 
 # -- node files, streamed ---------------------------------------------------------------------------

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import ipaddress
 import json
 import os
 import signal
@@ -18,96 +17,40 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-from cachefleet.agent.trust import CONTROL_PLANE_NAME
 from cachefleet.hosts.remote import RemoteHost, client_context
+from cachefleet.tls.certs import CONTROL_PLANE, Authority, Identity, Role, issue, new_authority
 from tests.support.server import _alive_and_ours, _kill_if_ours
 
 START_TIMEOUT = 20.0
-_SERVER = ExtendedKeyUsageOID.SERVER_AUTH
-_CLIENT = ExtendedKeyUsageOID.CLIENT_AUTH
-
-
-def _key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def _pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    encoding, private = serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8
-    return key.private_bytes(encoding, private, serialization.NoEncryption())
-
-
-@dataclass
-class _Authority:
-    key: ec.EllipticCurvePrivateKey
-    certificate: x509.Certificate
-
-    @classmethod
-    def new(cls, name: str) -> _Authority:
-        key = _key()
-        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-        now = dt.datetime.now(dt.UTC)
-        certificate = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .sign(key, hashes.SHA256())
-        )
-        return cls(key, certificate)
-
-    def issue(self, name: str, usages: list[x509.ObjectIdentifier], ips: tuple[str, ...] = ()) -> bytes:
-        key = _key()
-        now = dt.datetime.now(dt.UTC)
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-            .issuer_name(self.certificate.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-        )
-        if ips:
-            names = [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
-            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-        certificate = builder.sign(self.key, hashes.SHA256())
-        return _pem(key) + certificate.public_bytes(serialization.Encoding.PEM)
-
-    def certificate_pem(self) -> bytes:
-        return self.certificate.public_bytes(serialization.Encoding.PEM)
+VALIDITY = dt.timedelta(days=1)
 
 
 class Certificates:
-    """The files of one test installation, in ``directory``."""
+    """The files of one test installation, in ``directory``, issued as the product issues them
+    (``cachefleet.tls.certs``)."""
 
     def __init__(self, directory: Path, agent_ips: tuple[str, ...] = ("127.0.0.1",)) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        authority, stranger = _Authority.new("test installation CA"), _Authority.new("another CA")
+        now = dt.datetime.now(dt.UTC)
+        authority = new_authority("test installation CA", now, VALIDITY)
+        stranger = new_authority("another CA", now, VALIDITY)
+
+        def issued(name: str, by: Authority, identity: Identity) -> Path:
+            return self._write(directory / name, issue(by, identity, now, VALIDITY))
+
         self.ca = self._write(directory / "ca.pem", authority.certificate_pem())
-        self.agent = self._write(directory / "agent.pem", authority.issue("agent", [_SERVER, _CLIENT], agent_ips))
-        control_plane = authority.issue(CONTROL_PLANE_NAME, [_CLIENT])
-        self.control_plane = self._write(directory / "control-plane.pem", control_plane)
-        # Refused: the control plane's name from another CA; this CA's certificate of another role
-        # (an agent's: it also serves); this CA's client-only certificate with another name.
-        self.foreign = self._write(directory / "foreign.pem", stranger.issue(CONTROL_PLANE_NAME, [_CLIENT]))
-        self.other_role = self._write(
-            directory / "other-role.pem", authority.issue(CONTROL_PLANE_NAME, [_SERVER, _CLIENT], ("127.0.0.1",))
-        )
-        self.other_name = self._write(directory / "other-name.pem", authority.issue("someone else", [_CLIENT]))
+        self.ca_key = self._write(directory / "ca.key", authority.key_pem())
+        self.agent = issued("agent.pem", authority, Identity("agent", Role.AGENT, ips=agent_ips))
+        self.control_plane = issued("control-plane.pem", authority, CONTROL_PLANE)
+        # Refused: the control plane's name from another CA; this CA's certificate with the control
+        # plane's name but another role (an agent's: it also serves); this CA's control-plane role
+        # with another name.
+        self.foreign = issued("foreign.pem", stranger, CONTROL_PLANE)
+        other_role = Identity(CONTROL_PLANE.common_name, Role.AGENT, ips=("127.0.0.1",))
+        self.other_role = issued("other-role.pem", authority, other_role)
+        self.other_name = issued("other-name.pem", authority, Identity("someone else", Role.CONTROL_PLANE))
 
     @staticmethod
     def _write(path: Path, data: bytes) -> Path:

@@ -171,7 +171,7 @@ def test_the_spec_goes_over_the_wire_with_its_restart_policy() -> None:
         follow_events=False,
         transport=httpx.MockTransport(handler),
     )
-    policy = RestartPolicy("orders", (("10.0.0.12", 26379),), "10.0.0.11", 2000, password="s3cret")
+    policy = RestartPolicy("orders", (("10.0.0.12", 26379),), "10.0.0.11", 2000, password="s3cret", tls=True)
     spec = ProcessSpec(argv=("redis-server", "/x/redis.conf"), files={"redis.conf": "port 1\n"}, restart=policy)
     assert host.start(A, spec) == 7
     assert api.spec_from_json(sent[0]) == spec

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import functools
 import ipaddress
 import json
 import logging
@@ -37,16 +38,17 @@ from cachefleet.agent.events import EventLog
 from cachefleet.agent.records import Records
 from cachefleet.agent.supervisor import Supervisor
 from cachefleet.agent.trust import PeerCertProtocol, server_context
+from cachefleet.engines.resp import ClientTls
 from cachefleet.hosts.local import LocalHost
 from cachefleet.settings import DEFAULT_PORT_RANGE
+from cachefleet.tls.files import TLS_DIR, ca_path, write_atomic
 
 log = logging.getLogger(__name__)
 
 AGENT_JSON = "agent.json"
 LOCK_FILE = "agent.lock"
 HOST_ID_FILE = "host-id"
-CA_FILE = "ca.pem"
-CERT_FILE = Path("tls") / "agent.pem"
+CERT_FILE = Path(TLS_DIR) / "agent.pem"
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,7 @@ class AgentSettings:
 
     @property
     def ca_path(self) -> Path:
-        return self.ca_file or self.data_dir / CA_FILE
+        return self.ca_file or ca_path(self.data_dir)
 
     @property
     def cert_path(self) -> Path:
@@ -93,7 +95,7 @@ def host_id(data_dir: Path) -> str:
         return path.read_text().strip()
     except FileNotFoundError:
         value = f"host-{secrets.token_hex(6)}"
-        _write_atomic(path, value + "\n")
+        write_atomic(path, f"{value}\n".encode(), 0o600)
         return value
 
 
@@ -117,7 +119,9 @@ async def serve(settings: AgentSettings) -> None:
     context = server_context(settings.ca_path, settings.cert_path)
     local = LocalHost(data_dir / "nodes", settings.port_range, address)
     events = EventLog()
-    supervisor = Supervisor(local, Records(data_dir / "supervised"), events, sentinels.ask)
+    # Sentinels that speak TLS only are asked with the agent's own certificate (it is a client too).
+    ask = functools.partial(sentinels.ask, tls=ClientTls(settings.ca_path, settings.cert_path))
+    supervisor = Supervisor(local, Records(data_dir / "supervised"), events, ask)
     identity = Identity(
         host_id=host_id(data_dir),
         zone=settings.zone,
@@ -150,7 +154,7 @@ async def serve(settings: AgentSettings) -> None:
     url_host = f"[{address}]" if ":" in address else address
     url = f"https://{url_host}:{port}"
     about = {"url": url, "host_id": identity.host_id, "zone": identity.zone, "address": address, "pid": os.getpid()}
-    _write_atomic(data_dir / AGENT_JSON, json.dumps(about, indent=2) + "\n")
+    write_atomic(data_dir / AGENT_JSON, (json.dumps(about, indent=2) + "\n").encode(), 0o600)
     log.info("cachefleet agent %s (zone %s) serving %s (data in %s)", identity.host_id, settings.zone, url, data_dir)
     try:
         await server.serve(sockets=[listener])
@@ -161,11 +165,3 @@ async def serve(settings: AgentSettings) -> None:
 
 def run_agent(settings: AgentSettings) -> None:
     serving.run(lambda: serve(settings))
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(text)
-    os.replace(tmp, path)

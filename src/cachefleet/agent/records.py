@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from cachefleet.hosts.agent_api import NAME, policy_from_json, policy_to_json
 from cachefleet.hosts.base import RestartPolicy
 from cachefleet.model.nodes import NodeKey, node_key
+from cachefleet.tls.files import write_atomic
 
 
 @dataclass(frozen=True)
@@ -62,13 +62,7 @@ class Records:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         path = directory / f"{key.node_id}.json"
         text = json.dumps({"argv": list(record.argv), "restart": policy_to_json(record.restart), "run": record.run})
-        tmp = path.with_name(f".{path.name}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
+        write_atomic(path, text.encode(), 0o600)  # synced: it outlives a power loss
         self._known[key] = record
 
     def delete(self, key: NodeKey) -> None:

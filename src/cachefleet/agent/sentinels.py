@@ -15,24 +15,27 @@ import asyncio
 
 from cachefleet.agent.restart import Answer, Names, NotMonitoring, Unreachable
 from cachefleet.engines import resp
+from cachefleet.engines.resp import ClientTls
 from cachefleet.engines.sentinel import reply_fields
 from cachefleet.hosts.base import RestartPolicy
 
 TIMEOUT = 0.3
 
 
-async def ask(policy: RestartPolicy) -> list[Answer]:
-    """Each Sentinel's answer about ``policy.master_name``, in the order of ``policy.sentinels``."""
-    return list(await asyncio.gather(*(_ask_one(host, port, policy) for host, port in policy.sentinels)))
+async def ask(policy: RestartPolicy, *, tls: ClientTls | None = None) -> list[Answer]:
+    """Each Sentinel's answer about ``policy.master_name``, in the order of ``policy.sentinels``;
+    over TLS (``tls``: the agent's CA and certificate) when the policy says they speak only TLS."""
+    secure = tls if policy.tls else None
+    return list(await asyncio.gather(*(_ask_one(host, port, policy, secure) for host, port in policy.sentinels)))
 
 
-async def _ask_one(host: str, port: int, policy: RestartPolicy) -> Answer:
+async def _ask_one(host: str, port: int, policy: RestartPolicy, tls: ClientTls | None) -> Answer:
     name = policy.master_name
     commands: list[tuple[str, ...]] = [("SENTINEL", "GET-MASTER-ADDR-BY-NAME", name), ("SENTINEL", "MASTER", name)]
     if policy.password is not None:
         commands.insert(0, ("AUTH", policy.password))
     try:
-        replies = await resp.exchange(host, port, commands, timeout=TIMEOUT)
+        replies = await resp.exchange(host, port, commands, timeout=TIMEOUT, tls=tls)
     except (OSError, TimeoutError, resp.ProtocolError):
         return Unreachable()
     if policy.password is not None and isinstance(replies.pop(0), resp.ReplyError):

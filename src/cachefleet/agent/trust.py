@@ -26,14 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import NameOID
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from cachefleet.hosts.agent_api import ErrorCode, error_body
-
-# The common name of the control plane's client certificate (role ``control-plane``).
-CONTROL_PLANE_NAME = "cachefleet control plane"
+from cachefleet.tls.certs import CONTROL_PLANE, usages
 
 
 def server_context(ca_file: Path, cert_file: Path) -> ssl.SSLContext:
@@ -56,13 +54,13 @@ def refusal(pem: str) -> str | None:
     except ValueError:
         return "the client certificate cannot be read"
     try:
-        usages = frozenset(certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+        found = frozenset(certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
     except x509.ExtensionNotFound:
-        usages = frozenset()
-    if usages != {ExtendedKeyUsageOID.CLIENT_AUTH}:
+        found = frozenset()
+    if found != usages(CONTROL_PLANE.role):
         return "the client certificate was not issued to the control plane (its key usages are another role's)"
     names = [a.value for a in certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
-    if names != [CONTROL_PLANE_NAME]:
+    if names != [CONTROL_PLANE.common_name]:
         return f"the client certificate names {', '.join(map(str, names)) or 'nobody'}, not the control plane"
     return None
 

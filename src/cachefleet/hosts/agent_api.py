@@ -91,6 +91,7 @@ def policy_to_json(policy: RestartPolicy | None) -> dict[str, Any] | None:
         "address": policy.address,
         "down_after_ms": policy.down_after_ms,
         "password": policy.password,
+        "tls": policy.tls,
     }
 
 
@@ -107,6 +108,7 @@ def policy_from_json(data: Any) -> RestartPolicy | None:
         address=_text(data["address"]),
         down_after_ms=down_after,
         password=None if data.get("password") is None else _text(data["password"]),
+        tls=data.get("tls", False) is True,
     )
 
 

@@ -55,6 +55,7 @@ class RestartPolicy:
     address: str
     down_after_ms: int = 1000
     password: str | None = None  # what the Sentinels require of clients, if anything
+    tls: bool = False  # the Sentinels speak TLS only (the host asks them with its own certificate)
 
 
 @dataclass(frozen=True)

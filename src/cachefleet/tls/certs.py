@@ -87,6 +87,16 @@ class Identity:
         )
 
 
+# The control plane's identity towards nodes and agents (client authentication only): host agents
+# obey only a certificate that names it and has exactly this role's usages.
+CONTROL_PLANE = Identity("cachefleet control plane", Role.CONTROL_PLANE)
+
+
+def usages(role: Role) -> frozenset[x509.ObjectIdentifier]:
+    """The extended key usages a certificate of ``role`` carries."""
+    return frozenset(_USAGES[role])
+
+
 @dataclass(frozen=True)
 class Authority:
     """The installation's CA: its certificate and its private key."""
