@@ -257,8 +257,9 @@ def test_a_killed_node_is_restarted_by_the_agent_alone(own_agent: AgentProcess) 
         killed = time.monotonic()
         wait_until(lambda: ping(port), 10, interval=0.005, what="the node to serve again")
         figures.append(time.monotonic() - killed)
+        # The new process may answer before the agent's thread has written its pidfile.
+        wait_for("the new pidfile", lambda old=pid: pidfile(own_agent, key) not in (None, old))
         new_pid = pidfile(own_agent, key)
-        assert new_pid not in (None, pid)
         assert own_agent.node_processes() == [new_pid]
         pid = new_pid
         time.sleep(STABLE_RUN + 0.1)  # each kill hits a node that has served a while: no backoff
