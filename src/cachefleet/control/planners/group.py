@@ -212,7 +212,7 @@ def plan(
         group_status = replace(group_status, failovers_done=spec.failover_requests)
     elif moves.failover:
         assert view.primary is not None
-        actions.append(_sentinel_failover(spec, sentinel_places, view.primary, observed))
+        actions.append(_sentinel_failover(spec, status.sentinels, view.primary, observed))
 
     for cluster_id in list(recovering):
         obs = observed.nodes.get(cluster_id)
@@ -273,7 +273,7 @@ def plan(
 def _sentinel_failover(
     spec: ReplicationGroupSpec, placed: dict[str, Placement], primary: Address, observed: GroupObservation
 ) -> SentinelFailover:
-    """Asked of the first Sentinel that watches the primary where it runs now."""
+    """Asked of the first Sentinel that answered this pass, where it runs (as observed)."""
     watching = [k for k in sentinel_keys(spec.id) if observed.sentinels.get(k) and observed.sentinels[k].view]
     key = next(iter(watching), sentinel_keys(spec.id)[0])
     return SentinelFailover(key, placed[key.node_id], spec.id, primary)
