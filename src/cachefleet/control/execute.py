@@ -274,6 +274,7 @@ class Executor:
             at.address,
             down_after_ms=self.down_after_ms,
             password=self.keys.sentinel_password,
+            tls=group.spec.security.tls,  # TLS Sentinels speak nothing else
         )
 
     async def _restart(self, node: NodeKey, at: Placement, replicaof: Address | None) -> None:
