@@ -32,7 +32,7 @@ from cachefleet.control.loop import Reconciler
 from cachefleet.control.observe import ENDPOINT_INPUTS, PARAMETERS_FILE, EngineProbes, Observer
 from cachefleet.control.queue import KeyedQueue
 from cachefleet.control.scheduler import SnapshotScheduler
-from cachefleet.control.security import Keys, Links
+from cachefleet.control.security import TLS_INFO, Keys, Links
 from cachefleet.control.snapshots import SEED_MARKER, SnapshotWorker
 from cachefleet.engines import acl
 from cachefleet.engines.installed import MissingBinary, discover, find_binary, require_binaries
@@ -156,7 +156,7 @@ def _agent(tls: ssl.SSLContext, spec: HostSpec) -> AgentHost:
         f"https://{spec.address}:{spec.agent_port}",
         tls,
         # The control plane's own small files, which no process rewrites: answered from the cache.
-        cached_files=(PARAMETERS_FILE, ENDPOINT_INPUTS, SEED_MARKER),
+        cached_files=(PARAMETERS_FILE, ENDPOINT_INPUTS, SEED_MARKER, TLS_INFO),
     )
     return AgentHost(remote, spec.id, spec.address)
 

@@ -9,21 +9,25 @@ added as an operator adds them (``cachefleet host add``, the bundle handed to ea
 The tests run in order on that one installation (each leaves it as the next expects):
 
 1. one member per host and AZ, Sentinels likewise, Describe naming each node's host address;
-2. the host of the primary killed (its agent and nodes by PID, its link down): writes through the
-   Sentinels resume, the host is lost after ``--host-lost-after``, the member is replaced on the other
-   host of its AZ with the same member id; when the host returns, its stale nodes are removed; the
-   role of every node is sampled every 50 ms over the whole test, and two primaries are never seen;
+2. the host of the primary killed (its agent and nodes by PID, its link down) under a bounded writer
+   through the group's primary endpoint: writes resume, the host is lost after ``--host-lost-after``,
+   the member is replaced on the other host of its AZ with the same member id; when the host returns,
+   its stale nodes are removed; the role is sampled every 50 ms through the primary endpoint and at
+   every node over the whole test, and two primaries are never seen;
 3. a node killed on a host while the control plane is down comes back by its agent;
 4. drains: a replica's host, then the primary's, with a writer whose acknowledged writes must all be
    there at the end.
 
-The primary endpoint (DNAT/VIP) is not wired yet: writes go through the Sentinels (redis-py's
-Sentinel client); the endpoint's own assertions belong to the endpoint wiring.
+The group's endpoints are still the HAProxy process on the control plane's host (``HostMap.endpoint``),
+which the control plane re-points on its next pass after Sentinel's failover (the Sentinels run on the
+agents, away from its admin socket). The floating-address endpoints (``endpoints/``, DNAT + VIP) that
+would survive the loss of the control plane's host too are not wired yet.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -43,7 +47,6 @@ import redis
 from botocore.config import Config
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-from redis.sentinel import Sentinel
 from tests.support.netns import Member, Topology
 
 pytestmark = pytest.mark.integration
@@ -131,7 +134,9 @@ class Installation:
         """The whole host goes: its agent and every process in its namespace by PID, then its link."""
         self.agents[name].kill()
         self.agents[name].wait(10)
-        listed = subprocess.run(["ip", "netns", "pids", self.host(name).namespace], capture_output=True, text=True)
+        listed = subprocess.run(
+            ["ip", "netns", "pids", self.host(name).namespace], capture_output=True, text=True, check=True
+        )
         for pid in listed.stdout.split():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(pid), signal.SIGKILL)
@@ -191,6 +196,17 @@ class Installation:
                     found.append((member.address, int((sentinel / "port").read_text())))
         return found
 
+    def endpoint(self) -> Address:
+        """The group's primary endpoint, as Describe gives it."""
+        group = self.api("describe_replication_groups", ReplicationGroupId=GROUP)["ReplicationGroups"][0]
+        endpoint = group["NodeGroups"][0]["PrimaryEndpoint"]
+        return endpoint["Address"], int(endpoint["Port"])
+
+    def primary(self) -> Address:
+        """The member node that reports master now."""
+        nodes = [self.node_of(m)[0] for m in MEMBERS]
+        return wait(lambda: next((a for a in nodes if self.call(_role, a) == "master"), None), "a primary", 30)
+
     def events(self, source: str, kind: str) -> list[str]:
         listed = self.api("describe_events", SourceType=kind, SourceIdentifier=source, Duration=60)
         return [e["Message"] for e in listed["Events"]]
@@ -206,9 +222,8 @@ class Installation:
 
 
 def _healthy(url: str) -> bool:
-    with contextlib.suppress(OSError):
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return response.status == 200
+    with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as response:
+        return response.status == 200
     return False
 
 
@@ -244,35 +259,75 @@ def _role(address: Address | None) -> str | None:
 
 @dataclass
 class Writer:
-    """Writes ``w:<n>`` through the Sentinels (a Sentinel-aware client: no endpoint yet), no retries,
-    0.3 s timeouts; remembers each acknowledged write and when."""
+    """Writes ``w:<n>`` through the group's primary endpoint, no retries, 0.3 s timeouts, one write at
+    a time (bounded: at most one unacknowledged write in flight); remembers each acknowledged write and
+    when it was acknowledged."""
 
-    sentinels: list[Address]
+    endpoint: Address
     acked: dict[str, str] = field(default_factory=dict)
     times: list[float] = field(default_factory=list)
     errors: int = 0
     stop: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
-        sentinel = Sentinel(self.sentinels, socket_timeout=0.3, sentinel_kwargs={"socket_timeout": 0.3})
-        master = sentinel.master_for(GROUP, socket_timeout=0.3, socket_connect_timeout=0.3,
-                                     retry=Retry(NoBackoff(), 0), decode_responses=True)  # fmt: skip
+        client = _connection(self.endpoint, 0.3)
         n = 0
-        while not self.stop.is_set():
-            n += 1
-            key, value = f"w:{n}", str(n)
-            try:
-                master.set(key, value)
-            except (redis.RedisError, OSError):
-                self.errors += 1
-                time.sleep(0.05)
-                continue
-            self.acked[key] = value
-            self.times.append(time.monotonic())
-            time.sleep(0.005)
+        try:
+            while not self.stop.is_set():
+                n += 1
+                key, value = f"w:{n}", str(n)
+                try:
+                    client.set(key, value)
+                except (redis.RedisError, OSError):
+                    self.errors += 1
+                    client.close()  # a new connection next time: the endpoint routes it afresh
+                    time.sleep(0.05)
+                    continue
+                self.acked[key] = value
+                self.times.append(time.monotonic())
+                time.sleep(0.005)
+        finally:
+            client.close()
 
     def resumed_after(self, moment: float) -> bool:
         return any(t > moment for t in self.times[-50:])
+
+    def longest_gap(self, since: float) -> float:
+        after = [t for t in self.times if t > since]
+        return max((b - a for a, b in itertools.pairwise(after)), default=0.0)
+
+
+@dataclass
+class EndpointSampler:
+    """What the primary endpoint answers every 50 ms: the role and run id of the node behind it (one
+    connection, opened again after an error). ``masters`` lists the primaries it showed, in order."""
+
+    endpoint: Address
+    period: float = 0.05
+    samples: list[tuple[float, str | None, str | None]] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        client = _connection(self.endpoint, 0.25)
+        try:
+            while not self.stop.is_set():
+                started = time.monotonic()
+                role = run_id = None
+                try:
+                    role = str(client.info("replication")["role"])
+                    run_id = str(client.info("server")["run_id"])
+                except (redis.RedisError, OSError):
+                    client.close()
+                self.samples.append((started, role, run_id))
+                self.stop.wait(max(0.0, self.period - (time.monotonic() - started)))
+        finally:
+            client.close()
+
+    def masters(self) -> list[str]:
+        """The run ids of the masters shown, consecutive repeats folded: a primary shown again after
+        another one was (a stale primary served beside or after the promoted one) appears twice."""
+        shown = [run_id for _, role, run_id in self.samples if role == "master" and run_id is not None]
+        return [run_id for run_id, _ in itertools.groupby(shown)]
 
 
 @dataclass
@@ -331,8 +386,19 @@ def inst(netns: Callable[..., Topology], tmp_path_factory: pytest.TempPathFactor
     installation = Installation(topo, tmp_path_factory.mktemp("hosts-netns"))
     installation.start_server()
     for member in topo.hosts:
-        installation.cli("host", "add", member.role, "--address", member.address, "--zone", ZONES[member.role],
-                         "--agent-port", str(AGENT_PORT), "--bundle-dir", str(installation.agent_dir(member.role)))
+        installation.cli(
+            "host",
+            "add",
+            member.role,
+            "--address",
+            member.address,
+            "--zone",
+            ZONES[member.role],
+            "--agent-port",
+            str(AGENT_PORT),
+            "--bundle-dir",
+            str(installation.agent_dir(member.role)),
+        )
         installation.start_agent(member.role)  # fmt: skip
     wait(lambda: all(h["status"] == "active" for h in installation.hosts().values()), "every host active", 60)
     subnets = sorted({f"subnet-{zone}" for zone in ZONES.values()})
@@ -370,8 +436,11 @@ def test_a_lost_host_fails_over_is_replaced_in_its_az_and_never_serves_a_second_
         address, _ = inst.node_of(member)
         assert address is not None
         inst.call(sampler.watch, address)
-    writer = Writer(inst.sentinels())
+    endpoint = inst.endpoint()
+    writer, through = Writer(endpoint), EndpointSampler(endpoint)
     writing = inst.topo.submit(inst.client_ns, writer.run)
+    sampling = inst.topo.submit(inst.client_ns, through.run)
+    returned = None
     try:
         wait(lambda: len(writer.times) > 20, "the writer writing", 20, 0.05)
         old_primary, _ = inst.node_of("g-001")
@@ -379,11 +448,10 @@ def test_a_lost_host_fails_over_is_replaced_in_its_az_and_never_serves_a_second_
         assert inst.call(_role, old_primary) == "master"
         killed = time.monotonic()
         inst.kill_host("h1")
-        # Sentinels on h2 and h3 promote a replica; writes through them resume.
+        # Sentinels on h2 and h3 promote a replica, the endpoint follows: writes through it resume.
         wait(lambda: writer.resumed_after(killed + 0.5), "writes resumed", 30, 0.05)
-        after = [t for t in writer.times if t > killed - 1.0]
-        outage = max(b - a for a, b in zip(after, after[1:], strict=False))
-        print(f"\nhost loss: the longest gap between acknowledged writes was {outage:.2f} s")
+        outage = writer.longest_gap(killed - 1.0)
+        print(f"\nhost loss: the longest gap between acknowledged writes through the endpoint was {outage:.2f} s")
         # After --host-lost-after the host is lost and g-001 is placed again, on h4 (its AZ's other host).
         wait(lambda: inst.hosts()["h1"]["status"] == "lost", "h1 lost", 30)
         replaced = wait(
@@ -404,17 +472,26 @@ def test_a_lost_host_fails_over_is_replaced_in_its_az_and_never_serves_a_second_
         h1_nodes = inst.agent_dir("h1") / "nodes"
         wait(lambda: not (h1_nodes / "g-001").exists() and not (h1_nodes / f"rg.{GROUP}").exists(),
              "h1's stale nodes removed", 60)  # fmt: skip
-        time.sleep(1.0)  # the sampler keeps watching after the removal
+        time.sleep(1.0)  # the samplers keep watching after the removal
     finally:
         sampler.finish()
         writer.stop.set()
+        through.stop.set()
         writing.result(30)
+        sampling.result(30)
     counts = {f"{inst.where(a[0])}:{a[1]}": len(series) for a, series in sampler.samples.items()}
-    stale = {role for t, role in sampler.samples[old_primary] if t > returned and role is not None}
+    stale = {role for t, role in sampler.samples[old_primary] if returned and t > returned and role is not None}
+    shown = through.masters()
     print(f"role samples per node: {counts}; the stale node on h1 after its return: {stale or 'never up'}")
+    print(f"through the endpoint: {len(through.samples)} samples, primaries shown in turn: {len(shown)}; "
+          f"{writer.errors} writes refused, {len(writer.acked)} acknowledged")  # fmt: skip
     assert "master" not in stale
     assert all(n >= 20 for n in counts.values())  # a dead address polls slower: each probe waits its timeout
     assert sampler.second_primaries() == []
+    assert len(through.samples) >= (time.monotonic() - killed) / 0.05 * 0.5  # sampled all along
+    # The endpoint showed the old primary, then the promoted one, and never a primary again once replaced.
+    assert len(shown) == 2
+    assert len(set(shown)) == 2
 
 
 def test_a_node_killed_while_the_control_plane_is_down_comes_back_by_its_agent(inst: Installation) -> None:
@@ -434,7 +511,7 @@ def test_a_node_killed_while_the_control_plane_is_down_comes_back_by_its_agent(i
 
 def test_drains_move_nodes_off_without_losing_an_acknowledged_write(inst: Installation) -> None:
     wait(inst.group_ready, "the group whole", 60, 0.5)
-    writer = Writer(inst.sentinels())
+    writer = Writer(inst.endpoint())
     writing = inst.topo.submit(inst.client_ns, writer.run)
     try:
         wait(lambda: len(writer.times) > 20, "the writer writing", 20, 0.05)
@@ -455,9 +532,8 @@ def test_drains_move_nodes_off_without_losing_an_acknowledged_write(inst: Instal
     finally:
         writer.stop.set()
         writing.result(30)
-    # Every acknowledged write is there, on the primary the Sentinels name now.
-    master = inst.call(lambda: Sentinel(inst.sentinels(), socket_timeout=1).discover_master(GROUP))
-    stored = inst.call(_values, tuple(master), list(writer.acked))
+    # Every acknowledged write is there, on the primary now.
+    stored = inst.call(_values, inst.primary(), list(writer.acked))
     lost = [k for k, v in writer.acked.items() if stored.get(k) != v]
     print(f"\ndrains: {len(writer.acked)} acknowledged writes, {writer.errors} refused, {len(lost)} lost")
     assert lost == []
@@ -465,8 +541,8 @@ def test_drains_move_nodes_off_without_losing_an_acknowledged_write(inst: Instal
 
 def test_a_snapshot_and_a_restore_go_through_the_agents(inst: Installation) -> None:
     """The RDB comes off a replica's host over the agent's API, and goes onto the restored primary's."""
-    master = inst.call(lambda: Sentinel(inst.sentinels(), socket_timeout=1).discover_master(GROUP))
-    inst.call(lambda: _connection(tuple(master), 5.0).set("kept", "across hosts"))
+    master = inst.primary()
+    inst.call(lambda: _connection(master, 5.0).set("kept", "across hosts"))
     inst.api("create_snapshot", ReplicationGroupId=GROUP, SnapshotName="s1")
     wait(lambda: inst.api("describe_snapshots", SnapshotName="s1")["Snapshots"][0]["SnapshotStatus"] == "available",
          "the snapshot taken", 60, 0.5)  # fmt: skip

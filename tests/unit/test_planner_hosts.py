@@ -17,13 +17,16 @@ from tests.support.fakes import AZS, Fleet, master, memcached_stats, replica_of
 from cachefleet.control.actions import (
     AllocatePort,
     Plan,
+    ReloadEndpoint,
     RemoveNode,
     ReplicaOf,
     SentinelFailover,
+    SetEndpointPrimary,
     StartNode,
     StartSentinel,
     Switchover,
 )
+from cachefleet.engines.haproxy import server_name
 from cachefleet.model.errors import Fatal
 from cachefleet.model.hosts import CacheSubnetGroupSpec, HostState
 from cachefleet.model.nodes import Placement, cluster_node_keys, member_key, sentinel_keys
@@ -165,6 +168,32 @@ def test_an_unreachable_host_is_left_alone_until_it_is_lost() -> None:
     assert plan.actions == ()
     assert node(plan, "g-003").placement.host == "h3"  # type: ignore[attr-defined]
     assert plan.statuses[(G, "g")].status == GroupState.AVAILABLE  # type: ignore[union-attr]
+
+
+def test_the_endpoint_follows_a_promotion_while_the_old_primarys_host_is_unreachable() -> None:
+    fleet = fleet_of_four()
+    fleet.group(failover=True, on=["h1", "h2", "h3"], subnet_group=AGENTS)
+    fleet.take_down("h1", HostState.UNREACHABLE)
+    # Sentinels on h2 and h3 promoted g-002; g-001 is out of reach, not yet lost (nor replaced).
+    new = fleet.address_of("g-002")
+    live = fleet.live_parameters("redis", "7.0.15", "cache.t3.micro")
+    fleet.probes.redis_by_port[new[1]] = master(1, live)
+    fleet.probes.redis_by_port[fleet.address_of("g-003")[1]] = replica_of(new, live)
+    fleet.sentinels_name("g", new)
+    plan = plan_of(fleet)
+    endpoint = [a for a in plan.actions if isinstance(a, SetEndpointPrimary | ReloadEndpoint)]
+    # Its node set is unchanged (g-001 keeps its recorded address): no reload, the routing moves at once.
+    assert [type(a) for a in endpoint] == [SetEndpointPrimary]
+    assert endpoint[0].server == server_name(new[1])  # type: ignore[union-attr]
+    assert not any(a.at.host == "h1" for a in plan.actions if hasattr(a, "at"))
+
+
+def test_a_host_that_stops_answering_mid_pass_is_sent_nothing() -> None:
+    fleet = fleet_of_four()
+    fleet.group(failover=True, on=["h1", "h2", "h3"], subnet_group=AGENTS)
+    fleet.hosts.get("h3").down = True  # the store still says active: the host kind has not looked yet
+    plan = plan_of(fleet)
+    assert not any(a.at.host == "h3" for a in plan.actions if hasattr(a, "at"))
 
 
 def test_a_replaced_primary_without_failover_waits_for_a_promotion() -> None:

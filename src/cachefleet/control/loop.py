@@ -207,7 +207,8 @@ class Reconciler:
             self._waits.pop(key, None)
             return None
         waits = self._waits[key] = self._waits.get(key, 0) + 1
-        delay: float = min(WAITING_DELAY * 2 ** max(0, waits - FAST_WAITS), MAX_WAITING_DELAY)
+        # The exponent is capped: a resource that waits for hours must not overflow a float.
+        delay: float = min(WAITING_DELAY * 2 ** min(max(0, waits - FAST_WAITS), 16), MAX_WAITING_DELAY)
         return delay
 
     def _record(self, plan: Plan, generations: Generations) -> bool:

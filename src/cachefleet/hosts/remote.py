@@ -248,6 +248,9 @@ class RemoteHost:
         self._info: dict[str, Any] | None = None
         self._listeners: list[Listener] = []
         self._closing = threading.Event()
+        # Set while the follower cannot reach the agent: lookups then fail at once instead of each
+        # waiting out a connect timeout (a lost host must not hold a reconcile pass for seconds).
+        self._cut = threading.Event()
         self._follower: threading.Thread | None = None
         self._auto_follow = follow_events
 
@@ -344,6 +347,8 @@ class RemoteHost:
             entry = self._entry(key)
             if entry is not None and name in entry.files:
                 return entry.files[name]
+        elif self._cut.is_set():
+            raise Retry(f"agent {self.base_url} unreachable: its event stream is cut (reconnecting)")
         text = self._read_text(key, name)
         if cached:
             self.cache.remember_file(key, name, text)
@@ -467,6 +472,8 @@ class RemoteHost:
         if self._auto_follow and self._follower is None and not self._closing.is_set():
             self.follow()
         if not self.cache.fresh:
+            if self._cut.is_set():
+                raise Retry(f"agent {self.base_url} unreachable: its event stream is cut (reconnecting)")
             self.refresh()
 
     def _note(self, answer: Mapping[str, Any], key: NodeKey, change: Callable[[_Entry], None]) -> None:
@@ -485,6 +492,7 @@ class RemoteHost:
             try:
                 if not self.cache.fresh:
                     self.cache.load(self._send(_Call("GET", "/nodes", _raw), self._poll_client))
+                    self._cut.clear()
                 epoch, after = self.cache.position()
                 params = {"after": str(after), "wait": str(POLL_WAIT)}
                 poll = _Call("GET", "/events", _raw, params=params, timeout=POLL_WAIT + 5)
@@ -492,6 +500,7 @@ class RemoteHost:
                 if answer["epoch"] != epoch or answer.get("reset"):
                     self.cache.invalidate()
                     continue
+                self._cut.clear()
                 for item in answer["events"]:
                     event = api.event_from_json(item)
                     self.cache.apply(event)
@@ -500,6 +509,7 @@ class RemoteHost:
                             listener(event)
                 delay = _FOLLOW_BACKOFF[0]
             except Exception as exc:  # the follower must outlive anything an agent sends
+                self._cut.set()  # first: a lookup that finds the cache stale must find the cut too
                 self.cache.invalidate()
                 if self._closing.is_set():
                     return

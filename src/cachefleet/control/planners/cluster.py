@@ -103,6 +103,8 @@ def plan(
         if key in busy or place.at is None or not hosts.reachable(place.at):
             continue
         obs = UNPLACED if place.fresh else nodes[key]
+        if not obs.reachable:
+            continue  # its host did not answer this pass: nothing to command there
         if obs.port is None:
             recorded = status.node(key.node_id)
             keep = recorded.port if recorded is not None and not place.fresh else None

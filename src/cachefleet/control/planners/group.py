@@ -534,7 +534,7 @@ def _view(
     observed: GroupObservation,
     places: dict[str, _Place],
 ) -> _View:
-    ports = {m: observed.nodes[m].port for m in members}
+    ports = {m: _port(observed.nodes[m], members[m][1]) for m in members}
     addresses: dict[str, Address] = {}
     for member, port in ports.items():
         at = places[member].at
@@ -563,6 +563,15 @@ def _view(
         )
     )
     return _View(primary_id, primary, ports, addresses, places, watching, ready, replication_id(spec))
+
+
+def _port(obs: NodeObservation, recorded: ClusterStatus) -> int | None:
+    """A member's port: as observed, or as recorded while its host is out of reach (its address stays
+    known, so the endpoint keeps its node set and follows Sentinel's failover without a reload)."""
+    if obs.port is not None or obs.reachable:
+        return obs.port
+    node = recorded.node(MEMBER_NODE_ID)
+    return node.port if node is not None else None
 
 
 def replication_id(spec: ReplicationGroupSpec) -> str:
@@ -615,6 +624,8 @@ def _converge_member(
     if at is None or not hosts.reachable(at):
         return None  # no host had room (an event says so), or its host is out of reach: nothing to command
     obs = UNPLACED if place.fresh else observed.nodes[cluster_id]
+    if not obs.reachable:
+        return None  # its host did not answer this pass (not yet marked unreachable): nothing to command
     is_primary = cluster_id == view.primary_id
     seed = view.replication_id if creating else None
     if obs.port is None:
