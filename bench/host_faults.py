@@ -18,8 +18,9 @@ The fault comes after 1.5 s of load. ``host``: the primary's host is killed (its
 process in its namespace by PID, then its link down); after 8 s its link comes back and its agent
 starts again (``--host-lost-after`` is 60 s: the host returns before it is lost, and its agent
 restarts the former primary only as a replica). ``partition``: the host's link goes down for 8 s with
-every process alive, then comes back. Writers run 4 s more. Outage: from the fault to the first write
-acknowledged after it. Lost: acknowledged keys absent from the primary once the group is available
+every process alive, then comes back. Writers run 4 s more. Outage: from the moment the fault is
+complete (the host's processes dead, its link down) to the acknowledgement of the first write sent
+after it. Lost: acknowledged keys absent from the primary once the group is available
 again. The group is deleted before the next trial. A measurement, not a test: it exits 0 either way.
 """
 
@@ -94,11 +95,11 @@ def trial(inst: Installation, index: int, fault: str, *, min_replicas: bool) -> 
     outcome = Outcome(fault, min_replicas)
     try:
         time.sleep(LOAD_BEFORE)
-        at = time.monotonic()
         if fault == "host":
             inst.kill_host(host.role)
         else:
             inst.topo.link_down(host)
+        at = time.monotonic()  # once the fault is complete: a write sent before may still be acknowledged
         time.sleep(FAULT_FOR)
         inst.topo.link_up(host)
         if fault == "host":
@@ -110,7 +111,7 @@ def trial(inst: Installation, index: int, fault: str, *, min_replicas: bool) -> 
         for future in running:
             future.result(30)
     wait(lambda: inst.group_ready(group), f"group {group} whole again", 120, 0.5)
-    now_primary = inst.primary(group)
+    now_primary = inst.settled_primary(group)
     for name, writer in writers.items():
         stored = inst.call(values, now_primary, list(writer.acked))
         outcome.outage_s[name] = writer.outage(at)

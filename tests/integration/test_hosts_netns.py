@@ -168,6 +168,34 @@ def test_a_node_killed_while_the_control_plane_is_down_comes_back_by_its_agent(i
         inst.start_server()
 
 
+def test_a_host_lost_while_the_control_plane_is_down_still_fails_over(inst: Installation) -> None:
+    """Sentinels on the other hosts promote a replica with no control plane; once it is back, the
+    endpoint leads to the new primary and the returned host's former primary is a replica."""
+    wait(inst.group_ready, "the group whole", 60, 0.5)
+    nodes = {m: inst.node_of(m)[0] for m in MEMBERS}
+    old = inst.primary()
+    host = inst.where(old[0])
+    inst.stop_server()
+    try:
+        inst.kill_host(host)
+        promoted = wait(
+            lambda: next((a for a in nodes.values() if a != old and inst.call(role, a) == "master"), None),
+            "a replica promoted by the Sentinels alone",
+            30,
+            0.1,
+        )
+        inst.topo.link_up(inst.host(host))
+        inst.start_agent(host)
+        # Its agent restarts the former primary only as a replica of the one the Sentinels name.
+        wait(lambda: inst.call(role, old) == "slave", "the former primary back as a replica", 30, 0.1)
+    finally:
+        inst.start_server()
+    wait(inst.group_ready, "the group whole again", 60, 0.5)
+    endpoint = inst.endpoint()
+    through = inst.call(lambda: connection(endpoint, 2.0).info("server")["tcp_port"])
+    assert through == promoted[1]
+
+
 def test_drains_move_nodes_off_without_losing_an_acknowledged_write(inst: Installation) -> None:
     wait(inst.group_ready, "the group whole", 60, 0.5)
     writer = Writer(inst.endpoint())

@@ -203,6 +203,23 @@ class Installation:
         nodes = [self.node_of(m)[0] for m in self.members(group)]
         return wait(lambda: next((a for a in nodes if self.call(role, a) == "master"), None), "a primary", 30)
 
+    def settled_primary(self, group: str = GROUP, timeout: float = 60.0) -> Address:
+        """The primary once the group has one only: one member reports master, every other one is its
+        replica (a primary cut off by a partition is demoted by the Sentinels after the heal)."""
+        nodes = [self.node_of(m)[0] for m in self.members(group)]
+
+        def one() -> Address | None:
+            roles = {a: self.call(role, a) for a in nodes}
+            masters = [a for a, r in roles.items() if r == "master"]
+            return (
+                masters[0]
+                if len(masters) == 1 and all(r == "slave" for a, r in roles.items() if a != masters[0])
+                else None
+            )
+
+        found: Address = wait(one, f"one primary in {group}", timeout, 0.2)
+        return found
+
     def events(self, source: str, kind: str) -> list[str]:
         listed = self.api("describe_events", SourceType=kind, SourceIdentifier=source, Duration=60)
         return [e["Message"] for e in listed["Events"]]
@@ -261,7 +278,8 @@ class Writer:
     prefix: str = "w"
     wait_replicas: bool = False  # SET then WAIT 1 100: acknowledged only when a replica has it
     acked: dict[str, str] = field(default_factory=dict)
-    times: list[float] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)  # when each acknowledged write was acknowledged
+    issued: list[float] = field(default_factory=list)  # and when it was sent
     errors: int = 0
     unreplicated: int = 0  # SETs that WAIT said no replica had (not counted as acknowledged)
     stop: threading.Event = field(default_factory=threading.Event)
@@ -273,6 +291,7 @@ class Writer:
             while not self.stop.is_set():
                 n += 1
                 key, value = f"{self.prefix}:{n}", str(n)
+                sent = time.monotonic()
                 try:
                     client.set(key, value)
                     if self.wait_replicas and int(client.execute_command("WAIT", 1, 100)) < 1:
@@ -285,6 +304,7 @@ class Writer:
                     continue
                 self.acked[key] = value
                 self.times.append(time.monotonic())
+                self.issued.append(sent)
                 time.sleep(0.005)
         finally:
             client.close()
@@ -293,8 +313,8 @@ class Writer:
         return any(t > moment for t in self.times[-50:])
 
     def outage(self, fault: float) -> float | None:
-        """From the fault to the first write acknowledged after it (None: none yet)."""
-        return next((t - fault for t in self.times if t > fault), None)
+        """From the fault to the acknowledgement of the first write sent after it (None: none yet)."""
+        return next((t - fault for t, sent in zip(self.times, self.issued, strict=True) if sent > fault), None)
 
     def longest_gap(self, since: float) -> float:
         after = [t for t in self.times if t > since]

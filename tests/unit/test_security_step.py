@@ -216,6 +216,19 @@ def test_links_remember_what_answered_and_try_plain_text_first_when_unknown() ->
     assert links.tls_for(ADDRESS, 1) is None
 
 
+def test_a_plain_attempt_that_times_out_is_not_tried_again_over_tls() -> None:
+    links = Links(ClientTls(Path("/ca.pem")))
+    tried: list[ClientTls | None] = []
+
+    async def attempt(option: ClientTls | None) -> str:
+        tried.append(option)
+        raise TimeoutError("no answer")  # a host out of reach: TLS would only wait as long again
+
+    with pytest.raises(TimeoutError):
+        asyncio.run(links.reach(ADDRESS, 1, attempt))
+    assert tried == [None]
+
+
 def _executor(fleet: Fleet) -> Executor:
     tools = Tools(sentinel="/usr/bin/redis-sentinel", haproxy="/usr/sbin/haproxy", python="/usr/bin/python3")
     return Executor(

@@ -243,6 +243,10 @@ class Links:
                 result = await attempt(option)
             except _TRANSPORT_ERRORS as exc:
                 failure = exc
+                if option is None and isinstance(exc, TimeoutError | ConnectionRefusedError):
+                    # Plain text to a TLS port is reset at once: a plain attempt that timed out or was
+                    # refused met a process (or host) that is not there, and TLS would only wait again.
+                    break
                 continue
             self.record(address, port, tls=option is not None)
             return result
