@@ -239,3 +239,27 @@ def test_a_retained_primary_keeps_the_tls_and_users_of_its_group() -> None:
     GROUPS.put_spec(fleet.store, "g", replace(spec, deleting=True, retain_primary_cluster=True))
     run(fleet, DetachMember("g-001"))
     assert CLUSTERS.get(fleet.store, "g-001").spec.security == secured
+
+
+def test_a_tls_process_on_an_agent_host_reads_the_ca_from_its_own_directory() -> None:
+    fleet = Fleet()
+    remote = fleet.add_host("h1", AZS[1])
+    required = Security(transit=Transit(True, TransitMode.REQUIRED), version=1)
+    fleet.group(failover=True, running=False, security=required)
+    there, here = fleet.placement("h1", AZS[1]), Placement("local", ADDRESS, AZS[0])
+    away, home = member_key("g-002"), member_key("g-001")
+    remote.allocate_port(away)
+    fleet.host.allocate_port(home)
+    run(fleet, StartNode(away, there), StartNode(home, here))
+    # The agent's host has no control-plane path: the CA travels as a node file beside the leaf.
+    assert remote.file_now(away, "ca.pem") == KEYS.authority.certificate_pem().decode()
+    assert f'tls-ca-cert-file "{remote.dir_now(away) / "ca.pem"}"' in (remote.file_now(away, REDIS_CONF) or "")
+    # On the control plane's own machine the installation's file is read where it is.
+    assert fleet.host.file_now(home, "ca.pem") is None
+    assert f'tls-ca-cert-file "{KEYS.ca_file}"' in (fleet.host.file_now(home, REDIS_CONF) or "")
+    sentinel = sentinel_keys("g")[1]
+    remote.allocate_port(sentinel)
+    run(fleet, StartSentinel(sentinel, there, "g", (there.address, remote.port_now(away) or 0)))
+    assert f'tls-ca-cert-file "{remote.dir_now(sentinel) / "ca.pem"}"' in (
+        remote.file_now(sentinel, SENTINEL_CONF) or ""
+    )

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from pathlib import Path
 
 from cachefleet.control import security
 from cachefleet.control.actions import (
@@ -317,6 +318,13 @@ class Executor:
             return security.identity(node, at.address, role, endpoints=(endpoint,))
         return security.identity(node, at.address, role)
 
+    def _ca(self, at: Placement, node_dir: Path) -> tuple[Path, dict[str, str]]:
+        """Where a TLS process finds the installation's CA, and the node file that puts it there: the
+        control plane's own file on its machine, a copy in the node directory on any other host."""
+        if at.host == LOCAL_HOST:
+            return self.keys.ca_file, {}
+        return node_dir / security.CA_FILE, {security.CA_FILE: self.keys.authority.certificate_pem().decode()}
+
     async def _leaf(self, node: NodeKey, at: Placement, role: Role) -> dict[str, str]:
         """The leaf files a TLS process starts with: none while its current leaf is good."""
         info = await self.hosts.get(at.host).read_file(node, security.TLS_INFO)
@@ -344,10 +352,11 @@ class Executor:
         if port is None:
             return
         wanted = self._node_security(node)
-        node_tls = security.node_tls(wanted, port, await host.node_dir(node), self.keys)
+        ca_file, ca = self._ca(at, await host.node_dir(node))
+        node_tls = security.node_tls(wanted, port, await host.node_dir(node), self.keys, ca_file)
         plain = await self._plain_port(node, at, wanted, port)
         if node_tls is not None:
-            for name, text in (await self._leaf(node, at, Role.NODE)).items():
+            for name, text in {**ca, **(await self._leaf(node, at, Role.NODE))}.items():
                 await host.write_file(node, name, text)
         values = redis.transport_values(plain, node_tls, current)
         user, password, tls = self.credentials.user, self.credentials.password, self._tls(at.address, port)
@@ -361,7 +370,8 @@ class Executor:
         wanted = self._node_security(node)
         if port is None or not wanted.tls:
             return
-        node_tls = security.node_tls(wanted, port, await host.node_dir(node), self.keys)
+        ca_file, _ = self._ca(at, await host.node_dir(node))
+        node_tls = security.node_tls(wanted, port, await host.node_dir(node), self.keys, ca_file)
         assert node_tls is not None
         files = security.leaf_files(self.keys, self._identity(node, at, Role.NODE), self.clock())
         # The PEM first: should the info file not follow, the next pass renews once more.
@@ -432,8 +442,9 @@ class Executor:
         files: dict[str, str] = {security.TLS_INFO: security.PLAIN.to_text()}
         tls = None
         if wanted.tls:
-            files = await self._leaf(node, at, Role.SENTINEL)
-            tls = sentinel.SentinelTls(node_dir / security.TLS_FILE, self.keys.ca_file)
+            ca_file, ca = self._ca(at, node_dir)
+            files = {**ca, **(await self._leaf(node, at, Role.SENTINEL))}
+            tls = sentinel.SentinelTls(node_dir / security.TLS_FILE, ca_file)
         # The reconfig script flips the group's endpoint through its admin socket, a file on the
         # embedded host: only a Sentinel there can reach it. Elsewhere the control plane follows
         # Sentinel's decision on its next pass (SetEndpointPrimary), until the endpoint wiring.
@@ -494,8 +505,9 @@ class Executor:
         directives = redis.parameter_directives(values, memory) if values else {}
         # The group's users and TLS, so that a node has them before it serves its first client.
         wanted = security.security_of(self.store, spec)
-        node_tls = security.node_tls(wanted, port, node_dir, self.keys)
-        leaf = await self._leaf(node, at, Role.NODE) if node_tls is not None else {}
+        ca_file, ca = self._ca(at, node_dir)
+        node_tls = security.node_tls(wanted, port, node_dir, self.keys, ca_file)
+        leaf = {**ca, **(await self._leaf(node, at, Role.NODE))} if node_tls is not None else {}
         config = redis.RedisNodeConfig(
             port=await self._plain_port(node, at, wanted, port),
             bind=at.address,
