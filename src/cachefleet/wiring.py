@@ -26,6 +26,7 @@ from cachefleet.api.context import Context
 from cachefleet.control import kinds
 from cachefleet.control.actions import ResourceKey
 from cachefleet.control.execute import Executor, Tools
+from cachefleet.control.follow import Followers
 from cachefleet.control.hosts import Drivers
 from cachefleet.control.kinds.base import Services
 from cachefleet.control.loop import Reconciler
@@ -166,7 +167,7 @@ def _rdb_checker() -> str | None:
     return find_binary("redis-check-rdb") or find_binary("valkey-check-rdb")
 
 
-def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotScheduler]:
+def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotScheduler, Followers]:
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     store = Store(data_dir / "state.db")
@@ -235,11 +236,12 @@ def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotSched
         root_key_id=root_key_id,
         issue_agent_certificate=functools.partial(_agent_certificate, authority, validity),
     )
-    return ctx, reconciler, store, scheduler
+    followers = Followers(store, drivers, credentials, keys.sentinel_password, reconciler.wake)
+    return ctx, reconciler, store, scheduler, followers
 
 
 async def serve(settings: Settings) -> None:
-    ctx, reconciler, store, scheduler = build(settings)
+    ctx, reconciler, store, scheduler, followers = build(settings)
     listener = serving.listen(settings.listen_host, settings.listen_port)
     host, port = listener.getsockname()[:2]
     config = uvicorn.Config(build_app(ctx), log_level="warning", access_log=False, lifespan="off")
@@ -249,6 +251,7 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(signum, server.request_exit)
     reconciling = asyncio.create_task(reconciler.run())
     scheduling = asyncio.create_task(scheduler.run())
+    following = asyncio.create_task(followers.run())
     endpoint = f"http://{host}:{port}"
     server_json = json.dumps({"endpoint_url": endpoint, "region": settings.region}, indent=2) + "\n"
     # Atomically, like the credentials: clients poll for this file and must never read half of it.
@@ -260,7 +263,8 @@ async def serve(settings: Settings) -> None:
     finally:
         reconciling.cancel()
         scheduling.cancel()
-        await asyncio.gather(reconciling, scheduling, return_exceptions=True)
+        following.cancel()
+        await asyncio.gather(reconciling, scheduling, following, return_exceptions=True)
         listener.close()
         store.close()
 

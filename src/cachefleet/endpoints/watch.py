@@ -97,8 +97,10 @@ class SentinelWatch:
         timing: Timing | None = None,
         probe_patience: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
+        password: str | None = None,
     ) -> None:
         self.sentinels = dict(sentinels)
+        self.password = password  # what the Sentinels require of clients (``requirepass``), if anything
         self.follower = Follower(self.sentinels, probe_patience=probe_patience)
         self.on_repoint = on_repoint
         self.probe = probe
@@ -152,6 +154,7 @@ class SentinelWatch:
             port=address.port,
             socket_connect_timeout=self.timing.connect_timeout,
             socket_timeout=socket_timeout,
+            password=self.password,
             retry=RedisRetry(NoBackoff(), 0),
             decode_responses=True,
         )
