@@ -214,7 +214,8 @@ def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotSched
     )
     queue: KeyedQueue[ResourceKey] = KeyedQueue()
     probes = EngineProbes(links, keys.sentinel_password)
-    observer = Observer(hosts=drivers, probes=probes, credentials=credentials)
+    followers = Followers(store, drivers, credentials, keys.sentinel_password, queue.put)
+    observer = Observer(hosts=drivers, probes=probes, credentials=credentials, followed=followers.primary)
     local_host = local_spec(settings.node_host, settings.azs)
     services = Services(store=store, observer=observer, clock=utcnow, wake=queue.put, local_host=local_host)
     reconciler = Reconciler(
@@ -236,7 +237,6 @@ def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotSched
         root_key_id=root_key_id,
         issue_agent_certificate=functools.partial(_agent_certificate, authority, validity),
     )
-    followers = Followers(store, drivers, credentials, keys.sentinel_password, reconciler.wake)
     return ctx, reconciler, store, scheduler, followers
 
 

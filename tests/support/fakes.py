@@ -361,7 +361,8 @@ class Fleet:
         self.woken: list[ResourceKey] = []
         self.clock = NOW
         self.local = local_spec(ADDRESS, AZS)
-        observer = Observer(hosts=self.hosts, probes=self.probes, credentials=CREDENTIALS)
+        self.followed: dict[str, tuple[str, int]] = {}  # where the failover follower leads each group
+        observer = Observer(hosts=self.hosts, probes=self.probes, credentials=CREDENTIALS, followed=self.followed.get)
         self.services = Services(
             store=self.store, observer=observer, clock=lambda: self.clock, wake=self.woken.append, local_host=self.local
         )
@@ -459,9 +460,7 @@ class Fleet:
         for member, port in ports.items():
             self.hosts.get(placements[member].host).run(member_key(member), port)
             is_primary = member == spec.primary_cluster_id
-            self.probes.redis_by_port[port] = (
-                master(len(ports) - 1, live) if is_primary else replica_of(primary, live)
-            )
+            self.probes.redis_by_port[port] = master(len(ports) - 1, live) if is_primary else replica_of(primary, live)
         endpoint = endpoint_key(spec.id)
         self.host.run(endpoint, self.host.allocate_port(endpoint))
         self.host.run(endpoint, self.host.allocate_port(endpoint, (), READER_SLOT), READER_SLOT)
@@ -537,9 +536,7 @@ class Fleet:
                 else:
                     self.probes.redis_by_port[port] = master(0, live)
                 role = None if engine == "memcached" else PRIMARY
-                recorded.append(
-                    NodeStatus(key.node_id, NodeState.AVAILABLE, port, role, NOW.isoformat(), placement=at)
-                )
+                recorded.append(NodeStatus(key.node_id, NodeState.AVAILABLE, port, role, NOW.isoformat(), placement=at))
             self.put_status(CLUSTERS.name, cluster_id, ClusterStatus(state, nodes=tuple(recorded)))
         elif state != ClusterState.CREATING:
             self.put_status(CLUSTERS.name, cluster_id, ClusterStatus(state))

@@ -188,6 +188,29 @@ def test_the_endpoint_follows_a_promotion_while_the_old_primarys_host_is_unreach
     assert not any(a.at.host == "h1" for a in plan.actions if hasattr(a, "at"))
 
 
+def test_a_pass_leaves_the_endpoint_on_a_replica_just_promoted_but_not_on_a_returned_old_primary() -> None:
+    fleet = fleet_of_four()
+    fleet.group(failover=True, on=["h1", "h2", "h3"], subnet_group=AGENTS)
+    old, new = fleet.address_of("g-001"), fleet.address_of("g-002")
+    live = fleet.live_parameters("redis", "7.0.15", "cache.t3.micro")
+    # Mid-failover: the leader promoted g-002 and the follower moved the endpoint to it; the Sentinels'
+    # majority still names g-001, which still reports master. The pass must not move it back.
+    fleet.probes.redis_by_port[new[1]] = master(1, live)
+    fleet.route("g", new)
+    fleet.followed["g"] = new
+    assert not any(isinstance(a, SetEndpointPrimary) for a in plan_of(fleet).actions)
+    # Without the follower's word the pass enforces what the majority names.
+    del fleet.followed["g"]
+    assert any(isinstance(a, SetEndpointPrimary) for a in plan_of(fleet).actions)
+    # Once the majority names g-002, a former primary that is still a master gets no traffic: the
+    # endpoint leaves it at once (the follower leads to g-002 too).
+    fleet.sentinels_name("g", new)
+    fleet.followed["g"] = new
+    fleet.route("g", old)
+    moved = [a for a in plan_of(fleet).actions if isinstance(a, SetEndpointPrimary)]
+    assert [a.server for a in moved] == [server_name(new[1])]
+
+
 def test_a_host_that_stops_answering_mid_pass_is_sent_nothing() -> None:
     fleet = fleet_of_four()
     fleet.group(failover=True, on=["h1", "h2", "h3"], subnet_group=AGENTS)

@@ -65,6 +65,12 @@ class Followers:
         self._watching: dict[str, _Watching] = {}
         self._ports: dict[tuple[str, str, str], int] = {}  # (group, sentinel, host) -> its last known port
 
+    def primary(self, group_id: str) -> tuple[str, int] | None:
+        """Where it has the group's endpoint lead (None: it does not follow the group)."""
+        watching = self._watching.get(group_id)
+        followed = watching.watch.primary(group_id) if watching is not None else None
+        return (followed.host, followed.port) if followed is not None else None
+
     async def run(self) -> None:
         try:
             while True:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -24,6 +24,8 @@ from cachefleet.hosts.base import Host, Hosts
 from cachefleet.model.credentials import Credentials
 from cachefleet.model.errors import Retry
 from cachefleet.model.nodes import READER_SLOT, NodeKey, Placement, endpoint_key
+
+Address = tuple[str, int]
 
 # Written beside a node's config when it starts: the effective parameters it started with, so that
 # a change that needs a reboot shows as pending until the node really restarts.
@@ -87,11 +89,13 @@ class EngineProbes:
 
 @dataclass(frozen=True)
 class Observer:
-    """What a pass needs to look: the driver of each host, the probes, the admin user."""
+    """What a pass needs to look: the driver of each host, the probes, the admin user, and where the
+    failover follower (``control.follow``) has moved a group's endpoint, if it follows the group."""
 
     hosts: Hosts
     probes: Probes
     credentials: Credentials
+    followed: Callable[[str], Address | None] = field(default=lambda _group_id: None)
 
 
 @dataclass(frozen=True)
@@ -202,6 +206,8 @@ class GroupObservation:
     sentinels: dict[NodeKey, SentinelObservation] = field(default_factory=dict)
     # Members moving off a drained host: their second process, where they are going.
     targets: dict[str, NodeObservation] = field(default_factory=dict)
+    # The primary the failover follower has moved the endpoint to (None: it does not follow the group).
+    followed: Address | None = None
 
 
 async def observe_group(
@@ -226,6 +232,7 @@ async def observe_group(
         endpoint=endpoint_seen,
         sentinels={k: obs for (k, _, _), obs in zip(sentinels, watching, strict=True)},
         targets={k.cluster_id: obs for (k, _, _), obs in zip(targets, moving, strict=True)},
+        followed=observer.followed(group_id),
     )
 
 

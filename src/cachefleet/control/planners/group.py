@@ -748,7 +748,7 @@ def _converge_endpoint(
     primary_is_master = primary_obs.redis is not None and primary_obs.redis.role == "master"
     name = server_name(view.primary[1])
     servers = endpoint.servers
-    if servers is not None and _leads_to_a_promoted_master(servers, name, observed, status.primary_cluster_id):
+    if _followed_elsewhere(observed, view.primary):
         # The failover follower (``control.follow``) moved it to the replica Sentinel promoted, before
         # a majority of the Sentinels names it: the pass follows them once they do, never back.
         return []
@@ -757,22 +757,16 @@ def _converge_endpoint(
     return []
 
 
-def _leads_to_a_promoted_master(
-    servers: dict[str, ServerState], name: str, observed: GroupObservation, recorded: str | None
-) -> bool:
-    """The endpoint leads to a member other than the recorded primary that reports master: a replica
-    Sentinel has just promoted. (A former primary that returns still a master is the recorded one
-    until a pass sees the Sentinels name another: that one the endpoint leaves at once.)"""
-    routed = [n for n, s in servers.items() if not s.maint]
-    if len(routed) != 1 or routed[0] == name:
+def _followed_elsewhere(observed: GroupObservation, primary: Address) -> bool:
+    """The failover follower moved the endpoint to another node, which reports master: a replica the
+    Sentinels' leader promoted before their majority names it. (Once the majority names it, the
+    follower and the pass agree; a former primary that returns still a master is followed by neither.)"""
+    followed = observed.followed
+    if followed is None or followed == primary:
         return False
     return any(
-        m != recorded
-        and o.port is not None
-        and server_name(o.port) == routed[0]
-        and o.redis is not None
-        and o.redis.role == "master"
-        for m, o in observed.nodes.items()
+        o.port is not None and o.redis is not None and o.redis.role == "master" and followed[1] == o.port
+        for o in observed.nodes.values()
     )
 
 
