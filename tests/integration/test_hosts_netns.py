@@ -23,9 +23,10 @@ The tests run in order on that one installation (each leaves it as the next expe
 6. a snapshot taken on a replica's host and restored onto another, through the agents.
 
 The group's endpoints are still the HAProxy process on the control plane's host (``HostMap.endpoint``),
-which the control plane re-points on its next pass after Sentinel's failover (the Sentinels run on the
-agents, away from its admin socket). The floating-address endpoints (``endpoints/``, DNAT + VIP) that
-would survive the loss of the control plane's host too are not wired yet.
+moved by the control plane's failover follower (``control/follow.py``) on the Sentinel leader's
+promotion (the Sentinels run on the agents, away from its admin socket). The floating-address
+endpoints (``endpoints/``, DNAT + VIP) that would survive the loss of the control plane's host too
+are not wired yet.
 """
 
 from __future__ import annotations
