@@ -50,6 +50,7 @@ from cachefleet.store.sqlite import Store
 from cachefleet.tls import certs
 from cachefleet.tls import files as tls_files
 from cachefleet.tls.certs import Identity, Role
+from cachefleet.tls.sealing import ensure_sealer
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +180,8 @@ def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotSched
     # What the control plane shows the host agents (renewed when due, at each start).
     control_plane = Identity(certs.CONTROL_PLANE_NAME, Role.CONTROL_PLANE)
     tls_files.renew(tls_files.control_plane_path(data_dir), control_plane, authority, utcnow(), validity)
+    # Seals what must come back plain later (a Memcached AuthToken); its key beside the CA's.
+    sealer = ensure_sealer(data_dir)
     engines = discover()
     local = LocalHost(data_dir / "nodes", settings.port_range, settings.node_host)
     agents_tls = client_context(tls_files.ca_path(data_dir), tls_files.control_plane_path(data_dir))
@@ -211,11 +214,14 @@ def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotSched
         clock=utcnow,
         down_after_ms=settings.sentinel_down_after_ms,
         seed=snapshots.seed,
+        sealer=sealer,
     )
     queue: KeyedQueue[ResourceKey] = KeyedQueue()
     probes = EngineProbes(links, keys.sentinel_password)
     followers = Followers(store, drivers, credentials, keys.sentinel_password, queue.put)
-    observer = Observer(hosts=drivers, probes=probes, credentials=credentials, followed=followers.primary)
+    observer = Observer(
+        hosts=drivers, probes=probes, credentials=credentials, ca_file=keys.ca_file, followed=followers.primary
+    )
     local_host = local_spec(settings.node_host, settings.azs)
     services = Services(store=store, observer=observer, clock=utcnow, wake=queue.put, local_host=local_host)
     reconciler = Reconciler(
@@ -236,6 +242,7 @@ def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotSched
         exports=exports,
         root_key_id=root_key_id,
         issue_agent_certificate=functools.partial(_agent_certificate, authority, validity),
+        sealer=sealer,
     )
     return ctx, reconciler, store, scheduler, followers
 

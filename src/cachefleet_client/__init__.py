@@ -3,6 +3,10 @@
 Async-first, on redis-py's asyncio client: connections with failover retries, lazy loading,
 write-through, invalidation, server-side sessions and leaderboards. The Flask session interface
 lives in `cachefleet_client.wsgi_sessions` so that Flask stays an optional dependency.
+
+Memcached clusters: `cachefleet_client.memcached` (the optional `memcached` extra, pymemcache)
+has a cluster client with auto discovery, and `MemcachedStore`, on which `Cache` and
+`SessionStore` run as on Redis (they take a `CacheConnection` or any `CacheStore`).
 """
 
 from .cache_aside import Cache, CachedFunction, CacheStats
@@ -21,6 +25,7 @@ from .connection import (
 from .invalidation import Invalidation, PostgresInvalidationListener, invalidate
 from .leaderboard import DAILY, WEEKLY, Leaderboard, Standing, Window
 from .sessions import Session, SessionFormat, SessionMiddleware, SessionSigner, SessionStore
+from .stores import CacheStore, RedisStore, store_for
 from .write_through import CacheOutcome, WriteResult, WriteThrough
 
 __all__ = [
@@ -31,6 +36,7 @@ __all__ = [
     "CacheConnection",
     "CacheOutcome",
     "CacheStats",
+    "CacheStore",
     "CachedFunction",
     "Codec",
     "ConnectionOptions",
@@ -42,6 +48,7 @@ __all__ = [
     "MsgpackCodec",
     "PostgresInvalidationListener",
     "RedisClient",
+    "RedisStore",
     "ResolvedGroup",
     "RetryPolicy",
     "Session",
@@ -55,4 +62,5 @@ __all__ = [
     "WriteThrough",
     "invalidate",
     "resolve_replication_group",
+    "store_for",
 ]

@@ -42,11 +42,10 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
 
-from redis.exceptions import RedisError
-
 from . import _envelope
 from .codecs import Codec, JsonCodec
 from .connection import CacheConnection
+from .stores import CacheStore, store_for
 
 log = logging.getLogger(__name__)
 
@@ -54,29 +53,6 @@ __all__ = ["Cache", "CacheStats", "CachedFunction"]
 
 T = TypeVar("T")
 P = ParamSpec("P")
-
-# KEYS: value, lock. ARGV: token, payload, px. Store only while our token holds the lock.
-_STORE_IF_LOCKED = """
-if redis.call('GET', KEYS[2]) == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-  redis.call('DEL', KEYS[2])
-  return 1
-end
-return 0
-"""
-# KEYS: value, lock. ARGV: payload, px. An unconditional write also fences in-flight loads.
-_STORE_AND_UNLOCK = """
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-redis.call('DEL', KEYS[2])
-return 1
-"""
-# KEYS: lock. ARGV: token.
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
 
 
 @dataclass(slots=True)
@@ -106,7 +82,7 @@ class Cache:
 
     def __init__(
         self,
-        connection: CacheConnection,
+        connection: CacheConnection | CacheStore,
         *,
         namespace: str,
         codec: Codec | None = None,
@@ -128,6 +104,7 @@ class Cache:
         if not 0.0 <= ttl_jitter < 1.0:
             raise ValueError("ttl_jitter is a fraction in [0, 1)")
         self.connection = connection
+        self.store = store_for(connection)
         self.namespace = namespace
         self.codec: Codec = codec if codec is not None else JsonCodec()
         self.ttl = ttl
@@ -146,10 +123,6 @@ class Cache:
         self._version: int | None = None
         self._version_read_at = 0.0
         self._inflight: dict[str, asyncio.Future[Any]] = {}
-        writer = connection.writer
-        self._store_if_locked = writer.register_script(_STORE_IF_LOCKED)
-        self._store_and_unlock = writer.register_script(_STORE_AND_UNLOCK)
-        self._release = writer.register_script(_RELEASE)
 
     # Keys and versions
 
@@ -163,7 +136,7 @@ class Cache:
     async def version(self) -> int:
         now = time.monotonic()
         if self._version is None or now - self._version_read_at >= self.version_ttl:
-            raw = await self.connection.writer.get(self.version_key)
+            raw = await self.store.get(self.version_key)
             self._version = int(raw) if raw is not None else 0
             self._version_read_at = now
         return self._version
@@ -173,7 +146,7 @@ class Cache:
 
     async def bump_version(self) -> int:
         """Invalidate every key of the namespace at once; returns the new version."""
-        self._version = int(await self.connection.writer.incr(self.version_key))
+        self._version = await self.store.incr(self.version_key)
         self._version_read_at = time.monotonic()
         return self._version
 
@@ -181,7 +154,7 @@ class Cache:
 
     async def get(self, key: str, default: Any = None) -> Any:
         """The cached value (even if stale), or `default` on a miss or a negative entry."""
-        raw = await self.connection.reader.get(await self.full_key(key))
+        raw = await self.store.read(await self.full_key(key))
         entry = None if raw is None else _envelope.unpack(self.codec, raw)
         if entry is None or entry.negative:
             return default
@@ -191,7 +164,9 @@ class Cache:
         """Store a value unconditionally (and cancel any in-flight load of the key)."""
         full = await self.full_key(key)
         payload, px = self._payload(value, ttl)
-        await self._write(full, tags, px, self._store_and_unlock, [payload, px])
+        await self.store.store_and_unlock(
+            full, _envelope.lock_key(full), payload=payload, px=px, tag_keys=self._tag_keys(tags)
+        )
 
     async def delete(self, *keys: str) -> int:
         """Delete keys (and their locks, fencing loads in flight); returns how many values existed."""
@@ -201,25 +176,26 @@ class Cache:
         for key in keys:
             full = await self.full_key(key)
             names += [full, _envelope.lock_key(full)]
-        return int(await self.connection.writer.delete(*names))
+        return await self.store.delete(*names)
 
     async def invalidate_tags(self, *tags: str) -> int:
         """Delete every key stored with any of `tags`; returns how many keys were deleted."""
-        writer = self.connection.writer
         deleted = 0
         for tag in tags:
             while True:
-                # SPOP drains the set a batch at a time: a member added meanwhile is popped too
-                # (a needless miss at worst), and no member is removed without its key.
-                members = await writer.spop(self.tag_key(tag), 500)
+                # Drained a batch at a time: a member added meanwhile is popped too (a needless
+                # miss at worst), and no member is removed without its key.
+                members = await self.store.pop_members(self.tag_key(tag), 500)
                 if not members:
                     break
                 names: list[str] = []
-                for member in cast(list[bytes], members):
-                    full = member.decode()
+                for full in members:
                     names += [full, _envelope.lock_key(full)]
-                deleted += int(await writer.delete(*names))
+                deleted += await self.store.delete(*names)
         return deleted
+
+    def _tag_keys(self, tags: Iterable[str]) -> list[str]:
+        return [self.tag_key(tag) for tag in tags]
 
     # Lazy loading
 
@@ -234,8 +210,8 @@ class Cache:
     ) -> T:
         try:
             full = await self.full_key(key)
-            raw = await self.connection.reader.get(full)
-        except RedisError as exc:
+            raw = await self.store.read(full)
+        except self.store.errors as exc:
             return cast(T, await self._bypass(loader, exc))
         stale = None if raw is None else _envelope.unpack(self.codec, raw)
         if stale is not None and stale.fresh(self._clock()):
@@ -267,7 +243,7 @@ class Cache:
         if not future.cancelled():
             future.exception()  # mark retrieved: every awaiter may have been cancelled
 
-    async def _bypass(self, loader: Callable[[], Any], exc: RedisError) -> Any:
+    async def _bypass(self, loader: Callable[[], Any], exc: BaseException) -> Any:
         """The cache failed (after the connection's retries): load without it, or raise."""
         if not self.fail_open:
             raise exc
@@ -287,15 +263,15 @@ class Cache:
         tags: Sequence[str],
         stale: _envelope.Entry | None,
     ) -> Any:
-        writer = self.connection.writer
+        store = self.store
         lock = _envelope.lock_key(full)
         token = secrets.token_hex(16)
         deadline = time.monotonic() + self.lock_wait
         waited = False
         while True:
             try:
-                acquired = await writer.set(lock, token, nx=True, px=max(1, int(self.lock_ttl * 1000)))
-            except RedisError as exc:
+                acquired = await store.add(lock, token.encode(), max(1, int(self.lock_ttl * 1000)))
+            except store.errors as exc:
                 return await self._bypass(loader, exc)
             if acquired:
                 return await self._load_locked(
@@ -313,8 +289,8 @@ class Cache:
                 return await _call(loader)
             await asyncio.sleep(self.poll_interval)
             try:
-                raw = await writer.get(full)
-            except RedisError as exc:
+                raw = await store.get(full)
+            except store.errors as exc:
                 return await self._bypass(loader, exc)
             entry = None if raw is None else _envelope.unpack(self.codec, raw)
             if entry is not None and entry.fresh(self._clock()):
@@ -334,27 +310,30 @@ class Cache:
     ) -> Any:
         try:
             # Someone may have stored between our read and our lock.
-            raw = await self.connection.writer.get(full)
-        except RedisError as exc:
+            raw = await self.store.get(full)
+        except self.store.errors as exc:
             return await self._bypass(loader, exc)  # the lock's PX expiry frees it
         entry = None if raw is None else _envelope.unpack(self.codec, raw)
         try:
             if entry is not None and entry.fresh(self._clock()):
-                await self._release(keys=[lock], args=[token])
+                await self.store.release(lock, token)
                 self.stats.hits += 1
                 return entry.value
             self.stats.misses += 1
             self.stats.loads += 1
             value = await _call(loader)
         except BaseException:
-            with contextlib.suppress(RedisError):  # on failure the lock's PX expiry frees it
-                await self._release(keys=[lock], args=[token])
+            with contextlib.suppress(*self.store.errors):  # on failure the lock's PX expiry frees it
+                await self.store.release(lock, token)
             raise
         payload, px = self._payload(value, negative_ttl if value is None else ttl, negative=value is None)
         try:
-            if not await self._write(full, tags, px, self._store_if_locked, [token, payload, px]):
+            stored = await self.store.store_if_locked(
+                full, lock, token=token, payload=payload, px=px, tag_keys=self._tag_keys(tags)
+            )
+            if not stored:
                 self.stats.fenced_stores += 1
-        except RedisError as exc:
+        except self.store.errors as exc:
             if not self.fail_open:
                 raise
             self.stats.errors += 1
@@ -368,30 +347,6 @@ class Cache:
         soft = base * (1.0 + self.ttl_jitter * (2.0 * self._rand() - 1.0))
         px = max(1, int((soft + self.stale_ttl) * 1000))
         return _envelope.pack(self.codec, value, self._clock() + soft), px
-
-    async def _write(self, full: str, tags: Iterable[str], px: int, script: Any, args: list[Any]) -> bool:
-        """Record tag membership, then write the value with `script`; returns the script's verdict.
-
-        Membership goes first (in the same MULTI outside cluster mode), so a value never exists
-        without its tags; a member whose write was then skipped costs a needless DEL later.
-        """
-        tag_keys = [self.tag_key(tag) for tag in tags]
-        lock = _envelope.lock_key(full)
-        writer = self.connection.writer
-        if not tag_keys:
-            return bool(await script(keys=[full, lock], args=args))
-        if self.connection.cluster:
-            for tag_key in tag_keys:
-                await _add_member(writer, tag_key, full, px)
-            return bool(await script(keys=[full, lock], args=args))
-        async with writer.pipeline(transaction=True) as pipe:
-            for tag_key in tag_keys:
-                pipe.sadd(tag_key, full)
-                pipe.pexpire(tag_key, px, nx=True)
-                pipe.pexpire(tag_key, px, gt=True)
-            await script(keys=[full, lock], args=args, client=pipe)
-            results = await pipe.execute()
-        return bool(results[-1])
 
     # Decorator
 
@@ -493,9 +448,3 @@ async def _call(loader: Callable[[], Any]) -> Any:
     if inspect.isawaitable(result):
         return await result
     return result
-
-
-async def _add_member(writer: Any, tag_key: str, member: str, px: int) -> None:
-    await writer.sadd(tag_key, member)
-    await writer.pexpire(tag_key, px, nx=True)
-    await writer.pexpire(tag_key, px, gt=True)

@@ -27,6 +27,7 @@ from typing import Any
 
 from .codecs import Codec, JsonCodec
 from .connection import CacheConnection
+from .stores import CacheStore, store_for
 
 __all__ = ["Session", "SessionFormat", "SessionMiddleware", "SessionSigner", "SessionStore"]
 
@@ -94,20 +95,23 @@ class SessionFormat:
 
 
 class SessionStore:
-    """Session data in Redis (async). Reads refresh the TTL; all calls use the writer."""
+    """Session data in the cache (async): Redis through a `CacheConnection`, or any `CacheStore`
+    (`cachefleet_client.memcached.MemcachedStore`). Reads refresh the TTL; on Redis all calls use
+    the writer."""
 
-    def __init__(self, connection: CacheConnection, *, fmt: SessionFormat | None = None) -> None:
+    def __init__(self, connection: CacheConnection | CacheStore, *, fmt: SessionFormat | None = None) -> None:
         self.connection = connection
+        self.store = store_for(connection)
         self.fmt = fmt if fmt is not None else SessionFormat()
 
     async def load(self, sid: str) -> dict[str, Any] | None:
-        return self.fmt.decode(await self.connection.writer.getex(self.fmt.key(sid), px=self.fmt.px))
+        return self.fmt.decode(await self.store.get_and_touch(self.fmt.key(sid), self.fmt.px))
 
     async def save(self, sid: str, data: dict[str, Any]) -> None:
-        await self.connection.writer.set(self.fmt.key(sid), self.fmt.encode(data), px=self.fmt.px)
+        await self.store.set(self.fmt.key(sid), self.fmt.encode(data), self.fmt.px)
 
     async def delete(self, sid: str) -> None:
-        await self.connection.writer.delete(self.fmt.key(sid))
+        await self.store.delete(self.fmt.key(sid))
 
     async def move(self, old: str | None, new: str, data: dict[str, Any]) -> None:
         """Store `data` under `new`, then delete `old` (new first: never a moment with neither)."""

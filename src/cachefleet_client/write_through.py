@@ -31,8 +31,6 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
-from redis.exceptions import RedisError
-
 from .cache_aside import Cache
 
 __all__ = ["CacheOutcome", "WriteResult", "WriteThrough"]
@@ -62,6 +60,8 @@ class WriteThrough:
     """
 
     def __init__(self, cache: Cache, *, on_stale: Callable[[str, BaseException], None] | None = None) -> None:
+        # A value the codec cannot encode fails like a cache write: the key is deleted instead.
+        self._write_errors: tuple[type[BaseException], ...] = (*cache.store.errors, TypeError, ValueError)
         self.cache = cache
         self.on_stale = on_stale
         self.pending: set[str] = set()
@@ -80,7 +80,7 @@ class WriteThrough:
         value = cache_value(result) if cache_value is not None else result
         try:
             await self.cache.set(key, value, ttl=ttl, tags=tags)
-        except (RedisError, TypeError, ValueError) as exc:
+        except self._write_errors as exc:
             # TypeError/ValueError: the codec could not encode the value; same remedy.
             log.warning("write-through: caching %r failed (%r); deleting it", key, exc)
             return WriteResult(result, await self._delete(key))
@@ -104,7 +104,7 @@ class WriteThrough:
         for key in sorted(self.pending):
             try:
                 await self.cache.delete(key)
-            except RedisError as exc:
+            except self.cache.store.errors as exc:
                 log.warning("write-through: pending delete of %r failed again (%r)", key, exc)
                 continue
             self.pending.discard(key)
@@ -114,7 +114,7 @@ class WriteThrough:
     async def _delete(self, key: str) -> CacheOutcome:
         try:
             await self.cache.delete(key)
-        except RedisError as exc:
+        except self.cache.store.errors as exc:
             log.error("write-through: could not delete %r (%r); stale until flushed or expired", key, exc)
             self.pending.add(key)
             if self.on_stale is not None:

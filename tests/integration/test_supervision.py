@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import redis
 from tests.integration.conftest import FAST_WAIT
+from tests.support.memcached import exchange
 from tests.support.server import ServerProcess, wait_until
 
 pytestmark = pytest.mark.integration
@@ -96,13 +97,18 @@ def test_data_plane_outlives_a_killed_control_plane_and_is_readopted(server: Ser
     with redis.Redis(host="127.0.0.1", port=ports[0]) as connection:
         connection.set("survives", "yes")
     pids_before = server.node_pids()
-    assert len(pids_before) == 6  # 3 + 2 nodes, and the group's endpoint
+    assert len(pids_before) == 7  # 3 + 2 nodes, the group's endpoint, the cluster's configuration endpoint
+    discovery = client.describe_cache_clusters(CacheClusterId="mc")["CacheClusters"][0]["ConfigurationEndpoint"]
+    config = exchange(discovery["Port"], b"config get cluster\r\n")
 
     server.kill()  # kill -9 of the control plane
     for port in ports:
         wait_until(
             lambda port=port: _serves(port, "survives") == "yes", 5, what=f"node {port} to keep serving"
         )
+    # Auto discovery keeps answering too, and forwarding to the nodes.
+    assert exchange(discovery["Port"], b"config get cluster\r\n") == config
+    assert exchange(discovery["Port"], b"set k 0 0 1\r\nv\r\n", until=b"\r\n") == b"STORED\r\n"
 
     server.start()
     client = server.client()

@@ -21,14 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from cachefleet.control import kinds as control_kinds
-from cachefleet.control.actions import EndpointInputs, Plan, ResourceKey
+from cachefleet.control.actions import DiscoveryInputs, EndpointInputs, Plan, ResourceKey
 from cachefleet.control.hosts import Drivers
 from cachefleet.control.kinds.base import PlannedKind, Services, wanted_parameters
 from cachefleet.control.observe import Observer
 from cachefleet.control.security import Keys
 from cachefleet.engines import acl
 from cachefleet.engines.haproxy import ADMIN_SOCKET, ServerState, server_name
-from cachefleet.engines.memcached import MemcachedObservation
+from cachefleet.engines.memcached import PLAIN, Access, MemcachedObservation
 from cachefleet.engines.redis import RedisObservation
 from cachefleet.engines.sentinel import SentinelView
 from cachefleet.hosts.base import FileDigest, HostInfo, PortRequest, ProcessSpec
@@ -43,6 +43,7 @@ from cachefleet.model.nodes import (
     NodeKey,
     Placement,
     cluster_node_keys,
+    config_endpoint_key,
     endpoint_key,
     member_key,
     sentinel_keys,
@@ -288,6 +289,7 @@ class FakeProbes:
 
     def __init__(self) -> None:
         self.redis_by_port: dict[int, RedisObservation] = {}
+        self.silent: set[int] = set()  # ports whose process runs but does not accept connections yet
         self.memcached_by_port: dict[int, MemcachedObservation] = {}
         self.sentinel_by_port: dict[int, SentinelView] = {}
         self.endpoints: dict[Path, dict[str, ServerState]] = {}
@@ -295,11 +297,14 @@ class FakeProbes:
     async def redis(self, address: str, port: int, credentials: Credentials) -> RedisObservation | None:
         return self.redis_by_port.get(port)
 
-    async def memcached(self, address: str, port: int) -> MemcachedObservation | None:
+    async def memcached(self, address: str, port: int, access: Access = PLAIN) -> MemcachedObservation | None:
         return self.memcached_by_port.get(port)
 
     async def sentinel(self, address: str, port: int, group_id: str) -> SentinelView | None:
         return self.sentinel_by_port.get(port)
+
+    async def accepting(self, address: str, port: int) -> bool:
+        return port not in self.silent
 
     def endpoint(self, admin_socket: Path) -> dict[str, ServerState] | None:
         servers = self.endpoints.get(admin_socket)
@@ -537,7 +542,20 @@ class Fleet:
                     self.probes.redis_by_port[port] = master(0, live)
                 role = None if engine == "memcached" else PRIMARY
                 recorded.append(NodeStatus(key.node_id, NodeState.AVAILABLE, port, role, NOW.isoformat(), placement=at))
-            self.put_status(CLUSTERS.name, cluster_id, ClusterStatus(state, nodes=tuple(recorded)))
+            status = ClusterStatus(state, nodes=tuple(recorded))
+            if engine == "memcached":
+                # Its configuration endpoint lists every node, at version 1.
+                endpoint = config_endpoint_key(cluster_id)
+                inputs = DiscoveryInputs(1, tuple((n.node_id, n.port) for n in recorded if n.port is not None))
+                self.host.run(endpoint, self.host.allocate_port(endpoint, ()))
+                self.host.nodes_by_key[endpoint].files["inputs.json"] = inputs.to_json()
+                status = replace(
+                    status,
+                    discovery=tuple(n.node_id for n in recorded),
+                    config_version=1,
+                    configuration_port=self.host.port_now(endpoint),
+                )
+            self.put_status(CLUSTERS.name, cluster_id, status)
         elif state != ClusterState.CREATING:
             self.put_status(CLUSTERS.name, cluster_id, ClusterStatus(state))
         return spec

@@ -131,8 +131,9 @@ class ServerProcess:
         return sorted(p for p in found if _parent(p) not in found)
 
     def member_pids(self) -> dict[str, int]:
-        """Like ``node_pids``, for cache nodes only (not the Sentinels and endpoints of groups)."""
-        return {k: v for k, v in self.node_pids().items() if not k.startswith("rg.")}
+        """Like ``node_pids``, for cache nodes only (not the Sentinels and endpoints of groups, nor the
+        configuration endpoints of Memcached clusters)."""
+        return {k: v for k, v in self.node_pids().items() if not k.startswith(("rg.", "cfg."))}
 
     # API access
 

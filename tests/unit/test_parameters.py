@@ -48,8 +48,10 @@ def test_the_parameters_the_reference_names_are_there() -> None:
     memcached16 = pm.definitions("memcached1.6")
     for name in ("max_item_size", "chunk_size", "chunk_size_growth_factor", "cas_disabled", "max_cache_memory"):
         assert name in memcached16
-    # Memcached parameters are command-line flags: every modifiable one waits for a reboot.
-    assert all(d.change_type == pm.REQUIRES_REBOOT for d in memcached16.values() if d.modifiable)
+    # Memcached parameters are command-line flags: every modifiable one waits for a reboot, except
+    # those memcached changes on a running node.
+    live = {n for n, d in memcached16.items() if d.modifiable and d.change_type == pm.IMMEDIATE}
+    assert live == set(memcached.LIVE_PARAMETERS)
 
 
 def test_default_groups_and_families() -> None:

@@ -20,7 +20,7 @@ from cachefleet.control.actions import (
     RestartNode,
     StartNode,
 )
-from cachefleet.model.nodes import Placement, cluster_node_keys, node_key
+from cachefleet.model.nodes import Placement, cluster_node_keys, config_endpoint_key, node_key
 from cachefleet.model.specs import SnapshotSpec
 from cachefleet.model.status import ClusterState, ClusterStatus, NodeState, NodeStatus, SnapshotState, SnapshotStatus
 from cachefleet.store import statuses
@@ -30,6 +30,7 @@ C = CLUSTERS.name
 REDIS = node_key("c", "0001")
 MEMCACHED = cluster_node_keys("c", 3)
 LOCAL = Placement("local", ADDRESS, AZS[0])  # a cluster's nodes default to one AZ, all on the embedded host
+ENDPOINT = Placement("local", ADDRESS, "")  # where a Memcached cluster's configuration endpoint runs
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,10 @@ def _new(fleet: Fleet) -> None:
 
 def _new_check(fleet: Fleet, plan: Plan | None) -> None:
     assert plan is not None
-    assert plan.actions == tuple(AllocatePort(k, LOCAL) for k in MEMCACHED)
+    assert plan.actions == (
+        *(AllocatePort(k, LOCAL) for k in MEMCACHED),
+        AllocatePort(config_endpoint_key("c"), ENDPOINT),
+    )
     assert [n.placement for n in plan.statuses[(C, "c")].nodes] == [LOCAL] * 3  # type: ignore[union-attr]
 
 
@@ -76,7 +80,7 @@ def _ports_given(fleet: Fleet) -> None:
 
 def _ports_given_check(fleet: Fleet, plan: Plan | None) -> None:
     assert plan is not None
-    assert plan.actions == tuple(StartNode(k, LOCAL) for k in MEMCACHED)
+    assert plan.actions == (*(StartNode(k, LOCAL) for k in MEMCACHED), AllocatePort(config_endpoint_key("c"), ENDPOINT))
 
 
 def _created(fleet: Fleet) -> None:
@@ -180,7 +184,8 @@ def _delete(fleet: Fleet) -> None:
 
 def _delete_check(fleet: Fleet, plan: Plan | None) -> None:
     assert plan is not None
-    assert plan.actions == (*(RemoveNode(k, LOCAL) for k in MEMCACHED), DeleteRecord(C, "c"))
+    removals = (*(RemoveNode(k, LOCAL) for k in MEMCACHED), RemoveNode(config_endpoint_key("c"), ENDPOINT))
+    assert plan.actions == (*removals, DeleteRecord(C, "c"))
     assert plan.events == (Event("c", C, "Cache cluster deleted"),)
 
 

@@ -17,6 +17,7 @@ from cachefleet.settings import Settings
 from cachefleet.store.hosts import local_spec
 from cachefleet.store.snapshots import Buckets
 from cachefleet.store.sqlite import Store
+from cachefleet.tls.sealing import Sealer
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class Context:
     # Issues a host agent's certificate from the installation's CA: (CSR PEM, host id, address) ->
     # (certificate PEM, CA certificate PEM). None: no CA, so no host can be added.
     issue_agent_certificate: Callable[[str, str, str], tuple[str, str]] | None = None
+    # Seals a Memcached cluster's AuthToken for its spec (``tls.sealing``); None: such tokens are refused.
+    sealer: Sealer | None = None
 
     def arn(self, kind: str, name: str) -> str:
         return arn(self.settings.region, self.settings.account_id, kind, name)

@@ -15,7 +15,7 @@ from cachefleet.model import snapshots as sn
 from cachefleet.model import users as us
 from cachefleet.model.hosts import DEFAULT_SUBNET_GROUP
 from cachefleet.model.nodes import MEMBER_NODE_ID
-from cachefleet.model.specs import ACTIVE, StoredSettings
+from cachefleet.model.specs import ACTIVE, CacheClusterSpec, StoredSettings
 from cachefleet.model.status import (
     PRIMARY,
     REPLICA,
@@ -96,7 +96,7 @@ def cache_cluster(ctx: Context, cluster: Cluster, *, show_nodes: bool) -> dict[s
         "PreferredAvailabilityZone": _cluster_zone(cluster),
         "CacheClusterCreateTime": spec.created_at,
         "PreferredMaintenanceWindow": spec.stored.window,
-        "PendingModifiedValues": {},
+        "PendingModifiedValues": _pending(spec),
         "CacheSecurityGroups": [],
         "CacheSubnetGroupName": spec.subnet_group or DEFAULT_SUBNET_GROUP,
         "CacheParameterGroup": {
@@ -113,20 +113,21 @@ def cache_cluster(ctx: Context, cluster: Cluster, *, show_nodes: bool) -> dict[s
         "IpDiscovery": "ipv4",
     }
     if spec.engine == "memcached":
-        # The configuration endpoint is the first node until auto discovery has its own endpoint.
-        if status.nodes and status.nodes[0].port:
-            view["ConfigurationEndpoint"] = node_endpoint(ctx, status.nodes[0])
+        # Auto discovery's stable address: it appears once the endpoint has a port (as AWS's once
+        # the cluster is provisioned), and never changes after that.
+        if status.configuration_port:
+            view["ConfigurationEndpoint"] = endpoint(ctx, status.configuration_port)
     else:
         view["SnapshotRetentionLimit"] = spec.snapshot_retention_limit
         view["SnapshotWindow"] = spec.snapshot_window or sn.DEFAULT_WINDOW
     view.update(_stored(spec.stored))
-    view.update(_cluster_security(ctx, cluster))
+    security = _cluster_security(ctx, cluster)
+    view["PendingModifiedValues"] = {**view["PendingModifiedValues"], **security.pop("PendingModifiedValues", {})}
+    view.update(security)
     if spec.replication_group_id:
         view["ReplicationGroupId"] = spec.replication_group_id
     if show_nodes:
-        view["CacheNodes"] = [
-            _cache_node(ctx, cluster, node_id, az) for node_id, az in _node_ids_and_azs(spec.node_azs)
-        ]
+        view["CacheNodes"] = [_cache_node(ctx, cluster, node_id, az) for node_id, az in spec.nodes]
     return view
 
 
@@ -169,12 +170,19 @@ def _stored(stored: StoredSettings) -> dict[str, Any]:
 
 def _cluster_zone(cluster: Cluster) -> str:
     """PreferredAvailabilityZone: the one AZ its nodes serve, else ``Multiple``."""
-    zones = {node_zone(cluster.status.node(n), az) for n, az in _node_ids_and_azs(cluster.spec.node_azs)}
+    zones = {node_zone(cluster.status.node(n), az) for n, az in cluster.spec.nodes}
     return zones.pop() if len(zones) == 1 else "Multiple"
 
 
-def _node_ids_and_azs(node_azs: tuple[str, ...]) -> list[tuple[str, str]]:
-    return [(f"{i:04d}", az) for i, az in enumerate(node_azs, start=1)]
+def _pending(spec: CacheClusterSpec) -> dict[str, Any]:
+    """A node-count change waiting for ApplyImmediately (the model's PendingModifiedValues)."""
+    pending = spec.pending_nodes
+    if pending is None:
+        return {}
+    values: dict[str, Any] = {"NumCacheNodes": pending.num_nodes}
+    if pending.remove:
+        values["CacheNodeIdsToRemove"] = list(pending.remove)
+    return values
 
 
 def _cache_node(ctx: Context, cluster: Cluster, node_id: str, az: str) -> dict[str, Any]:

@@ -148,6 +148,44 @@ class SentinelFailover:
 
 
 @dataclass(frozen=True)
+class DiscoveryInputs:
+    """What a Memcached cluster's configuration endpoint serves: its config version and its members
+    (node id, port), in node order. ``to_json`` is kept beside the running endpoint and compared on
+    every pass: any difference is a reload (new file, SIGHUP), never a restart."""
+
+    version: int
+    members: tuple[tuple[str, int], ...]
+
+    def to_json(self) -> str:
+        return json.dumps({"members": [list(m) for m in self.members], "version": self.version}, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class StartConfigEndpoint:
+    node: NodeKey
+    at: Placement
+    cluster_id: str
+    inputs: DiscoveryInputs
+
+
+@dataclass(frozen=True)
+class ReloadConfigEndpoint:
+    node: NodeKey
+    at: Placement
+    cluster_id: str
+    inputs: DiscoveryInputs
+
+
+@dataclass(frozen=True)
+class LiveParameters:
+    """Memcached parameters that a running node changes without a restart (``slabs automove``, ...)."""
+
+    node: NodeKey
+    at: Placement
+    commands: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class RestartSentinel:
     """Stop a Sentinel and start it on a config rendered afresh: its TLS changed (a group moving
     between TLS modes), or its certificate is due (Sentinel reads it only at start)."""
@@ -222,6 +260,9 @@ Action = (
     | SetEndpointPrimary
     | StartSentinel
     | SentinelFailover
+    | StartConfigEndpoint
+    | ReloadConfigEndpoint
+    | LiveParameters
     | RestartSentinel
     | SyncAcl
     | SetTransport

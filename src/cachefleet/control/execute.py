@@ -23,7 +23,10 @@ from cachefleet.control.actions import (
     ConfigSet,
     DeleteRecord,
     DetachMember,
+    DiscoveryInputs,
     EndpointInputs,
+    LiveParameters,
+    ReloadConfigEndpoint,
     ReloadEndpoint,
     RemoveNode,
     RenewCertificate,
@@ -33,15 +36,17 @@ from cachefleet.control.actions import (
     SentinelFailover,
     SetEndpointPrimary,
     SetTransport,
+    StartConfigEndpoint,
     StartEndpoint,
     StartNode,
     StartSentinel,
     Switchover,
     SyncAcl,
 )
+from cachefleet.control.memcached_processes import Secrets, access, endpoint_process, node_process
 from cachefleet.control.observe import ENDPOINT_INPUTS, PARAMETERS_FILE
 from cachefleet.control.security import Keys, Links
-from cachefleet.engines import acl, haproxy, memcached, redis, sentinel
+from cachefleet.engines import acl, config_endpoint, haproxy, memcached, redis, sentinel
 from cachefleet.engines.installed import EngineBinary
 from cachefleet.engines.nodetypes import memory_bytes
 from cachefleet.hosts.base import Host, Hosts, PortRequest, ProcessSpec, RestartPolicy
@@ -66,6 +71,7 @@ from cachefleet.store.records import effective_parameters
 from cachefleet.store.sqlite import Store
 from cachefleet.tls import certs
 from cachefleet.tls.certs import Role
+from cachefleet.tls.sealing import Sealer
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +91,7 @@ class Tools:
 
 
 Seed = Callable[[NodeKey, Host], Awaitable[None]]
+Start = StartNode | StartEndpoint | StartSentinel | StartConfigEndpoint
 
 
 @dataclass(frozen=True)
@@ -100,6 +107,8 @@ class Executor:
     down_after_ms: int = 1000
     # Puts a restoring node's RDB in place before its first start (``SnapshotWorker.seed``).
     seed: Seed | None = None
+    # Opens a Memcached cluster's sealed AuthToken for its nodes' files (``tls.sealing``).
+    sealer: Sealer | None = None
 
     async def run(self, actions: Sequence[Action]) -> None:
         # Ports are chosen one host at a time, in one call (two concurrent choices could pick the same port).
@@ -110,7 +119,7 @@ class Executor:
         chosen: set[int] = set()
         for host_id, requests in allocations.items():
             chosen |= set(await self._allocate(host_id, requests, chosen))
-        starts = [a for a in actions if isinstance(a, StartNode | StartEndpoint | StartSentinel)]
+        starts = [a for a in actions if isinstance(a, Start)]
         # A replica started before its primary listens waits a whole second before it tries again.
         followers = [a for a in starts if isinstance(a, StartNode) and a.replicaof is not None]
         await self._start([a for a in starts if a not in followers])
@@ -119,10 +128,10 @@ class Executor:
         for group_id in dict.fromkeys(a.group_id for a in starts if isinstance(a, StartSentinel)):
             await self._supervise(group_id)
         for action in actions:
-            if not isinstance(action, AllocatePort | StartNode | StartEndpoint | StartSentinel):
+            if not isinstance(action, AllocatePort | Start):
                 await self._one(action)
 
-    async def _start(self, starts: Sequence[StartNode | StartEndpoint | StartSentinel]) -> None:
+    async def _start(self, starts: Sequence[Start]) -> None:
         """Render every process first, then spawn them one after another.
 
         Spawned together, three redis-servers took longer to start than one after another. Nodes go
@@ -144,7 +153,7 @@ class Executor:
                     await host.write_new(start.node, redis.RDB_FILE, seed, unless=redis.AOF_DIR)
             await host.start(start.node, process)
 
-    async def _spec(self, start: StartNode | StartEndpoint | StartSentinel) -> ProcessSpec:
+    async def _spec(self, start: Start) -> ProcessSpec:
         match start:
             case StartNode(node, at, replicaof):
                 return await self._process(node, at, replicaof)
@@ -152,14 +161,21 @@ class Executor:
                 return await self._endpoint(node, at, inputs)
             case StartSentinel(node, at, group_id, primary):
                 return await self._sentinel(node, at, group_id, primary)
+            case StartConfigEndpoint(node, at, cluster_id, inputs):
+                return await self._config_endpoint(node, at, cluster_id, inputs)
 
     async def _one(self, action: Action) -> None:
         user, password = self.credentials.user, self.credentials.password
         match action:
             case AllocatePort(node, at, slot, port):
                 await self._allocate(at.host, [PortRequest(node, slot, port)])
-            case StartNode() | StartEndpoint() | StartSentinel():
+            case StartNode() | StartEndpoint() | StartSentinel() | StartConfigEndpoint():
                 await self._start([action])
+            case ReloadConfigEndpoint(node, at, cluster_id, inputs):
+                process = await self._config_endpoint(node, at, cluster_id, inputs)
+                await self.hosts.get(at.host).reload(node, process, config_endpoint.RELOAD_SIGNAL)
+            case LiveParameters(node, at, commands):
+                await self._live(node, at, commands)
             case RestartNode(node, at, replicaof):
                 await self._restart(node, at, replicaof)
             case ConfigSet(node, at, values):
@@ -277,6 +293,17 @@ class Executor:
             password=self.keys.sentinel_password,
             tls=group.spec.security.tls,  # TLS Sentinels speak nothing else
         )
+
+    async def _live(self, node: NodeKey, at: Placement, commands: Sequence[str]) -> None:
+        """Best effort, as ConfigSet: the next pass compares the node's settings again."""
+        port = await self.hosts.get(at.host).port_of(node)
+        if port is None:
+            return
+        spec = CLUSTERS.get(self.store, node.cluster_id).spec
+        _, values = effective_parameters(self.store, spec.engine, spec.engine_version, spec.parameter_group)
+        reach = access(spec, values, self.credentials, self.keys.ca_file)
+        if not await memcached.apply_live(at.address, port, commands, reach):
+            log.warning("%s: live parameters not applied yet (%s)", node, ", ".join(commands))
 
     async def _restart(self, node: NodeKey, at: Placement, replicaof: Address | None) -> None:
         """Stop the node keeping its data, then start it on a config rendered afresh."""
@@ -493,14 +520,16 @@ class Executor:
         # What the node starts with, kept beside it: a later change that needs a reboot shows as pending.
         started_with = json.dumps(values, sort_keys=True)
         if spec.engine == "memcached":
-            argv = memcached.argv(
-                binary.path,
+            return node_process(
+                spec,
+                node,
+                binary=binary.path,
+                node_dir=await host.node_dir(node),
                 port=port,
-                bind=at.address,
-                memory_mb=memory // (1 << 20),
-                extra=memcached.parameter_args(values),
+                address=at.address,
+                values=values,
+                secrets=self._memcached_secrets(),
             )
-            return ProcessSpec(argv=argv, files={PARAMETERS_FILE: started_with})
         node_dir = await host.node_dir(node)
         directives = redis.parameter_directives(values, memory) if values else {}
         # The group's users and TLS, so that a node has them before it serves its first client.
@@ -526,6 +555,32 @@ class Executor:
             files={REDIS_CONF: redis.render_config(config), PARAMETERS_FILE: started_with, **leaf},
             restart=await self._restart_policy(node, at, spec),
         )
+
+    async def _config_endpoint(
+        self, node: NodeKey, at: Placement, cluster_id: str, inputs: DiscoveryInputs
+    ) -> ProcessSpec:
+        host = self.hosts.get(at.host)
+        port = await host.port_of(node)
+        if port is None:
+            raise Retry(f"the configuration endpoint of {cluster_id} has no port yet")
+        spec = CLUSTERS.get(self.store, cluster_id).spec
+        _, values = effective_parameters(self.store, spec.engine, spec.engine_version, spec.parameter_group)
+        # It lists the nodes at its own address (the embedded host's): Memcached nodes on agent hosts
+        # are not listed at theirs yet (docs/decisions.md).
+        return endpoint_process(
+            spec,
+            node,
+            inputs,
+            python=self.tools.python,
+            node_dir=await host.node_dir(node),
+            port=port,
+            address=at.address,
+            values=values,
+            secrets=self._memcached_secrets(),
+        )
+
+    def _memcached_secrets(self) -> Secrets:
+        return Secrets(self.credentials, self.keys, self.sealer, self.clock())
 
     def _binary(self, spec: CacheClusterSpec) -> EngineBinary:
         for binary in self.engines:

@@ -12,6 +12,7 @@ A node whose host is out of reach (``unreachable``, ``lost``, or not answering n
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ Address = tuple[str, int]
 # a change that needs a reboot shows as pending until the node really restarts.
 PARAMETERS_FILE = "parameters.json"
 ENDPOINT_INPUTS = "inputs.json"  # what the running endpoint's config was rendered from
+DISCOVERY_INPUTS = ENDPOINT_INPUTS  # the same, for a Memcached configuration endpoint
 
 
 class Probes(Protocol):
@@ -38,9 +40,15 @@ class Probes(Protocol):
 
     async def redis(self, address: str, port: int, credentials: Credentials) -> redis.RedisObservation | None: ...
 
-    async def memcached(self, address: str, port: int) -> memcached.MemcachedObservation | None: ...
+    async def memcached(
+        self, address: str, port: int, access: memcached.Access = memcached.PLAIN
+    ) -> memcached.MemcachedObservation | None: ...
 
     async def sentinel(self, address: str, port: int, group_id: str) -> sentinel.SentinelView | None: ...
+
+    async def accepting(self, address: str, port: int) -> bool:
+        """Whether something accepts connections there (a configuration endpoint that has started)."""
+        ...
 
     def endpoint(self, admin_socket: Path) -> dict[str, haproxy.ServerState] | None:
         """The primary backend's servers, by name; None while the proxy starts or reloads."""
@@ -68,8 +76,10 @@ class EngineProbes:
         except (OSError, TimeoutError, resp.ProtocolError):
             return None
 
-    async def memcached(self, address: str, port: int) -> memcached.MemcachedObservation | None:
-        return await memcached.probe(address, port)
+    async def memcached(
+        self, address: str, port: int, access: memcached.Access = memcached.PLAIN
+    ) -> memcached.MemcachedObservation | None:
+        return await memcached.probe(address, port, access=access)
 
     async def sentinel(self, address: str, port: int, group_id: str) -> sentinel.SentinelView | None:
         password = self._sentinel_password
@@ -80,6 +90,17 @@ class EngineProbes:
         except (OSError, TimeoutError, resp.ProtocolError):
             return None
 
+    async def accepting(self, address: str, port: int) -> bool:
+        try:
+            async with asyncio.timeout(1.0):
+                _, writer = await asyncio.open_connection(address, port)
+        except (OSError, TimeoutError):
+            return False
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return True
+
     def endpoint(self, admin_socket: Path) -> dict[str, haproxy.ServerState] | None:
         try:
             return haproxy.server_states(admin_socket, haproxy.PRIMARY_BACKEND)
@@ -89,12 +110,15 @@ class EngineProbes:
 
 @dataclass(frozen=True)
 class Observer:
-    """What a pass needs to look: the driver of each host, the probes, the admin user, and where the
-    failover follower (``control.follow``) has moved a group's endpoint, if it follows the group."""
+    """What a pass needs to look: the driver of each host, the probes, the admin user, the
+    installation's CA (to reach Memcached nodes with in-transit encryption; None on a server without),
+    and where the failover follower (``control.follow``) has moved a group's endpoint, if it follows
+    the group."""
 
     hosts: Hosts
     probes: Probes
     credentials: Credentials
+    ca_file: Path | None = None
     followed: Callable[[str], Address | None] = field(default=lambda _group_id: None)
 
 
@@ -125,7 +149,13 @@ UNPLACED = NodeObservation(port=None, pid=None)
 
 
 async def observe_node(
-    observer: Observer, key: NodeKey, at: Placement | None, *, engine: str, reachable: bool = True
+    observer: Observer,
+    key: NodeKey,
+    at: Placement | None,
+    *,
+    engine: str,
+    reachable: bool = True,
+    access: memcached.Access = memcached.PLAIN,
 ) -> NodeObservation:
     """The node ``key`` where ``at`` places it (``UNPLACED`` when it is placed nowhere yet)."""
     if at is None:
@@ -143,7 +173,8 @@ async def observe_node(
     started_with = _parameters(parameters_text)
     probes = observer.probes
     if engine == "memcached":
-        return NodeObservation(port, pid, memcached=await probes.memcached(at.address, port), started_with=started_with)
+        observed = await probes.memcached(at.address, port, access)
+        return NodeObservation(port, pid, memcached=observed, started_with=started_with)
     probe = await probes.redis(at.address, port, observer.credentials)
     try:
         certificate = CertificateInfo.from_text(await host.read_file(key, TLS_INFO))
@@ -175,10 +206,42 @@ def _parameters(text: str | None) -> dict[str, str] | None:
 Where = tuple[NodeKey, Placement | None, bool]  # a node, where it is placed, whether its host is in reach
 
 
-async def observe_nodes(observer: Observer, nodes: list[Where], *, engine: str) -> list[NodeObservation]:
+async def observe_nodes(
+    observer: Observer, nodes: list[Where], *, engine: str, access: memcached.Access = memcached.PLAIN
+) -> list[NodeObservation]:
     return list(
-        await asyncio.gather(*(observe_node(observer, k, at, engine=engine, reachable=r) for k, at, r in nodes))
+        await asyncio.gather(
+            *(observe_node(observer, k, at, engine=engine, reachable=r, access=access) for k, at, r in nodes)
+        )
     )
+
+
+@dataclass(frozen=True)
+class ConfigEndpointObservation:
+    """A Memcached cluster's configuration endpoint: its port, its process, what it serves now."""
+
+    port: int | None
+    pid: int | None
+    inputs: str | None = None  # DiscoveryInputs.to_json of what it was last given
+    serving: bool = False  # it accepts connections
+
+
+@dataclass(frozen=True)
+class ClusterObservation:
+    nodes: dict[NodeKey, NodeObservation]  # where each node runs
+    # Nodes moving off a drained host: their second process, where they are going.
+    targets: dict[NodeKey, NodeObservation] = field(default_factory=dict)
+    endpoint: ConfigEndpointObservation | None = None  # Memcached clusters only
+
+
+async def observe_config_endpoint(observer: Observer, key: NodeKey, at: Placement) -> ConfigEndpointObservation:
+    """The configuration endpoint where ``at`` places it (the embedded host: ``HostMap.endpoint``)."""
+    host = observer.hosts.get(at.host)
+    port, pid = await host.port_of(key), await host.pid(key)
+    if port is None or pid is None:
+        return ConfigEndpointObservation(port, pid)
+    serving = await observer.probes.accepting(at.address, port)
+    return ConfigEndpointObservation(port, pid, await host.read_file(key, DISCOVERY_INPUTS), serving)
 
 
 @dataclass(frozen=True)

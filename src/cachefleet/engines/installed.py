@@ -33,6 +33,8 @@ DEBIAN_PACKAGES = {
     "redis-check-rdb": "redis-tools",
     "haproxy": "haproxy",
     "memcached": "memcached",
+    "memcaslap": "libmemcached-tools",
+    "saslpasswd2": "sasl2-bin",
     "valkey-server": "valkey-server",
 }
 

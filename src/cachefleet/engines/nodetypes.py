@@ -89,3 +89,42 @@ def memory_bytes(node_type: str) -> int | None:
     """The ``maxmemory`` for ``node_type`` in bytes, or None when we do not know the type."""
     gib = NODE_TYPES.get(node_type)
     return None if gib is None else round(gib * _GIB)
+
+
+# vCPUs of each node type as AWS publishes them; memcached's worker threads (``num_threads``).
+VCPUS: Mapping[str, int] = MappingProxyType(
+    {
+        **dict.fromkeys(("cache.t4g.micro", "cache.t4g.small", "cache.t4g.medium"), 2),
+        **dict.fromkeys(("cache.t3.micro", "cache.t3.small", "cache.t3.medium"), 2),
+        "cache.t2.micro": 1,
+        "cache.t2.small": 1,
+        "cache.t2.medium": 2,
+        **{
+            f"cache.{family}.{size}": vcpus
+            for family in ("m7g", "m6g", "m5", "r7g", "r6g", "r5")
+            for size, vcpus in (
+                ("large", 2),
+                ("xlarge", 4),
+                ("2xlarge", 8),
+                ("4xlarge", 16),
+                ("8xlarge", 32),
+                ("12xlarge", 48),
+                ("16xlarge", 64),
+                ("24xlarge", 96),
+            )
+            if f"cache.{family}.{size}" in NODE_TYPES
+        },
+        "cache.m4.large": 2,
+        "cache.m4.xlarge": 4,
+        "cache.m4.2xlarge": 8,
+        "cache.m4.4xlarge": 16,
+        "cache.m4.10xlarge": 40,
+        "cache.t1.micro": 1,
+        "cache.m1.small": 1,
+    }
+)
+
+
+def vcpus(node_type: str) -> int | None:
+    """The node type's vCPUs, or None when we do not know the type."""
+    return VCPUS.get(node_type)

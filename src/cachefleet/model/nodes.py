@@ -3,7 +3,8 @@
 A cache cluster's nodes are ``<cluster id>/0001``, ``0002``...; a replication group member is a
 cache cluster of one node (``0001``). The processes that serve a whole replication group rather than
 one member (its Sentinels and the HAProxy process behind its primary and reader endpoints) live
-under ``rg.<group id>``, which no cache cluster id can collide with: cluster ids never contain a dot.
+under ``rg.<group id>``, and a Memcached cluster's configuration endpoint under ``cfg.<cluster id>``,
+which no cache cluster id can collide with: cluster ids never contain a dot.
 
 Every ``NodeKey`` is built by the functions here, never by hand elsewhere. A key names a process,
 not where it runs: its ``Placement`` (host, address, zone) is recorded in the status and carried by
@@ -75,6 +76,11 @@ def group_dir_id(group_id: str) -> str:
 def endpoint_key(group_id: str) -> NodeKey:
     """The group's endpoint proxy: primary endpoint in slot ``port``, reader endpoint in ``reader``."""
     return NodeKey(group_dir_id(group_id), "endpoint")
+
+
+def config_endpoint_key(cluster_id: str) -> NodeKey:
+    """A Memcached cluster's configuration endpoint process (auto discovery), under ``cfg.<cluster id>``."""
+    return NodeKey(f"cfg.{cluster_id}", "endpoint")
 
 
 def sentinel_keys(group_id: str, count: int = SENTINELS) -> list[NodeKey]:

@@ -20,6 +20,10 @@ Where cachefleet differs from ElastiCache, on purpose:
   and ``cluster-enabled`` are not (the endpoint already cuts sessions of a demoted primary).
 * Memcached values are memcached 1.6's own defaults (what the process really runs), e.g.
   ``max_simultaneous_connections`` 4096 and ``memcached_connections_overhead`` 0.
+* ``slab_automove`` and ``lru_crawler`` are ``immediate``: memcached changes them on a running node
+  (``slabs automove``, ``lru_crawler enable|disable``); the other memcached parameters are start-up
+  flags and wait for a reboot. ``binding_protocol`` also takes ``binary``, which with an AuthToken
+  means SASL (docs/memcached.md).
 
 The write-safety knob (ElastiCache's own parameter names): ``min-replicas-to-write`` (default 0, off)
 and ``min-replicas-max-lag`` (seconds, default 10). With ``min-replicas-to-write 1`` a primary
@@ -232,7 +236,8 @@ MEMCACHED16: tuple[ParameterDef, ...] = (
        change=REQUIRES_REBOOT, since="1.4.5"),
     _p("error_on_memory_exhausted", "0", "boolean", _BOOL01, "1 returns an error instead of evicting (-M).",
        change=REQUIRES_REBOOT, since="1.4.5"),
-    _p("binding_protocol", "auto", "string", "auto,ascii", "Protocols accepted (-B).",
+    _p("binding_protocol", "auto", "string", "auto,ascii,binary",
+       "Protocols accepted (-B); with an AuthToken, binary means SASL, anything else ASCII authentication.",
        change=REQUIRES_REBOOT, since="1.4.5"),
     _p("disable_flush_all", "0", "boolean", _BOOL01, "1 disables flush_all (-F).",
        change=REQUIRES_REBOOT, since="1.4.24"),
@@ -240,15 +245,17 @@ MEMCACHED16: tuple[ParameterDef, ...] = (
        change=REQUIRES_REBOOT, since="1.4.33"),
     _p("hash_algorithm", "murmur3", "string", "jenkins,murmur3", "Hash table algorithm.",
        change=REQUIRES_REBOOT, since="1.4.24"),
-    _p("lru_crawler", "1", "boolean", _BOOL01, "Background LRU crawler.", change=REQUIRES_REBOOT, since="1.4.24"),
+    _p("lru_crawler", "1", "boolean", _BOOL01, "Background LRU crawler (changed live: lru_crawler enable|disable).",
+       change=IMMEDIATE, since="1.4.24"),
     _p("lru_maintainer", "1", "boolean", _BOOL01, "Segmented LRU and its background thread.",
        change=REQUIRES_REBOOT, since="1.4.24"),
     _p("maxconns_fast", "1", "boolean", _BOOL01, "Close new connections at once when over the limit.",
        change=REQUIRES_REBOOT, since="1.4.24"),
     _p("slab_reassign", "1", "boolean", _BOOL01, "Slab pages may move between classes.",
        change=REQUIRES_REBOOT, since="1.4.24"),
-    _p("slab_automove", "1", "integer", "0-2", "How aggressively slab pages are moved (0: never).",
-       change=REQUIRES_REBOOT, since="1.4.24"),
+    _p("slab_automove", "1", "integer", "0-2",
+       "How aggressively slab pages are moved (0: never; changed live: slabs automove).",
+       change=IMMEDIATE, since="1.4.24"),
     _p("track_sizes", "0", "boolean", _BOOL01, "Reports for 'stats sizes'.", change=REQUIRES_REBOOT, since="1.4.33"),
     _p("max_simultaneous_connections", "4096", "integer", "1-65000",
        "Maximum simultaneous connections (-c; sized to the usual open file limit).", modifiable=False,

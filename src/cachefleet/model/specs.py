@@ -6,10 +6,12 @@ the statuses of ``model.status``, never here.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any, Self
 
+from cachefleet.model.ids import node_id
+from cachefleet.model.node_count import PendingNodes
 from cachefleet.model.security import NONE, Security
 
 Tags = tuple[tuple[str, str], ...]
@@ -69,13 +71,33 @@ class CacheClusterSpec:
     stored: StoredSettings = StoredSettings()
     # The cache subnet group its nodes run in (None: ``default``, every subnet).
     subnet_group: str | None = None
-    # TLS, AUTH token (hashes only) and user group of a standalone Redis cluster; a group's member
-    # follows its group's (``ReplicationGroupSpec.security``) and keeps the default here.
+    # Memcached: the node ids, parallel to node_azs (empty: 0001 to N, as specs were written before
+    # nodes could be removed), the highest node number ever given (ids are never reused), and a
+    # node-count change waiting for ApplyImmediately (PendingModifiedValues).
+    node_ids: tuple[str, ...] = ()
+    last_node: int = 0
+    pending_nodes: PendingNodes | None = None
+    # TLS, AUTH token (hashes only) and user group of a standalone cluster (Redis or Memcached); a
+    # group's member follows its group's (``ReplicationGroupSpec.security``) and keeps the default here.
     security: Security = NONE
+    # Memcached with an AuthToken: the token sealed with the installation's key (``tls.sealing``).
+    # memcached checks a password against its own files as given, so a node started later needs the
+    # token back; state.db holds it sealed only, never plain (Redis needs the hashes alone).
+    sealed_token: str | None = field(default=None, repr=False)
 
     @property
     def num_nodes(self) -> int:
         return len(self.node_azs)
+
+    @property
+    def nodes(self) -> tuple[tuple[str, str], ...]:
+        """(node id, AZ) of every node, in node order."""
+        ids = self.node_ids or tuple(node_id(i) for i in range(1, len(self.node_azs) + 1))
+        return tuple(zip(ids, self.node_azs, strict=True))
+
+    @property
+    def highest_node(self) -> int:
+        return max(self.last_node, *(int(n) for n, _ in self.nodes)) if self.node_azs else self.last_node
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -85,12 +107,17 @@ class CacheClusterSpec:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Self:
+        pending = data.get("pending_nodes")
         return cls(
             **{
                 **data,
                 "node_azs": tuple(data["node_azs"]),
                 "tags": tuple(tuple(t) for t in data["tags"]),
                 "reboot_nodes": tuple(data.get("reboot_nodes", ())),
+                "node_ids": tuple(data.get("node_ids", ())),
+                "pending_nodes": None
+                if pending is None
+                else PendingNodes(pending["num_nodes"], tuple(pending["remove"]), tuple(pending["new_azs"])),
                 "created_at": datetime.fromisoformat(data["created_at"]),
                 "stored": StoredSettings.from_json(data.get("stored")),
                 "security": Security.from_json(data.get("security")),

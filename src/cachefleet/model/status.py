@@ -113,6 +113,12 @@ class ClusterStatus:
     reboots_done: int = 0
     restarting: tuple[str, ...] = ()
     restarted: tuple[str, ...] = ()
+    # Memcached auto discovery: the nodes the configuration endpoint lists, the version it serves
+    # (one more on every change of that list), and the endpoint's port.
+    discovery: tuple[str, ...] = ()
+    config_version: int = 0
+    configuration_port: int | None = None
+    resize_from: int | None = None  # the node count a ModifyCacheCluster of NumCacheNodes started from
     # A standalone Redis cluster's security (``model.security``): the spec version every node has,
     # and the digest of the ACL users they all run (``engines.acl.fingerprint``).
     security_done: int = 0
@@ -135,6 +141,10 @@ class ClusterStatus:
             reboots_done=data.get("reboots_done", 0),
             restarting=tuple(data.get("restarting", ())),
             restarted=tuple(data.get("restarted", ())),
+            discovery=tuple(data.get("discovery", ())),
+            config_version=data.get("config_version", 0),
+            configuration_port=data.get("configuration_port"),
+            resize_from=data.get("resize_from"),
             security_done=data.get("security_done", 0),
             acl_fingerprint=data.get("acl_fingerprint"),
         )

@@ -12,7 +12,7 @@ from cachefleet.api import security as access
 from cachefleet.api.context import Context
 from cachefleet.api.handlers import members, snapshots
 from cachefleet.api.paging import page
-from cachefleet.model import lifecycle
+from cachefleet.model import lifecycle, node_count
 from cachefleet.model import security as sec
 from cachefleet.model.errors import (
     CacheClusterAlreadyExists,
@@ -55,8 +55,17 @@ CREATE_INPUTS = inputs.Inputs(
     ),
     inputs.ON_ONE_HOST,
     inputs.STORED_SETTINGS,
-    inputs.implemented("AuthToken", note="Redis; 16-128 characters, with TLS; stored as a SHA-256 hash"),
-    inputs.implemented("TransitEncryptionEnabled", note="Redis, TLS `required`; Memcached TLS is not offered yet"),
+    inputs.implemented(
+        "TransitEncryptionEnabled",
+        note="TLS `required`: a Redis node, or every Memcached node and the configuration endpoint, with the "
+        "installation's CA",
+    ),
+    inputs.implemented(
+        "AuthToken",
+        note="16-128 characters, with TLS; Redis keeps a SHA-256 hash, Memcached the hash and the token sealed with "
+        "the installation's key (clients log in as `default`: ASCII authentication, or SASL with binding_protocol "
+        "`binary`)",
+    ),
     inputs.NO_CLASSIC_SECURITY_GROUPS_OR_LOG_DELIVERY,
     inputs.refused("OutpostMode", "PreferredOutpostArn", "PreferredOutpostArns", why=inputs.WHY_OUTPOSTS),
     inputs.refused("NetworkType", "IpDiscovery", why=inputs.WHY_IPV4, accepted="ipv4"),
@@ -98,7 +107,7 @@ async def create_cache_cluster(ctx: Context, params: dict[str, Any]) -> dict[str
         subnet_group_name=subnet_group,
     )
     now = ctx.clock()
-    security = _security(params, binary.engine, now)
+    security, sealed = _security(ctx, params, binary.engine, now)
     spec = CacheClusterSpec(
         id=cluster_id,
         engine=binary.engine,
@@ -116,27 +125,16 @@ async def create_cache_cluster(ctx: Context, params: dict[str, Any]) -> dict[str
         seed_object=seed.object_key if seed else None,
         stored=validate.stored_settings(params),
         subnet_group=subnet_group,
+        node_ids=tuple(node_id(i) for i in range(1, count + 1)) if memcached else (),
+        last_node=count if memcached else 0,
         security=security,
+        sealed_token=sealed,
     )
     with ctx.store.transaction():
         if not statuses.create(ctx.store, CLUSTERS, cluster_id, spec):
             raise CacheClusterAlreadyExists(f"Cache cluster {cluster_id} already exists.")
         snapshots.mark_restoring(ctx, seed)
     return {"CacheCluster": views.cache_cluster(ctx, get_cluster(ctx.store, cluster_id), show_nodes=False)}
-
-
-def _security(params: dict[str, Any], engine: str, now: datetime) -> sec.Security:
-    """A standalone cluster's TLS (``required``) and AUTH token; Redis only."""
-    wanted = access.request(params)
-    if engine == "memcached":
-        if wanted.auth_token is not None:
-            raise InvalidParameterCombination("AuthToken is supported for the redis engine only.")
-        if wanted.transit_enabled:
-            raise InvalidParameterValue(
-                "The parameter TransitEncryptionEnabled is not supported by this cachefleet version yet for memcached."
-            )
-        return sec.NONE
-    return sec.at_creation(wanted, engine=engine, user_groups={}, now=now)
 
 
 def _create_member(ctx: Context, cluster_id: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -173,6 +171,19 @@ def _create_member(ctx: Context, cluster_id: str, params: dict[str, Any]) -> dic
         raise CacheClusterAlreadyExists(f"Cache cluster {cluster_id} already exists.")
     members.add_member_cluster(ctx, group, cluster_id, params)
     return {"CacheCluster": views.cache_cluster(ctx, get_cluster(ctx.store, cluster_id), show_nodes=False)}
+
+
+def _security(ctx: Context, params: dict[str, Any], engine: str, now: datetime) -> tuple[sec.Security, str | None]:
+    """A standalone cluster's TLS (``required``) and AUTH token, as ``model.security`` checks them (it
+    keeps the token's hash); for Memcached also the token sealed (``tls.sealing``): memcached checks
+    a password as given, so its nodes need the token back."""
+    wanted = access.request(params)
+    security = sec.at_creation(wanted, engine=engine, user_groups={}, now=now)
+    if engine != "memcached" or wanted.auth_token is None:
+        return security, None
+    if ctx.sealer is None:
+        raise InvalidParameterValue("AuthToken on memcached is not supported by this server: it has no sealing key.")
+    return security, ctx.sealer.seal(wanted.auth_token)
 
 
 def _parameter_group(ctx: Context, params: dict[str, Any], engine: str, version: str) -> str:
@@ -278,24 +289,27 @@ async def delete_cache_cluster(ctx: Context, params: dict[str, Any]) -> dict[str
 MODIFY_INPUTS = inputs.Inputs(
     inputs.implemented("CacheClusterId", "CacheParameterGroupName", "SnapshotRetentionLimit", "SnapshotWindow"),
     inputs.implemented(
-        "NumCacheNodes", note="only the current count: adding and removing Memcached nodes comes with a later version"
+        "NumCacheNodes",
+        "CacheNodeIdsToRemove",
+        "NewAvailabilityZones",
+        "AZMode",
+        note="Memcached node count: nodes added and removed, pending without ApplyImmediately",
     ),
     inputs.implemented(
         "ApplyImmediately",
-        note="every change this version makes is applied at once (AWS defers only node type, engine version "
-        "and node count changes)",
+        note="a Memcached node-count change waits without it (PendingModifiedValues) and is carried out by the next "
+        "call with it; everything else this version changes is applied at once",
     ),
     inputs.STORED_SETTINGS,
     inputs.stored("NotificationTopicStatus", note="shown in NotificationConfiguration"),
-    inputs.not_yet(
-        "CacheNodeIdsToRemove", "NewAvailabilityZones", "AZMode", "ScaleConfig", note="Memcached node count"
-    ),
+    inputs.not_yet("ScaleConfig", note="gradual Memcached scaling"),
     inputs.not_yet("Engine", "EngineVersion", note="engine upgrades"),
     inputs.not_yet("CacheNodeType", note="vertical scaling"),
     inputs.implemented(
         "AuthToken",
         "AuthTokenUpdateStrategy",
-        note="standalone Redis clusters (a group's with ModifyReplicationGroup); live, connections kept",
+        note="standalone Redis clusters (a group's with ModifyReplicationGroup); live, connections kept; "
+        "Memcached: not yet",
     ),
     inputs.NO_CLASSIC_SECURITY_GROUPS_OR_LOG_DELIVERY,
     inputs.refused("IpDiscovery", why=inputs.WHY_IPV4, accepted="ipv4"),
@@ -303,12 +317,19 @@ MODIFY_INPUTS = inputs.Inputs(
 
 
 async def modify_cache_cluster(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
-    """The parameter group of a standalone cluster; applied at once whatever ApplyImmediately says
-    (there is no maintenance window to wait for): immediate parameters live, the others at reboot."""
+    """The parameter group of a standalone cluster, applied at once whatever ApplyImmediately says
+    (immediate parameters live, the others at reboot); a Memcached cluster's node count, now with
+    ApplyImmediately, else pending (``model.node_count``)."""
     cluster = get_cluster(ctx.store, params["CacheClusterId"])
     spec = cluster.spec
-    if params.get("NumCacheNodes", spec.num_nodes) != spec.num_nodes:
-        raise InvalidParameterValue("The parameter NumCacheNodes is not supported by this cachefleet version yet.")
+    node_change = ("NumCacheNodes", "CacheNodeIdsToRemove", "NewAvailabilityZones", "AZMode")
+    if spec.engine != "memcached":
+        if params.get("NumCacheNodes", spec.num_nodes) != spec.num_nodes:
+            raise InvalidParameterValue("NumCacheNodes must stay 1 for the redis engine.")
+        if any(name in params for name in node_change[1:]):
+            raise InvalidParameterCombination(
+                "CacheNodeIdsToRemove, NewAvailabilityZones and AZMode apply only to memcached clusters."
+            )
     if spec.replication_group_id and "CacheParameterGroupName" in params:
         raise InvalidParameterCombination(
             f"Cache cluster {spec.id} is a member of replication group {spec.replication_group_id}: "
@@ -326,7 +347,11 @@ async def modify_cache_cluster(ctx: Context, params: dict[str, Any]) -> dict[str
     retention, window = snapshots.automatic_snapshots(params, spec.snapshot_retention_limit, spec.snapshot_window)
     security = spec.security
     if "AuthToken" in params or "AuthTokenUpdateStrategy" in params:
-        if spec.replication_group_id or spec.engine == "memcached":
+        if spec.engine == "memcached":
+            raise InvalidParameterValue(
+                "Changing the AuthToken of a memcached cluster is not supported by this cachefleet version yet."
+            )
+        if spec.replication_group_id:
             raise InvalidParameterCombination(
                 "AuthToken applies to standalone redis clusters; "
                 "a group's member changes it with ModifyReplicationGroup."
@@ -348,10 +373,17 @@ async def modify_cache_cluster(ctx: Context, params: dict[str, Any]) -> dict[str
         if name != current:
             changed = replace(changed, parameter_group=name)
             modifying = True
+    resized = None
+    if spec.engine == "memcached":
+        changed, resized = _node_count(ctx, params, changed)
     if changed != spec:
         with ctx.store.transaction():
             ctx.store.put_spec(CLUSTER, spec.id, changed.to_json())
-            if modifying:
+            if resized is not None:
+                statuses.change(ctx.store, CLUSTERS, spec.id, Event.MODIFY, resize_from=spec.num_nodes)
+                more = "Increasing" if resized.added else "Decreasing"
+                ctx.store.add_event(spec.id, CLUSTER, f"{more} number of requested nodes", ctx.clock())
+            elif modifying:
                 statuses.change(ctx.store, CLUSTERS, spec.id, Event.MODIFY)
     return {"CacheCluster": views.cache_cluster(ctx, get_cluster(ctx.store, spec.id), show_nodes=False)}
 
@@ -359,11 +391,61 @@ async def modify_cache_cluster(ctx: Context, params: dict[str, Any]) -> dict[str
 REBOOT_INPUTS = inputs.Inputs(inputs.implemented("CacheClusterId", "CacheNodeIdsToReboot"))
 
 
+def _node_count(
+    ctx: Context, params: dict[str, Any], spec: CacheClusterSpec
+) -> tuple[CacheClusterSpec, node_count.NodeCountChange | None]:
+    """A Memcached cluster's nodes after the request, and the change made to them now (None: none).
+
+    With ApplyImmediately, a change pending from an earlier call is carried out too.
+    """
+    apply_now = bool(params.get("ApplyImmediately", False))
+    az_mode = params.get("AZMode", spec.az_mode)
+    if az_mode not in ("single-az", "cross-az"):
+        raise InvalidParameterValue(
+            f"Invalid value for parameter AZMode: {az_mode}. Valid values: single-az, cross-az."
+        )
+    if az_mode == "single-az" and len(set(spec.node_azs)) > 1:
+        raise InvalidParameterCombination(
+            f"Cache cluster {spec.id} has nodes in several Availability Zones: AZMode cannot be single-az."
+        )
+    asked = any(n in params for n in ("NumCacheNodes", "CacheNodeIdsToRemove", "NewAvailabilityZones"))
+    if asked:
+        new_azs = (
+            validate.availability_zones(params["NewAvailabilityZones"], ctx.settings.azs)
+            if ("NewAvailabilityZones" in params)
+            else ()
+        )
+        result = node_count.change(
+            spec.nodes,
+            spec.pending_nodes,
+            requested=params.get("NumCacheNodes", spec.num_nodes),
+            remove=list(params.get("CacheNodeIdsToRemove", [])),
+            new_azs=new_azs,
+            az_mode=az_mode,
+            known_azs=ctx.settings.azs,
+            apply_now=apply_now,
+            last_node=spec.highest_node,
+        )
+    elif apply_now and spec.pending_nodes is not None:
+        result = node_count.apply(spec.nodes, spec.pending_nodes, last_node=spec.highest_node)
+    else:
+        return replace(spec, az_mode=az_mode), None
+    changed = replace(
+        spec,
+        az_mode=az_mode,
+        node_ids=tuple(n for n, _ in result.nodes),
+        node_azs=tuple(az for _, az in result.nodes),
+        last_node=result.last_node,
+        pending_nodes=result.pending,
+    )
+    return changed, result if (result.added or result.removed) else None
+
+
 async def reboot_cache_cluster(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     """Restart the listed nodes, one at a time, keeping Redis data (the reconciler does it)."""
     cluster = get_cluster(ctx.store, params["CacheClusterId"])
     spec = cluster.spec
-    known = [node_id(i) for i in range(1, spec.num_nodes + 1)]
+    known = [n for n, _ in spec.nodes]
     asked = params["CacheNodeIdsToReboot"]
     unknown = [n for n in asked if n not in known]
     if unknown:

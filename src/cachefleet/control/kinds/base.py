@@ -109,14 +109,14 @@ Kind = PlannedKind[Any, Any] | WorkerKind
 
 
 def wanted_parameters(
-    store: Store, engine: str, version: str, node_type: str, group_name: str | None
+    store: Store, engine: str, version: str, node_type: str, group_name: str | None, *, memcached_live: bool = True
 ) -> tuple[params.Wanted, Generations]:
     """What the parameter group asks of the nodes, and its generation when it is a stored group."""
     group, values = effective_parameters(store, engine, version, group_name)
     generations: Generations = {}
     if group is not None and not group.is_default:
         generations[(PARAMETER_GROUP, group.spec.name)] = group.generation
-    return params.wanted(engine, version, node_type, values), generations
+    return params.wanted(engine, version, node_type, values, memcached_live=memcached_live), generations
 
 
 def taking(store: Store, source_id: str) -> list[Snapshot]:

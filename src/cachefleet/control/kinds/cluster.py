@@ -7,22 +7,25 @@ restore failed (``restore-failed``) is left alone until it is deleted.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, replace
 
 from cachefleet.control.actions import Plan
 from cachefleet.control.hosts import HostMap, host_map, needs_placing, with_placements
 from cachefleet.control.kinds.base import Generations, PlannedKind, Services, taking, wanted_parameters
 from cachefleet.control.kinds.group import restore_message, seed_name, wake_seed, wanted_security
-from cachefleet.control.observe import Where, observe_nodes
+from cachefleet.control.memcached_processes import access
+from cachefleet.control.observe import ClusterObservation, Where, observe_config_endpoint, observe_nodes
 from cachefleet.control.planners import busy, params, security
 from cachefleet.control.planners import cluster as cluster_planner
-from cachefleet.control.planners.cluster import ClusterObservation
+from cachefleet.engines import memcached
 from cachefleet.model.errors import RestoreFailed
 from cachefleet.model.lifecycle import Event
+from cachefleet.model.nodes import config_endpoint_key
 from cachefleet.model.status import ClusterState
 from cachefleet.store import statuses
 from cachefleet.store.kinds import CLUSTERS
-from cachefleet.store.records import CLUSTER, GROUP, Cluster
+from cachefleet.store.records import CLUSTER, GROUP, Cluster, effective_parameters
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,7 @@ class ClusterLoad:
     generations: Generations
     hosts: HostMap
     secure: security.Wanted | None  # a Redis cluster's users and TLS (None for Memcached)
+    access: memcached.Access = memcached.PLAIN  # how its Memcached nodes are reached (TLS, auth)
 
 
 class ClusterKind(PlannedKind[ClusterLoad, ClusterObservation]):
@@ -55,8 +59,18 @@ class ClusterKind(PlannedKind[ClusterLoad, ClusterObservation]):
             return Plan()  # the final snapshot first, then the nodes go
         if not spec.deleting and cluster.status.status == ClusterState.RESTORE_FAILED:
             return None  # nothing to run: the seed was refused; DeleteCacheCluster cleans up
+        reach = memcached.PLAIN
+        if spec.engine == "memcached":
+            observer = self._services.observer
+            _, values = effective_parameters(self._store, spec.engine, spec.engine_version, spec.parameter_group)
+            reach = access(spec, values, observer.credentials, observer.ca_file)
         wanted, generations = wanted_parameters(
-            self._store, spec.engine, spec.engine_version, spec.node_type, spec.parameter_group
+            self._store,
+            spec.engine,
+            spec.engine_version,
+            spec.node_type,
+            spec.parameter_group,
+            memcached_live=reach.auth != memcached.SASL_AUTH,
         )
         generations[(CLUSTER, spec.id)] = cluster.generation
         local = self._services.local_host
@@ -69,7 +83,7 @@ class ClusterKind(PlannedKind[ClusterLoad, ClusterObservation]):
         if not spec.deleting and needs_placing(hosts, placements):
             hosts = host_map(self._store, local, spec.subnet_group, placing=True)
         secure = wanted_security(self._services, spec.security) if spec.engine != "memcached" else None
-        return ClusterLoad(cluster, wanted, bool(snapshots), generations, hosts, secure)
+        return ClusterLoad(cluster, wanted, bool(snapshots), generations, hosts, secure, reach)
 
     async def observe(self, loaded: ClusterLoad) -> ClusterObservation:
         spec, status, hosts = loaded.cluster.spec, loaded.cluster.status, loaded.hosts
@@ -83,11 +97,18 @@ class ClusterKind(PlannedKind[ClusterLoad, ClusterObservation]):
             if node is not None and node.moving_to is not None:
                 targets.append((key, node.moving_to, hosts.reachable(node.moving_to)))
         observer = self._services.observer
-        seen = await observe_nodes(observer, nodes, engine=spec.engine)
-        moving = await observe_nodes(observer, targets, engine=spec.engine)
+        seen, moving = await asyncio.gather(
+            observe_nodes(observer, nodes, engine=spec.engine, access=loaded.access),
+            observe_nodes(observer, targets, engine=spec.engine, access=loaded.access),
+        )
+        endpoint = None
+        if spec.engine == "memcached":
+            # The configuration endpoint runs on the embedded host, as the group endpoints do.
+            endpoint = await observe_config_endpoint(observer, config_endpoint_key(spec.id), hosts.endpoint)
         return ClusterObservation(
             nodes=dict(zip(keys, seen, strict=True)),
             targets={k: obs for (k, _, _), obs in zip(targets, moving, strict=True)},
+            endpoint=endpoint,
         )
 
     def plan(self, loaded: ClusterLoad, observed: ClusterObservation) -> Plan:

@@ -6,10 +6,14 @@ host there has room, else elsewhere, with an event) and starts afresh there, and
 draining host moves off it, one node at a time: a second process starts on the target host (a Redis
 node as a replica of the first, handed the primary role by a switchover that loses no acknowledged
 write; a Memcached node empty, as a cache node replaced by ElastiCache is), then the old one goes.
+
+A Memcached cluster also has its configuration endpoint (``discovery``): the nodes it lists, and
+the config version that rises with every change of that list.
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -18,21 +22,24 @@ from cachefleet.control.actions import (
     Action,
     AllocatePort,
     DeleteRecord,
+    DiscoveryInputs,
     Event,
     Plan,
+    ReloadConfigEndpoint,
     RemoveNode,
     ReplicaOf,
     RestartNode,
+    StartConfigEndpoint,
     StartNode,
     Switchover,
 )
 from cachefleet.control.hosts import HostMap, memory_of
-from cachefleet.control.observe import UNPLACED, NodeObservation
+from cachefleet.control.observe import UNPLACED, ClusterObservation, ConfigEndpointObservation, NodeObservation
 from cachefleet.control.planners import params, reboot, security
 from cachefleet.control.planners.group import replacing
 from cachefleet.control.planners.nodes import cluster_status, node_status, port_held
 from cachefleet.model.errors import Fatal
-from cachefleet.model.nodes import NodeKey, Placement, cluster_node_keys, node_key
+from cachefleet.model.nodes import NodeKey, Placement, config_endpoint_key, node_key
 from cachefleet.model.placement import Want, no_room, place_each
 from cachefleet.model.specs import CacheClusterSpec
 from cachefleet.model.status import PRIMARY, ClusterState, ClusterStatus, NodeState, NodeStatus
@@ -41,13 +48,13 @@ KIND = "cache-cluster"
 
 
 def node_keys(spec: CacheClusterSpec) -> list[NodeKey]:
-    return cluster_node_keys(spec.id, spec.num_nodes)
+    return [node_key(spec.id, n) for n, _ in spec.nodes]
 
 
-@dataclass(frozen=True)
-class ClusterObservation:
-    nodes: dict[NodeKey, NodeObservation]  # where each node runs
-    targets: dict[NodeKey, NodeObservation] = field(default_factory=dict)  # where moving nodes go
+def leaving_keys(spec: CacheClusterSpec, status: ClusterStatus) -> list[NodeKey]:
+    """Nodes the cluster still runs that its spec no longer has (removed by ModifyCacheCluster)."""
+    kept = {n for n, _ in spec.nodes}
+    return [node_key(spec.id, n.node_id) for n in status.nodes if n.node_id not in kept]
 
 
 @dataclass
@@ -83,13 +90,16 @@ def plan(
 ) -> Plan:
     """``secure``: the users and TLS of a Redis cluster's node (None for Memcached)."""
     keys = node_keys(spec)
+    memcached = spec.engine == "memcached"
     if spec.deleting:
         removals: list[Action] = []
-        for key in keys:
+        for key in [*keys, *(leaving_keys(spec, status) if memcached else [])]:
             node = status.node(key.node_id)
             for at in (node.placement, node.moving_to) if node is not None else ():
                 if at is not None and hosts.reachable(at):
                     removals.append(RemoveNode(key, at))
+        if memcached:
+            removals.append(RemoveNode(config_endpoint_key(spec.id), hosts.endpoint))
         return Plan(
             actions=(*removals, DeleteRecord(KIND, spec.id)),
             events=(Event(spec.id, KIND, "Cache cluster deleted"),),
@@ -117,10 +127,17 @@ def plan(
         elif obs.redis is not None and obs.redis.role != "master":
             actions.append(ReplicaOf(key, place.at, None))
 
+    if memcached and observed.endpoint is not None and observed.endpoint.port is None:
+        actions.append(AllocatePort(config_endpoint_key(spec.id), hosts.endpoint, port=status.configuration_port))
     node_statuses = tuple(_node(spec, status, key, places[key], nodes[key], now=now) for key in keys)
     new_status = cluster_status(status, node_statuses)
     if actions:
         return Plan(actions=tuple(actions), statuses={(KIND, spec.id): new_status}, events=tuple(events))
+    discovery: list[Action] = []
+    settled = True
+    if memcached and observed.endpoint is not None:
+        discovery, new_status, found, settled = _discovery(spec, status, new_status, observed, hosts)
+        events += found
     if status.status == ClusterState.CREATING and new_status.status == ClusterState.AVAILABLE:
         events.append(Event(spec.id, KIND, "Cache cluster created"))
 
@@ -129,7 +146,9 @@ def plan(
     node_params = {n: c.status for n, c in checks.items()}
     new_status = replace(
         new_status,
-        nodes=tuple(replace(n, parameter_status=node_params[n.node_id]) for n in new_status.nodes),
+        nodes=tuple(
+            replace(n, parameter_status=node_params.get(n.node_id, n.parameter_status)) for n in new_status.nodes
+        ),
         parameter_apply_status=params.apply_status(node_params.values()),
     )
     if config_actions and status.status == ClusterState.MODIFYING:
@@ -160,13 +179,14 @@ def plan(
         new_status = reboot.record(new_status, taken, spec.reboot_requests)
         events += [Event(spec.id, KIND, m) for m in taken.events]
     return Plan(
-        actions=(*restart, *config_actions),
+        actions=(*discovery, *restart, *config_actions),
         statuses={(KIND, spec.id): new_status},
         events=tuple(events),
         converged=all(n.status == NodeState.AVAILABLE for n in node_statuses)
         and not config_actions
         and taken is None
-        and not any(hosts.drains(p.at) for p in places.values()),
+        and not any(hosts.drains(p.at) for p in places.values())
+        and settled,
         blocked=tuple(blocked),
     )
 
@@ -305,6 +325,82 @@ def _node(
     return replace(
         node, placement=place.at, moving_to=place.moving_to, replaced_from=None if ready else place.replaced_from
     )
+
+
+def _discovery(
+    spec: CacheClusterSpec,
+    previous: ClusterStatus,
+    status: ClusterStatus,
+    observed: ClusterObservation,
+    hosts: HostMap,
+) -> tuple[list[Action], ClusterStatus, list[Event], bool]:
+    """The configuration endpoint's list, version and process; nodes leaving once it no longer lists them.
+
+    A node is listed from the moment it first serves and stays listed while it is replaced (its
+    clients retry its address); a removed node leaves the list first, and its process goes only
+    once the running endpoint serves a list without it.
+    """
+    endpoint = observed.endpoint
+    assert endpoint is not None
+    azs = dict(spec.nodes)
+    serving = {k.node_id for k, obs in observed.nodes.items() if obs.serving}
+    listed = tuple(n for n in azs if n in previous.discovery or n in serving)
+    changed = listed != previous.discovery or previous.config_version == 0
+    version = previous.config_version + 1 if changed else previous.config_version
+    ports = {n.node_id: n.port for n in status.nodes}
+    members = tuple((n, port) for n in listed if (port := ports.get(n)) is not None)
+    inputs = DiscoveryInputs(version, members)
+    key = config_endpoint_key(spec.id)
+    actions: list[Action] = []
+    if endpoint.pid is None:
+        actions.append(StartConfigEndpoint(key, hosts.endpoint, spec.id, inputs))
+    elif endpoint.inputs != inputs.to_json():
+        actions.append(ReloadConfigEndpoint(key, hosts.endpoint, spec.id, inputs))
+    events = []
+    if previous.discovery:
+        events += [
+            Event(spec.id, KIND, f"Added cache node {n} in availability zone {azs[n]}")
+            for n in listed
+            if n not in previous.discovery
+        ]
+    served = _served(endpoint)
+    leaving = leaving_keys(spec, previous)
+    gone = [k for k in leaving if endpoint.pid is not None and served is not None and k.node_id not in served]
+    for k in gone:
+        node = previous.node(k.node_id)
+        for at in (node.placement, node.moving_to) if node is not None else ():
+            if at is not None and hosts.reachable(at):
+                actions.append(RemoveNode(k, at))
+    events += [Event(spec.id, KIND, f"Removed cache node {k.node_id}") for k in gone]
+    remaining = tuple(n for n in previous.nodes if n.node_id not in azs and n.node_id not in {k.node_id for k in gone})
+    settled = not actions and endpoint.serving and not remaining and set(listed) == set(azs)
+    state = status.status
+    if previous.status in (ClusterState.CREATING, ClusterState.MODIFYING) and not settled:
+        state = previous.status  # created or resized once discovery serves every node
+    new_status = replace(
+        status,
+        status=state,
+        nodes=(*status.nodes, *remaining),
+        discovery=listed,
+        config_version=version,
+        configuration_port=endpoint.port,
+    )
+    if previous.status == ClusterState.MODIFYING and state != ClusterState.MODIFYING and previous.resize_from:
+        events.append(
+            Event(spec.id, KIND, f"Finished modifying number of nodes from {previous.resize_from} to {len(azs)}")
+        )
+        new_status = replace(new_status, resize_from=None)
+    return actions, new_status, events, settled
+
+
+def _served(endpoint: ConfigEndpointObservation) -> set[str] | None:
+    """The node ids the running endpoint lists, from the inputs file beside it."""
+    if endpoint.inputs is None:
+        return None
+    try:
+        return {str(m[0]) for m in json.loads(endpoint.inputs)["members"]}
+    except (ValueError, KeyError, TypeError, IndexError):
+        return None
 
 
 def _ready(spec: CacheClusterSpec, obs: NodeObservation) -> bool:

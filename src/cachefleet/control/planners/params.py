@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from cachefleet.control.actions import ConfigSet
+from cachefleet.control.actions import ConfigSet, LiveParameters
 from cachefleet.control.observe import NodeObservation
-from cachefleet.engines import redis
+from cachefleet.engines import memcached, redis
 from cachefleet.engines.nodetypes import memory_bytes
 from cachefleet.model import parameters as pm
 from cachefleet.model.nodes import NodeKey, Placement
@@ -24,19 +24,32 @@ class Wanted:
     """What a cluster's parameter group asks of each of its nodes."""
 
     live: Mapping[str, str] = field(default_factory=dict)  # Redis directives CONFIG SET changes
+    memcached_live: Mapping[str, str] = field(default_factory=dict)  # memcached settings changed live
     reboot: Mapping[str, str] = field(default_factory=dict)  # requires-reboot parameters' values
     reboot_defaults: Mapping[str, str] = field(default_factory=dict)  # for nodes started without a record
 
 
-def wanted(engine: str, version: str, node_type: str, values: Mapping[str, str]) -> Wanted:
+def wanted(
+    engine: str, version: str, node_type: str, values: Mapping[str, str], *, memcached_live: bool = True
+) -> Wanted:
+    """``memcached_live`` False (nodes with SASL, which speak only the binary protocol and so take
+    no live commands): memcached's live parameters wait for a reboot like the others."""
     family = pm.family_for(engine, version)
-    reboot_names = pm.reboot_parameters(family)
+    reboot_names = set(pm.reboot_parameters(family))
     defaults = pm.defaults(family)
     live: dict[str, str] = {}
+    live_memcached: dict[str, str] = {}
     if engine != "memcached" and values:
         live = redis.live_directives(redis.parameter_directives(values, memory_bytes(node_type) or 0))
+    if engine == "memcached":
+        names = set(memcached.LIVE_PARAMETERS)
+        if memcached_live:
+            live_memcached = {k: v for k, v in values.items() if k in names}
+        else:
+            reboot_names |= names
     return Wanted(
         live=live,
+        memcached_live=live_memcached,
         reboot={k: v for k, v in values.items() if k in reboot_names},
         reboot_defaults={k: defaults[k] for k in reboot_names},
     )
@@ -44,7 +57,7 @@ def wanted(engine: str, version: str, node_type: str, values: Mapping[str, str])
 
 @dataclass(frozen=True)
 class NodeParameters:
-    action: ConfigSet | None
+    action: ConfigSet | LiveParameters | None
     status: str  # in-sync | applying | pending-reboot
 
 
@@ -58,6 +71,10 @@ def check_node(key: NodeKey, at: Placement | None, obs: NodeObservation, want: W
         differences = redis.config_differences(want.live, info.config)
         if differences:
             return NodeParameters(ConfigSet(key, at, tuple(sorted(differences.items()))), pm.APPLYING)
+    if obs.memcached is not None and want.memcached_live:
+        commands = memcached.live_commands(want.memcached_live, obs.memcached.settings)
+        if commands:
+            return NodeParameters(LiveParameters(key, at, commands), pm.APPLYING)
     if any(started.get(name, want.reboot_defaults.get(name)) != value for name, value in want.reboot.items()):
         return NodeParameters(None, pm.PENDING_REBOOT)
     return NodeParameters(None, pm.IN_SYNC)
