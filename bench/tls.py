@@ -22,8 +22,20 @@ ca.pem`` for every TLS target):
   frontend, one backend whose only server is the node's TLS port, no check), measured in the same
   phase as ``endpoint``, so that their paired ratio compares runs seconds apart.
 
+IAM authentication for Redis is measured on a second group of one node (TLS ``required``, a user
+group with a password user and an IAM user), in a phase of its own:
+
+- ``rbac-endpoint``: the password user through that group's primary endpoint, the path of every
+  client that does not use IAM (the IAM endpoint is not on it; ``rbac-endpoint/endpoint`` shows
+  that such clients pay nothing for IAM being there);
+- ``iam-endpoint``: the IAM user through the IAM endpoint, with a token made as AWS documents it
+  (redis-benchmark ``--user USER -a TOKEN``; the token, signed by an IAM user whose policy allows
+  ``elasticache:Connect``, is checked at every connection). The proxy CPU is the control plane's,
+  where that endpoint runs.
+
 A last cell opens a new TLS session per request (``-k 0``, SET, P1): it shows what the first-byte
-sniffing of ``preferred`` costs where it runs, at connection set-up.
+sniffing of ``preferred`` costs where it runs, at connection set-up, and what checking a token
+costs on the IAM path.
 
 Trials are interleaved (the order rotates within each phase from trial to trial); tables show
 medians. CPU time of the redis-server and of the proxy process is read from ``/proc``. The target is
@@ -47,6 +59,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from botocore.credentials import Credentials
+from tests.support.iam_tokens import connect_token
 from tests.support.server import ServerProcess
 
 from bench._common import binaries, free_port, stop_process, unwind_on_sigterm, wait_for
@@ -55,11 +69,11 @@ from bench.endpoint import children, cpu_seconds
 LOOPBACK = "127.0.0.1"
 BENCH_TIMEOUT = 300.0
 TOLERANCE = 0.95
-TARGETS = ("direct", "direct-tls", "endpoint", "endpoint-preferred", "haproxy")
+TARGETS = ("direct", "direct-tls", "endpoint", "endpoint-preferred", "haproxy", "rbac-endpoint", "iam-endpoint")
 TLS_TARGETS = frozenset(TARGETS) - {"direct"}
 PIPELINES = (1, 16)
 TESTS = ("SET", "GET")
-RECONNECT_TARGETS = ("endpoint", "endpoint-preferred", "haproxy")
+RECONNECT_TARGETS = ("endpoint", "endpoint-preferred", "haproxy", "rbac-endpoint", "iam-endpoint")
 RECONNECT_REQUESTS = 1000
 
 
@@ -73,16 +87,19 @@ class Result:
     p99_ms: float
     redis_cpu_s: float
     proxy_cpu_s: float
+    control_cpu_s: float  # the control plane's process, where the IAM endpoint runs
 
 
 @dataclass
 class Setup:
     ports: dict[str, int]
-    redis_pid: int
+    redis_pids: dict[str, int]
     proxies: dict[str, Callable[[], int | None]]
     ca: Path
     ec: Any  # the boto3 client of the server
     endpoint_master: Callable[[], int]
+    auth: dict[str, Callable[[], list[str]]]  # redis-benchmark's --user/-a for a target, if it needs them
+    control_plane: int  # its pid
 
 
 def hand_config(port: int, node_tls_port: int) -> str:
@@ -115,8 +132,8 @@ def spawn(argv: list[str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def ready(binary: str, port: int, ca: Path | None) -> bool:
-    argv = [binary, "-h", LOOPBACK, "-p", str(port), "PING"]
+def ready(binary: str, port: int, ca: Path | None, auth: list[str]) -> bool:
+    argv = [binary, "-h", LOOPBACK, "-p", str(port), *auth, "--no-auth-warning", "PING"]
     if ca is not None:
         argv[1:1] = ["--tls", "--cacert", str(ca)]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
@@ -124,9 +141,14 @@ def ready(binary: str, port: int, ca: Path | None) -> bool:
 
 
 GROUP = "tlsbench"
+IAM_GROUP = "iambench"
+IAM_USER = "bench-iam"
+PASSWORD_USER = "bench-pw"
+PASSWORD = "bench-password-" + "0" * 16
 PHASES: dict[str, tuple[str, ...]] = {
     "preferred": ("direct", "direct-tls", "endpoint-preferred"),
     "required": ("endpoint", "haproxy"),
+    "iam": ("rbac-endpoint", "iam-endpoint"),  # the other group: the mode of GROUP does not matter
 }
 
 
@@ -173,29 +195,92 @@ def start(work: Path, tools: dict[str, str], started: list[subprocess.Popen[byte
         "endpoint-preferred": endpoint_worker,
         "haproxy": lambda: hand.pid,
     }
-    for target in ("direct-tls", "endpoint-preferred", "haproxy"):
-        wait_for(lambda target=target: ready(cli, ports[target], ca), f"{target} to answer over TLS")  # type: ignore[misc]
     redis_pid = int((node_dir / "pid").read_text())
+    redis_pids = {target: redis_pid for target in ports}
+    auth: dict[str, Callable[[], list[str]]] = {}
+    iam_group = start_iam(server, ec)
+    iam_member = iam_group["NodeGroups"][0]["NodeGroupMembers"][0]
+    iam_node_dir = server.data_dir / "nodes" / iam_member["CacheClusterId"] / iam_member["CacheNodeId"]
+    ports["rbac-endpoint"] = int(iam_group["NodeGroups"][0]["PrimaryEndpoint"]["Port"])
+    ports["iam-endpoint"] = int(
+        json.loads((server.data_dir / "server.json").read_text())["redis_iam_endpoint"].rpartition(":")[2]
+    )
+    redis_pids["rbac-endpoint"] = redis_pids["iam-endpoint"] = int((iam_node_dir / "pid").read_text())
+    proxies["rbac-endpoint"] = _worker_of(server.data_dir / "nodes" / f"rg.{IAM_GROUP}" / "endpoint")
+    assert server.process is not None
+    control_plane = server.process.pid
+    proxies["iam-endpoint"] = lambda: control_plane
+    auth["rbac-endpoint"] = lambda: ["--user", PASSWORD_USER, "-a", PASSWORD]
+    signer = iam_signer(server)
+    auth["iam-endpoint"] = lambda: ["--user", IAM_USER, "-a", signer()]
+    for target in ("direct-tls", "endpoint-preferred", "haproxy", "rbac-endpoint", "iam-endpoint"):
+        how = auth.get(target, list)()
+        wait_for(lambda target=target, how=how: ready(cli, ports[target], ca, how), f"{target} to answer over TLS")  # type: ignore[misc]
     return Setup(
         ports=ports,
-        redis_pid=redis_pid,
+        redis_pids=redis_pids,
         proxies=proxies,
         ca=ca,
         ec=ec,
         endpoint_master=lambda: int((endpoint_dir / "pid").read_text()),
+        auth=auth,
+        control_plane=control_plane,
     )
 
 
-def settle(ec: Any) -> dict[str, Any]:
+def start_iam(server: ServerProcess, ec: Any) -> dict[str, Any]:
+    """The IAM phase's group: TLS required, a user group with a password user and an IAM user."""
+    ec.create_user(
+        UserId=PASSWORD_USER, UserName=PASSWORD_USER, Engine="redis", AccessString="on ~* +@all", Passwords=[PASSWORD]
+    )
+    ec.create_user(
+        UserId=IAM_USER,
+        UserName=IAM_USER,
+        Engine="redis",
+        AccessString="on ~* +@all",
+        AuthenticationMode={"Type": "iam"},
+    )
+    ec.create_user_group(UserGroupId="bench-users", Engine="redis", UserIds=["default", PASSWORD_USER, IAM_USER])
+    ec.create_replication_group(
+        ReplicationGroupId=IAM_GROUP,
+        ReplicationGroupDescription="bench/tls.py, IAM",
+        CacheNodeType="cache.t4g.micro",
+        NumCacheClusters=1,
+        TransitEncryptionEnabled=True,
+        UserGroupIds=["bench-users"],
+    )
+    return settle(ec, IAM_GROUP)
+
+
+def iam_signer(server: ServerProcess) -> Callable[[], str]:
+    """Tokens of an IAM user whose policy allows Connect on the group and the user (evaluated at
+    every connection, as the root key's would not be), made as AWS documents them."""
+    iam = server.client("iam")
+    iam.create_user(UserName="bench")
+    arns = [
+        f"arn:aws:elasticache:us-east-1:000000000000:replicationgroup:{IAM_GROUP}",
+        f"arn:aws:elasticache:us-east-1:000000000000:user:{IAM_USER}",
+    ]
+    document = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "elasticache:Connect", "Resource": arns}],
+    }
+    iam.put_user_policy(UserName="bench", PolicyName="connect", PolicyDocument=json.dumps(document))
+    key = iam.create_access_key(UserName="bench")["AccessKey"]
+    credentials = Credentials(key["AccessKeyId"], key["SecretAccessKey"])
+    return lambda: connect_token(credentials, IAM_GROUP, IAM_USER)
+
+
+def settle(ec: Any, group_id: str = GROUP) -> dict[str, Any]:
     """Wait until the group is available with nothing pending (a move between modes done)."""
     found: dict[str, Any] = {}
 
     def done() -> bool:
-        (group,) = ec.describe_replication_groups(ReplicationGroupId=GROUP)["ReplicationGroups"]
+        (group,) = ec.describe_replication_groups(ReplicationGroupId=group_id)["ReplicationGroups"]
         found.update(group)
         return bool(group["Status"] == "available" and not group["PendingModifiedValues"])
 
-    wait_for(done, f"{GROUP} available", timeout=120.0)
+    wait_for(done, f"{group_id} available", timeout=120.0)
     return found
 
 
@@ -203,7 +288,7 @@ def move(setup: Setup, mode: str) -> None:
     """The group to ``mode`` through ModifyReplicationGroup, live; returns once the endpoint runs the
     new config alone (its reload forks a new worker; the old one leaves once its sessions have)."""
     (group,) = setup.ec.describe_replication_groups(ReplicationGroupId=GROUP)["ReplicationGroups"]
-    if group.get("TransitEncryptionMode") == mode:
+    if mode not in ("preferred", "required") or group.get("TransitEncryptionMode") == mode:
         return
     before = setup.proxies["endpoint"]()
     setup.ec.modify_replication_group(ReplicationGroupId=GROUP, TransitEncryptionMode=mode, ApplyImmediately=True)
@@ -237,8 +322,8 @@ def parse_csv(text: str) -> dict[str, dict[str, float]]:
     }
 
 
-def benchmark(binary: str, port: int, args: list[str], ca: Path | None) -> dict[str, dict[str, float]]:
-    argv = [binary, "-h", LOOPBACK, "-p", str(port), "--csv", *args]
+def benchmark(binary: str, port: int, args: list[str], ca: Path | None, auth: list[str]) -> dict[str, dict[str, float]]:
+    argv = [binary, "-h", LOOPBACK, "-p", str(port), "--csv", *auth, *args]
     if ca is not None:
         argv += ["--tls", "--cacert", str(ca)]
     done = subprocess.run(argv, capture_output=True, timeout=BENCH_TIMEOUT, check=False, stdin=subprocess.DEVNULL)
@@ -252,16 +337,30 @@ def measure(
 ) -> list[Result]:
     """One redis-benchmark run; ``cells`` maps its test names (SET, GET) to the cells they fill."""
     proxy = setup.proxies[target]()
-    redis_before = cpu_seconds(setup.redis_pid)
+    redis_pid = setup.redis_pids[target]
+    redis_before = cpu_seconds(redis_pid)
     proxy_before = cpu_seconds(proxy) if proxy is not None else 0.0
-    parsed = benchmark(binary, setup.ports[target], args, setup.ca if target in TLS_TARGETS else None)
-    redis_cpu = cpu_seconds(setup.redis_pid) - redis_before
+    control_before = cpu_seconds(setup.control_plane)
+    auth = setup.auth[target]() if target in setup.auth else []
+    parsed = benchmark(binary, setup.ports[target], args, setup.ca if target in TLS_TARGETS else None, auth)
+    redis_cpu = cpu_seconds(redis_pid) - redis_before
+    control_cpu = cpu_seconds(setup.control_plane) - control_before
     proxy_cpu = cpu_seconds(proxy) - proxy_before if proxy is not None else 0.0
     missing = [test for test in cells if test not in parsed]
     if missing:
         raise RuntimeError(f"redis-benchmark printed no {missing} row for {target}")
     return [
-        Result(trial, target, cell, parsed[test]["rps"], parsed[test]["p50"], parsed[test]["p99"], redis_cpu, proxy_cpu)
+        Result(
+            trial,
+            target,
+            cell,
+            parsed[test]["rps"],
+            parsed[test]["p50"],
+            parsed[test]["p99"],
+            redis_cpu,
+            proxy_cpu,
+            control_cpu,
+        )
         for test, cell in cells.items()
     ]
 
@@ -334,6 +433,8 @@ RATIOS = {
     "direct-tls/direct (TLS cost)": ("direct-tls", "direct"),
     "endpoint/direct": ("endpoint", "direct"),
     "haproxy/direct-tls": ("haproxy", "direct-tls"),
+    "rbac-endpoint/endpoint": ("rbac-endpoint", "endpoint"),
+    "iam-endpoint/rbac-endpoint": ("iam-endpoint", "rbac-endpoint"),
 }
 
 
@@ -361,11 +462,14 @@ def summary(results: list[Result], meta: dict[str, Any], trials: int) -> dict[st
     ratios = {name: {c: ratio(results, num, den, c) for c in ALL_CELLS} for name, (num, den) in RATIOS.items()}
     for num in ("endpoint", "endpoint-preferred"):
         ratios[f"{num}/haproxy, paired*"] = {c: paired_ratio(results, num, "haproxy", c) for c in ALL_CELLS}
+    iam_pair = ("iam-endpoint", "rbac-endpoint")
+    ratios["iam-endpoint/rbac-endpoint, paired*"] = {c: paired_ratio(results, *iam_pair, c) for c in ALL_CELLS}
     per_request = 1e6 / (len(TESTS) * meta["requests"])
     cpu = {
         f"{t} P{p}": {
             "redis": round((median_of(results, t, f"SET P{p}", "redis_cpu_s") or 0) * per_request, 2),
             "proxy": round((median_of(results, t, f"SET P{p}", "proxy_cpu_s") or 0) * per_request, 2),
+            "control": round((median_of(results, t, f"SET P{p}", "control_cpu_s") or 0) * per_request, 2),
         }
         for t in TARGETS
         for p in PIPELINES
@@ -415,6 +519,15 @@ def table(stats: dict[str, Any]) -> str:
         parts = [
             f"P{p}: {cpu[f'{target} P{p}']['redis']:.2f} + {cpu[f'{target} P{p}']['proxy']:.2f}" for p in PIPELINES
         ]
+        rows.append(f"{target:<30}" + "".join(f"{x:>22}" for x in parts))
+    rows += [
+        "",
+        "CPU microseconds per request of the control plane, where the IAM endpoint runs (its reconcile loop",
+        "runs meanwhile: a non-IAM target shows that alone)",
+        "-" * len(header),
+    ]
+    for target in TARGETS:
+        parts = [f"P{p}: {cpu[f'{target} P{p}']['control']:.2f}" for p in PIPELINES]
         rows.append(f"{target:<30}" + "".join(f"{x:>22}" for x in parts))
     rows.append("")
     for name, key in (("ratio of medians", "endpoint/haproxy"), ("paired", "endpoint/haproxy, paired*")):

@@ -11,6 +11,10 @@ DEFAULT_LISTEN = "127.0.0.1:8787"
 DEFAULT_REGION = "us-east-1"
 DEFAULT_ACCOUNT = "000000000000"
 DEFAULT_PORT_RANGE = (21000, 29999)
+# Per access key: calls per second, and calls at once (AWS's Throttling beyond); generous on purpose.
+DEFAULT_API_RATE = 400.0
+DEFAULT_API_BURST = 2000
+DEFAULT_MAX_REQUEST_BYTES = 1 << 20
 
 
 def default_data_dir() -> Path:
@@ -46,6 +50,17 @@ class Settings:
     # How long the certificates of nodes, endpoints and Sentinels live (renewed with a third left);
     # tests shorten it to see renewals happen.
     tls_certificate_validity: dt.timedelta = dt.timedelta(days=365)
+    # Throttling per access key (api_rate 0 turns it off) and the largest request body accepted.
+    api_rate: float = DEFAULT_API_RATE
+    api_burst: int = DEFAULT_API_BURST
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    # The audit trail (DIR/audit/audit.log): rotated past this size, this many old files kept.
+    audit_max_bytes: int = 10 * 1024 * 1024
+    audit_backups: int = 5
+    # The IAM endpoint for Redis (HOST:PORT; port 0 picks one at start, written to server.json), and
+    # how long an IAM-authenticated connection lives (12 hours, as ElastiCache; tests shorten it).
+    redis_iam_listen: str = "127.0.0.1:0"
+    redis_iam_connection_lifetime: dt.timedelta = dt.timedelta(hours=12)
 
     @property
     def snapshots_path(self) -> Path:
@@ -60,6 +75,14 @@ class Settings:
         return self.import_dir or self.data_dir / "imports"
 
     @property
+    def keys_path(self) -> Path:
+        return self.data_dir / "keys"
+
+    @property
+    def audit_path(self) -> Path:
+        return self.data_dir / "audit"
+
+    @property
     def azs(self) -> tuple[str, ...]:
         return self.availability_zones or default_azs(self.region)
 
@@ -70,3 +93,11 @@ class Settings:
     @property
     def listen_port(self) -> int:
         return int(self.listen.rsplit(":", 1)[1])
+
+    @property
+    def redis_iam_host(self) -> str:
+        return self.redis_iam_listen.rsplit(":", 1)[0]
+
+    @property
+    def redis_iam_port(self) -> int:
+        return int(self.redis_iam_listen.rsplit(":", 1)[1])

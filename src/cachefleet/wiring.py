@@ -12,9 +12,10 @@ import os
 import secrets
 import signal
 import ssl
-import string
 import sys
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,6 +24,8 @@ import uvicorn
 from cachefleet import serving
 from cachefleet.api.app import build_app
 from cachefleet.api.context import Context
+from cachefleet.api.gatekeeper import Gatekeeper
+from cachefleet.api.redis_iam import RedisIamEndpoint, ServerCertificate, TokenChecker
 from cachefleet.control import kinds
 from cachefleet.control.actions import ResourceKey
 from cachefleet.control.execute import Executor, Tools
@@ -33,7 +36,7 @@ from cachefleet.control.loop import Reconciler
 from cachefleet.control.observe import ENDPOINT_INPUTS, PARAMETERS_FILE, EngineProbes, Observer
 from cachefleet.control.queue import KeyedQueue
 from cachefleet.control.scheduler import SnapshotScheduler
-from cachefleet.control.security import TLS_INFO, Keys, Links
+from cachefleet.control.security import TLS_INFO, Keys, Links, iam_users_key
 from cachefleet.control.snapshots import SEED_MARKER, SnapshotWorker
 from cachefleet.engines import acl
 from cachefleet.engines.installed import MissingBinary, discover, find_binary, require_binaries
@@ -43,8 +46,14 @@ from cachefleet.hosts.local import LocalHost
 from cachefleet.hosts.remote import RemoteHost, client_context
 from cachefleet.model.credentials import Credentials
 from cachefleet.model.hosts import LOCAL_HOST, HostSpec
+from cachefleet.model.iam import ACCESS_KEY_PREFIX, new_id, new_secret
+from cachefleet.model.ratelimit import TokenBuckets
 from cachefleet.settings import Settings
+from cachefleet.store.audit import AuditLog
 from cachefleet.store.hosts import local_spec
+from cachefleet.store.iam import AccessKey, IdentityStore, holds_sealed_secrets
+from cachefleet.store.keys import InstallationKey, Keyring, KmsKeys, MissingInstallationKey
+from cachefleet.store.sealed import SealedBuckets, SealedSnapshotFiles
 from cachefleet.store.snapshots import LocalBuckets, LocalSnapshotFiles
 from cachefleet.store.sqlite import Store
 from cachefleet.tls import certs
@@ -95,12 +104,58 @@ def _write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def ensure_credentials(store: Store, data_dir: Path) -> tuple[str, str]:
-    """The admin access key: created on first start, written to ``DIR/credentials`` (profile cachefleet)."""
-    key_id = store.secret("admin_access_key_id", lambda: "AKIA" + _random(string.ascii_uppercase + string.digits, 16))
-    secret = store.secret("admin_secret_access_key", lambda: _random(string.ascii_letters + string.digits + "+/", 40))
-    if store.secret_for(key_id) is None:
-        store.add_access_key(key_id, secret, utcnow())
+@dataclass(frozen=True)
+class ApiSecurity:
+    """The keys, identities and gate of one installation (``DIR/keys``, IAM tables of ``state.db``)."""
+
+    keyring: Keyring
+    kms: KmsKeys
+    identities: IdentityStore
+    gatekeeper: Gatekeeper
+
+
+def build_api_security(settings: Settings, store: Store, clock: Callable[[], datetime]) -> ApiSecurity:
+    """Load (or, on first start, make) the installation key and everything it protects.
+
+    A data dir whose database holds sealed secrets but whose key file is gone does not start: a new
+    key could open none of them, and making one would hide the loss.
+    """
+    db = settings.data_dir / "state.db"
+    try:
+        installation = InstallationKey.load(settings.keys_path, create=not holds_sealed_secrets(db))
+    except MissingInstallationKey as exc:
+        raise SystemExit(f"cachefleet: {exc}") from None
+    kms = KmsKeys(settings.keys_path, installation, settings.region, settings.account_id)
+    kms.ensure_default(clock())
+    identities = IdentityStore(db, installation, settings.account_id)
+    buckets = (
+        TokenBuckets(settings.api_rate, settings.api_burst, time.monotonic) if settings.api_rate > 0 else None
+    )
+    gatekeeper = Gatekeeper(
+        identities=identities,
+        store=store,
+        region=settings.region,
+        account=settings.account_id,
+        clock=clock,
+        buckets=buckets,
+        audit=AuditLog(settings.audit_path, max_bytes=settings.audit_max_bytes, backups=settings.audit_backups),
+    )
+    return ApiSecurity(Keyring(installation, kms), kms, identities, gatekeeper)
+
+
+def ensure_credentials(identities: IdentityStore, data_dir: Path, clock: Callable[[], datetime]) -> tuple[str, str]:
+    """The root identity's access key, written to ``DIR/credentials`` (profile cachefleet).
+
+    Its secret is kept sealed in ``state.db``; the credentials file is the user's own copy. A data
+    dir from before IAM had the admin key in plain text there: it is sealed and the plain copy wiped.
+    """
+    found = identities.root_key() or identities.adopt_legacy_admin_key(clock())
+    if found is None:
+        key_id = new_id(ACCESS_KEY_PREFIX, _random)
+        secret = new_secret(_random)
+        identities.add_access_key(AccessKey(key_id, None, "Active", clock()), secret)
+        found = key_id, secret
+    key_id, secret = found
     ini = configparser.ConfigParser()
     ini[PROFILE] = {"aws_access_key_id": key_id, "aws_secret_access_key": secret}
     text = io.StringIO()
@@ -168,12 +223,15 @@ def _rdb_checker() -> str | None:
     return find_binary("redis-check-rdb") or find_binary("valkey-check-rdb")
 
 
-def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotScheduler, Followers]:
+def build(
+    settings: Settings,
+) -> tuple[Context, Reconciler, Store, SnapshotScheduler, RedisIamEndpoint, Followers]:
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     store = Store(data_dir / "state.db")
     os.chmod(data_dir / "state.db", 0o600)
-    root_key_id, _ = ensure_credentials(store, data_dir)
+    api_security = build_api_security(settings, store, utcnow)
+    root_key_id, _ = ensure_credentials(api_security.identities, data_dir, utcnow)
     # The installation's CA (DIR/ca.pem, key in DIR/tls/), made once, so `cachefleet ca` has it to show.
     validity = tls_files.Validity(leaf=settings.tls_certificate_validity)
     authority = tls_files.ensure_authority(data_dir, utcnow(), validity)
@@ -190,13 +248,14 @@ def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotSched
     credentials = Credentials(ADMIN_USER, store.secret("node_admin_password", lambda: secrets.token_hex(24)))
     keys = security_keys(store, data_dir, authority, validity)
     links = Links(keys.client_tls)
-    exports = LocalBuckets(settings.exports_path)
+    # Snapshots, copies and exports are sealed with the installation's keys (docs/api-security.md).
+    exports = SealedBuckets(LocalBuckets(settings.exports_path), api_security.keyring)
     snapshots = SnapshotWorker(
         store=store,
         hosts=drivers,
-        files=LocalSnapshotFiles(settings.snapshots_path),
+        files=SealedSnapshotFiles(LocalSnapshotFiles(settings.snapshots_path), api_security.keyring),
         exports=exports,
-        imports=LocalBuckets(settings.imports_path),
+        imports=SealedBuckets(LocalBuckets(settings.imports_path), api_security.keyring),
         credentials=credentials,
         local_address=settings.node_host,
         clock=utcnow,
@@ -242,15 +301,38 @@ def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotSched
         exports=exports,
         root_key_id=root_key_id,
         issue_agent_certificate=functools.partial(_agent_certificate, authority, validity),
+        gatekeeper=api_security.gatekeeper,
+        identities=api_security.identities,
+        kms=api_security.kms,
         sealer=sealer,
     )
-    return ctx, reconciler, store, scheduler, followers
+    # IAM authentication for Redis: a proxy only IAM clients use (docs/decisions.md), with the same
+    # identities and policies as the API, and the secret IAM users' ACL passwords derive from.
+    checker = TokenChecker(
+        gatekeeper=api_security.gatekeeper,
+        store=store,
+        node_host=settings.node_host,
+        users_key=iam_users_key(store),
+        clock=utcnow,
+    )
+    certificate = ServerCertificate(
+        data_dir / "tls" / "redis-iam.pem", authority, settings.redis_iam_host, validity.leaf, utcnow
+    )
+    redis_iam = RedisIamEndpoint(
+        checker=checker,
+        certificate=certificate,
+        upstream_tls=keys.client_tls,
+        lifetime=settings.redis_iam_connection_lifetime,
+    )
+    return ctx, reconciler, store, scheduler, redis_iam, followers
 
 
 async def serve(settings: Settings) -> None:
-    ctx, reconciler, store, scheduler, followers = build(settings)
+    ctx, reconciler, store, scheduler, redis_iam, followers = build(settings)
     listener = serving.listen(settings.listen_host, settings.listen_port)
     host, port = listener.getsockname()[:2]
+    iam_server = await redis_iam.start(settings.redis_iam_host, settings.redis_iam_port)
+    iam_host, iam_port = iam_server.sockets[0].getsockname()[:2]
     config = uvicorn.Config(build_app(ctx), log_level="warning", access_log=False, lifespan="off")
     server = serving.Server(config)
     loop = asyncio.get_running_loop()
@@ -260,7 +342,8 @@ async def serve(settings: Settings) -> None:
     scheduling = asyncio.create_task(scheduler.run())
     following = asyncio.create_task(followers.run())
     endpoint = f"http://{host}:{port}"
-    server_json = json.dumps({"endpoint_url": endpoint, "region": settings.region}, indent=2) + "\n"
+    described = {"endpoint_url": endpoint, "region": settings.region, "redis_iam_endpoint": f"{iam_host}:{iam_port}"}
+    server_json = json.dumps(described, indent=2) + "\n"
     # Atomically, like the credentials: clients poll for this file and must never read half of it.
     _write_private(settings.data_dir / "server.json", server_json)
     log.info("cachefleet serving %s (data in %s)", endpoint, settings.data_dir)
@@ -273,6 +356,7 @@ async def serve(settings: Settings) -> None:
         following.cancel()
         await asyncio.gather(reconciling, scheduling, following, return_exceptions=True)
         listener.close()
+        iam_server.close()
         store.close()
 
 

@@ -9,6 +9,7 @@ docs/reliability.md.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import statistics
@@ -34,6 +35,15 @@ _COMMON: dict[str, Any] = {
 settings.register_profile("ci", max_examples=150, derandomize=True, **_COMMON)
 settings.register_profile("long", max_examples=int(os.environ.get("CACHEFLEET_FUZZ_EXAMPLES", "5000")), **_COMMON)
 settings.load_profile(os.environ.get("CACHEFLEET_FUZZ_PROFILE", "ci"))
+
+_READ_POLICY = (
+    '{"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "elasticache:Describe*", "Resource": "*"}}'
+)
+_FUZZER_POLICY = (
+    '{"Version": "2012-10-17", "Statement": ['
+    '{"Effect": "Allow", "Action": "*", "Resource": "*"},'
+    '{"Effect": "Deny", "Action": "iam:*", "Resource": "arn:aws:iam::*:user/fuzzer"}]}'
+)
 
 FIGURES: Counter[str] = Counter()
 SECONDS: list[float] = []  # of every request into the app
@@ -70,6 +80,13 @@ class FuzzServer:
         self.api = api
         self.target = ELASTICACHE
         self.client = api.client()
+        self.iam = api.client("iam")
+        # A second caller, an IAM user, so that requests also go through policy evaluation. Its
+        # policy allows everything but touching itself, so a fuzzed call cannot take its key away.
+        self.iam.create_user(UserName="fuzzer")
+        self.iam.put_user_policy(UserName="fuzzer", PolicyName="all", PolicyDocument=_FUZZER_POLICY)
+        made = self.iam.create_access_key(UserName="fuzzer")["AccessKey"]
+        self.user_key: tuple[str, str] = (made["AccessKeyId"], made["SecretAccessKey"])
         self.heal()
 
     def heal(self) -> None:
@@ -96,6 +113,24 @@ class FuzzServer:
                 except ClientError:
                     continue  # a fuzzed call took its name (a cluster id, say); the next heal tries again
                 self.heal()
+        self._heal_iam()
+
+    def _heal_iam(self) -> None:
+        """The IAM fixture (a user with an inline policy, a group, a managed policy) back if a
+        fuzzed call deleted or renamed it."""
+        identities = self.api.api_security.identities
+        if identities.user("fuzz-user") is None:
+            try:
+                self.iam.create_user(UserName="fuzz-user")
+                self.iam.put_user_policy(UserName="fuzz-user", PolicyName="fuzz-inline", PolicyDocument=_READ_POLICY)
+            except ClientError:
+                pass  # the next heal tries again
+        if identities.group("fuzz-group") is None:
+            with contextlib.suppress(ClientError):
+                self.iam.create_group(GroupName="fuzz-group")
+        if identities.policy_named("fuzz-policy") is None:
+            with contextlib.suppress(ClientError):
+                self.iam.create_policy(PolicyName="fuzz-policy", PolicyDocument=_READ_POLICY)
 
     def _fixture(self) -> list[tuple[str, str, Callable[[], Any]]]:
         client = self.client

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from cachefleet.api.handlers import OPERATIONS
+from cachefleet.api.handlers.iam import IAM_HANDLERS, STS_HANDLERS, iam_operations
 from cachefleet.protocol.service import ServiceModel, load_service_model
 
 TOPIC = "arn:aws:sns:us-east-1:123456789012:fuzz"
@@ -89,4 +90,53 @@ ELASTICACHE = Target(
     implements=_elasticache_implements,
 )
 
-TARGETS = (ELASTICACHE,)
+def _iam_implements(operation: str, path: str) -> bool:
+    return not _IAM_OPERATIONS[operation].inputs.member(path).refused
+
+
+_IAM_OPERATIONS = iam_operations()
+_POLICY_ARN = "arn:aws:iam::000000000000:policy/fuzz-policy"
+_DOCUMENTS = (
+    '{"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "elasticache:Describe*", "Resource": "*"}}',
+    '{"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "NotAction": "iam:*", "Resource": "*", '
+    '"Condition": {"StringLike": {"aws:username": "${aws:username}"}}}]}',
+    '{"Statement": {"Effect": "Allow"}}',
+    "{",
+    "",
+)
+
+IAM = Target(
+    service="iam",
+    model=load_service_model("iam"),
+    operations=tuple(sorted(IAM_HANDLERS)),
+    pool=("fuzz-user", "fuzz-group", "fuzz-policy", "/", "/fuzz/", "v1", "true", "1"),
+    hints={
+        "UserName": ("fuzz-user", "fuzz-other", "FUZZ-USER"),
+        "NewUserName": ("fuzz-renamed", "fuzz-user"),
+        "GroupName": ("fuzz-group", "fuzz-other-group"),
+        "PolicyName": ("fuzz-inline", "fuzz-policy"),
+        "PolicyArn": (_POLICY_ARN, "arn:aws:iam::aws:policy/IAMReadOnlyAccess", "arn:aws:iam::123456789012:policy/x"),
+        "PolicyDocument": _DOCUMENTS,
+        "AccessKeyId": ("AKIAFUZZFUZZFUZZFUZZ",),
+        "Status": ("Active", "Inactive", "Expired"),
+        "VersionId": ("v1", "v2", "v9"),
+        "Path": ("/", "/fuzz/", "fuzz"),
+        "NewPath": ("/", "/fuzz/"),
+        "PathPrefix": ("/", "/fuzz/"),
+        "Scope": ("All", "AWS", "Local"),
+        "EntityFilter": ("User", "Group", "Role"),
+        "Key": ("owner", "aws:reserved"),
+        "TagKeys": ("owner",),
+    },
+    implements=_iam_implements,
+)
+
+STS = Target(
+    service="sts",
+    model=load_service_model("sts"),
+    operations=tuple(sorted(STS_HANDLERS)),
+    pool=("fuzz",),
+    hints={},
+)
+
+TARGETS = (ELASTICACHE, IAM, STS)

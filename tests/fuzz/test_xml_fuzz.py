@@ -16,9 +16,8 @@ from cachefleet.protocol.text import xml_safe
 from cachefleet.protocol.xml import serialize_error, serialize_result
 from tests.fuzz import strategies as fz
 from tests.fuzz.conftest import record
-from tests.fuzz.targets import TARGETS
+from tests.fuzz.targets import TARGETS, Target
 
-TARGET = TARGETS[0]
 PARSER = botocore.parsers.create_parser("query")
 REQUEST_ID = "7f1b2d2e-0000-4000-8000-000000000000"
 
@@ -41,18 +40,19 @@ def test_any_error_text_parses_and_reads_back(code: str, message: str, sender: b
 
 
 @st.composite
-def results(draw: st.DrawFn) -> tuple[str, Any]:
-    name = draw(st.sampled_from(TARGET.operations))
-    shape = TARGET.model.operation(name).output_shape
-    return name, (draw(fz.result_for(shape)) if shape is not None else None)
+def results(draw: st.DrawFn) -> tuple[Target, str, Any]:
+    target = draw(st.sampled_from(TARGETS))
+    name = draw(st.sampled_from(target.operations))
+    shape = target.model.operation(name).output_shape
+    return target, name, (draw(fz.result_for(shape)) if shape is not None else None)
 
 
 @given(result=results())
-def test_any_result_parses_and_reads_back(result: tuple[str, Any]) -> None:
-    name, value = result
+def test_any_result_parses_and_reads_back(result: tuple[Target, str, Any]) -> None:
+    target, name, value = result
     started = time.monotonic()
-    shape = TARGET.model.operation(name).output_shape
-    parsed = parse(serialize_result(TARGET.model, name, value, REQUEST_ID), 200, shape)
+    shape = target.model.operation(name).output_shape
+    parsed = parse(serialize_result(target.model, name, value, REQUEST_ID), 200, shape)
     record("xml", None, time.monotonic() - started)
     parsed.pop("ResponseMetadata")
     assert parsed == expected(shape, value) if shape is not None else parsed == {}

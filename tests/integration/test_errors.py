@@ -411,8 +411,9 @@ CASES: list[tuple[str, dict[str, Any], str, int]] = [
     ("create_replication_group", {**RG, "ReplicationGroupId": "ctl", "ReplicationGroupDescription": "a\x01b"},
      "InvalidParameterValue", 400),
     ("describe_cache_clusters", {"MaxRecords": 10**30}, "InvalidParameterValue", 400),
+    # A KMS key this server does not manage.
     ("create_snapshot", {"ReplicationGroupId": "existing", "SnapshotName": "s", "KmsKeyId": "k"},
-     "InvalidParameterValue", 400),
+     "InvalidKMSKeyFault", 400),
     ("describe_snapshots", {"SnapshotName": "missing"}, "SnapshotNotFoundFault", 404),
     ("describe_snapshots", {"CacheClusterId": "missing"}, "CacheClusterNotFound", 404),
     ("describe_snapshots", {"SnapshotSource": "robot"}, "InvalidParameterValue", 400),

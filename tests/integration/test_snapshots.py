@@ -24,6 +24,9 @@ from redis.retry import Retry
 from tests.integration.conftest import FAST_WAIT
 from tests.support.server import ADMIN_USER, ServerProcess, wait_until
 
+from cachefleet.store.keys import InstallationKey, Keyring, KmsKeys
+from cachefleet.store.sealed import unseal_file
+
 pytestmark = pytest.mark.integration
 
 ARN = "arn:aws:elasticache:us-east-1:000000000000"
@@ -107,6 +110,13 @@ def _stored_status(server: ServerProcess, name: str) -> dict[str, Any] | None:
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _plain(server: ServerProcess, path: Path) -> bytes:
+    """The RDB a sealed snapshot or export holds, opened with the installation's keys."""
+    installation = InstallationKey.load(server.data_dir / "keys", create=False)
+    keyring = Keyring(installation, KmsKeys(server.data_dir / "keys", installation, "us-east-1", "000000000000"))
+    return b"".join(unseal_file(path, keyring))
 
 
 def _load(connection: redis.Redis, count: int = 3000) -> None:
@@ -296,7 +306,9 @@ def test_describe_filters_paging_copy_delete_tags_and_quota(server: ServerProces
     copy = client.copy_snapshot(SourceSnapshotName="cache-00", TargetSnapshotName="cache-copy")["Snapshot"]
     assert copy["SnapshotStatus"] == "creating"
     _wait_snapshot(client, "cache-copy")
-    assert _sha256(_stored_file(server, "cache-copy")) == _sha256(_stored_file(server, "cache-00"))
+    # Sealed under a data key of its own, holding the same RDB.
+    assert _sha256(_stored_file(server, "cache-copy")) != _sha256(_stored_file(server, "cache-00"))
+    assert _plain(server, _stored_file(server, "cache-copy")) == _plain(server, _stored_file(server, "cache-00"))
     assert _snapshot(client, "cache-copy")["CacheClusterId"] == "cache"
 
     # Filters and paging (MaxRecords 20-50).
@@ -366,7 +378,10 @@ def test_copy_snapshot_to_a_bucket_exports_the_rdb_and_snapshot_arns_seed_a_new_
     exported = bucket / "exported.rdb"
     wait_until(exported.exists, 20, what="the exported object")
     wait_until(lambda: _status(client, "to-export") == "available", 10, what="the source back to available")
-    assert _sha256(exported) == _stored_status(server, "to-export")["sha256"]  # type: ignore[index]
+    # The export is sealed (its own data key): the same RDB, and no plain byte of it in the bucket.
+    assert _plain(server, exported) == _plain(server, _stored_file(server, "to-export"))
+    assert _plain(server, exported).startswith(b"REDIS")
+    assert not exported.read_bytes().startswith(b"REDIS")
     with pytest.raises(client.exceptions.SnapshotAlreadyExistsFault):
         client.copy_snapshot(SourceSnapshotName="to-export", TargetSnapshotName="exported", TargetBucket="my-bucket")
     assert any("exported to s3://my-bucket/exported.rdb" in m for m in _events(client, "cache-cluster", "source"))

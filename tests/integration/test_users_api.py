@@ -119,7 +119,16 @@ def test_create_and_describe_users(ec: Any, server: ServerProcess) -> None:
         ({"Passwords": [PW1, PW2, PW3]}, "InvalidParameterValue", "at most 2"),
         ({"Passwords": None}, "InvalidParameterValue", "NoPasswordRequired"),
         ({"NoPasswordRequired": True}, "InvalidParameterCombination", "NoPasswordRequired"),
-        ({"Passwords": None, "AuthenticationMode": {"Type": "iam"}}, "InvalidParameterValue", "not supported"),
+        (
+            {"UserName": "other", "Passwords": None, "AuthenticationMode": {"Type": "iam"}},
+            "InvalidParameterValue",
+            "UserName and UserId must be the same",
+        ),
+        (
+            {"Passwords": None, "AuthenticationMode": {"Type": "iam", "Passwords": [PW1]}},
+            "InvalidParameterCombination",
+            "Type iam",
+        ),
         (
             {"Passwords": None, "AuthenticationMode": {"Type": "no-password-required", "Passwords": [PW1]}},
             "InvalidParameterCombination",

@@ -31,9 +31,11 @@ from cachefleet.api.context import Context
 from cachefleet.engines.installed import EngineBinary
 from cachefleet.settings import Settings
 from cachefleet.store import statuses
+from cachefleet.store.iam import AccessKey
 from cachefleet.store.kinds import KINDS
 from cachefleet.store.snapshots import LocalBuckets
 from cachefleet.store.sqlite import Store
+from cachefleet.wiring import build_api_security
 
 KEY_ID = "AKIAINPROCESSTEST001"
 SECRET = "in-process-secret-0123456789abcdefghijklmn"
@@ -49,11 +51,13 @@ NODE_TYPE = "cache.t4g.micro"
 
 
 class InProcessApi:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, **settings_overrides: Any) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.store = Store(data_dir / "state.db")
-        self.store.add_access_key(KEY_ID, SECRET, datetime.now(UTC))
-        settings = Settings(data_dir=data_dir)
+        settings = Settings(data_dir=data_dir, **settings_overrides)
+        # The server's own identities, keys, throttle and audit; KEY_ID is the root identity's key.
+        self.api_security = build_api_security(settings, self.store, self.now)
+        self.api_security.identities.add_access_key(AccessKey(KEY_ID, None, "Active", self.now()), SECRET)
         exports = LocalBuckets(settings.exports_path)
         self.ctx = Context(
             store=self.store,
@@ -63,6 +67,9 @@ class InProcessApi:
             exports=exports,
             root_key_id=KEY_ID,
             issue_agent_certificate=_test_certificate,
+            gatekeeper=self.api_security.gatekeeper,
+            identities=self.api_security.identities,
+            kms=self.api_security.kms,
         )
         self._loop = asyncio.new_event_loop()
         self.app = build_app(self.ctx)
@@ -75,6 +82,7 @@ class InProcessApi:
     def close(self) -> None:
         self._loop.run_until_complete(self.http.aclose())
         self._loop.close()
+        self.api_security.identities.close()
         self.store.close()
 
     def mark_available(self, kind: str, resource_id: str) -> None:
@@ -168,13 +176,13 @@ class InProcessApi:
 
     # A real boto3 client, sending into the app
 
-    def client(self, service: str = "elasticache") -> Any:
+    def client(self, service: str = "elasticache", key: tuple[str, str] = (KEY_ID, SECRET)) -> Any:
         client = boto3.client(
             service,
             endpoint_url=URL.rstrip("/"),
             region_name=REGION,
-            aws_access_key_id=KEY_ID,
-            aws_secret_access_key=SECRET,
+            aws_access_key_id=key[0],
+            aws_secret_access_key=key[1],
             config=Config(retries={"max_attempts": 1}),
         )
         client.meta.events.register("before-send", self._send_in_process)

@@ -157,7 +157,7 @@ class ServerProcess:
             row = db.execute("SELECT value FROM secrets WHERE name = ?", (name,)).fetchone()
         return str(row[0])
 
-    def client(self, **overrides: Any) -> Any:
+    def client(self, service: str = "elasticache", **overrides: Any) -> Any:
         key_id, secret = self.credentials()
         params: dict[str, Any] = {
             "endpoint_url": self.endpoint_url,
@@ -167,7 +167,7 @@ class ServerProcess:
             "config": Config(retries={"max_attempts": 1}, connect_timeout=5, read_timeout=30),
         }
         params.update(overrides)
-        return boto3.client("elasticache", **params)
+        return boto3.client(service, **params)
 
 
 def _parent(pid: int) -> int:

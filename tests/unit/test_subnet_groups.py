@@ -19,6 +19,7 @@ from cachefleet.model.hosts import HostState
 from cachefleet.model.nodes import MEMBER_NODE_ID, Placement
 from cachefleet.model.status import ClusterState, ClusterStatus, NodeState, NodeStatus
 from cachefleet.store import statuses
+from cachefleet.store.iam import AccessKey, User
 from cachefleet.store.kinds import CLUSTERS, HOSTS
 
 A, B, C = "us-east-1a", "us-east-1b", "us-east-1c"
@@ -279,7 +280,12 @@ def test_only_the_root_identity_may_call(api: InProcessApi) -> None:
     unsigned = api.admin("GET", "/admin/v1/hosts", signed=False)
     assert unsigned.status_code in (400, 403)
     assert unsigned.json()["error"]["code"] in ("MissingAuthenticationToken", "IncompleteSignature")
-    api.store.add_access_key("AKIAOTHERUSER0000001", "another-secret", api.now())
+    # An IAM user's key (any key but the root identity's) is refused, whatever its policies.
+    identities = api.api_security.identities
+    identities.add_user(User("AIDAOTHERUSER0000001", "operator", "/", api.now()))
+    identities.add_access_key(
+        AccessKey("AKIAOTHERUSER0000001", "AIDAOTHERUSER0000001", "Active", api.now()), "another-secret"
+    )
     other = api.admin("GET", "/admin/v1/hosts", key=("AKIAOTHERUSER0000001", "another-secret"))
     assert other.status_code == 403
     assert other.json()["error"]["code"] == "AccessDenied"

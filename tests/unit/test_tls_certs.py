@@ -129,6 +129,11 @@ def test_identities_refuse_what_cannot_be_a_san() -> None:
         certs.issue(certs.new_authority("x", NOW, DAY), NODE, NOW.replace(tzinfo=None), DAY)
 
 
+def test_an_identity_naming_addresses_puts_ips_and_names_where_clients_check_them() -> None:
+    named = certs.Identity.naming("e", certs.Role.ENDPOINT, ["cache.example", "10.0.0.2", "127.0.0.1", "10.0.0.2"])
+    assert (named.ips, named.dns_names) == (("10.0.0.2", "127.0.0.1"), ("cache.example",))
+
+
 @pytest.mark.parametrize(
     ("age", "due"),
     [

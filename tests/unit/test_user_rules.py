@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -68,6 +69,7 @@ def test_a_user_keeps_password_hashes_only() -> None:
         (Credentials(mode_type="no-password-required"), AuthenticationType.NO_PASSWORD, 0),
         (Credentials(mode_type="password", mode_passwords=(PW1,)), AuthenticationType.PASSWORD, 1),
         (Credentials(passwords=(PW1, PW1)), AuthenticationType.PASSWORD, 1),  # the same twice is one
+        (Credentials(mode_type="iam"), AuthenticationType.IAM, 0),  # its password is the IAM endpoint's
     ],
 )
 def test_authentication_modes(credentials: Credentials, kind: AuthenticationType, count: int) -> None:
@@ -89,7 +91,7 @@ def test_authentication_modes(credentials: Credentials, kind: AuthenticationType
         (Credentials(passwords=("has/a/slash-in-it",)), InvalidParameterValue, "must not contain"),
         (Credentials(passwords=("has@an@at-in-it00",)), InvalidParameterValue, "must not contain"),
         (Credentials(passwords=("has a space in it",)), InvalidParameterValue, "without spaces"),
-        (Credentials(mode_type="iam"), InvalidParameterValue, "not supported by this cachefleet version yet"),
+        (Credentials(mode_type="iam", mode_passwords=(PW1,)), InvalidParameterCombination, "Type iam"),
         (Credentials(mode_type="kerberos"), InvalidParameterValue, "expected password"),
         (Credentials(mode_type="password"), InvalidParameterValue, "at least one password"),
         (
@@ -117,6 +119,11 @@ def test_credentials_refused(credentials: Credentials, error: type[ClientError],
         ({"user_name": "CacheFleet-x"}, InvalidParameterValue, "reserved"),
         ({"engine": "memcached"}, InvalidParameterValue, "not supported for users"),
         ({"access_string": "on >inline-password ~*"}, InvalidParameterValue, "passwords"),
+        (
+            {"user_name": "other", "credentials": Credentials(mode_type="iam")},
+            InvalidParameterValue,
+            "UserName and UserId must be the same",
+        ),
     ],
 )
 def test_create_user_refused(changes: dict[str, Any], error: type[ClientError], message: str) -> None:
@@ -156,6 +163,8 @@ def test_modify_user_refused() -> None:
     _refused(InvalidParameterValue, users.modified_user, user=user)
     _refused(InvalidParameterValue, users.modified_user, user=user, append_access_string="reset")
     _refused(InvalidParameterValue, users.modified_user, user=user, credentials=Credentials(passwords=("tiny",)))
+    renamed = replace(user, user_name="other")
+    _refused(InvalidParameterValue, users.modified_user, user=renamed, credentials=Credentials(mode_type="iam"))
 
 
 def test_user_groups() -> None:

@@ -272,7 +272,7 @@ def endpoint(ctx: Context) -> Callable[[Request], Awaitable[Response]]:
                 query=request.scope.get("query_string", b"").decode("latin-1"),
                 headers=request.headers.items(),
                 body=body,
-                secret_for=ctx.store.secret_for,
+                secret_for=ctx.gatekeeper.secret_for if ctx.gatekeeper is not None else ctx.store.secret_for,
                 now=ctx.clock(),
                 services=(SERVICE,),
             )

@@ -8,13 +8,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from cachefleet.api.gatekeeper import Gatekeeper
 from cachefleet.engines.installed import EngineBinary
 from cachefleet.engines.redis import command_catalog
 from cachefleet.model.acl import CommandCatalog
 from cachefleet.model.hosts import HostSpec
+from cachefleet.model.iam import Principal
 from cachefleet.model.ids import arn
 from cachefleet.settings import Settings
 from cachefleet.store.hosts import local_spec
+from cachefleet.store.iam import IdentityStore
+from cachefleet.store.keys import KmsKeys
 from cachefleet.store.snapshots import Buckets
 from cachefleet.store.sqlite import Store
 from cachefleet.tls.sealing import Sealer
@@ -36,6 +40,13 @@ class Context:
     # Issues a host agent's certificate from the installation's CA: (CSR PEM, host id, address) ->
     # (certificate PEM, CA certificate PEM). None: no CA, so no host can be added.
     issue_agent_certificate: Callable[[str, str, str], tuple[str, str]] | None = None
+    # Identities, policies, throttling and audit (api/gatekeeper.py); None only in tests of handlers.
+    gatekeeper: Gatekeeper | None = None
+    identities: IdentityStore | None = None
+    # The KMS keys this installation manages (KmsKeyId names one of them).
+    kms: KmsKeys | None = None
+    # Who signed the request being served; the edge gives each request a copy with it set.
+    caller: Principal | None = None
     # Seals a Memcached cluster's AuthToken for its spec (``tls.sealing``); None: such tokens are refused.
     sealer: Sealer | None = None
 

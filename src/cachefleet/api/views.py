@@ -14,6 +14,7 @@ from cachefleet.model import security as sec
 from cachefleet.model import snapshots as sn
 from cachefleet.model import users as us
 from cachefleet.model.hosts import DEFAULT_SUBNET_GROUP
+from cachefleet.model.kms import key_arn
 from cachefleet.model.nodes import MEMBER_NODE_ID
 from cachefleet.model.specs import ACTIVE, CacheClusterSpec, StoredSettings
 from cachefleet.model.status import (
@@ -83,6 +84,16 @@ def cache_subnet_group(ctx: Context, group: SubnetGroup) -> dict[str, Any]:
     }
 
 
+def kms_arn(ctx: Context, key_id: str) -> str:
+    return key_arn(ctx.settings.region, ctx.settings.account_id, key_id)
+
+
+def _at_rest(ctx: Context, group_id: str | None) -> bool:
+    """A member shows its group's setting; a standalone cluster has none (CreateCacheCluster takes none)."""
+    group = find_group(ctx.store, group_id) if group_id else None
+    return group.spec.encryption.enabled if group is not None else False
+
+
 def cache_cluster(ctx: Context, cluster: Cluster, *, show_nodes: bool) -> dict[str, Any]:
     spec, status = cluster.spec, cluster.status
     view: dict[str, Any] = {
@@ -105,7 +116,7 @@ def cache_cluster(ctx: Context, cluster: Cluster, *, show_nodes: bool) -> dict[s
             "CacheNodeIdsToReboot": [n.node_id for n in status.nodes if n.parameter_status == pm.PENDING_REBOOT],
         },
         "AutoMinorVersionUpgrade": spec.stored.auto_minor_version_upgrade,
-        "AtRestEncryptionEnabled": False,
+        "AtRestEncryptionEnabled": _at_rest(ctx, spec.replication_group_id),
         "ARN": ctx.arn("cache-cluster", spec.id),
         "ReplicationGroupLogDeliveryEnabled": False,
         "LogDeliveryConfigurations": [],
@@ -226,7 +237,8 @@ def replication_group(ctx: Context, group: Group, members: list[Cluster]) -> dic
         "ClusterEnabled": False,
         "CacheNodeType": spec.node_type,
         **_security(spec.security, status.transit_mode),
-        "AtRestEncryptionEnabled": False,
+        "AtRestEncryptionEnabled": spec.encryption.enabled,
+        "StorageEncryptionType": spec.encryption.storage_type,
         "ARN": ctx.arn("replication-group", spec.id),
         "LogDeliveryConfigurations": [],
         "ReplicationGroupCreateTime": spec.created_at,
@@ -237,6 +249,8 @@ def replication_group(ctx: Context, group: Group, members: list[Cluster]) -> dic
         "ClusterMode": "disabled",
         "Engine": spec.engine,
     }
+    if spec.encryption.kms_key_id:
+        view["KmsKeyId"] = kms_arn(ctx, spec.encryption.kms_key_id)
     if status.user_group_ids:
         view["UserGroupIds"] = list(status.user_group_ids)
     # What the nodes do not run yet: a token change, user groups, a TLS step.
@@ -356,6 +370,8 @@ def snapshot(ctx: Context, snap: Snapshot, *, show_node_group_config: bool = Fal
         view["AutomaticFailover"] = "enabled" if spec.automatic_failover else "disabled"
     if spec.cache_cluster_id:
         view["CacheClusterId"] = spec.cache_cluster_id
+    if spec.encryption.kms_key_id:
+        view["KmsKeyId"] = kms_arn(ctx, spec.encryption.kms_key_id)
     node: dict[str, Any] = {"CacheNodeId": "0001"}
     node_cluster = status.node_cluster_id or spec.cache_cluster_id
     if node_cluster:

@@ -11,7 +11,14 @@ import click
 
 from cachefleet.cli.context import CliState, pass_state
 from cachefleet.cli.options import data_dir_option, parse_csv, region_option
-from cachefleet.settings import DEFAULT_ACCOUNT, DEFAULT_LISTEN, DEFAULT_PORT_RANGE, Settings
+from cachefleet.settings import (
+    DEFAULT_ACCOUNT,
+    DEFAULT_API_BURST,
+    DEFAULT_API_RATE,
+    DEFAULT_LISTEN,
+    DEFAULT_PORT_RANGE,
+    Settings,
+)
 
 
 def parse_listen(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
@@ -76,10 +83,30 @@ def parse_account_id(_ctx: click.Context, _param: click.Parameter, value: str | 
     help="How long a registered host may not answer before its nodes are replaced elsewhere [default: 30].",
 )
 @click.option(
+    "--api-rate",
+    type=click.FloatRange(min=0),
+    help=f"API calls per second per access key before Throttling; 0: no throttling [default: {DEFAULT_API_RATE:g}].",
+)
+@click.option(
+    "--api-burst", type=click.IntRange(min=1), help=f"API calls at once per access key [default: {DEFAULT_API_BURST}]."
+)
+@click.option(
     "--tls-certificate-validity",
     type=click.IntRange(min=10),
     metavar="SECONDS",
     help="How long the certificates of nodes and Sentinels live; renewed with a third left [default: 1 year].",
+)
+@click.option(
+    "--redis-iam-listen",
+    callback=parse_listen,
+    metavar="HOST:PORT",
+    help="The IAM endpoint for Redis (IAM authentication tokens) [default: 127.0.0.1 and a free port, in server.json].",
+)
+@click.option(
+    "--redis-iam-connection-lifetime",
+    type=click.IntRange(min=1),
+    metavar="SECONDS",
+    help="How long an IAM-authenticated Redis connection lives [default: 12 hours].",
 )
 @pass_state
 def server(
@@ -91,7 +118,11 @@ def server(
     port_range: tuple[int, int] | None,
     node_address: str | None,
     host_lost_after: float | None,
+    api_rate: float | None,
+    api_burst: int | None,
     tls_certificate_validity: int | None,
+    redis_iam_listen: str | None,
+    redis_iam_connection_lifetime: int | None,
 ) -> None:
     """Run the control plane in the foreground; node processes outlive it."""
     settings = build_settings(
@@ -103,7 +134,11 @@ def server(
         port_range=port_range,
         node_address=node_address,
         host_lost_after=host_lost_after,
+        api_rate=api_rate,
+        api_burst=api_burst,
         tls_certificate_validity=tls_certificate_validity,
+        redis_iam_listen=redis_iam_listen,
+        redis_iam_connection_lifetime=redis_iam_connection_lifetime,
     )
     # Imported here so that the API verbs do not pay for loading the whole server.
     from cachefleet.wiring import run_server  # noqa: PLC0415
@@ -121,7 +156,11 @@ def build_settings(
     port_range: tuple[int, int] | None,
     node_address: str | None = None,
     host_lost_after: float | None = None,
+    api_rate: float | None = None,
+    api_burst: int | None = None,
     tls_certificate_validity: int | None = None,
+    redis_iam_listen: str | None = None,
+    redis_iam_connection_lifetime: int | None = None,
 ) -> Settings:
     """Settings from the flags given; a flag left out keeps the default that Settings defines."""
     given: dict[str, Any] = {
@@ -133,8 +172,14 @@ def build_settings(
         "port_range": port_range,
         "node_host": node_address,
         "host_lost_after": host_lost_after,
+        "api_rate": api_rate,
+        "api_burst": api_burst,
         "tls_certificate_validity": (
             dt.timedelta(seconds=tls_certificate_validity) if tls_certificate_validity is not None else None
+        ),
+        "redis_iam_listen": redis_iam_listen,
+        "redis_iam_connection_lifetime": (
+            dt.timedelta(seconds=redis_iam_connection_lifetime) if redis_iam_connection_lifetime is not None else None
         ),
     }
     return Settings(**{name: value for name, value in given.items() if value is not None})

@@ -69,6 +69,7 @@ class Endpoint:
     region: str
     access_key_id: str
     secret_access_key: str
+    redis_iam_endpoint: str | None = None  # HOST:PORT of the IAM endpoint for Redis, as server.json says
 
 
 def resolve(options: ConnectionOptions) -> Endpoint:
@@ -79,7 +80,13 @@ def resolve(options: ConnectionOptions) -> Endpoint:
         raise ServerNotFound(f"No cachefleet server found at {data_dir}: start it with ./run.sh")
     region = options.region or server.get("region") or DEFAULT_REGION
     access_key, secret_key = _read_credentials(data_dir / "credentials", options.profile)
-    return Endpoint(url=url, region=region, access_key_id=access_key, secret_access_key=secret_key)
+    return Endpoint(
+        url=url,
+        region=region,
+        access_key_id=access_key,
+        secret_access_key=secret_key,
+        redis_iam_endpoint=server.get("redis_iam_endpoint"),
+    )
 
 
 def make_client(options: ConnectionOptions) -> ElastiCache:

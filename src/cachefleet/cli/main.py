@@ -19,12 +19,15 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from cachefleet.cli import complete
 from cachefleet.cli.commands_agent import agent
+from cachefleet.cli.commands_audit import audit
 from cachefleet.cli.commands_ca import ca
 from cachefleet.cli.commands_cluster import cluster
 from cachefleet.cli.commands_demo import demo
 from cachefleet.cli.commands_engines import engine
 from cachefleet.cli.commands_events import event
 from cachefleet.cli.commands_host import host
+from cachefleet.cli.commands_iam import iam
+from cachefleet.cli.commands_kms import kms
 from cachefleet.cli.commands_params import param_group
 from cachefleet.cli.commands_rg import rg
 from cachefleet.cli.commands_server import server
@@ -129,6 +132,9 @@ for command in (
     engine,
     host,
     demo,
+    iam,
+    audit,
+    kms,
     completion,
     ca,
 ):

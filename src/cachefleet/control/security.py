@@ -19,29 +19,32 @@ converged on them (docs/security.md).
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import json
+import secrets
 import ssl
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
 from cachefleet.engines import acl, resp
 from cachefleet.engines.redis import NodeTls
 from cachefleet.engines.resp import ClientTls
+from cachefleet.model import iam_token
+from cachefleet.model.acl import password_hash
 from cachefleet.model.auth_token import TokenState
 from cachefleet.model.nodes import NodeKey
 from cachefleet.model.security import Security
 from cachefleet.model.specs import CacheClusterSpec
 from cachefleet.model.transit import TransitMode
-from cachefleet.model.users import DEFAULT_USER, DEFAULT_USER_ID, User
+from cachefleet.model.users import DEFAULT_USER, DEFAULT_USER_ID, AuthenticationType, User
 from cachefleet.store.kinds import GROUPS, USER_GROUPS, USERS
 from cachefleet.store.sqlite import Store
 from cachefleet.tls import certs
 
 TLS_FILE = "tls.pem"  # a TLS process's key and certificate (one PEM, so one rename replaces both)
 TLS_INFO = "tls.json"  # beside it: whether the process runs with TLS, what the leaf names, when to renew
+IAM_USERS_KEY = "iam_users_key"  # the store's name for the secret IAM users' ACL passwords derive from
 PLAIN_SLOT = "plain"  # a node's plain-text port in TLS ``preferred`` mode (its main port is then TLS)
 CA_FILE = "ca.pem"  # the installation's CA beside a TLS process on a host other than the control plane's
 
@@ -116,18 +119,7 @@ PLAIN = CertificateInfo(tls=False)
 def identity(key: NodeKey, address: str, role: certs.Role, *, endpoints: Iterable[str] = ()) -> certs.Identity:
     """Who a process's leaf names: its own address and that of every endpoint passing TLS through to it
     (clients check the address they connected to). An IP address is an IP SAN, a name a DNS SAN."""
-    addresses = sorted({address, *endpoints})
-    ips = tuple(a for a in addresses if _is_ip(a))
-    names = tuple(a for a in addresses if not _is_ip(a))
-    return certs.Identity(f"{key.cluster_id}/{key.node_id}"[:64], role, ips=ips, dns_names=names)
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
+    return certs.Identity.naming(f"{key.cluster_id}/{key.node_id}"[:64], role, [address, *endpoints])
 
 
 def leaf_files(keys: Keys, who: certs.Identity, now: dt.datetime) -> dict[str, str]:
@@ -188,13 +180,27 @@ def wanted_users(store: Store, security: Security) -> tuple[acl.AclUser, ...]:
             if user_id == DEFAULT_USER_ID:
                 members.append(DEFAULT_USER)
             elif (user := USERS.find(store, user_id)) is not None:
-                members.append(user.spec)
+                members.append(_with_iam_password(store, user.spec))
     if not any(m.user_name == "default" for m in members):
         # A user group always has a default user; should the store ever lack it, lock clients out
         # rather than let them in as an unrestricted default.
         locked = acl.AclUser("default", False, (), True, acl.DEFAULT_RULES)
         return (locked, *(acl.rbac_user(m) for m in members))
     return tuple(acl.application_users(TokenState(), members))
+
+
+def iam_users_key(store: Store) -> str:
+    """The installation secret the ACL passwords of IAM users derive from (``model.iam_token``): the
+    product's own, made once; only the IAM endpoint (``api/redis_iam.py``) logs in with them."""
+    return store.secret(IAM_USERS_KEY, lambda: secrets.token_hex(32))
+
+
+def _with_iam_password(store: Store, user: User) -> User:
+    """An IAM user as the nodes run it: a password user whose one password only the IAM endpoint knows."""
+    if user.authentication is not AuthenticationType.IAM:
+        return user
+    derived = iam_token.upstream_password(iam_users_key(store), user.user_id)
+    return replace(user, authentication=AuthenticationType.PASSWORD, password_hashes=(password_hash(derived),))
 
 
 def groups_using(store: Store, user_group_id: str) -> list[str]:

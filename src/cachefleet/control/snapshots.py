@@ -121,6 +121,13 @@ class SnapshotWorker:
             raise Retry(f"the RDB of {cluster_id} could not be stored: {exc}") from exc
         except FileNotFoundError as exc:
             raise Retry(f"the RDB of {cluster_id} is not there yet: {exc}") from exc
+        if spec.encryption.enabled:
+            # At rest, the data is in the sealed snapshot only: the plain RDB BGSAVE left goes. (On an
+            # agent host it stays: the agent's API has no call to delete a node file yet.)
+            plain = host.local_path(key, redis.RDB_FILE)
+            if plain is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    plain.unlink()
         log.info(
             "snapshot %s of %s: node chosen in %.3fs, BGSAVE %.3fs, stored %d bytes in %.3fs",
             spec.name,

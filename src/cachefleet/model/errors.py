@@ -15,6 +15,8 @@ subclass inherits its parent's wire mapping unless it names its own. Constructor
         +-- QuotaExceeded
         +-- InvalidARN
         +-- AuthFailure                   (signature and credential problems)
+        +-- AccessDenied, Throttling, RequestEntityTooLarge
+        +-- IAM's own: NoSuchEntity, EntityAlreadyExists, MalformedPolicyDocument, LimitExceeded, ...
 
 Reconcile steps use a second, separate family: ``Retry`` (try again later) and ``Fatal`` (give up and
 record why).
@@ -316,6 +318,71 @@ class SignatureDoesNotMatch(AuthFailure):
 class RequestExpired(AuthFailure):
     code = "RequestExpired"
     http_status = 400
+
+
+# Authorization and abuse limits: every service on the endpoint answers these the same way.
+
+
+class AccessDenied(ClientError):
+    """A policy does not allow the call (or explicitly denies it); nothing was changed."""
+
+    code = "AccessDenied"
+    http_status = 403
+
+
+class Throttling(ClientError):
+    """Too many calls for one access key; botocore retries this code with backoff."""
+
+    code = "Throttling"
+
+
+class RequestEntityTooLarge(ClientError):
+    code = "RequestEntityTooLarge"
+    http_status = 413
+
+
+class InvalidKMSKey(ClientError):
+    code = "InvalidKMSKeyFault"
+
+
+# IAM's codes and statuses, as its service model gives them.
+
+
+class ValidationError(ClientError):
+    """A parameter breaks a constraint of the service model (length, pattern, enum)."""
+
+    code = "ValidationError"
+
+
+class InvalidInput(ClientError):
+    code = "InvalidInput"
+
+
+class NoSuchEntity(NotFound):
+    code = "NoSuchEntity"
+
+
+class EntityAlreadyExists(AlreadyExists):
+    code = "EntityAlreadyExists"
+    http_status = 409
+
+
+class MalformedPolicyDocument(ClientError):
+    code = "MalformedPolicyDocument"
+
+
+class LimitExceeded(QuotaExceeded):
+    code = "LimitExceeded"
+    http_status = 409
+
+
+class DeleteConflict(InvalidState):
+    code = "DeleteConflict"
+    http_status = 409
+
+
+class PolicyNotAttachable(ClientError):
+    code = "PolicyNotAttachable"
 
 
 # Control flow of reconcile steps (never sent on the wire).

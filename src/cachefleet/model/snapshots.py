@@ -170,6 +170,7 @@ def of_group(
         replica_azs=tuple(m.node_azs[0] for m in members if m.id != primary_id),
         tags=tags,
         stored=group.stored,
+        encryption=group.encryption,
     )
 
 

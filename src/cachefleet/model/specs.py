@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any, Self
 
+from cachefleet.model.encryption import AtRest
 from cachefleet.model.ids import node_id
 from cachefleet.model.node_count import PendingNodes
 from cachefleet.model.security import NONE, Security
@@ -156,6 +157,8 @@ class ReplicationGroupSpec:
     stored: StoredSettings = StoredSettings()
     # The cache subnet group of every member (None: ``default``); its Sentinels run there too.
     subnet_group: str | None = None
+    # AtRestEncryptionEnabled and KmsKeyId, fixed at creation.
+    encryption: AtRest = field(default_factory=AtRest)
     # TLS, AUTH token (hashes only) and user group; every member's nodes follow it.
     security: Security = NONE
 
@@ -179,6 +182,7 @@ class ReplicationGroupSpec:
                 "tags": tuple(tuple(t) for t in data["tags"]),
                 "created_at": datetime.fromisoformat(data["created_at"]),
                 "stored": StoredSettings.from_json(data.get("stored")),
+                "encryption": AtRest.from_json(data.get("encryption")),
                 "security": Security.from_json(data.get("security")),
             }
         )
@@ -263,6 +267,8 @@ class SnapshotSpec:
     deleting: bool = False
     # The source's maintenance window, topic and minor-upgrade setting, shown as the source showed them.
     stored: StoredSettings = StoredSettings()
+    # The source's at-rest encryption; kms_key_id is the key that wraps this snapshot's data key.
+    encryption: AtRest = field(default_factory=AtRest)
 
     @property
     def id(self) -> str:
@@ -292,6 +298,7 @@ class SnapshotSpec:
                 "replica_azs": tuple(data.get("replica_azs", ())),
                 "tags": tuple(tuple(t) for t in data["tags"]),
                 "stored": StoredSettings.from_json(data.get("stored")),
+                "encryption": AtRest.from_json(data.get("encryption")),
                 "created_at": datetime.fromisoformat(data["created_at"]),
                 "cluster_created_at": datetime.fromisoformat(created) if created else None,
             }

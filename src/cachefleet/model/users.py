@@ -205,7 +205,9 @@ def hashed(credentials: Credentials) -> tuple[AuthenticationType, tuple[str, ...
         raise InvalidParameterCombination("AuthenticationMode cannot be combined with Passwords or NoPasswordRequired.")
     if mode is not None:
         if mode == "iam":
-            raise InvalidParameterValue("AuthenticationMode Type iam is not supported by this cachefleet version yet.")
+            if credentials.mode_passwords:
+                raise InvalidParameterCombination("Passwords cannot be given with AuthenticationMode Type iam.")
+            return AuthenticationType.IAM, ()
         if mode == "no-password-required":
             if credentials.mode_passwords:
                 raise InvalidParameterCombination(
@@ -262,6 +264,7 @@ def new_user(
     name = check_user_name(user_name)
     parse_access_string(access_string, catalog)
     kind, hashes = hashed(credentials)
+    _check_iam_name(kind, uid, name)
     return User(
         user_id=uid,
         user_name=name,
@@ -302,10 +305,17 @@ def modified_user(
         changed = replace(changed, access_string=combined)
     if credentials.given:
         kind, hashes = hashed(credentials)
+        _check_iam_name(kind, user.user_id, user.user_name)
         changed = replace(changed, authentication=kind, password_hashes=hashes)
     if engine is not None:
         changed = replace(changed, engine=check_engine(engine, installed))
     return changed
+
+
+def _check_iam_name(kind: AuthenticationType, user_id: str, user_name: str) -> None:
+    # IAM tokens name the user by its id, and Redis's AUTH by its name: ElastiCache requires both the same.
+    if kind is AuthenticationType.IAM and user_id != user_name:
+        raise InvalidParameterValue("UserName and UserId must be the same for a user with AuthenticationMode Type iam.")
 
 
 def check_modifiable(user_id: str) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -79,6 +80,15 @@ class Identity:
                 raise ValueError(f"not a DNS name: {name!r}")
         if self.role is not Role.CONTROL_PLANE and not (self.ips or self.dns_names):
             raise ValueError(f"a {self.role} certificate must name at least one address")
+
+    @classmethod
+    def naming(cls, common_name: str, role: Role, addresses: Iterable[str]) -> Identity:
+        """An identity naming each address the way clients check it: an IP address as an IP SAN,
+        anything else as a DNS SAN."""
+        ordered = sorted(set(addresses))
+        ips = tuple(a for a in ordered if _is_ip(a))
+        names = tuple(a for a in ordered if not _is_ip(a))
+        return cls(common_name, role, ips=ips, dns_names=names)
 
     def alternative_names(self) -> frozenset[str]:
         """The SANs as comparable text (``ip:...``, ``dns:...``), for ``renewal_due``."""
@@ -276,6 +286,14 @@ def _usages(certificate: x509.Certificate) -> frozenset[x509.ObjectIdentifier]:
         return frozenset(certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
     except x509.ExtensionNotFound:
         return frozenset()
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:

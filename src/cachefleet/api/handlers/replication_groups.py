@@ -12,6 +12,7 @@ from cachefleet.api.handlers import snapshots
 from cachefleet.api.paging import page
 from cachefleet.model import lifecycle
 from cachefleet.model import security as sec
+from cachefleet.model.encryption import requested
 from cachefleet.model.errors import (
     CacheClusterAlreadyExists,
     CacheClusterNotFound,
@@ -74,13 +75,15 @@ CREATE_INPUTS = inputs.Inputs(
     inputs.not_yet("ClusterMode", note="cluster mode enabled", accepted="disabled"),
     inputs.not_yet("NodeGroupConfiguration", note="cluster mode enabled"),
     inputs.implemented(
+        "AtRestEncryptionEnabled", note="snapshots are always sealed; on, a node keeps no RDB a snapshot made"
+    ),
+    inputs.implemented("KmsKeyId", note="a key `cachefleet kms` manages; other KMS keys are InvalidKMSKeyFault"),
+    inputs.implemented(
         "AuthToken",
         note="16-128 characters, TLS `required`; stored as a SHA-256 hash, applied as the default user's password",
     ),
     inputs.implemented("UserGroupIds", note="one user group (RBAC), TLS `required`, not with AuthToken"),
     inputs.implemented("TransitEncryptionEnabled", "TransitEncryptionMode", note="TLS; `required` unless told"),
-    inputs.not_yet("AtRestEncryptionEnabled", note="encrypted snapshots", accepted=False),
-    inputs.not_yet("KmsKeyId", note="encrypted snapshots"),
     inputs.NO_CLASSIC_SECURITY_GROUPS_OR_LOG_DELIVERY,
     inputs.refused("GlobalReplicationGroupId", why=inputs.WHY_GLOBAL),
     inputs.refused("DataTieringEnabled", why=inputs.WHY_DATA_TIERING, accepted=False),
@@ -126,6 +129,7 @@ async def create_replication_group(ctx: Context, params: dict[str, Any]) -> dict
             raise InvalidParameterValue("Replication groups support only the redis and valkey engines.")
         engine, version, node_type = binary.engine, binary.version, snapshots.restore_node_type(params, seed)
 
+    encryption = requested(engine, params.get("AtRestEncryptionEnabled"), snapshots.kms_key_id(ctx, params))
     azs = _placement(ctx, params, count, primary, subnet_group)
     parameter_group = _parameter_group(ctx, params, engine, version, primary)
     now = ctx.clock()
@@ -175,6 +179,7 @@ async def create_replication_group(ctx: Context, params: dict[str, Any]) -> dict
         snapshot_window=window,
         stored=stored,
         subnet_group=subnet_group,
+        encryption=encryption,
         security=security,
     )
     # A new group's nodes start with its security: nothing is pending about it.

@@ -18,6 +18,7 @@ from cachefleet.model import lifecycle
 from cachefleet.model import snapshots as sn
 from cachefleet.model.errors import (
     CacheClusterNotFound,
+    InvalidKMSKey,
     InvalidParameterCombination,
     InvalidParameterValue,
     SnapshotAlreadyExists,
@@ -77,7 +78,14 @@ def _check_quota(ctx: Context, source_id: str) -> None:
 
 
 def group_snapshot(
-    ctx: Context, name: str, group: Group, *, member: str | None = None, final: bool = False, tags: Tags = ()
+    ctx: Context,
+    name: str,
+    group: Group,
+    *,
+    member: str | None = None,
+    final: bool = False,
+    tags: Tags = (),
+    kms_key_id: str | None = None,
 ) -> None:
     """Ask for a snapshot of ``group`` (on ``member`` if named; from the primary if final)."""
     members = [c.spec for m in group.spec.members if (c := find_cluster(ctx.store, m))]
@@ -86,12 +94,28 @@ def group_snapshot(
         name, group.spec, members, primary, source=MANUAL, created_at=ctx.clock(), member=member, final=final, tags=tags
     )
     node = primary if final else pick_member(ctx.store, group, member)
-    request_snapshot(ctx.store, spec, _creating(ctx, node))
+    request_snapshot(ctx.store, _with_key(spec, kms_key_id), _creating(ctx, node))
 
 
-def cluster_snapshot(ctx: Context, name: str, cluster: Cluster, *, final: bool = False, tags: Tags = ()) -> None:
+def cluster_snapshot(
+    ctx: Context, name: str, cluster: Cluster, *, final: bool = False, tags: Tags = (), kms_key_id: str | None = None
+) -> None:
     spec = sn.of_cluster(name, cluster.spec, source=MANUAL, created_at=ctx.clock(), final=final, tags=tags)
-    request_snapshot(ctx.store, spec, _creating(ctx, cluster.spec.id))
+    request_snapshot(ctx.store, _with_key(spec, kms_key_id), _creating(ctx, cluster.spec.id))
+
+
+def kms_key_id(ctx: Context, params: dict[str, Any]) -> str | None:
+    """The managed key ``KmsKeyId`` names (its id), or ``InvalidKMSKeyFault``."""
+    if "KmsKeyId" not in params:
+        return None
+    if ctx.kms is None:
+        raise InvalidKMSKey("This server manages no KMS keys.")
+    return ctx.kms.resolve(params["KmsKeyId"]).key_id
+
+
+def _with_key(spec: SnapshotSpec, key_id: str | None) -> SnapshotSpec:
+    # A snapshot's own KmsKeyId wraps its data key; the source's at-rest setting is kept as it was.
+    return spec if key_id is None else replace(spec, encryption=replace(spec.encryption, kms_key_id=key_id))
 
 
 def _creating(ctx: Context, node: str | None) -> SnapshotStatus:
@@ -109,13 +133,14 @@ def final_snapshot_name(ctx: Context, params: dict[str, Any]) -> str | None:
 
 CREATE_INPUTS = inputs.Inputs(
     inputs.implemented("ReplicationGroupId", "CacheClusterId", "SnapshotName", "Tags"),
-    inputs.not_yet("KmsKeyId", note="encrypted snapshots"),
+    inputs.implemented("KmsKeyId", note="a key `cachefleet kms` manages; it wraps the snapshot's data key"),
 )
 
 
 async def create_snapshot(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     name = snapshot_name("SnapshotName", params["SnapshotName"])
     tags = validate.tags(params)
+    key = kms_key_id(ctx, params)
     if "ReplicationGroupId" in params and "CacheClusterId" in params:
         raise InvalidParameterCombination("Give either ReplicationGroupId or CacheClusterId, not both.")
     if "ReplicationGroupId" in params:
@@ -123,7 +148,7 @@ async def create_snapshot(ctx: Context, params: dict[str, Any]) -> dict[str, Any
         lifecycle.require(GROUP, "CreateSnapshot", group.spec.id, group.status.status)
         _not_taken(ctx, name)
         _check_quota(ctx, group.spec.id)
-        group_snapshot(ctx, name, group, tags=tags)
+        group_snapshot(ctx, name, group, tags=tags, kms_key_id=key)
         return _render(ctx, name)
     if "CacheClusterId" not in params:
         raise InvalidParameterValue("One of ReplicationGroupId or CacheClusterId must be given.")
@@ -137,12 +162,12 @@ async def create_snapshot(ctx: Context, params: dict[str, Any]) -> dict[str, Any
         lifecycle.require(CLUSTER, "CreateSnapshot", cluster.spec.id, cluster.status.status)
         _not_taken(ctx, name)
         _check_quota(ctx, group.spec.id)
-        group_snapshot(ctx, name, group, member=cluster.spec.id, tags=tags)
+        group_snapshot(ctx, name, group, member=cluster.spec.id, tags=tags, kms_key_id=key)
         return _render(ctx, name)
     lifecycle.require(CLUSTER, "CreateSnapshot", cluster.spec.id, cluster.status.status)
     _not_taken(ctx, name)
     _check_quota(ctx, cluster.spec.id)
-    cluster_snapshot(ctx, name, cluster, tags=tags)
+    cluster_snapshot(ctx, name, cluster, tags=tags, kms_key_id=key)
     return _render(ctx, name)
 
 
@@ -206,7 +231,7 @@ COPY_INPUTS = inputs.Inputs(
     inputs.implemented("SourceSnapshotName", "TargetSnapshotName"),
     inputs.implemented("TargetBucket", note="a directory of the server's export area stands for the S3 bucket"),
     inputs.implemented("Tags", note="tags the new snapshot; an export to TargetBucket makes no snapshot to tag"),
-    inputs.not_yet("KmsKeyId", note="encrypted snapshots"),
+    inputs.implemented("KmsKeyId", note="a key `cachefleet kms` manages; it wraps the copy's data key"),
 )
 
 
@@ -214,11 +239,12 @@ async def copy_snapshot(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     source = get_snapshot(ctx.store, params["SourceSnapshotName"])
     target = snapshot_name("TargetSnapshotName", params["TargetSnapshotName"])
     tags = validate.tags(params)
+    key = kms_key_id(ctx, params)
     lifecycle.require(SNAPSHOT, "CopySnapshot", source.spec.name, source.status.status)
     if params.get("TargetBucket"):
         return _export(ctx, source.spec, target, params["TargetBucket"])
     _not_taken(ctx, target)
-    spec = sn.copy(source.spec, target, created_at=ctx.clock(), tags=tags)
+    spec = _with_key(sn.copy(source.spec, target, created_at=ctx.clock(), tags=tags), key)
     request_snapshot(ctx.store, spec, SnapshotStatus(SnapshotState.CREATING, requested_at=ctx.clock().isoformat()))
     return _render(ctx, target)
 
