@@ -52,14 +52,13 @@ from cachefleet.settings import Settings
 from cachefleet.store.audit import AuditLog
 from cachefleet.store.hosts import local_spec
 from cachefleet.store.iam import AccessKey, IdentityStore, holds_sealed_secrets
-from cachefleet.store.keys import InstallationKey, Keyring, KmsKeys, MissingInstallationKey
+from cachefleet.store.keys import InstallationKey, Keyring, KmsKeys, MissingInstallationKey, Sealer
 from cachefleet.store.sealed import SealedBuckets, SealedSnapshotFiles
 from cachefleet.store.snapshots import LocalBuckets, LocalSnapshotFiles
 from cachefleet.store.sqlite import Store
 from cachefleet.tls import certs
 from cachefleet.tls import files as tls_files
 from cachefleet.tls.certs import Identity, Role
-from cachefleet.tls.sealing import ensure_sealer
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +111,7 @@ class ApiSecurity:
     kms: KmsKeys
     identities: IdentityStore
     gatekeeper: Gatekeeper
+    sealer: Sealer  # secrets given back plain later (a Memcached AuthToken), by the installation key
 
 
 def build_api_security(settings: Settings, store: Store, clock: Callable[[], datetime]) -> ApiSecurity:
@@ -140,7 +140,7 @@ def build_api_security(settings: Settings, store: Store, clock: Callable[[], dat
         buckets=buckets,
         audit=AuditLog(settings.audit_path, max_bytes=settings.audit_max_bytes, backups=settings.audit_backups),
     )
-    return ApiSecurity(Keyring(installation, kms), kms, identities, gatekeeper)
+    return ApiSecurity(Keyring(installation, kms), kms, identities, gatekeeper, Sealer(installation))
 
 
 def ensure_credentials(identities: IdentityStore, data_dir: Path, clock: Callable[[], datetime]) -> tuple[str, str]:
@@ -238,8 +238,7 @@ def build(
     # What the control plane shows the host agents (renewed when due, at each start).
     control_plane = Identity(certs.CONTROL_PLANE_NAME, Role.CONTROL_PLANE)
     tls_files.renew(tls_files.control_plane_path(data_dir), control_plane, authority, utcnow(), validity)
-    # Seals what must come back plain later (a Memcached AuthToken); its key beside the CA's.
-    sealer = ensure_sealer(data_dir)
+    sealer = api_security.sealer
     engines = discover()
     local = LocalHost(data_dir / "nodes", settings.port_range, settings.node_host)
     agents_tls = client_context(tls_files.ca_path(data_dir), tls_files.control_plane_path(data_dir))

@@ -123,3 +123,14 @@ def test_the_plain_admin_key_of_an_older_data_dir_is_sealed_and_wiped(tmp_path: 
     after = Store(db)
     assert after.secret_for("AKIALEGACY0000000001") is None
     after.close()
+
+
+def test_a_sealed_memcached_token_counts_as_a_sealed_secret(db: Path) -> None:
+    store = Store(db)
+    store.create("cache_cluster", "plain", {"id": "plain", "sealed_token": None}, {})
+    store.close()
+    assert not holds_sealed_secrets(db)
+    store = Store(db)
+    store.create("cache_cluster", "mc", {"id": "mc", "sealed_token": "c2VhbGVk"}, {})
+    store.close()
+    assert holds_sealed_secrets(db)

@@ -18,6 +18,7 @@ from cachefleet.store.keys import (
     Keyring,
     KmsKeys,
     MissingInstallationKey,
+    Sealer,
     SealError,
 )
 
@@ -148,3 +149,17 @@ def test_another_installations_key_cannot_open_a_file(keyring: Keyring, tmp_path
     stranger = Keyring(InstallationKey.load(tmp_path / "elsewhere", create=True))
     with pytest.raises(SealError):
         _unseal(stranger, sealed)
+
+
+def test_a_sealed_secret_opens_with_its_key_only(keys_dir: Path, tmp_path: Path) -> None:
+    sealer = Sealer(InstallationKey.load(keys_dir, create=True))
+    sealed = sealer.seal("memcached-token-0123456789")
+    assert "memcached-token" not in sealed
+    assert sealer.open(sealed) == "memcached-token-0123456789"
+    other = Sealer(InstallationKey.load(tmp_path / "other", create=True))
+    for wrong in (sealed[:-4] + "AAAA", "not base64!", ""):
+        with pytest.raises(ValueError, match="does not open") as refused:
+            sealer.open(wrong)
+        assert "memcached-token" not in str(refused.value)
+    with pytest.raises(ValueError, match="does not open"):
+        other.open(sealed)

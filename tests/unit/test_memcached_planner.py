@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cryptography.fernet import Fernet
 from cryptography.x509.oid import NameOID
 from tests.support.fakes import KEYS
 from tests.support.fakes import NOW as CLOCK
@@ -31,9 +31,9 @@ from cachefleet.model.security import Request, at_creation
 from cachefleet.model.specs import CacheClusterSpec
 from cachefleet.model.status import ClusterState, ClusterStatus, NodeState, NodeStatus
 from cachefleet.store.hosts import local_spec
+from cachefleet.store.keys import InstallationKey, Sealer
 from cachefleet.store.sqlite import Store
 from cachefleet.tls import certs
-from cachefleet.tls.sealing import Sealer
 
 NOW = "2024-01-01T00:00:00+00:00"
 OBSERVED = memcached.MemcachedObservation("1.6.18", 1, 1, 0, 0, 1, 1, 0, 0, 0)
@@ -163,7 +163,7 @@ def test_deleting_removes_nodes_leftovers_and_the_endpoint() -> None:
 
 
 TOKEN = "token-0123456789abcdef"
-SEALER = Sealer(Fernet.generate_key())
+SEALER = Sealer(InstallationKey(os.urandom(32)))
 SECRETS = Secrets(CREDENTIALS, KEYS, SEALER, CLOCK)
 
 

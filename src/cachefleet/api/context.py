@@ -18,10 +18,9 @@ from cachefleet.model.ids import arn
 from cachefleet.settings import Settings
 from cachefleet.store.hosts import local_spec
 from cachefleet.store.iam import IdentityStore
-from cachefleet.store.keys import KmsKeys
+from cachefleet.store.keys import KmsKeys, Sealer
 from cachefleet.store.snapshots import Buckets
 from cachefleet.store.sqlite import Store
-from cachefleet.tls.sealing import Sealer
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,7 @@ class Context:
     kms: KmsKeys | None = None
     # Who signed the request being served; the edge gives each request a copy with it set.
     caller: Principal | None = None
-    # Seals a Memcached cluster's AuthToken for its spec (``tls.sealing``); None: such tokens are refused.
+    # Seals a Memcached cluster's AuthToken for its spec (``store.keys.Sealer``); None: such tokens are refused.
     sealer: Sealer | None = None
 
     def arn(self, kind: str, name: str) -> str:

@@ -66,12 +66,12 @@ from cachefleet.model.security import Security
 from cachefleet.model.specs import CacheClusterSpec
 from cachefleet.model.transit import TransitMode
 from cachefleet.store.hosts import recorded_ports
+from cachefleet.store.keys import Sealer
 from cachefleet.store.kinds import CLUSTERS, GROUPS
 from cachefleet.store.records import effective_parameters
 from cachefleet.store.sqlite import Store
 from cachefleet.tls import certs
 from cachefleet.tls.certs import Role
-from cachefleet.tls.sealing import Sealer
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ class Executor:
     down_after_ms: int = 1000
     # Puts a restoring node's RDB in place before its first start (``SnapshotWorker.seed``).
     seed: Seed | None = None
-    # Opens a Memcached cluster's sealed AuthToken for its nodes' files (``tls.sealing``).
+    # Opens a Memcached cluster's sealed AuthToken for its nodes' files (``store.keys.Sealer``).
     sealer: Sealer | None = None
 
     async def run(self, actions: Sequence[Action]) -> None:

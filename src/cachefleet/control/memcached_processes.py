@@ -30,8 +30,8 @@ from cachefleet.model.credentials import Credentials
 from cachefleet.model.errors import Fatal
 from cachefleet.model.nodes import NodeKey
 from cachefleet.model.specs import CacheClusterSpec
+from cachefleet.store.keys import Sealer
 from cachefleet.tls.certs import Role
-from cachefleet.tls.sealing import Sealer
 
 APPLICATION_USER = "default"  # the user an AuthToken authenticates, as Redis's AUTH <token> does
 

@@ -81,7 +81,7 @@ class CacheClusterSpec:
     # TLS, AUTH token (hashes only) and user group of a standalone cluster (Redis or Memcached); a
     # group's member follows its group's (``ReplicationGroupSpec.security``) and keeps the default here.
     security: Security = NONE
-    # Memcached with an AuthToken: the token sealed with the installation's key (``tls.sealing``).
+    # Memcached with an AuthToken: the token sealed with the installation's key (``store.keys.Sealer``).
     # memcached checks a password against its own files as given, so a node started later needs the
     # token back; state.db holds it sealed only, never plain (Redis needs the hashes alone).
     sealed_token: str | None = field(default=None, repr=False)

@@ -167,15 +167,22 @@ def _aws_policy(name: str) -> tuple[ManagedPolicy, str]:
 
 
 def holds_sealed_secrets(path: Path) -> bool:
-    """Whether the database at ``path`` has access keys sealed by an installation key."""
+    """Whether the database at ``path`` has secrets sealed by an installation key: access keys, or a
+    Memcached cluster's AuthToken (``store.keys.Sealer``)."""
     if not path.exists():
         return False
+    counts = (
+        "SELECT COUNT(*) FROM iam_access_keys",
+        "SELECT COUNT(*) FROM resources WHERE json_extract(spec, '$.sealed_token') IS NOT NULL",
+    )
     with contextlib.closing(sqlite3.connect(str(path))) as db:
-        try:
-            row = db.execute("SELECT COUNT(*) FROM iam_access_keys").fetchone()
-        except sqlite3.OperationalError:  # no such table: a data dir from before IAM
-            return False
-    return bool(row[0])
+        found = 0
+        for count in counts:
+            try:
+                found += db.execute(count).fetchone()[0]
+            except sqlite3.OperationalError:  # no such table: a data dir from before it existed
+                continue
+    return bool(found)
 
 
 class IdentityStore:

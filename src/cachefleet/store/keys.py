@@ -18,12 +18,13 @@ record does not open.
 from __future__ import annotations
 
 import base64
+import binascii
 import contextlib
 import json
 import os
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -115,6 +116,29 @@ class InstallationKey:
             return self._aead.decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], context)
         except InvalidTag:
             raise SealError("sealed value does not open with this installation's key") from None
+
+
+@dataclass(frozen=True)
+class Sealer:
+    """Short secrets the product must give back plain later, sealed as text by the installation key.
+
+    A Memcached AuthToken is one: memcached checks a password as given (its SASL database, its ASCII
+    authentication file), so a node started later needs the token itself, while Redis keeps hashes
+    only. The spec holds the sealed text; ``state.db`` never holds the token plain.
+    """
+
+    key: InstallationKey = field(repr=False)
+    context: bytes = b"cachefleet secret"
+
+    def seal(self, secret: str) -> str:
+        return base64.b64encode(self.key.seal(secret.encode(), self.context)).decode()
+
+    def open(self, sealed: str) -> str:
+        """The secret back; ``ValueError`` for text this key did not seal (never the text itself)."""
+        try:
+            return self.key.open(base64.b64decode(sealed, validate=True), self.context).decode()
+        except (SealError, binascii.Error, UnicodeDecodeError):
+            raise ValueError("a sealed secret does not open with this installation's key") from None
 
 
 @dataclass(frozen=True)

@@ -175,7 +175,7 @@ def _create_member(ctx: Context, cluster_id: str, params: dict[str, Any]) -> dic
 
 def _security(ctx: Context, params: dict[str, Any], engine: str, now: datetime) -> tuple[sec.Security, str | None]:
     """A standalone cluster's TLS (``required``) and AUTH token, as ``model.security`` checks them (it
-    keeps the token's hash); for Memcached also the token sealed (``tls.sealing``): memcached checks
+    keeps the token's hash); for Memcached also the token sealed (``store.keys.Sealer``): memcached checks
     a password as given, so its nodes need the token back."""
     wanted = access.request(params)
     security = sec.at_creation(wanted, engine=engine, user_groups={}, now=now)
