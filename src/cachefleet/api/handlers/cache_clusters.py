@@ -98,6 +98,8 @@ async def create_cache_cluster(ctx: Context, params: dict[str, Any]) -> dict[str
     subnet_group = placing.subnet_group(ctx, params)
     azs, az_mode = _placement(ctx, params, count, subnet_group)
     parameter_group = _parameter_group(ctx, params, binary.engine, binary.version)
+    now = ctx.clock()
+    security, sealed = _security(ctx, params, binary.engine, now)  # AWS's combination rules come first
     node_type = snapshots.restore_node_type(params, seed)
     placing.check_capacity(
         ctx,
@@ -106,8 +108,6 @@ async def create_cache_cluster(ctx: Context, params: dict[str, Any]) -> dict[str
         node_type=node_type,
         subnet_group_name=subnet_group,
     )
-    now = ctx.clock()
-    security, sealed = _security(ctx, params, binary.engine, now)
     spec = CacheClusterSpec(
         id=cluster_id,
         engine=binary.engine,
