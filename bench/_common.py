@@ -5,6 +5,7 @@ Benches run from the repository root with ``PYTHONPATH=.``, as ``bench/<name>.py
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import statistics
@@ -76,3 +77,22 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 def unwind_on_sigterm() -> None:
     """Turn SIGTERM into the same unwinding as Ctrl-C, so every finally block stops its processes."""
     signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
+# -- CPU from /proc (ticks of 1/CLK_TCK s, 10 ms here) -------------------------------------------
+
+_TICK = 1.0 / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy() -> float:
+    """Seconds of CPU the whole machine has spent not idle (nor waiting for I/O) since boot."""
+    with open("/proc/stat") as stat:
+        values = [int(v) for v in stat.readline().split()[1:]]
+    return (sum(values) - values[3] - values[4]) * _TICK
+
+
+def process_cpu(pid: int) -> float:
+    """Seconds of CPU (user + system) the process ``pid`` has spent so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * _TICK

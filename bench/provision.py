@@ -2,13 +2,15 @@
 
 Run from the repository root (``tests.support`` must be importable)::
 
-    PYTHONPATH=. .venv/bin/python bench/provision.py --trials 7 [--json]
+    PYTHONPATH=. .venv/bin/python bench/provision.py --trials 7 [--multi-az] [--json]
 
-Each trial times, on the cachefleet side, ``CreateReplicationGroup(NumCacheClusters=3)`` until
-``describe_replication_groups`` says ``available``; on the floor side, starting three ``redis-server``
-processes (by default the replicas, configured with ``replicaof``, once the primary listens) until both
-replicas report ``master_link_status:up``. Both sides poll every 10 ms. Trials alternate between the sides so that
-machine noise lands on both alike. The run exits 0 whether or not the 1.5x target is met: it is a
+Each trial times, on the cachefleet side, ``CreateReplicationGroup(NumCacheClusters=3)`` (with
+``--multi-az``: ``AutomaticFailoverEnabled`` and ``MultiAZEnabled`` too, so three Sentinels must watch
+the group before it is ``available``) until ``describe_replication_groups`` says ``available``; on
+the floor side, starting three ``redis-server`` processes (by default the replicas, configured with
+``replicaof``, once the primary listens) until both replicas report ``master_link_status:up``. Both
+sides poll every 10 ms. Trials alternate between the sides so that machine noise lands on both
+alike. The run exits 0 whether or not the 1.5x target is met: it is a
 measurement, not a test.
 
 It also prints the CPU each side spends per creation, split between the cachefleet server, this
@@ -38,7 +40,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from tests.support.server import ServerProcess
 
-from bench._common import binaries, ratio_summary, unwind_on_sigterm
+from bench._common import binaries, machine_busy, process_cpu, ratio_summary, unwind_on_sigterm
 from bench._common import wait_for as _wait_for
 
 LOOPBACK = "127.0.0.1"
@@ -81,22 +83,6 @@ class Trial:
 
 # -- CPU accounting ------------------------------------------------------------------------------
 
-_TICK = 1.0 / os.sysconf("SC_CLK_TCK")
-
-
-def _machine_busy() -> float:
-    """Seconds of CPU the whole machine has spent not idle (nor waiting for I/O) since boot."""
-    with open("/proc/stat") as stat:
-        values = [int(v) for v in stat.readline().split()[1:]]
-    return (sum(values) - values[3] - values[4]) * _TICK
-
-
-def _process_cpu(pid: int) -> float:
-    """Seconds of CPU (user + system) the process ``pid`` has spent so far."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) * _TICK
-
 
 class CpuMeter:
     """CPU spent between ``start`` and ``stop`` by the machine, a server process and this process."""
@@ -106,8 +92,8 @@ class CpuMeter:
         self._start = (0.0, 0.0, 0.0)
 
     def _now(self) -> tuple[float, float, float]:
-        server = _process_cpu(self._server_pid) if self._server_pid is not None else 0.0
-        return _machine_busy(), server, _process_cpu(os.getpid())
+        server = process_cpu(self._server_pid) if self._server_pid is not None else 0.0
+        return machine_busy(), server, process_cpu(os.getpid())
 
     def start(self) -> None:
         self._start = self._now()
@@ -132,13 +118,17 @@ def group_status(client: Any, group_id: str) -> str | None:
     return str(groups[0]["Status"]) if groups else None
 
 
-def time_cachefleet(client: Any, group_id: str, meter: CpuMeter) -> tuple[float, Cpu]:
+def time_cachefleet(client: Any, group_id: str, meter: CpuMeter, *, multi_az: bool) -> tuple[float, Cpu]:
     """Seconds from the CreateReplicationGroup call to the first ``available`` seen by a poll."""
+    failover = {"AutomaticFailoverEnabled": True, "MultiAZEnabled": True} if multi_az else {}
     meter.start()
     t0 = time.perf_counter()
     client.create_replication_group(
         CacheNodeType="cache.t4g.micro",
-        ReplicationGroupId=group_id, ReplicationGroupDescription="bench", NumCacheClusters=3
+        ReplicationGroupId=group_id,
+        ReplicationGroupDescription="bench",
+        NumCacheClusters=3,
+        **failover,
     )
     wait_for(lambda: group_status(client, group_id) == "available", f"{group_id} to become available")
     elapsed = time.perf_counter() - t0
@@ -151,10 +141,10 @@ def delete_group(client: Any, group_id: str) -> None:
     wait_for(lambda: group_status(client, group_id) is None, f"{group_id} to be deleted")
 
 
-def cachefleet_trial(client: Any, index: int, meter: CpuMeter) -> tuple[float, Cpu]:
+def cachefleet_trial(client: Any, index: int, meter: CpuMeter, *, multi_az: bool) -> tuple[float, Cpu]:
     group_id = f"bench{index}"
     try:
-        return time_cachefleet(client, group_id, meter)
+        return time_cachefleet(client, group_id, meter, multi_az=multi_az)
     finally:
         delete_group(client, group_id)
 
@@ -400,7 +390,7 @@ def table(trials: list[Trial], stats: dict[str, Any]) -> str:
 # -- driver --------------------------------------------------------------------------------------
 
 
-def run(trials: int, floor_mode: str) -> list[Trial]:
+def run(trials: int, floor_mode: str, *, multi_az: bool) -> list[Trial]:
     binary = binaries("redis-server")["redis-server"]
     results: list[Trial] = []
     with tempfile.TemporaryDirectory(prefix="cachefleet-bench-") as tmp:
@@ -412,7 +402,7 @@ def run(trials: int, floor_mode: str) -> list[Trial]:
             cachefleet_meter, floor_meter = CpuMeter(server.process.pid), CpuMeter(None)
             for i in range(1, trials + 1):
                 time.sleep(SETTLE)
-                cf, cf_cpu = cachefleet_trial(client, i, cachefleet_meter)
+                cf, cf_cpu = cachefleet_trial(client, i, cachefleet_meter, multi_az=multi_az)
                 time.sleep(SETTLE)
                 fl, fl_cpu = floor_trial(binary, floor_mode, floor_meter)
                 print(f"trial {i}/{trials}: cachefleet {cf:.3f}s  floor {fl:.3f}s", file=sys.stderr)
@@ -430,6 +420,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=7, help="trials per side (default 7)")
     parser.add_argument("--json", action="store_true", help="also print the summary as JSON, last line")
     parser.add_argument(
+        "--multi-az",
+        action="store_true",
+        help="create the group with AutomaticFailoverEnabled and MultiAZEnabled (three Sentinels watch it)",
+    )
+    parser.add_argument(
         "--floor",
         choices=FLOOR_MODES,
         default="gated",
@@ -440,9 +435,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.trials < 1:
         parser.error("--trials must be at least 1")
     unwind_on_sigterm()
-    trials = run(args.trials, args.floor)
-    stats = {**summary(trials), "floor_mode": args.floor}
-    print(f"1 primary + 2 replicas, {args.trials} trials, floor mode: {args.floor}\n")
+    trials = run(args.trials, args.floor, multi_az=args.multi_az)
+    stats = {**summary(trials), "floor_mode": args.floor, "multi_az": args.multi_az}
+    group = "Multi-AZ (3 Sentinels)" if args.multi_az else "no automatic failover"
+    print(f"1 primary + 2 replicas, {group}, {args.trials} trials, floor mode: {args.floor}\n")
     print(table(trials, stats))
     if args.json:
         print(json.dumps(stats))

@@ -29,6 +29,7 @@ from cachefleet.api.redis_iam import RedisIamEndpoint, ServerCertificate, TokenC
 from cachefleet.control import kinds
 from cachefleet.control.actions import ResourceKey
 from cachefleet.control.execute import Executor, Tools
+from cachefleet.control.exits import ExitWatch
 from cachefleet.control.follow import Followers
 from cachefleet.control.hosts import Drivers
 from cachefleet.control.kinds.base import Services
@@ -281,7 +282,10 @@ def build(
         hosts=drivers, probes=probes, credentials=credentials, ca_file=keys.ca_file, followed=followers.primary
     )
     local_host = local_spec(settings.node_host, settings.azs)
-    services = Services(store=store, observer=observer, clock=utcnow, wake=queue.put, local_host=local_host)
+    exits = ExitWatch(queue.put)
+    services = Services(
+        store=store, observer=observer, clock=utcnow, wake=queue.put, local_host=local_host, watch=exits.watch
+    )
     reconciler = Reconciler(
         store=store,
         executor=executor,

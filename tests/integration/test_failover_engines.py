@@ -235,14 +235,17 @@ def test_sentinel_failover_moves_the_haproxy_endpoints(host: RecordingHost) -> N
             ),
         )
 
-    # Converged: replicas linked, every sentinel sees both replicas and both peers, HAProxy's checks
+    # Converged: replicas linked, every sentinel sees both replicas linked and both peers connected
+    # (a replica it first read while that one synced is read again a second later), HAProxy's checks
     # have placed both replicas in the reader backend.
     for port in others:
         wait_for(f"replica {port} to link", lambda port=port: linked(port))  # type: ignore[misc]
 
     def converged(port: int) -> bool:
         view = sentinel_probe(port)
-        return view is not None and (view.num_replicas, view.num_other_sentinels) == (2, 2)
+        if view is None:
+            return False
+        return (view.num_replicas, view.num_other_sentinels, view.ready_replicas, view.connected_peers) == (2, 2, 2, 2)
 
     for port in sentinel_ports:
         wait_for(f"sentinel {port} to converge", lambda port=port: converged(port))  # type: ignore[misc]

@@ -108,7 +108,10 @@ def _serial(port: int, ca: str, password: str | None = None) -> int:
             tls.sendall(f"AUTH {password}\r\nPING\r\n".encode())
             answer = b""
             while answer.count(b"\r\n") < 2:
-                answer += tls.recv(1024)
+                chunk = tls.recv(1024)
+                if not chunk:  # closed mid-answer (a Sentinel restarting): an OSError, as a refused connection
+                    raise ConnectionResetError(f"port {port} closed the connection after {answer!r}")
+                answer += chunk
             assert answer == b"+OK\r\n+PONG\r\n", answer
     assert der is not None
     return int(x509.load_der_x509_certificate(der).serial_number)

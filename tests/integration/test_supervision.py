@@ -163,3 +163,33 @@ def test_group_caught_deleting_is_gone_after_a_control_plane_crash(server: Serve
     client.get_waiter("replication_group_deleted").wait(ReplicationGroupId="doomed", WaiterConfig=FAST_WAIT)
     wait_until(lambda: not server.processes_under_data_dir(), 10, what="every node process to exit")
     assert not set(server.processes_under_data_dir()) & set(pids.values())
+
+
+def test_a_killed_node_is_healed_at_its_exit_without_waiting_for_the_resync(tmp_path: Any) -> None:
+    # The resync runs only every 10 minutes here: the restart can only come from the exit itself
+    # (a pidfd per process, control/exits.py), for a process the server spawned and, after a
+    # control-plane restart, for one it adopted (no longer its child).
+    server = ServerProcess(tmp_path / "cf", "--resync-interval", "600")
+    try:
+        server.start()
+        primary, replica = _create_group(server.client(), "evented", nodes=2)
+        for round_ in ("spawned", "adopted"):
+            old_pid = server.member_pids()["evented-002/0001"]
+            if round_ == "adopted":
+                assert _parent(old_pid) != server.process.pid  # type: ignore[union-attr]
+            with redis.Redis(host="127.0.0.1", port=primary) as connection:
+                connection.set("round", round_)
+            os.kill(old_pid, signal.SIGKILL)
+            wait_until(lambda r=round_: _serves(replica, "round") == r, 15, what=f"the {round_} replica back")
+            assert server.member_pids()["evented-002/0001"] != old_pid
+            if round_ == "spawned":
+                server.kill()  # kill -9 of the control plane: its nodes live on, and are adopted
+                server.start()
+                wait_until(lambda: _stored_status(server, "replication-group", "evented") == "available", 15)
+    finally:
+        server.cleanup()
+
+
+def _parent(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as stat:
+        return int(stat.read().rsplit(")", 1)[1].split()[1])

@@ -202,8 +202,10 @@ def _sentinel_view(group: Group, port: int, password: str | None = SENTINEL_PASS
 
 def _converged(group: Group, port: int) -> bool:
     view = _sentinel_view(group, port)
-    expected = (len(group.ports) - 1, len(group.sentinel_ports) - 1)
-    return view is not None and (view.num_replicas, view.num_other_sentinels) == expected
+    replicas, peers = len(group.ports) - 1, len(group.sentinel_ports) - 1
+    # Listed, and reached (over TLS): a replica Sentinel first saw while it synced is re-read a second later.
+    seen = (view.num_replicas, view.num_other_sentinels, view.ready_replicas, view.connected_peers) if view else None
+    return seen == (replicas, peers, replicas, peers)
 
 
 def client(group: Group, port: int, *, tls: bool = True, password: str | None = TOKEN, **extra: Any) -> redis.Redis:

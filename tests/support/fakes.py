@@ -24,13 +24,13 @@ from cachefleet.control import kinds as control_kinds
 from cachefleet.control.actions import DiscoveryInputs, EndpointInputs, Plan, ResourceKey
 from cachefleet.control.hosts import Drivers
 from cachefleet.control.kinds.base import PlannedKind, Services, wanted_parameters
-from cachefleet.control.observe import Observer
+from cachefleet.control.observe import EndpointServers, Observer
 from cachefleet.control.security import Keys
 from cachefleet.engines import acl
 from cachefleet.engines.haproxy import ADMIN_SOCKET, ServerState, server_name
 from cachefleet.engines.memcached import PLAIN, Access, MemcachedObservation
 from cachefleet.engines.redis import RedisObservation
-from cachefleet.engines.sentinel import SentinelView
+from cachefleet.engines.sentinel import PING_PERIOD_MS, SentinelView
 from cachefleet.hosts.base import FileDigest, HostInfo, PortRequest, ProcessSpec
 from cachefleet.model.credentials import Credentials
 from cachefleet.model.errors import InsufficientCacheClusterCapacity, Retry
@@ -293,6 +293,7 @@ class FakeProbes:
         self.memcached_by_port: dict[int, MemcachedObservation] = {}
         self.sentinel_by_port: dict[int, SentinelView] = {}
         self.endpoints: dict[Path, dict[str, ServerState]] = {}
+        self.readers: dict[Path, dict[str, ServerState]] = {}  # be_reader, when a test sets it
 
     async def redis(self, address: str, port: int, credentials: Credentials) -> RedisObservation | None:
         return self.redis_by_port.get(port)
@@ -306,9 +307,12 @@ class FakeProbes:
     async def accepting(self, address: str, port: int) -> bool:
         return port not in self.silent
 
-    def endpoint(self, admin_socket: Path) -> dict[str, ServerState] | None:
+    def endpoint(self, admin_socket: Path) -> EndpointServers | None:
         servers = self.endpoints.get(admin_socket)
-        return dict(servers) if servers is not None else None
+        # No reader backend by default: its health checks are the real HAProxy's.
+        if servers is None:
+            return None
+        return EndpointServers(dict(servers), dict(self.readers.get(admin_socket, {})))
 
 
 def master(replicas: int = 0, config: dict[str, str] | None = None) -> RedisObservation:
@@ -594,8 +598,17 @@ class Fleet:
             at = group.status.sentinels[key.node_id]
             port = self.hosts.get(at.host).port_now(key)
             assert port is not None
+            replicas = len(group.spec.members) - 1
             self.probes.sentinel_by_port[port] = SentinelView(
-                primary[0], primary[1], frozenset({"master"}), len(group.spec.members) - 1, 2, 2
+                primary[0],
+                primary[1],
+                frozenset({"master"}),
+                replicas,
+                2,
+                2,
+                ready_replicas=replicas,
+                connected_peers=2,
+                ping_period_ms=PING_PERIOD_MS,
             )
 
     # -- breaking ------------------------------------------------------------------------------

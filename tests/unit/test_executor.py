@@ -24,6 +24,7 @@ from cachefleet.control.execute import HAPROXY_CONF, RECONFIG_SCRIPT, REDIS_CONF
 from cachefleet.control.security import Links
 from cachefleet.engines import redis
 from cachefleet.engines.installed import EngineBinary
+from cachefleet.engines.sentinel import my_id
 from cachefleet.model.auth_token import TokenState
 from cachefleet.model.errors import Fatal, Retry
 from cachefleet.model.nodes import Placement, endpoint_key, member_key, node_key, sentinel_keys
@@ -129,6 +130,18 @@ def test_the_group_processes_render_their_configs() -> None:
     assert f"sentinel monitor g {ADDRESS} {primary[1]} 2" in sentinel_conf
     # Beside the endpoint, the Sentinel flips it itself when it fails over.
     assert RECONFIG_SCRIPT in fleet.host.nodes_by_key[sentinel].files
+    # It knows the group's replicas and its two peers, by the ids they start with, from the start.
+    replicas = sorted(fleet.host.port_now(member_key(m)) or 0 for m in ("g-002", "g-003"))
+    assert [f"sentinel known-replica g {ADDRESS} {p}" for p in replicas] == [
+        line for line in sentinel_conf.splitlines() if line.startswith("sentinel known-replica")
+    ]
+    peers = [
+        f"sentinel known-sentinel g {ADDRESS} {fleet.host.port_now(k)} {my_id(f'g/{k.node_id}')}"
+        for k in sentinel_keys("g")[1:]
+    ]
+    assert peers == [line for line in sentinel_conf.splitlines() if line.startswith("sentinel known-sentinel")]
+    assert f"sentinel myid {my_id(f'g/{sentinel.node_id}')}" in sentinel_conf
+
 
 
 def test_records_and_nodes_go_and_a_retained_primary_leaves_its_group() -> None:

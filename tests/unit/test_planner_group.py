@@ -28,6 +28,7 @@ from cachefleet.control.actions import (
     RestartNode,
     SentinelFailover,
     SetEndpointPrimary,
+    SetSentinelPingPeriod,
     StartEndpoint,
     StartNode,
     StartSentinel,
@@ -35,7 +36,8 @@ from cachefleet.control.actions import (
 )
 from cachefleet.control.observe import PARAMETERS_FILE
 from cachefleet.control.planners import group as group_planner
-from cachefleet.engines.haproxy import ADMIN_SOCKET, server_name
+from cachefleet.engines.haproxy import ADMIN_SOCKET, ServerState, server_name
+from cachefleet.engines.sentinel import FAST_PING_PERIOD_MS, PING_PERIOD_MS
 from cachefleet.model import parameters as pm
 from cachefleet.model.nodes import READER_SLOT, Placement, endpoint_key, member_key, sentinel_keys
 from cachefleet.model.specs import SnapshotSpec
@@ -595,3 +597,95 @@ def test_the_seed_is_stable_for_a_group_and_differs_between_groups() -> None:
     other = replace(spec, id="h")
     later = replace(spec, created_at=spec.created_at.replace(day=27))
     assert len({group_planner.replication_id(s) for s in (spec, other, later)}) == 3
+
+
+# -- Sentinels that know their replicas and peers from the start (issue 11, fast Multi-AZ creation) --
+
+
+def _sentinel_views(fleet: Fleet, **changes: object) -> None:
+    """Every Sentinel of group "g" as the fake fleet has it, with ``changes``."""
+    for key in sentinel_keys("g"):
+        sentinel_port = fleet.host.port_now(key)
+        assert sentinel_port is not None
+        view = fleet.probes.sentinel_by_port[sentinel_port]
+        fleet.probes.sentinel_by_port[sentinel_port] = replace(view, **changes)  # type: ignore[arg-type]
+
+
+def test_listed_but_unconnected_replicas_and_peers_do_not_make_a_new_group_available() -> None:
+    # Known replicas and peers are listed from a Sentinel's first second, flagged disconnected: a
+    # failover could not use them yet, so the group stays creating until Sentinel has reached them.
+    for unready in ({"ready_replicas": 1}, {"connected_peers": 1}):
+        fleet = Fleet()
+        fleet.group(failover=True, state=GroupState.CREATING)
+        _sentinel_views(fleet, num_replicas=2, num_other_sentinels=2, **unready)
+        plan = asyncio.run(fleet.plan(G, "g"))
+        assert plan is not None
+        assert state(plan, G, "g") == GroupState.CREATING, unready
+        assert not plan.converged
+    fleet = Fleet()
+    fleet.group(failover=True, state=GroupState.CREATING)
+    plan = asyncio.run(fleet.plan(G, "g"))
+    assert plan is not None
+    assert state(plan, G, "g") == GroupState.AVAILABLE
+
+
+def test_a_sentinel_not_linked_to_its_running_peers_retries_fast_then_goes_back_to_its_default() -> None:
+    fleet = Fleet()
+    fleet.group(failover=True, state=GroupState.CREATING)
+    first, *others = sentinel_keys("g")
+    first_port = fleet.host.port_now(first)
+    assert first_port is not None
+    at = GROUPS.get(fleet.store, "g").status.sentinels[first.node_id]
+    fleet.probes.sentinel_by_port[first_port] = replace(fleet.probes.sentinel_by_port[first_port], connected_peers=0)
+    plan = asyncio.run(fleet.plan(G, "g"))
+    assert plan is not None
+    assert plan.actions == (SetSentinelPingPeriod(first, at, FAST_PING_PERIOD_MS),)
+    assert state(plan, G, "g") == GroupState.CREATING
+
+    # Linked now, still on the short period: back to Sentinel's default, which does not hold up
+    # availability (the same pass says "created", not "automatic failover turned on" first).
+    fleet.probes.sentinel_by_port[first_port] = replace(
+        fleet.probes.sentinel_by_port[first_port], connected_peers=2, ping_period_ms=FAST_PING_PERIOD_MS
+    )
+    plan = asyncio.run(fleet.plan(G, "g"))
+    assert plan is not None
+    assert plan.actions == (SetSentinelPingPeriod(first, at, PING_PERIOD_MS),)
+    assert state(plan, G, "g") == GroupState.AVAILABLE
+    assert ("g", "Replication group g created") in messages(plan)
+    assert not plan.converged  # looked at again, to see the period back
+    fleet.probes.sentinel_by_port[first_port] = replace(
+        fleet.probes.sentinel_by_port[first_port], ping_period_ms=PING_PERIOD_MS
+    )
+    plan = asyncio.run(fleet.plan(G, "g"))
+    assert plan is not None
+    assert plan.actions == ()
+    assert state(plan, G, "g") == GroupState.AVAILABLE
+
+    # A peer that does not run is not worth retrying for: the default period, even unlinked.
+    fleet.kill(others[0])
+    fleet.probes.sentinel_by_port[first_port] = replace(
+        fleet.probes.sentinel_by_port[first_port], connected_peers=1, ping_period_ms=FAST_PING_PERIOD_MS
+    )
+    plan = asyncio.run(fleet.plan(G, "g"))
+    assert plan is not None
+    assert SetSentinelPingPeriod(first, at, PING_PERIOD_MS) in plan.actions
+    assert not any(isinstance(a, SetSentinelPingPeriod) and a.node != first for a in plan.actions)
+
+
+def test_a_group_is_available_once_its_reader_endpoint_has_a_server_up() -> None:
+    # Right after the endpoint is reloaded (a move between TLS modes), HAProxy's reader backend has
+    # no replica through its health check yet: the group is not available until one is.
+    fleet = Fleet()
+    fleet.group(state=GroupState.CREATING)
+    admin = fleet.host.dir_now(endpoint_key("g")) / ADMIN_SOCKET
+    replicas = [port(fleet, m) for m in ("g-002", "g-003")]
+    down = {server_name(p): ServerState(server_name(p), ADDRESS, p, up=False, maint=False) for p in replicas}
+    fleet.probes.readers[admin] = down
+    plan = asyncio.run(fleet.plan(G, "g"))
+    assert plan is not None
+    assert state(plan, G, "g") == GroupState.CREATING
+    first = server_name(replicas[0])
+    fleet.probes.readers[admin] = {**down, first: replace(down[first], up=True)}
+    plan = asyncio.run(fleet.plan(G, "g"))
+    assert plan is not None
+    assert state(plan, G, "g") == GroupState.AVAILABLE

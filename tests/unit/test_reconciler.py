@@ -14,7 +14,15 @@ import pytest
 from tests.support.fakes import Fleet
 
 from cachefleet.control.actions import Action, AllocatePort, StartNode
-from cachefleet.control.loop import BLOCKED_BACKOFF, RETRY_BACKOFF, Backoff, Reconciler
+from cachefleet.control.loop import (
+    BLOCKED_BACKOFF,
+    MAX_WAITING_DELAY,
+    RETRY_BACKOFF,
+    WAITING_DELAY,
+    Backoff,
+    Reconciler,
+    waiting_delay,
+)
 from cachefleet.control.queue import KeyedQueue
 from cachefleet.model.errors import Fatal, RestoreFailed
 from cachefleet.model.nodes import Placement, member_key
@@ -285,3 +293,12 @@ def test_a_changed_parameter_group_wakes_every_cluster_and_group_using_it() -> N
     fleet.cluster("m", engine="memcached")
     assert passes(reconciler(fleet, Effects()), ("cache-parameter-group", "default.redis7"), 1) == [None]
     assert sorted(set(fleet.woken)) == [(C, "c"), (G, "g")]
+
+
+def test_a_long_wait_backs_off_to_the_maximum_and_never_overflows() -> None:
+    delays = [waiting_delay(n) for n in range(1, 5000)]
+    assert delays[0] == WAITING_DELAY
+    assert delays == sorted(delays)
+    assert delays[-1] == MAX_WAITING_DELAY
+    # 2 ** 1095 is past a float: the loop used to end there, for a resource waiting for hours.
+    assert waiting_delay(1_100) == MAX_WAITING_DELAY

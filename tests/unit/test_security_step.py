@@ -167,6 +167,33 @@ def test_sentinels_follow_the_nodes_tls_all_at_once_and_renew_one_at_a_time() ->
     assert restarts(due, nodes_moved=True, healthy=False) == ()  # not while a Sentinel is away
 
 
+def test_an_expired_sentinel_is_restarted_at_once_even_while_the_group_is_not_healthy() -> None:
+    # Under load a renewal took longer than the third of a leaf's life left: one leaf expired, that
+    # Sentinel could no longer be reached, the group was never healthy again, and none was renewed.
+    keys = sentinel_keys("g")
+    wanted, primary = _wanted(TransitMode.REQUIRED), (ADDRESS, 30001)
+    leaf = replace(_good_leaf(), names=tuple(sorted(identity(keys[0], ADDRESS, Role.SENTINEL).alternative_names())))
+    assert leaf.expires_at is not None
+    observed = {k: SentinelObservation(26000 + i, 10 + i, certificate=leaf) for i, k in enumerate(keys)}
+    observed[keys[2]] = replace(observed[keys[2]], certificate=replace(leaf, expires_at=NOW))
+    placed = {k: AT for k in keys}
+    taken = step.sentinels(observed, placed, wanted, "g", primary, nodes_moved=True, healthy=False, now=NOW)
+    assert taken == (RestartSentinel(keys[2], AT, "g", primary),)
+    old_file = {k: replace(s, certificate=replace(leaf, expires_at=None)) for k, s in observed.items()}
+    assert step.sentinels(old_file, placed, wanted, "g", primary, nodes_moved=True, healthy=False, now=NOW) == ()
+
+
+def test_a_leaf_info_file_records_its_end_and_reads_back() -> None:
+    info = _good_leaf()
+    assert info.expires_at is not None
+    assert info.renew_at is not None
+    assert info.renew_at < info.expires_at
+    assert CertificateInfo.from_text(info.to_text()) == info
+    assert not info.expired(info.expires_at - dt.timedelta(seconds=1))
+    assert info.expired(info.expires_at)
+    assert not replace(info, expires_at=None).expired(NOW + dt.timedelta(days=3650))
+
+
 def test_transport_values_release_a_port_before_the_other_binds_it() -> None:
     node_tls = NodeTls(30001, TransitMode.PREFERRED, Path("/n/tls.pem"), Path("/ca.pem"))
     to_tls = redis.transport_values(30002, node_tls, {"port": "30001", "tls-port": "0"})
@@ -227,6 +254,23 @@ def test_a_plain_attempt_that_times_out_is_not_tried_again_over_tls() -> None:
     with pytest.raises(TimeoutError):
         asyncio.run(links.reach(ADDRESS, 1, attempt))
     assert tried == [None]
+
+
+def test_links_do_not_try_the_other_transport_when_nothing_listens() -> None:
+    # A refused connection says nothing of the transport; trying TLS next would race a plain-text
+    # process that starts listening meanwhile, and wait out the whole timeout for its answer.
+    tls = ClientTls(Path("/ca.pem"))
+    links = Links(tls)
+    tried: list[ClientTls | None] = []
+
+    async def attempt(option: ClientTls | None) -> str:
+        tried.append(option)
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    with pytest.raises(ConnectionRefusedError):
+        asyncio.run(links.reach(ADDRESS, 1, attempt))
+    assert tried == [None]
+    assert links.options(ADDRESS, 1) == (None, tls)  # still unknown
 
 
 def _executor(fleet: Fleet) -> Executor:

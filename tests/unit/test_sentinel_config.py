@@ -10,9 +10,12 @@ import pytest
 
 from cachefleet.engines.sentinel import (
     RECONFIG_SCRIPT,
+    KnownSentinel,
     SentinelConfig,
     argv,
+    connected_peers,
     my_id,
+    ready_replicas,
     reconfig_script,
     render_config,
     reply_fields,
@@ -89,6 +92,9 @@ def test_password_is_quoted() -> None:
         {"admin_password": ""},
         {"primary": ("localhost", 7001)},
         {"quorum": 0},
+        {"known_replicas": (("replica.local", 7002),)},
+        {"known_sentinels": (KnownSentinel("127.0.0.1", 26382, "abc"),)},
+        {"known_sentinels": (KnownSentinel("127.0.0.1", 26382, ID),)},  # itself
     ],
 )
 def test_invalid_configs_are_refused(changes: dict[str, object]) -> None:
@@ -134,3 +140,42 @@ def test_reconfig_script_compiles_and_names_the_socket() -> None:
         reconfig_script("python3", socket_path)
     with pytest.raises(ValueError, match="absolute"):
         reconfig_script("/usr/bin/python3", Path("admin.sock"))
+
+
+def test_known_replicas_and_sentinels_follow_the_monitor_line() -> None:
+    peer = my_id("rg1/0002")
+    text = render_config(
+        _cfg(
+            known_replicas=(("127.0.0.1", 7002), ("127.0.0.1", 7003)),
+            known_sentinels=(KnownSentinel("127.0.0.1", 26382, peer),),
+        )
+    )
+    lines = _lines(text)
+    monitor = lines.index("sentinel monitor rg1 127.0.0.1 7001 2")
+    known = [i for i, line in enumerate(lines) if line.startswith("sentinel known-")]
+    assert [lines[i] for i in known] == [
+        "sentinel known-replica rg1 127.0.0.1 7002",
+        "sentinel known-replica rg1 127.0.0.1 7003",
+        f"sentinel known-sentinel rg1 127.0.0.1 26382 {peer}",
+    ]
+    assert min(known) > monitor  # Sentinel refuses a known-* line before the monitor it names
+    assert not any(line.startswith("sentinel known-") for line in _lines(render_config(_cfg())))
+
+
+def test_only_reached_replicas_and_peers_count_as_ready() -> None:
+    master = ("127.0.0.1", 7001)
+
+    def replica(flags: str, link: str = "ok", port: str = "7001") -> dict[str, str]:
+        return {"flags": flags, "master-link-status": link, "master-host": "127.0.0.1", "master-port": port}
+
+    replicas = [
+        replica("slave"),
+        replica("slave,disconnected"),  # a known replica not reached yet
+        replica("slave", link="err"),  # reached, still syncing
+        replica("slave", port="7009"),  # replicating from something else
+        replica("s_down,slave"),
+    ]
+    assert ready_replicas(replicas, master) == 1
+    peers = [{"flags": "sentinel"}, {"flags": "sentinel,disconnected"}, {"flags": "s_down,sentinel"}]
+    assert connected_peers(peers) == 1
+    assert connected_peers([]) == 0

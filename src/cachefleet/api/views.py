@@ -34,9 +34,9 @@ from cachefleet.store.records import (
     Group,
     ParameterGroup,
     Snapshot,
+    choose_member,
     find_group,
     parameter_group_name,
-    pick_member,
 )
 
 CLIENT_DOWNLOAD_PAGE = "https://console.aws.amazon.com/elasticache/home#client-download:"
@@ -259,7 +259,7 @@ def replication_group(ctx: Context, group: Group, members: list[Cluster]) -> dic
     )
     if spec.snapshot_retention_limit > 0:
         # The member the next automatic snapshot is taken on, as the scheduler picks it.
-        view["SnapshottingClusterId"] = pick_member(ctx.store, group, spec.snapshotting_member)
+        view["SnapshottingClusterId"] = choose_member(group, members, spec.snapshotting_member)
     return view
 
 

@@ -97,6 +97,13 @@ def parse_account_id(_ctx: click.Context, _param: click.Parameter, value: str | 
     help="How long the certificates of nodes and Sentinels live; renewed with a third left [default: 1 year].",
 )
 @click.option(
+    "--resync-interval",
+    type=click.FloatRange(min=0.1, max=3600),
+    metavar="SECONDS",
+    help="How often every resource is looked at again unasked; a process exit wakes its resource at once "
+    "[default: 1].",
+)
+@click.option(
     "--redis-iam-listen",
     callback=parse_listen,
     metavar="HOST:PORT",
@@ -121,6 +128,7 @@ def server(
     api_rate: float | None,
     api_burst: int | None,
     tls_certificate_validity: int | None,
+    resync_interval: float | None,
     redis_iam_listen: str | None,
     redis_iam_connection_lifetime: int | None,
 ) -> None:
@@ -137,6 +145,7 @@ def server(
         api_rate=api_rate,
         api_burst=api_burst,
         tls_certificate_validity=tls_certificate_validity,
+        resync_interval=resync_interval,
         redis_iam_listen=redis_iam_listen,
         redis_iam_connection_lifetime=redis_iam_connection_lifetime,
     )
@@ -159,6 +168,7 @@ def build_settings(
     api_rate: float | None = None,
     api_burst: int | None = None,
     tls_certificate_validity: int | None = None,
+    resync_interval: float | None = None,
     redis_iam_listen: str | None = None,
     redis_iam_connection_lifetime: int | None = None,
 ) -> Settings:
@@ -177,6 +187,7 @@ def build_settings(
         "tls_certificate_validity": (
             dt.timedelta(seconds=tls_certificate_validity) if tls_certificate_validity is not None else None
         ),
+        "resync_interval": resync_interval,
         "redis_iam_listen": redis_iam_listen,
         "redis_iam_connection_lifetime": (
             dt.timedelta(seconds=redis_iam_connection_lifetime) if redis_iam_connection_lifetime is not None else None

@@ -197,6 +197,17 @@ class RestartSentinel:
 
 
 @dataclass(frozen=True)
+class SetSentinelPingPeriod:
+    """``SENTINEL DEBUG ping-period`` on a running Sentinel (runtime only): short while it cannot
+    reach a peer that runs, so it connects within a tenth of a second of the peer listening instead
+    of a second; Sentinel's own default once it is linked."""
+
+    node: NodeKey
+    at: Placement
+    period_ms: int
+
+
+@dataclass(frozen=True)
 class SyncAcl:
     """Give a running node the group's application users live (``ACL SETUSER ... reset`` and
     ``DELUSER``: authenticated connections stay), then its marker (``engines.acl.marker``).
@@ -264,6 +275,7 @@ Action = (
     | ReloadConfigEndpoint
     | LiveParameters
     | RestartSentinel
+    | SetSentinelPingPeriod
     | SyncAcl
     | SetTransport
     | RenewCertificate

@@ -35,6 +35,7 @@ from cachefleet.control.actions import (
     RestartSentinel,
     SentinelFailover,
     SetEndpointPrimary,
+    SetSentinelPingPeriod,
     SetTransport,
     StartConfigEndpoint,
     StartEndpoint,
@@ -230,6 +231,12 @@ class Executor:
                 port = await host.port_of(node)
                 if port is not None:
                     self.links.record(at.address, port, tls=self._group_security(node).tls)
+            case SetSentinelPingPeriod(node, at, period_ms):
+                port = await self.hosts.get(at.host).port_of(node)
+                if port is not None:
+                    tls = self._tls(at.address, port)
+                    password = self.keys.sentinel_password
+                    await sentinel.set_ping_period(at.address, port, period_ms, password=password, tls=tls)
             case SyncAcl(node, at, users, present):
                 await self._sync_acl(node, at, users, present)
             case SetTransport(node, at, current):
@@ -495,18 +502,62 @@ class Executor:
             # Sentinel logs in to the nodes as its own internal user, allowed only what it sends.
             admin_user=self.keys.internal.sentinel.user,
             admin_password=self.keys.internal.sentinel.password,
-            my_id=sentinel.my_id(f"{group_id}/{node.node_id}"),
+            my_id=sentinel.my_id(f"{group_id}/{node.node_id}"),  # as ``_peers_of`` names it
             down_after_ms=self.down_after_ms,
             reconfig_script=reconfig,
             # Nobody without it may ask a Sentinel anything, with TLS or without.
             password=self.keys.sentinel_password,
             tls=tls,
+            known_replicas=await self._replicas_of(group_id, primary),
+            known_sentinels=await self._peers_of(node, group_id),
         )
         return ProcessSpec(
             argv=sentinel.argv(self.tools.sentinel, node_dir / SENTINEL_CONF),
             files={SENTINEL_CONF: sentinel.render_config(config), **files},
             scripts=scripts,
         )
+
+    async def _replicas_of(self, group_id: str, primary: Address) -> tuple[Address, ...]:
+        """The group's members other than ``primary`` that have a port, at their hosts' addresses: a
+        Sentinel knows them from its start, also one that starts while a replica is still syncing (it
+        would otherwise list that replica only at its next INFO of the primary, ten seconds later).
+        A member whose host is out of reach is left out (Sentinel finds it when it serves again)."""
+        group = GROUPS.find(self.store, group_id)
+        if group is None:
+            return ()
+        found: set[Address] = set()
+        for member in group.spec.members:
+            cluster = CLUSTERS.find(self.store, member)
+            node = cluster.status.node(MEMBER_NODE_ID) if cluster is not None else None
+            at = node.placement if node is not None else None
+            if at is None:
+                at = Placement(LOCAL_HOST, self.hosts.get(LOCAL_HOST).address, "")  # recorded before hosts
+            try:
+                port = await self.hosts.get(at.host).port_of(member_key(member))
+            except Retry:
+                continue
+            if port is not None and (at.address, port) != primary:
+                found.add((at.address, port))
+        return tuple(sorted(found))
+
+    async def _peers_of(self, node: NodeKey, group_id: str) -> tuple[sentinel.KnownSentinel, ...]:
+        """The group's other Sentinels that have a port, where they are placed, by the fixed ids they
+        are started with: known at once instead of through their hello messages (about two seconds)."""
+        group = GROUPS.find(self.store, group_id)
+        if group is None:
+            return ()
+        peers = []
+        for key in sentinel_keys(group_id):
+            placed = group.status.sentinels.get(key.node_id)
+            if key == node or placed is None:
+                continue
+            try:
+                port = await self.hosts.get(placed.host).port_of(key)
+            except Retry:
+                continue
+            if port is not None:
+                peers.append(sentinel.KnownSentinel(placed.address, port, sentinel.my_id(f"{group_id}/{key.node_id}")))
+        return tuple(peers)
 
     async def _process(self, node: NodeKey, at: Placement, replicaof: tuple[str, int] | None) -> ProcessSpec:
         spec = CLUSTERS.get(self.store, node.cluster_id).spec

@@ -47,6 +47,15 @@ log = logging.getLogger(__name__)
 WAITING_DELAY = 0.01
 MAX_WAITING_DELAY = 0.2
 FAST_WAITS = 5  # looks at the shortest delay before backing off
+
+
+def waiting_delay(waits: int) -> float:
+    """How long a resource that waits on something outside waits before its ``waits``-th look:
+    doubling after the first fast looks, up to the maximum. The exponent is capped, so a resource
+    that waits for hours (about 1,030 looks) does not overflow a float and end the loop."""
+    return min(WAITING_DELAY * 2.0 ** min(max(0, waits - FAST_WAITS), 16), MAX_WAITING_DELAY)
+
+
 WORKERS = 4
 
 
@@ -207,9 +216,7 @@ class Reconciler:
             self._waits.pop(key, None)
             return None
         waits = self._waits[key] = self._waits.get(key, 0) + 1
-        # The exponent is capped: a resource that waits for hours must not overflow a float.
-        delay: float = min(WAITING_DELAY * 2 ** min(max(0, waits - FAST_WAITS), 16), MAX_WAITING_DELAY)
-        return delay
+        return waiting_delay(waits)
 
     def _record(self, plan: Plan, generations: Generations) -> bool:
         """Write the plan's statuses (through the one writer) and its events, in one transaction.

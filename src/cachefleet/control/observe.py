@@ -50,9 +50,15 @@ class Probes(Protocol):
         """Whether something accepts connections there (a configuration endpoint that has started)."""
         ...
 
-    def endpoint(self, admin_socket: Path) -> dict[str, haproxy.ServerState] | None:
-        """The primary backend's servers, by name; None while the proxy starts or reloads."""
+    def endpoint(self, admin_socket: Path) -> EndpointServers | None:
+        """The primary and reader backends' servers, by name; None while the proxy starts or reloads."""
         ...
+
+
+@dataclass(frozen=True)
+class EndpointServers:
+    primary: dict[str, haproxy.ServerState]  # be_primary
+    reader: dict[str, haproxy.ServerState]  # be_reader: up once a health check has passed
 
 
 class EngineProbes:
@@ -101,9 +107,9 @@ class EngineProbes:
             await writer.wait_closed()
         return True
 
-    def endpoint(self, admin_socket: Path) -> dict[str, haproxy.ServerState] | None:
+    def endpoint(self, admin_socket: Path) -> EndpointServers | None:
         try:
-            return haproxy.server_states(admin_socket, haproxy.PRIMARY_BACKEND)
+            return EndpointServers(*haproxy.endpoint_states(admin_socket))
         except (OSError, Retry):
             return None  # starting up, or reloading: the next pass looks again
 
@@ -260,6 +266,7 @@ class EndpointObservation:
     pid: int | None
     inputs: str | None = None
     servers: dict[str, haproxy.ServerState] | None = None  # be_primary, by server name
+    reader_servers: dict[str, haproxy.ServerState] | None = None  # be_reader, by server name
 
 
 @dataclass(frozen=True)
@@ -308,7 +315,9 @@ async def _observe_endpoint(observer: Observer, key: NodeKey, at: Placement) -> 
     admin_socket = await host.node_dir(key) / haproxy.ADMIN_SOCKET
     # The admin socket is a local file: the endpoint runs on the embedded host (HostMap.endpoint).
     servers = await asyncio.to_thread(observer.probes.endpoint, admin_socket)
-    return EndpointObservation(port, reader, pid, inputs, servers)
+    if servers is None:
+        return EndpointObservation(port, reader, pid, inputs)
+    return EndpointObservation(port, reader, pid, inputs, servers.primary, servers.reader)
 
 
 async def _observe_sentinel(observer: Observer, where: Where, group_id: str) -> SentinelObservation:

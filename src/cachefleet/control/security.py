@@ -77,11 +77,12 @@ class Keys:
 @dataclass(frozen=True)
 class CertificateInfo:
     """What ``TLS_INFO`` says of a process: whether it was started with TLS and, if so, what its leaf
-    names (``certs.Identity.alternative_names``) and from when it is due for renewal."""
+    names (``certs.Identity.alternative_names``), from when it is due for renewal and when it expires."""
 
     tls: bool
     names: tuple[str, ...] = ()
     renew_at: dt.datetime | None = None
+    expires_at: dt.datetime | None = None  # None in files written before it was recorded
 
     def to_text(self) -> str:
         return json.dumps(
@@ -89,6 +90,7 @@ class CertificateInfo:
                 "tls": self.tls,
                 "names": list(self.names),
                 "renew_at": self.renew_at.isoformat() if self.renew_at else None,
+                "expires_at": self.expires_at.isoformat() if self.expires_at else None,
             }
         )
 
@@ -99,9 +101,12 @@ class CertificateInfo:
             return None
         try:
             data = json.loads(text)
-            renew = data.get("renew_at")
+            renew, expires = data.get("renew_at"), data.get("expires_at")
             return cls(
-                bool(data["tls"]), tuple(data.get("names", ())), dt.datetime.fromisoformat(renew) if renew else None
+                bool(data["tls"]),
+                tuple(data.get("names", ())),
+                dt.datetime.fromisoformat(renew) if renew else None,
+                dt.datetime.fromisoformat(expires) if expires else None,
             )
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
@@ -111,6 +116,10 @@ class CertificateInfo:
         if self.renew_at is None:
             return True
         return frozenset(self.names) != identity.alternative_names() or now >= self.renew_at
+
+    def expired(self, now: dt.datetime) -> bool:
+        """Past the leaf's end: peers and the control plane refuse it (unknown for an old file)."""
+        return self.expires_at is not None and now >= self.expires_at
 
 
 PLAIN = CertificateInfo(tls=False)
@@ -127,7 +136,8 @@ def leaf_files(keys: Keys, who: certs.Identity, now: dt.datetime) -> dict[str, s
     pem = certs.issue(keys.authority, who, now, keys.leaf_validity)
     issued = certs.certificate_of(pem)
     start, end = issued.not_valid_before_utc, issued.not_valid_after_utc
-    info = CertificateInfo(True, tuple(sorted(who.alternative_names())), end - (end - start) * certs.RENEW_FRACTION)
+    renew_at = end - (end - start) * certs.RENEW_FRACTION
+    info = CertificateInfo(True, tuple(sorted(who.alternative_names())), renew_at, end)
     return {TLS_FILE: pem.decode(), TLS_INFO: info.to_text()}
 
 
@@ -249,11 +259,16 @@ class Links:
         for option in self.options(address, port):
             try:
                 result = await attempt(option)
+            except ConnectionRefusedError:
+                # Nothing listens, whatever the transport. Trying the other one would race a process
+                # that is just starting: a TLS hello sent to a plain-text port gets no answer (Redis
+                # waits for the end of an inline command) until the whole timeout has passed.
+                raise
             except _TRANSPORT_ERRORS as exc:
                 failure = exc
-                if option is None and isinstance(exc, TimeoutError | ConnectionRefusedError):
-                    # Plain text to a TLS port is reset at once: a plain attempt that timed out or was
-                    # refused met a process (or host) that is not there, and TLS would only wait again.
+                if option is None and isinstance(exc, TimeoutError):
+                    # Plain text to a TLS port is reset at once: a plain attempt that timed out met a
+                    # host that is not there (cut off, or its link down), and TLS would only wait again.
                     break
                 continue
             self.record(address, port, tls=option is not None)

@@ -291,6 +291,13 @@ def _read_all(sock: socket.socket) -> bytes:
     return b"".join(chunks)
 
 
+def endpoint_states(socket_path: Path) -> tuple[dict[str, ServerState], dict[str, ServerState]]:
+    """The servers of the primary and the reader backends, from one ``show servers state``; raises
+    ``Retry``."""
+    text = admin(socket_path, "show servers state")
+    return parse_server_states(text, PRIMARY_BACKEND), parse_server_states(text, READER_BACKEND)
+
+
 def server_states(socket_path: Path, backend: str) -> dict[str, ServerState]:
     """Every server of ``backend`` by name, from ``show servers state``; raises ``Retry``."""
     return parse_server_states(admin(socket_path, f"show servers state {backend}"), backend)

@@ -4,7 +4,9 @@ A cluster-mode-disabled group runs three sentinels (one per AZ, quorum 2) that w
 promote a replica when it fails. ``render_config`` is pure, as for Redis nodes; unlike a node, a
 sentinel rewrites its own file (known replicas and peers, epochs, the current primary), so the file
 must be writable and a re-rendered file should name the current primary. A fixed ``sentinel myid``
-lets a restarted sentinel keep its identity, so its peers do not accumulate ghosts.
+lets a restarted sentinel keep its identity, so its peers do not accumulate ghosts, and lets each
+sentinel's config name its peers (``known-sentinel``) beside the group's replicas (``known-replica``):
+it needs no discovery, only to connect, which the probe tells apart from merely listing them.
 
 The probes use one short-lived connection each (raw RESP, ``engines.resp``), without retries. A
 Sentinel may require a password (``SentinelConfig.password``: then nobody without it can ask for a
@@ -20,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +58,17 @@ class SentinelConfig:
     password: str | None = None
     # TLS only: the Sentinel listens with TLS on ``port`` and reaches nodes and peers over TLS.
     tls: SentinelTls | None = None
+    # What it knows from its first second instead of discovering it (``known-replica``: the
+    # group's replicas; ``known-sentinel``: its peers, by address and fixed id).
+    known_replicas: tuple[tuple[str, int], ...] = ()
+    known_sentinels: tuple[KnownSentinel, ...] = ()
+
+
+@dataclass(frozen=True)
+class KnownSentinel:
+    host: str  # an IP address, as for the primary
+    port: int
+    my_id: str  # the peer's ``sentinel myid``
 
 
 @dataclass(frozen=True)
@@ -87,6 +100,11 @@ def render_config(cfg: SentinelConfig) -> str:
         raise ValueError("the quorum is at least 1")
     if cfg.password is not None and not cfg.password:
         raise ValueError("a Sentinel password cannot be empty")
+    for address in [*cfg.known_replicas, *((k.host, k.port) for k in cfg.known_sentinels)]:
+        if not (_IPV4.fullmatch(address[0]) or ":" in address[0]):
+            raise ValueError(f"a known replica or sentinel needs an IP address: {address[0]!r}")
+    if any(not _MY_ID.fullmatch(k.my_id) or k.my_id == cfg.my_id for k in cfg.known_sentinels):
+        raise ValueError("a known sentinel needs its own 40-hex id, not this sentinel's")
     listen = cfg.port
     secure: list[str] = []
     if cfg.tls is not None:
@@ -112,6 +130,10 @@ def render_config(cfg: SentinelConfig) -> str:
         f"sentinel down-after-milliseconds {name} {cfg.down_after_ms}",
         f"sentinel failover-timeout {name} {cfg.failover_timeout_ms}",
         f"sentinel parallel-syncs {name} 1",
+        # After the monitor line, which they refer to. Listed at once, but flagged disconnected until
+        # Sentinel has connected to each (``ready_replicas``, ``connected_peers``).
+        *(f"sentinel known-replica {name} {h} {p}" for h, p in cfg.known_replicas),
+        *(f"sentinel known-sentinel {name} {k.host} {k.port} {k.my_id}" for k in cfg.known_sentinels),
     ]
     if cfg.reconfig_script is not None:
         lines.append(f"sentinel client-reconfig-script {name} {quote(str(cfg.reconfig_script))}")
@@ -135,14 +157,27 @@ def argv(binary: str, conf_path: Path) -> tuple[str, ...]:
 # -- observation -------------------------------------------------------------------------------
 
 
+# Sentinel's own default (``SENTINEL DEBUG ping-period``): how often it pings, and how long it waits
+# before it tries again to connect to an instance it could not reach.
+PING_PERIOD_MS = 1000
+# While it cannot reach a peer that runs (a peer started after it refused its first connection), it
+# tries every 100 ms instead of every second; the control plane sets it back once linked.
+FAST_PING_PERIOD_MS = 100
+
+
 @dataclass(frozen=True)
 class SentinelView:
     master_host: str
     master_port: int
     flags: frozenset[str]  # e.g. {'master'}, {'master', 's_down'}, {'master', 'failover_in_progress'}
-    num_replicas: int
-    num_other_sentinels: int
+    num_replicas: int  # listed, connected or not (known replicas are listed at once)
+    num_other_sentinels: int  # likewise
     quorum: int
+    # Replicas it is connected to that report their link to the master it watches up; peers it is
+    # connected to that it does not consider down: what a failover needs, not merely what is listed.
+    ready_replicas: int = 0
+    connected_peers: int = 0
+    ping_period_ms: int | None = None  # ``SENTINEL DEBUG``'s ping-period; None when not read
 
 
 async def probe(
@@ -173,11 +208,75 @@ async def master_view(
 ) -> SentinelView | None:
     """``probe`` that raises when the sentinel cannot be reached (``OSError``, ``TimeoutError``,
     ``resp.ProtocolError``), so a caller can tell a wrong transport from an answer; None when it
-    answered with an error (it refuses us, or does not monitor the name yet)."""
-    reply = await _ask(host, port, ("SENTINEL", "MASTER", master_name), timeout, password=password, tls=tls)
-    if not isinstance(reply, list):
+    answered with an error (it refuses us, or does not monitor the name yet).
+
+    One connection and one round trip: the master, its replicas, the peers and the debug periods."""
+    commands = [
+        ("SENTINEL", "MASTER", master_name),
+        ("SENTINEL", "REPLICAS", master_name),
+        ("SENTINEL", "SENTINELS", master_name),
+        ("SENTINEL", "DEBUG"),
+    ]
+    replies = await _ask_all(host, port, commands, timeout, password=password, tls=tls)
+    master, replicas, peers, debug = replies
+    if not isinstance(master, list):
         return None
-    return view_from_reply(reply_fields(reply))
+    view = view_from_reply(reply_fields(master))
+    return replace(
+        view,
+        ready_replicas=ready_replicas(_entries(replicas), (view.master_host, view.master_port)),
+        connected_peers=connected_peers(_entries(peers)),
+        ping_period_ms=_ping_period(debug),
+    )
+
+
+def _entries(reply: resp.Reply) -> list[dict[str, str]]:
+    return [reply_fields(entry) for entry in reply] if isinstance(reply, list) else []
+
+
+def ready_replicas(replicas: Sequence[Mapping[str, str]], master: tuple[str, int]) -> int:
+    """Pure: the replicas a failover could promote now. A ``known-replica`` is listed before Sentinel
+    has reached it (flagged ``disconnected``) and before it has its data (link ``err``)."""
+    return sum(
+        1
+        for r in replicas
+        if set(r.get("flags", "").split(",")) == {"slave"}
+        and r.get("master-link-status") == "ok"
+        and (r.get("master-host"), r.get("master-port")) == (master[0], str(master[1]))
+    )
+
+
+def connected_peers(peers: Sequence[Mapping[str, str]]) -> int:
+    """Pure: the peers it can ask to agree on a failure and to vote (a ``known-sentinel`` is listed
+    before Sentinel has connected to it, flagged ``disconnected``)."""
+    return sum(1 for p in peers if not set(p.get("flags", "").split(",")) & {"disconnected", "s_down", "o_down"})
+
+
+def _ping_period(reply: resp.Reply) -> int | None:
+    """``SENTINEL DEBUG`` without arguments: name/value pairs (RESP2) or a map."""
+    fields = reply_fields(reply) if isinstance(reply, list | dict) else {}
+    value = {k.upper(): v for k, v in fields.items()}.get("PING-PERIOD")
+    return int(value) if value is not None and value.isdigit() else None
+
+
+async def set_ping_period(
+    host: str,
+    port: int,
+    period_ms: int,
+    timeout: float = 1.0,  # noqa: ASYNC109
+    *,
+    password: str | None = None,
+    tls: ClientTls | None = None,
+) -> None:
+    """``SENTINEL DEBUG ping-period``: runtime only (a restarted Sentinel has its default again).
+    Raises ``Retry`` when the sentinel cannot be reached or refuses."""
+    command = ("SENTINEL", "DEBUG", "ping-period", str(period_ms))
+    try:
+        reply = await _ask(host, port, command, timeout, password=password, tls=tls)
+    except (OSError, TimeoutError, resp.ProtocolError) as exc:
+        raise Retry(f"sentinel {host}:{port} unreachable to set its ping period: {exc}") from exc
+    if isinstance(reply, resp.ReplyError):
+        raise Retry(f"sentinel {host}:{port} refused its ping period: {reply}")
 
 
 def view_from_reply(fields: Mapping[str, Any]) -> SentinelView:
@@ -203,11 +302,27 @@ async def _ask(
 ) -> resp.Reply:
     """One command to a Sentinel, after AUTH when it has a password: its reply (an error reply as a
     ``ReplyError``, a refused AUTH included)."""
-    commands = [("AUTH", password), command] if password is not None else [command]
-    replies = await resp.exchange(host, port, commands, timeout=timeout, tls=tls)
-    if isinstance(replies[0], resp.ReplyError):
-        return replies[0]
-    return replies[-1]
+    return (await _ask_all(host, port, [command], timeout, password=password, tls=tls))[0]
+
+
+async def _ask_all(
+    host: str,
+    port: int,
+    commands: Sequence[tuple[str, ...]],
+    timeout: float,  # noqa: ASYNC109 (also the socket timeout)
+    *,
+    password: str | None,
+    tls: ClientTls | None,
+) -> list[resp.Reply]:
+    """Commands pipelined on one connection, after AUTH when it has a password: one reply each (a
+    refused AUTH is every command's reply)."""
+    sent = [("AUTH", password), *commands] if password is not None else list(commands)
+    replies = await resp.exchange(host, port, sent, timeout=timeout, tls=tls)
+    if password is not None:
+        if isinstance(replies[0], resp.ReplyError):
+            return [replies[0]] * len(commands)
+        return replies[1:]
+    return replies
 
 
 async def failover(

@@ -187,7 +187,9 @@ def recorded_ports(store: Store) -> set[int]:
 
     Port numbers stay distinct across hosts too: a group's endpoint names its servers by port
     (``engines/haproxy.server_name``), and its members may run on several hosts."""
-    ports = {n.port for c in CLUSTERS.all(store) for n in c.status.nodes if n.port}
-    for group in GROUPS.all(store):
-        ports |= {p for p in (group.status.primary_endpoint_port, group.status.reader_endpoint_port) if p}
-    return ports
+    # SQLite reads the fields out of the statuses; no record is decoded (a creation asks this,
+    # whatever the size of the fleet).
+    ports = set(store.json_values(CLUSTERS.name, "status", "port", each="nodes"))
+    for key in ("primary_endpoint_port", "reader_endpoint_port"):
+        ports |= set(store.json_values(GROUPS.name, "status", key))
+    return {int(p) for p in ports if p}

@@ -10,7 +10,7 @@ Adding a kind here is one ``RecordKind`` in ``KINDS`` (docs/architecture.md, "Ad
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Generic, Protocol, TypeVar
@@ -43,7 +43,7 @@ from cachefleet.model.status import (
     UserStatus,
 )
 from cachefleet.model.users import User, UserGroup
-from cachefleet.store.sqlite import Record, Store
+from cachefleet.store.sqlite import Filter, Record, Store
 
 
 class Stored(Protocol):
@@ -59,6 +59,13 @@ class Resource(Generic[SpecT, StatusT]):
     spec: SpecT
     status: StatusT
     generation: int  # bumped by every spec write; a status computed from an older one is stale
+    seq: int = 0  # creation order, which pages follow
+
+
+@dataclass(frozen=True)
+class Page(Generic[SpecT, StatusT]):
+    items: list[Resource[SpecT, StatusT]]
+    next_seq: int | None  # where the next page starts; None: this is the last
 
 
 @dataclass(frozen=True)
@@ -78,7 +85,7 @@ class RecordKind(Generic[SpecT, StatusT]):
         return resource_id.lower() if self.lowercase_ids else resource_id
 
     def load(self, record: Record) -> Resource[SpecT, StatusT]:
-        return Resource(self.read_spec(record.spec), self.read_status(record.status), record.generation)
+        return Resource(self.read_spec(record.spec), self.read_status(record.status), record.generation, record.seq)
 
     def find(self, store: Store, resource_id: str) -> Resource[SpecT, StatusT] | None:
         record = store.get(self.name, self.key(resource_id))
@@ -90,12 +97,26 @@ class RecordKind(Generic[SpecT, StatusT]):
             raise self.not_found(resource_id)
         return found
 
+    def many(self, store: Store, ids: Sequence[str]) -> list[Resource[SpecT, StatusT]]:
+        """The resources named (in that order; missing ones left out), in one query."""
+        return [self.load(r) for r in store.many(self.name, [self.key(i) for i in ids])]
+
+    def page(self, store: Store, *, start: int = 0, limit: int, where: Filter = ()) -> Page[SpecT, StatusT]:
+        """A page of the kind in creation order from ``start`` (a ``seq``), filtered on indexed fields."""
+        records = store.page(self.name, start=start, limit=limit + 1, where=where)
+        following = records[limit].seq if len(records) > limit else None
+        return Page([self.load(r) for r in records[:limit]], following)
+
+    def matching(self, store: Store, where: Filter) -> list[Resource[SpecT, StatusT]]:
+        """Every resource of the kind that ``where`` matches, in creation order, found through indexes."""
+        return [self.load(r) for r in store.page(self.name, limit=None, where=where)]
+
     def all(self, store: Store) -> list[Resource[SpecT, StatusT]]:
-        """Every resource of the kind, in creation order."""
+        """Every resource of the kind, in creation order: for the reconciler's sweeps, not for requests."""
         return [self.load(r) for r in store.records(self.name)]
 
     def ids(self, store: Store) -> list[str]:
-        return [r.id for r in store.records(self.name)]
+        return store.ids(self.name)
 
     def put_spec(self, store: Store, resource_id: str, spec: SpecT) -> None:
         """Write a new desired state (bumping the generation): the reconciler looks again at once."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cachefleet.model import parameters
@@ -12,7 +13,7 @@ from cachefleet.model.specs import CacheClusterSpec, CacheParameterGroupSpec, Ex
 from cachefleet.model.status import ClusterState, ClusterStatus, GroupStatus, NodeState, SnapshotState, SnapshotStatus
 from cachefleet.store import statuses
 from cachefleet.store.kinds import CLUSTERS, EXPORTS, GROUPS, PARAMETER_GROUPS, SNAPSHOTS, Resource
-from cachefleet.store.sqlite import Store
+from cachefleet.store.sqlite import Match, Store
 
 __all__ = ["Export"]  # re-exported: the API builds exports with it
 
@@ -89,10 +90,14 @@ def effective_parameters(
 
 
 def parameter_group_users(store: Store, name: str) -> list[Cluster]:
-    """Every cache cluster (replication group members included) that uses the group ``name``."""
+    """Every cache cluster (replication group members included) that uses the group ``name``: those
+    naming it, and for a default group those naming none (checked against their engine's family)."""
+    named = [Match("spec", "parameter_group", name)]
+    if name in parameters.default_groups():
+        named.append(Match("spec", "parameter_group", None))
     return [
         c
-        for c in all_clusters(store)
+        for c in CLUSTERS.matching(store, [named])
         if parameter_group_name(c.spec.engine, c.spec.engine_version, c.spec.parameter_group) == name
     ]
 
@@ -101,18 +106,28 @@ def parameter_group_users(store: Store, name: str) -> list[Cluster]:
 
 
 def snapshots_of(store: Store, source_id: str) -> list[Snapshot]:
-    """The snapshots taken from the group or standalone cluster ``source_id`` (copies excluded)."""
-    return [s for s in all_snapshots(store) if s.spec.copy_of is None and s.spec.source_id == source_id]
+    """The snapshots taken from the group or standalone cluster ``source_id`` (copies excluded).
+    Every snapshot but a copy names its group or its cluster, so the indexes find them all."""
+    by_source = [Match("spec", "replication_group_id", source_id), Match("spec", "cache_cluster_id", source_id)]
+    return [
+        s for s in SNAPSHOTS.matching(store, [by_source]) if s.spec.copy_of is None and s.spec.source_id == source_id
+    ]
 
 
 def pick_member(store: Store, group: Group, named: str | None = None) -> str:
+    """The member to snapshot (``choose_member``), its members read in one query."""
+    return choose_member(group, CLUSTERS.many(store, group.spec.members), named)
+
+
+def choose_member(group: Group, members: Sequence[Cluster], named: str | None = None) -> str:
     """The member to snapshot: the one named, else a replica that serves, else the primary
     (ElastiCache takes a group's snapshot on a replica when there is one, to spare the primary)."""
     primary = group.status.primary_cluster_id or group.spec.primary_cluster_id
     if named:
         return named
+    by_id = {m.spec.id: m for m in members}
     for member in group.spec.members:
-        cluster = find_cluster(store, member)
+        cluster = by_id.get(member)
         node = cluster.status.node(MEMBER_NODE_ID) if cluster else None
         if member != primary and node is not None and node.status == NodeState.AVAILABLE:
             return member
@@ -153,4 +168,3 @@ def request_snapshot(store: Store, spec: SnapshotSpec, status: SnapshotStatus) -
 def restores_from(store: Store, name: str) -> list[Cluster]:
     """Clusters still being created from snapshot ``name`` (a restore in progress)."""
     return [c for c in all_clusters(store) if c.spec.seed_snapshot == name and c.status.status == ClusterState.CREATING]
-

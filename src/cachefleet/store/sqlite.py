@@ -4,17 +4,22 @@ The API writes specs (bumping ``generation``) and statuses change through ``stor
 one writer, which checks each change against the kind's lifecycle table); this module is where the
 two meet. Writers call ``subscribe``d callbacks after commit so the reconciler can react
 at once instead of waiting for its next resync.
+
+Reads cost by what they return, not by how many resources exist: one resource by its id, a page
+of a kind in creation order (``seq``) from a position, filtered only on the JSON fields that have
+an index (``INDEXED``), and events newest first by time window and source, each through an index.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +49,37 @@ CREATE TABLE IF NOT EXISTS events (
     message TEXT NOT NULL,
     date TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS resources_by_kind ON resources (kind, seq);
+CREATE INDEX IF NOT EXISTS events_by_date ON events (date, seq);
+CREATE INDEX IF NOT EXISTS events_by_source ON events (source_id, date, seq);
+CREATE INDEX IF NOT EXISTS events_by_type ON events (source_type, date, seq);
 """
 
+# The JSON fields a page may be filtered on, each with an index on (kind, field, seq), so a filtered
+# page reads only the rows it matches. A filter on any other field is refused rather than scanned.
+INDEXED: tuple[tuple[str, str], ...] = (
+    ("spec", "replication_group_id"),  # a group's member clusters; a group's snapshots
+    ("spec", "cache_cluster_id"),  # a cluster's snapshots
+    ("status", "node_cluster_id"),  # the snapshots saved on a member
+    ("spec", "source"),  # manual or automated snapshots
+    ("spec", "parameter_group"),  # the clusters using a parameter group
+)
+
+
+def _field(column: str, key: str) -> str:
+    return f"json_extract({column}, '$.{key}')"
+
+
+_INDEXES = "".join(
+    f"CREATE INDEX IF NOT EXISTS resources_by_{column}_{key} ON resources (kind, {_field(column, key)}, seq);\n"
+    for column, key in INDEXED
+)
+# Events are stored with their date in one form (UTC, microseconds), so that comparing the text
+# compares the times; ``_migrate`` rewrites rows written before in another form.
+_DATE_LENGTH = len("2026-01-01T00:00:00.000000+00:00")
+
 Listener = Callable[[str, str], None]
+_JSON_KEY = re.compile(r"[a-z_]+")
 
 
 @dataclass(frozen=True)
@@ -56,6 +89,32 @@ class Record:
     spec: dict[str, Any]
     status: dict[str, Any]
     generation: int
+    seq: int = 0  # creation order: what pages are ordered and resumed by
+
+
+@dataclass(frozen=True)
+class Match:
+    """``column``'s JSON field ``key`` equals ``value`` (None: is absent or null); an ``INDEXED`` field."""
+
+    column: str
+    key: str
+    value: str | None
+
+    def __post_init__(self) -> None:
+        if (self.column, self.key) not in INDEXED:
+            raise ValueError(f"{self.column}.{self.key} has no index: a filter on it would scan every resource")
+
+    @property
+    def index(self) -> str:
+        return f"resources_by_{self.column}_{self.key}"
+
+    def sql(self) -> tuple[str, list[str]]:
+        field = _field(self.column, self.key)
+        return (f"{field} IS NULL", []) if self.value is None else (f"{field} = ?", [self.value])
+
+
+# A filter: every group must hold (AND), and within a group any one match (OR).
+Filter = Sequence[Sequence[Match]]
 
 
 @dataclass(frozen=True)
@@ -80,7 +139,21 @@ class Store:
         if str(path) != ":memory:":
             self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._db.executescript(_SCHEMA + _INDEXES)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Rewrite, in place, event dates stored in another form than ``_date``'s (earlier versions
+        wrote ``isoformat()``, which leaves out zero microseconds)."""
+        with self.transaction():
+            rows = self._db.execute(
+                "SELECT seq, date FROM events WHERE length(date) != ? OR substr(date, -6) != '+00:00'",
+                (_DATE_LENGTH,),
+            ).fetchall()
+            for row in rows:
+                self._db.execute(
+                    "UPDATE events SET date = ? WHERE seq = ?", (_date(datetime.fromisoformat(row["date"])), row["seq"])
+                )
 
     def close(self) -> None:
         with self._lock:
@@ -123,9 +196,76 @@ class Store:
         return _record(row) if row else None
 
     def records(self, kind: str) -> list[Record]:
+        """Every resource of ``kind``: for the reconciler's sweeps, never for a request (``page``)."""
         with self._lock:
             rows = self._db.execute("SELECT * FROM resources WHERE kind = ? ORDER BY seq", (kind,)).fetchall()
         return [_record(r) for r in rows]
+
+    def many(self, kind: str, ids: Sequence[str]) -> list[Record]:
+        """The resources of ``kind`` named in ``ids`` (in that order; missing ones left out), in one query."""
+        if not ids:
+            return []
+        marks = ", ".join("?" * len(ids))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT * FROM resources WHERE kind = ? AND id IN ({marks})", (kind, *ids)
+            ).fetchall()
+        found = {r["id"]: _record(r) for r in rows}
+        return [found[i] for i in dict.fromkeys(ids) if i in found]
+
+    def page(self, kind: str, *, start: int = 0, limit: int | None, where: Filter = ()) -> list[Record]:
+        """At most ``limit`` (None: every one) resources of ``kind`` with ``seq >= start``, in ``seq`` order, that
+        ``where`` matches. The first group of the filter leads: the rows are found through its
+        index (a union of indexes for an OR), the other groups are checked on those rows only; so
+        the cost follows the page and the matches of the first group, not the number of resources."""
+        source = "resources INDEXED BY resources_by_kind"
+        clauses = ["kind = ?", "seq >= ?"]
+        params: list[str | int] = [kind, start]
+        for position, group in enumerate(where):
+            if position == 0 and len(group) == 1:
+                source = f"resources INDEXED BY {group[0].index}"
+            if position == 0 and len(group) > 1:
+                subqueries = []
+                for match in group:
+                    sql, values = match.sql()
+                    subqueries.append(f"SELECT seq FROM resources INDEXED BY {match.index} WHERE kind = ? AND {sql}")
+                    params += [kind, *values]
+                clauses.append(f"seq IN ({' UNION ALL '.join(subqueries)})")
+                continue
+            parts = [m.sql() for m in group]
+            clauses.append("(" + " OR ".join(sql for sql, _ in parts) + ")")
+            params += [value for _, values in parts for value in values]
+        query = f"SELECT * FROM {source} WHERE {' AND '.join(clauses)} ORDER BY seq LIMIT ?"
+        with self._lock:
+            rows = self._db.execute(query, (*params, -1 if limit is None else limit)).fetchall()
+        return [_record(r) for r in rows]
+
+    def ids(self, kind: str) -> list[str]:
+        """The ids of every resource of ``kind`` in creation order, without reading specs or statuses."""
+        with self._lock:
+            rows = self._db.execute("SELECT id FROM resources WHERE kind = ? ORDER BY seq", (kind,)).fetchall()
+        return [r["id"] for r in rows]
+
+    def count(self, kind: str) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT count(*) FROM resources WHERE kind = ?", (kind,)).fetchone()
+        return int(row[0])
+
+    def json_values(self, kind: str, column: str, key: str, *, each: str | None = None) -> list[Any]:
+        """The non-null JSON field ``key`` of every resource of ``kind``, read by SQLite without
+        decoding whole records (or of every element of the array ``each``, e.g. a cluster's nodes)."""
+        if column not in ("spec", "status") or not _JSON_KEY.fullmatch(key) or (each and not _JSON_KEY.fullmatch(each)):
+            raise ValueError(f"not a JSON field: {column}.{each or ''}.{key}")
+        if each is None:
+            query = f"SELECT {_field(column, key)} AS v FROM resources WHERE kind = ?"
+        else:
+            query = (
+                f"SELECT json_extract(e.value, '$.{key}') AS v FROM resources, json_each({column}, '$.{each}') AS e"
+                " WHERE kind = ?"
+            )
+        with self._lock:
+            rows = self._db.execute(f"SELECT v FROM ({query}) WHERE v IS NOT NULL", (kind,)).fetchall()
+        return [r["v"] for r in rows]
 
     def create(self, kind: str, resource_id: str, spec: dict[str, Any], status: dict[str, Any]) -> bool:
         """Insert a new resource; False when one with that id exists already."""
@@ -188,16 +328,53 @@ class Store:
         with self.transaction():
             self._db.execute(
                 "INSERT INTO events (source_id, source_type, message, date) VALUES (?, ?, ?, ?)",
-                (source_id, source_type, message, date.isoformat()),
+                (source_id, source_type, message, _date(date)),
             )
 
     def events(self) -> list[Event]:
+        """Every event, oldest first: for tests and tools; requests read ``recent_events``."""
         with self._lock:
             rows = self._db.execute("SELECT * FROM events ORDER BY seq").fetchall()
-        return [
-            Event(r["seq"], r["source_id"], r["source_type"], r["message"], datetime.fromisoformat(r["date"]))
-            for r in rows
-        ]
+        return [_event(r) for r in rows]
+
+    def recent_events(
+        self,
+        *,
+        start: datetime,
+        end: datetime | None = None,
+        limit: int | None = None,
+        source_type: str | None = None,
+        source_id: str | None = None,
+        before: tuple[datetime, int] | None = None,
+        message_prefix: str | None = None,
+    ) -> list[Event]:
+        """At most ``limit`` events dated within [start, end] (None: no bound), newest first (ties: the later written
+        first), from the position ``before`` (date, seq) on, inclusive; by source if given. An index
+        leads to the first one, so the cost follows the page, not how many events there are. A
+        ``message_prefix`` is checked by SQLite on the rows of the window, so only matches are decoded."""
+        source = "events"
+        clauses = ["date >= ?"]
+        params: list[str | int] = [_date(start)]
+        if end is not None:
+            clauses.append("date <= ?")
+            params.append(_date(end))
+        if source_type is not None:
+            clauses.append("source_type = ?")
+            params.append(source_type)
+        if source_id is not None:
+            clauses.append("source_id = ?")
+            params.append(source_id)
+            source = "events INDEXED BY events_by_source"  # an id is the narrowest, whatever the planner guesses
+        if message_prefix is not None:
+            clauses.append("substr(message, 1, ?) = ?")
+            params += [len(message_prefix), message_prefix]
+        if before is not None:
+            clauses.append("(date, seq) <= (?, ?)")
+            params += [_date(before[0]), before[1]]
+        query = f"SELECT * FROM {source} WHERE {' AND '.join(clauses)} ORDER BY date DESC, seq DESC LIMIT ?"
+        with self._lock:
+            rows = self._db.execute(query, (*params, -1 if limit is None else limit)).fetchall()
+        return [_event(r) for r in rows]
 
 
 def _record(row: sqlite3.Row) -> Record:
@@ -207,4 +384,15 @@ def _record(row: sqlite3.Row) -> Record:
         spec=json.loads(row["spec"]),
         status=json.loads(row["status"]),
         generation=row["generation"],
+        seq=row["seq"],
     )
+
+
+def _event(row: sqlite3.Row) -> Event:
+    return Event(row["seq"], row["source_id"], row["source_type"], row["message"], datetime.fromisoformat(row["date"]))
+
+
+def _date(moment: datetime) -> str:
+    """A time as events store it: UTC, with microseconds always written (a naive time is taken as UTC)."""
+    utc = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return utc.isoformat(timespec="microseconds")

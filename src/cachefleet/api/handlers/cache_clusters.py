@@ -7,11 +7,10 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from cachefleet.api import inputs, placing, validate, views
+from cachefleet.api import inputs, paging, placing, validate, views
 from cachefleet.api import security as access
 from cachefleet.api.context import Context
 from cachefleet.api.handlers import members, snapshots
-from cachefleet.api.paging import page
 from cachefleet.model import lifecycle, node_count
 from cachefleet.model import security as sec
 from cachefleet.model.errors import (
@@ -28,7 +27,8 @@ from cachefleet.model.specs import CacheClusterSpec
 from cachefleet.model.status import ClusterState
 from cachefleet.store import statuses
 from cachefleet.store.kinds import CLUSTERS
-from cachefleet.store.records import CLUSTER, all_clusters, get_cluster, get_group
+from cachefleet.store.records import CLUSTER, get_cluster, get_group
+from cachefleet.store.sqlite import Match
 
 MAX_MEMCACHED_NODES = 40
 REDIS_PORT = 6379  # what a group created without Port listens on, as ElastiCache shows it
@@ -239,13 +239,13 @@ DESCRIBE_INPUTS = inputs.Inputs(
 
 
 async def describe_cache_clusters(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+    marker = None
     if "CacheClusterId" in params:
-        clusters = [get_cluster(ctx.store, params["CacheClusterId"])]
+        selected = paging.one(get_cluster(ctx.store, params["CacheClusterId"]), params)
     else:
-        clusters = all_clusters(ctx.store)
-        if params.get("ShowCacheClustersNotInReplicationGroups", False):
-            clusters = [c for c in clusters if not c.spec.replication_group_id]
-    selected, marker = page(clusters, params)
+        standalone = params.get("ShowCacheClustersNotInReplicationGroups", False)
+        where = [[Match("spec", "replication_group_id", None)]] if standalone else []
+        selected, marker = paging.resources(CLUSTERS, ctx.store, params, where=where)
     show_nodes = bool(params.get("ShowCacheNodeInfo", False))
     result: dict[str, Any] = {"CacheClusters": [views.cache_cluster(ctx, c, show_nodes=show_nodes) for c in selected]}
     if marker:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from cachefleet.api import inputs
+from cachefleet.api import inputs, paging
 from cachefleet.api.context import Context
-from cachefleet.api.paging import page
 from cachefleet.model.errors import InvalidParameterCombination, InvalidParameterValue
 
 RETENTION = timedelta(days=14)  # ElastiCache keeps 14 days of events
@@ -52,16 +51,15 @@ async def describe_events(ctx: Context, params: dict[str, Any]) -> dict[str, Any
     if start > end:
         raise InvalidParameterValue("StartTime must be before EndTime.")
     start = max(start, now - RETENTION)
-    identifier = params.get("SourceIdentifier", "").lower()
+    identifier = params.get("SourceIdentifier", "").lower() or None
+    found, marker = paging.events(
+        ctx.store, params, start=start, end=end, source_type=source_type, source_id=identifier
+    )
     rows = [
         {"SourceIdentifier": e.source_id, "SourceType": e.source_type, "Message": e.message, "Date": e.date}
-        for e in reversed(ctx.store.events())
-        if start <= e.date <= end
-        and (source_type is None or e.source_type == source_type)
-        and (not identifier or e.source_id == identifier)
+        for e in found
     ]
-    selected, marker = page(rows, params)
-    result: dict[str, Any] = {"Events": list(selected)}
+    result: dict[str, Any] = {"Events": rows}
     if marker:
         result["Marker"] = marker
     return result

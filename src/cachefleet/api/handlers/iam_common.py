@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 from cachefleet.model.errors import InvalidInput, LimitExceeded, NoSuchEntity
-from cachefleet.model.iam import Principal, group_arn, user_arn
+from cachefleet.model.iam import Principal, check_name, group_arn, user_arn
 from cachefleet.model.policy import document_size, parse_policy
 from cachefleet.store.iam import AccessKey, Group, IdentityStore, ManagedPolicy, User
 
@@ -181,3 +181,29 @@ def policy_view(call: Call, policy: ManagedPolicy) -> dict[str, Any]:
 def encoded_document(document: str) -> str:
     """IAM answers policy documents URL-encoded (botocore decodes them back into a dict)."""
     return quote(document, safe="")
+
+
+# Inline policies: users and groups keep them alike (an owner id, a label for messages, a quota
+# over all of the owner's inline documents together).
+
+
+def put_inline_policy(call: Call, owner_id: str, owner: str, params: dict[str, Any], limit: int) -> None:
+    name = check_name("PolicyName", params["PolicyName"], 128)
+    document = checked_document(params["PolicyDocument"], limit=limit, quota="PolicySize")
+    others = call.identities.inline_documents(owner_id, except_name=name)
+    if sum(document_size(d) for d in others) + document_size(document) > limit:
+        raise LimitExceeded(f"Maximum policy size of {limit} bytes exceeded for {owner}")
+    call.identities.put_inline(owner_id, name, document)
+
+
+def inline_policy(call: Call, owner_id: str, kind: str, params: dict[str, Any]) -> tuple[str, str]:
+    """The named inline policy's (name, document); ``NoSuchEntity`` naming the ``kind`` of owner."""
+    found = call.identities.inline(owner_id, params["PolicyName"])
+    if found is None:
+        raise NoSuchEntity(f"The {kind} policy with name {params['PolicyName']} cannot be found.")
+    return found
+
+
+def delete_inline_policy(call: Call, owner_id: str, kind: str, params: dict[str, Any]) -> None:
+    inline_policy(call, owner_id, kind, params)
+    call.identities.delete_inline(owner_id, params["PolicyName"])

@@ -6,12 +6,14 @@ from typing import Any
 
 from cachefleet.api.handlers.iam_common import (
     Call,
-    checked_document,
+    delete_inline_policy,
     encoded_document,
     get_group,
     get_user,
     group_view,
+    inline_policy,
     page,
+    put_inline_policy,
     user_view,
 )
 from cachefleet.model.errors import DeleteConflict, EntityAlreadyExists, LimitExceeded, NoSuchEntity
@@ -24,7 +26,6 @@ from cachefleet.model.iam import (
     check_path,
     new_id,
 )
-from cachefleet.model.policy import document_size
 from cachefleet.store.iam import Group
 
 
@@ -86,20 +87,12 @@ async def list_groups_for_user(call: Call, params: dict[str, Any]) -> dict[str, 
 
 async def put_group_policy(call: Call, params: dict[str, Any]) -> None:
     group = get_group(call, params["GroupName"])
-    name = check_name("PolicyName", params["PolicyName"], 128)
-    document = checked_document(params["PolicyDocument"], limit=GROUP_INLINE_POLICY_BYTES, quota="PolicySize")
-    others = call.identities.inline_documents(group.group_id, except_name=name)
-    if sum(document_size(d) for d in others) + document_size(document) > GROUP_INLINE_POLICY_BYTES:
-        raise LimitExceeded(f"Maximum policy size of {GROUP_INLINE_POLICY_BYTES} bytes exceeded for group {group.name}")
-    call.identities.put_inline(group.group_id, name, document)
+    put_inline_policy(call, group.group_id, f"group {group.name}", params, GROUP_INLINE_POLICY_BYTES)
 
 
 async def get_group_policy(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     group = get_group(call, params["GroupName"])
-    found = call.identities.inline(group.group_id, params["PolicyName"])
-    if found is None:
-        raise NoSuchEntity(f"The group policy with name {params['PolicyName']} cannot be found.")
-    name, document = found
+    name, document = inline_policy(call, group.group_id, "group", params)
     return {"GroupName": group.name, "PolicyName": name, "PolicyDocument": encoded_document(document)}
 
 
@@ -111,6 +104,4 @@ async def list_group_policies(call: Call, params: dict[str, Any]) -> dict[str, A
 
 async def delete_group_policy(call: Call, params: dict[str, Any]) -> None:
     group = get_group(call, params["GroupName"])
-    if call.identities.inline(group.group_id, params["PolicyName"]) is None:
-        raise NoSuchEntity(f"The group policy with name {params['PolicyName']} cannot be found.")
-    call.identities.delete_inline(group.group_id, params["PolicyName"])
+    delete_inline_policy(call, group.group_id, "group", params)

@@ -8,11 +8,13 @@ from cachefleet.api.handlers.iam_common import (
     Call,
     access_key_view,
     check_tags,
-    checked_document,
+    delete_inline_policy,
     encoded_document,
     get_user,
+    inline_policy,
     key_owner,
     page,
+    put_inline_policy,
     tag_pairs,
     user_view,
 )
@@ -34,7 +36,6 @@ from cachefleet.model.iam import (
     new_id,
     new_secret,
 )
-from cachefleet.model.policy import document_size
 from cachefleet.store.iam import AccessKey, User
 
 # Users
@@ -179,21 +180,12 @@ def _keep_one_root_key(call: Call, key_id: str, what: str) -> None:
 
 async def put_user_policy(call: Call, params: dict[str, Any]) -> None:
     user = get_user(call, params["UserName"])
-    name = check_name("PolicyName", params["PolicyName"], 128)
-    document = checked_document(params["PolicyDocument"], limit=USER_INLINE_POLICY_BYTES, quota="PolicySize")
-    # The quota covers all of a user's inline policies together.
-    others = call.identities.inline_documents(user.user_id, except_name=name)
-    if sum(document_size(d) for d in others) + document_size(document) > USER_INLINE_POLICY_BYTES:
-        raise LimitExceeded(f"Maximum policy size of {USER_INLINE_POLICY_BYTES} bytes exceeded for user {user.name}")
-    call.identities.put_inline(user.user_id, name, document)
+    put_inline_policy(call, user.user_id, f"user {user.name}", params, USER_INLINE_POLICY_BYTES)
 
 
 async def get_user_policy(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     user = get_user(call, params["UserName"])
-    found = call.identities.inline(user.user_id, params["PolicyName"])
-    if found is None:
-        raise NoSuchEntity(f"The user policy with name {params['PolicyName']} cannot be found.")
-    name, document = found
+    name, document = inline_policy(call, user.user_id, "user", params)
     return {"UserName": user.name, "PolicyName": name, "PolicyDocument": encoded_document(document)}
 
 
@@ -205,6 +197,4 @@ async def list_user_policies(call: Call, params: dict[str, Any]) -> dict[str, An
 
 async def delete_user_policy(call: Call, params: dict[str, Any]) -> None:
     user = get_user(call, params["UserName"])
-    if call.identities.inline(user.user_id, params["PolicyName"]) is None:
-        raise NoSuchEntity(f"The user policy with name {params['PolicyName']} cannot be found.")
-    call.identities.delete_inline(user.user_id, params["PolicyName"])
+    delete_inline_policy(call, user.user_id, "user", params)

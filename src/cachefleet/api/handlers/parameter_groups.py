@@ -23,16 +23,15 @@ from cachefleet.model.errors import (
 from cachefleet.model.ids import check_identifier
 from cachefleet.model.specs import CacheParameterGroupSpec
 from cachefleet.store import statuses
-from cachefleet.store.kinds import PARAMETER_GROUPS
+from cachefleet.store.kinds import GROUPS, PARAMETER_GROUPS
 from cachefleet.store.records import (
     PARAMETER_GROUP,
     ParameterGroup,
-    all_groups,
     all_parameter_groups,
     get_parameter_group,
-    parameter_group_name,
     parameter_group_users,
 )
+from cachefleet.store.sqlite import Match
 
 NAME_MAX = 255
 MAX_GROUPS = 150  # customer parameter groups per region, as ElastiCache's default quota
@@ -58,7 +57,7 @@ async def create_cache_parameter_group(ctx: Context, params: dict[str, Any]) -> 
     tags = validate.tags(params)
     if pm.is_default_group(name) or ctx.store.get(PARAMETER_GROUP, name):
         raise CacheParameterGroupAlreadyExists(f"Parameter group {name} already exists.")
-    if len(ctx.store.records(PARAMETER_GROUP)) >= MAX_GROUPS:
+    if ctx.store.count(PARAMETER_GROUP) >= MAX_GROUPS:
         raise CacheParameterGroupQuotaExceeded(f"At most {MAX_GROUPS} cache parameter groups may exist.")
     spec = CacheParameterGroupSpec(name=name, family=family, description=params["Description"], tags=tags)
     with ctx.store.transaction():
@@ -219,11 +218,8 @@ async def delete_cache_parameter_group(ctx: Context, params: dict[str, Any]) -> 
     name = group.spec.name
     with ctx.store.transaction():
         users = [c.spec.id for c in parameter_group_users(ctx.store, name)]
-        users += [
-            g.spec.id
-            for g in all_groups(ctx.store)
-            if parameter_group_name(g.spec.engine, g.spec.engine_version, g.spec.parameter_group) == name
-        ]
+        # A customer's group is never a default one, so its users name it.
+        users += [g.spec.id for g in GROUPS.matching(ctx.store, [[Match("spec", "parameter_group", name)]])]
         if users:
             raise InvalidCacheParameterGroupState(
                 f"The parameter group {name} is in use by {', '.join(sorted(set(users)))}."

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from cachefleet.api import inputs, placing, validate, views
+from cachefleet.api import inputs, paging, placing, validate, views
 from cachefleet.api import security as access
 from cachefleet.api.context import Context
 from cachefleet.api.handlers import snapshots
-from cachefleet.api.paging import page
 from cachefleet.model import lifecycle
 from cachefleet.model import security as sec
 from cachefleet.model.encryption import requested
@@ -40,7 +40,6 @@ from cachefleet.store.records import (
     GROUP,
     Cluster,
     Group,
-    all_groups,
     find_cluster,
     get_group,
 )
@@ -94,11 +93,18 @@ CREATE_INPUTS = inputs.Inputs(
 
 
 def _members(ctx: Context, group: Group) -> list[Cluster]:
-    return [cluster for m in group.spec.members if (cluster := find_cluster(ctx.store, m))]
+    return CLUSTERS.many(ctx.store, group.spec.members)
 
 
 def render(ctx: Context, group: Group) -> dict[str, Any]:
     return views.replication_group(ctx, group, _members(ctx, group))
+
+
+def render_all(ctx: Context, groups: Sequence[Group]) -> list[dict[str, Any]]:
+    """Groups with their members, every member of the page read in one query."""
+    clusters = CLUSTERS.many(ctx.store, [m for g in groups for m in g.spec.members])
+    by_id = {c.spec.id: c for c in clusters}
+    return [views.replication_group(ctx, g, [by_id[m] for m in g.spec.members if m in by_id]) for g in groups]
 
 
 async def create_replication_group(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
@@ -308,12 +314,12 @@ DESCRIBE_INPUTS = inputs.Inputs(inputs.implemented("ReplicationGroupId", "MaxRec
 
 
 async def describe_replication_groups(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+    marker = None
     if "ReplicationGroupId" in params:
-        groups = [get_group(ctx.store, params["ReplicationGroupId"])]
+        selected = paging.one(get_group(ctx.store, params["ReplicationGroupId"]), params)
     else:
-        groups = all_groups(ctx.store)
-    selected, marker = page(groups, params)
-    result: dict[str, Any] = {"ReplicationGroups": [render(ctx, g) for g in selected]}
+        selected, marker = paging.resources(GROUPS, ctx.store, params)
+    result: dict[str, Any] = {"ReplicationGroups": render_all(ctx, selected)}
     if marker:
         result["Marker"] = marker
     return result

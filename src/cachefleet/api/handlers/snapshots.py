@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from cachefleet.api import inputs, validate, views
+from cachefleet.api import inputs, paging, validate, views
 from cachefleet.api.context import Context
-from cachefleet.api.paging import page
 from cachefleet.engines.installed import EngineBinary
 from cachefleet.model import lifecycle
 from cachefleet.model import snapshots as sn
@@ -39,7 +38,6 @@ from cachefleet.store.records import (
     Export,
     Group,
     Snapshot,
-    all_snapshots,
     find_cluster,
     find_export,
     find_snapshot,
@@ -50,6 +48,7 @@ from cachefleet.store.records import (
     request_snapshot,
     snapshots_of,
 )
+from cachefleet.store.sqlite import Match
 
 MAX_RECORDS = 50  # DescribeSnapshots: MaxRecords 20-50, default 50
 SOURCES = {"system": AUTOMATED, "user": MANUAL}
@@ -190,28 +189,42 @@ async def describe_snapshots(ctx: Context, params: dict[str, Any]) -> dict[str, 
         raise InvalidParameterValue(
             f"Invalid value for parameter SnapshotSource: {source}. Valid values: system, user."
         )
+    cluster_id = params["CacheClusterId"].lower() if "CacheClusterId" in params else None
+    group_id = params["ReplicationGroupId"].lower() if "ReplicationGroupId" in params else None
+    marker = None
     if "SnapshotName" in params:
-        snapshots = [get_snapshot(ctx.store, params["SnapshotName"])]
+        named = get_snapshot(ctx.store, params["SnapshotName"])
+        snapshots = paging.one(named, params, default=MAX_RECORDS, maximum=MAX_RECORDS)
+        snapshots = [s for s in snapshots if _matches(s, cluster_id, group_id, source)]
     else:
-        snapshots = all_snapshots(ctx.store)
-    if "CacheClusterId" in params:
-        cluster_id = params["CacheClusterId"].lower()
-        snapshots = [
-            s for s in snapshots if cluster_id in (s.spec.cache_cluster_id, s.status.node_cluster_id)
-        ]
-        if not snapshots and find_cluster(ctx.store, cluster_id) is None:
-            raise CacheClusterNotFound(f"Cache cluster {cluster_id} not found.")
-    if "ReplicationGroupId" in params:
-        group_id = params["ReplicationGroupId"].lower()
-        snapshots = [s for s in snapshots if s.spec.replication_group_id == group_id]
-    if source is not None:
-        snapshots = [s for s in snapshots if s.spec.source == SOURCES[source]]
-    selected, marker = page(snapshots, params, default=MAX_RECORDS, maximum=MAX_RECORDS)
+        # The narrowest filter first: it leads the query (store.sqlite.Store.page).
+        where: list[list[Match]] = []
+        if cluster_id is not None:
+            on_cluster = [Match("spec", "cache_cluster_id", cluster_id), Match("status", "node_cluster_id", cluster_id)]
+            where.append(on_cluster)
+        if group_id is not None:
+            where.append([Match("spec", "replication_group_id", group_id)])
+        if source is not None:
+            where.append([Match("spec", "source", SOURCES[source])])
+        snapshots, marker = paging.resources(
+            SNAPSHOTS, ctx.store, params, where=where, default=MAX_RECORDS, maximum=MAX_RECORDS
+        )
+    if cluster_id is not None and not snapshots and find_cluster(ctx.store, cluster_id) is None:
+        raise CacheClusterNotFound(f"Cache cluster {cluster_id} not found.")
     show = bool(params.get("ShowNodeGroupConfig", False))
-    result: dict[str, Any] = {"Snapshots": [views.snapshot(ctx, s, show_node_group_config=show) for s in selected]}
+    result: dict[str, Any] = {"Snapshots": [views.snapshot(ctx, s, show_node_group_config=show) for s in snapshots]}
     if marker:
         result["Marker"] = marker
     return result
+
+
+def _matches(snapshot: Snapshot, cluster_id: str | None, group_id: str | None, source: str | None) -> bool:
+    spec = snapshot.spec
+    return (
+        (cluster_id is None or cluster_id in (spec.cache_cluster_id, snapshot.status.node_cluster_id))
+        and (group_id is None or spec.replication_group_id == group_id)
+        and (source is None or spec.source == SOURCES[source])
+    )
 
 
 DELETE_INPUTS = inputs.Inputs(inputs.implemented("SnapshotName"))

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 from cachefleet.control.actions import Plan
 from cachefleet.control.hosts import HostMap, host_map, needs_placing, with_placements
-from cachefleet.control.kinds.base import Generations, PlannedKind, Services, taking, wanted_parameters
+from cachefleet.control.kinds.base import Generations, PlannedKind, Services, embedded_pids, taking, wanted_parameters
 from cachefleet.control.kinds.group import restore_message, seed_name, wake_seed, wanted_security
 from cachefleet.control.memcached_processes import access
 from cachefleet.control.observe import ClusterObservation, Where, observe_config_endpoint, observe_nodes
@@ -105,6 +105,10 @@ class ClusterKind(PlannedKind[ClusterLoad, ClusterObservation]):
         if spec.engine == "memcached":
             # The configuration endpoint runs on the embedded host, as the group endpoints do.
             endpoint = await observe_config_endpoint(observer, config_endpoint_key(spec.id), hosts.endpoint)
+        running = [(at, obs.pid) for (_, at, _), obs in zip(nodes + targets, seen + moving, strict=True)]
+        if endpoint is not None:
+            running.append((hosts.endpoint, endpoint.pid))
+        self._services.watch((self.name, spec.id), embedded_pids(running))
         return ClusterObservation(
             nodes=dict(zip(keys, seen, strict=True)),
             targets={k: obs for (k, _, _), obs in zip(targets, moving, strict=True)},

@@ -12,7 +12,14 @@ from dataclasses import dataclass, replace
 
 from cachefleet.control.actions import Plan
 from cachefleet.control.hosts import HostMap, host_map, needs_placing, with_placements
-from cachefleet.control.kinds.base import Generations, PlannedKind, Services, taking, wanted_parameters
+from cachefleet.control.kinds.base import (
+    Generations,
+    PlannedKind,
+    Services,
+    embedded_pids,
+    taking,
+    wanted_parameters,
+)
 from cachefleet.control.observe import GroupObservation, Where, observe_group
 from cachefleet.control.planners import busy, params, security
 from cachefleet.control.planners import group as group_planner
@@ -99,7 +106,7 @@ class GroupKind(PlannedKind[GroupLoad, GroupObservation]):
         sentinels: list[Where] = [
             (k, at, hosts.reachable(at)) for k in sentinel_keys(spec.id) for at in [status.sentinels.get(k.node_id)]
         ]
-        return await observe_group(
+        observed = await observe_group(
             self._services.observer,
             spec.id,
             members,
@@ -108,6 +115,12 @@ class GroupKind(PlannedKind[GroupLoad, GroupObservation]):
             endpoint=hosts.endpoint,
             engine=spec.engine,
         )
+        running: list[tuple[Placement | None, int | None]] = [(hosts.endpoint, observed.endpoint.pid)]
+        for where, seen in ((members, observed.nodes), (targets, observed.targets)):
+            running += [(at, seen[k.cluster_id].pid) for k, at, _ in where if k.cluster_id in seen]
+        running += [(at, observed.sentinels[k].pid) for k, at, _ in sentinels if k in observed.sentinels]
+        self._services.watch((self.name, spec.id), embedded_pids(running))
+        return observed
 
     def plan(self, loaded: GroupLoad, observed: GroupObservation) -> Plan:
         group = loaded.group

@@ -9,7 +9,8 @@ Rules that protect data, each learnt the hard way (docs/architecture.md section 
   config it would come back as an empty master and its replicas would copy the emptiness;
 - the group is ``available`` only once every replica reports ``master_link_status:up`` (Redis counts
   a replica as connected before it has any data), its endpoint routes to the primary, and, with
-  automatic failover, every Sentinel watches the primary and all of its replicas;
+  automatic failover, every Sentinel watches the primary and has reached all of its replicas and
+  peers (it lists the ones it knows from its config before it has reached them);
 - the primary endpoint takes writes only to the node named primary: every other server of its
   backend is kept in maintenance, so a restarted or demoted node never gets a write through it.
 
@@ -53,6 +54,7 @@ from cachefleet.control.actions import (
     RestartNode,
     SentinelFailover,
     SetEndpointPrimary,
+    SetSentinelPingPeriod,
     StartEndpoint,
     StartNode,
     StartSentinel,
@@ -63,6 +65,7 @@ from cachefleet.control.observe import UNPLACED, EndpointObservation, GroupObser
 from cachefleet.control.planners import params, reboot, security
 from cachefleet.control.planners.nodes import cluster_status, lifecycle_status, node_status, port_held
 from cachefleet.engines.haproxy import ServerState, server_name
+from cachefleet.engines.sentinel import FAST_PING_PERIOD_MS, PING_PERIOD_MS, SentinelView
 from cachefleet.model.errors import Fatal
 from cachefleet.model.nodes import (
     MEMBER_NODE_ID,
@@ -106,6 +109,11 @@ class _View:
     addresses: dict[str, Address]  # by member: its host's address and its port, once it has one
     places: dict[str, _Place]
     sentinels_watch: bool  # Sentinels run for this group, so they own the roles
+    # Every Sentinel watches the primary, lists the replicas and is connected to every peer: one may
+    # be restarted (security) without leaving the others short of a quorum.
+    sentinels_healthy: bool
+    # ... and is connected to every replica, which reports its link to the primary up: a failover
+    # could promote any of them now. What ``available`` and TestFailover wait for.
     sentinels_ready: bool
     replication_id: str  # what the members of a new group are seeded with (StartNode.replication_id)
 
@@ -197,7 +205,7 @@ def plan(
             spec.id,
             view.primary,
             nodes_moved=secured.transport,
-            healthy=view.sentinels_ready,
+            healthy=view.sentinels_healthy,
             now=moment,
         )
         actions += secured_sentinels
@@ -247,9 +255,11 @@ def plan(
             user_group_ids=spec.security.user_group_ids,
             acl_fingerprint=secure.fingerprint,
         )
+    # Setting a Sentinel's ping period back to its default does not hold the group up.
+    only_ping_periods = all(isinstance(a, SetSentinelPingPeriod) for a in actions)
     group_status = replace(
         group_status,
-        status=lifecycle_status(status.status, all_ready and not actions),
+        status=lifecycle_status(status.status, all_ready and only_ping_periods),
         failover_active=spec.automatic_failover and (status.failover_active or view.sentinels_ready),
         # Kept while the endpoint has no port on its host (its directory was lost): it gets them back.
         primary_endpoint_port=observed.endpoint.port or status.primary_endpoint_port,
@@ -548,21 +558,25 @@ def _view(
         primary_id = spec.primary_cluster_id
     primary = addresses.get(primary_id)
     watching = spec.automatic_failover and any(s.pid is not None for s in observed.sentinels.values())
-    replicas = len(members) - 1
-    ready = (
+    replicas, peers = len(members) - 1, len(observed.sentinels) - 1
+    views = [s.view for s in observed.sentinels.values()]
+    healthy = (
         spec.automatic_failover
         and primary is not None
-        and len(observed.sentinels) > 0
+        and len(views) > 0
         and all(
-            s.view is not None
-            and (s.view.master_host, s.view.master_port) == primary
-            and s.view.num_replicas >= replicas
-            and s.view.num_other_sentinels >= len(observed.sentinels) - 1
-            and not s.view.flags & {"s_down", "o_down", "failover_in_progress"}
-            for s in observed.sentinels.values()
+            v is not None
+            and (v.master_host, v.master_port) == primary
+            and v.num_replicas >= replicas
+            # Connected, not merely listed: every Sentinel lists its known peers (and replicas) from
+            # its first second, flagged disconnected until it reaches them (``engines.sentinel``).
+            and v.connected_peers >= peers
+            and not v.flags & {"s_down", "o_down", "failover_in_progress"}
+            for v in views
         )
     )
-    return _View(primary_id, primary, ports, addresses, places, watching, ready, replication_id(spec))
+    ready = healthy and all(v is not None and v.ready_replicas >= replicas for v in views)
+    return _View(primary_id, primary, ports, addresses, places, watching, healthy, ready, replication_id(spec))
 
 
 def _port(obs: NodeObservation, recorded: ClusterStatus) -> int | None:
@@ -778,7 +792,12 @@ def _endpoint_ready(endpoint: EndpointObservation, view: _View) -> bool:
     if endpoint.servers is None or view.primary is None:
         return False
     server = endpoint.servers.get(server_name(view.primary[1]))
-    return server is not None and server.up and not server.maint
+    if server is None or not server.up or server.maint:
+        return False
+    # The reader endpoint serves once a replica has passed HAProxy's health check: right after a
+    # reload (a move between TLS modes) none has yet, for a tenth of a second or so.
+    reader = endpoint.reader_servers
+    return not reader or len(view.ports) < 2 or any(s.up and not s.maint for s in reader.values())
 
 
 def _converge_sentinels(
@@ -841,6 +860,10 @@ def _converge_sentinels(
             actions.append(AllocatePort(key, at))
         elif sentinel.pid is None and view.primary is not None and _all_nodes_ready(members, observed, view):
             actions.append(StartSentinel(key, at, spec.id, view.primary))
+        elif sentinel.view is not None and sentinel.view.ping_period_ms is not None:
+            wanted = _ping_period(key, sentinel.view, observed)
+            if sentinel.view.ping_period_ms != wanted:
+                actions.append(SetSentinelPingPeriod(key, at, wanted))
     return actions, placed
 
 
@@ -850,6 +873,16 @@ def _sentinel_zones(members: Members, view: _View, count: int) -> list[str | Non
     if not zones:
         zones = list(dict.fromkeys(m.node_azs[0] for m, _ in members.values()))
     return [zones[i % len(zones)] if zones else None for i in range(count)]
+
+
+def _ping_period(key: NodeKey, view: SentinelView, observed: GroupObservation) -> int:
+    """Short while a Sentinel is not linked to every peer and they all run: a peer that started after
+    it refused its first connection, and Sentinel tries again only after a ping period. Its default
+    otherwise, so that pings stay at one a second per instance (a dead peer is not worth the retries)."""
+    peers = [s for k, s in observed.sentinels.items() if k != key]
+    if view.connected_peers < len(peers) and all(p.pid is not None for p in peers):
+        return FAST_PING_PERIOD_MS
+    return PING_PERIOD_MS
 
 
 def _all_nodes_ready(members: Members, observed: GroupObservation, view: _View) -> bool:

@@ -142,7 +142,7 @@ def sentinels(
     each other anyway), once every node listens as the mode has it (``nodes_moved``: a Sentinel
     with TLS cannot reach a plain-text node, and would take it for down); a due certificate restarts
     one Sentinel at a time, only while all of them watch the group (``healthy``), so that failover
-    keeps its majority."""
+    keeps its majority; an expired one is restarted at once."""
     if primary is None or not nodes_moved:
         return ()
     running = {k: s for k, s in observed.items() if s.pid is not None and s.port is not None}
@@ -151,7 +151,16 @@ def sentinels(
     mismatched = [k for k, s in running.items() if (s.certificate.tls if s.certificate else False) != tls]
     if mismatched:
         return tuple(RestartSentinel(k, placed[k], group_id, primary) for k in mismatched)
-    if not tls or not healthy:
+    if not tls:
+        return ()
+    # An expired leaf is restarted at once, health or not: its peers and the control plane already
+    # refuse it, so it counts for no majority, and waiting for "healthy" would wait forever (the
+    # group is never healthy while a Sentinel cannot be reached). A renewal that took longer than the
+    # third of a leaf's life left led there under load.
+    expired = [k for k, s in running.items() if s.certificate is not None and s.certificate.expired(now)]
+    if expired:
+        return tuple(RestartSentinel(k, placed[k], group_id, primary) for k in expired)
+    if not healthy:
         return ()
     for key, sentinel in running.items():
         info = sentinel.certificate

@@ -1,0 +1,499 @@
+"""What an installation costs as Multi-AZ groups are added, against a floor of the same redis-servers by hand.
+
+Run from the repository root (``tests.support`` must be importable), under the bench lock::
+
+    flock /work/helpers/bench.lock env PYTHONPATH=. .venv/bin/python bench/scale.py --steps 1,50,200 [--json]
+
+One ``cachefleet server`` serves the whole run. At each step the fleet grows to N replication groups
+(``NumCacheClusters=3, AutomaticFailoverEnabled, MultiAZEnabled``): all but the last few are created
+in concurrent batches and waited for, the last ones one at a time, each timed from the
+``CreateReplicationGroup`` call to the first ``available`` a ``DescribeReplicationGroups`` poll
+(every 20 ms) sees. Then, with nothing asked of it:
+
+- idle CPU over a window after a settle period, from /proc: the server's (of one core), the whole
+  machine's (of all its cores) and the sum over the installation's own processes (server, Sentinels,
+  HAProxy, redis-servers), which other users of a shared machine do not disturb;
+- RSS of the server and of the whole installation;
+- Describe-one (``DescribeReplicationGroups`` with an id) and Describe-all-page (no id, the first page
+  of 100) latency, p50 and p99, as boto3 sees it (retries off);
+- heal time: a replica's redis-server is killed with SIGKILL by PID; healed when its pidfile names a
+  new live process whose replication link is up.
+
+After the last step the installation is stopped (every process by PID) and the floor is measured for
+each step in the same run: 3N redis-servers started by hand, a primary and two replicas per group
+(the data-path settings cachefleet renders, ``hz 10``), with no control plane, Sentinel or endpoint,
+idle over the same settle period and window.
+
+Memory guard: before each creation the machine's ``MemAvailable`` is checked; under
+``--min-available-mib`` the step stops where it is, says so, is measured with the groups it has, and
+no further step runs. Every process started (the server, its nodes, the floor) is stopped by PID,
+also on Ctrl-C or SIGTERM. The run exits 0 whether or not the targets are met: it is a measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+from tests.support.server import ServerProcess, is_alive
+
+from bench._common import binaries, machine_busy, process_cpu, unwind_on_sigterm
+from bench._common import wait_for as _wait_for
+from bench.provision import free_ports, link_up, replica_client, start_floor, stop_processes, write_configs
+
+DEFAULT_STEPS = "1,50,200"
+NODE_TYPE = "cache.t4g.micro"
+POLL = 0.02  # the creation poll: finer than Sentinel's or the reconciler's own steps
+DEADLINE = 180.0  # any single wait; hitting it means something broke
+CPUS = os.cpu_count() or 1
+# The issue's targets (at 200 groups).
+TARGET_SERVER_IDLE = 0.05  # of one core
+TARGET_MACHINE_VS_FLOOR = 1.3
+TARGET_DESCRIBE_ONE_P50_MS = 5.0
+TARGET_CREATION_VS_ONE = 1.2
+
+
+def wait_for(predicate: Callable[[], bool], what: str, timeout: float = DEADLINE, interval: float = POLL) -> None:
+    _wait_for(predicate, what, timeout, interval)
+
+
+# -- /proc: memory and the CPU of sets of processes ------------------------------------------------
+
+
+def mem_available_mib() -> float:
+    with open("/proc/meminfo") as meminfo:
+        for line in meminfo:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no MemAvailable in /proc/meminfo")
+
+
+def rss_mib(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass  # gone since it was listed
+    return 0.0
+
+
+def _cpu_or_zero(pid: int) -> float:
+    try:
+        return process_cpu(pid)
+    except OSError:
+        return 0.0  # gone since it was listed
+
+
+def processes_of(data_dir: Path, server_pid: int) -> list[int]:
+    """The server and every live process of its data dir (children such as HAProxy's worker included):
+    a node's command line names its config in the data dir, or it runs in its node dir."""
+    root = str(data_dir.resolve())
+    found = [server_pid]
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == server_pid:
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        if (root in cmdline or cwd.startswith(root)) and is_alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
+@dataclass(frozen=True)
+class Idle:
+    """CPU over the window, as a fraction of one core (``machine``: of all cores), and RSS in MiB."""
+
+    machine: float
+    processes: float  # the measured side's own processes, summed
+    server: float | None
+    rss_processes: float
+    rss_server: float | None
+
+
+def measure_idle(pids: Iterable[int], server_pid: int | None, settle: float, window: float) -> Idle:
+    time.sleep(settle)
+    listed = list(pids)
+    before = {pid: _cpu_or_zero(pid) for pid in listed}
+    busy0, t0 = machine_busy(), time.monotonic()
+    time.sleep(window)
+    busy1, elapsed = machine_busy(), time.monotonic() - t0
+    spent = sum(max(0.0, _cpu_or_zero(pid) - before[pid]) for pid in listed)
+    server = (_cpu_or_zero(server_pid) - before[server_pid]) / elapsed if server_pid is not None else None
+    return Idle(
+        machine=(busy1 - busy0) / elapsed / CPUS,
+        processes=spent / elapsed,
+        server=server,
+        rss_processes=sum(rss_mib(pid) for pid in listed),
+        rss_server=rss_mib(server_pid) if server_pid is not None else None,
+    )
+
+
+# -- the cachefleet side ---------------------------------------------------------------------------
+
+
+class MemoryLow(Exception):
+    pass
+
+
+def guard_memory(minimum: float) -> None:
+    available = mem_available_mib()
+    if available < minimum:
+        raise MemoryLow(f"MemAvailable {available:.0f} MiB is under --min-available-mib {minimum:.0f}")
+
+
+def group_status(client: Any, group_id: str) -> str | None:
+    try:
+        groups = client.describe_replication_groups(ReplicationGroupId=group_id)["ReplicationGroups"]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ReplicationGroupNotFoundFault":
+            return None
+        raise
+    return str(groups[0]["Status"])
+
+
+def create_group(client: Any, group_id: str) -> None:
+    client.create_replication_group(
+        ReplicationGroupId=group_id,
+        ReplicationGroupDescription="bench/scale.py",
+        NumCacheClusters=3,
+        AutomaticFailoverEnabled=True,
+        MultiAZEnabled=True,
+        CacheNodeType=NODE_TYPE,
+    )
+
+
+def timed_creation(client: Any, group_id: str) -> float:
+    t0 = time.perf_counter()
+    create_group(client, group_id)
+    wait_for(lambda: group_status(client, group_id) == "available", f"{group_id} to become available")
+    return time.perf_counter() - t0
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def latencies_ms(call: Callable[[], Any], count: int) -> tuple[float, float]:
+    """p50 and p99 of ``count`` calls, in milliseconds (after two untimed warm-up calls)."""
+    for _ in range(2):
+        call()
+    times = []
+    for _ in range(count):
+        t0 = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times), percentile(times, 0.99)
+
+
+def node_dir(server: ServerProcess, cluster_id: str) -> Path:
+    return server.data_dir / "nodes" / cluster_id / "0001"
+
+
+def read_int(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def heal_time(server: ServerProcess, client: Any, group_id: str) -> float:
+    """Seconds from a SIGKILL of a replica's redis-server until a new process has its link up again."""
+    group = client.describe_replication_groups(ReplicationGroupId=group_id)["ReplicationGroups"][0]
+    members = group["NodeGroups"][0]["NodeGroupMembers"]
+    replica = next(m["CacheClusterId"] for m in members if m.get("CurrentRole") == "replica")
+    directory = node_dir(server, replica)
+    pid, port = read_int(directory / "pid"), read_int(directory / "port")
+    if pid is None or port is None or not is_alive(pid):
+        raise RuntimeError(f"{replica}: no live pid or no port in {directory}")
+    connection = replica_client(port)
+    try:
+        wait_for(lambda: link_up(connection), f"{replica} to have its link up before the kill")
+        t0 = time.perf_counter()
+        os.kill(pid, signal.SIGKILL)
+
+        def healed() -> bool:
+            new = read_int(directory / "pid")
+            return new is not None and new != pid and is_alive(new) and link_up(connection)
+
+        wait_for(healed, f"{replica} to be restarted with its link up", interval=0.01)
+        return time.perf_counter() - t0
+    finally:
+        connection.close()
+
+
+@dataclass
+class Step:
+    wanted: int
+    groups: int = 0
+    stopped: str | None = None  # why the step stopped short (memory)
+    bulk_s: float = 0.0  # wall time of the untimed concurrent creations
+    creations_s: list[float] = field(default_factory=list)
+    idle: Idle | None = None
+    describe_one_ms: tuple[float, float] = (0.0, 0.0)
+    describe_page_ms: tuple[float, float] = (0.0, 0.0)
+    heal_s: float | None = None
+    floor: Idle | None = None
+
+
+def grow(client: Any, step: Step, created: list[str], args: argparse.Namespace) -> None:
+    """Create groups until ``step.wanted`` exist: in batches, then the last ``--timed`` one at a time."""
+    new = step.wanted - len(created)
+    timed = min(args.timed, new)
+    names = [f"scale{len(created) + i:04d}" for i in range(new)]
+    bulk, singles = names[: new - timed], names[new - timed :]
+    t0 = time.perf_counter()
+    try:
+        with ThreadPoolExecutor(args.batch) as pool:
+            for start in range(0, len(bulk), args.batch):
+                batch = bulk[start : start + args.batch]
+                guard_memory(args.min_available_mib)
+                list(pool.map(lambda g: create_group(client, g), batch))
+                created.extend(batch)
+                for group_id in batch:
+                    wait_for(lambda g=group_id: group_status(client, g) == "available", f"{group_id} available")
+        step.bulk_s = time.perf_counter() - t0
+        for group_id in singles:
+            guard_memory(args.min_available_mib)
+            time.sleep(args.pause)
+            step.creations_s.append(timed_creation(client, group_id))
+            created.append(group_id)
+    except MemoryLow as exc:
+        step.stopped = f"stopped at {len(created)} of {step.wanted} groups: {exc}"
+        print(step.stopped, file=sys.stderr)
+    step.groups = len(created)
+
+
+def measure_cachefleet(
+    server: ServerProcess, client: Any, step: Step, created: list[str], args: argparse.Namespace
+) -> None:
+    assert server.process is not None
+    pid = server.process.pid
+    step.idle = measure_idle(processes_of(server.data_dir, pid), pid, args.settle, args.window)
+    if not created:
+        return
+    rng = random.Random(step.groups)
+    step.describe_one_ms = latencies_ms(
+        lambda: client.describe_replication_groups(ReplicationGroupId=rng.choice(created)), args.describe
+    )
+    step.describe_page_ms = latencies_ms(lambda: client.describe_replication_groups(MaxRecords=100), args.pages)
+    if args.heal:
+        step.heal_s = heal_time(server, client, rng.choice(created))
+
+
+def run_cachefleet(root: Path, steps: list[Step], args: argparse.Namespace) -> None:
+    server = ServerProcess(root / "data")
+    created: list[str] = []
+    try:
+        server.start()
+        client = server.client()  # retries off: a failure must show, not hide
+        for step in steps:
+            grow(client, step, created, args)
+            measure_cachefleet(server, client, step, created, args)
+            print(_progress(step), file=sys.stderr)
+            if step.stopped:
+                break
+    except BaseException:
+        print(f"server log tail:\n{server.log_tail()}", file=sys.stderr)
+        raise
+    finally:
+        server.cleanup()  # the server and every node process it recorded, by PID
+
+
+# -- the floor ---------------------------------------------------------------------------------------
+
+
+def run_floor(root: Path, steps: list[Step], args: argparse.Namespace) -> None:
+    """For each measured step, 3N redis-servers by hand (grown from the previous step's), then idle."""
+    binary = binaries("redis-server")["redis-server"]
+    processes: list[subprocess.Popen[bytes]] = []
+    started = 0
+    root.mkdir()
+    try:
+        for step in steps:
+            if step.idle is None:
+                continue
+            while started < step.groups:
+                group_dir = root / f"floor{started:04d}"
+                group_dir.mkdir()
+                ports = free_ports(3)
+                confs = write_configs(group_dir, ports)
+                start_floor(binary, confs, ports, "gated", processes)
+                clients = [replica_client(port) for port in ports[1:]]
+                try:
+                    wait_for(lambda cs=clients: all(link_up(c) for c in cs), f"floor group {started} to link")
+                finally:
+                    for connection in clients:
+                        connection.close()
+                started += 1
+            step.floor = measure_idle([p.pid for p in processes], None, args.settle, args.window)
+            print(f"floor {step.groups} groups: {_pct(step.floor.machine)} of the machine", file=sys.stderr)
+    finally:
+        stop_processes(processes)
+
+
+# -- reporting ---------------------------------------------------------------------------------------
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _ms(pair: tuple[float, float]) -> str:
+    return f"{pair[0]:.1f} / {pair[1]:.1f}"
+
+
+def _progress(step: Step) -> str:
+    idle = step.idle
+    assert idle is not None
+    return (
+        f"{step.groups} groups: server {_pct(idle.server)} of a core, machine {_pct(idle.machine)}, "
+        f"describe-one {_ms(step.describe_one_ms)} ms, page {_ms(step.describe_page_ms)} ms, "
+        f"creations {[round(c, 2) for c in step.creations_s]}, heal {step.heal_s}"
+    )
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return "-" if a is None or not b else f"{a / b:.2f}x"
+
+
+def report(steps: list[Step]) -> str:
+    measured = [s for s in steps if s.idle is not None]
+    rows = [
+        f"Idle, over the window (machine: {CPUS} cores; processes and server: of one core)",
+        f"{'groups':>6} {'server':>8} {'machine':>8} {'floor':>8} {'ratio':>6} "
+        f"{'fleet procs':>11} {'floor procs':>11} {'ratio':>6} {'server RSS':>10} {'fleet RSS':>10} {'floor RSS':>10}",
+    ]
+    for s in measured:
+        idle, floor = s.idle, s.floor
+        assert idle is not None
+        rows.append(
+            f"{s.groups:>6} {_pct(idle.server):>8} {_pct(idle.machine):>8} {_pct(floor and floor.machine):>8} "
+            f"{_ratio(idle.machine, floor and floor.machine):>6} {_pct(idle.processes):>11} "
+            f"{_pct(floor and floor.processes):>11} {_ratio(idle.processes, floor and floor.processes):>6} "
+            f"{idle.rss_server or 0:>7.0f} MiB {idle.rss_processes:>6.0f} MiB "
+            f"{(floor.rss_processes if floor else 0):>6.0f} MiB"
+        )
+    rows += [
+        "",
+        "API and lifecycle (ms: p50 / p99; creation: median, max of the timed ones, s)",
+        f"{'groups':>6} {'Describe one':>14} {'Describe page':>14} {'create median':>13} {'create max':>10} "
+        f"{'heal':>7}",
+    ]
+    for s in measured:
+        creations = s.creations_s
+        median = f"{statistics.median(creations):.2f}" if creations else "-"
+        worst = f"{max(creations):.2f}" if creations else "-"
+        heal = f"{s.heal_s:.2f}" if s.heal_s is not None else "-"
+        rows.append(
+            f"{s.groups:>6} {_ms(s.describe_one_ms):>14} {_ms(s.describe_page_ms):>14} {median:>13} {worst:>10} "
+            f"{heal:>7}"
+        )
+    rows += ["", *targets(measured)]
+    rows += [s.stopped for s in steps if s.stopped]
+    return "\n".join(rows)
+
+
+def targets(measured: list[Step]) -> list[str]:
+    """The issue's targets (set for 200 groups), checked at the largest step measured."""
+    if not measured:
+        return ["no step was measured"]
+    last, first = measured[-1], measured[0]
+    idle, floor = last.idle, last.floor
+    assert idle is not None
+    lines = [f"Targets (for 200 groups; checked at {last.groups}):"]
+
+    def line(name: str, value: str, target: str, met: bool | None) -> None:
+        verdict = "-" if met is None else "met" if met else "NOT met"
+        lines.append(f"  {name:<44} {value:>10}   target {target:<22} {verdict}")
+
+    line("server idle CPU (of a core)", _pct(idle.server), f"<= {_pct(TARGET_SERVER_IDLE)}",
+         idle.server is not None and idle.server <= TARGET_SERVER_IDLE)
+    ratio = idle.machine / floor.machine if floor and floor.machine else None
+    line("whole machine idle / floor", "-" if ratio is None else f"{ratio:.2f}x",
+         f"<= {TARGET_MACHINE_VS_FLOOR}x", None if ratio is None else ratio <= TARGET_MACHINE_VS_FLOOR)
+    procs = idle.processes / floor.processes if floor and floor.processes else None
+    line("  (installation's processes / floor's)", "-" if procs is None else f"{procs:.2f}x",
+         f"<= {TARGET_MACHINE_VS_FLOOR}x", None if procs is None else procs <= TARGET_MACHINE_VS_FLOOR)
+    one = last.describe_one_ms[0]
+    line("Describe-one p50", f"{one:.1f} ms", f"<= {TARGET_DESCRIBE_ONE_P50_MS} ms",
+         one <= TARGET_DESCRIBE_ONE_P50_MS)
+    if first.creations_s and last.creations_s and last is not first:
+        growth = statistics.median(last.creations_s) / statistics.median(first.creations_s)
+        line(f"creation vs creation at {first.groups} (medians)", f"{growth:.2f}x", f"<= {TARGET_CREATION_VS_ONE}x",
+             growth <= TARGET_CREATION_VS_ONE)
+    return lines
+
+
+def as_json(steps: list[Step]) -> str:
+    return json.dumps([asdict(s) for s in steps if s.idle is not None])
+
+
+# -- driver ------------------------------------------------------------------------------------------
+
+
+def parse_steps(text: str) -> list[int]:
+    try:
+        steps = [int(part) for part in text.split(",")]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--steps takes counts separated by commas, not {text!r}") from exc
+    if not steps or any(b <= a for a, b in itertools.pairwise(steps)) or steps[0] < 1:
+        raise argparse.ArgumentTypeError("--steps must be increasing counts of at least 1, e.g. 1,10,50")
+    return steps
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--steps", type=parse_steps, default=parse_steps(DEFAULT_STEPS),
+                        help=f"group counts to measure at, increasing (default {DEFAULT_STEPS})")
+    parser.add_argument("--settle", type=float, default=10.0, help="seconds before an idle window (default 10)")
+    parser.add_argument("--window", type=float, default=20.0, help="seconds of an idle window (default 20)")
+    parser.add_argument("--describe", type=int, default=200, help="Describe-one calls per step (default 200)")
+    parser.add_argument("--pages", type=int, default=50, help="Describe-all-page calls per step (default 50)")
+    parser.add_argument("--timed", type=int, default=3, help="creations timed one at a time per step (default 3)")
+    parser.add_argument("--batch", type=int, default=8, help="concurrent untimed creations (default 8)")
+    parser.add_argument("--pause", type=float, default=1.0, help="seconds before each timed creation (default 1)")
+    parser.add_argument("--min-available-mib", type=float, default=4096.0,
+                        help="stop a step when the machine's MemAvailable drops under this (default 4096)")
+    parser.add_argument("--no-heal", dest="heal", action="store_false", help="skip the kill -9 heal time")
+    parser.add_argument("--no-floor", dest="floor", action="store_false", help="skip the floor")
+    parser.add_argument("--json", action="store_true", help="also print the steps as JSON, last line")
+    args = parser.parse_args(argv)
+    if args.timed < 1 or args.batch < 1 or args.describe < 1 or args.pages < 1:
+        parser.error("--timed, --batch, --describe and --pages must be at least 1")
+    unwind_on_sigterm()
+    steps = [Step(n) for n in args.steps]
+    with tempfile.TemporaryDirectory(prefix="cachefleet-scale-") as tmp:
+        run_cachefleet(Path(tmp), steps, args)
+        if args.floor:
+            run_floor(Path(tmp) / "floor", steps, args)
+    print(f"Multi-AZ groups (3 nodes, automatic failover), steps {','.join(map(str, args.steps))}; "
+          f"settle {args.settle:.0f} s, window {args.window:.0f} s\n")
+    print(report(steps))
+    if args.json:
+        print(as_json(steps))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
