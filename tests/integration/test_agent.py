@@ -252,7 +252,7 @@ def test_a_killed_node_is_restarted_by_the_agent_alone(own_agent: AgentProcess) 
     pid, port = start_redis(setup, key)
     setup.close()  # from here on nobody but the agent looks after the node
     figures = []
-    for _ in range(5):
+    for _ in range(3):
         own_agent.kill_node(pid)
         killed = time.monotonic()
         wait_until(lambda: ping(port), 10, interval=0.005, what="the node to serve again")

@@ -92,7 +92,8 @@ def test_a_group_spreads_one_member_per_host_and_az(inst: Installation) -> None:
     assert hosts == {"g-001": "h1", "g-002": "h2", "g-003": "h3"}
     assert {m: zone for m, (_, zone) in placed.items()} == {"g-001": A, "g-002": B, "g-003": C}
     assert sorted(inst.where(address) for address, _ in inst.sentinels()) == ["h1", "h2", "h3"]
-    assert inst.hosts()["local"]["nodes"] == 0  # the subnet group keeps nodes off the control plane's host
+    # The subnet group keeps nodes off the control plane's host (``cachefleet host list`` says so).
+    assert inst.hosts(through_cli=True)["local"]["nodes"] == 0
 
 
 def test_a_lost_host_fails_over_is_replaced_in_its_az_and_never_serves_a_second_primary(inst: Installation) -> None:
