@@ -30,7 +30,7 @@ from cachefleet.engines import acl
 from cachefleet.engines.haproxy import ADMIN_SOCKET, ServerState, server_name
 from cachefleet.engines.memcached import PLAIN, Access, MemcachedObservation
 from cachefleet.engines.redis import RedisObservation
-from cachefleet.engines.sentinel import PING_PERIOD_MS, SentinelView
+from cachefleet.engines.sentinel import ASK_PERIOD_MS, PING_PERIOD_MS, SentinelView, Timings
 from cachefleet.hosts.base import FileDigest, HostInfo, PortRequest, ProcessSpec
 from cachefleet.model.credentials import Credentials
 from cachefleet.model.errors import InsufficientCacheClusterCapacity, Retry
@@ -608,7 +608,7 @@ class Fleet:
                 2,
                 ready_replicas=replicas,
                 connected_peers=2,
-                ping_period_ms=PING_PERIOD_MS,
+                timings=Timings(PING_PERIOD_MS, ASK_PERIOD_MS),
             )
 
     # -- breaking ------------------------------------------------------------------------------

@@ -28,16 +28,16 @@ from cachefleet.control.actions import (
     RestartNode,
     SentinelFailover,
     SetEndpointPrimary,
-    SetSentinelPingPeriod,
     StartEndpoint,
     StartNode,
     StartSentinel,
     Switchover,
+    TuneSentinel,
 )
 from cachefleet.control.observe import PARAMETERS_FILE
 from cachefleet.control.planners import group as group_planner
 from cachefleet.engines.haproxy import ADMIN_SOCKET, ServerState, server_name
-from cachefleet.engines.sentinel import FAST_PING_PERIOD_MS, PING_PERIOD_MS
+from cachefleet.engines.sentinel import ASK_PERIOD_MS, FAST_PING_PERIOD_MS, PING_PERIOD_MS, Timings
 from cachefleet.model import parameters as pm
 from cachefleet.model.nodes import READER_SLOT, Placement, endpoint_key, member_key, sentinel_keys
 from cachefleet.model.specs import SnapshotSpec
@@ -629,6 +629,28 @@ def test_listed_but_unconnected_replicas_and_peers_do_not_make_a_new_group_avail
     assert state(plan, G, "g") == GroupState.AVAILABLE
 
 
+FAST = Timings(FAST_PING_PERIOD_MS, ASK_PERIOD_MS)
+STEADY = Timings(PING_PERIOD_MS, ASK_PERIOD_MS)
+
+
+def test_a_sentinel_on_its_default_ask_period_is_given_the_short_one_without_holding_the_group() -> None:
+    # A restarted Sentinel has Sentinel's defaults again (ask-period 1000): peers' answers about a
+    # failed primary would count for five seconds after a switch (engines.sentinel.ASK_PERIOD_MS).
+    fleet = Fleet()
+    fleet.group(failover=True, state=GroupState.AVAILABLE)
+    first, *_ = sentinel_keys("g")
+    first_port = fleet.host.port_now(first)
+    assert first_port is not None
+    at = GROUPS.get(fleet.store, "g").status.sentinels[first.node_id]
+    fleet.probes.sentinel_by_port[first_port] = replace(
+        fleet.probes.sentinel_by_port[first_port], timings=Timings(PING_PERIOD_MS, 1000)
+    )
+    plan = asyncio.run(fleet.plan(G, "g"))
+    assert plan is not None
+    assert plan.actions == (TuneSentinel(first, at, STEADY),)
+    assert state(plan, G, "g") == GroupState.AVAILABLE
+
+
 def test_a_sentinel_not_linked_to_its_running_peers_retries_fast_then_goes_back_to_its_default() -> None:
     fleet = Fleet()
     fleet.group(failover=True, state=GroupState.CREATING)
@@ -639,23 +661,21 @@ def test_a_sentinel_not_linked_to_its_running_peers_retries_fast_then_goes_back_
     fleet.probes.sentinel_by_port[first_port] = replace(fleet.probes.sentinel_by_port[first_port], connected_peers=0)
     plan = asyncio.run(fleet.plan(G, "g"))
     assert plan is not None
-    assert plan.actions == (SetSentinelPingPeriod(first, at, FAST_PING_PERIOD_MS),)
+    assert plan.actions == (TuneSentinel(first, at, FAST),)
     assert state(plan, G, "g") == GroupState.CREATING
 
     # Linked now, still on the short period: back to Sentinel's default, which does not hold up
     # availability (the same pass says "created", not "automatic failover turned on" first).
     fleet.probes.sentinel_by_port[first_port] = replace(
-        fleet.probes.sentinel_by_port[first_port], connected_peers=2, ping_period_ms=FAST_PING_PERIOD_MS
+        fleet.probes.sentinel_by_port[first_port], connected_peers=2, timings=FAST
     )
     plan = asyncio.run(fleet.plan(G, "g"))
     assert plan is not None
-    assert plan.actions == (SetSentinelPingPeriod(first, at, PING_PERIOD_MS),)
+    assert plan.actions == (TuneSentinel(first, at, STEADY),)
     assert state(plan, G, "g") == GroupState.AVAILABLE
     assert ("g", "Replication group g created") in messages(plan)
     assert not plan.converged  # looked at again, to see the period back
-    fleet.probes.sentinel_by_port[first_port] = replace(
-        fleet.probes.sentinel_by_port[first_port], ping_period_ms=PING_PERIOD_MS
-    )
+    fleet.probes.sentinel_by_port[first_port] = replace(fleet.probes.sentinel_by_port[first_port], timings=STEADY)
     plan = asyncio.run(fleet.plan(G, "g"))
     assert plan is not None
     assert plan.actions == ()
@@ -664,12 +684,12 @@ def test_a_sentinel_not_linked_to_its_running_peers_retries_fast_then_goes_back_
     # A peer that does not run is not worth retrying for: the default period, even unlinked.
     fleet.kill(others[0])
     fleet.probes.sentinel_by_port[first_port] = replace(
-        fleet.probes.sentinel_by_port[first_port], connected_peers=1, ping_period_ms=FAST_PING_PERIOD_MS
+        fleet.probes.sentinel_by_port[first_port], connected_peers=1, timings=FAST
     )
     plan = asyncio.run(fleet.plan(G, "g"))
     assert plan is not None
-    assert SetSentinelPingPeriod(first, at, PING_PERIOD_MS) in plan.actions
-    assert not any(isinstance(a, SetSentinelPingPeriod) and a.node != first for a in plan.actions)
+    assert TuneSentinel(first, at, STEADY) in plan.actions
+    assert not any(isinstance(a, TuneSentinel) and a.node != first for a in plan.actions)
 
 
 def test_a_group_is_available_once_its_reader_endpoint_has_a_server_up() -> None:

@@ -4,7 +4,9 @@ tests/integration/test_failover_engines.py)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -73,6 +75,8 @@ def test_reconfig_script_and_timings() -> None:
     script = Path("/data/nodes/rg1-sentinel/0001") / RECONFIG_SCRIPT
     lines = _lines(render_config(_cfg(reconfig_script=script, down_after_ms=5000, failover_timeout_ms=3000)))
     assert f'sentinel client-reconfig-script rg1 "{script}"' in lines
+    # The same script, for the promotion the leader is about to make (see its arguments below).
+    assert f'sentinel notification-script rg1 "{script}"' in lines
     assert "sentinel down-after-milliseconds rg1 5000" in lines
     assert "sentinel failover-timeout rg1 3000" in lines
 
@@ -140,6 +144,32 @@ def test_reconfig_script_compiles_and_names_the_socket() -> None:
         reconfig_script("python3", socket_path)
     with pytest.raises(ValueError, match="absolute"):
         reconfig_script("/usr/bin/python3", Path("admin.sock"))
+
+
+def _script_target() -> Callable[[list[str]], tuple[str, bool] | None]:
+    namespace: dict[str, Any] = {"__name__": "not-main"}
+    exec(compile(reconfig_script("/usr/bin/python3", Path("/d/admin.sock")), RECONFIG_SCRIPT, "exec"), namespace)
+    return cast("Callable[[list[str]], tuple[str, bool] | None]", namespace["target"])
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        # client-reconfig-script: <master-name> <role> <state> <from-ip> <from-port> <to-ip> <to-port>
+        (["rg1", "leader", "start", "127.0.0.1", "7001", "127.0.0.1", "7002"], ("n7002", False)),
+        # notification-script: the replica the leader chose; HAProxy waits for it to answer as master.
+        (["+selected-slave", "slave 127.0.0.1:7003 127.0.0.1 7003 @ rg1 127.0.0.1 7001"], ("n7003", True)),
+        # that promotion given up: back to the master Sentinel still names.
+        (["-failover-abort-slave-timeout", "master rg1 127.0.0.1 7001"], ("n7001", False)),
+        # every other warning event leaves the endpoint alone.
+        (["+sdown", "master rg1 127.0.0.1 7001"], None),
+        (["+switch-master", "rg1 127.0.0.1 7001 127.0.0.1 7002"], None),
+        (["+selected-slave", "slave garbled"], None),
+        (["too", "few"], None),
+    ],
+)
+def test_the_script_tells_its_two_callers_apart(args: list[str], expected: tuple[str, bool] | None) -> None:
+    assert _script_target()(["reconfig.py", *args]) == expected
 
 
 def test_known_replicas_and_sentinels_follow_the_monitor_line() -> None:

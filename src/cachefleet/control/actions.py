@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass, field
 
 from cachefleet.engines.acl import AclUser
+from cachefleet.engines.sentinel import Timings
 from cachefleet.model.nodes import PORT_SLOT, NodeKey, Placement
 from cachefleet.store.kinds import Stored
 
@@ -197,14 +198,15 @@ class RestartSentinel:
 
 
 @dataclass(frozen=True)
-class SetSentinelPingPeriod:
-    """``SENTINEL DEBUG ping-period`` on a running Sentinel (runtime only): short while it cannot
-    reach a peer that runs, so it connects within a tenth of a second of the peer listening instead
-    of a second; Sentinel's own default once it is linked."""
+class TuneSentinel:
+    """``SENTINEL DEBUG`` periods on a running Sentinel (runtime only, ``engines.sentinel.Timings``):
+    the ping period short while it cannot reach a peer that runs, so it connects within a tenth of a
+    second of the peer listening instead of a second, Sentinel's own default once it is linked; the
+    ask period always short (``engines.sentinel.ASK_PERIOD_MS`` says why)."""
 
     node: NodeKey
     at: Placement
-    period_ms: int
+    timings: Timings
 
 
 @dataclass(frozen=True)
@@ -275,7 +277,7 @@ Action = (
     | ReloadConfigEndpoint
     | LiveParameters
     | RestartSentinel
-    | SetSentinelPingPeriod
+    | TuneSentinel
     | SyncAcl
     | SetTransport
     | RenewCertificate

@@ -35,7 +35,6 @@ from cachefleet.control.actions import (
     RestartSentinel,
     SentinelFailover,
     SetEndpointPrimary,
-    SetSentinelPingPeriod,
     SetTransport,
     StartConfigEndpoint,
     StartEndpoint,
@@ -43,6 +42,7 @@ from cachefleet.control.actions import (
     StartSentinel,
     Switchover,
     SyncAcl,
+    TuneSentinel,
 )
 from cachefleet.control.memcached_processes import Secrets, access, endpoint_process, node_process
 from cachefleet.control.observe import ENDPOINT_INPUTS, PARAMETERS_FILE
@@ -231,12 +231,12 @@ class Executor:
                 port = await host.port_of(node)
                 if port is not None:
                     self.links.record(at.address, port, tls=self._group_security(node).tls)
-            case SetSentinelPingPeriod(node, at, period_ms):
+            case TuneSentinel(node, at, timings):
                 port = await self.hosts.get(at.host).port_of(node)
                 if port is not None:
                     tls = self._tls(at.address, port)
                     password = self.keys.sentinel_password
-                    await sentinel.set_ping_period(at.address, port, period_ms, password=password, tls=tls)
+                    await sentinel.set_timings(at.address, port, timings, password=password, tls=tls)
             case SyncAcl(node, at, users, present):
                 await self._sync_acl(node, at, users, present)
             case SetTransport(node, at, current):

@@ -136,7 +136,10 @@ def render_config(cfg: SentinelConfig) -> str:
         *(f"sentinel known-sentinel {name} {k.host} {k.port} {k.my_id}" for k in cfg.known_sentinels),
     ]
     if cfg.reconfig_script is not None:
+        # One script, told apart by its arguments (``reconfig_script``): the endpoint follows the
+        # promoted replica as soon as it answers as a primary, and again once Sentinel has seen it.
         lines.append(f"sentinel client-reconfig-script {name} {quote(str(cfg.reconfig_script))}")
+        lines.append(f"sentinel notification-script {name} {quote(str(cfg.reconfig_script))}")
     # Nobody may point a sentinel at another script at run time (SENTINEL SET ... *-script).
     lines.append("sentinel deny-scripts-reconfig yes")
     return "\n".join(lines) + "\n"
@@ -163,6 +166,25 @@ PING_PERIOD_MS = 1000
 # While it cannot reach a peer that runs (a peer started after it refused its first connection), it
 # tries every 100 ms instead of every second; the control plane sets it back once linked.
 FAST_PING_PERIOD_MS = 100
+# ``ask-period``: how often a Sentinel that sees the primary down asks its peers whether they agree
+# (Sentinel's default is 1000 ms). A peer's "down" answer counts toward the quorum for five ask
+# periods, and it is kept across a failover: with the default, the answers about the old primary
+# still counted for seconds after the switch, so a single Sentinel's brief false ``+sdown`` of the
+# new primary (it reconnects up to a ping period after the switch while counting the outage from the
+# switch) reached the quorum alone and started a second failover, losing the writes the first
+# promoted primary had acknowledged. At 100 ms those answers expire half a second after the switch,
+# and peers that do see a primary down agree within a tenth of a second instead of a second. The
+# asks only happen while a primary looks down, so this costs nothing in steady state.
+ASK_PERIOD_MS = 100
+
+
+@dataclass(frozen=True)
+class Timings:
+    """A Sentinel's runtime-only periods (``SENTINEL DEBUG``), in milliseconds: a restarted Sentinel
+    has its defaults again until they are set."""
+
+    ping_period_ms: int
+    ask_period_ms: int
 
 
 @dataclass(frozen=True)
@@ -177,7 +199,7 @@ class SentinelView:
     # connected to that it does not consider down: what a failover needs, not merely what is listed.
     ready_replicas: int = 0
     connected_peers: int = 0
-    ping_period_ms: int | None = None  # ``SENTINEL DEBUG``'s ping-period; None when not read
+    timings: Timings | None = None  # from ``SENTINEL DEBUG``; None when not read
 
 
 async def probe(
@@ -226,7 +248,7 @@ async def master_view(
         view,
         ready_replicas=ready_replicas(_entries(replicas), (view.master_host, view.master_port)),
         connected_peers=connected_peers(_entries(peers)),
-        ping_period_ms=_ping_period(debug),
+        timings=_timings(debug),
     )
 
 
@@ -252,31 +274,39 @@ def connected_peers(peers: Sequence[Mapping[str, str]]) -> int:
     return sum(1 for p in peers if not set(p.get("flags", "").split(",")) & {"disconnected", "s_down", "o_down"})
 
 
-def _ping_period(reply: resp.Reply) -> int | None:
+def _timings(reply: resp.Reply) -> Timings | None:
     """``SENTINEL DEBUG`` without arguments: name/value pairs (RESP2) or a map."""
     fields = reply_fields(reply) if isinstance(reply, list | dict) else {}
-    value = {k.upper(): v for k, v in fields.items()}.get("PING-PERIOD")
-    return int(value) if value is not None and value.isdigit() else None
+    values = {str(k).upper(): str(v) for k, v in fields.items()}
+    ping, ask = values.get("PING-PERIOD", ""), values.get("ASK-PERIOD", "")
+    return Timings(int(ping), int(ask)) if ping.isdigit() and ask.isdigit() else None
 
 
-async def set_ping_period(
+async def set_timings(
     host: str,
     port: int,
-    period_ms: int,
+    timings: Timings,
     timeout: float = 1.0,  # noqa: ASYNC109
     *,
     password: str | None = None,
     tls: ClientTls | None = None,
 ) -> None:
-    """``SENTINEL DEBUG ping-period``: runtime only (a restarted Sentinel has its default again).
-    Raises ``Retry`` when the sentinel cannot be reached or refuses."""
-    command = ("SENTINEL", "DEBUG", "ping-period", str(period_ms))
+    """``SENTINEL DEBUG ping-period .. ask-period ..``: runtime only (a restarted Sentinel has its
+    defaults again). Raises ``Retry`` when the sentinel cannot be reached or refuses."""
+    command = (
+        "SENTINEL",
+        "DEBUG",
+        "ping-period",
+        str(timings.ping_period_ms),
+        "ask-period",
+        str(timings.ask_period_ms),
+    )
     try:
         reply = await _ask(host, port, command, timeout, password=password, tls=tls)
     except (OSError, TimeoutError, resp.ProtocolError) as exc:
-        raise Retry(f"sentinel {host}:{port} unreachable to set its ping period: {exc}") from exc
+        raise Retry(f"sentinel {host}:{port} unreachable to set its periods: {exc}") from exc
     if isinstance(reply, resp.ReplyError):
-        raise Retry(f"sentinel {host}:{port} refused its ping period: {reply}")
+        raise Retry(f"sentinel {host}:{port} refused its periods: {reply}")
 
 
 def view_from_reply(fields: Mapping[str, Any]) -> SentinelView:
@@ -382,13 +412,22 @@ def reply_fields(reply: Any) -> dict[str, str]:
 # -- the client-reconfig-script ----------------------------------------------------------------
 
 _SCRIPT = """#!{python} -I
-# Rendered by cachefleet: Sentinel's client-reconfig-script for one replication group.
-# Sentinel runs it (leader and observers alike) when the primary changes, with the arguments
-#   <master-name> <role> <state> <from-ip> <from-port> <to-ip> <to-port>
-# In each HAProxy backend of BACKENDS that the endpoint has, it leaves server n<to-port> the only one
-# out of maintenance and cuts the sessions of every other (a group in TLS preferred mode has a second,
-# plain-text primary backend). Idempotent. It never exits 1, which would make Sentinel run it again
-# much later, possibly after a newer failover; the control plane enforces the same state.
+# Rendered by cachefleet: Sentinel's client-reconfig-script and notification-script for one
+# replication group. In each HAProxy backend of BACKENDS that the endpoint has, it leaves one server
+# the only one out of maintenance and cuts the sessions of every other (a group in TLS preferred mode
+# has a second, plain-text primary backend). Idempotent. It never exits 1, which would make Sentinel
+# run it again much later, possibly after a newer failover; the control plane enforces the same state.
+#
+# As the client-reconfig-script, Sentinel runs it (leader and observers alike) once the primary has
+# changed, with <master-name> <role> <state> <from-ip> <from-port> <to-ip> <to-port>: n<to-port>.
+#
+# As the notification-script, Sentinel runs it for every warning event, with <event> <description>:
+# - "+selected-slave" (the leader chose the replica it is about to promote): n<its port>, with its
+#   health forced down, so HAProxy sends it nothing until its own check sees it answer role:master,
+#   checking a down server every DOWN_INTERVAL. Sentinel only notices the promotion at its next INFO
+#   to the replica, up to a second later: the endpoint follows the promotion itself instead.
+# - "-failover-abort-slave-timeout" (that promotion was given up): the master Sentinel still names.
+# Every other event is ignored.
 import os
 import socket
 import sys
@@ -413,11 +452,28 @@ def ask(command):
     return b"".join(chunks).decode(errors="replace")
 
 
+def target(argv):
+    # (server name, whether HAProxy must see it answer role:master first), or None to do nothing.
+    if len(argv) == 8 and argv[7].isdigit():
+        return "n" + argv[7], False
+    if len(argv) == 3:
+        words = argv[2].split()
+        # "slave <ip>:<port> <ip> <port> @ <master> <ip> <port>"
+        if argv[1] == "+selected-slave" and len(words) == 8 and words[3].isdigit():
+            return "n" + words[3], True
+        # "master <name> <ip> <port>"
+        if argv[1] == "-failover-abort-slave-timeout" and len(words) == 4 and words[3].isdigit():
+            return "n" + words[3], False
+        return None
+    print("reconfig: unexpected arguments %r" % (argv[1:],), file=sys.stderr)
+    return None
+
+
 def main(argv):
-    if len(argv) != 8 or not argv[7].isdigit():
-        print("reconfig: unexpected arguments %r" % (argv[1:],), file=sys.stderr)
-        return 2
-    primary = "n" + argv[7]
+    chosen = target(argv)
+    if chosen is None:
+        return 0 if len(argv) == 3 else 2
+    primary, checked = chosen
     try:
         os.chdir(os.path.dirname(SOCKET))
         commands = []
@@ -438,6 +494,10 @@ def main(argv):
                     commands.append("set server %s/%s state maint" % (backend, name))
                     commands.append("shutdown sessions server %s/%s" % (backend, name))
             commands.append("set server %s/%s state ready" % (backend, primary))
+            if checked:
+                # After "ready", which counts it up (before, "ready" undoes it). A connection that
+                # HAProxy routes in between reaches a replica: READONLY, never a lost write.
+                commands.append("set server %s/%s health down" % (backend, primary))
         if not commands:
             print("reconfig: haproxy has none of %s" % (", ".join(BACKENDS),), file=sys.stderr)
             return 2

@@ -54,18 +54,18 @@ from cachefleet.control.actions import (
     RestartNode,
     SentinelFailover,
     SetEndpointPrimary,
-    SetSentinelPingPeriod,
     StartEndpoint,
     StartNode,
     StartSentinel,
     Switchover,
+    TuneSentinel,
 )
 from cachefleet.control.hosts import HostMap, memory_of
 from cachefleet.control.observe import UNPLACED, EndpointObservation, GroupObservation, NodeObservation
 from cachefleet.control.planners import params, reboot, security
 from cachefleet.control.planners.nodes import cluster_status, lifecycle_status, node_status, port_held
 from cachefleet.engines.haproxy import ServerState, server_name
-from cachefleet.engines.sentinel import FAST_PING_PERIOD_MS, PING_PERIOD_MS, SentinelView
+from cachefleet.engines.sentinel import ASK_PERIOD_MS, FAST_PING_PERIOD_MS, PING_PERIOD_MS, SentinelView, Timings
 from cachefleet.model.errors import Fatal
 from cachefleet.model.nodes import (
     MEMBER_NODE_ID,
@@ -255,11 +255,11 @@ def plan(
             user_group_ids=spec.security.user_group_ids,
             acl_fingerprint=secure.fingerprint,
         )
-    # Setting a Sentinel's ping period back to its default does not hold the group up.
-    only_ping_periods = all(isinstance(a, SetSentinelPingPeriod) for a in actions)
+    # Setting a Sentinel's periods (its ping period back to its default) does not hold the group up.
+    only_tunings = all(isinstance(a, TuneSentinel) for a in actions)
     group_status = replace(
         group_status,
-        status=lifecycle_status(status.status, all_ready and only_ping_periods),
+        status=lifecycle_status(status.status, all_ready and only_tunings),
         failover_active=spec.automatic_failover and (status.failover_active or view.sentinels_ready),
         # Kept while the endpoint has no port on its host (its directory was lost): it gets them back.
         primary_endpoint_port=observed.endpoint.port or status.primary_endpoint_port,
@@ -860,10 +860,10 @@ def _converge_sentinels(
             actions.append(AllocatePort(key, at))
         elif sentinel.pid is None and view.primary is not None and _all_nodes_ready(members, observed, view):
             actions.append(StartSentinel(key, at, spec.id, view.primary))
-        elif sentinel.view is not None and sentinel.view.ping_period_ms is not None:
-            wanted = _ping_period(key, sentinel.view, observed)
-            if sentinel.view.ping_period_ms != wanted:
-                actions.append(SetSentinelPingPeriod(key, at, wanted))
+        elif sentinel.view is not None and sentinel.view.timings is not None:
+            wanted = Timings(_ping_period(key, sentinel.view, observed), ASK_PERIOD_MS)
+            if sentinel.view.timings != wanted:
+                actions.append(TuneSentinel(key, at, wanted))
     return actions, placed
 
 
