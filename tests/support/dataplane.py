@@ -31,6 +31,7 @@ from redis.retry import Retry
 from cachefleet.endpoints.base import Address
 from cachefleet.endpoints.watch import SentinelWatch
 from cachefleet.engines.installed import require_binaries
+from cachefleet.engines.sentinel import ASK_PERIOD_MS
 from tests.support.netns import Member, Topology
 
 _BINARIES = require_binaries("redis-server", "redis-sentinel")
@@ -202,6 +203,11 @@ class SentinelGroup:
         self.sentinels = start_sentinels(topo, [h1, h2, h3], work, master=master, primary=self.nodes[0],
                                          replicas=self.nodes[1:], down_after_ms=down_after_ms)  # fmt: skip
         wait_group_ready(topo, self.nodes[0], self.nodes[1:], self.sentinels, master)
+        # The product's ask period (``engines.sentinel.ASK_PERIOD_MS``): with Sentinel's default, a
+        # peer's "down" answer about the old primary outlived the switch, and one Sentinel's brief
+        # false +sdown of the new primary started a second failover (two repoints in one kill).
+        for s in self.sentinels:
+            ask(topo, s.member, s.address, "SENTINEL", "DEBUG", "ask-period", str(ASK_PERIOD_MS))
 
     def by_address(self, address: Address) -> Node:
         (node,) = [n for n in self.nodes if Address(*n.address) == address]
