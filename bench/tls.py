@@ -20,7 +20,10 @@ ca.pem`` for every TLS target):
   picks the TLS or the plain backend; checks on the plain port);
 - ``haproxy``: a hand-configured HAProxy doing the same TLS job (TCP mode, ``nbthread 1``, one
   frontend, one backend whose only server is the node's TLS port, no check), measured in the same
-  phase as ``endpoint``, so that their paired ratio compares runs seconds apart.
+  phase as ``endpoint``, so that their paired ratio compares runs seconds apart;
+- ``haproxy-2``: a second, identical hand-configured HAProxy (its own process and port), measured in
+  the same phase. ``haproxy-2/haproxy`` compares two things that are the same: its spread is what
+  the machine's noise alone does to a ratio, the yardstick for ``endpoint/haproxy``.
 
 IAM authentication for Redis is measured on a second group of one node (TLS ``required``, a user
 group with a password user and an IAM user), in a phase of its own:
@@ -38,7 +41,10 @@ sniffing of ``preferred`` costs where it runs, at connection set-up, and what ch
 costs on the IAM path.
 
 Trials are interleaved (the order rotates within each phase from trial to trial); tables show
-medians. CPU time of the redis-server and of the proxy process is read from ``/proc``. The target is
+medians. A ``-P 16`` run lasts a tenth of a ``-P 1`` run (0.3 s against 3 s at 100,000 requests), so
+on a shared machine one burst of someone else's work decides its figure: each trial makes
+``--rounds`` of them (default 4), the order rotating from round to round, each round a pair of its
+own for the paired ratios. CPU time of the redis-server and of the proxy process is read from ``/proc``. The target is
 our endpoint at 0.95x or better of the hand-configured HAProxy in every cell. The run exits 0 either
 way.
 """
@@ -69,17 +75,29 @@ from bench.endpoint import children, cpu_seconds
 LOOPBACK = "127.0.0.1"
 BENCH_TIMEOUT = 300.0
 TOLERANCE = 0.95
-TARGETS = ("direct", "direct-tls", "endpoint", "endpoint-preferred", "haproxy", "rbac-endpoint", "iam-endpoint")
+TARGETS = (
+    "direct",
+    "direct-tls",
+    "endpoint",
+    "endpoint-preferred",
+    "haproxy",
+    "haproxy-2",
+    "rbac-endpoint",
+    "iam-endpoint",
+)
+HAND_TARGETS = ("haproxy", "haproxy-2")
 TLS_TARGETS = frozenset(TARGETS) - {"direct"}
 PIPELINES = (1, 16)
 TESTS = ("SET", "GET")
-RECONNECT_TARGETS = ("endpoint", "endpoint-preferred", "haproxy", "rbac-endpoint", "iam-endpoint")
+RECONNECT_TARGETS = ("endpoint", "endpoint-preferred", "haproxy", "haproxy-2", "rbac-endpoint", "iam-endpoint")
+ROUNDS = 4  # -P 16 runs per target and trial
 RECONNECT_REQUESTS = 1000
 
 
 @dataclass(frozen=True)
 class Result:
     trial: int
+    round: int  # of the -P 16 runs within a trial (0 for every other run); (trial, round) pairs runs
     target: str
     cell: str  # "SET P1", "GET P16", "SET new-session"
     rps: float
@@ -147,7 +165,7 @@ PASSWORD_USER = "bench-pw"
 PASSWORD = "bench-password-" + "0" * 16
 PHASES: dict[str, tuple[str, ...]] = {
     "preferred": ("direct", "direct-tls", "endpoint-preferred"),
-    "required": ("endpoint", "haproxy"),
+    "required": ("endpoint", "haproxy", "haproxy-2"),
     "iam": ("rbac-endpoint", "iam-endpoint"),  # the other group: the mode of GROUP does not matter
 }
 
@@ -174,27 +192,22 @@ def start(work: Path, tools: dict[str, str], started: list[subprocess.Popen[byte
     endpoint_dir = server.data_dir / "nodes" / f"rg.{GROUP}" / "endpoint"
     ca = server.data_dir / "ca.pem"
     endpoint = int(node_group["PrimaryEndpoint"]["Port"])
-    hand_dir = work / "haproxy"
-    hand_dir.mkdir(mode=0o700)
-    hand_port = free_port()
-    (hand_dir / "haproxy.cfg").write_text(hand_config(hand_port, tls_port))
-    hand = spawn([haproxy_binary, "-db", "-f", str(hand_dir / "haproxy.cfg")], hand_dir, hand_dir / "haproxy.log")
-    started.append(hand)
-    ports = {
-        "direct": plain_port,
-        "direct-tls": tls_port,
-        "endpoint": endpoint,
-        "endpoint-preferred": endpoint,
-        "haproxy": hand_port,
-    }
+    ports = {"direct": plain_port, "direct-tls": tls_port, "endpoint": endpoint, "endpoint-preferred": endpoint}
     endpoint_worker = _worker_of(endpoint_dir)
     proxies: dict[str, Callable[[], int | None]] = {
         "direct": lambda: None,
         "direct-tls": lambda: None,
         "endpoint": endpoint_worker,
         "endpoint-preferred": endpoint_worker,
-        "haproxy": lambda: hand.pid,
     }
+    for target in HAND_TARGETS:
+        hand_dir = work / target
+        hand_dir.mkdir(mode=0o700)
+        ports[target] = free_port()
+        (hand_dir / "haproxy.cfg").write_text(hand_config(ports[target], tls_port))
+        hand = spawn([haproxy_binary, "-db", "-f", str(hand_dir / "haproxy.cfg")], hand_dir, hand_dir / "haproxy.log")
+        started.append(hand)
+        proxies[target] = _constant(hand.pid)
     redis_pid = int((node_dir / "pid").read_text())
     redis_pids = {target: redis_pid for target in ports}
     auth: dict[str, Callable[[], list[str]]] = {}
@@ -213,7 +226,7 @@ def start(work: Path, tools: dict[str, str], started: list[subprocess.Popen[byte
     auth["rbac-endpoint"] = lambda: ["--user", PASSWORD_USER, "-a", PASSWORD]
     signer = iam_signer(server)
     auth["iam-endpoint"] = lambda: ["--user", IAM_USER, "-a", signer()]
-    for target in ("direct-tls", "endpoint-preferred", "haproxy", "rbac-endpoint", "iam-endpoint"):
+    for target in ("direct-tls", "endpoint-preferred", *HAND_TARGETS, "rbac-endpoint", "iam-endpoint"):
         how = auth.get(target, list)()
         wait_for(lambda target=target, how=how: ready(cli, ports[target], ca, how), f"{target} to answer over TLS")  # type: ignore[misc]
     return Setup(
@@ -297,6 +310,10 @@ def move(setup: Setup, mode: str) -> None:
     wait_for(lambda: children(master) not in ([], [before]) and len(children(master)) == 1, "the endpoint's reload")
 
 
+def _constant(pid: int) -> Callable[[], int | None]:
+    return lambda: pid
+
+
 def _worker_of(endpoint_dir: Path) -> Callable[[], int | None]:
     """The newest worker of the endpoint's HAProxy master (a reload replaces it)."""
 
@@ -333,7 +350,7 @@ def benchmark(binary: str, port: int, args: list[str], ca: Path | None, auth: li
 
 
 def measure(
-    binary: str, setup: Setup, target: str, *, trial: int, args: list[str], cells: dict[str, str]
+    binary: str, setup: Setup, target: str, *, trial: int, args: list[str], cells: dict[str, str], round_: int = 0
 ) -> list[Result]:
     """One redis-benchmark run; ``cells`` maps its test names (SET, GET) to the cells they fill."""
     proxy = setup.proxies[target]()
@@ -352,6 +369,7 @@ def measure(
     return [
         Result(
             trial,
+            round_,
             target,
             cell,
             parsed[test]["rps"],
@@ -365,7 +383,7 @@ def measure(
     ]
 
 
-def run(trials: int, requests: int, clients: int) -> tuple[list[Result], dict[str, Any]]:
+def run(trials: int, requests: int, clients: int, rounds: int) -> tuple[list[Result], dict[str, Any]]:
     tools = binaries("redis-benchmark", "redis-cli", "haproxy")
     binary = tools["redis-benchmark"]
     results: list[Result] = []
@@ -379,6 +397,7 @@ def run(trials: int, requests: int, clients: int) -> tuple[list[Result], dict[st
                 "loadavg_start": [round(x, 2) for x in os.getloadavg()],
                 "requests": requests,
                 "clients": clients,
+                "rounds": rounds,
                 "redis_benchmark": subprocess.run(
                     [binary, "--version"], capture_output=True, text=True, timeout=10, check=False
                 ).stdout.strip(),
@@ -389,14 +408,17 @@ def run(trials: int, requests: int, clients: int) -> tuple[list[Result], dict[st
                     move(setup, mode)
                     order = targets[trial % len(targets) :] + targets[: trial % len(targets)]
                     for pipeline in PIPELINES:
-                        for target in order:
-                            args = ["-n", str(requests), "-c", str(clients), "-t", "set,get"]
-                            args += ["-P", str(pipeline)] if pipeline > 1 else []
-                            cells = {t: f"{t} P{pipeline}" for t in TESTS}
-                            got = measure(binary, setup, target, trial=trial, args=args, cells=cells)
-                            results += got
-                            line = "  ".join(f"{r.cell} {r.rps:,.0f} rps" for r in got)
-                            print(f"trial {trial + 1}/{trials} {target}: {line}", file=sys.stderr)
+                        for round_ in range(rounds if pipeline > 1 else 1):
+                            # Each round rotates the order once more, so no target always runs first.
+                            turned = order[round_ % len(order) :] + order[: round_ % len(order)]
+                            for target in turned:
+                                args = ["-n", str(requests), "-c", str(clients), "-t", "set,get"]
+                                args += ["-P", str(pipeline)] if pipeline > 1 else []
+                                cells = {t: f"{t} P{pipeline}" for t in TESTS}
+                                got = measure(binary, setup, target, trial=trial, args=args, cells=cells, round_=round_)
+                                results += got
+                                line = "  ".join(f"{r.cell} {r.rps:,.0f} rps" for r in got)
+                                print(f"trial {trial + 1}/{trials} {target}: {line}", file=sys.stderr)
                     for target in [t for t in order if t in RECONNECT_TARGETS]:
                         args = ["-n", str(RECONNECT_REQUESTS), "-c", str(clients), "-t", "set", "-k", "0"]
                         got = measure(binary, setup, target, trial=trial, args=args, cells={"SET": "SET new-session"})
@@ -438,14 +460,35 @@ RATIOS = {
 }
 
 
+def pairs(results: list[Result], num: str, den: str, cell: str) -> list[float]:
+    """num/den of every two runs made in the same trial and round (seconds apart)."""
+    by_run = {(r.trial, r.round, r.target): r.rps for r in results if r.cell == cell}
+    return sorted(
+        rps / by_run[(t, n, den)] for (t, n, target), rps in by_run.items() if target == num and (t, n, den) in by_run
+    )
+
+
 def paired_ratio(results: list[Result], num: str, den: str, cell: str) -> float | None:
-    """Median over trials of num/den measured in the same trial (seconds apart), which cancels the
-    slow drifts of a shared machine's load that a ratio of medians keeps."""
-    by_trial = {(r.trial, r.target): r.rps for r in results if r.cell == cell}
-    pairs = [
-        by_trial[(t, num)] / by_trial[(t, den)] for t, target in by_trial if target == num and (t, den) in by_trial
-    ]
-    return round(statistics.median(pairs), 3) if pairs else None
+    """Median of ``pairs``, which cancels the slow drifts of a shared machine's load that a ratio of
+    medians keeps."""
+    found = pairs(results, num, den, cell)
+    return round(statistics.median(found), 3) if found else None
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    """Lowest, quartiles and highest of a sorted list (inclusive quartiles)."""
+    q1, q2, q3 = statistics.quantiles(values, n=4, method="inclusive") if len(values) > 1 else values * 3
+    return {
+        "pairs": len(values),
+        "min": round(values[0], 3),
+        "q1": round(q1, 3),
+        "median": round(q2, 3),
+        "q3": round(q3, 3),
+        "max": round(values[-1], 3),
+    }
+
+
+SPREAD_PAIRS = {"endpoint/haproxy": ("endpoint", "haproxy"), "haproxy-2/haproxy (A/A)": ("haproxy-2", "haproxy")}
 
 
 def summary(results: list[Result], meta: dict[str, Any], trials: int) -> dict[str, Any]:
@@ -460,7 +503,7 @@ def summary(results: list[Result], meta: dict[str, Any], trials: int) -> dict[st
         if median_of(results, t, c, "rps") is not None
     }
     ratios = {name: {c: ratio(results, num, den, c) for c in ALL_CELLS} for name, (num, den) in RATIOS.items()}
-    for num in ("endpoint", "endpoint-preferred"):
+    for num in ("endpoint", "endpoint-preferred", "haproxy-2"):
         ratios[f"{num}/haproxy, paired*"] = {c: paired_ratio(results, num, "haproxy", c) for c in ALL_CELLS}
     iam_pair = ("iam-endpoint", "rbac-endpoint")
     ratios["iam-endpoint/rbac-endpoint, paired*"] = {c: paired_ratio(results, *iam_pair, c) for c in ALL_CELLS}
@@ -474,11 +517,16 @@ def summary(results: list[Result], meta: dict[str, Any], trials: int) -> dict[st
         for t in TARGETS
         for p in PIPELINES
     }
+    spreads = {
+        name: {c: spread(found) for c in ALL_CELLS if (found := pairs(results, num, den, c))}
+        for name, (num, den) in SPREAD_PAIRS.items()
+    }
     return {
         **meta,
         "trials": trials,
         "medians": medians,
         "ratios": ratios,
+        "paired_spread": spreads,
         "cpu_us_per_request": cpu,
         "tolerance": TOLERANCE,
         "target_met_medians": _lowest(ratios["endpoint/haproxy"]) >= TOLERANCE,
@@ -508,7 +556,14 @@ def table(stats: dict[str, Any]) -> str:
     rows.append("-" * len(header))
     for name, values in stats["ratios"].items():
         rows.append(f"{name:<30}" + "".join(cell(values[c], ".2f", c).replace(" -", "  -") for c in ALL_CELLS))
-    rows.append("* median of the ratios of runs made in the same trial, seconds apart")
+    rows.append("* median of the ratios of runs made in the same trial (and round, for -P 16), seconds apart")
+    rows += ["", "spread of the paired ratios: lowest / quartiles / highest (how many pairs)", "-" * len(header)]
+    for name, cells in stats["paired_spread"].items():
+        for c, s in cells.items():
+            rows.append(
+                f"{name:<30}{c:<16}{s['min']:>6.2f}  {s['q1']:.2f} / {s['median']:.2f} / {s['q3']:.2f}  {s['max']:.2f}"
+                f"  ({s['pairs']:.0f})"
+            )
     rows += ["", f"{'p50 / p99 (ms)':<30}" + "".join(f"{c:>{width + 4}}" for c in CELLS), "-" * len(header)]
     for target in TARGETS:
         cells = [f"{med[f'{target} {c}']['p50_ms']:.3f}/{med[f'{target} {c}']['p99_ms']:.3f}" for c in CELLS]
@@ -536,6 +591,11 @@ def table(stats: dict[str, Any]) -> str:
             f"our TLS endpoint at >= {TOLERANCE}x of the hand-configured HAProxy in every cell ({name}): {met}"
             f" (lowest {_lowest(stats['ratios'][key]):.2f}x)"
         )
+    floor = stats["ratios"]["haproxy-2/haproxy, paired*"]
+    rows.append(
+        "two identical hand-configured HAProxies (haproxy-2/haproxy, paired), the noise alone: lowest"
+        f" {_lowest(floor):.2f}x, highest {max(v for c, v in floor.items() if v is not None and c in CELLS):.2f}x"
+    )
     return "\n".join(rows)
 
 
@@ -544,16 +604,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=3, help="trials per target and cell (default 3)")
     parser.add_argument("--requests", type=int, default=100_000, help="redis-benchmark -n (default 100000)")
     parser.add_argument("--clients", type=int, default=50, help="redis-benchmark -c (default 50)")
+    parser.add_argument(
+        "--rounds", type=int, default=ROUNDS, help=f"-P 16 runs per target and trial (default {ROUNDS})"
+    )
     parser.add_argument("--json", action="store_true", help="also print the summary as JSON, last line")
     args = parser.parse_args(argv)
-    if args.trials < 1:
-        parser.error("--trials must be at least 1")
+    if args.trials < 1 or args.rounds < 1:
+        parser.error("--trials and --rounds must be at least 1")
     unwind_on_sigterm()
-    results, meta = run(args.trials, args.requests, args.clients)
+    results, meta = run(args.trials, args.requests, args.clients, args.rounds)
     stats = summary(results, meta, args.trials)
     print(
         f"redis-benchmark -n {args.requests} -c {args.clients} -t set,get [-P 16] [--tls --cacert ca.pem],"
-        f" {args.trials} trials per cell, new-session cell -n {RECONNECT_REQUESTS} -k 0, {meta['cpus']} CPUs;"
+        f" {args.trials} trials per cell ({args.rounds} rounds of -P 16 each),"
+        f" new-session cell -n {RECONNECT_REQUESTS} -k 0, {meta['cpus']} CPUs;"
         f" load average (1/5/15 min) {meta['loadavg_start']} at the start, {meta['loadavg_end']} at the end\n"
     )
     print(table(stats))

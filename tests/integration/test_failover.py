@@ -175,6 +175,10 @@ def test_test_failover_promotes_a_replica_with_events_in_order(client: Any) -> N
     endpoint = group["NodeGroups"][0]["PrimaryEndpoint"]["Port"]
     with _connect(endpoint) as connection:
         connection.set("before", "failover")
+    # A neighbour group's open connections, through both of its endpoints, are not disturbed.
+    neighbour = _create(client, "neighbour", nodes=2)["NodeGroups"][0]
+    held = [_connect(neighbour["PrimaryEndpoint"]["Port"]), _connect(neighbour["ReaderEndpoint"]["Port"])]
+    ids = [connection.client_id() for connection in held]  # one socket each, reused while it lives
     answer = client.test_failover(ReplicationGroupId="drill", NodeGroupId="0001")["ReplicationGroup"]
     assert answer["Status"] == "available"
     wait_until(lambda: _primary_of(client, "drill") != "drill-001", 20, what="the promotion")
@@ -198,6 +202,11 @@ def test_test_failover_promotes_a_replica_with_events_in_order(client: Any) -> N
         assert connection.get("before") == "failover"
         assert connection.info("replication")["role"] == "master"
         connection.set("after", "failover")
+    assert [connection.client_id() for connection in held] == ids  # same sockets, retries off
+    assert held[0].set("neighbour", "untouched")
+    for connection in held:
+        connection.close()
+    client.delete_replication_group(ReplicationGroupId="neighbour")
 
 
 def test_failover_works_while_the_control_plane_is_down(server: ServerProcess, writers: list[Writer]) -> None:
