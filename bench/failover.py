@@ -3,6 +3,12 @@
 Run from the repository root (``tests.support`` must be importable)::
 
     PYTHONPATH=. .venv/bin/python bench/failover.py --trials 5 [--json] [--logs DIR]
+    sudo PYTHONPATH=. .venv/bin/python bench/failover.py --fault host --trials 3
+    sudo PYTHONPATH=. .venv/bin/python bench/failover.py --fault partition --trials 1 [--min-replicas]
+
+``--fault kill9`` (the default, described below) runs on one machine. ``host`` (the loss of the
+primary's host) and ``partition`` (its AZ cut off, processes alive) run a control plane and three
+agent hosts in network namespaces: ``bench/host_faults.py`` says how.
 
 One ``cachefleet server`` serves the whole run. Each trial creates a fresh group
 (``AutomaticFailoverEnabled=True, NumCacheClusters=3``: three redis-servers, three sentinels, one
@@ -281,9 +287,7 @@ def sentinel_ports(server: ServerProcess, group_id: str) -> list[int]:
     return [int(p.read_text().strip()) for p in paths]
 
 
-def wait_converged(
-    ports: list[int], replica_ports: list[int], group_id: str, primary_port: int, password: str
-) -> None:
+def wait_converged(ports: list[int], replica_ports: list[int], group_id: str, primary_port: int, password: str) -> None:
     """Every sentinel names the primary and knows both replicas and both other sentinels, and every
     replica's link is up: only then can a failover be agreed (the spike's arming gate)."""
 
@@ -604,10 +608,21 @@ def main(argv: list[str] | None = None) -> int:
         "--after", type=float, default=LOAD_AFTER_KILL, help=f"seconds of load after the kill ({LOAD_AFTER_KILL})"
     )
     parser.add_argument("--logs", type=Path, help="copy every trial's node, sentinel and endpoint logs here")
+    parser.add_argument("--fault", choices=("kill9", "host", "partition"), default="kill9", help="the fault (kill9)")
+    parser.add_argument(
+        "--min-replicas", action="store_true", help="host/partition: min-replicas-to-write 1 on the group"
+    )
+    parser.add_argument("--max-lag", type=int, default=2, help="with --min-replicas: min-replicas-max-lag (2)")
     args = parser.parse_args(argv)
     if args.trials < 1:
         parser.error("--trials must be at least 1")
     unwind_on_sigterm()
+    if args.fault != "kill9":
+        from bench import host_faults  # noqa: PLC0415 (root and namespaces only for these faults)
+
+        outcomes = host_faults.run(args.fault, args.trials, min_replicas=args.min_replicas, max_lag=args.max_lag)
+        print(host_faults.report(outcomes, args.max_lag))
+        return 0
     if args.after < 4.0:
         parser.error("--after must be at least 4 s, or the clients may not have recovered yet")
     trials = run(args.trials, args.after, args.logs)

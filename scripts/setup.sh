@@ -7,9 +7,11 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
 # postgresql: the database behind the demo and the client library's LISTEN/NOTIFY tests.
+# nftables (libnftables), conntrack, iproute2: the kernel DNAT endpoints and the namespace tests.
 # sasl2-bin: saslpasswd2, which builds the sasldb of a Memcached node with SASL authentication.
 # libmemcached-tools: memcaslap, the load generator of bench/memcached.py.
-debian_packages=(redis-server redis-sentinel redis-tools memcached sasl2-bin libmemcached-tools haproxy postgresql python3 python3-venv python3-pip)
+debian_packages=(redis-server redis-sentinel redis-tools memcached sasl2-bin libmemcached-tools haproxy postgresql python3
+  python3-venv python3-pip nftables conntrack iproute2)
 
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then

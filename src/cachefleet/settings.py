@@ -42,6 +42,8 @@ class Settings:
     resync_interval: float = 30.0
     # Sentinel's down-after-milliseconds: failover takes about this plus 1.3 s on a 2-core host.
     sentinel_down_after_ms: int = 1000
+    # Seconds a registered host may not answer before it is lost and its nodes are replaced elsewhere.
+    host_lost_after: float = 30.0
     # Stand-ins for S3 (one directory per bucket): where CopySnapshot TargetBucket exports to, and
     # where SnapshotArns (arn:aws:s3:::bucket/key.rdb) are read from. Default DIR/exports, DIR/imports.
     export_dir: Path | None = None

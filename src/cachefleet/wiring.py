@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import configparser
-import contextlib
 import functools
 import io
 import json
@@ -12,17 +11,17 @@ import logging
 import os
 import secrets
 import signal
-import socket
+import ssl
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import uvicorn
-import uvloop
 
+from cachefleet import serving
 from cachefleet.api.app import build_app
 from cachefleet.api.context import Context
 from cachefleet.api.gatekeeper import Gatekeeper
@@ -31,22 +30,29 @@ from cachefleet.control import kinds
 from cachefleet.control.actions import ResourceKey
 from cachefleet.control.execute import Executor, Tools
 from cachefleet.control.exits import ExitWatch
+from cachefleet.control.follow import Followers
+from cachefleet.control.hosts import Drivers
 from cachefleet.control.kinds.base import Follow, Services, unfollowed
 from cachefleet.control.loop import Reconciler
-from cachefleet.control.observe import EngineProbes, Observer
+from cachefleet.control.observe import ENDPOINT_INPUTS, PARAMETERS_FILE, EngineProbes, Observer
 from cachefleet.control.queue import KeyedQueue
 from cachefleet.control.scheduler import SnapshotScheduler
-from cachefleet.control.security import Keys, Links, iam_users_key
+from cachefleet.control.security import TLS_INFO, Keys, Links, iam_users_key
 from cachefleet.control.sentinel_watch import SentinelWatch
-from cachefleet.control.snapshots import SnapshotWorker
+from cachefleet.control.snapshots import SEED_MARKER, SnapshotWorker
 from cachefleet.engines import acl
 from cachefleet.engines.installed import MissingBinary, discover, find_binary, require_binaries
+from cachefleet.hosts.agent_host import AgentHost
+from cachefleet.hosts.embedded import EmbeddedHost
 from cachefleet.hosts.local import LocalHost
+from cachefleet.hosts.remote import RemoteHost, client_context
 from cachefleet.model.credentials import Credentials
+from cachefleet.model.hosts import LOCAL_HOST, HostSpec
 from cachefleet.model.iam import ACCESS_KEY_PREFIX, new_id, new_secret
 from cachefleet.model.ratelimit import TokenBuckets
 from cachefleet.settings import Settings
 from cachefleet.store.audit import AuditLog
+from cachefleet.store.hosts import local_spec
 from cachefleet.store.iam import AccessKey, IdentityStore, holds_sealed_secrets
 from cachefleet.store.keys import InstallationKey, Keyring, KmsKeys, MissingInstallationKey, Sealer
 from cachefleet.store.sealed import SealedBuckets, SealedSnapshotFiles
@@ -54,6 +60,7 @@ from cachefleet.store.snapshots import LocalBuckets, LocalSnapshotFiles
 from cachefleet.store.sqlite import Store
 from cachefleet.tls import certs
 from cachefleet.tls import files as tls_files
+from cachefleet.tls.certs import Identity, Role
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +202,27 @@ def _tools() -> Tools:
     return Tools(sentinel=found["redis-sentinel"], haproxy=found["haproxy"], python=sys.executable)
 
 
+def _agent_certificate(
+    authority: certs.Authority, validity: tls_files.Validity, request: str, host_id: str, address: str
+) -> tuple[str, str]:
+    """A host agent's certificate (role agent: it serves the control plane, naming its address) for
+    the key of ``request``, and the CA certificate: the bundle ``cachefleet host add`` writes."""
+    identity = Identity(f"cachefleet agent {host_id}", Role.AGENT, ips=(address,))
+    issued = certs.sign_request(authority, request.encode(), identity, utcnow(), validity.leaf)
+    return issued.decode(), authority.certificate_pem().decode()
+
+
+def _agent(tls: ssl.SSLContext, spec: HostSpec) -> AgentHost:
+    """The driver of a registered host: its agent, over HTTPS with the control plane's certificate."""
+    remote = RemoteHost(
+        f"https://{spec.address}:{spec.agent_port}",
+        tls,
+        # The control plane's own small files, which no process rewrites: answered from the cache.
+        cached_files=(PARAMETERS_FILE, ENDPOINT_INPUTS, SEED_MARKER, TLS_INFO),
+    )
+    return AgentHost(remote, spec.id, spec.address)
+
+
 def _sentinel_events(queue: KeyedQueue[ResourceKey], links: Links, keys: Keys) -> Follow:
     """What wakes a group on its Sentinels' events (``control.sentinel_watch``), unless turned off."""
     if os.environ.get(SENTINEL_EVENTS_ENV, "").lower() == "off":
@@ -208,19 +236,27 @@ def _rdb_checker() -> str | None:
     return find_binary("redis-check-rdb") or find_binary("valkey-check-rdb")
 
 
-def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotScheduler, RedisIamEndpoint]:
+def build(
+    settings: Settings,
+) -> tuple[Context, Reconciler, Store, SnapshotScheduler, RedisIamEndpoint, Followers]:
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     store = Store(data_dir / "state.db")
     os.chmod(data_dir / "state.db", 0o600)
     api_security = build_api_security(settings, store, utcnow)
-    ensure_credentials(api_security.identities, data_dir, utcnow)
+    root_key_id, _ = ensure_credentials(api_security.identities, data_dir, utcnow)
     # The installation's CA (DIR/ca.pem, key in DIR/tls/), made once, so `cachefleet ca` has it to show.
     validity = tls_files.Validity(leaf=settings.tls_certificate_validity)
     authority = tls_files.ensure_authority(data_dir, utcnow(), validity)
+    # What the control plane shows the host agents (renewed when due, at each start).
+    control_plane = Identity(certs.CONTROL_PLANE_NAME, Role.CONTROL_PLANE)
+    tls_files.renew(tls_files.control_plane_path(data_dir), control_plane, authority, utcnow(), validity)
     sealer = api_security.sealer
     engines = discover()
-    host = LocalHost(data_dir / "nodes", settings.port_range, settings.node_host)
+    local = LocalHost(data_dir / "nodes", settings.port_range, settings.node_host)
+    agents_tls = client_context(tls_files.ca_path(data_dir), tls_files.control_plane_path(data_dir))
+    embedded = EmbeddedHost(local, LOCAL_HOST, settings.node_host)
+    drivers = Drivers(store, embedded, functools.partial(_agent, agents_tls))
     credentials = Credentials(ADMIN_USER, store.secret("node_admin_password", lambda: secrets.token_hex(24)))
     keys = security_keys(store, data_dir, authority, validity)
     links = Links(keys.client_tls)
@@ -228,22 +264,21 @@ def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotSched
     exports = SealedBuckets(LocalBuckets(settings.exports_path), api_security.keyring)
     snapshots = SnapshotWorker(
         store=store,
-        host=host,
+        hosts=drivers,
         files=SealedSnapshotFiles(LocalSnapshotFiles(settings.snapshots_path), api_security.keyring),
         exports=exports,
         imports=SealedBuckets(LocalBuckets(settings.imports_path), api_security.keyring),
         credentials=credentials,
-        address=settings.node_host,
+        local_address=settings.node_host,
         clock=utcnow,
         rdb_checker=_rdb_checker(),
         links=links,
     )
     executor = Executor(
         store=store,
-        host=host,
+        hosts=drivers,
         engines=engines,
         credentials=credentials,
-        address=settings.node_host,
         tools=_tools(),
         keys=keys,
         links=links,
@@ -254,22 +289,25 @@ def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotSched
     )
     queue: KeyedQueue[ResourceKey] = KeyedQueue()
     probes = EngineProbes(links, keys.sentinel_password)
+    followers = Followers(store, drivers, credentials, keys.sentinel_password, queue.put)
     observer = Observer(
-        host=host, probes=probes, address=settings.node_host, credentials=credentials, ca_file=keys.ca_file
+        hosts=drivers, probes=probes, credentials=credentials, ca_file=keys.ca_file, followed=followers.primary
     )
+    local_host = local_spec(settings.node_host, settings.azs)
     exits = ExitWatch(queue.put)
     services = Services(
         store=store,
         observer=observer,
         clock=utcnow,
         wake=queue.put,
+        local_host=local_host,
         watch=exits.watch,
         follow=_sentinel_events(queue, links, keys),
     )
     reconciler = Reconciler(
         store=store,
         executor=executor,
-        kinds=kinds.standard(services, snapshots),
+        kinds=kinds.standard(services, snapshots, drivers, lost_after=settings.host_lost_after),
         queue=queue,
         clock=utcnow,
         resync_interval=settings.resync_interval,
@@ -282,6 +320,8 @@ def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotSched
         engines=engines,
         clock=utcnow,
         exports=exports,
+        root_key_id=root_key_id,
+        issue_agent_certificate=functools.partial(_agent_certificate, authority, validity),
         gatekeeper=api_security.gatekeeper,
         identities=api_security.identities,
         kms=api_security.kms,
@@ -305,22 +345,23 @@ def build(settings: Settings) -> tuple[Context, Reconciler, Store, SnapshotSched
         upstream_tls=keys.client_tls,
         lifetime=settings.redis_iam_connection_lifetime,
     )
-    return ctx, reconciler, store, scheduler, redis_iam
+    return ctx, reconciler, store, scheduler, redis_iam, followers
 
 
 async def serve(settings: Settings) -> None:
-    ctx, reconciler, store, scheduler, redis_iam = build(settings)
-    listener = _listen(settings.listen_host, settings.listen_port)
+    ctx, reconciler, store, scheduler, redis_iam, followers = build(settings)
+    listener = serving.listen(settings.listen_host, settings.listen_port)
     host, port = listener.getsockname()[:2]
     iam_server = await redis_iam.start(settings.redis_iam_host, settings.redis_iam_port)
     iam_host, iam_port = iam_server.sockets[0].getsockname()[:2]
     config = uvicorn.Config(build_app(ctx), log_level="warning", access_log=False, lifespan="off")
-    server = _Server(config)
+    server = serving.Server(config)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, server.request_exit)
     reconciling = asyncio.create_task(reconciler.run())
     scheduling = asyncio.create_task(scheduler.run())
+    following = asyncio.create_task(followers.run())
     endpoint = f"http://{host}:{port}"
     described = {"endpoint_url": endpoint, "region": settings.region, "redis_iam_endpoint": f"{iam_host}:{iam_port}"}
     server_json = json.dumps(described, indent=2) + "\n"
@@ -333,43 +374,12 @@ async def serve(settings: Settings) -> None:
     finally:
         reconciling.cancel()
         scheduling.cancel()
-        await asyncio.gather(reconciling, scheduling, return_exceptions=True)
+        following.cancel()
+        await asyncio.gather(reconciling, scheduling, following, return_exceptions=True)
         listener.close()
         iam_server.close()
         store.close()
 
 
-def _listen(host: str, port: int) -> socket.socket:
-    """Bind before serving so that port 0 works and server.json names the real port.
-
-    The socket is made with IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted
-    connections when the listener says so, and without it every answer stalls ~40 ms on Nagle.
-    """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listener = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    listener.bind((host, port))
-    listener.listen(128)
-    return listener
-
-
-class _Server(uvicorn.Server):
-    """uvicorn re-raises a captured SIGTERM after shutdown; a clean stop here must exit 0 instead."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-    def request_exit(self) -> None:
-        self.should_exit = True
-
-
 def run_server(settings: Settings) -> None:
-    # CACHEFLEET_LOG_LEVEL=DEBUG shows every reconcile step; read here, at the root, and nowhere else.
-    level = os.environ.get("CACHEFLEET_LOG_LEVEL", "INFO").upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # uvloop and httptools (which uvicorn picks up by itself) cut the server's CPU per API call by
-    # about a third; on a small host that is time the engines get instead (docs/benchmarks.md).
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(serve(settings))
+    serving.run(lambda: serve(settings))

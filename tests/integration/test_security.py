@@ -100,10 +100,22 @@ def _primary_member(ec: Any, group_id: str) -> str:
     return next(m["CacheClusterId"] for m in members if m.get("CurrentRole") == "primary")
 
 
+# Every client ``_tls`` made, closed when its test ends: a one-shot client left to the garbage
+# collector closed its socket at some later test's expense (a ResourceWarning, an error there).
+_opened: list[redis.Redis] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while _opened:
+        _opened.pop().close()
+
+
 def _tls(port: int, ca: str, **auth: Any) -> redis.Redis:
     """A redis-py client over TLS that verifies the node's certificate and the address it names;
     no retries, so that every failure shows."""
-    return redis.Redis(
+    client = redis.Redis(
         host=ADDRESS,
         port=port,
         ssl=True,
@@ -114,6 +126,8 @@ def _tls(port: int, ca: str, **auth: Any) -> redis.Redis:
         decode_responses=True,
         **auth,
     )
+    _opened.append(client)
+    return client
 
 
 def _accepted(port: int, ca: str, **auth: Any) -> bool:

@@ -1,15 +1,18 @@
 """In-memory stand-ins for the control plane's two seams to processes, for unit tests only.
 
 ``FakeHost`` implements the ``Host`` protocol (``cachefleet.hosts.base``) with dictionaries: ports,
-PIDs and files of nodes that never run. ``FakeProbes`` answers for the engines (``control.observe.
-Probes``). ``Fleet`` puts a real in-memory ``Store`` beside them and arranges resources as the API
-creates them and processes as a converged reconciler leaves them, so that a test breaks one thing
+PIDs and files of nodes that never run; ``FakeHosts`` gives the fake host of each host id.
+``FakeProbes`` answers for the engines (``control.observe.Probes``). ``Fleet`` puts a real in-memory
+``Store`` beside them and arranges resources as the API creates them and processes as a converged
+reconciler leaves them, so that a test breaks one thing
 (kills a node, loses its directory, squats its port, lets Sentinel promote another member) and
 looks at what a kind plans. Nothing here is importable from the server: it lives under tests/.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import itertools
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
@@ -19,6 +22,7 @@ from typing import Any
 
 from cachefleet.control import kinds as control_kinds
 from cachefleet.control.actions import DiscoveryInputs, EndpointInputs, Plan, ResourceKey
+from cachefleet.control.hosts import Drivers
 from cachefleet.control.kinds.base import PlannedKind, Services, wanted_parameters
 from cachefleet.control.observe import EndpointServers, Observer
 from cachefleet.control.security import Keys
@@ -27,15 +31,17 @@ from cachefleet.engines.haproxy import ADMIN_SOCKET, ServerState, server_name
 from cachefleet.engines.memcached import PLAIN, Access, MemcachedObservation
 from cachefleet.engines.redis import RedisObservation
 from cachefleet.engines.sentinel import ASK_PERIOD_MS, PING_PERIOD_MS, SentinelView, Timings
-from cachefleet.hosts.base import PortRequest, ProcessSpec
+from cachefleet.hosts.base import FileDigest, HostInfo, PortRequest, ProcessSpec
 from cachefleet.model.credentials import Credentials
-from cachefleet.model.errors import InsufficientCacheClusterCapacity
+from cachefleet.model.errors import InsufficientCacheClusterCapacity, Retry
+from cachefleet.model.hosts import LOCAL_HOST, HostSpec, HostState, HostStatus, Subnet
 from cachefleet.model.ids import member_cluster_id
 from cachefleet.model.nodes import (
     MEMBER_NODE_ID,
     PORT_SLOT,
     READER_SLOT,
     NodeKey,
+    Placement,
     cluster_node_keys,
     config_endpoint_key,
     endpoint_key,
@@ -54,7 +60,8 @@ from cachefleet.model.status import (
     NodeStatus,
 )
 from cachefleet.store import statuses
-from cachefleet.store.kinds import CLUSTERS, GROUPS
+from cachefleet.store.hosts import local_spec
+from cachefleet.store.kinds import CLUSTERS, GROUPS, HOSTS
 from cachefleet.store.sqlite import Store
 from cachefleet.tls import certs
 
@@ -75,6 +82,7 @@ KEYS = Keys(
 )
 ENGINE, VERSION, NODE_TYPE = "redis", "7.0.15", "cache.t3.micro"
 AZS = ("us-east-1a", "us-east-1b", "us-east-1c")
+LOST_AFTER = 30.0
 
 
 @dataclass
@@ -86,32 +94,148 @@ class FakeNode:
 
 class FakeHost:
     """The ``Host`` protocol in memory. Ports come from ``first_port`` up; ``squatted`` ports are held
-    by processes that are not nodes."""
+    by processes that are not nodes; ``down`` makes every call raise ``Retry`` (its agent is gone).
 
-    def __init__(self, first_port: int = 30001, last_port: int = 30999) -> None:
-        self.root = Path("/fake-host/nodes")  # node_dir() spells paths here; nothing touches them
+    The ``*_now`` methods are the tests' own synchronous look at (and arrangement of) the same state.
+    """
+
+    def __init__(
+        self, first_port: int = 30001, last_port: int = 30999, *, host_id: str = LOCAL_HOST, address: str = ADDRESS
+    ) -> None:
+        self.root = Path(f"/fake-hosts/{host_id}/nodes")  # node_dir() spells paths here; nothing touches them
         self.nodes_by_key: dict[NodeKey, FakeNode] = {}
         self.squatted: set[int] = set()
         self.started: list[NodeKey] = []
+        self.removed: list[NodeKey] = []
+        self.specs: dict[NodeKey, ProcessSpec] = {}  # the last spec each node was started with
+        self.blobs: dict[tuple[NodeKey, str], bytes] = {}  # binary node files (RDB seeds)
+        self.down = False
+        self.closed = False
+        self._id = host_id
+        self._address = address
         self._range = range(first_port, last_port + 1)
         self._pids = itertools.count(1000)
 
     # -- the protocol ------------------------------------------------------------------------
 
-    def node_dir(self, key: NodeKey) -> Path:
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @property
+    def address(self) -> str:
+        return self._address
+
+    async def node_dir(self, key: NodeKey) -> Path:
+        return self.dir_now(key)
+
+    def dir_now(self, key: NodeKey) -> Path:
         return self.root / key.cluster_id / key.node_id
 
-    def port_of(self, key: NodeKey, slot: str = PORT_SLOT) -> int | None:
+    def local_path(self, key: NodeKey, name: str) -> Path | None:
+        return None
+
+    async def info(self) -> HostInfo:
+        self._reach()
+        return HostInfo(agent_version="fake", memory_bytes=8 << 30)
+
+    async def port_of(self, key: NodeKey, slot: str = PORT_SLOT) -> int | None:
+        self._reach()
+        return self.port_now(key, slot)
+
+    async def allocate_ports(self, wanted: Sequence[PortRequest], taken: Collection[int] = ()) -> list[int]:
+        self._reach()
+        return self.allocate_now(wanted, taken)
+
+    async def port_taken(self, key: NodeKey, slot: str = PORT_SLOT) -> bool:
+        self._reach()
+        port = self.port_now(key, slot)
+        return port is not None and self.pid_now(key) is None and port in self.squatted
+
+    async def pid(self, key: NodeKey) -> int | None:
+        self._reach()
+        return self.pid_now(key)
+
+    async def start(self, key: NodeKey, spec: ProcessSpec) -> int:
+        self._reach()
+        node = self.nodes_by_key.setdefault(key, FakeNode())
+        self.specs[key] = spec
+        if node.pid is None:
+            node.pid = next(self._pids)
+            node.files.update(spec.files)
+            node.files.update(spec.scripts)
+            self.started.append(key)
+        return node.pid
+
+    async def read_file(self, key: NodeKey, name: str) -> str | None:
+        self._reach()
+        return self.file_now(key, name)
+
+    async def write_new(self, key: NodeKey, name: str, data: bytes, unless: str | None = None) -> bool:
+        self._reach()
+        if (key, name) in self.blobs or (unless is not None and (key, unless) in self.blobs):
+            return False
+        self.nodes_by_key.setdefault(key, FakeNode())
+        self.blobs[(key, name)] = data
+        return True
+
+    async def fetch_file(self, key: NodeKey, name: str, dest: Path) -> FileDigest:
+        self._reach()
+        data = self.blobs.get((key, name))
+        if data is None:
+            raise FileNotFoundError(name)
+        await asyncio.to_thread(dest.write_bytes, data)
+        return FileDigest(len(data), hashlib.sha256(data).hexdigest())
+
+    async def put_file(self, key: NodeKey, name: str, source: Path) -> FileDigest:
+        self._reach()
+        data = await asyncio.to_thread(source.read_bytes)
+        self.nodes_by_key.setdefault(key, FakeNode())
+        self.blobs[(key, name)] = data
+        return FileDigest(len(data), hashlib.sha256(data).hexdigest())
+
+    async def write_file(self, key: NodeKey, name: str, text: str) -> None:
+        self._reach()
+        self.nodes_by_key.setdefault(key, FakeNode()).files[name] = text
+
+    async def reload(self, key: NodeKey, spec: ProcessSpec, signum: int) -> None:
+        self._reach()
+        node = self.nodes_by_key.setdefault(key, FakeNode())
+        node.files.update(spec.files)
+
+    async def stop(self, key: NodeKey, grace: float = 5.0) -> None:
+        self._reach()
+        node = self.nodes_by_key.get(key)
+        if node is not None:
+            node.pid = None
+
+    async def remove(self, key: NodeKey) -> None:
+        self._reach()
+        self.nodes_by_key.pop(key, None)
+        self.removed.append(key)
+
+    async def nodes(self) -> list[NodeKey]:
+        self._reach()
+        return sorted(self.nodes_by_key, key=str)
+
+    def close(self) -> None:
+        self.closed = True
+
+    # -- the tests' own look -----------------------------------------------------------------
+
+    def port_now(self, key: NodeKey, slot: str = PORT_SLOT) -> int | None:
         node = self.nodes_by_key.get(key)
         return node.ports.get(slot) if node else None
 
-    def allocate_port(
-        self, key: NodeKey, taken: Collection[int], slot: str = PORT_SLOT, prefer: int | None = None
-    ) -> int:
-        (port,) = self.allocate_ports([PortRequest(key, slot, prefer)], taken)
-        return port
+    def pid_now(self, key: NodeKey) -> int | None:
+        node = self.nodes_by_key.get(key)
+        return node.pid if node else None
 
-    def allocate_ports(self, wanted: Sequence[PortRequest], taken: Collection[int] = ()) -> list[int]:
+    def file_now(self, key: NodeKey, name: str) -> str | None:
+        node = self.nodes_by_key.get(key)
+        return node.files.get(name) if node else None
+
+    def allocate_now(self, wanted: Sequence[PortRequest], taken: Collection[int] = ()) -> list[int]:
         chosen = []
         for request in wanted:
             node = self.nodes_by_key.setdefault(request.node, FakeNode())
@@ -127,46 +251,9 @@ class FakeHost:
             chosen.append(node.ports[request.slot])
         return chosen
 
-    def port_taken(self, key: NodeKey, slot: str = PORT_SLOT) -> bool:
-        port = self.port_of(key, slot)
-        return port is not None and self.pid(key) is None and port in self.squatted
-
-    def pid(self, key: NodeKey) -> int | None:
-        node = self.nodes_by_key.get(key)
-        return node.pid if node else None
-
-    def start(self, key: NodeKey, spec: ProcessSpec) -> int:
-        node = self.nodes_by_key.setdefault(key, FakeNode())
-        if node.pid is None:
-            node.pid = next(self._pids)
-            node.files.update(spec.files)
-            node.files.update(spec.scripts)
-            self.started.append(key)
-        return node.pid
-
-    def read_file(self, key: NodeKey, name: str) -> str | None:
-        node = self.nodes_by_key.get(key)
-        return node.files.get(name) if node else None
-
-    def write_file(self, key: NodeKey, name: str, text: str) -> None:
-        self.nodes_by_key.setdefault(key, FakeNode()).files[name] = text
-
-    def reload(self, key: NodeKey, spec: ProcessSpec, signum: int) -> None:
-        node = self.nodes_by_key.setdefault(key, FakeNode())
-        node.files.update(spec.files)
-
-    def stop(self, key: NodeKey, timeout: float = 5.0) -> None:
-        node = self.nodes_by_key.get(key)
-        if node is not None:
-            node.pid = None
-
-    def remove(self, key: NodeKey) -> None:
-        self.nodes_by_key.pop(key, None)
-
-    def nodes(self) -> list[NodeKey]:
-        return sorted(self.nodes_by_key, key=str)
-
-    # -- test helpers ------------------------------------------------------------------------
+    def allocate_port(self, key: NodeKey, taken: Collection[int] = (), slot: str = PORT_SLOT) -> int:
+        (port,) = self.allocate_now([PortRequest(key, slot)], taken)
+        return port
 
     def run(self, key: NodeKey, port: int, slot: str = PORT_SLOT, **files: str) -> None:
         """A node that runs on ``port`` (another call adds a slot)."""
@@ -178,6 +265,23 @@ class FakeHost:
 
     def _persisted(self) -> set[int]:
         return {p for n in self.nodes_by_key.values() for p in n.ports.values()}
+
+    def _reach(self) -> None:
+        if self.down:
+            raise Retry(f"host {self._id} does not answer")
+
+
+class FakeHosts:
+    """``Hosts``: the fake host of each id."""
+
+    def __init__(self, *hosts: FakeHost) -> None:
+        self.by_id = {h.id: h for h in hosts}
+
+    def get(self, host_id: str) -> FakeHost:
+        host = self.by_id.get(host_id)
+        if host is None:
+            raise Retry(f"host {host_id} is not registered")
+        return host
 
 
 class FakeProbes:
@@ -203,7 +307,6 @@ class FakeProbes:
     async def accepting(self, address: str, port: int) -> bool:
         return port not in self.silent
 
-
     def endpoint(self, admin_socket: Path) -> EndpointServers | None:
         servers = self.endpoints.get(admin_socket)
         # No reader backend by default: its health checks are the real HAProxy's.
@@ -226,10 +329,14 @@ def master(replicas: int = 0, config: dict[str, str] | None = None) -> RedisObse
     )
 
 
-def replica_of(port: int, config: dict[str, str] | None = None, link_up: bool = True) -> RedisObservation:
+def replica_of(
+    primary: tuple[str, int] | int, config: dict[str, str] | None = None, link_up: bool = True
+) -> RedisObservation:
+    """A replica of ``primary`` (an address, or a port of the embedded host)."""
+    host, port = primary if isinstance(primary, tuple) else (ADDRESS, primary)
     return RedisObservation(
         role="slave",
-        master_host=ADDRESS,
+        master_host=host,
         master_port=port,
         master_link_up=link_up,
         connected_replicas=0,
@@ -245,25 +352,57 @@ def memcached_stats() -> MemcachedObservation:
 
 
 class Fleet:
-    """A store, a fake host and fake probes that agree with each other.
+    """A store, fake hosts and fake probes that agree with each other.
 
     ``group``/``cluster`` create resources as the API does and, unless told otherwise, their
     processes as a converged reconciler leaves them (every node serving in its role, the endpoint
-    routing to the primary, Sentinels watching it) with the statuses recorded: a plan of that world
-    has nothing to do. Tests then break one thing and ask a kind what it plans.
+    routing to the primary, Sentinels watching it) with the statuses recorded, placements included:
+    a plan of that world has nothing to do. By default everything runs on the embedded host
+    (``host``); ``add_host`` registers more, and ``group(..., on=[...])`` places members there. Tests
+    then break one thing and ask a kind what it plans.
     """
 
     def __init__(self) -> None:
         self.store = Store(":memory:")
         self.host = FakeHost()
+        self.hosts = FakeHosts(self.host)
         self.probes = FakeProbes()
         self.woken: list[ResourceKey] = []
         self.clock = NOW
-        observer = Observer(host=self.host, probes=self.probes, address=ADDRESS, credentials=CREDENTIALS)
-        self.services = Services(store=self.store, observer=observer, clock=lambda: self.clock, wake=self.woken.append)
-        self.kinds = {k.name: k for k in control_kinds.standard(self.services, None)}
+        self.local = local_spec(ADDRESS, AZS)
+        self.followed: dict[str, tuple[str, int]] = {}  # where the failover follower leads each group
+        observer = Observer(hosts=self.hosts, probes=self.probes, credentials=CREDENTIALS, followed=self.followed.get)
+        self.services = Services(
+            store=self.store, observer=observer, clock=lambda: self.clock, wake=self.woken.append, local_host=self.local
+        )
+        self.drivers = Drivers(self.store, self.host, lambda spec: self.hosts.get(spec.id))
+        kinds = control_kinds.standard(self.services, None, self.drivers, lost_after=LOST_AFTER)
+        self.kinds = {k.name: k for k in kinds}
 
     # -- arranging -----------------------------------------------------------------------------
+
+    def add_host(
+        self, host_id: str, zone: str, *, state: HostState = HostState.ACTIVE, subnet: str | None = None, **fields: Any
+    ) -> FakeHost:
+        """A registered host with its agent (a fake host of its own, with its own port range)."""
+        number = len(self.hosts.by_id)
+        address = f"10.0.0.{10 + number}"
+        host = FakeHost(30001 + 1000 * number, 30999 + 1000 * number, host_id=host_id, address=address)
+        self.hosts.by_id[host_id] = host
+        spec = HostSpec(host_id, address, (Subnet(subnet or f"subnet-{zone}", zone),), NOW, agent_port=7000, **fields)
+        statuses.create(self.store, HOSTS, host_id, spec)
+        self.put_status(HOSTS.name, host_id, HostStatus(state))
+        return host
+
+    def placement(self, host_id: str, zone: str) -> Placement:
+        return Placement(host_id, self.hosts.get(host_id).address, zone)
+
+    def where(self, member: str, node_id: str = MEMBER_NODE_ID) -> FakeHost:
+        """The fake host the store places ``member``'s node on."""
+        node = self.status(CLUSTERS.name, member).node(node_id)
+        assert node is not None
+        assert node.placement is not None
+        return self.hosts.get(node.placement.host)
 
     def group(
         self,
@@ -273,8 +412,11 @@ class Fleet:
         failover: bool = False,
         state: GroupState = GroupState.AVAILABLE,
         running: bool = True,
+        on: Sequence[str] = (),
         **spec_fields: Any,
     ) -> ReplicationGroupSpec:
+        """A group of ``nodes`` members, the first the primary; ``on`` names each member's host (and,
+        with automatic failover, its Sentinel's), else they all run on the embedded host."""
         members = tuple(member_cluster_id(group_id, i) for i in range(1, nodes + 1))
         spec = ReplicationGroupSpec(
             id=group_id,
@@ -297,40 +439,59 @@ class Fleet:
                     engine=ENGINE,
                     engine_version=VERSION,
                     node_type=NODE_TYPE,
-                    node_azs=(AZS[index % len(AZS)],),
+                    node_azs=(self._zone(on, index),),
                     created_at=NOW,
                     replication_group_id=group_id,
+                    subnet_group=spec.subnet_group,
                 )
                 statuses.create(self.store, CLUSTERS, member, cluster)
         if running:
-            self._run_group(spec, state)
+            self._run_group(spec, state, on)
         elif state != GroupState.CREATING:
             self.put_status(GROUPS.name, group_id, GroupStatus(state, primary_cluster_id=members[0]))
         return spec
 
-    def _run_group(self, spec: ReplicationGroupSpec, state: GroupState) -> None:
-        ports = {m: self.host.allocate_port(member_key(m), ()) for m in spec.members}
-        primary = ports[spec.primary_cluster_id]
+    def _zone(self, on: Sequence[str], index: int) -> str:
+        if on:
+            host = HOSTS.find(self.store, on[index % len(on)])
+            if host is not None:
+                return host.spec.subnets[0].zone
+        return AZS[index % len(AZS)]
+
+    def _run_group(self, spec: ReplicationGroupSpec, state: GroupState, on: Sequence[str]) -> None:
+        placements = {
+            m: self.placement(on[i % len(on)] if on else LOCAL_HOST, self._zone(on, i))
+            for i, m in enumerate(spec.members)
+        }
+        ports = {m: self.hosts.get(at.host).allocate_port(member_key(m)) for m, at in placements.items()}
+        primary = (placements[spec.primary_cluster_id].address, ports[spec.primary_cluster_id])
         live = self.live_parameters(spec.engine, spec.engine_version, spec.node_type)
         for member, port in ports.items():
-            self.host.run(member_key(member), port)
+            self.hosts.get(placements[member].host).run(member_key(member), port)
             is_primary = member == spec.primary_cluster_id
-            self.probes.redis_by_port[port] = (
-                master(len(ports) - 1, live) if is_primary else replica_of(primary, live)
-            )
+            self.probes.redis_by_port[port] = master(len(ports) - 1, live) if is_primary else replica_of(primary, live)
         endpoint = endpoint_key(spec.id)
-        self.host.run(endpoint, self.host.allocate_port(endpoint, ()))
+        self.host.run(endpoint, self.host.allocate_port(endpoint))
         self.host.run(endpoint, self.host.allocate_port(endpoint, (), READER_SLOT), READER_SLOT)
-        self.route(spec.id, primary)
+        sentinels: dict[str, Placement] = {}
         if spec.automatic_failover:
-            for key in sentinel_keys(spec.id):
-                self.host.run(key, self.host.allocate_port(key, ()))
-            self.sentinels_name(spec.id, primary)
+            for index, key in enumerate(sentinel_keys(spec.id)):
+                at = self.placement(on[index % len(on)] if on else LOCAL_HOST, self._zone(on, index))
+                sentinels[key.node_id] = at
+                sentinel_host = self.hosts.get(at.host)
+                sentinel_host.run(key, sentinel_host.allocate_port(key))
         member_state = ClusterState.CREATING if state == GroupState.CREATING else ClusterState.AVAILABLE
         with self.store.transaction():
             for member, port in ports.items():
                 role = PRIMARY if member == spec.primary_cluster_id else REPLICA
-                node = NodeStatus(MEMBER_NODE_ID, NodeState.AVAILABLE, port=port, role=role, created_at=NOW.isoformat())
+                node = NodeStatus(
+                    MEMBER_NODE_ID,
+                    NodeState.AVAILABLE,
+                    port=port,
+                    role=role,
+                    created_at=NOW.isoformat(),
+                    placement=placements[member],
+                )
                 self.put_status(CLUSTERS.name, member, ClusterStatus(member_state, nodes=(node,)))
             self.put_status(
                 GROUPS.name,
@@ -339,10 +500,14 @@ class Fleet:
                     state,
                     primary_cluster_id=spec.primary_cluster_id,
                     failover_active=spec.automatic_failover,
-                    primary_endpoint_port=self.host.port_of(endpoint),
-                    reader_endpoint_port=self.host.port_of(endpoint, READER_SLOT),
+                    primary_endpoint_port=self.host.port_now(endpoint),
+                    reader_endpoint_port=self.host.port_now(endpoint, READER_SLOT),
+                    sentinels=sentinels,
                 ),
             )
+        self.route(spec.id, primary)
+        if spec.automatic_failover:
+            self.sentinels_name(spec.id, primary)
 
     def cluster(
         self,
@@ -352,15 +517,17 @@ class Fleet:
         nodes: int = 1,
         state: ClusterState = ClusterState.AVAILABLE,
         running: bool = True,
+        on: Sequence[str] = (),
         **spec_fields: Any,
     ) -> CacheClusterSpec:
         version = VERSION if engine != "memcached" else "1.6.18"
+        zones = tuple(self._zone(on, i) if on else AZS[0] for i in range(nodes))
         spec = CacheClusterSpec(
             id=cluster_id,
             engine=engine,
             engine_version=version,
             node_type=NODE_TYPE,
-            node_azs=(AZS[0],) * nodes,
+            node_azs=spec_fields.pop("node_azs", zones),
             created_at=NOW,
             **spec_fields,
         )
@@ -368,15 +535,17 @@ class Fleet:
         if running:
             live = self.live_parameters(engine, version, NODE_TYPE)
             recorded = []
-            for key in cluster_node_keys(cluster_id, nodes):
-                port = self.host.allocate_port(key, ())
-                self.host.run(key, port)
+            for index, key in enumerate(cluster_node_keys(cluster_id, nodes)):
+                at = self.placement(on[index % len(on)] if on else LOCAL_HOST, spec.node_azs[index])
+                host = self.hosts.get(at.host)
+                port = host.allocate_port(key)
+                host.run(key, port)
                 if engine == "memcached":
                     self.probes.memcached_by_port[port] = memcached_stats()
                 else:
                     self.probes.redis_by_port[port] = master(0, live)
                 role = None if engine == "memcached" else PRIMARY
-                recorded.append(NodeStatus(key.node_id, NodeState.AVAILABLE, port, role, NOW.isoformat()))
+                recorded.append(NodeStatus(key.node_id, NodeState.AVAILABLE, port, role, NOW.isoformat(), placement=at))
             status = ClusterStatus(state, nodes=tuple(recorded))
             if engine == "memcached":
                 # Its configuration endpoint lists every node, at version 1.
@@ -388,7 +557,7 @@ class Fleet:
                     status,
                     discovery=tuple(n.node_id for n in recorded),
                     config_version=1,
-                    configuration_port=self.host.port_of(endpoint),
+                    configuration_port=self.host.port_now(endpoint),
                 )
             self.put_status(CLUSTERS.name, cluster_id, status)
         elif state != ClusterState.CREATING:
@@ -403,27 +572,36 @@ class Fleet:
         """Arrange a status directly (a test's setup, not a transition the writer would check)."""
         self.store.write_status(kind, resource_id, status.to_json())
 
-    def route(self, group_id: str, primary_port: int) -> None:
-        """The group's endpoint, rendered for the current members, sends writes to ``primary_port`` only."""
+    def address_of(self, member: str) -> tuple[str, int]:
+        host = self.where(member)
+        port = host.port_now(member_key(member))
+        assert port is not None
+        return host.address, port
+
+    def route(self, group_id: str, primary: tuple[str, int]) -> None:
+        """The group's endpoint, rendered for the current members, sends writes to ``primary`` only."""
         group = GROUPS.get(self.store, group_id)
-        ports = sorted(p for m in group.spec.members if (p := self.host.port_of(member_key(m))) is not None)
+        nodes = sorted(
+            self.address_of(m) for m in group.spec.members if self.where(m).port_now(member_key(m)) is not None
+        )
         key = endpoint_key(group_id)
         node = self.host.nodes_by_key[key]
-        inputs = EndpointInputs(tuple((ADDRESS, p) for p in ports), (ADDRESS, primary_port))
+        inputs = EndpointInputs(tuple(nodes), primary)
         node.files["inputs.json"] = inputs.to_json()
-        self.probes.endpoints[self.host.node_dir(key) / ADMIN_SOCKET] = {
-            server_name(p): ServerState(server_name(p), ADDRESS, p, up=True, maint=p != primary_port) for p in ports
+        self.probes.endpoints[self.host.dir_now(key) / ADMIN_SOCKET] = {
+            server_name(n[1]): ServerState(server_name(n[1]), n[0], n[1], up=True, maint=n != primary) for n in nodes
         }
 
-    def sentinels_name(self, group_id: str, primary_port: int) -> None:
+    def sentinels_name(self, group_id: str, primary: tuple[str, int]) -> None:
         group = GROUPS.get(self.store, group_id)
         for key in sentinel_keys(group_id):
-            port = self.host.port_of(key)
+            at = group.status.sentinels[key.node_id]
+            port = self.hosts.get(at.host).port_now(key)
             assert port is not None
             replicas = len(group.spec.members) - 1
             self.probes.sentinel_by_port[port] = SentinelView(
-                ADDRESS,
-                primary_port,
+                primary[0],
+                primary[1],
                 frozenset({"master"}),
                 replicas,
                 2,
@@ -435,10 +613,11 @@ class Fleet:
 
     # -- breaking ------------------------------------------------------------------------------
 
-    def kill(self, key: NodeKey) -> None:
+    def kill(self, key: NodeKey, host: FakeHost | None = None) -> None:
         """The node's process died (its directory and port stay)."""
-        self.host.nodes_by_key[key].pid = None
-        port = self.host.port_of(key)
+        host = host or self._host_of(key)
+        host.nodes_by_key[key].pid = None
+        port = host.port_now(key)
         if port is not None:
             self.probes.redis_by_port.pop(port, None)
             self.probes.memcached_by_port.pop(port, None)
@@ -446,29 +625,52 @@ class Fleet:
 
     def lose(self, key: NodeKey) -> None:
         """The node's process died and its directory is gone (the host knows nothing of it)."""
-        self.kill(key)
-        del self.host.nodes_by_key[key]
+        host = self._host_of(key)
+        self.kill(key, host)
+        del host.nodes_by_key[key]
 
     def squat(self, key: NodeKey) -> int:
         """The dead node's port is held by a process that is not a node."""
-        self.kill(key)
-        port = self.host.port_of(key)
+        host = self._host_of(key)
+        self.kill(key, host)
+        port = host.port_now(key)
         assert port is not None
-        self.host.squatted.add(port)
+        host.squatted.add(port)
         return port
 
     def promote(self, group_id: str, member: str) -> None:
         """Sentinel made ``member`` the primary (the others its replicas)."""
         group = GROUPS.get(self.store, group_id)
-        new = self.host.port_of(member_key(member))
-        assert new is not None
+        new = self.address_of(member)
         live = self.live_parameters(ENGINE, VERSION, NODE_TYPE)
         for other in group.spec.members:
-            port = self.host.port_of(member_key(other))
-            if port is not None and self.host.pid(member_key(other)) is not None:
+            host = self.where(other)
+            port = host.port_now(member_key(other))
+            if port is not None and host.pid_now(member_key(other)) is not None:
                 self.probes.redis_by_port[port] = master(2, live) if other == member else replica_of(new, live)
         self.sentinels_name(group_id, new)
         self.route(group_id, new)
+
+    def take_down(self, host_id: str, state: HostState = HostState.LOST) -> None:
+        """The host stops answering (its agent and nodes gone, or cut off), and the store says ``state``."""
+        host = self.hosts.get(host_id)
+        host.down = True
+        for key in list(host.nodes_by_key):
+            port = host.port_now(key)
+            if port is not None:
+                self.probes.redis_by_port.pop(port, None)
+                self.probes.sentinel_by_port.pop(port, None)
+                self.probes.memcached_by_port.pop(port, None)
+        current = HOSTS.get(self.store, host_id).status
+        self.put_status(HOSTS.name, host_id, replace(current, status=state, unreachable_since=NOW.isoformat()))
+
+    def _host_of(self, key: NodeKey) -> FakeHost:
+        """The fake host that runs ``key`` (the one the store places it on, when both have it)."""
+        holders = [h for h in self.hosts.by_id.values() if key in h.nodes_by_key]
+        assert holders, f"no host runs {key}"
+        if len(holders) > 1 and not key.cluster_id.startswith("rg."):
+            return self.where(key.cluster_id, key.node_id)
+        return holders[0]
 
     # -- looking -------------------------------------------------------------------------------
 
@@ -485,7 +687,7 @@ class Fleet:
         return registered.plan(loaded, await registered.observe(loaded))
 
     def status(self, kind: str, resource_id: str) -> Any:
-        found = {GROUPS.name: GROUPS, CLUSTERS.name: CLUSTERS}[kind].find(self.store, resource_id)
+        found = {GROUPS.name: GROUPS, CLUSTERS.name: CLUSTERS, HOSTS.name: HOSTS}[kind].find(self.store, resource_id)
         assert found is not None
         return found.status
 

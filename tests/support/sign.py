@@ -14,9 +14,7 @@ from botocore.credentials import Credentials
 from tests.support.server import ServerProcess
 
 
-def sign(
-    url: str, body: bytes, key_id: str, secret: str, *, when: dt.datetime | None = None
-) -> dict[str, str]:
+def sign(url: str, body: bytes, key_id: str, secret: str, *, when: dt.datetime | None = None) -> dict[str, str]:
     request = AWSRequest(
         method="POST",
         url=url,

@@ -1,4 +1,4 @@
-"""The executor against the fake host: what each action asks of the host and the store (no engine runs)."""
+"""The executor against fake hosts: what each action asks of its host and of the store (no engine runs)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import socket
 from dataclasses import replace
 
 import pytest
-from tests.support.fakes import ADDRESS, CREDENTIALS, KEYS, NOW, Fleet
+from tests.support.fakes import ADDRESS, AZS, CREDENTIALS, KEYS, NOW, Fleet
 
 from cachefleet.control.actions import (
     Action,
@@ -20,13 +20,14 @@ from cachefleet.control.actions import (
     StartNode,
     StartSentinel,
 )
-from cachefleet.control.execute import HAPROXY_CONF, REDIS_CONF, SENTINEL_CONF, Executor, Tools
+from cachefleet.control.execute import HAPROXY_CONF, RECONFIG_SCRIPT, REDIS_CONF, SENTINEL_CONF, Executor, Tools
 from cachefleet.control.security import Links
+from cachefleet.engines import redis
 from cachefleet.engines.installed import EngineBinary
 from cachefleet.engines.sentinel import my_id
 from cachefleet.model.auth_token import TokenState
-from cachefleet.model.errors import Fatal
-from cachefleet.model.nodes import endpoint_key, member_key, node_key, sentinel_keys
+from cachefleet.model.errors import Fatal, Retry
+from cachefleet.model.nodes import Placement, endpoint_key, member_key, node_key, sentinel_keys
 from cachefleet.model.security import Security
 from cachefleet.model.transit import Transit, TransitMode
 from cachefleet.store.kinds import CLUSTERS, GROUPS
@@ -36,13 +37,15 @@ MEMCACHED = EngineBinary("memcached", "1.6.18", "/usr/bin/memcached")
 TOOLS = Tools(sentinel="/usr/bin/redis-sentinel", haproxy="/usr/sbin/haproxy", python="/usr/bin/python3")
 
 
+LOCAL = Placement("local", ADDRESS, AZS[0])
+
+
 def executor(fleet: Fleet, engines: tuple[EngineBinary, ...] = (REDIS, MEMCACHED)) -> Executor:
     return Executor(
         store=fleet.store,
-        host=fleet.host,
+        hosts=fleet.hosts,
         engines=engines,
         credentials=CREDENTIALS,
-        address=ADDRESS,
         tools=TOOLS,
         keys=KEYS,
         links=Links(KEYS.client_tls),
@@ -57,30 +60,30 @@ def run(fleet: Fleet, *actions: Action, engines: tuple[EngineBinary, ...] = (RED
 def test_a_lost_node_gets_its_recorded_port_and_no_new_node_gets_a_recorded_one() -> None:
     fleet = Fleet()
     fleet.group()
-    recorded = fleet.host.port_of(member_key("g-002"))
+    recorded = fleet.host.port_now(member_key("g-002"))
     fleet.lose(member_key("g-002"))
     fleet.cluster("c", running=False)
-    run(fleet, AllocatePort(member_key("g-002"), port=recorded), AllocatePort(node_key("c", "0001")))
-    assert fleet.host.port_of(member_key("g-002")) == recorded
-    assert fleet.host.port_of(node_key("c", "0001")) not in {recorded, None}
+    run(fleet, AllocatePort(member_key("g-002"), LOCAL, port=recorded), AllocatePort(node_key("c", "0001"), LOCAL))
+    assert fleet.host.port_now(member_key("g-002")) == recorded
+    assert fleet.host.port_now(node_key("c", "0001")) not in {recorded, None}
 
 
 def test_no_port_left_is_fatal() -> None:
     fleet = Fleet()
-    fleet.host = type(fleet.host)(first_port=30001, last_port=30001)
+    fleet.host = fleet.hosts.by_id["local"] = type(fleet.host)(first_port=30001, last_port=30001)
     fleet.cluster("c", engine="memcached", nodes=2, running=False)
     with pytest.raises(Fatal, match="no free port"):
-        run(fleet, AllocatePort(node_key("c", "0001")), AllocatePort(node_key("c", "0002")))
+        run(fleet, AllocatePort(node_key("c", "0001"), LOCAL), AllocatePort(node_key("c", "0002"), LOCAL))
 
 
 def test_a_node_starts_on_a_config_rendered_from_its_spec() -> None:
     fleet = Fleet()
     fleet.cluster("c", running=False)
     key = node_key("c", "0001")
-    port = fleet.host.allocate_port(key, ())
-    run(fleet, StartNode(key))
-    assert fleet.host.pid(key) is not None
-    conf = fleet.host.read_file(key, REDIS_CONF)
+    port = fleet.host.allocate_port(key)
+    run(fleet, StartNode(key, LOCAL))
+    assert fleet.host.pid_now(key) is not None
+    conf = fleet.host.file_now(key, REDIS_CONF)
     assert conf is not None
     assert f"port {port}" in conf
     assert "\nreplicaof " not in conf
@@ -94,9 +97,9 @@ def test_a_replica_starts_pointed_at_its_primary_once_it_listens() -> None:
         primary.listen()
         address = (ADDRESS, primary.getsockname()[1])
         key = member_key("g-002")
-        fleet.host.allocate_port(key, ())
-        run(fleet, StartNode(key, replicaof=address))
-    conf = fleet.host.read_file(key, REDIS_CONF)
+        fleet.host.allocate_port(key)
+        run(fleet, StartNode(key, LOCAL, replicaof=address))
+    conf = fleet.host.file_now(key, REDIS_CONF)
     assert conf is not None
     assert f"replicaof {ADDRESS} {address[1]}" in conf
 
@@ -105,10 +108,10 @@ def test_an_engine_no_longer_installed_is_fatal() -> None:
     fleet = Fleet()
     fleet.cluster("c", running=False)
     key = node_key("c", "0001")
-    fleet.host.allocate_port(key, ())
+    fleet.host.allocate_port(key)
     with pytest.raises(Fatal, match="no longer installed"):
-        run(fleet, StartNode(key), engines=(MEMCACHED,))
-    assert fleet.host.pid(key) is None
+        run(fleet, StartNode(key, LOCAL), engines=(MEMCACHED,))
+    assert fleet.host.pid_now(key) is None
 
 
 def test_the_group_processes_render_their_configs() -> None:
@@ -117,21 +120,23 @@ def test_the_group_processes_render_their_configs() -> None:
     endpoint, sentinel = endpoint_key("g"), sentinel_keys("g")[0]
     fleet.kill(endpoint)
     fleet.kill(sentinel)
-    primary = (ADDRESS, fleet.host.port_of(member_key("g-001")) or 0)
+    primary = (ADDRESS, fleet.host.port_now(member_key("g-001")) or 0)
     inputs = EndpointInputs((primary,), primary)
-    run(fleet, StartEndpoint(endpoint, inputs), StartSentinel(sentinel, "g", primary))
+    run(fleet, StartEndpoint(endpoint, LOCAL, inputs), StartSentinel(sentinel, LOCAL, "g", primary))
     assert "inputs.json" in fleet.host.nodes_by_key[endpoint].files
     assert HAPROXY_CONF in fleet.host.nodes_by_key[endpoint].files
-    sentinel_conf = fleet.host.read_file(sentinel, SENTINEL_CONF)
+    sentinel_conf = fleet.host.file_now(sentinel, SENTINEL_CONF)
     assert sentinel_conf is not None
     assert f"sentinel monitor g {ADDRESS} {primary[1]} 2" in sentinel_conf
+    # Beside the endpoint, the Sentinel flips it itself when it fails over.
+    assert RECONFIG_SCRIPT in fleet.host.nodes_by_key[sentinel].files
     # It knows the group's replicas and its two peers, by the ids they start with, from the start.
-    replicas = sorted(fleet.host.port_of(member_key(m)) or 0 for m in ("g-002", "g-003"))
+    replicas = sorted(fleet.host.port_now(member_key(m)) or 0 for m in ("g-002", "g-003"))
     assert [f"sentinel known-replica g {ADDRESS} {p}" for p in replicas] == [
         line for line in sentinel_conf.splitlines() if line.startswith("sentinel known-replica")
     ]
     peers = [
-        f"sentinel known-sentinel g {ADDRESS} {fleet.host.port_of(k)} {my_id(f'g/{k.node_id}')}"
+        f"sentinel known-sentinel g {ADDRESS} {fleet.host.port_now(k)} {my_id(f'g/{k.node_id}')}"
         for k in sentinel_keys("g")[1:]
     ]
     assert peers == [line for line in sentinel_conf.splitlines() if line.startswith("sentinel known-sentinel")]
@@ -143,10 +148,101 @@ def test_records_and_nodes_go_and_a_retained_primary_leaves_its_group() -> None:
     fleet = Fleet()
     spec = fleet.group()
     GROUPS.put_spec(fleet.store, "g", replace(spec, deleting=True, retain_primary_cluster=True))
-    run(fleet, RemoveNode(member_key("g-002")), DeleteRecord(CLUSTERS.name, "g-002"), DetachMember("g-001"))
+    run(fleet, RemoveNode(member_key("g-002"), LOCAL), DeleteRecord(CLUSTERS.name, "g-002"), DetachMember("g-001"))
     assert member_key("g-002") not in fleet.host.nodes_by_key
     assert CLUSTERS.find(fleet.store, "g-002") is None
     assert CLUSTERS.get(fleet.store, "g-001").spec.replication_group_id is None
+
+
+def test_each_step_goes_to_the_host_its_action_names() -> None:
+    fleet = Fleet()
+    remote = fleet.add_host("h1", AZS[1])
+    fleet.cluster("c", running=False)
+    key = node_key("c", "0001")
+    there = fleet.placement("h1", AZS[1])
+    run(fleet, AllocatePort(key, there))
+    assert fleet.host.port_now(key) is None
+    port = remote.port_now(key)
+    assert port is not None
+    run(fleet, StartNode(key, there))
+    conf = remote.file_now(key, REDIS_CONF)
+    assert conf is not None
+    # Rendered with that host's address and paths: the node binds there and keeps its data there.
+    assert f"bind {remote.address}" in conf
+    assert str(remote.dir_now(key)) in conf
+    assert remote.pid_now(key) is not None
+    assert fleet.host.pid_now(key) is None
+    run(fleet, RemoveNode(key, there))
+    assert remote.removed == [key]
+
+
+def test_a_new_member_is_seeded_on_its_host_unless_it_has_data() -> None:
+    fleet = Fleet()
+    remote = fleet.add_host("h1", AZS[1])
+    fleet.group(running=False)
+    key = member_key("g-002")
+    there = fleet.placement("h1", AZS[1])
+    remote.allocate_port(key)
+    run(fleet, StartNode(key, there, replication_id="ab" * 20))
+    assert remote.blobs[(key, redis.RDB_FILE)] == redis.seed_rdb("ab" * 20)
+    other = member_key("g-003")
+    remote.allocate_port(other)
+    remote.blobs[(other, redis.AOF_DIR)] = b""  # an append-only directory: it has data of its own
+    run(fleet, StartNode(other, there, replication_id="ab" * 20))
+    assert (other, redis.RDB_FILE) not in remote.blobs
+
+
+def test_a_sentinel_away_from_the_endpoint_has_no_reconfig_script() -> None:
+    fleet = Fleet()
+    remote = fleet.add_host("h1", AZS[1])
+    fleet.group(failover=True)
+    sentinel = sentinel_keys("g")[1]
+    remote.allocate_port(sentinel)
+    primary = (ADDRESS, fleet.host.port_now(member_key("g-001")) or 0)
+    run(fleet, StartSentinel(sentinel, fleet.placement("h1", AZS[1]), "g", primary))
+    conf = remote.file_now(sentinel, SENTINEL_CONF)
+    assert conf is not None
+    assert f"bind {remote.address}" in conf
+    assert "client-reconfig-script" not in conf
+    assert RECONFIG_SCRIPT not in remote.nodes_by_key[sentinel].files
+
+
+def test_a_host_that_does_not_answer_is_a_retry() -> None:
+    fleet = Fleet()
+    remote = fleet.add_host("h1", AZS[1])
+    fleet.cluster("c", running=False)
+    remote.down = True
+    with pytest.raises(Retry, match="does not answer"):
+        run(fleet, AllocatePort(node_key("c", "0001"), fleet.placement("h1", AZS[1])))
+
+
+def test_a_member_on_an_agent_host_is_supervised_with_the_groups_sentinels() -> None:
+    fleet = Fleet()
+    hosts = [fleet.add_host(name, zone) for name, zone in (("h1", AZS[0]), ("h2", AZS[1]), ("h3", AZS[2]))]
+    fleet.group(failover=True, on=["h1", "h2", "h3"])
+    member, there = member_key("g-002"), fleet.placement("h2", AZS[1])
+    fleet.kill(member)
+    run(fleet, StartNode(member, there, replicaof=fleet.address_of("g-001")))
+    policy = hosts[1].specs[member].restart
+    assert policy is not None
+    sentinels = {(h.address, h.port_now(k)) for h, k in zip(hosts, sentinel_keys("g"), strict=True)}
+    assert (policy.master_name, set(policy.sentinels), policy.address) == ("g", sentinels, there.address)
+    # A Sentinel started again (placed anew, say): the running members' agents get the new list.
+    sentinel = sentinel_keys("g")[2]
+    hosts[2].nodes_by_key[sentinel].pid = None
+    hosts[0].specs.clear()
+    run(fleet, StartSentinel(sentinel, fleet.placement("h3", AZS[2]), "g", fleet.address_of("g-001")))
+    assert hosts[0].specs[member_key("g-001")].restart is not None
+    assert hosts[0].pid_now(member_key("g-001")) is not None  # a start of a running node: nothing restarted
+
+
+def test_a_member_on_the_embedded_host_has_no_restart_policy() -> None:
+    fleet = Fleet()
+    fleet.group(failover=True)
+    member = member_key("g-002")
+    fleet.kill(member)
+    run(fleet, StartNode(member, Placement("local", ADDRESS, AZS[1]), replicaof=fleet.address_of("g-001")))
+    assert fleet.host.specs[member].restart is None  # the reconciler restarts nodes here
 
 
 def test_a_retained_primary_keeps_the_tls_and_users_of_its_group() -> None:
@@ -156,3 +252,27 @@ def test_a_retained_primary_keeps_the_tls_and_users_of_its_group() -> None:
     GROUPS.put_spec(fleet.store, "g", replace(spec, deleting=True, retain_primary_cluster=True))
     run(fleet, DetachMember("g-001"))
     assert CLUSTERS.get(fleet.store, "g-001").spec.security == secured
+
+
+def test_a_tls_process_on_an_agent_host_reads_the_ca_from_its_own_directory() -> None:
+    fleet = Fleet()
+    remote = fleet.add_host("h1", AZS[1])
+    required = Security(transit=Transit(True, TransitMode.REQUIRED), version=1)
+    fleet.group(failover=True, running=False, security=required)
+    there, here = fleet.placement("h1", AZS[1]), Placement("local", ADDRESS, AZS[0])
+    away, home = member_key("g-002"), member_key("g-001")
+    remote.allocate_port(away)
+    fleet.host.allocate_port(home)
+    run(fleet, StartNode(away, there), StartNode(home, here))
+    # The agent's host has no control-plane path: the CA travels as a node file beside the leaf.
+    assert remote.file_now(away, "ca.pem") == KEYS.authority.certificate_pem().decode()
+    assert f'tls-ca-cert-file "{remote.dir_now(away) / "ca.pem"}"' in (remote.file_now(away, REDIS_CONF) or "")
+    # On the control plane's own machine the installation's file is read where it is.
+    assert fleet.host.file_now(home, "ca.pem") is None
+    assert f'tls-ca-cert-file "{KEYS.ca_file}"' in (fleet.host.file_now(home, REDIS_CONF) or "")
+    sentinel = sentinel_keys("g")[1]
+    remote.allocate_port(sentinel)
+    run(fleet, StartSentinel(sentinel, there, "g", (there.address, remote.port_now(away) or 0)))
+    assert f'tls-ca-cert-file "{remote.dir_now(sentinel) / "ca.pem"}"' in (
+        remote.file_now(sentinel, SENTINEL_CONF) or ""
+    )

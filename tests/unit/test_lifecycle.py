@@ -12,6 +12,7 @@ import pytest
 
 from cachefleet.model import lifecycle
 from cachefleet.model.errors import InvalidCacheClusterState, InvalidReplicationGroupState, InvalidSnapshotState
+from cachefleet.model.hosts import HOST
 from cachefleet.model.lifecycle import (
     CLUSTER,
     GROUP,
@@ -26,7 +27,7 @@ from cachefleet.model.lifecycle import (
 )
 from cachefleet.model.status import ClusterState, GroupState, NodeState, SnapshotState
 
-TABLES: list[Lifecycle[Any]] = [GROUP, CLUSTER, NODE, SNAPSHOT, USER, USER_GROUP]
+TABLES: list[Lifecycle[Any]] = [GROUP, CLUSTER, NODE, SNAPSHOT, USER, USER_GROUP, HOST]
 ROWS = [(table, row) for table in TABLES for row in table.rows]
 
 

@@ -20,21 +20,25 @@ from cachefleet.control.actions import (
     RemoveNode,
     StartConfigEndpoint,
 )
+from cachefleet.control.hosts import host_map, with_placements
 from cachefleet.control.memcached_processes import Secrets, access, endpoint_process, node_process
 from cachefleet.control.observe import ClusterObservation, ConfigEndpointObservation, NodeObservation
 from cachefleet.control.planners import cluster, params
 from cachefleet.engines import config_endpoint, memcached
 from cachefleet.model.credentials import Credentials
-from cachefleet.model.nodes import config_endpoint_key, node_key
+from cachefleet.model.nodes import Placement, config_endpoint_key, node_key
 from cachefleet.model.security import Request, at_creation
 from cachefleet.model.specs import CacheClusterSpec
 from cachefleet.model.status import ClusterState, ClusterStatus, NodeState, NodeStatus
+from cachefleet.store.hosts import local_spec
 from cachefleet.store.keys import InstallationKey, Sealer
+from cachefleet.store.sqlite import Store
 from cachefleet.tls import certs
 
 NOW = "2024-01-01T00:00:00+00:00"
 OBSERVED = memcached.MemcachedObservation("1.6.18", 1, 1, 0, 0, 1, 1, 0, 0, 0)
 CREDENTIALS = Credentials("cachefleet-admin", "admin-secret")
+ENDPOINT = Placement("local", "127.0.0.1", "")  # where the configuration endpoint runs: the embedded host
 
 
 def _spec(*ids: str, **fields: object) -> CacheClusterSpec:
@@ -70,8 +74,8 @@ def _observed(
     nodes |= {node_key("c", n): NodeObservation(31000 + int(n), 100 + int(n)) for n in down}
     # No inputs served: the endpoint process is not running (yet).
     if served is None:
-        return ClusterObservation(nodes, ConfigEndpointObservation(30999, None, None))
-    return ClusterObservation(nodes, ConfigEndpointObservation(30999, 99, served.to_json(), listening))
+        return ClusterObservation(nodes, endpoint=ConfigEndpointObservation(30999, None, None))
+    return ClusterObservation(nodes, endpoint=ConfigEndpointObservation(30999, 99, served.to_json(), listening))
 
 
 def _inputs(version: int, *ids: str) -> DiscoveryInputs:
@@ -79,12 +83,18 @@ def _inputs(version: int, *ids: str) -> DiscoveryInputs:
 
 
 def _plan(spec: CacheClusterSpec, status: ClusterStatus, observed: ClusterObservation) -> object:
-    return cluster.plan(spec, status, observed, now=NOW, wanted=params.Wanted())
+    # Every node on the embedded host, as a status recorded before hosts existed says.
+    local = local_spec("127.0.0.1", ("us-east-1a",))
+    hosts = host_map(Store(":memory:"), local, None, placing=True)
+    placed = with_placements(status, spec.node_azs, local)
+    return cluster.plan(spec, placed, observed, hosts=hosts, now=NOW, wanted=params.Wanted())
 
 
 def test_the_endpoint_starts_with_the_serving_nodes_as_version_one() -> None:
     plan = _plan(
-        _spec("0001", "0002"), _status((), 0, state=ClusterState.CREATING), _observed(["0001", "0002"], served=None)
+        _spec("0001", "0002"),
+        _status((), 0, "0001", "0002", state=ClusterState.CREATING),
+        _observed(["0001", "0002"], served=None),
     )
     (start,) = [a for a in plan.actions if isinstance(a, StartConfigEndpoint)]  # type: ignore[attr-defined]
     assert start.inputs == _inputs(1, "0001", "0002")
@@ -104,13 +114,14 @@ def test_a_cluster_is_available_once_its_endpoint_accepts_connections() -> None:
 
 def test_a_new_node_is_listed_once_it_serves_with_the_next_version() -> None:
     spec = _spec("0001", "0002", "0003")
-    status = _status(("0001", "0002"), 4, "0001", "0002", state=ClusterState.MODIFYING)
+    # 0003 was placed and started by an earlier pass; it is listed once it serves.
+    status = _status(("0001", "0002"), 4, "0001", "0002", "0003", state=ClusterState.MODIFYING)
     waiting = _plan(spec, status, _observed(["0001", "0002"], ["0003"], served=_inputs(4, "0001", "0002")))
     assert not any(isinstance(a, ReloadConfigEndpoint) for a in waiting.actions)  # type: ignore[attr-defined]
     assert waiting.statuses[("cache-cluster", "c")].status == ClusterState.MODIFYING  # type: ignore[attr-defined]
     ready = _plan(spec, status, _observed(["0001", "0002", "0003"], served=_inputs(4, "0001", "0002")))
     (reload,) = ready.actions  # type: ignore[attr-defined]
-    assert reload == ReloadConfigEndpoint(config_endpoint_key("c"), "c", _inputs(5, "0001", "0002", "0003"))
+    assert reload == ReloadConfigEndpoint(config_endpoint_key("c"), ENDPOINT, "c", _inputs(5, "0001", "0002", "0003"))
     assert "Added cache node 0003 in availability zone us-east-1a" in [e.message for e in ready.events]  # type: ignore[attr-defined]
 
 
@@ -126,21 +137,22 @@ def test_a_removed_node_leaves_discovery_before_its_process_goes() -> None:
     spec = _spec("0001", "0003")  # 0002 was removed from the spec
     status = _status(("0001", "0002", "0003"), 7, "0001", "0002", "0003", state=ClusterState.MODIFYING)
     first = _plan(spec, status, _observed(["0001", "0003"], served=_inputs(7, "0001", "0002", "0003")))
-    assert first.actions == (ReloadConfigEndpoint(config_endpoint_key("c"), "c", _inputs(8, "0001", "0003")),)  # type: ignore[attr-defined]
+    assert first.actions == (ReloadConfigEndpoint(config_endpoint_key("c"), ENDPOINT, "c", _inputs(8, "0001", "0003")),)  # type: ignore[attr-defined]
     recorded = first.statuses[("cache-cluster", "c")]  # type: ignore[attr-defined]
     assert recorded.status == ClusterState.MODIFYING
     assert "0002" in [n.node_id for n in recorded.nodes]  # still to be removed
     second = _plan(spec, recorded, _observed(["0001", "0003"], served=_inputs(8, "0001", "0003")))
-    assert second.actions == (RemoveNode(node_key("c", "0002")),)  # type: ignore[attr-defined]
+    assert second.actions == (RemoveNode(node_key("c", "0002"), Placement("local", "127.0.0.1", "us-east-1a")),)  # type: ignore[attr-defined]
     assert "Removed cache node 0002" in [e.message for e in second.events]  # type: ignore[attr-defined]
 
 
 def test_the_endpoint_gets_its_port_back_from_the_status() -> None:
     observed = ClusterObservation(
-        {node_key("c", "0001"): NodeObservation(31001, 101, memcached=OBSERVED)}, ConfigEndpointObservation(None, None)
+        {node_key("c", "0001"): NodeObservation(31001, 101, memcached=OBSERVED)},
+        endpoint=ConfigEndpointObservation(None, None),
     )
     plan = _plan(_spec("0001"), _status(("0001",), 1, "0001"), observed)
-    assert plan.actions == (AllocatePort(config_endpoint_key("c"), port=30999),)  # type: ignore[attr-defined]
+    assert plan.actions == (AllocatePort(config_endpoint_key("c"), ENDPOINT, port=30999),)  # type: ignore[attr-defined]
 
 
 def test_deleting_removes_nodes_leftovers_and_the_endpoint() -> None:

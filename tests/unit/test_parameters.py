@@ -13,7 +13,7 @@ from cachefleet.control.planners import params, reboot
 from cachefleet.engines import memcached, redis
 from cachefleet.model import parameters as pm
 from cachefleet.model.errors import InvalidParameterValue
-from cachefleet.model.nodes import NodeKey
+from cachefleet.model.nodes import NodeKey, Placement
 from cachefleet.model.specs import CacheClusterSpec
 from cachefleet.model.status import ClusterState, ClusterStatus, NodeState, NodeStatus
 
@@ -261,14 +261,15 @@ def test_node_parameter_status() -> None:
     started = pm.effective("redis7", {})
     info = redis.observation_from_info({"role": "master", "loading": 0}, config)
     obs = NodeObservation(port=1, pid=2, redis=info, started_with=started)
-    assert params.check_node(key, obs, want) == params.NodeParameters(None, pm.PENDING_REBOOT)
+    at = Placement("local", "127.0.0.1", "us-east-1a")
+    assert params.check_node(key, at, obs, want) == params.NodeParameters(None, pm.PENDING_REBOOT)
     restarted = NodeObservation(port=1, pid=3, redis=info, started_with=pm.effective("redis7", {"databases": "32"}))
-    assert params.check_node(key, restarted, want).status == pm.IN_SYNC
+    assert params.check_node(key, at, restarted, want).status == pm.IN_SYNC
     drifted = redis.observation_from_info({"role": "master"}, {**config, "maxmemory-policy": "noeviction"})
-    check = params.check_node(key, NodeObservation(port=1, pid=3, redis=drifted, started_with=None), want)
-    assert check.action == ConfigSet(key, (("maxmemory-policy", "volatile-lru"),))
+    check = params.check_node(key, at, NodeObservation(port=1, pid=3, redis=drifted, started_with=None), want)
+    assert check.action == ConfigSet(key, at, (("maxmemory-policy", "volatile-lru"),))
     assert check.status == pm.APPLYING
-    assert params.check_node(key, NodeObservation(port=1, pid=None), want).status == pm.IN_SYNC
+    assert params.check_node(key, at, NodeObservation(port=1, pid=None), want).status == pm.IN_SYNC
     assert params.apply_status([pm.IN_SYNC, pm.PENDING_REBOOT]) == pm.PENDING_REBOOT
     assert params.events(pm.APPLYING, pm.PENDING_REBOOT, {"0001": pm.PENDING_REBOOT}) == [
         "Cache cluster parameters changed",

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import pytest
-from tests.support.fakes import Fleet, replica_of
+from tests.support.fakes import ADDRESS, AZS, Fleet, replica_of
 
 from cachefleet.control.actions import (
     AllocatePort,
@@ -20,15 +20,17 @@ from cachefleet.control.actions import (
     RestartNode,
     StartNode,
 )
-from cachefleet.model.nodes import cluster_node_keys, config_endpoint_key, node_key
+from cachefleet.model.nodes import Placement, cluster_node_keys, config_endpoint_key, node_key
 from cachefleet.model.specs import SnapshotSpec
-from cachefleet.model.status import ClusterState, NodeState, SnapshotState, SnapshotStatus
+from cachefleet.model.status import ClusterState, ClusterStatus, NodeState, NodeStatus, SnapshotState, SnapshotStatus
 from cachefleet.store import statuses
 from cachefleet.store.kinds import CLUSTERS, SNAPSHOTS
 
 C = CLUSTERS.name
 REDIS = node_key("c", "0001")
 MEMCACHED = cluster_node_keys("c", 3)
+LOCAL = Placement("local", ADDRESS, AZS[0])  # a cluster's nodes default to one AZ, all on the embedded host
+ENDPOINT = Placement("local", ADDRESS, "")  # where a Memcached cluster's configuration endpoint runs
 
 
 @dataclass(frozen=True)
@@ -61,18 +63,24 @@ def _new(fleet: Fleet) -> None:
 
 def _new_check(fleet: Fleet, plan: Plan | None) -> None:
     assert plan is not None
-    assert plan.actions == (*(AllocatePort(k) for k in MEMCACHED), AllocatePort(config_endpoint_key("c")))
+    assert plan.actions == (
+        *(AllocatePort(k, LOCAL) for k in MEMCACHED),
+        AllocatePort(config_endpoint_key("c"), ENDPOINT),
+    )
+    assert [n.placement for n in plan.statuses[(C, "c")].nodes] == [LOCAL] * 3  # type: ignore[union-attr]
 
 
 def _ports_given(fleet: Fleet) -> None:
     _new(fleet)
     for key in MEMCACHED:
-        fleet.host.allocate_port(key, ())
+        fleet.host.allocate_port(key)
+    placed = tuple(NodeStatus(k.node_id, NodeState.CREATING, placement=LOCAL) for k in MEMCACHED)
+    fleet.put_status(C, "c", ClusterStatus(ClusterState.CREATING, nodes=placed))
 
 
 def _ports_given_check(fleet: Fleet, plan: Plan | None) -> None:
     assert plan is not None
-    assert plan.actions == (*(StartNode(k) for k in MEMCACHED), AllocatePort(config_endpoint_key("c")))
+    assert plan.actions == (*(StartNode(k, LOCAL) for k in MEMCACHED), AllocatePort(config_endpoint_key("c"), ENDPOINT))
 
 
 def _created(fleet: Fleet) -> None:
@@ -93,7 +101,7 @@ def _killed(fleet: Fleet) -> None:
 
 def _killed_check(fleet: Fleet, plan: Plan | None) -> None:
     assert plan is not None
-    assert plan.actions == (StartNode(MEMCACHED[1]),)
+    assert plan.actions == (StartNode(MEMCACHED[1], LOCAL),)
 
 
 def _dir_lost(fleet: Fleet) -> None:
@@ -104,7 +112,7 @@ def _dir_lost(fleet: Fleet) -> None:
 def _dir_lost_check(fleet: Fleet, plan: Plan | None) -> None:
     assert plan is not None
     recorded = fleet.status(C, "c").node("0003").port
-    assert plan.actions == (AllocatePort(MEMCACHED[2], port=recorded),)
+    assert plan.actions == (AllocatePort(MEMCACHED[2], LOCAL, port=recorded),)
 
 
 def _squatted(fleet: Fleet) -> None:
@@ -126,19 +134,19 @@ def _squatted_check(fleet: Fleet, plan: Plan | None) -> None:
 
 def _not_master(fleet: Fleet) -> None:
     fleet.cluster("c")
-    port = fleet.host.port_of(REDIS)
+    port = fleet.host.port_now(REDIS)
     assert port is not None
     fleet.probes.redis_by_port[port] = replica_of(port + 1)
 
 
 def _not_master_check(fleet: Fleet, plan: Plan | None) -> None:
     assert plan is not None
-    assert plan.actions == (ReplicaOf(REDIS, None),)
+    assert plan.actions == (ReplicaOf(REDIS, LOCAL, None),)
 
 
 def _modifying(fleet: Fleet) -> None:
     fleet.cluster("c", state=ClusterState.MODIFYING)
-    port = fleet.host.port_of(REDIS)
+    port = fleet.host.port_now(REDIS)
     assert port is not None
     observed = fleet.probes.redis_by_port[port]
     fleet.probes.redis_by_port[port] = replace(observed, config={**(observed.config or {}), "timeout": "60"})
@@ -146,7 +154,7 @@ def _modifying(fleet: Fleet) -> None:
 
 def _modifying_check(fleet: Fleet, plan: Plan | None) -> None:
     assert plan is not None
-    assert plan.actions == (ConfigSet(REDIS, (("timeout", "0"),)),)
+    assert plan.actions == (ConfigSet(REDIS, LOCAL, (("timeout", "0"),)),)
     assert _state(plan) == ClusterState.MODIFYING  # until the parameters are in
 
 
@@ -164,7 +172,7 @@ def _reboot(fleet: Fleet) -> None:
 
 def _reboot_check(fleet: Fleet, plan: Plan | None) -> None:
     assert plan is not None
-    assert plan.actions == (RestartNode(MEMCACHED[1]),)  # one node at a time
+    assert plan.actions == (RestartNode(MEMCACHED[1], LOCAL),)  # one node at a time
     assert plan.events == (Event("c", C, "Cache node 0002 shutdown"),)
     assert _state(plan) == ClusterState.REBOOTING
 
@@ -176,8 +184,8 @@ def _delete(fleet: Fleet) -> None:
 
 def _delete_check(fleet: Fleet, plan: Plan | None) -> None:
     assert plan is not None
-    removed = (*MEMCACHED, config_endpoint_key("c"))
-    assert plan.actions == (*(RemoveNode(k) for k in removed), DeleteRecord(C, "c"))
+    removals = (*(RemoveNode(k, LOCAL) for k in MEMCACHED), RemoveNode(config_endpoint_key("c"), ENDPOINT))
+    assert plan.actions == (*removals, DeleteRecord(C, "c"))
     assert plan.events == (Event("c", C, "Cache cluster deleted"),)
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import pytest
-from tests.support.fakes import ADDRESS, Fleet, master, replica_of
+from tests.support.fakes import ADDRESS, AZS, Fleet, master, replica_of
 
 from cachefleet.control.actions import (
     AllocatePort,
@@ -39,19 +39,38 @@ from cachefleet.control.planners import group as group_planner
 from cachefleet.engines.haproxy import ADMIN_SOCKET, ServerState, server_name
 from cachefleet.engines.sentinel import ASK_PERIOD_MS, FAST_PING_PERIOD_MS, PING_PERIOD_MS, Timings
 from cachefleet.model import parameters as pm
-from cachefleet.model.nodes import READER_SLOT, endpoint_key, member_key, sentinel_keys
+from cachefleet.model.nodes import READER_SLOT, Placement, endpoint_key, member_key, sentinel_keys
 from cachefleet.model.specs import SnapshotSpec
-from cachefleet.model.status import ClusterState, GroupState, NodeState, SnapshotState, SnapshotStatus
+from cachefleet.model.status import (
+    ClusterState,
+    ClusterStatus,
+    GroupState,
+    NodeState,
+    NodeStatus,
+    SnapshotState,
+    SnapshotStatus,
+)
 from cachefleet.store import statuses
 from cachefleet.store.kinds import CLUSTERS, GROUPS, SNAPSHOTS
 
 G, C = GROUPS.name, CLUSTERS.name
+MEMBERS = ("g-001", "g-002", "g-003")
+ENDPOINT = Placement("local", ADDRESS, "")  # group endpoints run on the embedded host
 
 
 def port(fleet: Fleet, member: str) -> int:
-    found = fleet.host.port_of(member_key(member))
+    found = fleet.host.port_now(member_key(member))
     assert found is not None
     return found
+
+
+def at(index: int) -> Placement:
+    """Where member ``index`` (from 1) of a group on the embedded host runs: its AZ in turn."""
+    return Placement("local", ADDRESS, AZS[(index - 1) % len(AZS)])
+
+
+def member_at(member: str) -> Placement:
+    return at(MEMBERS.index(member) + 1)
 
 
 def primary(fleet: Fleet) -> tuple[str, int]:
@@ -95,20 +114,30 @@ def _new_group_check(fleet: Fleet, plan: Plan | None) -> None:
     assert plan is not None
     endpoint = endpoint_key("g")
     assert plan.actions == (
-        *(AllocatePort(member_key(m)) for m in ("g-001", "g-002", "g-003")),
-        AllocatePort(endpoint, "port"),
-        AllocatePort(endpoint, READER_SLOT),
+        *(AllocatePort(member_key(m), at(i)) for i, m in enumerate(MEMBERS, 1)),
+        AllocatePort(endpoint, ENDPOINT, "port"),
+        AllocatePort(endpoint, ENDPOINT, READER_SLOT),
     )
     assert state(plan, G, "g") == GroupState.CREATING
     assert not plan.converged
+    # Where each member runs is recorded with the first step: the next pass looks there.
+    assert [plan.statuses[(C, m)].node("0001").placement for m in MEMBERS] == [at(1), at(2), at(3)]  # type: ignore[union-attr]
 
 
 def _ports_given(fleet: Fleet) -> None:
     spec = fleet.group(state=GroupState.CREATING, running=False)
     for member in spec.members:
-        fleet.host.allocate_port(member_key(member), ())
-    fleet.host.allocate_port(endpoint_key("g"), ())
+        fleet.host.allocate_port(member_key(member))
+    fleet.host.allocate_port(endpoint_key("g"))
     fleet.host.allocate_port(endpoint_key("g"), (), READER_SLOT)
+    _placed(fleet, spec.members)
+
+
+def _placed(fleet: Fleet, members: tuple[str, ...]) -> None:
+    """The members were placed by an earlier pass (its statuses recorded), as the planner places them."""
+    for index, member in enumerate(members, 1):
+        node = NodeStatus("0001", NodeState.CREATING, placement=at(index))
+        fleet.put_status(C, member, ClusterStatus(ClusterState.CREATING, nodes=(node,)))
 
 
 def _ports_given_check(fleet: Fleet, plan: Plan | None) -> None:
@@ -118,9 +147,9 @@ def _ports_given_check(fleet: Fleet, plan: Plan | None) -> None:
     starts = [a for a in plan.actions if isinstance(a, StartNode)]
     # Every member seeded alike; the replicas pointed at the primary from their first start.
     assert starts == [
-        StartNode(member_key("g-001"), replication_id=seed),
-        StartNode(member_key("g-002"), replicaof=primary(fleet), replication_id=seed),
-        StartNode(member_key("g-003"), replicaof=primary(fleet), replication_id=seed),
+        StartNode(member_key("g-001"), at(1), replication_id=seed),
+        StartNode(member_key("g-002"), at(2), replicaof=primary(fleet), replication_id=seed),
+        StartNode(member_key("g-003"), at(3), replicaof=primary(fleet), replication_id=seed),
     ]
     (endpoint,) = [a for a in plan.actions if isinstance(a, StartEndpoint)]
     assert endpoint.inputs.primary == primary(fleet)
@@ -148,7 +177,7 @@ def _replica_killed(fleet: Fleet) -> None:
 def _replica_killed_check(fleet: Fleet, plan: Plan | None) -> None:
     assert plan is not None
     # Back with its data, pointed at the primary, never seeded.
-    assert plan.actions == (StartNode(member_key("g-002"), replicaof=primary(fleet)),)
+    assert plan.actions == (StartNode(member_key("g-002"), at(2), replicaof=primary(fleet)),)
     assert messages(plan) == [("g-002", "Recovering cache nodes 0001")]
     assert plan.statuses[(G, "g")].recovering == ("g-002",)  # type: ignore[union-attr]
     assert state(plan, G, "g") == GroupState.AVAILABLE
@@ -177,7 +206,7 @@ def _dir_lost_check(fleet: Fleet, plan: Plan | None) -> None:
     assert plan is not None
     recorded = fleet.status(C, "g-002").node("0001").port
     # The replacement asks for the port the store recorded: clients keep their address.
-    assert plan.actions == (AllocatePort(member_key("g-002"), port=recorded),)
+    assert plan.actions == (AllocatePort(member_key("g-002"), at(2), port=recorded),)
     assert plan.statuses[(C, "g-002")].node("0001").port == recorded  # type: ignore[union-attr]
 
 
@@ -220,7 +249,7 @@ def _failover_aftermath_check(fleet: Fleet, plan: Plan | None) -> None:
     message = "Failover from primary node g-001 to replica node g-002 completed"
     assert messages(plan)[:3] == [("g-002", message), ("g", message), ("g-001", "Recovering cache nodes 0001")]
     # The old primary returns as a replica of the new one (the endpoint is already fenced).
-    assert plan.actions == (StartNode(member_key("g-001"), replicaof=(ADDRESS, port(fleet, "g-002"))),)
+    assert plan.actions == (StartNode(member_key("g-001"), at(1), replicaof=(ADDRESS, port(fleet, "g-002"))),)
     group = plan.statuses[(G, "g")]
     assert group.primary_cluster_id == "g-002"  # type: ignore[union-attr]
     assert group.recovering == ("g-001",)  # type: ignore[union-attr]
@@ -232,7 +261,7 @@ def _test_failover(fleet: Fleet) -> None:
 
 def _test_failover_check(fleet: Fleet, plan: Plan | None) -> None:
     assert plan is not None
-    assert plan.actions == (SentinelFailover(sentinel_keys("g")[0], "g", primary(fleet)),)
+    assert plan.actions == (SentinelFailover(sentinel_keys("g")[0], at(1), "g", primary(fleet)),)
     assert plan.statuses[(G, "g")].failovers_done == 1  # type: ignore[union-attr]
 
 
@@ -243,18 +272,27 @@ def _sentinels_wanted(fleet: Fleet) -> None:
 
 def _sentinels_wanted_check(fleet: Fleet, plan: Plan | None) -> None:
     assert plan is not None
-    assert plan.actions == tuple(AllocatePort(k) for k in sentinel_keys("g"))
+    # Placed first, one per AZ of the members (recorded in the group's status), then given ports.
+    assert plan.actions == ()
+    assert plan.statuses[(G, "g")].sentinels == {k.node_id: at(i) for i, k in enumerate(sentinel_keys("g"), 1)}  # type: ignore[union-attr]
+    placed = replace(fleet.status(G, "g"), sentinels=plan.statuses[(G, "g")].sentinels)  # type: ignore[union-attr]
+    fleet.put_status(G, "g", placed)
+    again = asyncio.run(fleet.plan(G, "g"))
+    assert again is not None
+    assert again.actions == tuple(AllocatePort(k, at(i)) for i, k in enumerate(sentinel_keys("g"), 1))
 
 
 def _sentinels_to_start(fleet: Fleet) -> None:
     _sentinels_wanted(fleet)
     for key in sentinel_keys("g"):
-        fleet.host.allocate_port(key, ())
+        fleet.host.allocate_port(key)
+    fleet.with_status(G, "g", sentinels={k.node_id: at(i) for i, k in enumerate(sentinel_keys("g"), 1)})
 
 
 def _sentinels_to_start_check(fleet: Fleet, plan: Plan | None) -> None:
     assert plan is not None
-    assert plan.actions == tuple(StartSentinel(k, "g", primary(fleet)) for k in sentinel_keys("g"))
+    keys = enumerate(sentinel_keys("g"), 1)
+    assert plan.actions == tuple(StartSentinel(k, at(i), "g", primary(fleet)) for i, k in keys)
     assert state(plan, G, "g") == GroupState.AVAILABLE
 
 
@@ -265,7 +303,7 @@ def _sentinels_unwanted(fleet: Fleet) -> None:
 
 def _sentinels_unwanted_check(fleet: Fleet, plan: Plan | None) -> None:
     assert plan is not None
-    assert plan.actions == tuple(RemoveNode(k) for k in sentinel_keys("g"))
+    assert plan.actions == tuple(RemoveNode(k, at(i)) for i, k in enumerate(sentinel_keys("g"), 1))
     assert plan.statuses[(G, "g")].failover_active is False  # type: ignore[union-attr]
     assert ("g", "Automatic failover has been turned off for replication group g") in messages(plan)
 
@@ -287,7 +325,7 @@ def _stray_master(fleet: Fleet) -> None:
 
 def _stray_master_check(fleet: Fleet, plan: Plan | None) -> None:
     assert plan is not None
-    assert plan.actions == (ReplicaOf(member_key("g-003"), primary(fleet)),)
+    assert plan.actions == (ReplicaOf(member_key("g-003"), at(3), primary(fleet)),)
 
 
 # -- endpoint ----------------------------------------------------------------------------------------
@@ -314,8 +352,8 @@ def _endpoint_dir_lost_check(fleet: Fleet, plan: Plan | None) -> None:
     assert plan is not None
     group = fleet.status(G, "g")
     assert plan.actions == (
-        AllocatePort(endpoint_key("g"), "port", group.primary_endpoint_port),
-        AllocatePort(endpoint_key("g"), READER_SLOT, group.reader_endpoint_port),
+        AllocatePort(endpoint_key("g"), ENDPOINT, "port", group.primary_endpoint_port),
+        AllocatePort(endpoint_key("g"), ENDPOINT, READER_SLOT, group.reader_endpoint_port),
     )
     assert plan.statuses[(G, "g")].primary_endpoint_port == group.primary_endpoint_port  # type: ignore[union-attr]
 
@@ -332,14 +370,14 @@ def _endpoint_stale_check(fleet: Fleet, plan: Plan | None) -> None:
 
 def _endpoint_misrouted(fleet: Fleet) -> None:
     fleet.group()
-    admin = fleet.host.node_dir(endpoint_key("g")) / ADMIN_SOCKET
+    admin = fleet.host.dir_now(endpoint_key("g")) / ADMIN_SOCKET
     servers = fleet.probes.endpoints[admin]
     fleet.probes.endpoints[admin] = {n: replace(s, maint=False) for n, s in servers.items()}
 
 
 def _endpoint_misrouted_check(fleet: Fleet, plan: Plan | None) -> None:
     assert plan is not None
-    assert plan.actions == (SetEndpointPrimary(endpoint_key("g"), server_name(primary(fleet)[1])),)
+    assert plan.actions == (SetEndpointPrimary(endpoint_key("g"), ENDPOINT, server_name(primary(fleet)[1])),)
 
 
 # -- reboots and parameters ----------------------------------------------------------------------
@@ -354,7 +392,7 @@ def _reboot_member(fleet: Fleet) -> None:
 
 def _reboot_member_check(fleet: Fleet, plan: Plan | None) -> None:
     assert plan is not None
-    assert plan.actions == (RestartNode(member_key("g-002"), primary(fleet)),)
+    assert plan.actions == (RestartNode(member_key("g-002"), at(2), primary(fleet)),)
     assert messages(plan) == [("g-002", "Cache node 0001 shutdown")]
     member = plan.statuses[(C, "g-002")]
     assert (member.status, member.restarting) == (ClusterState.REBOOTING, ("0001",))  # type: ignore[union-attr]
@@ -382,7 +420,7 @@ def _live_parameter_differs(fleet: Fleet) -> None:
 
 def _live_parameter_differs_check(fleet: Fleet, plan: Plan | None) -> None:
     assert plan is not None
-    assert plan.actions == (ConfigSet(member_key("g-003"), (("maxmemory-policy", "volatile-lru"),)),)
+    assert plan.actions == (ConfigSet(member_key("g-003"), at(3), (("maxmemory-policy", "volatile-lru"),)),)
     assert plan.statuses[(C, "g-003")].parameter_apply_status == pm.APPLYING  # type: ignore[union-attr]
     assert not plan.converged
 
@@ -444,9 +482,10 @@ def _deleting(fleet: Fleet) -> None:
 def _deleting_check(fleet: Fleet, plan: Plan | None) -> None:
     assert plan is not None
     assert plan.actions == (
-        *(RemoveNode(k) for k in sentinel_keys("g")),  # first: tearing nodes down must not fail over
-        RemoveNode(endpoint_key("g")),
-        *(a for m in ("g-001", "g-002", "g-003") for a in (RemoveNode(member_key(m)), DeleteRecord(C, m))),
+        # First: tearing nodes down must not fail over.
+        *(RemoveNode(k, at(i)) for i, k in enumerate(sentinel_keys("g"), 1)),
+        RemoveNode(endpoint_key("g"), ENDPOINT),
+        *(a for i, m in enumerate(MEMBERS, 1) for a in (RemoveNode(member_key(m), at(i)), DeleteRecord(C, m))),
         DeleteRecord(G, "g"),
     )
     assert plan.events == (Event("g", G, "Replication group g deleted"),)
@@ -460,7 +499,7 @@ def _deleting_retaining_primary(fleet: Fleet) -> None:
 def _deleting_retaining_primary_check(fleet: Fleet, plan: Plan | None) -> None:
     assert plan is not None
     assert DetachMember("g-001") in plan.actions
-    assert RemoveNode(member_key("g-001")) not in plan.actions
+    assert RemoveNode(member_key("g-001"), at(1)) not in plan.actions
     assert DeleteRecord(C, "g-002") in plan.actions
 
 
@@ -537,7 +576,7 @@ def test_a_replica_waits_for_its_primary_and_a_fenced_endpoint() -> None:
     plan = asyncio.run(fleet.plan(G, "g"))
     assert plan is not None
     # Without failover the primary restarts; its replica only once the primary serves again.
-    assert plan.actions == (StartNode(member_key("g-001")),)
+    assert plan.actions == (StartNode(member_key("g-001"), at(1)),)
 
 
 def test_a_replica_lagging_behind_keeps_the_group_converging() -> None:
@@ -566,7 +605,7 @@ def test_the_seed_is_stable_for_a_group_and_differs_between_groups() -> None:
 def _sentinel_views(fleet: Fleet, **changes: object) -> None:
     """Every Sentinel of group "g" as the fake fleet has it, with ``changes``."""
     for key in sentinel_keys("g"):
-        sentinel_port = fleet.host.port_of(key)
+        sentinel_port = fleet.host.port_now(key)
         assert sentinel_port is not None
         view = fleet.probes.sentinel_by_port[sentinel_port]
         fleet.probes.sentinel_by_port[sentinel_port] = replace(view, **changes)  # type: ignore[arg-type]
@@ -600,14 +639,15 @@ def test_a_sentinel_on_its_default_ask_period_is_given_the_short_one_without_hol
     fleet = Fleet()
     fleet.group(failover=True, state=GroupState.AVAILABLE)
     first, *_ = sentinel_keys("g")
-    first_port = fleet.host.port_of(first)
+    first_port = fleet.host.port_now(first)
     assert first_port is not None
+    at = GROUPS.get(fleet.store, "g").status.sentinels[first.node_id]
     fleet.probes.sentinel_by_port[first_port] = replace(
         fleet.probes.sentinel_by_port[first_port], timings=Timings(PING_PERIOD_MS, 1000)
     )
     plan = asyncio.run(fleet.plan(G, "g"))
     assert plan is not None
-    assert plan.actions == (TuneSentinel(first, STEADY),)
+    assert plan.actions == (TuneSentinel(first, at, STEADY),)
     assert state(plan, G, "g") == GroupState.AVAILABLE
 
 
@@ -615,12 +655,13 @@ def test_a_sentinel_not_linked_to_its_running_peers_retries_fast_then_goes_back_
     fleet = Fleet()
     fleet.group(failover=True, state=GroupState.CREATING)
     first, *others = sentinel_keys("g")
-    first_port = fleet.host.port_of(first)
+    first_port = fleet.host.port_now(first)
     assert first_port is not None
+    at = GROUPS.get(fleet.store, "g").status.sentinels[first.node_id]
     fleet.probes.sentinel_by_port[first_port] = replace(fleet.probes.sentinel_by_port[first_port], connected_peers=0)
     plan = asyncio.run(fleet.plan(G, "g"))
     assert plan is not None
-    assert plan.actions == (TuneSentinel(first, FAST),)
+    assert plan.actions == (TuneSentinel(first, at, FAST),)
     assert state(plan, G, "g") == GroupState.CREATING
 
     # Linked now, still on the short period: back to Sentinel's default, which does not hold up
@@ -630,7 +671,7 @@ def test_a_sentinel_not_linked_to_its_running_peers_retries_fast_then_goes_back_
     )
     plan = asyncio.run(fleet.plan(G, "g"))
     assert plan is not None
-    assert plan.actions == (TuneSentinel(first, STEADY),)
+    assert plan.actions == (TuneSentinel(first, at, STEADY),)
     assert state(plan, G, "g") == GroupState.AVAILABLE
     assert ("g", "Replication group g created") in messages(plan)
     assert not plan.converged  # looked at again, to see the period back
@@ -647,7 +688,7 @@ def test_a_sentinel_not_linked_to_its_running_peers_retries_fast_then_goes_back_
     )
     plan = asyncio.run(fleet.plan(G, "g"))
     assert plan is not None
-    assert TuneSentinel(first, STEADY) in plan.actions
+    assert TuneSentinel(first, at, STEADY) in plan.actions
     assert not any(isinstance(a, TuneSentinel) and a.node != first for a in plan.actions)
 
 
@@ -656,7 +697,7 @@ def test_a_group_is_available_once_its_reader_endpoint_has_a_server_up() -> None
     # no replica through its health check yet: the group is not available until one is.
     fleet = Fleet()
     fleet.group(state=GroupState.CREATING)
-    admin = fleet.host.node_dir(endpoint_key("g")) / ADMIN_SOCKET
+    admin = fleet.host.dir_now(endpoint_key("g")) / ADMIN_SOCKET
     replicas = [port(fleet, m) for m in ("g-002", "g-003")]
     down = {server_name(p): ServerState(server_name(p), ADDRESS, p, up=False, maint=False) for p in replicas}
     fleet.probes.readers[admin] = down

@@ -29,13 +29,14 @@ from cachefleet.control.loop import (
 )
 from cachefleet.control.queue import KeyedQueue
 from cachefleet.model.errors import Fatal, RestoreFailed
-from cachefleet.model.nodes import member_key
+from cachefleet.model.nodes import Placement, member_key
 from cachefleet.model.status import ClusterState, GroupState
 from cachefleet.store.kinds import CLUSTERS, GROUPS
 
 G, C = GROUPS.name, CLUSTERS.name
 MISSING = "redis 7.0.15 is no longer installed on this host"
 PRIMARY = ("127.0.0.1", 30001)  # g-001's port: the fleet's first
+G002 = Placement("local", "127.0.0.1", "us-east-1b")  # where the fleet runs g-002: the embedded host, 2nd AZ
 
 
 class Effects:
@@ -129,7 +130,7 @@ def test_the_loop_retries_by_itself_until_the_failure_ends() -> None:
             await asyncio.gather(running, return_exceptions=True)
 
     asyncio.run(scenario())
-    assert effects.runs[-1] == (StartNode(member_key("g-002"), replicaof=PRIMARY),)
+    assert effects.runs[-1] == (StartNode(member_key("g-002"), G002, replicaof=PRIMARY),)
     assert fleet.status(G, "g").status == GroupState.AVAILABLE
     assert len([m for _, m in events(fleet) if m.startswith("Failed")]) == 1
 
@@ -208,7 +209,7 @@ def test_a_blocked_plan_tells_its_event_once_and_backs_off_until_the_port_frees(
 
     fleet.host.squatted.clear()
     assert passes(loop, (G, "g"), 1) == [0.0]
-    assert effects.runs[-1] == (StartNode(member_key("g-002"), replicaof=PRIMARY),)
+    assert effects.runs[-1] == (StartNode(member_key("g-002"), G002, replicaof=PRIMARY),)
 
 
 def test_a_resource_in_backoff_is_left_out_of_the_resync_until_woken() -> None:
@@ -269,11 +270,12 @@ def test_a_kind_is_registered_once() -> None:
 def test_ports_come_back_through_the_executor_for_a_lost_directory() -> None:
     fleet = Fleet()
     fleet.group()
-    recorded = fleet.host.port_of(member_key("g-003"))
+    recorded = fleet.host.port_now(member_key("g-003"))
     fleet.lose(member_key("g-003"))
     effects = Effects()
     passes(reconciler(fleet, effects), (G, "g"), 1)
-    assert effects.runs == [(AllocatePort(member_key("g-003"), port=recorded),)]
+    g003 = Placement("local", "127.0.0.1", "us-east-1c")
+    assert effects.runs == [(AllocatePort(member_key("g-003"), g003, port=recorded),)]
 
 
 def test_a_refused_seed_fails_a_standalone_cluster_restore_failed() -> None:

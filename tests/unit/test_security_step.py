@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from tests.support.fakes import ADDRESS, CREDENTIALS, KEYS, NOW, Fleet, master
+from tests.support.fakes import ADDRESS, AZS, CREDENTIALS, KEYS, NOW, Fleet, master
 
 from cachefleet.control.actions import (
     AllocatePort,
@@ -43,8 +43,9 @@ from cachefleet.engines.redis import NodeTls
 from cachefleet.engines.resp import ClientTls, ProtocolError
 from cachefleet.model.auth_token import TokenState
 from cachefleet.model.errors import Retry
+from cachefleet.model.hosts import LOCAL_HOST
 from cachefleet.model.lifecycle import Event
-from cachefleet.model.nodes import endpoint_key, member_key, node_key, sentinel_keys
+from cachefleet.model.nodes import Placement, endpoint_key, member_key, node_key, sentinel_keys
 from cachefleet.model.security import Security
 from cachefleet.model.status import GroupState, UserGroupState
 from cachefleet.model.transit import OFF, Transit, TransitMode
@@ -54,6 +55,7 @@ from cachefleet.store.kinds import GROUPS, USER_GROUPS, USERS
 from cachefleet.tls.certs import Role
 
 KEY = node_key("g-001", "0001")
+AT = Placement(LOCAL_HOST, ADDRESS, AZS[0])
 PREFERRED = Transit(True, TransitMode.PREFERRED)
 REQUIRED = Transit(True, TransitMode.REQUIRED)
 TOKENS = TokenState(("a" * 64,), open_access=False)
@@ -61,7 +63,7 @@ USERS_NOW = tuple(acl.application_users(TOKENS, None))
 
 
 def _wanted(mode: TransitMode | None = None, users: tuple[acl.AclUser, ...] = USERS_NOW) -> step.Wanted:
-    return step.Wanted(users=users, mode=mode, address=ADDRESS)
+    return step.Wanted(users=users, mode=mode, endpoint=ADDRESS)
 
 
 def _node(
@@ -87,22 +89,24 @@ def _good_leaf(key: dt.datetime = NOW) -> CertificateInfo:
 def test_a_node_with_another_set_of_users_gets_them_live_then_is_in_sync() -> None:
     wanted = _wanted()
     stale = ("default", "cachefleet-admin", acl.marker(acl.application_users(TokenState(), None)))
-    taken = step.nodes({KEY: _node(listening=(30001, 0), users=stale)}, wanted, NOW)
-    assert taken.actions == (SyncAcl(KEY, USERS_NOW, stale),)
+    taken = step.nodes({KEY: _node(listening=(30001, 0), users=stale)}, {KEY: AT}, wanted, NOW)
+    assert taken.actions == (SyncAcl(KEY, AT, USERS_NOW, stale),)
     assert not taken.in_sync
     assert taken.transport  # the ports are right: Sentinels need not wait
     current = ("default", "cachefleet-admin", wanted.marker)
-    assert step.nodes({KEY: _node(listening=(30001, 0), users=current)}, wanted, NOW) == step.Step((), True, True)
+    assert step.nodes({KEY: _node(listening=(30001, 0), users=current)}, {KEY: AT}, wanted, NOW) == step.Step(
+        (), True, True
+    )
 
 
 def test_a_node_that_does_not_run_waits_for_its_start() -> None:
-    taken = step.nodes({KEY: NodeObservation(30001, None)}, _wanted(), NOW)
+    taken = step.nodes({KEY: NodeObservation(30001, None)}, {KEY: AT}, _wanted(), NOW)
     assert (taken.actions, taken.in_sync) == ((), False)
 
 
 def test_preferred_allocates_a_plain_port_first_even_before_the_node_starts() -> None:
-    taken = step.nodes({KEY: NodeObservation(30001, None)}, _wanted(TransitMode.PREFERRED), NOW)
-    assert taken.actions == (AllocatePort(KEY, PLAIN_SLOT),)
+    taken = step.nodes({KEY: NodeObservation(30001, None)}, {KEY: AT}, _wanted(TransitMode.PREFERRED), NOW)
+    assert taken.actions == (AllocatePort(KEY, AT, PLAIN_SLOT),)
     assert not taken.transport
 
 
@@ -122,8 +126,8 @@ def test_a_node_listening_as_another_mode_moves_live(
 ) -> None:
     wanted = _wanted(mode)
     observed = _node(listening=listening, users=(wanted.marker,), plain=plain, certificate=_good_leaf())
-    taken = step.nodes({KEY: observed}, wanted, NOW)
-    expected = SetTransport(KEY, (("port", str(listening[0])), ("tls-port", str(listening[1]))))
+    taken = step.nodes({KEY: observed}, {KEY: AT}, wanted, NOW)
+    expected = SetTransport(KEY, AT, (("port", str(listening[0])), ("tls-port", str(listening[1]))))
     assert (expected in taken.actions) == moves
     assert taken.transport != moves
 
@@ -135,7 +139,7 @@ def test_a_tls_node_renews_its_certificate_when_a_third_of_its_life_is_left_or_i
 
     def renews(info: CertificateInfo | None, when: dt.datetime) -> bool:
         observed = _node(listening=(0, 30001), users=(wanted.marker,), certificate=info)
-        return RenewCertificate(KEY) in step.nodes({KEY: observed}, wanted, when).actions
+        return RenewCertificate(KEY, AT) in step.nodes({KEY: observed}, {KEY: AT}, wanted, when).actions
 
     assert not renews(leaf, NOW)
     assert not renews(leaf, leaf.renew_at - dt.timedelta(seconds=1))
@@ -150,16 +154,16 @@ def test_sentinels_follow_the_nodes_tls_all_at_once_and_renew_one_at_a_time() ->
     wanted, primary = _wanted(TransitMode.REQUIRED), (ADDRESS, 30001)
 
     def restarts(observed: dict[object, SentinelObservation], **flags: bool) -> tuple[object, ...]:
-        return step.sentinels(observed, wanted, "g", primary, now=NOW, **flags)  # type: ignore[arg-type]
+        return step.sentinels(observed, {k: AT for k in observed}, wanted, "g", primary, now=NOW, **flags)  # type: ignore[arg-type]
 
     assert restarts(plain, nodes_moved=False, healthy=True) == ()  # nodes first
-    assert restarts(plain, nodes_moved=True, healthy=False) == tuple(RestartSentinel(k, "g", primary) for k in keys)
+    assert restarts(plain, nodes_moved=True, healthy=False) == tuple(RestartSentinel(k, AT, "g", primary) for k in keys)
     leaf = replace(_good_leaf(), names=tuple(sorted(identity(keys[0], ADDRESS, Role.SENTINEL).alternative_names())))
     current = {k: SentinelObservation(26000 + i, 10 + i, certificate=leaf) for i, k in enumerate(keys)}
     assert restarts(current, nodes_moved=True, healthy=True) == ()
     assert leaf.renew_at is not None
     due = {k: replace(s, certificate=replace(leaf, renew_at=NOW)) for k, s in current.items()}
-    assert restarts(due, nodes_moved=True, healthy=True) == (RestartSentinel(keys[0], "g", primary),)
+    assert restarts(due, nodes_moved=True, healthy=True) == (RestartSentinel(keys[0], AT, "g", primary),)
     assert restarts(due, nodes_moved=True, healthy=False) == ()  # not while a Sentinel is away
 
 
@@ -172,10 +176,11 @@ def test_an_expired_sentinel_is_restarted_at_once_even_while_the_group_is_not_he
     assert leaf.expires_at is not None
     observed = {k: SentinelObservation(26000 + i, 10 + i, certificate=leaf) for i, k in enumerate(keys)}
     observed[keys[2]] = replace(observed[keys[2]], certificate=replace(leaf, expires_at=NOW))
-    taken = step.sentinels(observed, wanted, "g", primary, nodes_moved=True, healthy=False, now=NOW)
-    assert taken == (RestartSentinel(keys[2], "g", primary),)
+    placed = {k: AT for k in keys}
+    taken = step.sentinels(observed, placed, wanted, "g", primary, nodes_moved=True, healthy=False, now=NOW)
+    assert taken == (RestartSentinel(keys[2], AT, "g", primary),)
     old_file = {k: replace(s, certificate=replace(leaf, expires_at=None)) for k, s in observed.items()}
-    assert step.sentinels(old_file, wanted, "g", primary, nodes_moved=True, healthy=False, now=NOW) == ()
+    assert step.sentinels(old_file, placed, wanted, "g", primary, nodes_moved=True, healthy=False, now=NOW) == ()
 
 
 def test_a_leaf_info_file_records_its_end_and_reads_back() -> None:
@@ -238,6 +243,19 @@ def test_links_remember_what_answered_and_try_plain_text_first_when_unknown() ->
     assert links.tls_for(ADDRESS, 1) is None
 
 
+def test_a_plain_attempt_that_times_out_is_not_tried_again_over_tls() -> None:
+    links = Links(ClientTls(Path("/ca.pem")))
+    tried: list[ClientTls | None] = []
+
+    async def attempt(option: ClientTls | None) -> str:
+        tried.append(option)
+        raise TimeoutError("no answer")  # a host out of reach: TLS would only wait as long again
+
+    with pytest.raises(TimeoutError):
+        asyncio.run(links.reach(ADDRESS, 1, attempt))
+    assert tried == [None]
+
+
 def test_links_do_not_try_the_other_transport_when_nothing_listens() -> None:
     # A refused connection says nothing of the transport; trying TLS next would race a plain-text
     # process that starts listening meanwhile, and wait out the whole timeout for its answer.
@@ -259,10 +277,9 @@ def _executor(fleet: Fleet) -> Executor:
     tools = Tools(sentinel="/usr/bin/redis-sentinel", haproxy="/usr/sbin/haproxy", python="/usr/bin/python3")
     return Executor(
         store=fleet.store,
-        host=fleet.host,
+        hosts=fleet.hosts,
         engines=(EngineBinary("redis", "7.0.15", "/usr/bin/redis-server"),),
         credentials=CREDENTIALS,
-        address=ADDRESS,
         tools=tools,
         keys=KEYS,
         links=Links(KEYS.client_tls),
@@ -280,23 +297,27 @@ def test_a_tls_group_renders_its_nodes_sentinels_and_endpoint_with_tls_users_and
     fleet.host.allocate_port(endpoint, (), "reader")
     inputs = EndpointInputs(((ADDRESS, port),), (ADDRESS, port), tls="required")
     run = _executor(fleet).run
-    asyncio.run(run([StartNode(key), StartSentinel(sentinel, "g", (ADDRESS, port)), StartEndpoint(endpoint, inputs)]))
-    conf = fleet.host.read_file(key, REDIS_CONF) or ""
+    asyncio.run(
+        run(
+            [StartNode(key, AT), StartSentinel(sentinel, AT, "g", (ADDRESS, port)), StartEndpoint(endpoint, AT, inputs)]
+        )
+    )
+    conf = fleet.host.file_now(key, REDIS_CONF) or ""
     assert f"tls-port {port}" in conf
     assert "\nport 0\n" in conf  # required: no plain-text port
     assert f"#{'a' * 64}" in conf  # the token's hash, never a token
     assert "user cachefleet-repl on" in conf
     assert "masteruser cachefleet-repl" in conf
     assert f"user {acl.marker(USERS_NOW)} off" in conf
-    assert "BEGIN CERTIFICATE" in (fleet.host.read_file(key, TLS_FILE) or "")
-    info = CertificateInfo.from_text(fleet.host.read_file(key, TLS_INFO))
+    assert "BEGIN CERTIFICATE" in (fleet.host.file_now(key, TLS_FILE) or "")
+    info = CertificateInfo.from_text(fleet.host.file_now(key, TLS_INFO))
     assert info is not None
     assert (info.tls, info.names) == (True, ("ip:127.0.0.1",))
-    sentinel_conf = fleet.host.read_file(sentinel, SENTINEL_CONF) or ""
+    sentinel_conf = fleet.host.file_now(sentinel, SENTINEL_CONF) or ""
     assert 'requirepass "sentinels-secret"' in sentinel_conf
     assert "sentinel auth-user g cachefleet-sentinel" in sentinel_conf
     assert "tls-replication yes" in sentinel_conf
-    haproxy = fleet.host.read_file(endpoint, HAPROXY_CONF) or ""
+    haproxy = fleet.host.file_now(endpoint, HAPROXY_CONF) or ""
     assert "tcp-check connect ssl" in haproxy
     assert "cachefleet-check" in haproxy
     assert "cachefleet-admin" not in haproxy  # health checks never log in as the admin
@@ -308,19 +329,19 @@ def test_a_node_keeps_a_good_leaf_across_restarts_and_a_plain_group_sentinel_sti
     key = member_key("g-001")
     fleet.host.allocate_port(key, ())
     executor = _executor(fleet)
-    asyncio.run(executor.run([StartNode(key)]))
-    first = fleet.host.read_file(key, TLS_FILE)
-    fleet.host.stop(key)
-    asyncio.run(executor.run([StartNode(key)]))
-    assert fleet.host.read_file(key, TLS_FILE) == first  # not due: the same leaf
+    asyncio.run(executor.run([StartNode(key, AT)]))
+    first = fleet.host.file_now(key, TLS_FILE)
+    asyncio.run(fleet.host.stop(key))
+    asyncio.run(executor.run([StartNode(key, AT)]))
+    assert fleet.host.file_now(key, TLS_FILE) == first  # not due: the same leaf
 
     plain = Fleet()
     plain.group("p", failover=True, running=False)
     sentinel = sentinel_keys("p")[0]
     plain.host.allocate_port(sentinel, ())
-    asyncio.run(_executor(plain).run([StartSentinel(sentinel, "p", (ADDRESS, 30001))]))
-    assert 'requirepass "sentinels-secret"' in (plain.host.read_file(sentinel, SENTINEL_CONF) or "")
-    assert CertificateInfo.from_text(plain.host.read_file(sentinel, TLS_INFO)) == CertificateInfo(False)
+    asyncio.run(_executor(plain).run([StartSentinel(sentinel, AT, "p", (ADDRESS, 30001))]))
+    assert 'requirepass "sentinels-secret"' in (plain.host.file_now(sentinel, SENTINEL_CONF) or "")
+    assert CertificateInfo.from_text(plain.host.file_now(sentinel, TLS_INFO)) == CertificateInfo(False)
 
 
 def test_a_preferred_node_waits_for_its_plain_port() -> None:
@@ -329,11 +350,11 @@ def test_a_preferred_node_waits_for_its_plain_port() -> None:
     key = member_key("g-002")
     fleet.host.allocate_port(key, ())
     with pytest.raises(Retry, match="plain-text port"):
-        asyncio.run(_executor(fleet).run([StartNode(key)]))
+        asyncio.run(_executor(fleet).run([StartNode(key, AT)]))
     fleet.host.allocate_port(key, (), PLAIN_SLOT)
-    asyncio.run(_executor(fleet).run([StartNode(key)]))
-    plain = fleet.host.port_of(key, PLAIN_SLOT)
-    assert f"\nport {plain}\n" in (fleet.host.read_file(key, REDIS_CONF) or "")
+    asyncio.run(_executor(fleet).run([StartNode(key, AT)]))
+    plain = fleet.host.port_now(key, PLAIN_SLOT)
+    assert f"\nport {plain}\n" in (fleet.host.file_now(key, REDIS_CONF) or "")
 
 
 def test_the_group_records_the_security_its_nodes_run() -> None:
@@ -341,7 +362,7 @@ def test_the_group_records_the_security_its_nodes_run() -> None:
     spec = fleet.group()
     wanted = tuple(acl.application_users(TokenState(), None))
     for member in spec.members:  # every node reports the marker of the wanted users
-        port = fleet.host.port_of(member_key(member))
+        port = fleet.host.port_now(member_key(member))
         assert port is not None
         fleet.probes.redis_by_port[port] = replace(fleet.probes.redis_by_port[port], acl_users=(acl.marker(wanted),))
     GROUPS.put_spec(fleet.store, "g", replace(spec, security=Security(version=3)))
@@ -350,12 +371,15 @@ def test_the_group_records_the_security_its_nodes_run() -> None:
     status = plan.statuses[(GROUPS.name, "g")]
     assert (status.security_done, status.acl_fingerprint) == (3, acl.fingerprint(wanted))  # type: ignore[attr-defined]
 
-    stale = fleet.host.port_of(member_key(spec.members[1]))
+    stale = fleet.host.port_now(member_key(spec.members[1]))
     assert stale is not None
     fleet.probes.redis_by_port[stale] = replace(fleet.probes.redis_by_port[stale], acl_users=("cachefleet-acl-old",))
     plan = asyncio.run(fleet.plan(GROUPS.name, "g"))
     assert plan is not None
-    assert SyncAcl(member_key(spec.members[1]), wanted, ("cachefleet-acl-old",)) in plan.actions
+    assert (
+        SyncAcl(member_key(spec.members[1]), Placement(LOCAL_HOST, ADDRESS, AZS[1]), wanted, ("cachefleet-acl-old",))
+        in plan.actions
+    )
     assert plan.statuses[(GROUPS.name, "g")].security_done == 0  # type: ignore[attr-defined]
 
 

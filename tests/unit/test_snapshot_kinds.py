@@ -28,12 +28,12 @@ RDB = b"REDIS0011" + b"\x00" * 64
 def worker(fleet: Fleet, tmp_path: Path) -> SnapshotWorker:
     return SnapshotWorker(
         store=fleet.store,
-        host=fleet.host,
+        hosts=fleet.hosts,
         files=LocalSnapshotFiles(tmp_path / "snapshots"),
         exports=LocalBuckets(tmp_path / "exports"),
         imports=LocalBuckets(tmp_path / "imports"),
         credentials=CREDENTIALS,
-        address=ADDRESS,
+        local_address=ADDRESS,
         clock=lambda: fleet.clock,
     )
 

@@ -1,4 +1,5 @@
-"""The ASGI edge: ``/`` (AWS Query, POST or GET), ``GET /healthz``; anything else an XML error.
+"""The ASGI edge: ``/`` (AWS Query, POST or GET), ``GET /healthz``, the admin API under ``/admin/v1/``
+(``api/admin.py``, JSON); anything else an XML error.
 
 One request: read the body (no more than ``max_request_bytes``) -> verify SigV4 (which says who
 signed, and for which service) -> resolve the signer's identity and spend a token of its
@@ -27,7 +28,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route, request_response
 from starlette.types import Receive, Scope, Send
 
-from cachefleet.api import sigv4
+from cachefleet.api import admin, sigv4
 from cachefleet.api.context import Context
 from cachefleet.api.gatekeeper import Caller, Gatekeeper
 from cachefleet.api.handlers import OPERATIONS, Operation
@@ -155,7 +156,14 @@ def build_app(ctx: Context, services: Mapping[str, ServiceApi] | None = None) ->
         return PlainTextResponse("ok")
 
     endpoint = _AnyMethod(query)
-    app = Starlette(routes=[Route("/", endpoint), Route("/healthz", healthz, methods=["GET"])])
+    hosts = _AnyMethod(admin.endpoint(ctx))
+    app = Starlette(
+        routes=[
+            Route("/", endpoint),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route(admin.PREFIX + "{rest:path}", hosts),
+        ]
+    )
     # Any other path gets the API's XML error too, not Starlette's plain text or its redirect to
     # "/" (whose URL building fails on a query string that is not UTF-8).
     app.router.redirect_slashes = False

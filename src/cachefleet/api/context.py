@@ -12,9 +12,11 @@ from cachefleet.api.gatekeeper import Gatekeeper
 from cachefleet.engines.installed import EngineBinary
 from cachefleet.engines.redis import command_catalog
 from cachefleet.model.acl import CommandCatalog
+from cachefleet.model.hosts import HostSpec
 from cachefleet.model.iam import Principal
 from cachefleet.model.ids import arn
 from cachefleet.settings import Settings
+from cachefleet.store.hosts import local_spec
 from cachefleet.store.iam import IdentityStore
 from cachefleet.store.keys import KmsKeys, Sealer
 from cachefleet.store.snapshots import Buckets
@@ -32,6 +34,11 @@ class Context:
     # The commands and ACL categories of each installed engine (for access strings), asked of the
     # newest binary once, on first use (it starts a throwaway server for a moment).
     catalogs: dict[str, CommandCatalog | None] = field(default_factory=dict)
+    # The account's root identity (the admin key of DIR/credentials): the only caller of the admin API.
+    root_key_id: str | None = None
+    # Issues a host agent's certificate from the installation's CA: (CSR PEM, host id, address) ->
+    # (certificate PEM, CA certificate PEM). None: no CA, so no host can be added.
+    issue_agent_certificate: Callable[[str, str, str], tuple[str, str]] | None = None
     # Identities, policies, throttling and audit (api/gatekeeper.py); None only in tests of handlers.
     gatekeeper: Gatekeeper | None = None
     identities: IdentityStore | None = None
@@ -58,6 +65,11 @@ class Context:
                     log.warning("cannot read the commands of %s: %s", binaries[-1].path, exc)
             self.catalogs[engine] = found
         return self.catalogs[engine]
+
+    @property
+    def local_host(self) -> HostSpec:
+        """The embedded host, as the settings describe it (``store.hosts``)."""
+        return local_spec(self.settings.node_host, self.settings.azs)
 
 
 log = logging.getLogger(__name__)

@@ -119,7 +119,7 @@ NO_CLASSIC_SECURITY_GROUPS_OR_LOG_DELIVERY = (
     *refused("LogDeliveryConfigurations", why=WHY_LOG_DELIVERY),
 )
 ON_ONE_HOST = (
-    *implemented("CacheSubnetGroupName", note="only `default` (one host network)"),
+    *implemented("CacheSubnetGroupName", note="the subnets (sets of hosts, one AZ each) its nodes may run on"),
     *implemented("Port", note="checked and kept; every node gets its own port from the server's range"),
 )
 

@@ -15,7 +15,6 @@ from cachefleet.engines.installed import EngineBinary
 from cachefleet.engines.nodetypes import NODE_TYPES
 from cachefleet.model import parameters
 from cachefleet.model.errors import (
-    CacheSubnetGroupNotFound,
     InvalidParameterCombination,
     InvalidParameterValue,
     TagQuotaPerResourceExceeded,
@@ -83,11 +82,6 @@ def availability_zones(values: Iterable[str], known: Sequence[str]) -> tuple[str
     return azs
 
 
-def spread(count: int, known: Sequence[str], start: int = 0) -> tuple[str, ...]:
-    """``count`` AZs round-robin over ``known``: the placement when the caller names none."""
-    return tuple(known[(start + i) % len(known)] for i in range(count))
-
-
 def tags(params: dict[str, Any], key: str = "Tags") -> Tags:
     pairs = tuple((str(t.get("Key", "")), str(t.get("Value", ""))) for t in params.get(key, []))
     check_tags(pairs)
@@ -109,13 +103,6 @@ def port(params: dict[str, Any]) -> int | None:
     if value is not None and not 1 <= value <= 65535:
         raise InvalidParameterValue(f"Invalid value for parameter Port: {value}.")
     return value if value is None else int(value)
-
-
-def subnet_group(params: dict[str, Any]) -> None:
-    name = params.get("CacheSubnetGroupName")
-    # One host network stands in for the default subnet group; there are no custom ones yet.
-    if name is not None and name.lower() != "default":
-        raise CacheSubnetGroupNotFound(f"Cache subnet group {name} not found.")
 
 
 def cache_parameter_group(store: Store, name: str, engine: str, version: str, *, replication_group: bool) -> str:

@@ -13,10 +13,20 @@ from cachefleet.model import parameters as pm
 from cachefleet.model import security as sec
 from cachefleet.model import snapshots as sn
 from cachefleet.model import users as us
+from cachefleet.model.hosts import DEFAULT_SUBNET_GROUP
 from cachefleet.model.kms import key_arn
 from cachefleet.model.nodes import MEMBER_NODE_ID
 from cachefleet.model.specs import ACTIVE, CacheClusterSpec, StoredSettings
-from cachefleet.model.status import PRIMARY, REPLICA, GroupState, NodeState, UserGroupState, UserGroupStatus
+from cachefleet.model.status import (
+    PRIMARY,
+    REPLICA,
+    GroupState,
+    NodeState,
+    NodeStatus,
+    UserGroupState,
+    UserGroupStatus,
+)
+from cachefleet.store.hosts import SubnetGroup, subnets
 from cachefleet.store.records import (
     PARAMETER_GROUP,
     SNAPSHOT,
@@ -36,8 +46,42 @@ def parameter_group_family(engine: str, version: str) -> str:
     return pm.family_for(engine, version)
 
 
-def endpoint(ctx: Context, port: int | None) -> dict[str, Any] | None:
-    return {"Address": ctx.settings.node_host, "Port": port} if port else None
+VPC_ID = "vpc-cachefleet"  # one network here: every subnet group names the same VPC
+
+
+def endpoint(ctx: Context, port: int | None, address: str | None = None) -> dict[str, Any] | None:
+    """An endpoint: ``address`` (a node's, from its placement), else the embedded host's."""
+    return {"Address": address or ctx.settings.node_host, "Port": port} if port else None
+
+
+def node_endpoint(ctx: Context, node: NodeStatus) -> dict[str, Any] | None:
+    """A node's own endpoint: its host's address and its port."""
+    return endpoint(ctx, node.port, node.placement.address if node.placement else None)
+
+
+def node_zone(node: NodeStatus | None, asked: str) -> str:
+    """The AZ a node serves: its host's (where it was placed), else the one asked for."""
+    return node.placement.zone if node is not None and node.placement is not None else asked
+
+
+def cache_subnet_group(ctx: Context, group: SubnetGroup) -> dict[str, Any]:
+    zones = subnets(ctx.store, ctx.local_host)
+    spec = group.spec
+    return {
+        "CacheSubnetGroupName": spec.name,
+        "CacheSubnetGroupDescription": spec.description,
+        "VpcId": VPC_ID,
+        "Subnets": [
+            {
+                "SubnetIdentifier": subnet,
+                **({"SubnetAvailabilityZone": {"Name": zones[subnet]}} if subnet in zones else {}),
+                "SupportedNetworkTypes": ["ipv4"],
+            }
+            for subnet in spec.subnet_ids
+        ],
+        "ARN": ctx.arn("cache-subnet-group", spec.name),
+        "SupportedNetworkTypes": ["ipv4"],
+    }
 
 
 def kms_arn(ctx: Context, key_id: str) -> str:
@@ -52,7 +96,6 @@ def _at_rest(ctx: Context, group_id: str | None) -> bool:
 
 def cache_cluster(ctx: Context, cluster: Cluster, *, show_nodes: bool) -> dict[str, Any]:
     spec, status = cluster.spec, cluster.status
-    azs = set(spec.node_azs)
     view: dict[str, Any] = {
         "CacheClusterId": spec.id,
         "ClientDownloadLandingPage": CLIENT_DOWNLOAD_PAGE,
@@ -61,12 +104,12 @@ def cache_cluster(ctx: Context, cluster: Cluster, *, show_nodes: bool) -> dict[s
         "EngineVersion": spec.engine_version,
         "CacheClusterStatus": status.status,
         "NumCacheNodes": spec.num_nodes,
-        "PreferredAvailabilityZone": spec.node_azs[0] if len(azs) == 1 else "Multiple",
+        "PreferredAvailabilityZone": _cluster_zone(cluster),
         "CacheClusterCreateTime": spec.created_at,
         "PreferredMaintenanceWindow": spec.stored.window,
         "PendingModifiedValues": _pending(spec),
         "CacheSecurityGroups": [],
-        "CacheSubnetGroupName": "default",
+        "CacheSubnetGroupName": spec.subnet_group or DEFAULT_SUBNET_GROUP,
         "CacheParameterGroup": {
             "CacheParameterGroupName": parameter_group_name(spec.engine, spec.engine_version, spec.parameter_group),
             "ParameterApplyStatus": status.parameter_apply_status,
@@ -136,6 +179,12 @@ def _stored(stored: StoredSettings) -> dict[str, Any]:
     return view
 
 
+def _cluster_zone(cluster: Cluster) -> str:
+    """PreferredAvailabilityZone: the one AZ its nodes serve, else ``Multiple``."""
+    zones = {node_zone(cluster.status.node(n), az) for n, az in cluster.spec.nodes}
+    return zones.pop() if len(zones) == 1 else "Multiple"
+
+
 def _pending(spec: CacheClusterSpec) -> dict[str, Any]:
     """A node-count change waiting for ApplyImmediately (the model's PendingModifiedValues)."""
     pending = spec.pending_nodes
@@ -153,12 +202,12 @@ def _cache_node(ctx: Context, cluster: Cluster, node_id: str, az: str) -> dict[s
         "CacheNodeId": node_id,
         "CacheNodeStatus": node.status if node else NodeState.CREATING,
         "ParameterGroupStatus": node.parameter_status if node else pm.IN_SYNC,
-        "CustomerAvailabilityZone": az,
+        "CustomerAvailabilityZone": node_zone(node, az),
     }
     # Node endpoints appear once the node has been provisioned, as on ElastiCache.
     if node and node.created_at:
         view["CacheNodeCreateTime"] = datetime.fromisoformat(node.created_at)
-        view["Endpoint"] = endpoint(ctx, node.port)
+        view["Endpoint"] = node_endpoint(ctx, node)
     return view
 
 
@@ -233,10 +282,10 @@ def _member(ctx: Context, member: Cluster, is_primary: bool) -> dict[str, Any]:
     view: dict[str, Any] = {
         "CacheClusterId": member.spec.id,
         "CacheNodeId": MEMBER_NODE_ID,
-        "PreferredAvailabilityZone": member.spec.node_azs[0],
+        "PreferredAvailabilityZone": node_zone(node, member.spec.node_azs[0]),
     }
     if node and node.created_at:
-        view["ReadEndpoint"] = endpoint(ctx, node.port)
+        view["ReadEndpoint"] = node_endpoint(ctx, node)
         view["CurrentRole"] = node.role or (PRIMARY if is_primary else REPLICA)
     return view
 

@@ -63,6 +63,7 @@ def describe(state: CliState, cluster_id: str) -> None:
 @parameter_group_option
 @click.option("--az-mode", type=click.Choice(["single-az", "cross-az"]), help="AZMode (Memcached).")
 @click.option("--azs", callback=parse_csv, metavar="AZ,AZ,...", help="Preferred AZs, one per node.")
+@click.option("--subnet-group", metavar="NAME", help="CacheSubnetGroupName: the hosts it may run on [default: all].")
 @click.option("--snapshot", metavar="NAME", shell_complete=complete.snapshots, help="SnapshotName: restore it.")
 @click.option(
     "--snapshot-arn", "snapshot_arns", multiple=True, metavar="ARN", help="SnapshotArns (arn:aws:s3:::bucket/key)."
@@ -84,6 +85,7 @@ def create(
     parameter_group: str | None,
     az_mode: str | None,
     azs: tuple[str, ...] | None,
+    subnet_group: str | None,
     snapshot: str | None,
     snapshot_arns: tuple[str, ...],
     snapshot_retention_limit: int | None,
@@ -111,6 +113,7 @@ def create(
         SnapshotRetentionLimit=snapshot_retention_limit,
         SnapshotWindow=snapshot_window,
         Port=port,
+        CacheSubnetGroupName=subnet_group,
         Tags=tags,
     )
     client = state.client()

@@ -93,6 +93,7 @@ def endpoint(state: CliState, *, group_id: str, reader: bool, url: bool) -> None
 @engine_version_option
 @parameter_group_option
 @click.option("--azs", callback=parse_csv, metavar="AZ,AZ,...", help="PreferredCacheClusterAZs, one per node.")
+@click.option("--subnet-group", metavar="NAME", help="CacheSubnetGroupName: the hosts it may run on [default: all].")
 @click.option("--automatic-failover/--no-automatic-failover", default=None, help="AutomaticFailoverEnabled.")
 @click.option(
     "--multi-az/--no-multi-az", default=None, help="MultiAZEnabled (turns automatic failover on unless told not to)."
@@ -125,6 +126,7 @@ def create(
     engine_version: str | None,
     parameter_group: str | None,
     azs: tuple[str, ...] | None,
+    subnet_group: str | None,
     automatic_failover: bool | None,
     multi_az: bool | None,
     primary_cluster: str | None,
@@ -151,6 +153,7 @@ def create(
         EngineVersion=engine_version,
         CacheParameterGroupName=parameter_group,
         PreferredCacheClusterAZs=list(azs or ()),
+        CacheSubnetGroupName=subnet_group,
         AutomaticFailoverEnabled=automatic_failover,
         MultiAZEnabled=multi_az,
         PrimaryClusterId=primary_cluster,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,18 @@ def parse_port_range(_ctx: click.Context, _param: click.Parameter, value: str | 
     return int(low), int(high)
 
 
+def parse_address(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        raise click.BadParameter(f"expected an IP address, got {value!r}") from None
+    if address.version != 4 or address.is_unspecified:
+        raise click.BadParameter(f"expected an IPv4 address nodes can bind to, got {value!r}")
+    return str(address)
+
+
 def parse_account_id(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
     # ARNs carry it, and AWS tools expect exactly twelve digits there.
     if value is not None and not (len(value) == 12 and value.isdigit()):
@@ -56,6 +69,18 @@ def parse_account_id(_ctx: click.Context, _param: click.Parameter, value: str | 
     callback=parse_port_range,
     metavar="LO-HI",
     help="Ports for nodes [default: {}-{}].".format(*DEFAULT_PORT_RANGE),
+)
+@click.option(
+    "--node-address",
+    callback=parse_address,
+    metavar="ADDR",
+    help="This machine's address for the nodes it runs (the embedded host) [default: 127.0.0.1].",
+)
+@click.option(
+    "--host-lost-after",
+    type=click.FloatRange(min=1.0),
+    metavar="SECONDS",
+    help="How long a registered host may not answer before its nodes are replaced elsewhere [default: 30].",
 )
 @click.option(
     "--api-rate",
@@ -98,6 +123,8 @@ def server(
     account_id: str | None,
     azs: tuple[str, ...] | None,
     port_range: tuple[int, int] | None,
+    node_address: str | None,
+    host_lost_after: float | None,
     api_rate: float | None,
     api_burst: int | None,
     tls_certificate_validity: int | None,
@@ -113,6 +140,8 @@ def server(
         account_id=account_id,
         azs=azs,
         port_range=port_range,
+        node_address=node_address,
+        host_lost_after=host_lost_after,
         api_rate=api_rate,
         api_burst=api_burst,
         tls_certificate_validity=tls_certificate_validity,
@@ -134,6 +163,8 @@ def build_settings(
     account_id: str | None,
     azs: tuple[str, ...] | None,
     port_range: tuple[int, int] | None,
+    node_address: str | None = None,
+    host_lost_after: float | None = None,
     api_rate: float | None = None,
     api_burst: int | None = None,
     tls_certificate_validity: int | None = None,
@@ -149,6 +180,8 @@ def build_settings(
         "account_id": account_id,
         "availability_zones": azs,
         "port_range": port_range,
+        "node_host": node_address,
+        "host_lost_after": host_lost_after,
         "api_rate": api_rate,
         "api_burst": api_burst,
         "tls_certificate_validity": (

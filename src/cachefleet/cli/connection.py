@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from cachefleet.cli.errors import ServerNotFound
+from cachefleet.cli.errors import AdminRefused, ServerNotFound
 from cachefleet.settings import DEFAULT_REGION, default_data_dir
 
 DEFAULT_PROFILE = "cachefleet"
@@ -47,6 +47,10 @@ class ElastiCache(Protocol):
     def delete_cache_parameter_group(self, **kwargs: Any) -> dict[str, Any]: ...
     def describe_events(self, **kwargs: Any) -> dict[str, Any]: ...
     def describe_cache_engine_versions(self, **kwargs: Any) -> dict[str, Any]: ...
+    def describe_cache_subnet_groups(self, **kwargs: Any) -> dict[str, Any]: ...
+    def create_cache_subnet_group(self, **kwargs: Any) -> dict[str, Any]: ...
+    def modify_cache_subnet_group(self, **kwargs: Any) -> dict[str, Any]: ...
+    def delete_cache_subnet_group(self, **kwargs: Any) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,57 @@ def make_client(options: ConnectionOptions) -> ElastiCache:
     config = Config(connect_timeout=5, read_timeout=60, retries={"mode": "standard", "total_max_attempts": 1})
     client: ElastiCache = session.client("elasticache", endpoint_url=endpoint.url, config=config)
     return client
+
+
+class Admin(Protocol):
+    """The installation's admin API (hosts): JSON in and out; tests hand in a stub."""
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]: ...
+
+
+
+
+@dataclass(frozen=True)
+class AdminClient:
+    """Calls ``/admin/v1/...`` signed with SigV4 (service ``cachefleet``), as the server checks it."""
+
+    endpoint: Endpoint
+    timeout: float = 30.0
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        # Imported here so that `cachefleet --help` does not pay for botocore's start-up.
+        import urllib.error  # noqa: PLC0415
+        import urllib.request  # noqa: PLC0415
+
+        from botocore.auth import SigV4Auth  # noqa: PLC0415
+        from botocore.awsrequest import AWSRequest  # noqa: PLC0415
+        from botocore.credentials import Credentials  # noqa: PLC0415
+
+        url = self.endpoint.url.rstrip("/") + "/admin/v1/" + path.lstrip("/")
+        data = json.dumps(body).encode() if body is not None else b""
+        signed = AWSRequest(method=method, url=url, data=data, headers={"Content-Type": "application/json"})
+        credentials = Credentials(self.endpoint.access_key_id, self.endpoint.secret_access_key)
+        SigV4Auth(credentials, ADMIN_SERVICE, self.endpoint.region).add_auth(signed)
+        request = urllib.request.Request(url, data=data or None, headers=dict(signed.headers.items()), method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                answer = json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            try:
+                error = json.loads(exc.read())["error"]
+            except (ValueError, KeyError, TypeError):
+                raise AdminRefused(str(exc.code), exc.reason) from None
+            raise AdminRefused(str(error.get("code", exc.code)), str(error.get("message", ""))) from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise ServerNotFound(f"No cachefleet server answers at {self.endpoint.url}: {exc}") from exc
+        return dict(answer)
+
+
+ADMIN_SERVICE = "cachefleet"
+
+
+def make_admin(options: ConnectionOptions) -> Admin:
+    return AdminClient(resolve(options))
 
 
 def _read_server_json(path: Path) -> dict[str, str]:

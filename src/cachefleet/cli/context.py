@@ -16,15 +16,17 @@ import click
 from rich.console import Console, RenderableType
 
 from cachefleet.cli import render
-from cachefleet.cli.connection import DEFAULT_PROFILE, ConnectionOptions, ElastiCache, make_client
+from cachefleet.cli.connection import DEFAULT_PROFILE, Admin, ConnectionOptions, ElastiCache, make_admin, make_client
 
 ClientFactory = Callable[[ConnectionOptions], ElastiCache]
+AdminFactory = Callable[[ConnectionOptions], Admin]
 PIPE_WIDTH = 200
 
 
 @dataclass
 class CliState:
     client_factory: ClientFactory = make_client
+    admin_factory: AdminFactory = make_admin
     # Seconds between two Describe calls while waiting; tests make it tiny.
     poll_interval: float = 0.5
     json: bool = False
@@ -34,10 +36,15 @@ class CliState:
     region: str | None = None
 
     def client(self) -> ElastiCache:
-        options = ConnectionOptions(
+        return self.client_factory(self._options())
+
+    def admin(self) -> Admin:
+        return self.admin_factory(self._options())
+
+    def _options(self) -> ConnectionOptions:
+        return ConnectionOptions(
             data_dir=self.data_dir, endpoint_url=self.endpoint_url, profile=self.profile, region=self.region
         )
-        return self.client_factory(options)
 
 
 pass_state = click.make_pass_decorator(CliState, ensure=True)

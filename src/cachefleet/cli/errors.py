@@ -13,6 +13,14 @@ class CliError(Exception):
         self.message = message
 
 
+class AdminRefused(CliError):
+    """The admin API (hosts) refused a call: its error code and message, as an API refusal exits."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 class ServerNotFound(CliError):
     """No usable server.json or credentials: the server was never started with this data dir."""
 

@@ -18,18 +18,21 @@ from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, Par
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from cachefleet.cli import complete
+from cachefleet.cli.commands_agent import agent
 from cachefleet.cli.commands_audit import audit
 from cachefleet.cli.commands_ca import ca
 from cachefleet.cli.commands_cluster import cluster
 from cachefleet.cli.commands_demo import demo
 from cachefleet.cli.commands_engines import engine
 from cachefleet.cli.commands_events import event
+from cachefleet.cli.commands_host import host
 from cachefleet.cli.commands_iam import iam
 from cachefleet.cli.commands_kms import kms
 from cachefleet.cli.commands_params import param_group
 from cachefleet.cli.commands_rg import rg
 from cachefleet.cli.commands_server import server
 from cachefleet.cli.commands_snapshot import snapshot
+from cachefleet.cli.commands_subnet import subnet_group
 from cachefleet.cli.context import stderr
 from cachefleet.cli.errors import CliError
 from cachefleet.cli.groups import Noun
@@ -117,5 +120,22 @@ def completion(shell: str) -> None:
     click.echo(complete.script(main, shell))
 
 
-for command in (server, rg, cluster, snapshot, param_group, event, engine, demo, iam, audit, kms, completion, ca):
+for command in (
+    server,
+    agent,
+    rg,
+    cluster,
+    snapshot,
+    param_group,
+    subnet_group,
+    event,
+    engine,
+    host,
+    demo,
+    iam,
+    audit,
+    kms,
+    completion,
+    ca,
+):
     main.add_command(command)

@@ -1,4 +1,8 @@
-"""The steps a planner may ask for. Plain values: the executor gives them effect, each idempotently."""
+"""The steps a planner may ask for. Plain values: the executor gives them effect, each idempotently.
+
+Every step on a process names where it runs (``at``: its host, address and AZ, as its status records
+it), so the executor gives it effect through that host's driver.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from dataclasses import dataclass, field
 
 from cachefleet.engines.acl import AclUser
 from cachefleet.engines.sentinel import Timings
-from cachefleet.model.nodes import PORT_SLOT, NodeKey
+from cachefleet.model.nodes import PORT_SLOT, NodeKey, Placement
 from cachefleet.store.kinds import Stored
 
 Address = tuple[str, int]
@@ -19,6 +23,7 @@ class AllocatePort:
     directory was lost, and a replacement keeps the address clients know), else a free one."""
 
     node: NodeKey
+    at: Placement
     slot: str = PORT_SLOT
     port: int | None = None
 
@@ -34,6 +39,7 @@ class StartNode:
     """
 
     node: NodeKey
+    at: Placement
     replicaof: Address | None = None
     replication_id: str | None = None
 
@@ -46,6 +52,7 @@ class RestartNode:
     """
 
     node: NodeKey
+    at: Placement
     replicaof: Address | None = None
 
 
@@ -54,12 +61,14 @@ class ConfigSet:
     """Set parameters that take effect at once on a running Redis node (CONFIG SET), best effort."""
 
     node: NodeKey
+    at: Placement
     values: tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
 class ReplicaOf:
     node: NodeKey
+    at: Placement
     primary: Address | None  # None: REPLICAOF NO ONE
 
 
@@ -99,12 +108,14 @@ class EndpointInputs:
 @dataclass(frozen=True)
 class StartEndpoint:
     node: NodeKey
+    at: Placement
     inputs: EndpointInputs
 
 
 @dataclass(frozen=True)
 class ReloadEndpoint:
     node: NodeKey
+    at: Placement
     inputs: EndpointInputs
 
 
@@ -113,12 +124,14 @@ class SetEndpointPrimary:
     """Only the primary's server takes writes; every other one is put in maintenance, sessions cut."""
 
     node: NodeKey
+    at: Placement
     server: str
 
 
 @dataclass(frozen=True)
 class StartSentinel:
     node: NodeKey
+    at: Placement
     group_id: str
     primary: Address
 
@@ -130,6 +143,7 @@ class SentinelFailover:
     after the promotion would be thrown away when it rejoins as a replica."""
 
     node: NodeKey
+    at: Placement
     group_id: str
     primary: Address
 
@@ -150,6 +164,7 @@ class DiscoveryInputs:
 @dataclass(frozen=True)
 class StartConfigEndpoint:
     node: NodeKey
+    at: Placement
     cluster_id: str
     inputs: DiscoveryInputs
 
@@ -157,6 +172,7 @@ class StartConfigEndpoint:
 @dataclass(frozen=True)
 class ReloadConfigEndpoint:
     node: NodeKey
+    at: Placement
     cluster_id: str
     inputs: DiscoveryInputs
 
@@ -166,6 +182,7 @@ class LiveParameters:
     """Memcached parameters that a running node changes without a restart (``slabs automove``, ...)."""
 
     node: NodeKey
+    at: Placement
     commands: tuple[str, ...]
 
 
@@ -175,6 +192,7 @@ class RestartSentinel:
     between TLS modes), or its certificate is due (Sentinel reads it only at start)."""
 
     node: NodeKey
+    at: Placement
     group_id: str
     primary: Address
 
@@ -187,6 +205,7 @@ class TuneSentinel:
     ask period always short (``engines.sentinel.ASK_PERIOD_MS`` says why)."""
 
     node: NodeKey
+    at: Placement
     timings: Timings
 
 
@@ -199,6 +218,7 @@ class SyncAcl:
     out of the action's text all the same."""
 
     node: NodeKey
+    at: Placement
     users: tuple[AclUser, ...] = field(repr=False)
     present: tuple[str, ...] = field(repr=False)
 
@@ -210,6 +230,7 @@ class SetTransport:
     ``current``: its ``port`` and ``tls-port`` as the pass saw them."""
 
     node: NodeKey
+    at: Placement
     current: tuple[tuple[str, str], ...]
 
 
@@ -218,11 +239,13 @@ class RenewCertificate:
     """Replace a running node's certificate and make it read the new one (no restart, sessions kept)."""
 
     node: NodeKey
+    at: Placement
 
 
 @dataclass(frozen=True)
 class RemoveNode:
     node: NodeKey
+    at: Placement
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,8 @@
-"""Giving a plan effect: every step here is safe to repeat, so a crash mid-plan heals on the next pass."""
+"""Giving a plan effect: every step here is safe to repeat, so a crash mid-plan heals on the next pass.
+
+Each step goes through the driver of the host its action names (``at``): configs are rendered with
+that host's address and paths, files are written and processes started there.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,7 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -47,17 +50,28 @@ from cachefleet.control.security import Keys, Links
 from cachefleet.engines import acl, config_endpoint, haproxy, memcached, redis, sentinel
 from cachefleet.engines.installed import EngineBinary
 from cachefleet.engines.nodetypes import memory_bytes
-from cachefleet.hosts.base import Host, PortRequest, ProcessSpec
+from cachefleet.hosts.base import Host, Hosts, PortRequest, ProcessSpec, RestartPolicy
 from cachefleet.model.credentials import Credentials
 from cachefleet.model.errors import Fatal, InsufficientCacheClusterCapacity, Retry
-from cachefleet.model.nodes import READER_SLOT, NodeKey, endpoint_key, member_key, sentinel_keys
+from cachefleet.model.hosts import LOCAL_HOST
+from cachefleet.model.nodes import (
+    MEMBER_NODE_ID,
+    READER_SLOT,
+    NodeKey,
+    Placement,
+    endpoint_key,
+    member_key,
+    sentinel_keys,
+)
 from cachefleet.model.security import Security
 from cachefleet.model.specs import CacheClusterSpec
 from cachefleet.model.transit import TransitMode
+from cachefleet.store.hosts import recorded_ports
 from cachefleet.store.keys import Sealer
 from cachefleet.store.kinds import CLUSTERS, GROUPS
-from cachefleet.store.records import effective_parameters, recorded_ports
+from cachefleet.store.records import effective_parameters
 from cachefleet.store.sqlite import Store
+from cachefleet.tls import certs
 from cachefleet.tls.certs import Role
 
 log = logging.getLogger(__name__)
@@ -77,147 +91,160 @@ class Tools:
     python: str
 
 
+Seed = Callable[[NodeKey, Host], Awaitable[None]]
 Start = StartNode | StartEndpoint | StartSentinel | StartConfigEndpoint
 
 
 @dataclass(frozen=True)
 class Executor:
     store: Store
-    host: Host
+    hosts: Hosts
     engines: Sequence[EngineBinary]
     credentials: Credentials
-    address: str
     tools: Tools
     keys: Keys  # the internal users, the Sentinels' password, the CA (``control.security``)
     links: Links  # how each node and Sentinel answers now: TLS or plain text
     clock: Callable[[], datetime]  # when certificates are issued
     down_after_ms: int = 1000
     # Puts a restoring node's RDB in place before its first start (``SnapshotWorker.seed``).
-    seed: Callable[[NodeKey], None] | None = None
+    seed: Seed | None = None
     # Opens a Memcached cluster's sealed AuthToken for its nodes' files (``store.keys.Sealer``).
     sealer: Sealer | None = None
 
     async def run(self, actions: Sequence[Action]) -> None:
-        # Ports are chosen one at a time (two concurrent choices could pick the same free port).
-        allocations = [PortRequest(a.node, a.slot, a.port) for a in actions if isinstance(a, AllocatePort)]
-        if allocations:
-            await asyncio.to_thread(self._allocate, allocations)
+        # Ports are chosen one host at a time, in one call (two concurrent choices could pick the same port).
+        allocations: dict[str, list[PortRequest]] = {}
+        for action in actions:
+            if isinstance(action, AllocatePort):
+                allocations.setdefault(action.at.host, []).append(PortRequest(action.node, action.slot, action.port))
+        chosen: set[int] = set()
+        for host_id, requests in allocations.items():
+            chosen |= set(await self._allocate(host_id, requests, chosen))
         starts = [a for a in actions if isinstance(a, Start)]
         # A replica started before its primary listens waits a whole second before it tries again.
         followers = [a for a in starts if isinstance(a, StartNode) and a.replicaof is not None]
         await self._start([a for a in starts if a not in followers])
         await asyncio.gather(*(_accepting(a.replicaof) for a in followers if a.replicaof is not None))
         await self._start(followers)
+        for group_id in dict.fromkeys(a.group_id for a in starts if isinstance(a, StartSentinel)):
+            await self._supervise(group_id)
         for action in actions:
             if not isinstance(action, AllocatePort | Start):
                 await self._one(action)
 
     async def _start(self, starts: Sequence[Start]) -> None:
-        """Render every process first, then spawn them one after another in one worker thread.
+        """Render every process first, then spawn them one after another.
 
-        Spawned together from several threads, three redis-servers took longer to start than one
-        after another. Nodes go first, and the first failure stops the others: the endpoint of a
-        primary that could not start (a refused restore) has nothing to route to.
+        Spawned together, three redis-servers took longer to start than one after another. Nodes go
+        first, and the first failure stops the others: the endpoint of a primary that could not start
+        (a refused restore) has nothing to route to.
         """
         if not starts:
             return
         ordered = sorted(starts, key=lambda a: not isinstance(a, StartNode))
-        await asyncio.to_thread(self._spawn, [(a, self._spec(a)) for a in ordered])
-
-    def _spawn(self, starts: Sequence[tuple[Start, ProcessSpec]]) -> None:
-        for start, process in starts:
+        rendered = [(a, await self._spec(a)) for a in ordered]
+        for start, process in rendered:
+            host = self.hosts.get(start.at.host)
             if isinstance(start, StartNode):
                 if self.seed is not None:
-                    self.seed(start.node)  # a restore's RDB, which the line below then leaves alone
+                    await self.seed(start.node, host)  # a restore's RDB, which the line below then leaves alone
                 if start.replication_id is not None and REDIS_CONF in process.files:
-                    _seed_replication(self.host.node_dir(start.node), start.replication_id)
-            self.host.start(start.node, process)
+                    # An empty dataset stamped with the group's replication id, unless the node has data.
+                    seed = redis.seed_rdb(start.replication_id)
+                    await host.write_new(start.node, redis.RDB_FILE, seed, unless=redis.AOF_DIR)
+            await host.start(start.node, process)
 
-    def _spec(self, start: Start) -> ProcessSpec:
+    async def _spec(self, start: Start) -> ProcessSpec:
         match start:
-            case StartNode(node, replicaof):
-                return self._process(node, replicaof)
-            case StartEndpoint(node, inputs):
-                return self._endpoint(node, inputs)
-            case StartSentinel(node, group_id, primary):
-                return self._sentinel(node, group_id, primary)
-            case StartConfigEndpoint(node, cluster_id, inputs):
-                return self._config_endpoint(node, cluster_id, inputs)
+            case StartNode(node, at, replicaof):
+                return await self._process(node, at, replicaof)
+            case StartEndpoint(node, at, inputs):
+                return await self._endpoint(node, at, inputs)
+            case StartSentinel(node, at, group_id, primary):
+                return await self._sentinel(node, at, group_id, primary)
+            case StartConfigEndpoint(node, at, cluster_id, inputs):
+                return await self._config_endpoint(node, at, cluster_id, inputs)
 
     async def _one(self, action: Action) -> None:
         user, password = self.credentials.user, self.credentials.password
         match action:
-            case AllocatePort(node, slot, port):
-                await asyncio.to_thread(self._allocate, [PortRequest(node, slot, port)])
+            case AllocatePort(node, at, slot, port):
+                await self._allocate(at.host, [PortRequest(node, slot, port)])
             case StartNode() | StartEndpoint() | StartSentinel() | StartConfigEndpoint():
                 await self._start([action])
-            case ReloadConfigEndpoint(node, cluster_id, inputs):
-                process = self._config_endpoint(node, cluster_id, inputs)
-                await asyncio.to_thread(self.host.reload, node, process, config_endpoint.RELOAD_SIGNAL)
-            case LiveParameters(node, commands):
-                await self._live(node, commands)
-            case RestartNode(node, replicaof):
-                await self._restart(node, replicaof)
-            case ConfigSet(node, values):
-                port = self.host.port_of(node)
+            case ReloadConfigEndpoint(node, at, cluster_id, inputs):
+                process = await self._config_endpoint(node, at, cluster_id, inputs)
+                await self.hosts.get(at.host).reload(node, process, config_endpoint.RELOAD_SIGNAL)
+            case LiveParameters(node, at, commands):
+                await self._live(node, at, commands)
+            case RestartNode(node, at, replicaof):
+                await self._restart(node, at, replicaof)
+            case ConfigSet(node, at, values):
+                port = await self.hosts.get(at.host).port_of(node)
                 if port is None:
                     return
                 try:
                     await redis.config_set(
-                        self.address, port, user=user, password=password, values=values, tls=self._tls(port)
+                        at.address, port, user=user, password=password, values=values, tls=self._tls(at.address, port)
                     )
                 except Retry as exc:
                     # Best effort: the next pass observes the node again and tries once more; a
                     # failure here must not keep the rest of the plan (failover steps) from running.
                     log.warning("%s/%s: %s", node.cluster_id, node.node_id, exc.reason)
-            case ReplicaOf(node, primary):
-                port = self.host.port_of(node)
+            case ReplicaOf(node, at, primary):
+                port = await self.hosts.get(at.host).port_of(node)
                 if port is not None:
                     await redis.set_replicaof(
-                        self.address, port, user=user, password=password, primary=primary, tls=self._tls(port)
+                        at.address, port, user=user, password=password, primary=primary, tls=self._tls(at.address, port)
                     )
             case Switchover(old, new):
                 await redis.switchover(old, new, user=user, password=password, tls=self.links.tls_for(*old))
-            case ReloadEndpoint(node, inputs):
-                spec = self._endpoint(node, inputs)
-                await asyncio.to_thread(self.host.reload, node, spec, haproxy.RELOAD_SIGNAL)
-            case SetEndpointPrimary(node, server):
-                admin_socket = self.host.node_dir(node) / haproxy.ADMIN_SOCKET
+            case ReloadEndpoint(node, at, inputs):
+                spec = await self._endpoint(node, at, inputs)
+                await self.hosts.get(at.host).reload(node, spec, haproxy.RELOAD_SIGNAL)
+            case SetEndpointPrimary(node, at, server):
+                # The admin socket is a file on the embedded host, where endpoints run (HostMap.endpoint).
+                admin_socket = await self.hosts.get(at.host).node_dir(node) / haproxy.ADMIN_SOCKET
                 backends = _primary_backends(self._group_security(node))
                 await asyncio.to_thread(haproxy.set_primary, admin_socket, server, backends)
-            case SentinelFailover(node, group_id, primary):
-                port = self.host.port_of(node)
+            case SentinelFailover(node, at, group_id, primary):
+                port = await self.hosts.get(at.host).port_of(node)
                 if port is not None:
                     node_tls = self.links.tls_for(*primary)
                     await redis.pause_and_drain(primary, user=user, password=password, tls=node_tls)
                     try:
                         await sentinel.failover(
-                            self.address, port, group_id, password=self.keys.sentinel_password, tls=self._tls(port)
+                            at.address,
+                            port,
+                            group_id,
+                            password=self.keys.sentinel_password,
+                            tls=self._tls(at.address, port),
                         )
                     except Retry:
                         await redis.unpause(primary, user=user, password=password, tls=node_tls)
                         raise
-            case RestartSentinel(node, group_id, primary):
-                spec = self._sentinel(node, group_id, primary)  # rendered first: a bad spec must not stop it
-                await asyncio.to_thread(self.host.stop, node)
-                await asyncio.to_thread(self.host.start, node, spec)
-                port = self.host.port_of(node)
+            case RestartSentinel(node, at, group_id, primary):
+                spec = await self._sentinel(node, at, group_id, primary)  # rendered first: a bad spec must not stop it
+                host = self.hosts.get(at.host)
+                await host.stop(node)
+                await host.start(node, spec)
+                port = await host.port_of(node)
                 if port is not None:
-                    self.links.record(self.address, port, tls=self._group_security(node).tls)
-            case TuneSentinel(node, timings):
-                port = self.host.port_of(node)
+                    self.links.record(at.address, port, tls=self._group_security(node).tls)
+            case TuneSentinel(node, at, timings):
+                port = await self.hosts.get(at.host).port_of(node)
                 if port is not None:
-                    await sentinel.set_timings(
-                        self.address, port, timings, password=self.keys.sentinel_password, tls=self._tls(port)
-                    )
-            case SyncAcl(node, users, present):
-                await self._sync_acl(node, users, present)
-            case SetTransport(node, current):
-                await self._set_transport(node, dict(current))
-            case RenewCertificate(node):
-                await self._renew_certificate(node)
-            case RemoveNode(node):
-                await asyncio.to_thread(self.host.remove, node)
+                    tls = self._tls(at.address, port)
+                    password = self.keys.sentinel_password
+                    await sentinel.set_timings(at.address, port, timings, password=password, tls=tls)
+            case SyncAcl(node, at, users, present):
+                await self._sync_acl(node, at, users, present)
+            case SetTransport(node, at, current):
+                await self._set_transport(node, at, dict(current))
+            case RenewCertificate(node, at):
+                await self._renew_certificate(node, at)
+            case RemoveNode(node, at):
+                await self.hosts.get(at.host).remove(node)
             case DetachMember(cluster_id):
                 cluster = CLUSTERS.get(self.store, cluster_id)
                 # It keeps the TLS and users it ran with its group, now as its own.
@@ -227,39 +254,87 @@ class Executor:
             case DeleteRecord(kind, resource_id):
                 self.store.delete(kind, resource_id)
 
-    async def _live(self, node: NodeKey, commands: Sequence[str]) -> None:
+    async def _supervise(self, group_id: str) -> None:
+        """Hand the agents of the group's running members the Sentinels they ask before restarting a
+        node (``RestartPolicy``): a member started before its Sentinels ran, or whose Sentinels moved,
+        has an older list. A start of a running node only updates what its agent supervises."""
+        group = GROUPS.find(self.store, group_id)
+        if group is None:
+            return
+        for member in group.spec.members:
+            cluster = CLUSTERS.find(self.store, member)
+            node = cluster.status.node(MEMBER_NODE_ID) if cluster is not None else None
+            if node is None or node.placement is None or node.placement.host == LOCAL_HOST:
+                continue  # the embedded host leaves restarts to the reconciler
+            key = member_key(member)
+            try:
+                host = self.hosts.get(node.placement.host)
+                if await host.pid(key) is not None:
+                    await host.start(key, await self._process(key, node.placement, None))
+            except Retry as exc:
+                log.info("%s: supervision not updated: %s", key, exc.reason)
+
+    async def _restart_policy(self, node: NodeKey, at: Placement, spec: CacheClusterSpec) -> RestartPolicy | None:
+        """What an agent asks before restarting a member of a group that Sentinels watch: the
+        Sentinels it can find now (their hosts and ports)."""
+        group_id = spec.replication_group_id
+        group = GROUPS.find(self.store, group_id) if group_id else None
+        if group is None or not group.spec.automatic_failover or at.host == LOCAL_HOST:
+            return None
+        sentinels: list[Address] = []
+        for key in sentinel_keys(group.spec.id):
+            placed = group.status.sentinels.get(key.node_id)
+            if placed is None:
+                continue
+            try:
+                port = await self.hosts.get(placed.host).port_of(key)
+            except Retry:
+                continue
+            if port is not None:
+                sentinels.append((placed.address, port))
+        return RestartPolicy(
+            group.spec.id,
+            tuple(sentinels),
+            at.address,
+            down_after_ms=self.down_after_ms,
+            password=self.keys.sentinel_password,
+            tls=group.spec.security.tls,  # TLS Sentinels speak nothing else
+        )
+
+    async def _live(self, node: NodeKey, at: Placement, commands: Sequence[str]) -> None:
         """Best effort, as ConfigSet: the next pass compares the node's settings again."""
-        port = self.host.port_of(node)
+        port = await self.hosts.get(at.host).port_of(node)
         if port is None:
             return
         spec = CLUSTERS.get(self.store, node.cluster_id).spec
         _, values = effective_parameters(self.store, spec.engine, spec.engine_version, spec.parameter_group)
         reach = access(spec, values, self.credentials, self.keys.ca_file)
-        if not await memcached.apply_live(self.address, port, commands, reach):
+        if not await memcached.apply_live(at.address, port, commands, reach):
             log.warning("%s: live parameters not applied yet (%s)", node, ", ".join(commands))
 
-    async def _restart(self, node: NodeKey, replicaof: Address | None) -> None:
+    async def _restart(self, node: NodeKey, at: Placement, replicaof: Address | None) -> None:
         """Stop the node keeping its data, then start it on a config rendered afresh."""
-        process = self._process(node, replicaof)  # rendered first: a bad spec must not stop the node
-        port = self.host.port_of(node)
-        running = await asyncio.to_thread(self.host.pid, node)
+        host = self.hosts.get(at.host)
+        process = await self._process(node, at, replicaof)  # rendered first: a bad spec must not stop the node
+        port = await host.port_of(node)
+        running = await host.pid(node)
         if running is not None and port is not None and REDIS_CONF in process.files:
             # SHUTDOWN SAVE writes the RDB even with save "" (an AOF, when on, is fsynced too).
             await redis.shutdown_save(
-                self.address,
+                at.address,
                 port,
                 user=self.credentials.user,
                 password=self.credentials.password,
-                tls=self._tls(port),
+                tls=self._tls(at.address, port),
             )
-        await asyncio.to_thread(self.host.stop, node)
-        await asyncio.to_thread(self.host.start, node, process)
+        await host.stop(node)
+        await host.start(node, process)
 
     # -- security (docs/security.md) -------------------------------------------------------------
 
-    def _tls(self, port: int) -> redis.ClientTls | None:
-        """How a node or Sentinel of ours on ``port`` answers now (``Links``)."""
-        return self.links.tls_for(self.address, port)
+    def _tls(self, address: str, port: int) -> redis.ClientTls | None:
+        """How a node or Sentinel of ours at ``address:port`` answers now (``Links``)."""
+        return self.links.tls_for(address, port)
 
     def _node_security(self, node: NodeKey) -> Security:
         return security.security_of(self.store, CLUSTERS.get(self.store, node.cluster_id).spec)
@@ -269,82 +344,105 @@ class Executor:
         group = GROUPS.find(self.store, node.cluster_id.removeprefix("rg."))
         return group.spec.security if group is not None else Security()
 
-    def _leaf(self, node: NodeKey, role: Role) -> dict[str, str]:
-        """The leaf files a TLS process starts with: none while its current leaf is good."""
-        who = security.identity(node, self.address, role)
-        return security.current_or_new_leaf(self.keys, who, self.host.read_file(node, security.TLS_INFO), self.clock())
+    def _identity(self, node: NodeKey, at: Placement, role: Role) -> certs.Identity:
+        """What a leaf names: the process's own address and, for a node, its group's endpoint's
+        (on the embedded host, ``HostMap.endpoint``), as ``planners.security`` checks it."""
+        if role is Role.NODE:
+            endpoint = self.hosts.get(LOCAL_HOST).address
+            return security.identity(node, at.address, role, endpoints=(endpoint,))
+        return security.identity(node, at.address, role)
 
-    async def _sync_acl(self, node: NodeKey, users: Sequence[acl.AclUser], present: Sequence[str]) -> None:
+    def _ca(self, at: Placement, node_dir: Path) -> tuple[Path, dict[str, str]]:
+        """Where a TLS process finds the installation's CA, and the node file that puts it there: the
+        control plane's own file on its machine, a copy in the node directory on any other host."""
+        if at.host == LOCAL_HOST:
+            return self.keys.ca_file, {}
+        return node_dir / security.CA_FILE, {security.CA_FILE: self.keys.authority.certificate_pem().decode()}
+
+    async def _leaf(self, node: NodeKey, at: Placement, role: Role) -> dict[str, str]:
+        """The leaf files a TLS process starts with: none while its current leaf is good."""
+        info = await self.hosts.get(at.host).read_file(node, security.TLS_INFO)
+        return security.current_or_new_leaf(self.keys, self._identity(node, at, role), info, self.clock())
+
+    async def _sync_acl(
+        self, node: NodeKey, at: Placement, users: Sequence[acl.AclUser], present: Sequence[str]
+    ) -> None:
         """The users first, then the marker that says the node has them: a failure in between leaves
         the old marker, and the next pass sends them all again."""
-        port = self.host.port_of(node)
+        port = await self.hosts.get(at.host).port_of(node)
         if port is None:
             return
-        user, password, tls = self.credentials.user, self.credentials.password, self._tls(port)
+        user, password, tls = self.credentials.user, self.credentials.password, self._tls(at.address, port)
         commands = acl.sync_commands(users, present)
-        await redis.apply_acl(self.address, port, user=user, password=password, commands=commands, tls=tls)
+        await redis.apply_acl(at.address, port, user=user, password=password, commands=commands, tls=tls)
         marker = acl.marker_commands(acl.marker(users), present)
-        await redis.apply_acl(self.address, port, user=user, password=password, commands=marker, tls=tls)
+        await redis.apply_acl(at.address, port, user=user, password=password, commands=marker, tls=tls)
 
-    async def _set_transport(self, node: NodeKey, current: dict[str, str]) -> None:
+    async def _set_transport(self, node: NodeKey, at: Placement, current: dict[str, str]) -> None:
         """Move a running node to its group's TLS mode with one live CONFIG SET: its leaf is written
         first when it goes to TLS."""
-        port = self.host.port_of(node)
+        host = self.hosts.get(at.host)
+        port = await host.port_of(node)
         if port is None:
             return
         wanted = self._node_security(node)
-        node_tls = security.node_tls(wanted, port, self.host.node_dir(node), self.keys)
-        plain = self._plain_port(node, wanted, port)
+        ca_file, ca = self._ca(at, await host.node_dir(node))
+        node_tls = security.node_tls(wanted, port, await host.node_dir(node), self.keys, ca_file)
+        plain = await self._plain_port(node, at, wanted, port)
         if node_tls is not None:
-            for name, text in self._leaf(node, Role.NODE).items():
-                await asyncio.to_thread(self.host.write_file, node, name, text)
+            for name, text in {**ca, **(await self._leaf(node, at, Role.NODE))}.items():
+                await host.write_file(node, name, text)
         values = redis.transport_values(plain, node_tls, current)
-        user, password = self.credentials.user, self.credentials.password
-        await redis.config_set(self.address, port, user=user, password=password, values=values, tls=self._tls(port))
-        self.links.record(self.address, port, tls=node_tls is not None)
+        user, password, tls = self.credentials.user, self.credentials.password, self._tls(at.address, port)
+        await redis.config_set(at.address, port, user=user, password=password, values=values, tls=tls)
+        self.links.record(at.address, port, tls=node_tls is not None)
 
-    async def _renew_certificate(self, node: NodeKey) -> None:
+    async def _renew_certificate(self, node: NodeKey, at: Placement) -> None:
         """A new leaf, written with one rename (key and certificate together), then read live by the node."""
-        port = self.host.port_of(node)
+        host = self.hosts.get(at.host)
+        port = await host.port_of(node)
         wanted = self._node_security(node)
         if port is None or not wanted.tls:
             return
-        node_tls = security.node_tls(wanted, port, self.host.node_dir(node), self.keys)
+        ca_file, _ = self._ca(at, await host.node_dir(node))
+        node_tls = security.node_tls(wanted, port, await host.node_dir(node), self.keys, ca_file)
         assert node_tls is not None
-        who = security.identity(node, self.address, Role.NODE)
-        files = security.leaf_files(self.keys, who, self.clock())
+        files = security.leaf_files(self.keys, self._identity(node, at, Role.NODE), self.clock())
         # The PEM first: should the info file not follow, the next pass renews once more.
-        await asyncio.to_thread(self.host.write_file, node, security.TLS_FILE, files[security.TLS_FILE])
-        user, password = self.credentials.user, self.credentials.password
-        await redis.reload_tls(self.address, port, user=user, password=password, node_tls=node_tls, tls=self._tls(port))
-        await asyncio.to_thread(self.host.write_file, node, security.TLS_INFO, files[security.TLS_INFO])
+        await host.write_file(node, security.TLS_FILE, files[security.TLS_FILE])
+        user, password, tls = self.credentials.user, self.credentials.password, self._tls(at.address, port)
+        await redis.reload_tls(at.address, port, user=user, password=password, node_tls=node_tls, tls=tls)
+        await host.write_file(node, security.TLS_INFO, files[security.TLS_INFO])
 
-    def _plain_port(self, node: NodeKey, wanted: Security, port: int) -> int:
+    async def _plain_port(self, node: NodeKey, at: Placement, wanted: Security, port: int) -> int:
         """A node's plain-text port for its group's TLS mode: its main port without TLS, none with
         ``required``, the one of ``PLAIN_SLOT`` with ``preferred``."""
         if not wanted.tls:
             return port
         if wanted.transit.mode is TransitMode.REQUIRED:
             return 0
-        plain = self.host.port_of(node, security.PLAIN_SLOT)
+        plain = await self.hosts.get(at.host).port_of(node, security.PLAIN_SLOT)
         if plain is None:
             raise Retry(f"node {node} has no plain-text port yet")
         return plain
 
-    def _allocate(self, requests: Sequence[PortRequest]) -> None:
+    async def _allocate(self, host_id: str, requests: Sequence[PortRequest], chosen: Collection[int] = ()) -> list[int]:
         """Ports for nodes that have none on the host: the recorded one back, else a free one.
 
-        The host skips every port it has handed out already; those the store records are skipped too,
-        so that a node whose directory is lost finds its port free to take back. No port left in the
-        range is a failure only time (or the operator) can mend: ``Fatal``, which fails a creation.
+        The host skips every port it has handed out already; those the store records (on any host)
+        and those ``chosen`` on other hosts in this run are skipped too, so that a node whose directory
+        is lost finds its port free to take back and no two nodes share a port number. No port left in
+        the range is a failure only time (or the operator) can mend: ``Fatal``, which fails a creation.
         """
         try:
-            self.host.allocate_ports(requests, recorded_ports(self.store))
+            taken = recorded_ports(self.store) | set(chosen)
+            return await self.hosts.get(host_id).allocate_ports(requests, taken)
         except InsufficientCacheClusterCapacity as exc:
             raise Fatal(exc.message) from exc
 
-    def _endpoint(self, node: NodeKey, inputs: EndpointInputs) -> ProcessSpec:
-        port, reader = self.host.port_of(node), self.host.port_of(node, READER_SLOT)
+    async def _endpoint(self, node: NodeKey, at: Placement, inputs: EndpointInputs) -> ProcessSpec:
+        host = self.hosts.get(at.host)
+        port, reader = await host.port_of(node), await host.port_of(node, READER_SLOT)
         if port is None or reader is None:
             raise Retry(f"endpoint {node.cluster_id} has no ports yet")
         # TLS passes through (TCP mode): the nodes' leaves name the endpoint's address.
@@ -352,7 +450,7 @@ class Executor:
         if inputs.tls:
             tls = haproxy.EndpointTls(TransitMode(inputs.tls), self.keys.ca_file, plain_ports=inputs.plain_ports)
         config = haproxy.EndpointConfig(
-            bind=self.address,
+            bind=at.address,
             primary_port=port,
             reader_port=reader,
             nodes=inputs.nodes,
@@ -362,27 +460,41 @@ class Executor:
             admin_password=self.keys.internal.check.password,
             tls=tls,
         )
-        conf = self.host.node_dir(node) / HAPROXY_CONF
+        conf = await host.node_dir(node) / HAPROXY_CONF
         return ProcessSpec(
             argv=haproxy.argv(self.tools.haproxy, conf),
             files={HAPROXY_CONF: haproxy.render_config(config), ENDPOINT_INPUTS: inputs.to_json()},
         )
 
-    def _sentinel(self, node: NodeKey, group_id: str, primary: Address) -> ProcessSpec:
-        port = self.host.port_of(node)
+    async def _sentinel(self, node: NodeKey, at: Placement, group_id: str, primary: Address) -> ProcessSpec:
+        host = self.hosts.get(at.host)
+        port = await host.port_of(node)
         if port is None:
             raise Retry(f"sentinel {node.node_id} of {group_id} has no port yet")
-        node_dir = self.host.node_dir(node)
-        admin_socket = self.host.node_dir(endpoint_key(group_id)) / haproxy.ADMIN_SOCKET
+        node_dir = await host.node_dir(node)
         wanted = self._group_security(node)
         files: dict[str, str] = {security.TLS_INFO: security.PLAIN.to_text()}
         tls = None
         if wanted.tls:
-            files = self._leaf(node, Role.SENTINEL)
-            tls = sentinel.SentinelTls(node_dir / security.TLS_FILE, self.keys.ca_file)
+            ca_file, ca = self._ca(at, node_dir)
+            files = {**ca, **(await self._leaf(node, at, Role.SENTINEL))}
+            tls = sentinel.SentinelTls(node_dir / security.TLS_FILE, ca_file)
+        # The reconfig script flips the group's endpoint through its admin socket, a file on the
+        # embedded host: only a Sentinel there can reach it. Elsewhere the control plane follows
+        # Sentinel's decision on its next pass (SetEndpointPrimary), until the endpoint wiring.
+        scripts: dict[str, str] = {}
+        reconfig = None
+        if at.host == LOCAL_HOST:
+            endpoint_dir = await self.hosts.get(LOCAL_HOST).node_dir(endpoint_key(group_id))
+            admin_socket = endpoint_dir / haproxy.ADMIN_SOCKET
+            # The script flips every primary backend the endpoint has (two with TLS preferred).
+            scripts[RECONFIG_SCRIPT] = sentinel.reconfig_script(
+                self.tools.python, admin_socket, haproxy.ALL_PRIMARY_BACKENDS
+            )
+            reconfig = node_dir / RECONFIG_SCRIPT
         config = sentinel.SentinelConfig(
             port=port,
-            bind=self.address,
+            bind=at.address,
             data_dir=node_dir,
             master_name=group_id,
             primary=primary,
@@ -392,45 +504,66 @@ class Executor:
             admin_password=self.keys.internal.sentinel.password,
             my_id=sentinel.my_id(f"{group_id}/{node.node_id}"),  # as ``_peers_of`` names it
             down_after_ms=self.down_after_ms,
-            reconfig_script=node_dir / RECONFIG_SCRIPT,
+            reconfig_script=reconfig,
             # Nobody without it may ask a Sentinel anything, with TLS or without.
             password=self.keys.sentinel_password,
             tls=tls,
-            known_replicas=self._replicas_of(group_id, primary),
-            known_sentinels=self._peers_of(node, group_id),
+            known_replicas=await self._replicas_of(group_id, primary),
+            known_sentinels=await self._peers_of(node, group_id),
         )
-        # The script flips every primary backend the endpoint has (two with TLS preferred).
-        script = sentinel.reconfig_script(self.tools.python, admin_socket, haproxy.ALL_PRIMARY_BACKENDS)
         return ProcessSpec(
             argv=sentinel.argv(self.tools.sentinel, node_dir / SENTINEL_CONF),
             files={SENTINEL_CONF: sentinel.render_config(config), **files},
-            scripts={RECONFIG_SCRIPT: script},
+            scripts=scripts,
         )
 
-    def _replicas_of(self, group_id: str, primary: Address) -> tuple[Address, ...]:
-        """The group's members other than ``primary`` that have a port: a Sentinel knows them from
-        its start, also one that starts while a replica is still syncing (it would otherwise list
-        that replica only at its next INFO of the primary, ten seconds later)."""
+    async def _replicas_of(self, group_id: str, primary: Address) -> tuple[Address, ...]:
+        """The group's members other than ``primary`` that have a port, at their hosts' addresses: a
+        Sentinel knows them from its start, also one that starts while a replica is still syncing (it
+        would otherwise list that replica only at its next INFO of the primary, ten seconds later).
+        A member whose host is out of reach is left out (Sentinel finds it when it serves again)."""
         group = GROUPS.find(self.store, group_id)
         if group is None:
             return ()
-        ports = (self.host.port_of(member_key(m)) for m in group.spec.members)
-        return tuple(sorted((self.address, p) for p in ports if p is not None and (self.address, p) != primary))
+        found: set[Address] = set()
+        for member in group.spec.members:
+            cluster = CLUSTERS.find(self.store, member)
+            node = cluster.status.node(MEMBER_NODE_ID) if cluster is not None else None
+            at = node.placement if node is not None else None
+            if at is None:
+                at = Placement(LOCAL_HOST, self.hosts.get(LOCAL_HOST).address, "")  # recorded before hosts
+            try:
+                port = await self.hosts.get(at.host).port_of(member_key(member))
+            except Retry:
+                continue
+            if port is not None and (at.address, port) != primary:
+                found.add((at.address, port))
+        return tuple(sorted(found))
 
-    def _peers_of(self, node: NodeKey, group_id: str) -> tuple[sentinel.KnownSentinel, ...]:
-        """The group's other Sentinels that have a port, by the fixed ids they are started with:
-        known at once instead of through their hello messages (about two seconds)."""
+    async def _peers_of(self, node: NodeKey, group_id: str) -> tuple[sentinel.KnownSentinel, ...]:
+        """The group's other Sentinels that have a port, where they are placed, by the fixed ids they
+        are started with: known at once instead of through their hello messages (about two seconds)."""
+        group = GROUPS.find(self.store, group_id)
+        if group is None:
+            return ()
         peers = []
         for key in sentinel_keys(group_id):
-            port = self.host.port_of(key)
-            if key != node and port is not None:
-                peers.append(sentinel.KnownSentinel(self.address, port, sentinel.my_id(f"{group_id}/{key.node_id}")))
+            placed = group.status.sentinels.get(key.node_id)
+            if key == node or placed is None:
+                continue
+            try:
+                port = await self.hosts.get(placed.host).port_of(key)
+            except Retry:
+                continue
+            if port is not None:
+                peers.append(sentinel.KnownSentinel(placed.address, port, sentinel.my_id(f"{group_id}/{key.node_id}")))
         return tuple(peers)
 
-    def _process(self, node: NodeKey, replicaof: tuple[str, int] | None) -> ProcessSpec:
+    async def _process(self, node: NodeKey, at: Placement, replicaof: tuple[str, int] | None) -> ProcessSpec:
         spec = CLUSTERS.get(self.store, node.cluster_id).spec
         binary = self._binary(spec)
-        port = self.host.port_of(node)
+        host = self.hosts.get(at.host)
+        port = await host.port_of(node)
         if port is None:
             raise Fatal(f"node {node} has no port")
         memory = memory_bytes(spec.node_type) or 0
@@ -442,21 +575,22 @@ class Executor:
                 spec,
                 node,
                 binary=binary.path,
-                node_dir=self.host.node_dir(node),
+                node_dir=await host.node_dir(node),
                 port=port,
-                address=self.address,
+                address=at.address,
                 values=values,
                 secrets=self._memcached_secrets(),
             )
-        node_dir = self.host.node_dir(node)
+        node_dir = await host.node_dir(node)
         directives = redis.parameter_directives(values, memory) if values else {}
         # The group's users and TLS, so that a node has them before it serves its first client.
         wanted = security.security_of(self.store, spec)
-        node_tls = security.node_tls(wanted, port, node_dir, self.keys)
-        leaf = self._leaf(node, Role.NODE) if node_tls is not None else {}
+        ca_file, ca = self._ca(at, node_dir)
+        node_tls = security.node_tls(wanted, port, node_dir, self.keys, ca_file)
+        leaf = {**ca, **(await self._leaf(node, at, Role.NODE))} if node_tls is not None else {}
         config = redis.RedisNodeConfig(
-            port=self._plain_port(node, wanted, port),
-            bind=self.address,
+            port=await self._plain_port(node, at, wanted, port),
+            bind=at.address,
             data_dir=node_dir,
             maxmemory_bytes=int(directives.get("maxmemory", memory)),
             admin_user=self.credentials.user,
@@ -470,22 +604,28 @@ class Executor:
         return ProcessSpec(
             argv=redis.argv(binary.path, node_dir / REDIS_CONF),
             files={REDIS_CONF: redis.render_config(config), PARAMETERS_FILE: started_with, **leaf},
+            restart=await self._restart_policy(node, at, spec),
         )
 
-    def _config_endpoint(self, node: NodeKey, cluster_id: str, inputs: DiscoveryInputs) -> ProcessSpec:
-        port = self.host.port_of(node)
+    async def _config_endpoint(
+        self, node: NodeKey, at: Placement, cluster_id: str, inputs: DiscoveryInputs
+    ) -> ProcessSpec:
+        host = self.hosts.get(at.host)
+        port = await host.port_of(node)
         if port is None:
             raise Retry(f"the configuration endpoint of {cluster_id} has no port yet")
         spec = CLUSTERS.get(self.store, cluster_id).spec
         _, values = effective_parameters(self.store, spec.engine, spec.engine_version, spec.parameter_group)
+        # It lists the nodes at its own address (the embedded host's): Memcached nodes on agent hosts
+        # are not listed at theirs yet (docs/decisions.md).
         return endpoint_process(
             spec,
             node,
             inputs,
             python=self.tools.python,
-            node_dir=self.host.node_dir(node),
+            node_dir=await host.node_dir(node),
             port=port,
-            address=self.address,
+            address=at.address,
             values=values,
             secrets=self._memcached_secrets(),
         )
@@ -505,22 +645,6 @@ def _primary_backends(wanted: Security) -> tuple[str, ...]:
     if wanted.transit.mode is TransitMode.PREFERRED:
         return haproxy.ALL_PRIMARY_BACKENDS
     return (haproxy.PRIMARY_BACKEND,)
-
-
-def _seed_replication(node_dir: Path, replication_id: str) -> None:
-    """Give a new Redis node its empty, stamped dataset (``redis.seed_rdb``), unless it has data.
-
-    Never replaces anything: a node that ever saved has its own RDB, and one with an append-only
-    directory loads from there (the seed then goes unused and its replicas take a full sync).
-    """
-    if (node_dir / redis.AOF_DIR).exists():
-        return
-    try:
-        fd = os.open(node_dir / redis.RDB_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return
-    with os.fdopen(fd, "wb") as out:
-        out.write(redis.seed_rdb(replication_id))
 
 
 async def _accepting(address: Address) -> None:

@@ -1,8 +1,12 @@
-"""Looking at reality again on every pass: which nodes run, on which port, in which role.
+"""Looking at reality again on every pass: which nodes run, where, on which port, in which role.
 
-Two seams feed it: the ``Host`` (ports, PIDs, files of the node directories) and ``Probes`` (what
-a running engine says about itself). ``EngineProbes`` asks the real engines; unit tests pass their
-own, so that a whole reconcile pass runs in memory (tests/support/fakes.py).
+Two seams feed it: the ``Host`` of each node's placement (ports, PIDs, files of the node directories)
+and ``Probes`` (what a running engine says about itself, at its host's address). ``EngineProbes``
+asks the real engines; unit tests pass their own, so that a whole reconcile pass runs in memory
+(tests/support/fakes.py).
+
+A node whose host is out of reach (``unreachable``, ``lost``, or not answering now) is observed as
+``reachable=False``: nothing known, and nothing for the planners to command there.
 """
 
 from __future__ import annotations
@@ -10,17 +14,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from cachefleet.control.security import PLAIN_SLOT, TLS_INFO, CertificateInfo, Links
 from cachefleet.engines import haproxy, memcached, redis, resp, sentinel
-from cachefleet.hosts.base import Host
+from cachefleet.hosts.base import Host, Hosts
 from cachefleet.model.credentials import Credentials
 from cachefleet.model.errors import Retry
-from cachefleet.model.nodes import READER_SLOT, NodeKey, endpoint_key, member_key, sentinel_keys
+from cachefleet.model.nodes import READER_SLOT, NodeKey, Placement, endpoint_key
+
+Address = tuple[str, int]
 
 # Written beside a node's config when it starts: the effective parameters it started with, so that
 # a change that needs a reboot shows as pending until the node really restarts.
@@ -110,14 +116,16 @@ class EngineProbes:
 
 @dataclass(frozen=True)
 class Observer:
-    """What a pass needs to look: the host, the probes, the address nodes bind to, the admin user,
-    and the installation's CA (to reach Memcached nodes with in-transit encryption; None on a server without)."""
+    """What a pass needs to look: the driver of each host, the probes, the admin user, the
+    installation's CA (to reach Memcached nodes with in-transit encryption; None on a server without),
+    and where the failover follower (``control.follow``) has moved a group's endpoint, if it follows
+    the group."""
 
-    host: Host
+    hosts: Hosts
     probes: Probes
-    address: str
     credentials: Credentials
     ca_file: Path | None = None
+    followed: Callable[[str], Address | None] = field(default=lambda _group_id: None)
 
 
 @dataclass(frozen=True)
@@ -129,6 +137,7 @@ class NodeObservation:
     # The parameters the running process started with; None when it started without the file.
     started_with: Mapping[str, str] | None = None
     port_taken: bool = False  # down, and a process that is not the node holds its port
+    reachable: bool = True  # False: its host is out of reach; nothing is known of it
     plain_port: int | None = None  # its plain-text port in TLS ``preferred`` mode (``PLAIN_SLOT``)
     certificate: CertificateInfo | None = None  # its TLS info file (``control.security``), if any
 
@@ -141,32 +150,52 @@ class NodeObservation:
         return self.memcached is not None
 
 
+UNREACHABLE = NodeObservation(port=None, pid=None, reachable=False)
+UNPLACED = NodeObservation(port=None, pid=None)
+
+
 async def observe_node(
-    observer: Observer, key: NodeKey, *, engine: str, access: memcached.Access = memcached.PLAIN
+    observer: Observer,
+    key: NodeKey,
+    at: Placement | None,
+    *,
+    engine: str,
+    reachable: bool = True,
+    access: memcached.Access = memcached.PLAIN,
 ) -> NodeObservation:
-    # Inline, not in a worker thread: a few tiny file reads and /proc lookups take microseconds, less
-    # than the hop to a thread and back, and this runs for every node on every pass.
-    port, pid, taken, parameters_text = _node_files(observer.host, key)
-    plain = observer.host.port_of(key, PLAIN_SLOT)
+    """The node ``key`` where ``at`` places it (``UNPLACED`` when it is placed nowhere yet)."""
+    if at is None:
+        return UNPLACED
+    if not reachable:
+        return UNREACHABLE
+    try:
+        host = observer.hosts.get(at.host)
+        port, pid, taken, parameters_text = await _node_files(host, key)
+        plain = await host.port_of(key, PLAIN_SLOT)
+    except Retry:
+        return UNREACHABLE
     if port is None or pid is None:
         return NodeObservation(port=port, pid=pid, port_taken=taken, plain_port=plain)
     started_with = _parameters(parameters_text)
-    probes, address = observer.probes, observer.address
+    probes = observer.probes
     if engine == "memcached":
-        observed = await probes.memcached(address, port, access)
+        observed = await probes.memcached(at.address, port, access)
         return NodeObservation(port, pid, memcached=observed, started_with=started_with)
-    probe = await probes.redis(address, port, observer.credentials)
-    certificate = CertificateInfo.from_text(observer.host.read_file(key, TLS_INFO))
+    probe = await probes.redis(at.address, port, observer.credentials)
+    try:
+        certificate = CertificateInfo.from_text(await host.read_file(key, TLS_INFO))
+    except Retry:
+        return UNREACHABLE
     return NodeObservation(port, pid, redis=probe, started_with=started_with, plain_port=plain, certificate=certificate)
 
 
-def _node_files(host: Host, key: NodeKey) -> tuple[int | None, int | None, bool, str | None]:
+async def _node_files(host: Host, key: NodeKey) -> tuple[int | None, int | None, bool, str | None]:
     """What the host's files say of a node: port, pid, whether its port is taken while it is down,
     and (running) the parameters it started with."""
-    port, pid = host.port_of(key), host.pid(key)
+    port, pid = await host.port_of(key), await host.pid(key)
     if port is None or pid is None:
-        return port, pid, port is not None and host.port_taken(key), None
-    return port, pid, False, host.read_file(key, PARAMETERS_FILE)
+        return port, pid, port is not None and await host.port_taken(key), None
+    return port, pid, False, await host.read_file(key, PARAMETERS_FILE)
 
 
 def _parameters(text: str | None) -> dict[str, str] | None:
@@ -180,11 +209,17 @@ def _parameters(text: str | None) -> dict[str, str] | None:
     return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else None
 
 
+Where = tuple[NodeKey, Placement | None, bool]  # a node, where it is placed, whether its host is in reach
+
+
 async def observe_nodes(
-    observer: Observer, keys: list[NodeKey], *, engine: str, access: memcached.Access = memcached.PLAIN
-) -> dict[NodeKey, NodeObservation]:
-    results = await asyncio.gather(*(observe_node(observer, k, engine=engine, access=access) for k in keys))
-    return dict(zip(keys, results, strict=True))
+    observer: Observer, nodes: list[Where], *, engine: str, access: memcached.Access = memcached.PLAIN
+) -> list[NodeObservation]:
+    return list(
+        await asyncio.gather(
+            *(observe_node(observer, k, at, engine=engine, reachable=r, access=access) for k, at, r in nodes)
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -199,17 +234,20 @@ class ConfigEndpointObservation:
 
 @dataclass(frozen=True)
 class ClusterObservation:
-    nodes: dict[NodeKey, NodeObservation]
+    nodes: dict[NodeKey, NodeObservation]  # where each node runs
+    # Nodes moving off a drained host: their second process, where they are going.
+    targets: dict[NodeKey, NodeObservation] = field(default_factory=dict)
     endpoint: ConfigEndpointObservation | None = None  # Memcached clusters only
 
 
-async def observe_config_endpoint(observer: Observer, key: NodeKey) -> ConfigEndpointObservation:
-    host = observer.host
-    port, pid = host.port_of(key), host.pid(key)  # inline, as in observe_node
+async def observe_config_endpoint(observer: Observer, key: NodeKey, at: Placement) -> ConfigEndpointObservation:
+    """The configuration endpoint where ``at`` places it (the embedded host: ``HostMap.endpoint``)."""
+    host = observer.hosts.get(at.host)
+    port, pid = await host.port_of(key), await host.pid(key)
     if port is None or pid is None:
         return ConfigEndpointObservation(port, pid)
-    serving = await observer.probes.accepting(observer.address, port)
-    return ConfigEndpointObservation(port, pid, host.read_file(key, DISCOVERY_INPUTS), serving)
+    serving = await observer.probes.accepting(at.address, port)
+    return ConfigEndpointObservation(port, pid, await host.read_file(key, DISCOVERY_INPUTS), serving)
 
 
 @dataclass(frozen=True)
@@ -217,6 +255,7 @@ class SentinelObservation:
     port: int | None
     pid: int | None
     view: sentinel.SentinelView | None = None
+    reachable: bool = True
     certificate: CertificateInfo | None = None  # whether it runs with TLS, and its leaf's renewal
 
 
@@ -232,40 +271,71 @@ class EndpointObservation:
 
 @dataclass(frozen=True)
 class GroupObservation:
-    nodes: dict[str, NodeObservation]  # by member cluster id
+    nodes: dict[str, NodeObservation]  # by member cluster id, where the member runs
     endpoint: EndpointObservation
     sentinels: dict[NodeKey, SentinelObservation] = field(default_factory=dict)
+    # Members moving off a drained host: their second process, where they are going.
+    targets: dict[str, NodeObservation] = field(default_factory=dict)
+    # The primary the failover follower has moved the endpoint to (None: it does not follow the group).
+    followed: Address | None = None
 
 
-async def observe_group(observer: Observer, group_id: str, members: list[str], *, engine: str) -> GroupObservation:
-    keys = [member_key(m) for m in members]
-    nodes, endpoint, sentinels = await asyncio.gather(
-        observe_nodes(observer, keys, engine=engine),
-        asyncio.to_thread(_observe_endpoint, observer, endpoint_key(group_id)),
-        asyncio.gather(*(_observe_sentinel(observer, k, group_id) for k in sentinel_keys(group_id))),
+async def observe_group(
+    observer: Observer,
+    group_id: str,
+    members: list[Where],
+    *,
+    targets: list[Where],
+    sentinels: list[Where],
+    endpoint: Placement,
+    engine: str,
+) -> GroupObservation:
+    """The members where they run (and, moving, where they go), the endpoint, the Sentinels."""
+    nodes, moving, endpoint_seen, watching = await asyncio.gather(
+        observe_nodes(observer, members, engine=engine),
+        observe_nodes(observer, targets, engine=engine),
+        _observe_endpoint(observer, endpoint_key(group_id), endpoint),
+        asyncio.gather(*(_observe_sentinel(observer, where, group_id) for where in sentinels)),
     )
     return GroupObservation(
-        nodes={k.cluster_id: obs for k, obs in nodes.items()},
-        endpoint=endpoint,
-        sentinels=dict(zip(sentinel_keys(group_id), sentinels, strict=True)),
+        nodes={k.cluster_id: obs for (k, _, _), obs in zip(members, nodes, strict=True)},
+        endpoint=endpoint_seen,
+        sentinels={k: obs for (k, _, _), obs in zip(sentinels, watching, strict=True)},
+        targets={k.cluster_id: obs for (k, _, _), obs in zip(targets, moving, strict=True)},
+        followed=observer.followed(group_id),
     )
 
 
-def _observe_endpoint(observer: Observer, key: NodeKey) -> EndpointObservation:
-    host = observer.host
-    port, reader, pid = host.port_of(key), host.port_of(key, READER_SLOT), host.pid(key)
+async def _observe_endpoint(observer: Observer, key: NodeKey, at: Placement) -> EndpointObservation:
+    host = observer.hosts.get(at.host)
+    port, reader, pid = await host.port_of(key), await host.port_of(key, READER_SLOT), await host.pid(key)
     if pid is None:
         return EndpointObservation(port, reader, pid)
-    inputs = host.read_file(key, ENDPOINT_INPUTS)
-    servers = observer.probes.endpoint(host.node_dir(key) / haproxy.ADMIN_SOCKET)
+    inputs = await host.read_file(key, ENDPOINT_INPUTS)
+    admin_socket = await host.node_dir(key) / haproxy.ADMIN_SOCKET
+    # The admin socket is a local file: the endpoint runs on the embedded host (HostMap.endpoint).
+    servers = await asyncio.to_thread(observer.probes.endpoint, admin_socket)
     if servers is None:
         return EndpointObservation(port, reader, pid, inputs)
     return EndpointObservation(port, reader, pid, inputs, servers.primary, servers.reader)
 
 
-async def _observe_sentinel(observer: Observer, key: NodeKey, group_id: str) -> SentinelObservation:
-    port, pid = observer.host.port_of(key), observer.host.pid(key)  # inline, as in observe_node
+async def _observe_sentinel(observer: Observer, where: Where, group_id: str) -> SentinelObservation:
+    key, at, reachable = where
+    if at is None:
+        return SentinelObservation(None, None)
+    if not reachable:
+        return SentinelObservation(None, None, reachable=False)
+    try:
+        host = observer.hosts.get(at.host)
+        port, pid = await host.port_of(key), await host.pid(key)
+    except Retry:
+        return SentinelObservation(None, None, reachable=False)
     if port is None or pid is None:
         return SentinelObservation(port, pid)
-    certificate = CertificateInfo.from_text(observer.host.read_file(key, TLS_INFO))
-    return SentinelObservation(port, pid, await observer.probes.sentinel(observer.address, port, group_id), certificate)
+    try:
+        certificate = CertificateInfo.from_text(await host.read_file(key, TLS_INFO))
+    except Retry:
+        return SentinelObservation(None, None, reachable=False)
+    view = await observer.probes.sentinel(at.address, port, group_id)
+    return SentinelObservation(port, pid, view, certificate=certificate)

@@ -46,6 +46,7 @@ TLS_FILE = "tls.pem"  # a TLS process's key and certificate (one PEM, so one ren
 TLS_INFO = "tls.json"  # beside it: whether the process runs with TLS, what the leaf names, when to renew
 IAM_USERS_KEY = "iam_users_key"  # the store's name for the secret IAM users' ACL passwords derive from
 PLAIN_SLOT = "plain"  # a node's plain-text port in TLS ``preferred`` mode (its main port is then TLS)
+CA_FILE = "ca.pem"  # the installation's CA beside a TLS process on a host other than the control plane's
 
 Address = tuple[str, int]
 T = TypeVar("T")
@@ -149,13 +150,14 @@ def current_or_new_leaf(keys: Keys, who: certs.Identity, info_text: str | None, 
     return leaf_files(keys, who, now)
 
 
-def node_tls(security: Security, port: int, node_dir: Path, keys: Keys) -> NodeTls | None:
+def node_tls(security: Security, port: int, node_dir: Path, keys: Keys, ca_file: Path | None = None) -> NodeTls | None:
     """A node's TLS directives: on its main port, which is then its only port (``required``) or
-    one of two (``preferred``, the plain one in ``PLAIN_SLOT``)."""
+    one of two (``preferred``, the plain one in ``PLAIN_SLOT``). ``ca_file``: where the node's host
+    keeps the CA (the control plane's own file by default)."""
     mode = security.transit.mode
     if mode is None:
         return None
-    return NodeTls(port=port, mode=mode, cert_file=node_dir / TLS_FILE, ca_file=keys.ca_file)
+    return NodeTls(port=port, mode=mode, cert_file=node_dir / TLS_FILE, ca_file=ca_file or keys.ca_file)
 
 
 def plain_port_needed(security: Security) -> bool:
@@ -264,6 +266,10 @@ class Links:
                 raise
             except _TRANSPORT_ERRORS as exc:
                 failure = exc
+                if option is None and isinstance(exc, TimeoutError):
+                    # Plain text to a TLS port is reset at once: a plain attempt that timed out met a
+                    # host that is not there (cut off, or its link down), and TLS would only wait again.
+                    break
                 continue
             self.record(address, port, tls=option is not None)
             return result

@@ -15,8 +15,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -24,10 +25,11 @@ from pathlib import Path
 from cachefleet.control.security import Links
 from cachefleet.engines import redis
 from cachefleet.engines.resp import ClientTls
-from cachefleet.hosts.base import Host
+from cachefleet.hosts.base import Host, Hosts
 from cachefleet.model.credentials import Credentials
 from cachefleet.model.errors import Fatal, RestoreFailed, Retry
-from cachefleet.model.nodes import MEMBER_NODE_ID, NodeKey, member_key
+from cachefleet.model.hosts import LOCAL_HOST
+from cachefleet.model.nodes import MEMBER_NODE_ID, NodeKey, Placement, member_key
 from cachefleet.model.snapshots import NODE_GROUP
 from cachefleet.model.specs import CacheClusterSpec, Export
 from cachefleet.model.status import ClusterState, SnapshotState, SnapshotStatus
@@ -65,19 +67,23 @@ def stored_file(status: SnapshotStatus) -> StoredFile | None:
 
 @dataclass(frozen=True)
 class SnapshotWorker:
+    """Takes snapshots on the node's host, wherever it runs: BGSAVE at the node's address, then its
+    RDB file linked (the embedded host) or streamed (a remote host) into the snapshot store; seeds a
+    restoring node's directory the same two ways."""
+
     store: Store
-    host: Host
+    hosts: Hosts
     files: SnapshotFiles
     exports: Buckets
     imports: Buckets
     credentials: Credentials
-    address: str
+    local_address: str  # the embedded host's: where a node recorded before hosts existed runs
     clock: Callable[[], datetime]
     rdb_checker: str | None = None  # redis-check-rdb, run on imported files before a restore
     links: Links | None = None  # how nodes answer (TLS or plain text); None: plain text
 
-    def _tls(self, port: int) -> ClientTls | None:
-        return self.links.tls_for(self.address, port) if self.links is not None else None
+    def _tls(self, address: str, port: int) -> ClientTls | None:
+        return self.links.tls_for(address, port) if self.links is not None else None
 
     # -- taking --------------------------------------------------------------------------------
 
@@ -92,28 +98,44 @@ class SnapshotWorker:
         started = time.perf_counter()
         cluster_id = await self._node(snapshot)
         key = member_key(cluster_id)
-        port = self.host.port_of(key)
+        at = self._placement(cluster_id)
+        host = self.hosts.get(at.host)
+        port = await host.port_of(key)
         if port is None:
             raise Retry(f"node {cluster_id} has no port")
         chosen = time.perf_counter()
         await redis.bgsave(
-            self.address, port, user=self.credentials.user, password=self.credentials.password, tls=self._tls(port)
+            at.address,
+            port,
+            user=self.credentials.user,
+            password=self.credentials.password,
+            tls=self._tls(at.address, port),
         )
         saved = time.perf_counter()
         taken_at = self.clock().isoformat()
-        rdb = self.host.node_dir(key) / redis.RDB_FILE
         metadata = {"spec": spec.to_json(), "node_cluster_id": cluster_id, "snapshot_created_at": taken_at}
         try:
-            stored = await asyncio.to_thread(self.files.save, spec.name, NODE_GROUP, rdb, metadata)
+            async with _node_file(host, key, redis.RDB_FILE) as rdb:
+                stored = await asyncio.to_thread(self.files.save, spec.name, NODE_GROUP, rdb, metadata)
         except SnapshotFileError as exc:
             raise Retry(f"the RDB of {cluster_id} could not be stored: {exc}") from exc
+        except FileNotFoundError as exc:
+            raise Retry(f"the RDB of {cluster_id} is not there yet: {exc}") from exc
         if spec.encryption.enabled:
-            # At rest, the data is in the sealed snapshot only: the plain RDB BGSAVE left goes.
-            with contextlib.suppress(FileNotFoundError):
-                rdb.unlink()
+            # At rest, the data is in the sealed snapshot only: the plain RDB BGSAVE left goes. (On an
+            # agent host it stays: the agent's API has no call to delete a node file yet.)
+            plain = host.local_path(key, redis.RDB_FILE)
+            if plain is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    plain.unlink()
         log.info(
             "snapshot %s of %s: node chosen in %.3fs, BGSAVE %.3fs, stored %d bytes in %.3fs",
-            spec.name, cluster_id, chosen - started, saved - chosen, stored.size, time.perf_counter() - saved,
+            spec.name,
+            cluster_id,
+            chosen - started,
+            saved - chosen,
+            stored.size,
+            time.perf_counter() - saved,
         )
         cluster = find_cluster(self.store, cluster_id)
         node = cluster.status.node(MEMBER_NODE_ID) if cluster else None
@@ -155,12 +177,28 @@ class SnapshotWorker:
                 return candidate
         raise Retry(f"no member of {group.spec.id} can be saved now")
 
+    def _placement(self, cluster_id: str) -> Placement:
+        """Where the cluster's (first) node runs, as its status records it."""
+        cluster = find_cluster(self.store, cluster_id)
+        node = cluster.status.node(MEMBER_NODE_ID) if cluster else None
+        if node is not None and node.placement is not None:
+            return node.placement
+        return Placement(LOCAL_HOST, self.local_address, "")  # recorded before hosts existed
+
     async def _serves(self, cluster_id: str, *, primary: bool) -> bool:
-        port = self.host.port_of(member_key(cluster_id))
+        at = self._placement(cluster_id)
+        try:
+            port = await self.hosts.get(at.host).port_of(member_key(cluster_id))
+        except Retry:
+            return False  # its host is out of reach
         if port is None:
             return False
         seen = await redis.probe(
-            self.address, port, user=self.credentials.user, password=self.credentials.password, tls=self._tls(port)
+            at.address,
+            port,
+            user=self.credentials.user,
+            password=self.credentials.password,
+            tls=self._tls(at.address, port),
         )
         if seen is None or seen.loading:
             return False
@@ -217,7 +255,7 @@ class SnapshotWorker:
 
     # -- seeding a new node --------------------------------------------------------------------
 
-    def seed(self, key: NodeKey) -> None:
+    async def seed(self, key: NodeKey, host: Host) -> None:
         """Put a restoring cluster's RDB in its new node's directory before the node's first start.
 
         Only a node that has never served and has no seed yet gets one: a node that served has its
@@ -231,17 +269,24 @@ class SnapshotWorker:
         if spec.seed_snapshot is None and spec.seed_object is None:
             return
         node = cluster.status.node(key.node_id)
-        if (node is not None and node.created_at) or self.host.read_file(key, SEED_MARKER) is not None:
+        if (node is not None and node.created_at) or await host.read_file(key, SEED_MARKER) is not None:
             return
-        dest = self.host.node_dir(key) / redis.RDB_FILE
-        try:
-            origin = self._place(spec, dest)
-        except SnapshotFileError as exc:
-            with contextlib.suppress(OSError):
-                dest.unlink()
-            raise RestoreFailed(spec.id, str(exc)) from exc
+        local = host.local_path(key, redis.RDB_FILE)
+        with tempfile.TemporaryDirectory(prefix="cachefleet-seed-") as staging:
+            dest = local if local is not None else Path(staging) / redis.RDB_FILE
+            if local is not None:
+                host.local_path(key, SEED_MARKER)  # checks the names before anything is written
+                local.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            try:
+                origin = await asyncio.to_thread(self._place, spec, dest)
+                if local is None:
+                    await host.put_file(key, redis.RDB_FILE, dest)
+            except SnapshotFileError as exc:
+                with contextlib.suppress(OSError):
+                    dest.unlink()
+                raise RestoreFailed(spec.id, str(exc)) from exc
         marker = json.dumps({"seed": origin, "at": self.clock().isoformat()}) + "\n"
-        write_file(self.host.node_dir(key) / SEED_MARKER, iter([marker.encode()]))
+        await host.write_new(key, SEED_MARKER, marker.encode())
 
     def _place(self, spec: CacheClusterSpec, dest: Path) -> str:
         if spec.seed_snapshot is not None:
@@ -260,3 +305,16 @@ class SnapshotWorker:
                 raise SnapshotFileError(f"s3://{bucket}/{key} is not a valid RDB file: {problem}")
         return f"s3://{bucket}/{key}"
 
+
+@contextlib.asynccontextmanager
+async def _node_file(host: Host, key: NodeKey, name: str) -> AsyncIterator[Path]:
+    """A node file as a local path: the file itself on the embedded host, else a copy fetched into a
+    temporary directory beside the snapshots (removed afterwards)."""
+    local = host.local_path(key, name)
+    if local is not None:
+        yield local
+        return
+    with tempfile.TemporaryDirectory(prefix="cachefleet-fetch-") as staging:
+        dest = Path(staging) / name
+        await host.fetch_file(key, name, dest)
+        yield dest

@@ -40,7 +40,8 @@ import time
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
-from cachefleet.hosts.base import PortRequest, ProcessSpec
+from cachefleet.hosts import files
+from cachefleet.hosts.base import FileDigest, PortRequest, ProcessSpec
 from cachefleet.model.errors import InsufficientCacheClusterCapacity
 from cachefleet.model.nodes import NodeKey, node_key
 
@@ -79,6 +80,11 @@ class LocalHost:
 
     # -- paths and ports -----------------------------------------------------------------------
 
+    @property
+    def root(self) -> Path:
+        """The directory that holds every node directory."""
+        return self._root
+
     def node_dir(self, key: NodeKey) -> Path:
         for part in (key.cluster_id, key.node_id):
             if not _NAME.fullmatch(part):
@@ -87,6 +93,17 @@ class LocalHost:
 
     def port_of(self, key: NodeKey, slot: str = DEFAULT_SLOT) -> int | None:
         return _read_int(self.node_dir(key) / _port_file(slot))
+
+    def ports(self, key: NodeKey) -> dict[str, int]:
+        """Every slot's persisted port of the node: slot -> port."""
+        ports: dict[str, int] = {}
+        with contextlib.suppress(OSError):
+            for path in self.node_dir(key).iterdir():
+                slot = _slot_of(path.name)
+                port = _read_int(path) if slot is not None else None
+                if slot is not None and port is not None:
+                    ports[slot] = port
+        return ports
 
     def allocate_port(
         self, key: NodeKey, taken: Collection[int], slot: str = DEFAULT_SLOT, prefer: int | None = None
@@ -166,12 +183,30 @@ class LocalHost:
     # -- files -------------------------------------------------------------------------------
 
     def read_file(self, key: NodeKey, name: str) -> str | None:
-        if not _NAME.fullmatch(name):
-            raise ValueError(f"invalid node file name {name!r}")
         try:
-            return (self.node_dir(key) / name).read_text()
+            return self.file_path(key, name).read_text()
         except FileNotFoundError:
             return None
+
+    def file_path(self, key: NodeKey, name: str, *, writable: bool = False) -> Path:
+        """Where node file ``name`` lives. With ``writable``, the name must not be one the host keeps
+        for itself (pidfile, log, port files), and the node directory is created."""
+        if not _NAME.fullmatch(name):
+            raise ValueError(f"invalid node file name {name!r}")
+        if not writable:
+            return self.node_dir(key) / name
+        if _reserved(name):
+            raise ValueError(f"{name} is kept by the host for itself")
+        return self._ensure_node_dir(key) / name
+
+    def fetch_file(self, key: NodeKey, name: str, dest: Path) -> FileDigest:
+        # One open file throughout: a file replaced meanwhile by a rename (Redis's dump.rdb) is
+        # copied whole as it was when opened.
+        with self.file_path(key, name).open("rb") as handle:
+            return files.write_chunks(dest, iter(lambda: handle.read(files.CHUNK), b""))
+
+    def put_file(self, key: NodeKey, name: str, source: Path) -> FileDigest:
+        return files.write_chunks(self.file_path(key, name, writable=True), files.chunks(source))
 
     def write_file(self, key: NodeKey, name: str, text: str) -> None:
         if not _NAME.fullmatch(name) or _reserved(name):
@@ -450,12 +485,21 @@ def _port_file(slot: str) -> str:
     return PORT_FILE if slot == DEFAULT_SLOT else f"{PORT_FILE}-{slot}"
 
 
+def _slot_of(name: str) -> str | None:
+    """The slot whose port file ``name`` is, or None when it is no port file."""
+    if name == PORT_FILE:
+        return DEFAULT_SLOT
+    if name.startswith(PORT_FILE + "-"):
+        return name[len(PORT_FILE) + 1 :]
+    return None
+
+
 def _ports_in(node_dir: Path) -> set[int]:
     """The ports of every slot persisted in ``node_dir``."""
     ports: set[int] = set()
     with contextlib.suppress(OSError):
         for path in node_dir.iterdir():
-            if path.name == PORT_FILE or path.name.startswith(PORT_FILE + "-"):
+            if _slot_of(path.name) is not None:
                 port = _read_int(path)
                 if port is not None:
                     ports.add(port)

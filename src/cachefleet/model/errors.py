@@ -9,7 +9,7 @@ subclass inherits its parent's wire mapping unless it names its own. Constructor
         +-- InvalidParameterCombination
         +-- MissingParameter, InvalidAction, MalformedQueryString, MethodNotAllowed, PathNotFound
         +-- NotFound                      (404 unless the model says otherwise)
-        |   +-- ReplicationGroupNotFound, CacheClusterNotFound, ...
+        |   +-- ReplicationGroupNotFound, CacheClusterNotFound, ..., HostNotFound (the admin API's)
         +-- AlreadyExists
         +-- InvalidState
         +-- QuotaExceeded
@@ -104,6 +104,24 @@ class CacheSubnetGroupNotFound(NotFound):
     http_status = 400  # the model says 400 for this one, not 404
 
 
+class HostNotFound(NotFound):
+    """A host id the admin API does not know (not an ElastiCache fault: hosts are ours)."""
+
+    code = "HostNotFound"
+
+
+class InvalidSubnet(ClientError):
+    code = "InvalidSubnet"
+
+
+class SubnetInUse(ClientError):
+    code = "SubnetInUse"
+
+
+class CacheSubnetGroupInUse(ClientError):
+    code = "CacheSubnetGroupInUse"
+
+
 class CacheSecurityGroupNotFound(NotFound):
     code = "CacheSecurityGroupNotFound"
 
@@ -167,6 +185,12 @@ class DefaultUserRequired(ClientError):
 
 class DefaultUserAssociatedToUserGroup(ClientError):
     code = "DefaultUserAssociatedToUserGroup"
+class CacheSubnetGroupAlreadyExists(AlreadyExists):
+    code = "CacheSubnetGroupAlreadyExists"
+
+
+class HostAlreadyExists(AlreadyExists):
+    code = "HostAlreadyExists"
 
 
 # Wrong state
@@ -198,6 +222,8 @@ class InvalidUserState(InvalidState):
 
 class InvalidUserGroupState(InvalidState):
     code = "InvalidUserGroupState"
+class InvalidHostState(InvalidState):
+    code = "InvalidHostState"
 
 
 class SnapshotFeatureNotSupported(ClientError):
@@ -225,6 +251,14 @@ class TagQuotaPerResourceExceeded(QuotaExceeded):
 
 class CacheParameterGroupQuotaExceeded(QuotaExceeded):
     code = "CacheParameterGroupQuotaExceeded"
+
+
+class CacheSubnetGroupQuotaExceeded(QuotaExceeded):
+    code = "CacheSubnetGroupQuotaExceeded"
+
+
+class CacheSubnetQuotaExceeded(QuotaExceeded):
+    code = "CacheSubnetQuotaExceededFault"
 
 
 class SnapshotQuotaExceeded(QuotaExceeded):

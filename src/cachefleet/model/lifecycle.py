@@ -45,6 +45,12 @@ class Event(StrEnum):
     COPY = "copy"  # a copy or an export reads a snapshot
     RESTORE = "restore"  # a new cluster is seeded from a snapshot
     RELEASE = "release"  # nothing reads a snapshot any more
+    DRAIN = "drain"  # a host is asked to move its nodes off (or is back, still asked to)
+    UNDRAIN = "undrain"  # a host takes new nodes again
+    EMPTY = "empty"  # a drained host holds no node any more
+    FILL = "fill"  # a drained host holds a node again
+    UNREACHABLE = "unreachable"  # a host's agent does not answer
+    LOSE = "lose"  # a host has not answered for longer than the installation waits
 
 
 S = TypeVar("S", bound=StrEnum)

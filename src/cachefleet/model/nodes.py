@@ -6,8 +6,9 @@ one member (its Sentinels and the HAProxy process behind its primary and reader 
 under ``rg.<group id>``, and a Memcached cluster's configuration endpoint under ``cfg.<cluster id>``,
 which no cache cluster id can collide with: cluster ids never contain a dot.
 
-Every ``NodeKey`` is built by the functions here, never by hand elsewhere, so that what a key
-carries can grow in one place (the next step is the host a node lives on).
+Every ``NodeKey`` is built by the functions here, never by hand elsewhere. A key names a process,
+not where it runs: its ``Placement`` (host, address, zone) is recorded in the status and carried by
+the actions, so the same member keeps its key when it is replaced on another host.
 """
 
 from __future__ import annotations
@@ -31,6 +32,27 @@ class NodeKey:
 
     def __str__(self) -> str:
         return f"{self.cluster_id}/{self.node_id}"
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a process runs: its host, the address it binds to (its host's), and the AZ it serves.
+
+    Recorded in statuses (a node's in its cluster's, a Sentinel's in its group's) and carried by
+    every action that touches the process, so configs, files, admin sockets and observations all go
+    through the host that runs it. The port is recorded beside it (it comes from that host).
+    """
+
+    host: str
+    address: str
+    zone: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"host": self.host, "address": self.address, "zone": self.zone}
+
+    @classmethod
+    def from_json(cls, data: dict[str, str]) -> Placement:
+        return cls(str(data["host"]), str(data["address"]), str(data["zone"]))
 
 
 def node_key(cluster_id: str, node: str) -> NodeKey:

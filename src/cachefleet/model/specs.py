@@ -70,6 +70,8 @@ class CacheClusterSpec:
     seed_snapshot: str | None = None
     seed_object: str | None = None
     stored: StoredSettings = StoredSettings()
+    # The cache subnet group its nodes run in (None: ``default``, every subnet).
+    subnet_group: str | None = None
     # Memcached: the node ids, parallel to node_azs (empty: 0001 to N, as specs were written before
     # nodes could be removed), the highest node number ever given (ids are never reused), and a
     # node-count change waiting for ApplyImmediately (PendingModifiedValues).
@@ -153,6 +155,8 @@ class ReplicationGroupSpec:
     snapshotting_cluster_id: str | None = None
     # What the members show (each member's spec carries a copy, as with the parameter group).
     stored: StoredSettings = StoredSettings()
+    # The cache subnet group of every member (None: ``default``); its Sentinels run there too.
+    subnet_group: str | None = None
     # AtRestEncryptionEnabled and KmsKeyId, fixed at creation.
     encryption: AtRest = field(default_factory=AtRest)
     # TLS, AUTH token (hashes only) and user group; every member's nodes follow it.

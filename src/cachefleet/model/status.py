@@ -7,9 +7,11 @@ that writes them.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any, Self
+
+from cachefleet.model.nodes import Placement
 
 
 class GroupState(StrEnum):
@@ -75,10 +77,29 @@ class NodeStatus:
     role: str | None = None  # primary | replica for Redis nodes; None for memcached
     created_at: str | None = None  # ISO time the node first served
     parameter_status: str = "in-sync"  # ParameterGroupStatus: in-sync | applying | pending-reboot
+    # Where it runs (None: not placed yet, or recorded by a version before hosts: the embedded host).
+    placement: Placement | None = None
+    # Where it is moving to (its host is drained): a second process of the same node syncs there,
+    # then takes over and the one on ``placement`` goes.
+    moving_to: Placement | None = None
+    # The host it ran on before it was placed again because that host was lost (its data stayed
+    # there); cleared once it serves.
+    replaced_from: str | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Self:
-        return cls(**{**data, "status": NodeState(data["status"])})
+        return cls(
+            **{
+                **data,
+                "status": NodeState(data["status"]),
+                "placement": _placement(data.get("placement")),
+                "moving_to": _placement(data.get("moving_to")),
+            }
+        )
+
+
+def _placement(data: dict[str, str] | None) -> Placement | None:
+    return Placement.from_json(data) if data else None
 
 
 @dataclass(frozen=True)
@@ -140,6 +161,8 @@ class GroupStatus:
     reader_endpoint_port: int | None = None
     # Members replaced or demoted that are not yet back as synced replicas ("Recovering cache nodes").
     recovering: tuple[str, ...] = ()
+    # Where each of the group's Sentinels runs, by node id (``sentinel-1``...).
+    sentinels: dict[str, Placement] = field(default_factory=dict)
     # Security as every node has it (``model.security``): the spec version carried out, the TLS mode
     # ("" without TLS) and user groups in force, and the digest of the ACL users all nodes run.
     security_done: int = 0
@@ -154,6 +177,7 @@ class GroupStatus:
                 **data,
                 "status": GroupState(data["status"]),
                 "recovering": tuple(data.get("recovering", ())),
+                "sentinels": {k: Placement.from_json(v) for k, v in data.get("sentinels", {}).items()},
                 "user_group_ids": tuple(data.get("user_group_ids", ())),
             }
         )

@@ -18,12 +18,15 @@ from typing import Any, Generic, Protocol, TypeVar
 from cachefleet.model.errors import (
     CacheClusterNotFound,
     CacheParameterGroupNotFound,
+    CacheSubnetGroupNotFound,
     ClientError,
+    HostNotFound,
     ReplicationGroupNotFound,
     SnapshotNotFound,
     UserGroupNotFound,
     UserNotFound,
 )
+from cachefleet.model.hosts import HOST, CacheSubnetGroupSpec, HostSpec, HostState, HostStatus
 from cachefleet.model.lifecycle import CLUSTER, GROUP, NODE, SNAPSHOT, USER, USER_GROUP, Lifecycle
 from cachefleet.model.specs import CacheClusterSpec, CacheParameterGroupSpec, Export, ReplicationGroupSpec, SnapshotSpec
 from cachefleet.model.status import (
@@ -186,6 +189,26 @@ USER_GROUPS = RecordKind(
     USER_GROUP,
 )
 
+# Machines that run nodes (the embedded host's record is made when first drained); reconciled by
+# control.kinds.host.
+HOSTS = RecordKind(
+    "host",
+    HostSpec.from_json,
+    HostStatus.from_json,
+    lambda: HostStatus(HostState.JOINING),
+    lambda i: HostNotFound(f"Host {i} not found."),
+    HOST,
+)
+# Customers' cache subnet groups; the default group is never stored (``records.find_subnet_group``).
+SUBNET_GROUPS = RecordKind(
+    "cache-subnet-group",
+    CacheSubnetGroupSpec.from_json,
+    NoStatus.from_json,
+    NoStatus,
+    lambda i: CacheSubnetGroupNotFound(f"Cache subnet group {i} not found."),
+)
+
 KINDS: dict[str, RecordKind[Any, Any]] = {
-    k.name: k for k in (GROUPS, CLUSTERS, SNAPSHOTS, PARAMETER_GROUPS, EXPORTS, USERS, USER_GROUPS)
+    k.name: k
+    for k in (GROUPS, CLUSTERS, SNAPSHOTS, PARAMETER_GROUPS, EXPORTS, USERS, USER_GROUPS, HOSTS, SUBNET_GROUPS)
 }

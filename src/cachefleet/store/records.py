@@ -168,13 +168,3 @@ def request_snapshot(store: Store, spec: SnapshotSpec, status: SnapshotStatus) -
 def restores_from(store: Store, name: str) -> list[Cluster]:
     """Clusters still being created from snapshot ``name`` (a restore in progress)."""
     return [c for c in all_clusters(store) if c.spec.seed_snapshot == name and c.status.status == ClusterState.CREATING]
-
-
-def recorded_ports(store: Store) -> set[int]:
-    """Every port recorded for a node or a group endpoint: none is handed to another node, even while
-    its own node's directory is lost (the replacement takes it back). SQLite reads the fields out
-    of the statuses; no record is decoded (a creation asks this, whatever the size of the fleet)."""
-    ports = set(store.json_values(CLUSTER, "status", "port", each="nodes"))
-    for key in ("primary_endpoint_port", "reader_endpoint_port"):
-        ports |= set(store.json_values(GROUP, "status", key))
-    return {int(p) for p in ports if p}

@@ -32,6 +32,10 @@ RENEW_FRACTION = 1 / 3
 _DNS_NAME = re.compile(r"(?=.{1,253}$)(?!-)[A-Za-z0-9-]{1,63}(?<!-)(?:\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*")
 
 
+# The control plane's certificate names it so (client authentication only): what host agents accept.
+CONTROL_PLANE_NAME = "cachefleet control plane"
+
+
 class Role(StrEnum):
     """What a certificate is for; it decides the extended key usages."""
 
@@ -93,6 +97,16 @@ class Identity:
         )
 
 
+# The control plane's identity towards nodes and agents (client authentication only): host agents
+# obey only a certificate that names it and has exactly this role's usages.
+CONTROL_PLANE = Identity("cachefleet control plane", Role.CONTROL_PLANE)
+
+
+def usages(role: Role) -> frozenset[x509.ObjectIdentifier]:
+    """The extended key usages a certificate of ``role`` carries."""
+    return frozenset(_USAGES[role])
+
+
 @dataclass(frozen=True)
 class Authority:
     """The installation's CA: its certificate and its private key."""
@@ -146,9 +160,33 @@ def issue(authority: Authority, identity: Identity, now: dt.datetime, validity: 
 
     The certificate never outlives the CA: a longer ``validity`` is cut at the CA's own end.
     """
-    _check_time(now)
     key = ec.generate_private_key(ec.SECP256R1())
-    public = key.public_key()
+    certificate = _certify(authority, key.public_key(), identity, now, validity)
+    return _key_pem(key) + certificate.public_bytes(serialization.Encoding.PEM)
+
+
+def sign_request(authority: Authority, request_pem: bytes, identity: Identity, now: dt.datetime,
+                 validity: dt.timedelta) -> bytes:  # fmt: skip
+    """A certificate for the key of a signing request (made where the key stays: a host agent's, by
+    ``cachefleet host add``), naming ``identity``, not what the request asks for. The request's own
+    signature must hold (its maker has the key); ``ValueError`` otherwise."""
+    request = x509.load_pem_x509_csr(request_pem)
+    if not request.is_signature_valid:
+        raise ValueError("the signing request's signature does not verify")
+    public = request.public_key()
+    if not isinstance(public, ec.EllipticCurvePublicKey):
+        raise ValueError("the signing request's key is not an EC key")
+    return _certify(authority, public, identity, now, validity).public_bytes(serialization.Encoding.PEM)
+
+
+def _certify(
+    authority: Authority,
+    public: ec.EllipticCurvePublicKey,
+    identity: Identity,
+    now: dt.datetime,
+    validity: dt.timedelta,
+) -> x509.Certificate:
+    _check_time(now)
     ca_public = authority.key.public_key()
     names: list[x509.GeneralName] = [x509.IPAddress(ipaddress.ip_address(ip)) for ip in identity.ips]
     names += [x509.DNSName(name) for name in identity.dns_names]
@@ -169,8 +207,7 @@ def issue(authority: Authority, identity: Identity, now: dt.datetime, validity: 
     )
     if names:
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-    certificate = builder.sign(authority.key, hashes.SHA256())
-    return _key_pem(key) + certificate.public_bytes(serialization.Encoding.PEM)
+    return builder.sign(authority.key, hashes.SHA256())
 
 
 def _key_usage(*, ca: bool) -> x509.KeyUsage:

@@ -78,6 +78,14 @@ def renew(path: Path, identity: Identity, authority: Authority, now: dt.datetime
     return reason
 
 
+CONTROL_PLANE_FILE = "control-plane.pem"
+
+
+def control_plane_path(data_dir: Path) -> Path:
+    """The control plane's own key and certificate (``DIR/tls/``): what it shows host agents."""
+    return data_dir / TLS_DIR / CONTROL_PLANE_FILE
+
+
 def write_atomic(path: Path, data: bytes, mode: int) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename, with ``mode`` from the start."""
     tmp = path.with_name(f".{path.name}.tmp")

@@ -21,6 +21,7 @@ from cachefleet.api.handlers import (
     parameter_groups,
     replication_groups,
     snapshots,
+    subnet_groups,
     tags,
     users,
 )
@@ -77,6 +78,12 @@ OPERATIONS: Mapping[str, Operation] = {
     "DescribeSnapshots": Operation(snapshots.describe_snapshots, snapshots.DESCRIBE_INPUTS),
     "DeleteSnapshot": Operation(snapshots.delete_snapshot, snapshots.DELETE_INPUTS),
     "CopySnapshot": Operation(snapshots.copy_snapshot, snapshots.COPY_INPUTS),
+    "CreateCacheSubnetGroup": Operation(subnet_groups.create_cache_subnet_group, subnet_groups.CREATE_INPUTS),
+    "DescribeCacheSubnetGroups": Operation(
+        subnet_groups.describe_cache_subnet_groups, subnet_groups.DESCRIBE_INPUTS
+    ),
+    "ModifyCacheSubnetGroup": Operation(subnet_groups.modify_cache_subnet_group, subnet_groups.MODIFY_INPUTS),
+    "DeleteCacheSubnetGroup": Operation(subnet_groups.delete_cache_subnet_group, subnet_groups.DELETE_INPUTS),
     "AddTagsToResource": Operation(tags.add_tags_to_resource, tags.ADD_INPUTS),
     "ListTagsForResource": Operation(tags.list_tags_for_resource, tags.LIST_INPUTS),
     "RemoveTagsFromResource": Operation(tags.remove_tags_from_resource, tags.REMOVE_INPUTS),

@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from cachefleet.api import inputs, paging, validate, views
+from cachefleet.api import inputs, paging, placing, validate, views
 from cachefleet.api import security as access
 from cachefleet.api.context import Context
 from cachefleet.api.handlers import members, snapshots
@@ -74,7 +74,6 @@ CREATE_INPUTS = inputs.Inputs(
 
 async def create_cache_cluster(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     cluster_id = check_identifier("CacheClusterId", params["CacheClusterId"], CACHE_CLUSTER_ID_MAX)
-    validate.subnet_group(params)
     if "ReplicationGroupId" in params:
         for name in ("SnapshotName", "SnapshotArns", "SnapshotRetentionLimit", "SnapshotWindow"):
             if params.get(name):
@@ -96,15 +95,24 @@ async def create_cache_cluster(ctx: Context, params: dict[str, Any]) -> dict[str
             raise InvalidParameterValue("NumCacheNodes must be 1 for the redis engine.")
         if "AZMode" in params or "PreferredAvailabilityZones" in params:
             raise InvalidParameterCombination("AZMode and PreferredAvailabilityZones apply only to memcached clusters.")
-    azs, az_mode = _placement(ctx, params, count)
+    subnet_group = placing.subnet_group(ctx, params)
+    azs, az_mode = _placement(ctx, params, count, subnet_group)
     parameter_group = _parameter_group(ctx, params, binary.engine, binary.version)
     now = ctx.clock()
-    security, sealed = _security(ctx, params, binary.engine, now)
+    security, sealed = _security(ctx, params, binary.engine, now)  # AWS's combination rules come first
+    node_type = snapshots.restore_node_type(params, seed)
+    placing.check_capacity(
+        ctx,
+        [f"{cluster_id}/{node_id(i)}" for i in range(1, count + 1)],
+        azs,
+        node_type=node_type,
+        subnet_group_name=subnet_group,
+    )
     spec = CacheClusterSpec(
         id=cluster_id,
         engine=binary.engine,
         engine_version=binary.version,
-        node_type=snapshots.restore_node_type(params, seed),
+        node_type=node_type,
         node_azs=azs,
         created_at=now,
         az_mode=az_mode,
@@ -116,6 +124,7 @@ async def create_cache_cluster(ctx: Context, params: dict[str, Any]) -> dict[str
         seed_snapshot=seed.snapshot.spec.name if seed and seed.snapshot else None,
         seed_object=seed.object_key if seed else None,
         stored=validate.stored_settings(params),
+        subnet_group=subnet_group,
         node_ids=tuple(node_id(i) for i in range(1, count + 1)) if memcached else (),
         last_node=count if memcached else 0,
         security=security,
@@ -142,6 +151,7 @@ def _create_member(ctx: Context, cluster_id: str, params: dict[str, Any]) -> dic
         "CacheNodeType": params.get("CacheNodeType", spec.node_type) == spec.node_type,
         "NumCacheNodes": params.get("NumCacheNodes", 1) == 1,
         "Port": params.get("Port", spec.port or REDIS_PORT) == (spec.port or REDIS_PORT),
+        "CacheSubnetGroupName": placing.subnet_group(ctx, params, spec.subnet_group) == spec.subnet_group,
     }
     for name, agreed in agrees.items():
         if not agreed:
@@ -185,7 +195,15 @@ def _parameter_group(ctx: Context, params: dict[str, Any], engine: str, version:
     return default_group_name(family_for(engine, version))
 
 
-def _placement(ctx: Context, params: dict[str, Any], count: int) -> tuple[tuple[str, ...], str]:
+def _placement(
+    ctx: Context, params: dict[str, Any], count: int, subnet_group: str | None
+) -> tuple[tuple[str, ...], str]:
+    azs, az_mode = _zones(ctx, params, count, subnet_group)
+    placing.check_zones(ctx, azs, subnet_group)
+    return azs, az_mode
+
+
+def _zones(ctx: Context, params: dict[str, Any], count: int, subnet_group: str | None) -> tuple[tuple[str, ...], str]:
     known = ctx.settings.azs
     validate.exclusive(params, "PreferredAvailabilityZone", "PreferredAvailabilityZones")
     az_mode = params.get("AZMode", "single-az")
@@ -209,9 +227,8 @@ def _placement(ctx: Context, params: dict[str, Any], count: int) -> tuple[tuple[
                 "AZMode cross-az needs PreferredAvailabilityZones, not a single PreferredAvailabilityZone."
             )
         return (az,) * count, az_mode
-    if az_mode == "cross-az":
-        return validate.spread(count, known), az_mode
-    return (known[0],) * count, az_mode
+    spread = placing.spread(ctx, count, subnet_group)
+    return (spread if az_mode == "cross-az" else (spread[0],) * count), az_mode
 
 
 DESCRIBE_INPUTS = inputs.Inputs(

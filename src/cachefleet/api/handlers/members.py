@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from cachefleet.api import inputs, validate
+from cachefleet.api import inputs, placing, validate
 from cachefleet.api.context import Context
 from cachefleet.api.handlers.replication_groups import render
 from cachefleet.model import lifecycle
@@ -27,6 +27,7 @@ from cachefleet.model.errors import (
 )
 from cachefleet.model.ids import member_cluster_id
 from cachefleet.model.lifecycle import Event
+from cachefleet.model.nodes import MEMBER_NODE_ID
 from cachefleet.model.specs import CacheClusterSpec, StoredSettings, Tags
 from cachefleet.store import statuses
 from cachefleet.store.kinds import CLUSTERS, GROUPS
@@ -57,14 +58,32 @@ def next_member_ids(ctx: Context, group: Group, count: int) -> list[str]:
 
 
 def spread_azs(ctx: Context, group: Group, count: int) -> list[str]:
-    """AZs for new replicas: each goes where the group has the fewest members, as ElastiCache spreads them."""
-    used = Counter(c.spec.node_azs[0] for m in group.spec.members if (c := find_cluster(ctx.store, m)))
+    """AZs for new replicas: each goes where the group has the fewest members, as ElastiCache spreads
+    them, among the AZs of the group's cache subnet group."""
+    zones = placing.zones(ctx, group.spec.subnet_group) or ctx.settings.azs
+    used = Counter(_zone(c) for m in group.spec.members if (c := find_cluster(ctx.store, m)))
     chosen: list[str] = []
     for _ in range(count):
-        az = min(ctx.settings.azs, key=lambda a: (used[a], ctx.settings.azs.index(a)))
+        az = min(zones, key=lambda a: (used[a], zones.index(a)))
         used[az] += 1
         chosen.append(az)
     return chosen
+
+
+def _zone(cluster: Cluster) -> str:
+    node = cluster.status.node(MEMBER_NODE_ID)
+    return node.placement.zone if node is not None and node.placement is not None else cluster.spec.node_azs[0]
+
+
+def _hosts(ctx: Context, group: Group) -> list[str]:
+    """The hosts the group's members run on (a new replica avoids them when it can)."""
+    found = []
+    for member in group.spec.members:
+        cluster = find_cluster(ctx.store, member)
+        node = cluster.status.node(MEMBER_NODE_ID) if cluster else None
+        if node is not None and node.placement is not None:
+            found.append(node.placement.host)
+    return found
 
 
 def add_replicas(
@@ -79,6 +98,10 @@ def add_replicas(
     """New replicas like the group's others; ``tags`` and ``stored`` default to the group's own."""
     now = ctx.clock()
     spec = group.spec
+    placing.check_zones(ctx, azs, spec.subnet_group)
+    placing.check_capacity(
+        ctx, ids, azs, node_type=spec.node_type, subnet_group_name=spec.subnet_group, together=_hosts(ctx, group)
+    )
     with ctx.store.transaction():
         for cluster_id, az in zip(ids, azs, strict=True):
             member = CacheClusterSpec(
@@ -93,6 +116,7 @@ def add_replicas(
                 tags=spec.tags if tags is None else tags,
                 parameter_group=spec.parameter_group,
                 stored=spec.stored if stored is None else stored,
+                subnet_group=spec.subnet_group,
             )
             if not statuses.create(ctx.store, CLUSTERS, cluster_id, member):
                 raise CacheClusterAlreadyExists(f"Cache cluster {cluster_id} already exists.")

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from cachefleet.api import inputs, paging, validate, views
+from cachefleet.api import inputs, paging, placing, validate, views
 from cachefleet.api import security as access
 from cachefleet.api.context import Context
 from cachefleet.api.handlers import snapshots
@@ -29,6 +29,7 @@ from cachefleet.model.ids import (
     member_cluster_id,
 )
 from cachefleet.model.lifecycle import Event
+from cachefleet.model.nodes import MEMBER_NODE_ID
 from cachefleet.model.parameters import default_group_name, family_for
 from cachefleet.model.specs import CacheClusterSpec, ReplicationGroupSpec
 from cachefleet.model.status import GroupState, GroupStatus
@@ -109,7 +110,6 @@ def render_all(ctx: Context, groups: Sequence[Group]) -> list[dict[str, Any]]:
 async def create_replication_group(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     group_id = check_identifier("ReplicationGroupId", params["ReplicationGroupId"], REPLICATION_GROUP_ID_MAX)
     description = params["ReplicationGroupDescription"]
-    validate.subnet_group(params)
     tags = validate.tags(params)
     port = validate.port(params)
     stored = validate.stored_settings(params)
@@ -125,8 +125,9 @@ async def create_replication_group(ctx: Context, params: dict[str, Any]) -> dict
     count = _node_count(params, primary)
     _check_failover_flags(params, count)
 
+    subnet_group = placing.subnet_group(ctx, params, primary.spec.subnet_group if primary else None)
     if primary is not None:
-        _same_as_primary(params, primary)
+        _same_as_primary(params, primary, subnet_group)
         engine, version, node_type = primary.spec.engine, primary.spec.engine_version, primary.spec.node_type
     else:
         binary = snapshots.restore_engine(ctx, params, seed)
@@ -135,7 +136,7 @@ async def create_replication_group(ctx: Context, params: dict[str, Any]) -> dict
         engine, version, node_type = binary.engine, binary.version, snapshots.restore_node_type(params, seed)
 
     encryption = requested(engine, params.get("AtRestEncryptionEnabled"), snapshots.kms_key_id(ctx, params))
-    azs = _placement(ctx, params, count, primary)
+    azs = _placement(ctx, params, count, primary, subnet_group)
     parameter_group = _parameter_group(ctx, params, engine, version, primary)
     now = ctx.clock()
     security = sec.at_creation(
@@ -155,6 +156,16 @@ async def create_replication_group(ctx: Context, params: dict[str, Any]) -> dict
         is_new = primary is None or member != primary.spec.id
         if is_new and ctx.store.get(CLUSTER, member):
             raise CacheClusterAlreadyExists(f"Cache cluster {member} already exists.")
+    new_members = [(m, az) for m, az in zip(member_ids, azs, strict=True) if primary is None or m != primary.spec.id]
+    primary_node = primary.status.node(MEMBER_NODE_ID) if primary is not None else None
+    placing.check_capacity(
+        ctx,
+        [m for m, _ in new_members],
+        [az for _, az in new_members],
+        node_type=node_type,
+        subnet_group_name=subnet_group,
+        together=[primary_node.placement.host] if primary_node and primary_node.placement else [],
+    )
 
     spec = ReplicationGroupSpec(
         id=group_id,
@@ -173,6 +184,7 @@ async def create_replication_group(ctx: Context, params: dict[str, Any]) -> dict
         snapshot_retention_limit=retention,
         snapshot_window=window,
         stored=stored,
+        subnet_group=subnet_group,
         encryption=encryption,
         security=security,
     )
@@ -204,15 +216,14 @@ async def create_replication_group(ctx: Context, params: dict[str, Any]) -> dict
                 seed_snapshot=seed.snapshot.spec.name if seed and seed.snapshot and member == member_ids[0] else None,
                 seed_object=seed.object_key if seed and member == member_ids[0] else None,
                 stored=stored,
+                subnet_group=subnet_group,
             )
             if not statuses.create(ctx.store, CLUSTERS, member, cluster):
                 raise CacheClusterAlreadyExists(f"Cache cluster {member} already exists.")
     return {"ReplicationGroup": render(ctx, get_group(ctx.store, group_id))}
 
 
-def _parameter_group(
-    ctx: Context, params: dict[str, Any], engine: str, version: str, primary: Cluster | None
-) -> str:
+def _parameter_group(ctx: Context, params: dict[str, Any], engine: str, version: str, primary: Cluster | None) -> str:
     """The group asked for (checked), else the adopted primary's, else the family's default."""
     if "CacheParameterGroupName" in params:
         return validate.cache_parameter_group(
@@ -235,12 +246,13 @@ def _existing_primary(ctx: Context, cluster_id: str) -> Cluster:
     return cluster
 
 
-def _same_as_primary(params: dict[str, Any], primary: Cluster) -> None:
-    """A group built on an existing primary takes its engine, version, node type and AZ; asking for
-    others is a contradiction, not something to ignore."""
+def _same_as_primary(params: dict[str, Any], primary: Cluster, subnet_group: str | None) -> None:
+    """A group built on an existing primary takes its engine, version, node type, AZ and subnet group;
+    asking for others is a contradiction, not something to ignore."""
     spec = primary.spec
     version = params.get("EngineVersion")
     wanted = {
+        "CacheSubnetGroupName": subnet_group == spec.subnet_group,
         "Engine": params.get("Engine", spec.engine).lower() == spec.engine,
         "EngineVersion": version is None or validate.version_matches(spec.engine_version, version),
         "CacheNodeType": params.get("CacheNodeType", spec.node_type) == spec.node_type,
@@ -281,12 +293,15 @@ def _check_failover_flags(params: dict[str, Any], count: int) -> None:
         )
 
 
-def _placement(ctx: Context, params: dict[str, Any], count: int, primary: Cluster | None) -> tuple[str, ...]:
-    known = ctx.settings.azs
+def _placement(
+    ctx: Context, params: dict[str, Any], count: int, primary: Cluster | None, subnet_group: str | None
+) -> tuple[str, ...]:
     if "PreferredCacheClusterAZs" in params:
-        return validate.availability_zones(params["PreferredCacheClusterAZs"], known)
-    first = known.index(primary.spec.node_azs[0]) if primary and primary.spec.node_azs[0] in known else 0
-    return validate.spread(count, known, start=first)
+        azs = validate.availability_zones(params["PreferredCacheClusterAZs"], ctx.settings.azs)
+        placing.check_zones(ctx, azs[1:] if primary is not None else azs, subnet_group)
+        return azs
+    first = views.node_zone(primary.status.node(MEMBER_NODE_ID), primary.spec.node_azs[0]) if primary else None
+    return placing.spread(ctx, count, subnet_group, first)
 
 
 def _member_ids(group_id: str, count: int, primary: Cluster | None) -> tuple[str, ...]:

@@ -1,5 +1,5 @@
 """AddTagsToResource, ListTagsForResource, RemoveTagsFromResource on clusters, replication groups,
-cache parameter groups, snapshots, users and user groups, by ARN."""
+cache parameter groups, cache subnet groups, snapshots, users and user groups, by ARN."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from cachefleet.model.errors import (
     UserGroupNotFound,
     UserNotFound,
 )
+from cachefleet.model.hosts import CacheSubnetGroupSpec
 from cachefleet.model.ids import parse_arn
 from cachefleet.model.parameters import is_default_group
 from cachefleet.model.specs import (
@@ -30,17 +31,27 @@ from cachefleet.model.specs import (
     remove_tags,
 )
 from cachefleet.model.users import User, UserGroup
+from cachefleet.store.kinds import SUBNET_GROUPS
 from cachefleet.store.records import CLUSTER, GROUP, PARAMETER_GROUP, SNAPSHOT
 
-Spec = CacheClusterSpec | ReplicationGroupSpec | CacheParameterGroupSpec | SnapshotSpec | User | UserGroup
+Spec = (
+    CacheClusterSpec
+    | ReplicationGroupSpec
+    | CacheParameterGroupSpec
+    | SnapshotSpec
+    | User
+    | UserGroup
+    | CacheSubnetGroupSpec
+)
 USER, USER_GROUP = "user", "user-group"
+SUBNET_GROUP = SUBNET_GROUPS.name
 
 _NOT_FOUND: dict[str, type[NotFound]] = {
     CLUSTER: CacheClusterNotFound,
     GROUP: ReplicationGroupNotFound,
     SNAPSHOT: SnapshotNotFound,
     PARAMETER_GROUP: CacheParameterGroupNotFound,
-    "cache-subnet-group": CacheSubnetGroupNotFound,
+    SUBNET_GROUP: CacheSubnetGroupNotFound,
     USER: UserNotFound,
     USER_GROUP: UserGroupNotFound,
 }
@@ -51,7 +62,8 @@ _SPECS: dict[
     | type[CacheParameterGroupSpec]
     | type[SnapshotSpec]
     | type[User]
-    | type[UserGroup],
+    | type[UserGroup]
+    | type[CacheSubnetGroupSpec],
 ] = {
     CLUSTER: CacheClusterSpec,
     GROUP: ReplicationGroupSpec,
@@ -59,6 +71,7 @@ _SPECS: dict[
     SNAPSHOT: SnapshotSpec,
     USER: User,
     USER_GROUP: UserGroup,
+    SUBNET_GROUP: CacheSubnetGroupSpec,
 }
 
 
@@ -94,6 +107,8 @@ def _kind(spec: Spec) -> str:
         return USER
     if isinstance(spec, UserGroup):
         return USER_GROUP
+    if isinstance(spec, CacheSubnetGroupSpec):
+        return SUBNET_GROUP
     if isinstance(spec, CacheParameterGroupSpec):
         return PARAMETER_GROUP
     if isinstance(spec, SnapshotSpec):

@@ -27,6 +27,8 @@ from cachefleet.control.actions import Plan, ResourceKey
 from cachefleet.control.observe import Observer
 from cachefleet.control.planners import params
 from cachefleet.model.errors import RestoreFailed
+from cachefleet.model.hosts import LOCAL_HOST, HostSpec
+from cachefleet.model.nodes import Placement
 from cachefleet.model.status import SnapshotState
 from cachefleet.store.kinds import RecordKind
 from cachefleet.store.records import PARAMETER_GROUP, Snapshot, effective_parameters, snapshots_of
@@ -37,6 +39,12 @@ Generations = dict[ResourceKey, int]  # the spec generation of each record a pas
 
 def _unwatched(owner: ResourceKey, pids: Iterable[int]) -> None:
     """No exit notification: the periodic resync finds exited processes."""
+
+
+def embedded_pids(running: Iterable[tuple[Placement | None, int | None]]) -> list[int]:
+    """The PIDs of the processes observed on the embedded host, the only ones a pidfd of this
+    machine can watch: an agent restarts its own host's processes and reports them (``hosts.remote``)."""
+    return [pid for at, pid in running if pid is not None and at is not None and at.host == LOCAL_HOST]
 
 
 # Wake the owner on the events that these Sentinels (addresses) publish about this master.
@@ -50,15 +58,17 @@ def unfollowed(owner: ResourceKey, master: str, sentinels: Iterable[tuple[str, i
 @dataclass(frozen=True)
 class Services:
     """What every kind may use: the store, a way to look at processes, the clock, ``wake``, which
-    puts a resource on the reconciler's queue (a group when one of its members changed, say), and
-    ``watch``, which wakes a resource the moment one of the processes it observed running exits
-    (``control.exits``), and ``follow``, which wakes it on the events of the Sentinels it observed
-    watching its master (``control.sentinel_watch``)."""
+    puts a resource on the reconciler's queue (a group when one of its members changed, say), the
+    embedded host as the settings describe it (``store.hosts``), ``watch``, which wakes a resource
+    the moment one of the processes it observed running exits (``control.exits``), and ``follow``,
+    which wakes it on the events of the Sentinels it observed watching its master
+    (``control.sentinel_watch``)."""
 
     store: Store
     observer: Observer
     clock: Callable[[], datetime]
     wake: Callable[[ResourceKey], None]
+    local_host: HostSpec
     watch: Callable[[ResourceKey, Iterable[int]], None] = field(default=_unwatched)
     follow: Follow = field(default=unfollowed)
 

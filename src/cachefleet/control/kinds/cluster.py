@@ -8,13 +8,14 @@ restore failed (``restore-failed``) is left alone until it is deleted.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cachefleet.control.actions import Plan
-from cachefleet.control.kinds.base import Generations, PlannedKind, Services, taking, wanted_parameters
+from cachefleet.control.hosts import HostMap, host_map, needs_placing, with_placements
+from cachefleet.control.kinds.base import Generations, PlannedKind, Services, embedded_pids, taking, wanted_parameters
 from cachefleet.control.kinds.group import restore_message, seed_name, wake_seed, wanted_security
 from cachefleet.control.memcached_processes import access
-from cachefleet.control.observe import ClusterObservation, observe_config_endpoint, observe_nodes
+from cachefleet.control.observe import ClusterObservation, Where, observe_config_endpoint, observe_nodes
 from cachefleet.control.planners import busy, params, security
 from cachefleet.control.planners import cluster as cluster_planner
 from cachefleet.engines import memcached
@@ -33,6 +34,7 @@ class ClusterLoad:
     wanted: params.Wanted
     saving: bool  # a snapshot of it is being taken
     generations: Generations
+    hosts: HostMap
     secure: security.Wanted | None  # a Redis cluster's users and TLS (None for Memcached)
     access: memcached.Access = memcached.PLAIN  # how its Memcached nodes are reached (TLS, auth)
 
@@ -71,25 +73,47 @@ class ClusterKind(PlannedKind[ClusterLoad, ClusterObservation]):
             memcached_live=reach.auth != memcached.SASL_AUTH,
         )
         generations[(CLUSTER, spec.id)] = cluster.generation
+        local = self._services.local_host
+        cluster = replace(cluster, status=with_placements(cluster.status, spec.node_azs, local))
+        hosts = host_map(self._store, local, spec.subnet_group, placing=False)
+        keys = cluster_planner.node_keys(spec)
+        nodes = [cluster.status.node(k.node_id) for k in keys]
+        placements = [n.placement if n is not None else None for n in nodes]
+        placements += [n.moving_to for n in nodes if n is not None and n.moving_to is not None]
+        if not spec.deleting and needs_placing(hosts, placements):
+            hosts = host_map(self._store, local, spec.subnet_group, placing=True)
         secure = wanted_security(self._services, spec.security) if spec.engine != "memcached" else None
-        return ClusterLoad(cluster, wanted, bool(snapshots), generations, secure, reach)
+        return ClusterLoad(cluster, wanted, bool(snapshots), generations, hosts, secure, reach)
 
     async def observe(self, loaded: ClusterLoad) -> ClusterObservation:
-        spec, observer = loaded.cluster.spec, self._services.observer
+        spec, status, hosts = loaded.cluster.spec, loaded.cluster.status, loaded.hosts
         keys = cluster_planner.node_keys(spec)
-        if spec.engine != "memcached":
-            observed = ClusterObservation(await observe_nodes(observer, keys, engine=spec.engine))
-        else:
-            nodes, endpoint = await asyncio.gather(
-                observe_nodes(observer, keys, engine=spec.engine, access=loaded.access),
-                observe_config_endpoint(observer, config_endpoint_key(spec.id)),
-            )
-            observed = ClusterObservation(nodes, endpoint)
-        pids = [o.pid for o in observed.nodes.values()]
-        if observed.endpoint is not None:
-            pids.append(observed.endpoint.pid)
-        self._services.watch((self.name, spec.id), [pid for pid in pids if pid is not None])
-        return observed
+        nodes: list[Where] = []
+        targets: list[Where] = []
+        for key in keys:
+            node = status.node(key.node_id)
+            at = node.placement if node is not None else None
+            nodes.append((key, at, hosts.reachable(at)))
+            if node is not None and node.moving_to is not None:
+                targets.append((key, node.moving_to, hosts.reachable(node.moving_to)))
+        observer = self._services.observer
+        seen, moving = await asyncio.gather(
+            observe_nodes(observer, nodes, engine=spec.engine, access=loaded.access),
+            observe_nodes(observer, targets, engine=spec.engine, access=loaded.access),
+        )
+        endpoint = None
+        if spec.engine == "memcached":
+            # The configuration endpoint runs on the embedded host, as the group endpoints do.
+            endpoint = await observe_config_endpoint(observer, config_endpoint_key(spec.id), hosts.endpoint)
+        running = [(at, obs.pid) for (_, at, _), obs in zip(nodes + targets, seen + moving, strict=True)]
+        if endpoint is not None:
+            running.append((hosts.endpoint, endpoint.pid))
+        self._services.watch((self.name, spec.id), embedded_pids(running))
+        return ClusterObservation(
+            nodes=dict(zip(keys, seen, strict=True)),
+            targets={k: obs for (k, _, _), obs in zip(targets, moving, strict=True)},
+            endpoint=endpoint,
+        )
 
     def plan(self, loaded: ClusterLoad, observed: ClusterObservation) -> Plan:
         cluster = loaded.cluster
@@ -97,6 +121,7 @@ class ClusterKind(PlannedKind[ClusterLoad, ClusterObservation]):
             cluster.spec,
             busy.unbusy(cluster.status),
             observed,
+            hosts=loaded.hosts,
             now=self._services.now(),
             wanted=loaded.wanted,
             secure=loaded.secure,

@@ -8,18 +8,29 @@ group and the member saved as ``available`` and the pass records ``snapshotting`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cachefleet.control.actions import Plan
-from cachefleet.control.kinds.base import Generations, PlannedKind, Services, taking, wanted_parameters
-from cachefleet.control.observe import GroupObservation, observe_group
+from cachefleet.control.hosts import HostMap, host_map, needs_placing, with_placements
+from cachefleet.control.kinds.base import (
+    Generations,
+    PlannedKind,
+    Services,
+    embedded_pids,
+    taking,
+    wanted_parameters,
+)
+from cachefleet.control.observe import GroupObservation, Where, observe_group
 from cachefleet.control.planners import busy, params, security
 from cachefleet.control.planners import group as group_planner
 from cachefleet.control.security import wanted_users
 from cachefleet.model.errors import RestoreFailed
+from cachefleet.model.hosts import LOCAL_HOST, HostSpec
 from cachefleet.model.lifecycle import Event
+from cachefleet.model.nodes import MEMBER_NODE_ID, Placement, member_key, sentinel_keys
 from cachefleet.model.security import Security
-from cachefleet.model.status import ClusterState, GroupState
+from cachefleet.model.specs import ReplicationGroupSpec
+from cachefleet.model.status import ClusterState, GroupState, GroupStatus
 from cachefleet.store import statuses
 from cachefleet.store.kinds import CLUSTERS, GROUPS, SNAPSHOTS
 from cachefleet.store.records import CLUSTER, GROUP, Group
@@ -32,6 +43,7 @@ class GroupLoad:
     wanted: params.Wanted
     saving: tuple[str, ...] | None  # while a snapshot is taken: the members whose nodes are saved
     generations: Generations
+    hosts: HostMap
     secure: security.Wanted  # the users and TLS every process of the group runs
 
 
@@ -59,24 +71,68 @@ class GroupKind(PlannedKind[GroupLoad, GroupObservation]):
         )
         generations[(GROUP, spec.id)] = group.generation
         generations.update({(CLUSTER, c.spec.id): c.generation for c in clusters})
+        local = self._services.local_host
+        members = {
+            c.spec.id: (c.spec, with_placements(busy.unbusy(c.status), c.spec.node_azs, local)) for c in clusters
+        }
+        group = replace(group, status=_legacy_sentinels(spec, group.status, members, local))
+        hosts = host_map(self._store, local, spec.subnet_group, placing=False)
+        nodes = [member.node(MEMBER_NODE_ID) for _, member in members.values()]
+        placements = [n.placement if n is not None else None for n in nodes]
+        placements += [n.moving_to for n in nodes if n is not None and n.moving_to is not None]
+        if spec.automatic_failover and not spec.deleting:
+            placements += [group.status.sentinels.get(k.node_id) for k in sentinel_keys(spec.id)]
+        if needs_placing(hosts, placements):
+            hosts = host_map(self._store, local, spec.subnet_group, placing=True)
         return GroupLoad(
             group=group,
-            members={c.spec.id: (c.spec, busy.unbusy(c.status)) for c in clusters},
+            members=members,
             wanted=wanted,
             saving=tuple(s.status.node_cluster_id or "" for s in snapshots) if snapshots else None,
             generations=generations,
+            hosts=hosts,
             secure=wanted_security(self._services, spec.security),
         )
 
     async def observe(self, loaded: GroupLoad) -> GroupObservation:
-        spec = loaded.group.spec
-        observed = await observe_group(self._services.observer, spec.id, list(loaded.members), engine=spec.engine)
-        pids = [observed.endpoint.pid, *(n.pid for n in observed.nodes.values())]
-        pids += [s.pid for s in observed.sentinels.values()]
-        self._services.watch((self.name, spec.id), [pid for pid in pids if pid is not None])
-        address = self._services.observer.address
-        running = [(address, s.port) for s in observed.sentinels.values() if s.pid is not None and s.port is not None]
-        self._services.follow((self.name, spec.id), spec.id, running)
+        spec, status, hosts = loaded.group.spec, loaded.group.status, loaded.hosts
+        members: list[Where] = []
+        targets: list[Where] = []
+        for cluster_id, (_, member) in loaded.members.items():
+            node = member.node(MEMBER_NODE_ID)
+            at = node.placement if node is not None else None
+            members.append((member_key(cluster_id), at, hosts.reachable(at)))
+            if node is not None and node.moving_to is not None:
+                targets.append((member_key(cluster_id), node.moving_to, hosts.reachable(node.moving_to)))
+        sentinels: list[Where] = [
+            (k, at, hosts.reachable(at)) for k in sentinel_keys(spec.id) for at in [status.sentinels.get(k.node_id)]
+        ]
+        observed = await observe_group(
+            self._services.observer,
+            spec.id,
+            members,
+            targets=targets,
+            sentinels=sentinels,
+            endpoint=hosts.endpoint,
+            engine=spec.engine,
+        )
+        running: list[tuple[Placement | None, int | None]] = [(hosts.endpoint, observed.endpoint.pid)]
+        for where, seen in ((members, observed.nodes), (targets, observed.targets)):
+            running += [(at, seen[k.cluster_id].pid) for k, at, _ in where if k.cluster_id in seen]
+        running += [(at, observed.sentinels[k].pid) for k, at, _ in sentinels if k in observed.sentinels]
+        self._services.watch((self.name, spec.id), embedded_pids(running))
+        # Sentinels on the embedded host wake the group on their events; an agent host's are followed
+        # by ``control.follow``, which wakes the group too.
+        events_from = [
+            (at.address, sentinel.port)
+            for k, at, _ in sentinels
+            if at is not None
+            and at.host == LOCAL_HOST
+            and (sentinel := observed.sentinels.get(k)) is not None
+            and sentinel.pid is not None
+            and sentinel.port is not None
+        ]
+        self._services.follow((self.name, spec.id), spec.id, events_from)
         return observed
 
     def plan(self, loaded: GroupLoad, observed: GroupObservation) -> Plan:
@@ -86,7 +142,7 @@ class GroupKind(PlannedKind[GroupLoad, GroupObservation]):
             busy.unbusy(group.status),
             loaded.members,
             observed,
-            address=self._services.observer.address,
+            hosts=loaded.hosts,
             now=self._services.now(),
             wanted=loaded.wanted,
             secure=loaded.secure,
@@ -116,9 +172,10 @@ class GroupKind(PlannedKind[GroupLoad, GroupObservation]):
 
 def wanted_security(services: Services, spec: Security) -> security.Wanted:
     """What a group's (or standalone cluster's) processes must run: its users (read from the store:
-    a user's change reaches every group using it) and TLS mode, named by the address clients use."""
+    a user's change reaches every group using it) and TLS mode; certificates name the address of
+    the group's endpoint (it runs on the embedded host: ``HostMap.endpoint``)."""
     users = wanted_users(services.store, spec)
-    return security.Wanted(users=users, mode=spec.transit.mode, address=services.observer.address)
+    return security.Wanted(users=users, mode=spec.transit.mode, endpoint=services.local_host.address)
 
 
 def seed_name(services: Services, cluster_id: str) -> str | None:
@@ -135,3 +192,17 @@ def wake_seed(services: Services, cluster_id: str) -> None:
 
 def restore_message(cluster_id: str, reason: str) -> str:
     return f"Restore from snapshot failed for cache cluster {cluster_id}: {reason}"
+
+
+def _legacy_sentinels(
+    spec: ReplicationGroupSpec, status: GroupStatus, members: group_planner.Members, local: HostSpec
+) -> GroupStatus:
+    """A group recorded before hosts existed whose Sentinels ran: they run on the embedded host."""
+    if status.sentinels or not status.failover_active or not spec.automatic_failover:
+        return status
+    zones = [member.node_azs[0] for member, _ in members.values()] or [""]
+    placed = {
+        key.node_id: Placement(LOCAL_HOST, local.address, zones[i % len(zones)])
+        for i, key in enumerate(sentinel_keys(spec.id))
+    }
+    return replace(status, sentinels=placed)

@@ -16,7 +16,7 @@ from cachefleet.control.observe import NodeObservation
 from cachefleet.engines import memcached, redis
 from cachefleet.engines.nodetypes import memory_bytes
 from cachefleet.model import parameters as pm
-from cachefleet.model.nodes import NodeKey
+from cachefleet.model.nodes import NodeKey, Placement
 
 
 @dataclass(frozen=True)
@@ -61,20 +61,20 @@ class NodeParameters:
     status: str  # in-sync | applying | pending-reboot
 
 
-def check_node(key: NodeKey, obs: NodeObservation, want: Wanted) -> NodeParameters:
+def check_node(key: NodeKey, at: Placement | None, obs: NodeObservation, want: Wanted) -> NodeParameters:
     """``applying`` while live values are being set, else ``pending-reboot`` until a restart, else in-sync."""
-    if obs.pid is None:
+    if obs.pid is None or at is None:
         return NodeParameters(None, pm.IN_SYNC)  # it starts on a config rendered from the group as it is
     started = obs.started_with if obs.started_with is not None else want.reboot_defaults
     info = obs.redis
     if info is not None and info.config is not None and not info.loading:
         differences = redis.config_differences(want.live, info.config)
         if differences:
-            return NodeParameters(ConfigSet(key, tuple(sorted(differences.items()))), pm.APPLYING)
+            return NodeParameters(ConfigSet(key, at, tuple(sorted(differences.items()))), pm.APPLYING)
     if obs.memcached is not None and want.memcached_live:
         commands = memcached.live_commands(want.memcached_live, obs.memcached.settings)
         if commands:
-            return NodeParameters(LiveParameters(key, commands), pm.APPLYING)
+            return NodeParameters(LiveParameters(key, at, commands), pm.APPLYING)
     if any(started.get(name, want.reboot_defaults.get(name)) != value for name, value in want.reboot.items()):
         return NodeParameters(None, pm.PENDING_REBOOT)
     return NodeParameters(None, pm.IN_SYNC)

@@ -34,7 +34,7 @@ from cachefleet.control.actions import (
 from cachefleet.control.observe import NodeObservation, SentinelObservation
 from cachefleet.control.security import PLAIN_SLOT, CertificateInfo, identity
 from cachefleet.engines import acl
-from cachefleet.model.nodes import NodeKey
+from cachefleet.model.nodes import NodeKey, Placement
 from cachefleet.model.transit import TransitMode
 from cachefleet.tls.certs import Role
 
@@ -45,7 +45,9 @@ class Wanted:
 
     users: tuple[acl.AclUser, ...] = field(repr=False)
     mode: TransitMode | None
-    address: str  # what clients are given for the nodes (and endpoints): the certificates name it
+    # The group's endpoint address: a node's certificate names it beside the node's own address
+    # (clients check the address they dialled; the endpoint passes TLS through).
+    endpoint: str
 
     @property
     def marker(self) -> str:
@@ -63,23 +65,27 @@ class Step:
     transport: bool = True  # every node listens as the wanted TLS mode has it (Sentinels may follow)
 
 
-def nodes(observed: Mapping[NodeKey, NodeObservation], wanted: Wanted, now: dt.datetime) -> Step:
-    """What the running Redis nodes need; a node that is down or loading waits (it starts, or has
-    started, on a config rendered with what is wanted now)."""
+def nodes(
+    observed: Mapping[NodeKey, NodeObservation], placed: Mapping[NodeKey, Placement], wanted: Wanted, now: dt.datetime
+) -> Step:
+    """What the running Redis nodes need, each where ``placed`` says it runs; a node that is down or
+    loading waits (it starts, or has started, on a config rendered with what is wanted now)."""
     actions: list[Action] = []
     in_sync = transport = True
     for key, obs in observed.items():
-        node_actions, synced = _node(key, obs, wanted, now)
+        node_actions, synced = _node(key, placed[key], obs, wanted, now)
         actions += node_actions
         in_sync = in_sync and synced
         transport = transport and not any(isinstance(a, SetTransport | AllocatePort) for a in node_actions)
     return Step(tuple(actions), in_sync, transport)
 
 
-def _node(key: NodeKey, obs: NodeObservation, wanted: Wanted, now: dt.datetime) -> tuple[list[Action], bool]:
+def _node(
+    key: NodeKey, at: Placement, obs: NodeObservation, wanted: Wanted, now: dt.datetime
+) -> tuple[list[Action], bool]:
     if wanted.mode is TransitMode.PREFERRED and obs.plain_port is None:
         # Before anything else: a node of a preferred group starts only once it has both ports.
-        return [AllocatePort(key, PLAIN_SLOT)], False
+        return [AllocatePort(key, at, PLAIN_SLOT)], False
     info = obs.redis
     if obs.port is None or obs.pid is None or info is None or info.loading:
         return [], False
@@ -89,16 +95,16 @@ def _node(key: NodeKey, obs: NodeObservation, wanted: Wanted, now: dt.datetime) 
         transport_ok = _transport(info.config, obs.port, obs.plain_port, wanted.mode)
         if not transport_ok:
             current = tuple((name, info.config.get(name, "0")) for name in ("port", "tls-port"))
-            actions.append(SetTransport(key, current))
+            actions.append(SetTransport(key, at, current))
     users_ok = True
     if info.acl_users is not None:
         users_ok = acl.marker_of(info.acl_users) == wanted.marker
         if not users_ok:
-            actions.append(SyncAcl(key, wanted.users, info.acl_users))
+            actions.append(SyncAcl(key, at, wanted.users, info.acl_users))
     if wanted.mode is not None and transport_ok:
-        who = identity(key, wanted.address, Role.NODE)
+        who = identity(key, at.address, Role.NODE, endpoints=(wanted.endpoint,))
         if obs.certificate is None or not obs.certificate.tls or obs.certificate.due(who, now):
-            actions.append(RenewCertificate(key))
+            actions.append(RenewCertificate(key, at))
     return actions, transport_ok and users_ok
 
 
@@ -123,6 +129,7 @@ def _int(value: str | None) -> int:
 
 def sentinels(
     observed: Mapping[NodeKey, SentinelObservation],
+    placed: Mapping[NodeKey, Placement],
     wanted: Wanted,
     group_id: str,
     primary: Address | None,
@@ -143,7 +150,7 @@ def sentinels(
     # A Sentinel started before this file existed ran without TLS.
     mismatched = [k for k, s in running.items() if (s.certificate.tls if s.certificate else False) != tls]
     if mismatched:
-        return tuple(RestartSentinel(k, group_id, primary) for k in mismatched)
+        return tuple(RestartSentinel(k, placed[k], group_id, primary) for k in mismatched)
     if not tls:
         return ()
     # An expired leaf is restarted at once, health or not: its peers and the control plane already
@@ -152,13 +159,13 @@ def sentinels(
     # third of a leaf's life left led there under load.
     expired = [k for k, s in running.items() if s.certificate is not None and s.certificate.expired(now)]
     if expired:
-        return tuple(RestartSentinel(k, group_id, primary) for k in expired)
+        return tuple(RestartSentinel(k, placed[k], group_id, primary) for k in expired)
     if not healthy:
         return ()
     for key, sentinel in running.items():
         info = sentinel.certificate
-        if info is None or info.due(identity(key, wanted.address, Role.SENTINEL), now):
-            return (RestartSentinel(key, group_id, primary),)
+        if info is None or info.due(identity(key, placed[key].address, Role.SENTINEL), now):
+            return (RestartSentinel(key, placed[key], group_id, primary),)
     return ()
 
 
