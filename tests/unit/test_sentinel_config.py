@@ -61,7 +61,7 @@ def test_config_has_required_directives() -> None:
         "sentinel auth-user rg1 cachefleet-admin",
         'sentinel auth-pass rg1 "s3cret"',
         "sentinel down-after-milliseconds rg1 1000",
-        "sentinel failover-timeout rg1 10000",
+        "sentinel failover-timeout rg1 3000",
         "sentinel parallel-syncs rg1 1",
         "sentinel deny-scripts-reconfig yes",
     ):
@@ -73,12 +73,12 @@ def test_config_has_required_directives() -> None:
 
 def test_reconfig_script_and_timings() -> None:
     script = Path("/data/nodes/rg1-sentinel/0001") / RECONFIG_SCRIPT
-    lines = _lines(render_config(_cfg(reconfig_script=script, down_after_ms=5000, failover_timeout_ms=3000)))
+    lines = _lines(render_config(_cfg(reconfig_script=script, down_after_ms=5000, failover_timeout_ms=4000)))
     assert f'sentinel client-reconfig-script rg1 "{script}"' in lines
     # The same script, for the promotion the leader is about to make (see its arguments below).
     assert f'sentinel notification-script rg1 "{script}"' in lines
     assert "sentinel down-after-milliseconds rg1 5000" in lines
-    assert "sentinel failover-timeout rg1 3000" in lines
+    assert "sentinel failover-timeout rg1 4000" in lines
 
 
 def test_password_is_quoted() -> None:

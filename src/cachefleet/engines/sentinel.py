@@ -52,7 +52,11 @@ class SentinelConfig:
     admin_password: str
     my_id: str  # 40 lowercase hex characters, fixed for the sentinel's life (see ``my_id``)
     down_after_ms: int = 1000
-    failover_timeout_ms: int = 10000
+    # Also how long an election may take and, doubled, when a Sentinel may try again. With one
+    # Sentinel of three gone (its AZ lost with the primary), the two left often start at once and
+    # each votes for itself: nobody is elected, and the failover waits out this twice over. 3 s
+    # still leaves a promotion (seen at Sentinel's INFO, once a second) room to complete.
+    failover_timeout_ms: int = 3000
     reconfig_script: Path | None = None
     # Clients (the control plane) and peer Sentinels must AUTH with it; None: no password (today's).
     password: str | None = None

@@ -44,6 +44,13 @@ _TOLD = {
 }
 
 
+# How often a host is looked at: nothing tells the control plane that an agent went silent, and the
+# periodic resync is only a slow safety net (``control.loop``), so each host keeps its own beat (an
+# ``info`` and a node listing: hosts are few). An unreachable host is looked at again when it would
+# count as lost, if that comes sooner.
+CHECK_INTERVAL = 1.0
+
+
 class HostKind(WorkerKind):
     records = HOSTS
 
@@ -97,7 +104,10 @@ class HostKind(WorkerKind):
         if state is not status.status:
             log.warning("host %s: %s -> %s %s", spec.id, status.status, state, message)
             self._wake_users(spec.id)
-        return None
+        if since is not None and not lost:
+            due = self._lost_after - (now - datetime.fromisoformat(since)).total_seconds()
+            return max(0.0, min(CHECK_INTERVAL, due))
+        return CHECK_INTERVAL
 
     async def _clean(self, host_id: str, driver: Host) -> list[NodeKey]:
         """Remove what runs on the host but belongs elsewhere or to nothing any more."""
