@@ -30,6 +30,8 @@ endpoint reaches it), every acknowledged key is looked up with ``MGET`` through 
 an acknowledged key that is absent is lost. Errors a client sees after it has recovered are listed
 too (with ``--after`` above ~11 s they show HAProxy's old worker cutting its sessions 10 s after the
 endpoint reload that follows a failover). The group is deleted (and gone) before the next trial.
+``--neighbours N`` first creates N idle Multi-AZ groups (their nodes, Sentinels and endpoints) that
+stay up through every trial: failover with other groups present.
 The run exits 0 whether or not the targets are met: it is a measurement, not a test.
 """
 
@@ -61,6 +63,7 @@ from tests.support.server import ServerProcess, is_alive
 
 from bench._common import unwind_on_sigterm
 from bench._common import wait_for as _wait_for
+from bench.scale import create_group
 
 LOOPBACK = "127.0.0.1"
 POLL_INTERVAL = 0.05
@@ -574,13 +577,30 @@ def error_lines(trials: list[Trial]) -> str:
 # -- driver --------------------------------------------------------------------------------------
 
 
-def run(trials: int, after: float, logs: Path | None) -> list[Trial]:
+def add_neighbours(client: Any, count: int, batch: int = 8) -> None:
+    """``count`` idle Multi-AZ groups (3 nodes, Sentinels, endpoint) beside the trials' groups, created
+    in concurrent batches and each waited for until ``available``."""
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415 (only with --neighbours)
+
+    names = [f"neighbour{i:03d}" for i in range(count)]
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(batch) as pool:
+        for start in range(0, count, batch):
+            chunk = names[start : start + batch]
+            list(pool.map(lambda g: create_group(client, g), chunk))
+            for group_id in chunk:
+                wait_for(lambda g=group_id: group_status(client, g) == "available", f"{group_id} available")
+    print(f"{count} neighbour groups available in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+
+
+def run(trials: int, after: float, logs: Path | None, neighbours: int = 0) -> list[Trial]:
     results: list[Trial] = []
     with tempfile.TemporaryDirectory(prefix="cachefleet-failover-") as tmp:
         server = ServerProcess(Path(tmp) / "data")
         try:
             server.start()
             client = server.client()  # retries off (max_attempts=1): a failure must show, not hide
+            add_neighbours(client, neighbours)
             for i in range(1, trials + 1):
                 trial = run_trial(server, client, i, after, logs)
                 print(
@@ -608,6 +628,9 @@ def main(argv: list[str] | None = None) -> int:
         "--after", type=float, default=LOAD_AFTER_KILL, help=f"seconds of load after the kill ({LOAD_AFTER_KILL})"
     )
     parser.add_argument("--logs", type=Path, help="copy every trial's node, sentinel and endpoint logs here")
+    parser.add_argument(
+        "--neighbours", type=int, default=0, help="idle Multi-AZ groups created before the trials (default 0)"
+    )
     parser.add_argument("--fault", choices=("kill9", "host", "partition"), default="kill9", help="the fault (kill9)")
     parser.add_argument(
         "--min-replicas", action="store_true", help="host/partition: min-replicas-to-write 1 on the group"
@@ -625,11 +648,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.after < 4.0:
         parser.error("--after must be at least 4 s, or the clients may not have recovered yet")
-    trials = run(args.trials, args.after, args.logs)
+    trials = run(args.trials, args.after, args.logs, args.neighbours)
     stats = summary(trials)
     print(
         f"kill -9 of the primary of a 1+2 group with automatic failover, {args.trials} trials,"
-        f" {LOAD_BEFORE_KILL} s of load before and {args.after} s after the kill\n"
+        f" {LOAD_BEFORE_KILL} s of load before and {args.after} s after the kill,"
+        f" {args.neighbours} idle neighbour groups present\n"
     )
     print(table(trials, stats))
     print()
