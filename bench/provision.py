@@ -2,7 +2,7 @@
 
 Run from the repository root (``tests.support`` must be importable)::
 
-    PYTHONPATH=. .venv/bin/python bench/provision.py --trials 7 [--multi-az] [--json]
+    PYTHONPATH=. .venv/bin/python bench/provision.py --trials 7 [--multi-az] [--json] [--hosts 3]
 
 Each trial times, on the cachefleet side, ``CreateReplicationGroup(NumCacheClusters=3)`` (with
 ``--multi-az``: ``AutomaticFailoverEnabled`` and ``MultiAZEnabled`` too, so three Sentinels must watch
@@ -16,6 +16,10 @@ measurement, not a test.
 It also prints the CPU each side spends per creation, split between the cachefleet server, this
 bench's own polling and everything else (engines, HAProxy, kernel), from /proc: on a small machine
 the time is bounded by the CPU there is, and this shows where it goes.
+
+``--hosts 3`` (root) does the same on three ``cachefleet agent`` hosts in network namespaces, the
+nodes placed one per host, against the same three redis-servers started by hand on those hosts:
+``bench/provision_hosts.py`` says how.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,11 +70,13 @@ def wait_for(
 @dataclass(frozen=True)
 class Cpu:
     """CPU seconds spent during one timed region, from /proc (ticks of 1/CLK_TCK s, 10 ms here):
-    by the whole machine (kernel included), by the cachefleet server, and by this bench process."""
+    by the whole machine (kernel included), by the cachefleet server, by this bench process, and by
+    the host agents (``--hosts``; their nodes are not counted there)."""
 
     machine: float
     server: float
     bench: float
+    agents: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -85,23 +91,26 @@ class Trial:
 
 
 class CpuMeter:
-    """CPU spent between ``start`` and ``stop`` by the machine, a server process and this process."""
+    """CPU spent between ``start`` and ``stop`` by the machine, a server process, this process and
+    the agent processes."""
 
-    def __init__(self, server_pid: int | None) -> None:
+    def __init__(self, server_pid: int | None, agent_pids: Sequence[int] = ()) -> None:
         self._server_pid = server_pid
-        self._start = (0.0, 0.0, 0.0)
+        self._agent_pids = tuple(agent_pids)
+        self._start = (0.0, 0.0, 0.0, 0.0)
 
-    def _now(self) -> tuple[float, float, float]:
+    def _now(self) -> tuple[float, float, float, float]:
         server = process_cpu(self._server_pid) if self._server_pid is not None else 0.0
-        return machine_busy(), server, process_cpu(os.getpid())
+        agents = sum(process_cpu(pid) for pid in self._agent_pids)
+        return machine_busy(), server, process_cpu(os.getpid()), agents
 
     def start(self) -> None:
         self._start = self._now()
 
     def stop(self) -> Cpu:
         end = self._now()
-        machine, server, bench = (b - a for a, b in zip(self._start, end, strict=True))
-        return Cpu(machine=machine, server=server, bench=bench)
+        machine, server, bench, agents = (b - a for a, b in zip(self._start, end, strict=True))
+        return Cpu(machine=machine, server=server, bench=bench, agents=agents)
 
 
 # -- cachefleet side -----------------------------------------------------------------------------
@@ -118,8 +127,11 @@ def group_status(client: Any, group_id: str) -> str | None:
     return str(groups[0]["Status"]) if groups else None
 
 
-def time_cachefleet(client: Any, group_id: str, meter: CpuMeter, *, multi_az: bool) -> tuple[float, Cpu]:
-    """Seconds from the CreateReplicationGroup call to the first ``available`` seen by a poll."""
+def time_cachefleet(
+    client: Any, group_id: str, meter: CpuMeter, *, multi_az: bool, placement: Mapping[str, Any]
+) -> tuple[float, Cpu]:
+    """Seconds from the CreateReplicationGroup call to the first ``available`` seen by a poll.
+    ``placement``: more parameters for the call (a subnet group and AZs, with ``--hosts``)."""
     failover = {"AutomaticFailoverEnabled": True, "MultiAZEnabled": True} if multi_az else {}
     meter.start()
     t0 = time.perf_counter()
@@ -129,6 +141,7 @@ def time_cachefleet(client: Any, group_id: str, meter: CpuMeter, *, multi_az: bo
         ReplicationGroupDescription="bench",
         NumCacheClusters=3,
         **failover,
+        **placement,
     )
     wait_for(lambda: group_status(client, group_id) == "available", f"{group_id} to become available")
     elapsed = time.perf_counter() - t0
@@ -141,10 +154,22 @@ def delete_group(client: Any, group_id: str) -> None:
     wait_for(lambda: group_status(client, group_id) is None, f"{group_id} to be deleted")
 
 
-def cachefleet_trial(client: Any, index: int, meter: CpuMeter, *, multi_az: bool) -> tuple[float, Cpu]:
+def cachefleet_trial(
+    client: Any,
+    index: int,
+    meter: CpuMeter,
+    *,
+    multi_az: bool,
+    placement: Mapping[str, Any] | None = None,
+    check: Callable[[str], None] | None = None,
+) -> tuple[float, Cpu]:
+    """One timed creation, then (untimed) ``check(group_id)`` if given, then the deletion."""
     group_id = f"bench{index}"
     try:
-        return time_cachefleet(client, group_id, meter, multi_az=multi_az)
+        timed = time_cachefleet(client, group_id, meter, multi_az=multi_az, placement=placement or {})
+        if check is not None:
+            check(group_id)
+        return timed
     finally:
         delete_group(client, group_id)
 
@@ -164,12 +189,16 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
-def floor_config(port: int, data_dir: Path, primary_port: int | None) -> str:
+Node = tuple[str, int]  # a floor node's address and port
+
+
+def floor_config(node: Node, data_dir: Path, primary: Node | None) -> str:
     """The data-path settings cachefleet renders (engines/redis.py), minus ACLs and maxmemory."""
+    address, port = node
     lines = [
         "daemonize no",
         'logfile ""',
-        f"bind {LOOPBACK}",
+        f"bind {address}",
         f"port {port}",
         "protected-mode no",
         f'dir "{data_dir}"',
@@ -179,19 +208,19 @@ def floor_config(port: int, data_dir: Path, primary_port: int | None) -> str:
         # Without this Redis 7 waits 5 s before the initial full sync; cachefleet renders it too.
         "repl-diskless-sync-delay 0",
     ]
-    if primary_port is not None:
-        lines.append(f"replicaof {LOOPBACK} {primary_port}")
+    if primary is not None:
+        lines.append(f"replicaof {primary[0]} {primary[1]}")
     return "\n".join(lines) + "\n"
 
 
-def write_configs(root: Path, ports: list[int]) -> list[Path]:
-    """One node dir per port; the first port is the primary, the others replicate from it."""
+def write_configs(root: Path, nodes: list[Node]) -> list[Path]:
+    """One node dir per node; the first node is the primary, the others replicate from it."""
     paths = []
-    for i, port in enumerate(ports):
+    for i, node in enumerate(nodes):
         node_dir = root / f"node{i}"
         node_dir.mkdir()
         conf = node_dir / "redis.conf"
-        conf.write_text(floor_config(port, node_dir, None if i == 0 else ports[0]))
+        conf.write_text(floor_config(node, node_dir, None if i == 0 else nodes[0]))
         paths.append(conf)
     return paths
 
@@ -209,10 +238,10 @@ def start_redis(binary: str, conf: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def accepts(port: int) -> bool:
-    """Whether something accepts TCP connections on the loopback ``port`` now."""
+def accepts(port: int, address: str = LOOPBACK) -> bool:
+    """Whether something accepts TCP connections on ``address:port`` (loopback by default) now."""
     try:
-        socket.create_connection((LOOPBACK, port), timeout=0.1).close()
+        socket.create_connection((address, port), timeout=0.1).close()
     except OSError:
         return False
     return True
@@ -227,10 +256,10 @@ def link_up(client: redis.Redis) -> bool:
     return info.get("master_link_status") == "up"
 
 
-def replica_client(port: int) -> redis.Redis:
+def replica_client(port: int, address: str = LOOPBACK) -> redis.Redis:
     # Short timeouts and no retries: a poll must report what the node says now, as cachefleet's probe.
     return redis.Redis(
-        host=LOOPBACK,
+        host=address,
         port=port,
         socket_timeout=0.5,
         socket_connect_timeout=0.5,
@@ -313,7 +342,7 @@ def floor_trial(binary: str, mode: str, meter: CpuMeter) -> tuple[float, Cpu]:
     "gated+endpoint", the endpoint listening)."""
     with tempfile.TemporaryDirectory(prefix="cachefleet-floor-") as tmp:
         ports = free_ports(4)  # the fourth is the endpoint's, used by "gated+endpoint" only
-        confs = write_configs(Path(tmp), ports[:3])
+        confs = write_configs(Path(tmp), [(LOOPBACK, port) for port in ports[:3]])
         clients = [replica_client(port) for port in ports[1:3]]
         processes: list[subprocess.Popen[bytes]] = []
         try:
@@ -354,16 +383,18 @@ def _cpu_means(trials: list[Trial]) -> dict[str, dict[str, float]]:
         machine = statistics.fmean(c.machine for c in cpus) * 1000
         server = statistics.fmean(c.server for c in cpus) * 1000
         bench = statistics.fmean(c.bench for c in cpus) * 1000
+        agents = statistics.fmean(c.agents for c in cpus) * 1000
         means[side] = {
             "machine": round(machine, 1),
             "server": round(server, 1),
             "bench": round(bench, 1),
-            "rest": round(machine - server - bench, 1),
+            "agents": round(agents, 1),
+            "rest": round(machine - server - bench - agents, 1),
         }
     return means
 
 
-def table(trials: list[Trial], stats: dict[str, Any]) -> str:
+def table(trials: list[Trial], stats: dict[str, Any], *, agents: bool = False) -> str:
     header = f"{'trial':>6}  {'cachefleet (s)':>14}  {'floor (s)':>10}"
     rows = [header, "-" * len(header)]
     rows += [f"{i:>6}  {t.cachefleet:>14.3f}  {t.floor:>10.3f}" for i, t in enumerate(trials, 1)]
@@ -377,12 +408,15 @@ def table(trials: list[Trial], stats: dict[str, Any]) -> str:
     cpu = stats["cpu_ms_per_creation"]
     rows.append("\nCPU per creation, mean ms (2 cores give 2 ms of CPU per ms of wall time):")
     rows.append(f"{'':>34}{'cachefleet':>12}{'floor':>8}")
-    for key, label in (
+    consumers = [
         ("machine", "whole machine"),
         ("server", "cachefleet server"),
         ("bench", "this bench (boto3 / redis-py polls)"),
         ("rest", "the rest (engines, HAProxy, kernel)"),
-    ):
+    ]
+    if agents:
+        consumers.insert(3, ("agents", "the three agents"))
+    for key, label in consumers:
         rows.append(f"{label:>34}{cpu['cachefleet'][key]:>12.1f}{cpu['floor'][key]:>8.1f}")
     return "\n".join(rows)
 
@@ -425,6 +459,13 @@ def main(argv: list[str] | None = None) -> int:
         help="create the group with AutomaticFailoverEnabled and MultiAZEnabled (three Sentinels watch it)",
     )
     parser.add_argument(
+        "--hosts",
+        type=int,
+        choices=(3,),
+        help="3: on three agent hosts in network namespaces, one node per host, against the same "
+        "redis-servers by hand on those hosts (root; gated floor only)",
+    )
+    parser.add_argument(
         "--floor",
         choices=FLOOR_MODES,
         default="gated",
@@ -434,12 +475,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.trials < 1:
         parser.error("--trials must be at least 1")
+    if args.hosts and args.floor != "gated":
+        parser.error("--hosts runs the gated floor only")
     unwind_on_sigterm()
-    trials = run(args.trials, args.floor, multi_az=args.multi_az)
-    stats = {**summary(trials), "floor_mode": args.floor, "multi_az": args.multi_az}
+    if args.hosts:
+        from bench import provision_hosts  # noqa: PLC0415 (root and namespaces only for --hosts)
+
+        trials = provision_hosts.run(args.trials, multi_az=args.multi_az)
+    else:
+        trials = run(args.trials, args.floor, multi_az=args.multi_az)
+    stats = {**summary(trials), "floor_mode": args.floor, "multi_az": args.multi_az, "hosts": args.hosts or 0}
     group = "Multi-AZ (3 Sentinels)" if args.multi_az else "no automatic failover"
-    print(f"1 primary + 2 replicas, {group}, {args.trials} trials, floor mode: {args.floor}\n")
-    print(table(trials, stats))
+    where = f", on {args.hosts} agent hosts (one node each)" if args.hosts else ""
+    print(f"1 primary + 2 replicas, {group}{where}, {args.trials} trials, floor mode: {args.floor}\n")
+    print(table(trials, stats, agents=bool(args.hosts)))
     if args.json:
         print(json.dumps(stats))
     return 0
