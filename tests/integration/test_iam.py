@@ -337,7 +337,9 @@ def _cli(server: ServerProcess, *args: str) -> str:
 
     from cachefleet.cli.main import main  # noqa: PLC0415
 
-    result = CliRunner().invoke(main, [*args[:2], *args[2:], "--data-dir", str(server.data_dir)])
+    # Wide enough that rich never shortens a cell, whatever runs the tests.
+    argv = [*args[:2], *args[2:], "--data-dir", str(server.data_dir)]
+    result = CliRunner().invoke(main, argv, env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     return result.output
 

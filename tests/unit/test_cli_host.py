@@ -54,9 +54,14 @@ def admin(api: InProcessApi) -> InProcessAdmin:
     return InProcessAdmin(api)
 
 
+# Tables wide enough that rich never shortens a cell: the width of whatever runs the tests (a
+# terminal, a pipe, a parallel worker) must not decide what the assertions see.
+WIDE = {"COLUMNS": "200"}
+
+
 def run(admin: InProcessAdmin, *args: str) -> Result:
     state = CliState(admin_factory=lambda _options: admin, poll_interval=0.001)
-    return CliRunner().invoke(main, list(args), obj=state, catch_exceptions=False)
+    return CliRunner().invoke(main, list(args), obj=state, catch_exceptions=False, env=WIDE)
 
 
 def test_add_writes_the_agents_bundle_and_sends_no_key(admin: InProcessAdmin, tmp_path: Path) -> None:
@@ -128,7 +133,7 @@ def test_subnet_groups_and_a_group_created_in_one(admin: InProcessAdmin, api: In
     state = CliState(client_factory=lambda _options: api.client(), admin_factory=lambda _options: admin)
 
     def cli(*args: str) -> Result:
-        return CliRunner().invoke(main, list(args), obj=state, catch_exceptions=False)
+        return CliRunner().invoke(main, list(args), obj=state, catch_exceptions=False, env=WIDE)
 
     created = cli("subnet-group", "create", "agents", "--subnets", "subnet-us-east-1a,subnet-us-east-1b",
                   "--description", "two agents")  # fmt: skip
