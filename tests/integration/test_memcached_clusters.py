@@ -245,8 +245,14 @@ def test_a_killed_node_is_replaced_on_the_same_endpoint(server: ServerProcess, c
         assert _config(client) == config
         for i in range(100):
             assert mc.set(f"ride:{i}", b"v")
+        # The cluster may still read available in the pass that restarts the node: the node's own
+        # status (rebooting, then available) is what says the replacement is done.
         wait_until(
-            lambda: server.member_pids().get(f"{CLUSTER}/0003", victim) != victim and _available(client),
+            lambda: (
+                server.member_pids().get(f"{CLUSTER}/0003", victim) != victim
+                and _available(client)
+                and all(n["CacheNodeStatus"] == "available" for n in _cluster(client)["CacheNodes"])
+            ),
             20,
             what="the replacement",
         )
