@@ -24,7 +24,6 @@ from cachefleet.control.actions import (
     DeleteRecord,
     DetachMember,
     DiscoveryInputs,
-    EndpointInputs,
     LiveParameters,
     ReloadConfigEndpoint,
     ReloadEndpoint,
@@ -45,7 +44,8 @@ from cachefleet.control.actions import (
     TuneSentinel,
 )
 from cachefleet.control.memcached_processes import Secrets, access, endpoint_process, node_process
-from cachefleet.control.observe import ENDPOINT_INPUTS, PARAMETERS_FILE
+from cachefleet.control.observe import PARAMETERS_FILE
+from cachefleet.control.proxy import EndpointProxy
 from cachefleet.control.security import Keys, Links
 from cachefleet.engines import acl, config_endpoint, haproxy, memcached, redis, sentinel
 from cachefleet.engines.installed import EngineBinary
@@ -56,10 +56,9 @@ from cachefleet.model.errors import Fatal, InsufficientCacheClusterCapacity, Ret
 from cachefleet.model.hosts import LOCAL_HOST
 from cachefleet.model.nodes import (
     MEMBER_NODE_ID,
-    READER_SLOT,
     NodeKey,
     Placement,
-    endpoint_key,
+    endpoint_group,
     member_key,
     sentinel_keys,
 )
@@ -77,7 +76,6 @@ from cachefleet.tls.certs import Role
 log = logging.getLogger(__name__)
 
 REDIS_CONF = "redis.conf"
-HAPROXY_CONF = "haproxy.cfg"
 SENTINEL_CONF = "sentinel.conf"
 RECONFIG_SCRIPT = "reconfig"
 
@@ -92,7 +90,7 @@ class Tools:
 
 
 Seed = Callable[[NodeKey, Host], Awaitable[None]]
-Start = StartNode | StartEndpoint | StartSentinel | StartConfigEndpoint
+Start = StartNode | StartSentinel | StartConfigEndpoint
 
 
 @dataclass(frozen=True)
@@ -110,6 +108,17 @@ class Executor:
     seed: Seed | None = None
     # Opens a Memcached cluster's sealed AuthToken for its nodes' files (``store.keys.Sealer``).
     sealer: Sealer | None = None
+    # The host's endpoint proxy, serving every group's endpoints; made from the fields above when None.
+    proxy: EndpointProxy | None = None
+
+    def __post_init__(self) -> None:
+        if self.proxy is None:
+            object.__setattr__(self, "proxy", EndpointProxy(self.hosts, self.tools.haproxy, self.keys))
+
+    @property
+    def _proxy(self) -> EndpointProxy:
+        assert self.proxy is not None  # __post_init__
+        return self.proxy
 
     async def run(self, actions: Sequence[Action]) -> None:
         # Ports are chosen one host at a time, in one call (two concurrent choices could pick the same port).
@@ -158,8 +167,6 @@ class Executor:
         match start:
             case StartNode(node, at, replicaof):
                 return await self._process(node, at, replicaof)
-            case StartEndpoint(node, at, inputs):
-                return await self._endpoint(node, at, inputs)
             case StartSentinel(node, at, group_id, primary):
                 return await self._sentinel(node, at, group_id, primary)
             case StartConfigEndpoint(node, at, cluster_id, inputs):
@@ -170,8 +177,11 @@ class Executor:
         match action:
             case AllocatePort(node, at, slot, port):
                 await self._allocate(at.host, [PortRequest(node, slot, port)])
-            case StartNode() | StartEndpoint() | StartSentinel() | StartConfigEndpoint():
+            case StartNode() | StartSentinel() | StartConfigEndpoint():
                 await self._start([action])
+            case StartEndpoint(node, at, inputs) | ReloadEndpoint(node, at, inputs):
+                # A group gaining or changing its endpoint: the host's proxy reloads (or starts).
+                await self._proxy.serve(at, _group_of(node), inputs)
             case ReloadConfigEndpoint(node, at, cluster_id, inputs):
                 process = await self._config_endpoint(node, at, cluster_id, inputs)
                 await self.hosts.get(at.host).reload(node, process, config_endpoint.RELOAD_SIGNAL)
@@ -199,13 +209,11 @@ class Executor:
                     )
             case Switchover(old, new):
                 await redis.switchover(old, new, user=user, password=password, tls=self.links.tls_for(*old))
-            case ReloadEndpoint(node, at, inputs):
-                spec = await self._endpoint(node, at, inputs)
-                await self.hosts.get(at.host).reload(node, spec, haproxy.RELOAD_SIGNAL)
             case SetEndpointPrimary(node, at, server):
                 # The admin socket is a file on the embedded host, where endpoints run (HostMap.endpoint).
-                admin_socket = await self.hosts.get(at.host).node_dir(node) / haproxy.ADMIN_SOCKET
-                backends = _primary_backends(self._group_security(node))
+                admin_socket = await self._proxy.admin_socket(at)
+                group_id = _group_of(node)
+                backends = haproxy.group_primary_backends(group_id, self._group_security(node).transit.mode)
                 await asyncio.to_thread(haproxy.set_primary, admin_socket, server, backends)
             case SentinelFailover(node, at, group_id, primary):
                 port = await self.hosts.get(at.host).port_of(node)
@@ -244,6 +252,8 @@ class Executor:
             case RenewCertificate(node, at):
                 await self._renew_certificate(node, at)
             case RemoveNode(node, at):
+                if (served := endpoint_group(node)) is not None:
+                    await self._proxy.withdraw(at, served)
                 await self.hosts.get(at.host).remove(node)
             case DetachMember(cluster_id):
                 cluster = CLUSTERS.get(self.store, cluster_id)
@@ -440,32 +450,6 @@ class Executor:
         except InsufficientCacheClusterCapacity as exc:
             raise Fatal(exc.message) from exc
 
-    async def _endpoint(self, node: NodeKey, at: Placement, inputs: EndpointInputs) -> ProcessSpec:
-        host = self.hosts.get(at.host)
-        port, reader = await host.port_of(node), await host.port_of(node, READER_SLOT)
-        if port is None or reader is None:
-            raise Retry(f"endpoint {node.cluster_id} has no ports yet")
-        # TLS passes through (TCP mode): the nodes' leaves name the endpoint's address.
-        tls = None
-        if inputs.tls:
-            tls = haproxy.EndpointTls(TransitMode(inputs.tls), self.keys.ca_file, plain_ports=inputs.plain_ports)
-        config = haproxy.EndpointConfig(
-            bind=at.address,
-            primary_port=port,
-            reader_port=reader,
-            nodes=inputs.nodes,
-            primary=inputs.primary,
-            # Health checks log in as the check user (PING, INFO), never as the admin.
-            admin_user=self.keys.internal.check.user,
-            admin_password=self.keys.internal.check.password,
-            tls=tls,
-        )
-        conf = await host.node_dir(node) / HAPROXY_CONF
-        return ProcessSpec(
-            argv=haproxy.argv(self.tools.haproxy, conf),
-            files={HAPROXY_CONF: haproxy.render_config(config), ENDPOINT_INPUTS: inputs.to_json()},
-        )
-
     async def _sentinel(self, node: NodeKey, at: Placement, group_id: str, primary: Address) -> ProcessSpec:
         host = self.hosts.get(at.host)
         port = await host.port_of(node)
@@ -485,12 +469,10 @@ class Executor:
         scripts: dict[str, str] = {}
         reconfig = None
         if at.host == LOCAL_HOST:
-            endpoint_dir = await self.hosts.get(LOCAL_HOST).node_dir(endpoint_key(group_id))
-            admin_socket = endpoint_dir / haproxy.ADMIN_SOCKET
-            # The script flips every primary backend the endpoint has (two with TLS preferred).
-            scripts[RECONFIG_SCRIPT] = sentinel.reconfig_script(
-                self.tools.python, admin_socket, haproxy.ALL_PRIMARY_BACKENDS
-            )
+            admin_socket = await self._proxy.admin_socket(at)
+            # The script flips each of the group's primary backends that the proxy has (two with TLS preferred).
+            backends = haproxy.group_primary_backends(group_id, TransitMode.PREFERRED)
+            scripts[RECONFIG_SCRIPT] = sentinel.reconfig_script(self.tools.python, admin_socket, backends)
             reconfig = node_dir / RECONFIG_SCRIPT
         config = sentinel.SentinelConfig(
             port=port,
@@ -640,11 +622,11 @@ class Executor:
         raise Fatal(f"{spec.engine} {spec.engine_version} is no longer installed on this host")
 
 
-def _primary_backends(wanted: Security) -> tuple[str, ...]:
-    """The endpoint's backends that follow the primary: a plain-text one too with TLS ``preferred``."""
-    if wanted.transit.mode is TransitMode.PREFERRED:
-        return haproxy.ALL_PRIMARY_BACKENDS
-    return (haproxy.PRIMARY_BACKEND,)
+def _group_of(node: NodeKey) -> str:
+    group_id = endpoint_group(node)
+    if group_id is None:
+        raise Fatal(f"{node} is not a group's endpoint")
+    return group_id
 
 
 async def _accepting(address: Address) -> None:

@@ -31,7 +31,7 @@ from cachefleet.hosts.base import Hosts
 from cachefleet.model.credentials import Credentials
 from cachefleet.model.errors import Retry
 from cachefleet.model.hosts import LOCAL_HOST
-from cachefleet.model.nodes import MEMBER_NODE_ID, NodeKey, endpoint_key, sentinel_keys
+from cachefleet.model.nodes import MEMBER_NODE_ID, PROXY_KEY, NodeKey, sentinel_keys
 from cachefleet.store.kinds import CLUSTERS, GROUPS
 from cachefleet.store.records import GROUP
 from cachefleet.store.sqlite import Store
@@ -146,8 +146,9 @@ class Followers:
 
     async def _repoint(self, group_id: str, repoint: Repoint) -> None:
         """Route the group's primary endpoint to the node Sentinel promoted, then let its pass look."""
-        endpoint_dir = await self._hosts.get(LOCAL_HOST).node_dir(endpoint_key(group_id))
+        admin_socket = await self._hosts.get(LOCAL_HOST).node_dir(PROXY_KEY) / haproxy.ADMIN_SOCKET
         server = haproxy.server_name(repoint.new.port)
-        await asyncio.to_thread(haproxy.set_primary, endpoint_dir / haproxy.ADMIN_SOCKET, server)
+        backends = haproxy.group_primary_backends(group_id, None)  # it follows groups without TLS only
+        await asyncio.to_thread(haproxy.set_primary, admin_socket, server, backends)
         log.info("%s: endpoint moved to %s:%d (%s)", group_id, repoint.new.host, repoint.new.port, repoint.reason)
         self._wake((GROUP, group_id))

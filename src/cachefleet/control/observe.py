@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from cachefleet.control.proxy import ENDPOINT_FILE, parse_entry
 from cachefleet.control.security import PLAIN_SLOT, TLS_INFO, CertificateInfo, Links
 from cachefleet.engines import haproxy, memcached, redis, resp, sentinel
 from cachefleet.hosts.base import Host, Hosts
 from cachefleet.model.credentials import Credentials
 from cachefleet.model.errors import Retry
-from cachefleet.model.nodes import READER_SLOT, NodeKey, Placement, endpoint_key
+from cachefleet.model.nodes import PROXY_KEY, READER_SLOT, NodeKey, Placement, endpoint_key
 
 Address = tuple[str, int]
 
@@ -50,8 +51,9 @@ class Probes(Protocol):
         """Whether something accepts connections there (a configuration endpoint that has started)."""
         ...
 
-    def endpoint(self, admin_socket: Path) -> EndpointServers | None:
-        """The primary and reader backends' servers, by name; None while the proxy starts or reloads."""
+    def endpoint(self, admin_socket: Path, group_id: str) -> EndpointServers | None:
+        """The servers of the group's primary and reader backends in the proxy behind
+        ``admin_socket``, by name; None while the proxy starts or reloads."""
         ...
 
 
@@ -107,9 +109,9 @@ class EngineProbes:
             await writer.wait_closed()
         return True
 
-    def endpoint(self, admin_socket: Path) -> EndpointServers | None:
+    def endpoint(self, admin_socket: Path, group_id: str) -> EndpointServers | None:
         try:
-            return EndpointServers(*haproxy.endpoint_states(admin_socket))
+            return EndpointServers(*haproxy.endpoint_states(admin_socket, group_id))
         except (OSError, Retry):
             return None  # starting up, or reloading: the next pass looks again
 
@@ -294,7 +296,7 @@ async def observe_group(
     nodes, moving, endpoint_seen, watching = await asyncio.gather(
         observe_nodes(observer, members, engine=engine),
         observe_nodes(observer, targets, engine=engine),
-        _observe_endpoint(observer, endpoint_key(group_id), endpoint),
+        _observe_endpoint(observer, group_id, endpoint),
         asyncio.gather(*(_observe_sentinel(observer, where, group_id) for where in sentinels)),
     )
     return GroupObservation(
@@ -306,18 +308,22 @@ async def observe_group(
     )
 
 
-async def _observe_endpoint(observer: Observer, key: NodeKey, at: Placement) -> EndpointObservation:
+async def _observe_endpoint(observer: Observer, group_id: str, at: Placement) -> EndpointObservation:
+    """The group's ports, and how the host's endpoint proxy serves it: ``pid`` is the proxy's while
+    it serves the group (its contribution is there, ``control.proxy``); its backends only are read."""
     host = observer.hosts.get(at.host)
-    port, reader, pid = await host.port_of(key), await host.port_of(key, READER_SLOT), await host.pid(key)
-    if pid is None:
-        return EndpointObservation(port, reader, pid)
-    inputs = await host.read_file(key, ENDPOINT_INPUTS)
-    admin_socket = await host.node_dir(key) / haproxy.ADMIN_SOCKET
-    # The admin socket is a local file: the endpoint runs on the embedded host (HostMap.endpoint).
-    servers = await asyncio.to_thread(observer.probes.endpoint, admin_socket)
+    key = endpoint_key(group_id)
+    port, reader = await host.port_of(key), await host.port_of(key, READER_SLOT)
+    inputs = parse_entry(await host.read_file(key, ENDPOINT_FILE))
+    pid = await host.pid(PROXY_KEY) if inputs is not None else None
+    if inputs is None or pid is None:
+        return EndpointObservation(port, reader, None)
+    # The admin socket is a local file: the proxy runs on the embedded host (HostMap.endpoint).
+    admin_socket = await host.node_dir(PROXY_KEY) / haproxy.ADMIN_SOCKET
+    servers = await asyncio.to_thread(observer.probes.endpoint, admin_socket, group_id)
     if servers is None:
-        return EndpointObservation(port, reader, pid, inputs)
-    return EndpointObservation(port, reader, pid, inputs, servers.primary, servers.reader)
+        return EndpointObservation(port, reader, pid, inputs.to_json())
+    return EndpointObservation(port, reader, pid, inputs.to_json(), servers.primary, servers.reader)
 
 
 async def _observe_sentinel(observer: Observer, where: Where, group_id: str) -> SentinelObservation:

@@ -1,6 +1,8 @@
-"""HAProxy as a replication group's endpoint proxy: the config we render, and its admin socket.
+"""HAProxy as the replication groups' endpoint proxy: the config we render, and its admin socket.
 
-One HAProxy process per group (TCP mode, one thread) serves two stable ports:
+One HAProxy process per host (master-worker, TCP mode, one thread) serves every group's endpoints
+(``render_proxy``); each group has two stable ports, with its frontends and backends named after it
+(``qualified``):
 
 - the primary endpoint (``be_primary``): every member is listed, but only the node the control
   plane (or Sentinel's reconfig script) names as primary is out of maintenance, and it must also
@@ -9,7 +11,12 @@ One HAProxy process per group (TCP mode, one thread) serves two stable ports:
 - the reader endpoint (``be_reader``): every member that answers ``role:slave`` with
   ``master_link_status:up``, round robin; when none is healthy, reads go to the primary.
 
-``render_config`` is pure. The admin socket helpers are small synchronous calls (one short
+Groups come and go by a seamless reload (``RELOAD_SIGNAL``): the master starts a new worker, which
+takes over the listening sockets (``expose-fd listeners``), and the old worker keeps the sessions it
+holds, running its own health checks for them, until they close or ``hard-stop-after`` ends them
+(docs/decisions.md). ``render_config`` (one group, unqualified names) is what the engine tests use.
+
+``render_proxy`` and ``render_config`` are pure. The admin socket helpers are small synchronous calls (one short
 connection each). The socket's path is relative to the process's working directory (the node dir),
 because an absolute node dir path may exceed AF_UNIX's 108-byte limit; ``admin`` reaches it through
 ``/proc/self/fd`` when its absolute path is too long, so the caller never has to ``chdir``.
@@ -44,6 +51,7 @@ RELOAD_SIGNAL = signal.SIGUSR2
 
 _USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _SOCKET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_GROUP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
 _SUN_PATH_MAX = 107  # sizeof(sun_path) is 108, including the terminating NUL
 # srv_admin_state bits (include/haproxy/server-t.h): forced, inherited or resolution maintenance.
 # The config's "disabled" sets CMAINT (0x04) together with FMAINT; "state ready" clears FMAINT only.
@@ -66,6 +74,21 @@ class EndpointConfig:
     # the new worker owns); this bounds how long they can stay tied to a node that stopped being primary.
     hard_stop_after_s: int = 10
     tls: EndpointTls | None = None
+    # The group the endpoint serves, which qualifies its frontend and backend names in a shared
+    # proxy; "" keeps the plain names (one group per process).
+    group: str = ""
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    """The global section of a shared proxy: its admin socket, how many sessions it takes, and how
+    long an old worker may keep its sessions after a reload (``hard_stop_after_s``) and through how
+    many reloads (``max_reloads``: the master then stops it, cutting what it still holds)."""
+
+    admin_socket: str = ADMIN_SOCKET
+    maxconn: int = 4096
+    hard_stop_after_s: int = 10
+    max_reloads: int | None = None
 
 
 @dataclass(frozen=True)
@@ -88,22 +111,39 @@ def server_name(port: int) -> str:
     return f"n{port}"
 
 
+def qualified(name: str, group: str) -> str:
+    """A frontend's or backend's name in a shared proxy: ``be_primary.<group id>``; group ids hold
+    letters, digits and hyphens only, so the names of two groups never meet."""
+    return f"{name}.{group}" if group else name
+
+
+def group_primary_backends(group: str, mode: TransitMode | None) -> tuple[str, ...]:
+    """The backends of ``group`` that follow its primary in a shared proxy (``primary_backends``)."""
+    names = ALL_PRIMARY_BACKENDS if mode is TransitMode.PREFERRED else (PRIMARY_BACKEND,)
+    return tuple(qualified(n, group) for n in names)
+
+
 def render_config(cfg: EndpointConfig) -> str:
-    """The complete ``haproxy.cfg`` for one group's endpoints."""
-    if not _USER_NAME.fullmatch(cfg.admin_user):
-        raise ValueError(f"invalid admin user name {cfg.admin_user!r}")
-    if not cfg.admin_password:
-        raise ValueError("the admin user needs a password")
-    if not _SOCKET_NAME.fullmatch(cfg.admin_socket):
-        raise ValueError(f"the admin socket must be a plain file name, not {cfg.admin_socket!r}")
-    if not cfg.nodes:
-        raise ValueError("an endpoint needs at least one node")
-    if len({port for _, port in cfg.nodes}) != len(cfg.nodes):
-        raise ValueError("node ports must be distinct (servers are named by port)")
-    if cfg.primary not in cfg.nodes:
-        raise ValueError(f"the primary {cfg.primary} is not one of the nodes")
-    plain = _plain_ports(cfg)
-    sniffing = plain is not None
+    """The complete ``haproxy.cfg`` for one group's endpoints, alone in its process."""
+    settings = ProxySettings(cfg.admin_socket, cfg.maxconn, cfg.hard_stop_after_s)
+    return render_proxy(settings, (cfg,))
+
+
+def render_proxy(settings: ProxySettings, endpoints: Sequence[EndpointConfig]) -> str:
+    """The complete ``haproxy.cfg`` of a proxy serving ``endpoints`` (at least one), each group's
+    sections named after it."""
+    if not _SOCKET_NAME.fullmatch(settings.admin_socket):
+        raise ValueError(f"the admin socket must be a plain file name, not {settings.admin_socket!r}")
+    if not endpoints:
+        raise ValueError("a proxy needs at least one endpoint")
+    groups = [e.group for e in endpoints]
+    if len(set(groups)) != len(groups) or (len(groups) > 1 and not all(groups)):
+        raise ValueError("every endpoint of a shared proxy needs its own group name")
+    if any(g and not _GROUP_NAME.fullmatch(g) for g in groups):
+        raise ValueError(f"invalid group names {groups!r}")
+    ports = [p for e in endpoints for p in (e.primary_port, e.reader_port)]
+    if len(set(ports)) != len(ports):
+        raise ValueError("endpoint ports must be distinct")
     lines = [
         "# Rendered by cachefleet; rewritten on every start and reload, so edits here do not last.",
         "global",
@@ -111,10 +151,12 @@ def render_config(cfg: EndpointConfig) -> str:
         # client, which we never use: ~40 ms of CPU per start, more than the whole endpoint needs.
         "    httpclient.ssl.verify none",
         "    nbthread 1",
-        f"    maxconn {cfg.maxconn}",
-        f"    hard-stop-after {cfg.hard_stop_after_s}s",
-        # "unix@": a bare relative name would be read as host:port.
-        f"    stats socket unix@{cfg.admin_socket} mode 600 level admin",
+        f"    maxconn {settings.maxconn}",
+        f"    hard-stop-after {settings.hard_stop_after_s}s",
+        *([f"    mworker-max-reloads {settings.max_reloads}"] if settings.max_reloads is not None else []),
+        # "unix@": a bare relative name would be read as host:port. "expose-fd listeners": a new
+        # worker takes the listening sockets over from the old one, so no connection is refused.
+        f"    stats socket unix@{settings.admin_socket} mode 600 level admin expose-fd listeners",
         "",
         "defaults",
         "    mode tcp",
@@ -123,45 +165,67 @@ def render_config(cfg: EndpointConfig) -> str:
         "    timeout client 24h",
         "    timeout server 24h",
         "    timeout check 1s",
+    ]
+    for cfg in endpoints:
+        lines += _group_sections(cfg)
+    return "\n".join(lines) + "\n"
+
+
+def _group_sections(cfg: EndpointConfig) -> list[str]:
+    if not _USER_NAME.fullmatch(cfg.admin_user):
+        raise ValueError(f"invalid admin user name {cfg.admin_user!r}")
+    if not cfg.admin_password:
+        raise ValueError("the admin user needs a password")
+    if not cfg.nodes:
+        raise ValueError("an endpoint needs at least one node")
+    if len({port for _, port in cfg.nodes}) != len(cfg.nodes):
+        raise ValueError("node ports must be distinct (servers are named by port)")
+    if cfg.primary not in cfg.nodes:
+        raise ValueError(f"the primary {cfg.primary} is not one of the nodes")
+    plain = _plain_ports(cfg)
+    sniffing = plain is not None
+    g = cfg.group
+    primary_be, reader_be = qualified(PRIMARY_BACKEND, g), qualified(READER_BACKEND, g)
+    plain_primary_be, plain_reader_be = qualified(PLAIN_PRIMARY_BACKEND, g), qualified(PLAIN_READER_BACKEND, g)
+    lines = [
         "",
-        "frontend fe_primary",
+        f"frontend {qualified('fe_primary', g)}",
         f"    bind {_address(cfg.bind, cfg.primary_port)}",
         *(_sniffing() if sniffing else []),
     ]
     if sniffing:
-        lines += [f"    use_backend {PRIMARY_BACKEND} if tls", f"    default_backend {PLAIN_PRIMARY_BACKEND}"]
+        lines += [f"    use_backend {primary_be} if tls", f"    default_backend {plain_primary_be}"]
     else:
-        lines.append(f"    default_backend {PRIMARY_BACKEND}")
-    lines += ["", "frontend fe_reader", f"    bind {_address(cfg.bind, cfg.reader_port)}"]
+        lines.append(f"    default_backend {primary_be}")
+    lines += ["", f"frontend {qualified('fe_reader', g)}", f"    bind {_address(cfg.bind, cfg.reader_port)}"]
     # With no healthy replica, reads go to the primary (which is never in a reader's rotation).
     if sniffing:
         lines += [
             *_sniffing(),
-            f"    use_backend {READER_BACKEND} if tls {{ nbsrv({READER_BACKEND}) gt 0 }}",
-            f"    use_backend {PRIMARY_BACKEND} if tls",
-            f"    use_backend {PLAIN_READER_BACKEND} if {{ nbsrv({PLAIN_READER_BACKEND}) gt 0 }}",
-            f"    default_backend {PLAIN_PRIMARY_BACKEND}",
+            f"    use_backend {reader_be} if tls {{ nbsrv({reader_be}) gt 0 }}",
+            f"    use_backend {primary_be} if tls",
+            f"    use_backend {plain_reader_be} if {{ nbsrv({plain_reader_be}) gt 0 }}",
+            f"    default_backend {plain_primary_be}",
         ]
     else:
         lines += [
-            f"    use_backend {READER_BACKEND} if {{ nbsrv({READER_BACKEND}) gt 0 }}",
-            f"    default_backend {PRIMARY_BACKEND}",
+            f"    use_backend {reader_be} if {{ nbsrv({reader_be}) gt 0 }}",
+            f"    default_backend {primary_be}",
         ]
-    lines += _backend(cfg, PRIMARY_BACKEND, primary=True, plain=plain, serve_plain=False)
+    lines += _backend(cfg, primary_be, primary=True, plain=plain, serve_plain=False)
     if plain is not None:
-        lines += _backend(cfg, PLAIN_PRIMARY_BACKEND, primary=True, plain=plain, serve_plain=True)
-    lines += _backend(cfg, READER_BACKEND, primary=False, plain=plain, serve_plain=False)
+        lines += _backend(cfg, plain_primary_be, primary=True, plain=plain, serve_plain=True)
+    lines += _backend(cfg, reader_be, primary=False, plain=plain, serve_plain=False)
     if plain is not None:
-        lines += _backend(cfg, PLAIN_READER_BACKEND, primary=False, plain=plain, serve_plain=True)
-    return "\n".join(lines) + "\n"
+        lines += _backend(cfg, plain_reader_be, primary=False, plain=plain, serve_plain=True)
+    return lines
 
 
 def primary_backends(cfg: EndpointConfig) -> tuple[str, ...]:
     """The backends whose servers follow the primary: what ``set_primary`` and Sentinel's reconfig
     script must flip together."""
-    if _plain_ports(cfg) is None:
-        return (PRIMARY_BACKEND,)
-    return (PRIMARY_BACKEND, PLAIN_PRIMARY_BACKEND)
+    names = (PRIMARY_BACKEND,) if _plain_ports(cfg) is None else ALL_PRIMARY_BACKENDS
+    return tuple(qualified(n, cfg.group) for n in names)
 
 
 def _plain_ports(cfg: EndpointConfig) -> dict[int, int] | None:
@@ -295,11 +359,12 @@ def _read_all(sock: socket.socket) -> bytes:
     return b"".join(chunks)
 
 
-def endpoint_states(socket_path: Path) -> tuple[dict[str, ServerState], dict[str, ServerState]]:
-    """The servers of the primary and the reader backends, from one ``show servers state``; raises
-    ``Retry``."""
-    text = admin(socket_path, "show servers state")
-    return parse_server_states(text, PRIMARY_BACKEND), parse_server_states(text, READER_BACKEND)
+def endpoint_states(socket_path: Path, group: str = "") -> tuple[dict[str, ServerState], dict[str, ServerState]]:
+    """The servers of ``group``'s primary and reader backends, from one connection that asks for
+    those two backends only (the cost does not grow with the proxy's other groups); raises ``Retry``."""
+    primary, reader = qualified(PRIMARY_BACKEND, group), qualified(READER_BACKEND, group)
+    text = admin(socket_path, f"show servers state {primary}; show servers state {reader}")
+    return parse_server_states(text, primary), parse_server_states(text, reader)
 
 
 def server_states(socket_path: Path, backend: str) -> dict[str, ServerState]:
@@ -308,7 +373,12 @@ def server_states(socket_path: Path, backend: str) -> dict[str, ServerState]:
 
 
 def parse_server_states(text: str, backend: str) -> dict[str, ServerState]:
-    """Pure: the servers of ``backend`` in a ``show servers state`` answer.
+    """Pure: the servers of ``backend`` in a ``show servers state`` answer."""
+    return parse_all_server_states(text).get(backend, {})
+
+
+def parse_all_server_states(text: str) -> dict[str, dict[str, ServerState]]:
+    """Pure: every backend's servers in a ``show servers state`` answer (of one or more backends).
 
     Format (version 1): a version line, a ``#`` header naming the fields, then one line per server:
     be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state ... srv_port ...
@@ -317,27 +387,36 @@ def parse_server_states(text: str, backend: str) -> dict[str, ServerState]:
     header = next((line for line in lines if line.startswith("# be_id")), None)
     if header is None:
         if text.strip().startswith("Can't find backend"):
-            raise Retry(f"haproxy has no backend {backend}")
+            raise Retry(f"haproxy has no such backend: {text.strip()[:200]}")
         raise Retry(f"unexpected answer to show servers state: {text[:200]!r}")
     fields = header[1:].split()
     column = {name: i for i, name in enumerate(fields)}
-    states: dict[str, ServerState] = {}
+    backends: dict[str, dict[str, ServerState]] = {}
     for line in lines:
         if not line.strip() or line.startswith("#") or line.strip() == "1":
             continue
         values = line.split()
-        if len(values) < len(fields) or values[column["be_name"]] != backend:
+        if len(values) < len(fields):
             continue
         admin_state = int(values[column["srv_admin_state"]])
         name = values[column["srv_name"]]
-        states[name] = ServerState(
+        backends.setdefault(values[column["be_name"]], {})[name] = ServerState(
             name=name,
             address=values[column["srv_addr"]],
             port=int(values[column["srv_port"]]),
             up=int(values[column["srv_op_state"]]) == _OP_STATE_UP,
             maint=bool(admin_state & _ADMF_MAINT),
         )
-    return states
+    return backends
+
+
+def worker_pid(socket_path: Path) -> int:
+    """The PID of the worker that answers the admin socket (a reload replaces it); raises ``Retry``."""
+    for line in admin(socket_path, "show info").splitlines():
+        name, _, value = line.partition(":")
+        if name.strip() == "Pid" and value.strip().isdigit():
+            return int(value.strip())
+    raise Retry(f"haproxy at {socket_path} did not say its pid")
 
 
 def primary_commands(server_names: Iterable[str], primary: str, backend: str = PRIMARY_BACKEND) -> str:
@@ -359,9 +438,7 @@ def primary_commands(server_names: Iterable[str], primary: str, backend: str = P
     return "; ".join(commands)
 
 
-def set_primary(
-    socket_path: Path, primary_server_name: str, backends: Sequence[str] = (PRIMARY_BACKEND,)
-) -> None:
+def set_primary(socket_path: Path, primary_server_name: str, backends: Sequence[str] = (PRIMARY_BACKEND,)) -> None:
     """Make ``primary_server_name`` the only server out of maintenance in each of ``backends``
     (``primary_backends``), cutting the sessions of every other; idempotent. Raises ``Retry`` (the
     server unknown, the socket gone)."""

@@ -185,6 +185,8 @@ class DefaultUserRequired(ClientError):
 
 class DefaultUserAssociatedToUserGroup(ClientError):
     code = "DefaultUserAssociatedToUserGroup"
+
+
 class CacheSubnetGroupAlreadyExists(AlreadyExists):
     code = "CacheSubnetGroupAlreadyExists"
 
@@ -222,6 +224,8 @@ class InvalidUserState(InvalidState):
 
 class InvalidUserGroupState(InvalidState):
     code = "InvalidUserGroupState"
+
+
 class InvalidHostState(InvalidState):
     code = "InvalidHostState"
 

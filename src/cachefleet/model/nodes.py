@@ -74,8 +74,23 @@ def group_dir_id(group_id: str) -> str:
 
 
 def endpoint_key(group_id: str) -> NodeKey:
-    """The group's endpoint proxy: primary endpoint in slot ``port``, reader endpoint in ``reader``."""
+    """The group's endpoint: its ports (primary endpoint in slot ``port``, reader endpoint in
+    ``reader``) and what the host's endpoint proxy (``PROXY_KEY``) serves for it. Older versions ran
+    one HAProxy per group here; the proxy takes such a group over (``control.proxy``)."""
     return NodeKey(group_dir_id(group_id), "endpoint")
+
+
+def endpoint_group(key: NodeKey) -> str | None:
+    """The group whose endpoint ``key`` is (``endpoint_key``); None for any other process."""
+    prefix = group_dir_id("")
+    if key.node_id != "endpoint" or not key.cluster_id.startswith(prefix):
+        return None
+    return key.cluster_id.removeprefix(prefix)
+
+
+# The host's endpoint proxy: one HAProxy serving every group's endpoints on that host. "host." holds a
+# dot, so no cache cluster id can collide with it.
+PROXY_KEY = NodeKey("host.endpoints", "haproxy")
 
 
 def config_endpoint_key(cluster_id: str) -> NodeKey:

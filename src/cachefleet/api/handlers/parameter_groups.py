@@ -40,9 +40,7 @@ MAX_GROUPS = 150  # customer parameter groups per region, as ElastiCache's defau
 def _family(value: str) -> str:
     family = value.lower()
     if family not in pm.FAMILIES:
-        raise InvalidParameterValue(
-            f"Invalid parameter group family {value}. Valid values: {', '.join(pm.FAMILIES)}."
-        )
+        raise InvalidParameterValue(f"Invalid parameter group family {value}. Valid values: {', '.join(pm.FAMILIES)}.")
     return family
 
 
@@ -120,9 +118,7 @@ async def describe_cache_parameters(ctx: Context, params: dict[str, Any]) -> dic
     return result
 
 
-DESCRIBE_DEFAULTS_INPUTS = inputs.Inputs(
-    inputs.implemented("CacheParameterGroupFamily", "MaxRecords", "Marker")
-)
+DESCRIBE_DEFAULTS_INPUTS = inputs.Inputs(inputs.implemented("CacheParameterGroupFamily", "MaxRecords", "Marker"))
 
 
 async def describe_engine_default_parameters(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
@@ -186,9 +182,7 @@ async def modify_cache_parameter_group(ctx: Context, params: dict[str, Any]) -> 
     return _save(ctx, group, values, f"Cache parameter group {group.spec.name} modified: {names}")
 
 
-RESET_INPUTS = inputs.Inputs(
-    inputs.implemented("CacheParameterGroupName", "ResetAllParameters", "ParameterNameValues")
-)
+RESET_INPUTS = inputs.Inputs(inputs.implemented("CacheParameterGroupName", "ResetAllParameters", "ParameterNameValues"))
 
 
 async def reset_cache_parameter_group(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:

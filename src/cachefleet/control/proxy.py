@@ -1,0 +1,210 @@
+"""The endpoint proxy of a host: one HAProxy process serving the endpoints of every group there.
+
+Each group contributes its endpoint: its two ports, kept in its own endpoint directory
+(``endpoint_key``), and ``ENDPOINT_FILE`` beside them, what the proxy serves for it (members, the
+primary, TLS). The proxy's config is rendered from every contribution on the host
+(``haproxy.render_proxy``, pure). A group that gains, changes or loses its endpoint makes the proxy
+reload: the master starts a new worker that takes the listening sockets over, and the old worker
+keeps the sessions it holds, so no other group's client is cut (docs/decisions.md). Primary flips
+stay runtime calls on the one admin socket (``haproxy.set_primary``, Sentinel's reconfig script).
+
+A reload renders every other group with the primary its backend routes to now (read from the
+running worker), not the one recorded in its contribution: Sentinel's script or the failover
+follower may have moved it since. A flip that lands in the old worker during the reload itself is
+lost in the new one; the new worker then routes to a node that its role check keeps out (it answers
+``role:slave``), never to a replica, until the group's next pass moves it (``SetEndpointPrimary``).
+
+Changes run one at a time (``lock``): two groups changing at once must not render over each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cachefleet.control.actions import EndpointInputs
+from cachefleet.control.security import Keys
+from cachefleet.engines import haproxy
+from cachefleet.hosts.base import Host, Hosts, ProcessSpec
+from cachefleet.model.errors import Retry
+from cachefleet.model.nodes import PROXY_KEY, READER_SLOT, Placement, endpoint_group, endpoint_key
+from cachefleet.model.transit import TransitMode
+
+log = logging.getLogger(__name__)
+
+ENDPOINT_FILE = "endpoint.json"  # a group's contribution, in its endpoint directory
+_RELOAD_WAIT = 3.0  # a reload of 200 groups takes ~0.08 s (docs/benchmarks.md)
+
+# An idle old worker holds only the sessions it had at its reload; cache clients keep theirs for hours.
+# It keeps them (and runs its own health checks for them, cutting those of a node that stops being
+# primary) for an hour at most, through at most this many later reloads (docs/decisions.md).
+SETTINGS = haproxy.ProxySettings(hard_stop_after_s=3600, max_reloads=10)
+
+
+def entry_json(inputs: EndpointInputs) -> str:
+    """A contribution's text: the node set and TLS (``EndpointInputs.to_json``) with the primary."""
+    data = json.loads(inputs.to_json())
+    data["primary"] = list(inputs.primary)
+    return json.dumps(data, sort_keys=True)
+
+
+def parse_entry(text: str | None) -> EndpointInputs | None:
+    """Pure: a contribution back; None when absent or unreadable (then the group is not served)."""
+    if not text:
+        return None
+    try:
+        data = json.loads(text)
+        nodes = tuple((str(h), int(p)) for h, p in data["nodes"])
+        host, port = data["primary"]
+        plain = tuple((int(t), int(p)) for t, p in data.get("plain", ()))
+        return EndpointInputs(nodes, (str(host), int(port)), tls=str(data.get("tls", "")), plain_ports=plain)
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def running_primaries(states_text: str) -> dict[str, tuple[str, int]]:
+    """Pure: from a ``show servers state`` of the whole proxy, each group's primary as its
+    ``be_primary`` routes to it now: the one server there out of maintenance, when exactly one is."""
+    found: dict[str, tuple[str, int]] = {}
+    prefix = haproxy.PRIMARY_BACKEND + "."
+    for backend, servers in haproxy.parse_all_server_states(states_text).items():
+        ready = [(s.address, s.port) for s in servers.values() if not s.maint]
+        if backend.startswith(prefix) and len(ready) == 1:
+            found[backend.removeprefix(prefix)] = ready[0]
+    return found
+
+
+@dataclass
+class EndpointProxy:
+    """Serves and withdraws groups' endpoints on a host's proxy (only the embedded host runs one:
+    its admin socket is a local file, as ``HostMap.endpoint`` places every endpoint there)."""
+
+    hosts: Hosts
+    binary: str
+    keys: Keys
+    settings: haproxy.ProxySettings = SETTINGS
+    # The PID of the worker that answers the admin socket: a reload is done once it changes.
+    worker: Callable[[Path], int] = haproxy.worker_pid
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def admin_socket(self, at: Placement) -> Path:
+        return await self.hosts.get(at.host).node_dir(PROXY_KEY) / self.settings.admin_socket
+
+    async def serve(self, at: Placement, group_id: str, inputs: EndpointInputs) -> None:
+        """Serve (or serve anew) ``group_id``'s endpoint with ``inputs``; its ports must be allocated.
+
+        A group that still runs its own HAProxy (an older version's) holds its ports: that process is
+        stopped first, then the proxy binds them. Its clients see one short gap (their sessions are
+        cut, and new connections are refused until the reload, ~0.1 s); no other group notices."""
+        async with self.lock:
+            host = self.hosts.get(at.host)
+            own = endpoint_key(group_id)
+            if await host.pid(own) is not None:
+                log.warning("%s: handing its endpoint over from its own HAProxy to the host's proxy", group_id)
+                await host.stop(own)
+            await self._apply(host, at, {group_id: inputs})
+            # Written once the proxy serves it: a failed reload leaves the group unserved, and its
+            # next pass tries again.
+            await host.write_file(own, ENDPOINT_FILE, entry_json(inputs))
+
+    async def withdraw(self, at: Placement, group_id: str) -> None:
+        """Stop serving ``group_id`` (its endpoint directory is removed next); the proxy stops with
+        its last group."""
+        async with self.lock:
+            host = self.hosts.get(at.host)
+            own = endpoint_key(group_id)
+            # First, so that no other group's change serves it again before its directory goes.
+            await host.write_file(own, ENDPOINT_FILE, "")
+            await host.stop(own)  # an older version's own HAProxy, if still there
+            await self._apply(host, at, {group_id: None})
+
+    async def _apply(self, host: Host, at: Placement, changes: Mapping[str, EndpointInputs | None]) -> None:
+        wanted = await self._contributions(host)
+        admin_socket = await self.admin_socket(at)
+        running = await host.pid(PROXY_KEY)
+        if running is not None:
+            # Every other group keeps the primary its backend routes to now.
+            try:
+                text = await asyncio.to_thread(haproxy.admin, admin_socket, "show servers state")
+            except Retry as exc:
+                raise Retry(f"the endpoint proxy does not answer: {exc.reason}") from exc
+            for group, primary in running_primaries(text).items():
+                current = wanted.get(group)
+                if current is not None and primary in current.nodes:
+                    wanted[group] = EndpointInputs(current.nodes, primary, current.tls, current.plain_ports)
+        for group, inputs in changes.items():
+            if inputs is None:
+                wanted.pop(group, None)
+            else:
+                wanted[group] = inputs
+        configs = []
+        for group, inputs in sorted(wanted.items()):
+            config = await self._config(host, at, group, inputs)
+            if config is not None:
+                configs.append(config)
+        if not configs:
+            await host.stop(PROXY_KEY)
+            return
+        conf = await host.node_dir(PROXY_KEY) / haproxy.CONFIG_FILE
+        spec = ProcessSpec(
+            argv=haproxy.argv(self.binary, conf),
+            files={haproxy.CONFIG_FILE: haproxy.render_proxy(self.settings, configs)},
+        )
+        if running is None:
+            await host.start(PROXY_KEY, spec)
+            return
+        before = await asyncio.to_thread(self.worker, admin_socket)
+        await host.reload(PROXY_KEY, spec, haproxy.RELOAD_SIGNAL)
+        await self._reloaded(admin_socket, before)
+
+    async def _reloaded(self, admin_socket: Path, before: int) -> None:
+        """Wait until a new worker answers the admin socket; ``Retry`` when none does (the master
+        keeps the old worker when the new config fails, such as a port held by another process)."""
+        deadline = time.monotonic() + _RELOAD_WAIT
+        while time.monotonic() < deadline:
+            try:
+                if await asyncio.to_thread(self.worker, admin_socket) != before:
+                    return
+            except Retry:
+                pass  # between the old worker's socket and the new one's
+            await asyncio.sleep(0.01)
+        raise Retry("the endpoint proxy did not load its new config (see its log)")
+
+    async def _contributions(self, host: Host) -> dict[str, EndpointInputs]:
+        found: dict[str, EndpointInputs] = {}
+        for key in await host.nodes():
+            group = endpoint_group(key)
+            if group is None:
+                continue
+            inputs = parse_entry(await host.read_file(key, ENDPOINT_FILE))
+            if inputs is not None:
+                found[group] = inputs
+        return found
+
+    async def _config(
+        self, host: Host, at: Placement, group: str, inputs: EndpointInputs
+    ) -> haproxy.EndpointConfig | None:
+        key = endpoint_key(group)
+        port, reader = await host.port_of(key), await host.port_of(key, READER_SLOT)
+        if port is None or reader is None:
+            return None  # its directory is gone (the group was deleted meanwhile)
+        tls = None
+        if inputs.tls:
+            tls = haproxy.EndpointTls(TransitMode(inputs.tls), self.keys.ca_file, plain_ports=inputs.plain_ports)
+        return haproxy.EndpointConfig(
+            bind=at.address,
+            primary_port=port,
+            reader_port=reader,
+            nodes=inputs.nodes,
+            primary=inputs.primary,
+            # Health checks log in as the check user (PING, INFO), never as the admin.
+            admin_user=self.keys.internal.check.user,
+            admin_password=self.keys.internal.check.password,
+            tls=tls,
+            group=group,
+        )
