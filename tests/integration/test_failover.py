@@ -257,7 +257,7 @@ def test_restarted_old_primary_never_takes_a_write_through_the_endpoint(server: 
     group = _create(client, "fence", nodes=2)
     endpoint_port = group["NodeGroups"][0]["PrimaryEndpoint"]["Port"]
     old_port = group["NodeGroups"][0]["NodeGroupMembers"][0]["ReadEndpoint"]["Port"]
-    admin_socket = server.data_dir / "nodes/rg.fence/endpoint" / haproxy.ADMIN_SOCKET
+    admin_socket = server.data_dir / "nodes/host.endpoints/haproxy" / haproxy.ADMIN_SOCKET
     old_pid = server.member_pids()["fence-001/0001"]
     os.kill(old_pid, signal.SIGKILL)
     wait_until(
@@ -272,7 +272,7 @@ def test_restarted_old_primary_never_takes_a_write_through_the_endpoint(server: 
             except redis.exceptions.ConnectionError:
                 role = "starting"
             assert role in ("slave", "starting")
-            states = haproxy.server_states(admin_socket, haproxy.PRIMARY_BACKEND)
+            states = haproxy.server_states(admin_socket, haproxy.qualified(haproxy.PRIMARY_BACKEND, "fence"))
             assert states[haproxy.server_name(old_port)].maint
             try:
                 through_endpoint.set("probe", time.monotonic())
@@ -413,20 +413,23 @@ def test_a_replaced_node_keeps_its_port_and_waits_out_a_squatter(server: ServerP
         # The node whose directory is gone is recreated on the port its clients know.
         wait_until(
             lambda: ("mend-002", "Finished recovery for cache nodes 0001") in _events(client, "mend-002"),
-            30, what="mend-002 to be replaced",
+            30,
+            what="mend-002 to be replaced",
         )
         # The one whose port is held keeps it: an event names the conflict, and it waits.
         conflict = f"Cache node 0001 of mend-003 cannot start: its port {port} is held by another process"
         wait_until(
             lambda: any(m.startswith(conflict) for s, m in _events(client, "mend-003") if s == "mend-003"),
-            30, what="the port conflict's event",
+            30,
+            what="the port conflict's event",
         )
         assert ("mend-003", "Finished recovery for cache nodes 0001") not in _events(client, "mend-003")
     finally:
         squatter.close()
     wait_until(
         lambda: ("mend-003", "Finished recovery for cache nodes 0001") in _events(client, "mend-003"),
-        30, what="mend-003 back once its port is free",
+        30,
+        what="mend-003 back once its port is free",
     )
     after = {m["CacheClusterId"]: m for m in _group(client, "mend")["NodeGroups"][0]["NodeGroupMembers"]}
     for member_id in ("mend-002", "mend-003"):

@@ -80,16 +80,15 @@ def test_three_node_group_serves_replicates_and_is_deleted(server: ServerProcess
 
     clusters = client.describe_cache_clusters(ShowCacheNodeInfo=True)["CacheClusters"]
     assert [c["CacheClusterId"] for c in clusters] == ["orders-001", "orders-002", "orders-003"]
-    assert all(
-        c["ReplicationGroupId"] == "orders" and c["CacheClusterStatus"] == "available" for c in clusters
-    )
+    assert all(c["ReplicationGroupId"] == "orders" and c["CacheClusterStatus"] == "available" for c in clusters)
     assert [c["CacheNodes"][0]["Endpoint"]["Port"] for c in clusters] == ports
     assert client.list_tags_for_resource(ResourceName=clusters[0]["ARN"])["TagList"] == [
         {"Key": "team", "Value": "shop"}
     ]
 
     pids = server.node_pids()
-    assert sorted(pids) == ["orders-001/0001", "orders-002/0001", "orders-003/0001", "rg.orders/endpoint"]
+    # The group's endpoints are served by the host's one endpoint proxy.
+    assert sorted(pids) == ["host.endpoints/haproxy", "orders-001/0001", "orders-002/0001", "orders-003/0001"]
     deleting = client.delete_replication_group(ReplicationGroupId="orders")["ReplicationGroup"]
     assert deleting["Status"] == "deleting"
     client.get_waiter("replication_group_deleted").wait(ReplicationGroupId="orders", WaiterConfig=FAST_WAIT)

@@ -25,9 +25,10 @@ from cachefleet.control.actions import DiscoveryInputs, EndpointInputs, Plan, Re
 from cachefleet.control.hosts import Drivers
 from cachefleet.control.kinds.base import PlannedKind, Services, wanted_parameters
 from cachefleet.control.observe import EndpointServers, Observer
+from cachefleet.control.proxy import ENDPOINT_FILE, entry_json
 from cachefleet.control.security import Keys
 from cachefleet.engines import acl
-from cachefleet.engines.haproxy import ADMIN_SOCKET, ServerState, server_name
+from cachefleet.engines.haproxy import ServerState, server_name
 from cachefleet.engines.memcached import PLAIN, Access, MemcachedObservation
 from cachefleet.engines.redis import RedisObservation
 from cachefleet.engines.sentinel import ASK_PERIOD_MS, PING_PERIOD_MS, SentinelView, Timings
@@ -39,6 +40,7 @@ from cachefleet.model.ids import member_cluster_id
 from cachefleet.model.nodes import (
     MEMBER_NODE_ID,
     PORT_SLOT,
+    PROXY_KEY,
     READER_SLOT,
     NodeKey,
     Placement,
@@ -263,6 +265,10 @@ class FakeHost:
             node.pid = next(self._pids)
         node.files.update(files)
 
+    def start_now(self, key: NodeKey) -> None:
+        """A process without ports runs for the node (the endpoint proxy)."""
+        self.nodes_by_key.setdefault(key, FakeNode()).pid = next(self._pids)
+
     def _persisted(self) -> set[int]:
         return {p for n in self.nodes_by_key.values() for p in n.ports.values()}
 
@@ -292,8 +298,8 @@ class FakeProbes:
         self.silent: set[int] = set()  # ports whose process runs but does not accept connections yet
         self.memcached_by_port: dict[int, MemcachedObservation] = {}
         self.sentinel_by_port: dict[int, SentinelView] = {}
-        self.endpoints: dict[Path, dict[str, ServerState]] = {}
-        self.readers: dict[Path, dict[str, ServerState]] = {}  # be_reader, when a test sets it
+        self.endpoints: dict[str, dict[str, ServerState]] = {}  # each group's be_primary, by group id
+        self.readers: dict[str, dict[str, ServerState]] = {}  # be_reader, when a test sets it
 
     async def redis(self, address: str, port: int, credentials: Credentials) -> RedisObservation | None:
         return self.redis_by_port.get(port)
@@ -307,12 +313,12 @@ class FakeProbes:
     async def accepting(self, address: str, port: int) -> bool:
         return port not in self.silent
 
-    def endpoint(self, admin_socket: Path) -> EndpointServers | None:
-        servers = self.endpoints.get(admin_socket)
+    def endpoint(self, admin_socket: Path, group_id: str) -> EndpointServers | None:
+        servers = self.endpoints.get(group_id)
         # No reader backend by default: its health checks are the real HAProxy's.
         if servers is None:
             return None
-        return EndpointServers(dict(servers), dict(self.readers.get(admin_socket, {})))
+        return EndpointServers(dict(servers), dict(self.readers.get(group_id, {})))
 
 
 def master(replicas: int = 0, config: dict[str, str] | None = None) -> RedisObservation:
@@ -470,9 +476,13 @@ class Fleet:
             self.hosts.get(placements[member].host).run(member_key(member), port)
             is_primary = member == spec.primary_cluster_id
             self.probes.redis_by_port[port] = master(len(ports) - 1, live) if is_primary else replica_of(primary, live)
+        # The group's endpoint: its ports, served by the host's proxy.
         endpoint = endpoint_key(spec.id)
-        self.host.run(endpoint, self.host.allocate_port(endpoint))
-        self.host.run(endpoint, self.host.allocate_port(endpoint, (), READER_SLOT), READER_SLOT)
+        self.host.allocate_port(endpoint)
+        self.host.allocate_port(endpoint, (), READER_SLOT)
+        self.host.nodes_by_key.setdefault(PROXY_KEY, FakeNode())
+        if self.host.nodes_by_key[PROXY_KEY].pid is None:
+            self.host.start_now(PROXY_KEY)
         sentinels: dict[str, Placement] = {}
         if spec.automatic_failover:
             for index, key in enumerate(sentinel_keys(spec.id)):
@@ -587,8 +597,8 @@ class Fleet:
         key = endpoint_key(group_id)
         node = self.host.nodes_by_key[key]
         inputs = EndpointInputs(tuple(nodes), primary)
-        node.files["inputs.json"] = inputs.to_json()
-        self.probes.endpoints[self.host.dir_now(key) / ADMIN_SOCKET] = {
+        node.files[ENDPOINT_FILE] = entry_json(inputs)
+        self.probes.endpoints[group_id] = {
             server_name(n[1]): ServerState(server_name(n[1]), n[0], n[1], up=True, maint=n != primary) for n in nodes
         }
 

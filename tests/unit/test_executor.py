@@ -20,14 +20,15 @@ from cachefleet.control.actions import (
     StartNode,
     StartSentinel,
 )
-from cachefleet.control.execute import HAPROXY_CONF, RECONFIG_SCRIPT, REDIS_CONF, SENTINEL_CONF, Executor, Tools
+from cachefleet.control.execute import RECONFIG_SCRIPT, REDIS_CONF, SENTINEL_CONF, Executor, Tools
+from cachefleet.control.proxy import ENDPOINT_FILE, parse_entry
 from cachefleet.control.security import Links
-from cachefleet.engines import redis
+from cachefleet.engines import haproxy, redis
 from cachefleet.engines.installed import EngineBinary
 from cachefleet.engines.sentinel import my_id
 from cachefleet.model.auth_token import TokenState
 from cachefleet.model.errors import Fatal, Retry
-from cachefleet.model.nodes import Placement, endpoint_key, member_key, node_key, sentinel_keys
+from cachefleet.model.nodes import PROXY_KEY, Placement, endpoint_key, member_key, node_key, sentinel_keys
 from cachefleet.model.security import Security
 from cachefleet.model.transit import Transit, TransitMode
 from cachefleet.store.kinds import CLUSTERS, GROUPS
@@ -118,13 +119,17 @@ def test_the_group_processes_render_their_configs() -> None:
     fleet = Fleet()
     fleet.group(failover=True)
     endpoint, sentinel = endpoint_key("g"), sentinel_keys("g")[0]
-    fleet.kill(endpoint)
+    fleet.kill(PROXY_KEY)
     fleet.kill(sentinel)
     primary = (ADDRESS, fleet.host.port_now(member_key("g-001")) or 0)
     inputs = EndpointInputs((primary,), primary)
     run(fleet, StartEndpoint(endpoint, LOCAL, inputs), StartSentinel(sentinel, LOCAL, "g", primary))
-    assert "inputs.json" in fleet.host.nodes_by_key[endpoint].files
-    assert HAPROXY_CONF in fleet.host.nodes_by_key[endpoint].files
+    # The group's contribution beside its ports; the host's proxy serves it under its own names.
+    assert parse_entry(fleet.host.file_now(endpoint, ENDPOINT_FILE)) == inputs
+    proxy_conf = fleet.host.file_now(PROXY_KEY, haproxy.CONFIG_FILE)
+    assert proxy_conf is not None
+    assert "frontend fe_primary.g" in proxy_conf
+    assert fleet.host.pid_now(PROXY_KEY) is not None
     sentinel_conf = fleet.host.file_now(sentinel, SENTINEL_CONF)
     assert sentinel_conf is not None
     assert f"sentinel monitor g {ADDRESS} {primary[1]} 2" in sentinel_conf
@@ -141,7 +146,6 @@ def test_the_group_processes_render_their_configs() -> None:
     ]
     assert peers == [line for line in sentinel_conf.splitlines() if line.startswith("sentinel known-sentinel")]
     assert f"sentinel myid {my_id(f'g/{sentinel.node_id}')}" in sentinel_conf
-
 
 
 def test_records_and_nodes_go_and_a_retained_primary_leaves_its_group() -> None:

@@ -51,7 +51,7 @@ def _sections(text: str) -> dict[str, list[str]]:
 def test_global_and_defaults() -> None:
     sections = _sections(render_config(_cfg()))
     assert "nbthread 1" in sections["global"]
-    assert "stats socket unix@admin.sock mode 600 level admin" in sections["global"]
+    assert "stats socket unix@admin.sock mode 600 level admin expose-fd listeners" in sections["global"]
     assert "hard-stop-after 10s" in sections["global"]
     for expected in ("mode tcp", "timeout connect 1s", "timeout client 24h", "timeout server 24h",
                      "timeout check 1s"):  # fmt: skip

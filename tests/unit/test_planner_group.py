@@ -36,10 +36,11 @@ from cachefleet.control.actions import (
 )
 from cachefleet.control.observe import PARAMETERS_FILE
 from cachefleet.control.planners import group as group_planner
-from cachefleet.engines.haproxy import ADMIN_SOCKET, ServerState, server_name
+from cachefleet.control.proxy import ENDPOINT_FILE
+from cachefleet.engines.haproxy import ServerState, server_name
 from cachefleet.engines.sentinel import ASK_PERIOD_MS, FAST_PING_PERIOD_MS, PING_PERIOD_MS, Timings
 from cachefleet.model import parameters as pm
-from cachefleet.model.nodes import READER_SLOT, Placement, endpoint_key, member_key, sentinel_keys
+from cachefleet.model.nodes import PROXY_KEY, READER_SLOT, Placement, endpoint_key, member_key, sentinel_keys
 from cachefleet.model.specs import SnapshotSpec
 from cachefleet.model.status import (
     ClusterState,
@@ -333,7 +334,7 @@ def _stray_master_check(fleet: Fleet, plan: Plan | None) -> None:
 
 def _endpoint_down(fleet: Fleet) -> None:
     fleet.group()
-    fleet.kill(endpoint_key("g"))
+    fleet.kill(PROXY_KEY)  # the host's endpoint proxy
 
 
 def _endpoint_down_check(fleet: Fleet, plan: Plan | None) -> None:
@@ -360,7 +361,8 @@ def _endpoint_dir_lost_check(fleet: Fleet, plan: Plan | None) -> None:
 
 def _endpoint_stale(fleet: Fleet) -> None:
     fleet.group()
-    fleet.host.nodes_by_key[endpoint_key("g")].files["inputs.json"] = json.dumps({"nodes": []})
+    entry = json.loads(fleet.host.nodes_by_key[endpoint_key("g")].files[ENDPOINT_FILE])
+    fleet.host.nodes_by_key[endpoint_key("g")].files[ENDPOINT_FILE] = json.dumps({**entry, "nodes": [entry["primary"]]})
 
 
 def _endpoint_stale_check(fleet: Fleet, plan: Plan | None) -> None:
@@ -370,9 +372,8 @@ def _endpoint_stale_check(fleet: Fleet, plan: Plan | None) -> None:
 
 def _endpoint_misrouted(fleet: Fleet) -> None:
     fleet.group()
-    admin = fleet.host.dir_now(endpoint_key("g")) / ADMIN_SOCKET
-    servers = fleet.probes.endpoints[admin]
-    fleet.probes.endpoints[admin] = {n: replace(s, maint=False) for n, s in servers.items()}
+    servers = fleet.probes.endpoints["g"]
+    fleet.probes.endpoints["g"] = {n: replace(s, maint=False) for n, s in servers.items()}
 
 
 def _endpoint_misrouted_check(fleet: Fleet, plan: Plan | None) -> None:
@@ -697,15 +698,14 @@ def test_a_group_is_available_once_its_reader_endpoint_has_a_server_up() -> None
     # no replica through its health check yet: the group is not available until one is.
     fleet = Fleet()
     fleet.group(state=GroupState.CREATING)
-    admin = fleet.host.dir_now(endpoint_key("g")) / ADMIN_SOCKET
     replicas = [port(fleet, m) for m in ("g-002", "g-003")]
     down = {server_name(p): ServerState(server_name(p), ADDRESS, p, up=False, maint=False) for p in replicas}
-    fleet.probes.readers[admin] = down
+    fleet.probes.readers["g"] = down
     plan = asyncio.run(fleet.plan(G, "g"))
     assert plan is not None
     assert state(plan, G, "g") == GroupState.CREATING
     first = server_name(replicas[0])
-    fleet.probes.readers[admin] = {**down, first: replace(down[first], up=True)}
+    fleet.probes.readers["g"] = {**down, first: replace(down[first], up=True)}
     plan = asyncio.run(fleet.plan(G, "g"))
     assert plan is not None
     assert state(plan, G, "g") == GroupState.AVAILABLE

@@ -23,7 +23,7 @@ from cachefleet.control.actions import (
     StartSentinel,
     SyncAcl,
 )
-from cachefleet.control.execute import HAPROXY_CONF, REDIS_CONF, SENTINEL_CONF, Executor, Tools
+from cachefleet.control.execute import REDIS_CONF, SENTINEL_CONF, Executor, Tools
 from cachefleet.control.kinds.users import nodes_have
 from cachefleet.control.observe import NodeObservation, SentinelObservation
 from cachefleet.control.planners import security as step
@@ -38,6 +38,7 @@ from cachefleet.control.security import (
     wanted_users,
 )
 from cachefleet.engines import acl, redis
+from cachefleet.engines.haproxy import CONFIG_FILE
 from cachefleet.engines.installed import EngineBinary
 from cachefleet.engines.redis import NodeTls
 from cachefleet.engines.resp import ClientTls, ProtocolError
@@ -45,7 +46,7 @@ from cachefleet.model.auth_token import TokenState
 from cachefleet.model.errors import Retry
 from cachefleet.model.hosts import LOCAL_HOST
 from cachefleet.model.lifecycle import Event
-from cachefleet.model.nodes import Placement, endpoint_key, member_key, node_key, sentinel_keys
+from cachefleet.model.nodes import PROXY_KEY, Placement, endpoint_key, member_key, node_key, sentinel_keys
 from cachefleet.model.security import Security
 from cachefleet.model.status import GroupState, UserGroupState
 from cachefleet.model.transit import OFF, Transit, TransitMode
@@ -317,10 +318,10 @@ def test_a_tls_group_renders_its_nodes_sentinels_and_endpoint_with_tls_users_and
     assert 'requirepass "sentinels-secret"' in sentinel_conf
     assert "sentinel auth-user g cachefleet-sentinel" in sentinel_conf
     assert "tls-replication yes" in sentinel_conf
-    haproxy = fleet.host.file_now(endpoint, HAPROXY_CONF) or ""
-    assert "tcp-check connect ssl" in haproxy
-    assert "cachefleet-check" in haproxy
-    assert "cachefleet-admin" not in haproxy  # health checks never log in as the admin
+    proxy_conf = fleet.host.file_now(PROXY_KEY, CONFIG_FILE) or ""  # the host's endpoint proxy
+    assert "tcp-check connect ssl" in proxy_conf
+    assert "cachefleet-check" in proxy_conf
+    assert "cachefleet-admin" not in proxy_conf  # health checks never log in as the admin
 
 
 def test_a_node_keeps_a_good_leaf_across_restarts_and_a_plain_group_sentinel_still_has_a_password() -> None:

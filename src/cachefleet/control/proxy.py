@@ -88,8 +88,8 @@ class EndpointProxy:
     binary: str
     keys: Keys
     settings: haproxy.ProxySettings = SETTINGS
-    # The PID of the worker that answers the admin socket: a reload is done once it changes.
-    worker: Callable[[Path], int] = haproxy.worker_pid
+    # One command on the admin socket (``haproxy.admin``; unit tests answer for it).
+    admin: Callable[[Path, str], str] = haproxy.admin
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def admin_socket(self, at: Placement) -> Path:
@@ -130,7 +130,7 @@ class EndpointProxy:
         if running is not None:
             # Every other group keeps the primary its backend routes to now.
             try:
-                text = await asyncio.to_thread(haproxy.admin, admin_socket, "show servers state")
+                text = await asyncio.to_thread(self.admin, admin_socket, "show servers state")
             except Retry as exc:
                 raise Retry(f"the endpoint proxy does not answer: {exc.reason}") from exc
             for group, primary in running_primaries(text).items():
@@ -158,7 +158,7 @@ class EndpointProxy:
         if running is None:
             await host.start(PROXY_KEY, spec)
             return
-        before = await asyncio.to_thread(self.worker, admin_socket)
+        before = await self._worker(admin_socket)
         await host.reload(PROXY_KEY, spec, haproxy.RELOAD_SIGNAL)
         await self._reloaded(admin_socket, before)
 
@@ -168,12 +168,16 @@ class EndpointProxy:
         deadline = time.monotonic() + _RELOAD_WAIT
         while time.monotonic() < deadline:
             try:
-                if await asyncio.to_thread(self.worker, admin_socket) != before:
+                # The PID of the worker that answers the admin socket: a new one after a reload.
+                if await self._worker(admin_socket) != before:
                     return
             except Retry:
                 pass  # between the old worker's socket and the new one's
             await asyncio.sleep(0.01)
         raise Retry("the endpoint proxy did not load its new config (see its log)")
+
+    async def _worker(self, admin_socket: Path) -> int:
+        return haproxy.worker_pid(await asyncio.to_thread(self.admin, admin_socket, haproxy.WORKER_PID))
 
     async def _contributions(self, host: Host) -> dict[str, EndpointInputs]:
         found: dict[str, EndpointInputs] = {}

@@ -410,13 +410,17 @@ def parse_all_server_states(text: str) -> dict[str, dict[str, ServerState]]:
     return backends
 
 
-def worker_pid(socket_path: Path) -> int:
-    """The PID of the worker that answers the admin socket (a reload replaces it); raises ``Retry``."""
-    for line in admin(socket_path, "show info").splitlines():
+WORKER_PID = "show info"  # the command whose answer ``worker_pid`` reads
+
+
+def worker_pid(info: str) -> int:
+    """Pure: the PID of the worker that answered ``show info`` (a reload replaces it); ``Retry``
+    when the answer has none."""
+    for line in info.splitlines():
         name, _, value = line.partition(":")
         if name.strip() == "Pid" and value.strip().isdigit():
             return int(value.strip())
-    raise Retry(f"haproxy at {socket_path} did not say its pid")
+    raise Retry(f"haproxy did not say its pid: {info[:200]!r}")
 
 
 def primary_commands(server_names: Iterable[str], primary: str, backend: str = PRIMARY_BACKEND) -> str:
