@@ -113,7 +113,9 @@ class Executor:
 
     def __post_init__(self) -> None:
         if self.proxy is None:
-            object.__setattr__(self, "proxy", EndpointProxy(self.hosts, self.tools.haproxy, self.keys))
+            # Health checks log in as the check user (PING, INFO), never as the admin.
+            proxy = EndpointProxy(self.hosts, self.tools.haproxy, self.keys.internal.check, self.keys.ca_file)
+            object.__setattr__(self, "proxy", proxy)
 
     @property
     def _proxy(self) -> EndpointProxy:
