@@ -661,7 +661,7 @@ async def switchover(
             # Its clients are cut, as Sentinel cuts them when it demotes a primary: a session that an
             # old worker of the endpoint proxy still holds (one that predates a reload) is checked by
             # nobody, and would otherwise stay on the demoted node (docs/decisions.md).
-            await before.client_kill_filter(_type="normal", skipme=True)
+            await before.execute_command("CLIENT", "KILL", "TYPE", "normal")
             await before.client_unpause()
     except (RedisError, OSError, TimeoutError) as exc:
         raise Retry(f"switchover from {old[0]}:{old[1]} to {new[0]}:{new[1]} failed: {exc}") from exc
