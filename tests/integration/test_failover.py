@@ -170,7 +170,7 @@ def test_kill_primary_under_writes_fails_over_and_heals(
     assert ("ha-001", "Finished recovery for cache nodes 0001") in events[failover_at + 3 :]
 
 
-def test_test_failover_promotes_a_replica_with_events_in_order(client: Any) -> None:
+def test_test_failover_promotes_a_replica_with_events_in_order(server: ServerProcess, client: Any) -> None:
     group = _create(client, "drill")
     endpoint = group["NodeGroups"][0]["PrimaryEndpoint"]["Port"]
     with _connect(endpoint) as connection:
@@ -179,6 +179,28 @@ def test_test_failover_promotes_a_replica_with_events_in_order(client: Any) -> N
     neighbour = _create(client, "neighbour", nodes=2)["NodeGroups"][0]
     held = [_connect(neighbour["PrimaryEndpoint"]["Port"]), _connect(neighbour["ReaderEndpoint"]["Port"])]
     ids = [connection.client_id() for connection in held]  # one socket each, reused while it lives
+    # Both groups' endpoints are served by the host's one proxy, which reloads for a third group that
+    # comes and goes while clients use connections through all four endpoints.
+    proxy = server.node_pids()["host.endpoints/haproxy"]
+    assert not [k for k in server.node_pids() if k.endswith("/endpoint")]
+    drill = group["NodeGroups"][0]
+    mine = [_connect(drill["PrimaryEndpoint"]["Port"]), _connect(drill["ReaderEndpoint"]["Port"])]
+    mine_ids = [connection.client_id() for connection in mine]
+    pinger = _Pinger([*held, *mine])
+    try:
+        client.create_replication_group(
+            ReplicationGroupId="third", ReplicationGroupDescription="x", CacheNodeType="cache.t4g.micro"
+        )
+        client.get_waiter("replication_group_available").wait(ReplicationGroupId="third", WaiterConfig=FAST_WAIT)
+        with _connect(_group(client, "third")["NodeGroups"][0]["PrimaryEndpoint"]["Port"]) as third:
+            assert third.set("third", "1")
+        client.delete_replication_group(ReplicationGroupId="third")
+        client.get_waiter("replication_group_deleted").wait(ReplicationGroupId="third", WaiterConfig=FAST_WAIT)
+    finally:
+        pinger.finish()
+    assert (pinger.errors, pinger.ok > 50) == ([], True)
+    assert [connection.client_id() for connection in [*held, *mine]] == [*ids, *mine_ids]
+    assert server.node_pids()["host.endpoints/haproxy"] == proxy
     answer = client.test_failover(ReplicationGroupId="drill", NodeGroupId="0001")["ReplicationGroup"]
     assert answer["Status"] == "available"
     wait_until(lambda: _primary_of(client, "drill") != "drill-001", 20, what="the promotion")
@@ -204,9 +226,39 @@ def test_test_failover_promotes_a_replica_with_events_in_order(client: Any) -> N
         connection.set("after", "failover")
     assert [connection.client_id() for connection in held] == ids  # same sockets, retries off
     assert held[0].set("neighbour", "untouched")
-    for connection in held:
+    # The drill's own session through its primary endpoint, held by the proxy's old worker since the
+    # reloads, was on the demoted primary: it is cut (the next command fails, retries off).
+    with pytest.raises(redis.exceptions.ConnectionError):
+        mine[0].ping()
+    for connection in [*held, *mine]:
         connection.close()
     client.delete_replication_group(ReplicationGroupId="neighbour")
+
+
+class _Pinger:
+    """PINGs each held connection in turn until finished, counting failures."""
+
+    def __init__(self, connections: list[redis.Redis]) -> None:
+        self.connections = connections
+        self.ok = 0
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for connection in self.connections:
+                try:
+                    connection.ping()
+                    self.ok += 1
+                except redis.exceptions.RedisError as exc:
+                    self.errors.append(repr(exc))
+            time.sleep(0.01)
+
+    def finish(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
 
 
 def test_failover_works_while_the_control_plane_is_down(server: ServerProcess, writers: list[Writer]) -> None:

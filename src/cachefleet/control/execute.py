@@ -216,7 +216,9 @@ class Executor:
                 admin_socket = await self._proxy.admin_socket(at)
                 group_id = _group_of(node)
                 backends = haproxy.group_primary_backends(group_id, self._group_security(node).transit.mode)
-                await asyncio.to_thread(haproxy.set_primary, admin_socket, server, backends)
+                # Old workers' sessions too: they hold clients from before the proxy's last reload.
+                master = admin_socket.parent / haproxy.MASTER_SOCKET
+                await asyncio.to_thread(haproxy.set_primary, admin_socket, server, backends, master)
             case SentinelFailover(node, at, group_id, primary):
                 port = await self.hosts.get(at.host).port_of(node)
                 if port is not None:
@@ -474,7 +476,8 @@ class Executor:
             admin_socket = await self._proxy.admin_socket(at)
             # The script flips each of the group's primary backends that the proxy has (two with TLS preferred).
             backends = haproxy.group_primary_backends(group_id, TransitMode.PREFERRED)
-            scripts[RECONFIG_SCRIPT] = sentinel.reconfig_script(self.tools.python, admin_socket, backends)
+            master = admin_socket.parent / haproxy.MASTER_SOCKET
+            scripts[RECONFIG_SCRIPT] = sentinel.reconfig_script(self.tools.python, admin_socket, backends, master)
             reconfig = node_dir / RECONFIG_SCRIPT
         config = sentinel.SentinelConfig(
             port=port,

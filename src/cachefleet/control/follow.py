@@ -149,6 +149,7 @@ class Followers:
         admin_socket = await self._hosts.get(LOCAL_HOST).node_dir(PROXY_KEY) / haproxy.ADMIN_SOCKET
         server = haproxy.server_name(repoint.new.port)
         backends = haproxy.group_primary_backends(group_id, None)  # it follows groups without TLS only
-        await asyncio.to_thread(haproxy.set_primary, admin_socket, server, backends)
+        master = admin_socket.parent / haproxy.MASTER_SOCKET  # old workers' sessions too
+        await asyncio.to_thread(haproxy.set_primary, admin_socket, server, backends, master)
         log.info("%s: endpoint moved to %s:%d (%s)", group_id, repoint.new.host, repoint.new.port, repoint.reason)
         self._wake((GROUP, group_id))

@@ -29,7 +29,7 @@ import os
 import re
 import signal
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +38,8 @@ from cachefleet.model.errors import Retry
 from cachefleet.model.transit import TransitMode
 
 CONFIG_FILE = "haproxy.cfg"
-ADMIN_SOCKET = "admin.sock"
+ADMIN_SOCKET = "admin.sock"  # the current worker's CLI
+MASTER_SOCKET = "master.sock"  # the master's CLI, which reaches old workers too (``cut_old_sessions``)
 PRIMARY_BACKEND = "be_primary"
 READER_BACKEND = "be_reader"
 # With TLS preferred, plain-text clients of the same endpoint ports go to these.
@@ -305,8 +306,9 @@ def _quoted_path(path: Path) -> str:
 
 def argv(binary: str, conf_path: Path) -> tuple[str, ...]:
     """Master-worker mode in the foreground; the config path stays on the master's command line
-    (the host recognises the process by it) and the master re-reads it on ``RELOAD_SIGNAL``."""
-    return (binary, "-W", "-db", "-f", str(conf_path))
+    (the host recognises the process by it) and the master re-reads it on ``RELOAD_SIGNAL``. The
+    master's CLI listens on ``MASTER_SOCKET`` in the working directory."""
+    return (binary, "-W", "-db", "-S", f"unix@{MASTER_SOCKET}", "-f", str(conf_path))
 
 
 def _address(host: str, port: int) -> str:
@@ -333,6 +335,18 @@ def admin(socket_path: Path, command: str, timeout: float = 1.0) -> str:
     """
     if "\n" in command:
         raise ValueError("one line only; join commands with ';'")
+    return _ask(socket_path, command, timeout)
+
+
+def master(socket_path: Path, commands: Sequence[str], timeout: float = 1.0) -> str:
+    """Commands on the master's CLI, one a line (its ``@!<pid>`` prefix sends a line to that worker
+    only, ``;`` would not carry it), then ``quit``: the master keeps a session open otherwise."""
+    if any("\n" in c for c in commands):
+        raise ValueError("one command a line")
+    return _ask(socket_path, "\n".join([*commands, "quit"]), timeout)
+
+
+def _ask(socket_path: Path, command: str, timeout: float) -> str:
     with contextlib.ExitStack() as stack:
         address = str(socket_path)
         if len(os.fsencode(address)) > _SUN_PATH_MAX:
@@ -423,6 +437,47 @@ def worker_pid(info: str) -> int:
     raise Retry(f"haproxy did not say its pid: {info[:200]!r}")
 
 
+def old_workers(show_proc: str) -> list[int]:
+    """Pure: the PIDs under ``# old workers`` in the master's ``show proc`` answer: workers that
+    predate a reload and still hold sessions."""
+    pids: list[int] = []
+    section = ""
+    for line in show_proc.splitlines():
+        if line.startswith("#"):
+            section = line.strip("# ").strip()
+            continue
+        fields = line.split()
+        if section == "old workers" and fields and fields[0].isdigit():
+            pids.append(int(fields[0]))
+    return pids
+
+
+def stale_sessions(show_sess: str, backends: Collection[str], primary: str) -> list[str]:
+    """Pure: the ids of the sessions in a worker's ``show sess`` answer that run through one of
+    ``backends`` to a server other than ``primary``."""
+    found: list[str] = []
+    for line in show_sess.splitlines():
+        session, _, rest = line.partition(": ")
+        fields = dict(f.split("=", 1) for f in rest.split() if "=" in f)
+        if session.startswith("0x") and fields.get("be") in backends and fields.get("srv") != primary:
+            found.append(session)
+    return found
+
+
+def cut_old_sessions(master_socket: Path, backends: Collection[str], primary: str) -> int:
+    """Cut, in every old worker, the sessions through ``backends`` to a server other than
+    ``primary``; how many. An old worker (one that predates a reload) keeps its sessions but runs
+    no health checks and takes no ``set server`` (its proxies are stopped): without this, its
+    sessions to a demoted primary would stay there. Raises ``Retry`` (the socket gone)."""
+    cut = 0
+    for pid in old_workers(master(master_socket, ["show proc"])):
+        sessions = stale_sessions(master(master_socket, [f"@!{pid} show sess"]), backends, primary)
+        if sessions:
+            master(master_socket, [f"@!{pid} shutdown session {s}" for s in sessions])
+            cut += len(sessions)
+    return cut
+
+
 def primary_commands(server_names: Iterable[str], primary: str, backend: str = PRIMARY_BACKEND) -> str:
     """Pure: the admin commands (one ``;``-joined line) that leave only ``primary`` ready.
 
@@ -442,10 +497,16 @@ def primary_commands(server_names: Iterable[str], primary: str, backend: str = P
     return "; ".join(commands)
 
 
-def set_primary(socket_path: Path, primary_server_name: str, backends: Sequence[str] = (PRIMARY_BACKEND,)) -> None:
+def set_primary(
+    socket_path: Path,
+    primary_server_name: str,
+    backends: Sequence[str] = (PRIMARY_BACKEND,),
+    master_socket: Path | None = None,
+) -> None:
     """Make ``primary_server_name`` the only server out of maintenance in each of ``backends``
-    (``primary_backends``), cutting the sessions of every other; idempotent. Raises ``Retry`` (the
-    server unknown, the socket gone)."""
+    (``primary_backends``), cutting the sessions of every other, also those of old workers when
+    ``master_socket`` is given (``cut_old_sessions``); idempotent. Raises ``Retry`` (the server
+    unknown, the socket gone)."""
     for backend in backends:
         states = server_states(socket_path, backend)
         if primary_server_name not in states:
@@ -453,3 +514,5 @@ def set_primary(socket_path: Path, primary_server_name: str, backends: Sequence[
         answer = admin(socket_path, primary_commands(states, primary_server_name, backend))
         if answer.strip():
             raise Retry(f"haproxy refused to set the primary: {answer.strip()[:200]}")
+    if master_socket is not None:
+        cut_old_sessions(master_socket, backends, primary_server_name)

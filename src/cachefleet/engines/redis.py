@@ -642,9 +642,8 @@ async def switchover(
     """A planned change of primary that loses no acknowledged write.
 
     Writes on the old primary are paused, the new one is promoted only once it has every byte the old
-    one acknowledged, then the old primary follows the new one and its clients are disconnected.
-    Raises ``Retry`` on any failure; the pause lapses on its own, so a crash here never leaves writes
-    blocked for long.
+    one acknowledged, then the old primary follows the new one. Raises ``Retry`` on any failure; the
+    pause lapses on its own, so a crash here never leaves writes blocked for long.
     """
     pause_ms = int((catch_up_timeout + 2.0) * 1000)
     before = _client(*old, user=user, password=password, timeout=2.0, tls=tls)
@@ -658,10 +657,6 @@ async def switchover(
                 await asyncio.sleep(0.01)
             await after.replicaof("NO", "ONE")
             await before.replicaof(new[0], str(new[1]))
-            # Its clients are cut, as Sentinel cuts them when it demotes a primary: a session that an
-            # old worker of the endpoint proxy still holds (one that predates a reload) is checked by
-            # nobody, and would otherwise stay on the demoted node (docs/decisions.md).
-            await before.execute_command("CLIENT", "KILL", "TYPE", "normal")
             await before.client_unpause()
     except (RedisError, OSError, TimeoutError) as exc:
         raise Retry(f"switchover from {old[0]}:{old[1]} to {new[0]}:{new[1]} failed: {exc}") from exc

@@ -438,14 +438,15 @@ import sys
 
 SOCKET = {socket!r}
 BACKENDS = {backends!r}
+MASTER = {master!r}  # the proxy's master CLI, beside SOCKET (None: no old workers to reach)
 TIMEOUT = 1.0
 
 
-def ask(command):
+def ask(command, path=None):
     # Relative to the socket's directory: its absolute path may exceed AF_UNIX's 108 bytes.
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(TIMEOUT)
-        sock.connect(os.path.basename(SOCKET))
+        sock.connect(path or os.path.basename(SOCKET))
         sock.sendall(command.encode() + b"\\n")
         chunks = []
         while True:
@@ -454,6 +455,30 @@ def ask(command):
                 break
             chunks.append(chunk)
     return b"".join(chunks).decode(errors="replace")
+
+
+def cut_old(primary):
+    # Workers that predate the proxy's last reload keep their sessions, but run no health checks and
+    # take no "set server": their sessions to any other server of BACKENDS are cut one by one. The
+    # master's CLI sends a line prefixed "@!<pid>" to that worker only, and keeps a session until "quit".
+    if MASTER is None:
+        return
+    section = ""
+    for line in ask("show proc\\nquit", MASTER).splitlines():
+        if line.startswith("#"):
+            section = line.strip("# ").strip()
+            continue
+        fields = line.split()
+        if section != "old workers" or not fields or not fields[0].isdigit():
+            continue
+        stale = []
+        for entry in ask("@!%s show sess\\nquit" % fields[0], MASTER).splitlines():
+            session, _, rest = entry.partition(": ")
+            values = dict(f.split("=", 1) for f in rest.split() if "=" in f)
+            if session.startswith("0x") and values.get("be") in BACKENDS and values.get("srv") != primary:
+                stale.append("@!%s shutdown session %s" % (fields[0], session))
+        if stale:
+            ask("\\n".join(stale + ["quit"]), MASTER)
 
 
 def target(argv):
@@ -512,6 +537,11 @@ def main(argv):
     if answer.strip():
         print("reconfig: haproxy said %r" % (answer.strip(),), file=sys.stderr)
         return 2
+    try:
+        cut_old(primary)
+    except OSError as exc:
+        print("reconfig: haproxy master socket: %s" % (exc,), file=sys.stderr)
+        return 2
     print("reconfig: %s is the primary in %s" % (primary, ", ".join(BACKENDS)), file=sys.stderr)
     return 0
 
@@ -521,16 +551,22 @@ if __name__ == "__main__":
 """
 
 
-def reconfig_script(python: str, admin_socket: Path, backends: Sequence[str] = (PRIMARY_BACKEND,)) -> str:
+def reconfig_script(
+    python: str, admin_socket: Path, backends: Sequence[str] = (PRIMARY_BACKEND,), master_socket: Path | None = None
+) -> str:
     """The text of the client-reconfig-script that points ``admin_socket``'s HAProxy at the new
     primary in every backend of ``backends`` (``haproxy.primary_backends``: with TLS ``preferred``,
-    the plain-text one too). Stdlib only; ``python`` is its interpreter, an absolute path, run
-    isolated with ``-I`` so that PYTHON* variables Sentinel inherited from the control plane do not
-    reach it."""
+    the plain-text one too), and through ``master_socket`` (in the same directory), when given,
+    cuts its old workers' sessions to any other server. Stdlib only; ``python`` is its interpreter,
+    an absolute path, run isolated with ``-I`` so that PYTHON* variables Sentinel inherited from the
+    control plane do not reach it."""
     if not python.startswith("/") or any(c.isspace() for c in python):
         raise ValueError(f"the interpreter must be an absolute path without spaces: {python!r}")
     if not admin_socket.is_absolute():
         raise ValueError(f"the admin socket path must be absolute: {admin_socket}")
     if not backends or any(not _NAME.fullmatch(b) for b in backends):
         raise ValueError(f"invalid backend names {backends!r}")
-    return _SCRIPT.format(python=python, socket=str(admin_socket), backends=tuple(backends))
+    if master_socket is not None and master_socket.parent != admin_socket.parent:
+        raise ValueError(f"the master socket must be beside the admin socket: {master_socket}")
+    master = master_socket.name if master_socket is not None else None
+    return _SCRIPT.format(python=python, socket=str(admin_socket), backends=tuple(backends), master=master)
