@@ -230,7 +230,8 @@ def test_groups_share_one_proxy_through_reloads_and_a_failover_after_them(local:
     for group in (a, b):
         asyncio.run(proxy.serve(AT, group.group_id, group.inputs()))
     for group in (a, b):
-        wait_for(f"{group.group_id} routed", lambda g=group: _routes(socket, g, g.primary) and _readers_settled(socket, g))
+        settled = lambda g=group: _routes(socket, g, g.primary) and _readers_settled(socket, g)  # noqa: E731
+        wait_for(f"{group.group_id} routed", settled)
     master = local.pid(PROXY_KEY)
     assert master is not None
     ports = [p for g in (a, b) for p in (g.endpoint, g.reader)]

@@ -25,10 +25,10 @@ from cachefleet.control.actions import DiscoveryInputs, EndpointInputs, Plan, Re
 from cachefleet.control.hosts import Drivers
 from cachefleet.control.kinds.base import PlannedKind, Services, wanted_parameters
 from cachefleet.control.observe import EndpointServers, Observer
-from cachefleet.control.proxy import ENDPOINT_FILE, entry_json
+from cachefleet.control.proxy import ENDPOINT_FILE, EndpointProxy, entry_json
 from cachefleet.control.security import Keys
 from cachefleet.engines import acl
-from cachefleet.engines.haproxy import ServerState, server_name
+from cachefleet.engines.haproxy import WORKER_PID, ServerState, server_name
 from cachefleet.engines.memcached import PLAIN, Access, MemcachedObservation
 from cachefleet.engines.redis import RedisObservation
 from cachefleet.engines.sentinel import ASK_PERIOD_MS, PING_PERIOD_MS, SentinelView, Timings
@@ -288,6 +288,27 @@ class FakeHosts:
         if host is None:
             raise Retry(f"host {host_id} is not registered")
         return host
+
+
+class FakeProxyCli:
+    """Answers the endpoint proxy's admin socket (``EndpointProxy.admin``): each ``show info`` comes
+    from a new worker, as after a reload, and the proxy has no servers to report."""
+
+    def __init__(self) -> None:
+        self.worker = 1
+        self.commands: list[str] = []
+
+    def __call__(self, socket_path: Path, command: str) -> str:
+        self.commands.append(command)
+        if command == WORKER_PID:
+            self.worker += 1
+            return f"Pid: {self.worker}\n"
+        return "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_port\n"
+
+
+def fake_proxy(hosts: FakeHosts) -> EndpointProxy:
+    """The endpoint proxy of ``hosts`` for executors under test, its admin socket answered in memory."""
+    return EndpointProxy(hosts, "/usr/sbin/haproxy", KEYS.internal.check, KEYS.ca_file, admin=FakeProxyCli())
 
 
 class FakeProbes:

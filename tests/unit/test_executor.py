@@ -7,7 +7,7 @@ import socket
 from dataclasses import replace
 
 import pytest
-from tests.support.fakes import ADDRESS, AZS, CREDENTIALS, KEYS, NOW, Fleet
+from tests.support.fakes import ADDRESS, AZS, CREDENTIALS, KEYS, NOW, Fleet, fake_proxy
 
 from cachefleet.control.actions import (
     Action,
@@ -51,6 +51,7 @@ def executor(fleet: Fleet, engines: tuple[EngineBinary, ...] = (REDIS, MEMCACHED
         keys=KEYS,
         links=Links(KEYS.client_tls),
         clock=lambda: NOW,
+        proxy=fake_proxy(fleet.hosts),
     )
 
 

@@ -131,7 +131,9 @@ def test_invalid_configs_are_refused(changes: dict[str, object]) -> None:
 
 def test_argv_and_reload_signal() -> None:
     conf = Path("/data/ep/haproxy.cfg")
-    assert argv("/usr/sbin/haproxy", conf) == ("/usr/sbin/haproxy", "-W", "-db", "-f", str(conf))
+    # The master's CLI beside the config's admin socket, in the working directory.
+    expected = ("/usr/sbin/haproxy", "-W", "-db", "-S", "unix@master.sock", "-f", str(conf))
+    assert argv("/usr/sbin/haproxy", conf) == expected
     assert RELOAD_SIGNAL == signal.SIGUSR2
     assert server_name(7001) == "n7001"
 

@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from tests.support.fakes import ADDRESS, AZS, CREDENTIALS, KEYS, NOW, Fleet, master
+from tests.support.fakes import ADDRESS, AZS, CREDENTIALS, KEYS, NOW, Fleet, fake_proxy, master
 
 from cachefleet.control.actions import (
     AllocatePort,
@@ -285,6 +285,7 @@ def _executor(fleet: Fleet) -> Executor:
         keys=KEYS,
         links=Links(KEYS.client_tls),
         clock=lambda: NOW,
+        proxy=fake_proxy(fleet.hosts),
     )
 
 
