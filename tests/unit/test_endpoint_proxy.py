@@ -1,0 +1,182 @@
+"""The host's endpoint proxy: one config for every group (``haproxy.render_proxy``), what a group
+contributes (``control.proxy``), and what the proxy's CLIs answer (old workers, their sessions)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from tests.support.fakes import ADDRESS, AZS, FakeProxyCli, Fleet, fake_proxy
+
+from cachefleet.control.actions import EndpointInputs
+from cachefleet.control.proxy import ENDPOINT_FILE, entry_json, parse_entry, running_primaries
+from cachefleet.engines import haproxy
+from cachefleet.model.errors import Retry
+from cachefleet.model.nodes import PROXY_KEY, READER_SLOT, NodeKey, Placement, endpoint_group, endpoint_key
+from cachefleet.model.transit import TransitMode
+
+AT = Placement("local", ADDRESS, AZS[0])
+SETTINGS = haproxy.ProxySettings(hard_stop_after_s=3600, max_reloads=10)
+
+
+def _config(group: str, base: int, **extra: object) -> haproxy.EndpointConfig:
+    nodes = ((ADDRESS, base + 1), (ADDRESS, base + 2))
+    return haproxy.EndpointConfig(
+        bind=ADDRESS,
+        primary_port=base,
+        reader_port=base + 10,
+        nodes=nodes,
+        primary=nodes[0],
+        admin_user="cachefleet-check",
+        admin_password="secret",
+        group=group,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def test_one_config_serves_every_group_under_its_own_names() -> None:
+    tls = haproxy.EndpointTls(TransitMode.PREFERRED, Path("/ca.pem"), plain_ports=((7102, 7202), (7101, 7201)))
+    text = haproxy.render_proxy(SETTINGS, [_config("orders", 6000), _config("carts", 7100, tls=tls)])
+    assert text.count("\nglobal\n") == 1
+    assert "    hard-stop-after 3600s\n    mworker-max-reloads 10\n" in text
+    assert "expose-fd listeners" in text
+    for name in ("fe_primary.orders", "fe_reader.orders", "be_primary.orders", "be_reader.orders"):
+        assert f"\n{'frontend' if name.startswith('fe') else 'backend'} {name}\n" in text
+    # TLS preferred for one group only: its sniffing frontends and plain-text backends, not the other's.
+    assert "backend be_primary_plain.carts" in text
+    assert "be_primary_plain.orders" not in text
+    assert "    use_backend be_primary.carts if tls\n    default_backend be_primary_plain.carts" in text
+    assert "bind 127.0.0.1:6000\n    default_backend be_primary.orders" in text
+    assert haproxy.group_primary_backends("carts", TransitMode.PREFERRED) == (
+        "be_primary.carts",
+        "be_primary_plain.carts",
+    )
+    assert haproxy.group_primary_backends("orders", None) == ("be_primary.orders",)
+
+
+def test_a_shared_config_refuses_clashing_groups_and_ports() -> None:
+    with pytest.raises(ValueError, match="distinct"):
+        haproxy.render_proxy(SETTINGS, [_config("a", 6000), _config("b", 6010)])  # a's reader is b's primary
+    with pytest.raises(ValueError, match="own group name"):
+        haproxy.render_proxy(SETTINGS, [_config("a", 6000), _config("a", 7000)])
+    with pytest.raises(ValueError, match="own group name"):
+        haproxy.render_proxy(SETTINGS, [_config("", 6000), _config("a", 7000)])
+    with pytest.raises(ValueError, match="group names"):
+        haproxy.render_proxy(SETTINGS, [_config("a.b", 6000)])
+    with pytest.raises(ValueError, match="at least one"):
+        haproxy.render_proxy(SETTINGS, [])
+
+
+def test_a_contribution_round_trips_with_its_primary() -> None:
+    inputs = EndpointInputs(((ADDRESS, 1), (ADDRESS, 2)), (ADDRESS, 2), tls="preferred", plain_ports=((1, 11), (2, 12)))
+    assert parse_entry(entry_json(inputs)) == inputs
+    # What the planner compares leaves the primary out: a new primary is a runtime flip, not a reload.
+    assert "primary" not in inputs.to_json()
+    for unreadable in (None, "", "{", '{"nodes": []}', '{"nodes": [["h", "x"]], "primary": ["h", 1]}'):
+        assert parse_entry(unreadable) is None
+
+
+def test_an_endpoint_key_names_its_group() -> None:
+    assert endpoint_group(endpoint_key("orders")) == "orders"
+    assert endpoint_group(NodeKey("rg.orders", "sentinel-1")) is None
+    assert endpoint_group(PROXY_KEY) is None
+    assert endpoint_group(NodeKey("orders-001", "endpoint")) is None
+
+
+# As HAProxy 2.6 answers "show servers state" for the whole proxy (two groups).
+STATES = """1
+# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight \
+srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state \
+srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port \
+srv_check_addr srv_agent_addr srv_agent_port
+3 be_primary.a 1 n7001 127.0.0.1 0 1 1 1 5 15 3 2 6 0 0 0 - 7001 - 0 0 - - 0
+3 be_primary.a 2 n7002 127.0.0.1 2 0 1 1 5 15 3 2 6 0 0 0 - 7002 - 0 0 - - 0
+4 be_reader.a 1 n7001 127.0.0.1 2 0 1 1 5 15 3 2 6 0 0 0 - 7001 - 0 0 - - 0
+5 be_primary.b 1 n8001 127.0.0.1 0 1 1 1 5 15 3 2 6 0 0 0 - 8001 - 0 0 - - 0
+5 be_primary.b 2 n8002 127.0.0.1 0 1 1 1 5 15 3 2 6 0 0 0 - 8002 - 0 0 - - 0
+"""
+
+
+def test_a_reload_keeps_each_group_on_the_primary_its_backend_routes_to_now() -> None:
+    # b has no server out of maintenance (a flip in progress): its recorded primary is kept instead.
+    assert running_primaries(STATES) == {"a": ("127.0.0.1", 7002)}
+    assert set(haproxy.parse_all_server_states(STATES)) == {"be_primary.a", "be_reader.a", "be_primary.b"}
+
+
+SHOW_PROC = """#<PID>          <type>          <reloads>       <uptime>        <version>
+26508           master          2 [failed: 0]   0d00h00m03s     2.6.12-1+deb12u4
+# workers
+26530           worker          0               0d00h00m01s     2.6.12-1+deb12u4
+# old workers
+26517           worker          1               0d00h00m02s     2.6.12-1+deb12u4
+26514           worker          2               0d00h00m03s     2.6.12-1+deb12u4
+# programs
+
+"""
+
+SHOW_SESS = """0x55841b124200: proto=tcpv4 src=127.0.0.1:35060 fe=fe_primary.a be=be_primary.a srv=n7001 ts=00 age=9s
+0x55841b124300: proto=tcpv4 src=127.0.0.1:35061 fe=fe_primary.a be=be_primary.a srv=n7002 ts=00 age=9s
+0x55841b124400: proto=tcpv4 src=127.0.0.1:35062 fe=fe_reader.a be=be_reader.a srv=n7001 ts=00 age=9s
+0x55841b124500: proto=tcpv4 src=127.0.0.1:35063 fe=fe_primary.b be=be_primary.b srv=n8001 ts=00 age=9s
+0x55841b21abc0: proto=sockpair src=unix:2 fe=GLOBAL be=<NONE> srv=<none> ts=00 age=0s
+"""
+
+
+def test_old_workers_and_their_sessions_to_a_demoted_primary() -> None:
+    assert haproxy.old_workers(SHOW_PROC) == [26517, 26514]
+    assert haproxy.old_workers(SHOW_PROC.replace("26517", "").replace("26514", "")) == []
+    # Only the group's primary backend, and only servers other than its primary.
+    assert haproxy.stale_sessions(SHOW_SESS, {"be_primary.a"}, "n7002") == ["0x55841b124200"]
+    assert haproxy.stale_sessions(SHOW_SESS, {"be_primary.b"}, "n8001") == []
+
+
+def test_the_worker_pid_from_show_info() -> None:
+    assert haproxy.worker_pid("Name: HAProxy\nVersion: 2.6.12\nPid: 4242\nUptime: 0d\n") == 4242
+    with pytest.raises(Retry):
+        haproxy.worker_pid("Unknown command")
+
+
+def test_groups_come_and_go_through_one_proxy_process() -> None:
+    fleet = Fleet()
+    proxy = fake_proxy(fleet.hosts)
+    cli = proxy.admin
+    assert isinstance(cli, FakeProxyCli)
+    for group, base in (("a", 7001), ("b", 8001)):
+        key = endpoint_key(group)
+        fleet.host.allocate_port(key)
+        fleet.host.allocate_port(key, (), READER_SLOT)
+        nodes = ((ADDRESS, base), (ADDRESS, base + 1))
+        asyncio.run(proxy.serve(AT, group, EndpointInputs(nodes, nodes[0])))
+    pid = fleet.host.pid_now(PROXY_KEY)
+    assert pid is not None
+    assert fleet.host.started.count(PROXY_KEY) == 1  # started once, reloaded for the second group
+    conf = fleet.host.file_now(PROXY_KEY, haproxy.CONFIG_FILE) or ""
+    assert "frontend fe_primary.a" in conf
+    assert "frontend fe_primary.b" in conf
+    assert parse_entry(fleet.host.file_now(endpoint_key("b"), ENDPOINT_FILE)) is not None
+    asyncio.run(proxy.withdraw(AT, "a"))
+    conf = fleet.host.file_now(PROXY_KEY, haproxy.CONFIG_FILE) or ""
+    assert "fe_primary.a" not in conf
+    assert "frontend fe_primary.b" in conf
+    assert fleet.host.pid_now(PROXY_KEY) == pid
+    assert parse_entry(fleet.host.file_now(endpoint_key("a"), ENDPOINT_FILE)) is None
+    # Its last group gone, the proxy stops.
+    asyncio.run(proxy.withdraw(AT, "b"))
+    assert fleet.host.pid_now(PROXY_KEY) is None
+    assert "show servers state" in cli.commands
+
+
+def test_a_group_with_its_own_haproxy_of_an_older_version_is_taken_over() -> None:
+    # Before the shared proxy each group ran its own HAProxy in its endpoint directory, on the
+    # group's ports: it is stopped first (its clients see a short gap), then the proxy binds them.
+    fleet = Fleet()
+    key = endpoint_key("old")
+    fleet.host.run(key, fleet.host.allocate_port(key), inputs_json='{"nodes": []}')
+    fleet.host.allocate_port(key, (), READER_SLOT)
+    assert fleet.host.pid_now(key) is not None
+    nodes = ((ADDRESS, 7001),)
+    asyncio.run(fake_proxy(fleet.hosts).serve(AT, "old", EndpointInputs(nodes, nodes[0])))
+    assert fleet.host.pid_now(key) is None
+    assert fleet.host.pid_now(PROXY_KEY) is not None
+    assert "frontend fe_primary.old" in (fleet.host.file_now(PROXY_KEY, haproxy.CONFIG_FILE) or "")
