@@ -325,7 +325,9 @@ def run(trials: int, requests: int, clients: int, with_netns: bool) -> tuple[lis
             group_id = "ep"
             client.create_replication_group(
                 CacheNodeType="cache.t4g.micro",
-                ReplicationGroupId=group_id, ReplicationGroupDescription="endpoint bench", NumCacheClusters=2
+                ReplicationGroupId=group_id,
+                ReplicationGroupDescription="endpoint bench",
+                NumCacheClusters=2,
             )
             wait_for(lambda: group_status(client, group_id) == "available", f"{group_id} to become available")
             (node_group,) = client.describe_replication_groups(ReplicationGroupId=group_id)["ReplicationGroups"][0][
@@ -335,7 +337,7 @@ def run(trials: int, requests: int, clients: int, with_netns: bool) -> tuple[lis
             primary_port = int(primary["ReadEndpoint"]["Port"])
             pids = server.node_pids()
             redis_pid = pids[f"{primary['CacheClusterId']}/{primary['CacheNodeId']}"]
-            endpoint_master = pids[f"rg.{group_id}/endpoint"]
+            endpoint_master = pids["host.endpoints/haproxy"]  # the host's endpoint proxy, serving the group
 
             def endpoint_worker() -> int | None:
                 workers = [p for p in children(endpoint_master) if is_alive(p)]

@@ -189,7 +189,7 @@ def start(work: Path, tools: dict[str, str], started: list[subprocess.Popen[byte
     tls_port = int(member["ReadEndpoint"]["Port"])
     node_dir = server.data_dir / "nodes" / member["CacheClusterId"] / member["CacheNodeId"]
     plain_port = int((node_dir / "port-plain").read_text())
-    endpoint_dir = server.data_dir / "nodes" / f"rg.{GROUP}" / "endpoint"
+    endpoint_dir = server.data_dir / "nodes" / "host.endpoints" / "haproxy"  # the proxy of every group
     ca = server.data_dir / "ca.pem"
     endpoint = int(node_group["PrimaryEndpoint"]["Port"])
     ports = {"direct": plain_port, "direct-tls": tls_port, "endpoint": endpoint, "endpoint-preferred": endpoint}
@@ -219,7 +219,7 @@ def start(work: Path, tools: dict[str, str], started: list[subprocess.Popen[byte
         json.loads((server.data_dir / "server.json").read_text())["redis_iam_endpoint"].rpartition(":")[2]
     )
     redis_pids["rbac-endpoint"] = redis_pids["iam-endpoint"] = int((iam_node_dir / "pid").read_text())
-    proxies["rbac-endpoint"] = _worker_of(server.data_dir / "nodes" / f"rg.{IAM_GROUP}" / "endpoint")
+    proxies["rbac-endpoint"] = endpoint_worker  # the same proxy serves both groups
     assert server.process is not None
     control_plane = server.process.pid
     proxies["iam-endpoint"] = lambda: control_plane

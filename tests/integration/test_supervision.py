@@ -93,7 +93,7 @@ def test_data_plane_outlives_a_killed_control_plane_and_is_readopted(server: Ser
     with redis.Redis(host="127.0.0.1", port=ports[0]) as connection:
         connection.set("survives", "yes")
     pids_before = server.node_pids()
-    assert len(pids_before) == 7  # 3 + 2 nodes, the group's endpoint, the cluster's configuration endpoint
+    assert len(pids_before) == 7  # 3 + 2 nodes, the endpoint proxy, the cluster's configuration endpoint
     discovery = client.describe_cache_clusters(CacheClusterId="mc")["CacheClusters"][0]["ConfigurationEndpoint"]
     config = exchange(discovery["Port"], b"config get cluster\r\n")
 

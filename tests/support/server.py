@@ -132,8 +132,8 @@ class ServerProcess:
 
     def member_pids(self) -> dict[str, int]:
         """Like ``node_pids``, for cache nodes only (not the Sentinels and endpoints of groups, nor the
-        configuration endpoints of Memcached clusters)."""
-        return {k: v for k, v in self.node_pids().items() if not k.startswith(("rg.", "cfg."))}
+        configuration endpoints of Memcached clusters, nor the host's endpoint proxy)."""
+        return {k: v for k, v in self.node_pids().items() if not k.startswith(("rg.", "cfg.", "host."))}
 
     # API access
 
