@@ -291,8 +291,9 @@ class FakeHosts:
 
 
 class FakeProxyCli:
-    """Answers the endpoint proxy's admin socket (``EndpointProxy.admin``): each ``show info`` comes
-    from a new worker, as after a reload, and the proxy has no servers to report."""
+    """Answers the endpoint proxy's admin socket and master CLI (``EndpointProxy.admin``,
+    ``.master``): each ``show proc`` finds a new worker, as after a reload, which ``show info`` then
+    names; the proxy has no servers to report."""
 
     def __init__(self) -> None:
         self.worker = 1
@@ -301,14 +302,21 @@ class FakeProxyCli:
     def __call__(self, socket_path: Path, command: str) -> str:
         self.commands.append(command)
         if command == WORKER_PID:
-            self.worker += 1
             return f"Pid: {self.worker}\n"
         return "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_port\n"
+
+    def master(self, socket_path: Path, commands: Sequence[str]) -> str:
+        self.commands += commands
+        if list(commands) == ["show proc"]:
+            self.worker += 1
+            return f"# workers\n{self.worker} worker 0\n# old workers\n"
+        return ""
 
 
 def fake_proxy(hosts: FakeHosts) -> EndpointProxy:
     """The endpoint proxy of ``hosts`` for executors under test, its admin socket answered in memory."""
-    return EndpointProxy(hosts, "/usr/sbin/haproxy", KEYS.internal.check, KEYS.ca_file, admin=FakeProxyCli())
+    cli = FakeProxyCli()
+    return EndpointProxy(hosts, "/usr/sbin/haproxy", KEYS.internal.check, KEYS.ca_file, admin=cli, master=cli.master)
 
 
 class FakeProbes:

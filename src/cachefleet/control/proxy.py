@@ -24,7 +24,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,9 +40,8 @@ log = logging.getLogger(__name__)
 
 ENDPOINT_FILE = "endpoint.json"  # a group's contribution, in its endpoint directory
 _RELOAD_WAIT = 3.0  # a reload of 200 groups takes ~0.08 s (docs/benchmarks.md)
-# A master that has just started forks its worker (which answers at once) before it handles signals:
-# a reload asked in between was seen lost once in a test run. It is asked again (a second reload
-# of the same config costs one more old worker, with no session).
+# A reload whose new worker does not come is asked again (a second reload of the same config costs
+# one more old worker, with no session).
 _RELOAD_TRIES = 3
 
 # An idle old worker holds only the sessions it had at its reload; cache clients keep theirs for hours.
@@ -94,8 +93,10 @@ class EndpointProxy:
     check: Credentials  # what the health checks log in as (the check user, never the admin)
     ca_file: Path  # the installation's CA, which TLS checks verify the nodes against
     settings: haproxy.ProxySettings = SETTINGS
-    # One command on the admin socket (``haproxy.admin``; unit tests answer for it).
+    # One command on the admin socket (``haproxy.admin``), lines on the master's CLI
+    # (``haproxy.master``); unit tests answer for both.
     admin: Callable[[Path, str], str] = haproxy.admin
+    master: Callable[[Path, Sequence[str]], str] = haproxy.master
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def admin_socket(self, at: Placement) -> Path:
@@ -173,21 +174,24 @@ class EndpointProxy:
         raise Retry("the endpoint proxy did not load its new config (see its log)")
 
     async def _loaded(self, admin_socket: Path, before: int | None) -> None:
-        """Wait until a worker other than ``before`` answers the admin socket: the config is loaded
-        and the next change can read it. ``Retry`` when none does (after a failed reload, such as a
-        port held by another process, the master keeps the old worker)."""
+        """Wait until the master answers its CLI with a worker other than ``before``, and that worker
+        answers the admin socket: the config is loaded, and the master (which re-executes itself on a
+        reload, after its new worker is up) handles signals again; a reload asked before then was
+        seen lost. ``Retry`` when it does not come (after a failed reload, such as a port held by
+        another process, the master keeps the old worker)."""
+        master_socket = admin_socket.parent / haproxy.MASTER_SOCKET
         deadline = time.monotonic() + _RELOAD_WAIT / _RELOAD_TRIES
         while time.monotonic() < deadline:
-            try:
-                # The PID of the worker that answers the admin socket: a new one after a reload.
-                if await self._worker(admin_socket) != before:
+            with contextlib.suppress(Retry):
+                show_proc = await asyncio.to_thread(self.master, master_socket, ["show proc"])
+                workers = haproxy.current_workers(show_proc)
+                if workers and workers[0] != before and await self._worker(admin_socket) == workers[0]:
                     return
-            except Retry:
-                pass  # between the old worker's socket and the new one's
             await asyncio.sleep(0.01)
         raise Retry("the endpoint proxy did not load its new config (see its log)")
 
     async def _worker(self, admin_socket: Path) -> int:
+        """The PID of the worker that answers the admin socket (a reload replaces it)."""
         return haproxy.worker_pid(await asyncio.to_thread(self.admin, admin_socket, haproxy.WORKER_PID))
 
     async def _contributions(self, host: Host) -> dict[str, EndpointInputs]:

@@ -440,6 +440,15 @@ def worker_pid(info: str) -> int:
 def old_workers(show_proc: str) -> list[int]:
     """Pure: the PIDs under ``# old workers`` in the master's ``show proc`` answer: workers that
     predate a reload and still hold sessions."""
+    return _workers(show_proc, "old workers")
+
+
+def current_workers(show_proc: str) -> list[int]:
+    """Pure: the PIDs under ``# workers`` in the master's ``show proc`` answer (one, ours)."""
+    return _workers(show_proc, "workers")
+
+
+def _workers(show_proc: str, wanted: str) -> list[int]:
     pids: list[int] = []
     section = ""
     for line in show_proc.splitlines():
@@ -447,7 +456,7 @@ def old_workers(show_proc: str) -> list[int]:
             section = line.strip("# ").strip()
             continue
         fields = line.split()
-        if section == "old workers" and fields and fields[0].isdigit():
+        if section == wanted and fields and fields[0].isdigit():
             pids.append(int(fields[0]))
     return pids
 
