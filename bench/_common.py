@@ -19,7 +19,9 @@ from cachefleet.engines.installed import MissingBinary, require_binaries
 LOOPBACK = "127.0.0.1"
 
 
-def ratio_summary(times: dict[str, list[float]], target: float) -> dict[str, float | int | bool]:
+def ratio_summary(
+    times: dict[str, list[float]], target: float
+) -> dict[str, float | int | bool]:
     """Medians, minima and maxima of two sides' timings (cachefleet first), and the ratio of the
     medians against ``target``: the summary every side-by-side bench prints and emits as JSON."""
     ours, theirs = times.values()

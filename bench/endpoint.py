@@ -325,9 +325,7 @@ def run(trials: int, requests: int, clients: int, with_netns: bool) -> tuple[lis
             group_id = "ep"
             client.create_replication_group(
                 CacheNodeType="cache.t4g.micro",
-                ReplicationGroupId=group_id,
-                ReplicationGroupDescription="endpoint bench",
-                NumCacheClusters=2,
+                ReplicationGroupId=group_id, ReplicationGroupDescription="endpoint bench", NumCacheClusters=2
             )
             wait_for(lambda: group_status(client, group_id) == "available", f"{group_id} to become available")
             (node_group,) = client.describe_replication_groups(ReplicationGroupId=group_id)["ReplicationGroups"][0][

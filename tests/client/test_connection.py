@@ -275,11 +275,7 @@ async def test_tls_with_private_ca(tmp_path: Path, redis_factory: type[RedisServ
 def cluster_node(tmp_path: Path, redis_factory: type[RedisServer]) -> RedisServer:
     """A one-node Redis Cluster that owns all 16384 slots."""
     node = redis_factory(
-        tmp_path / "cluster",
-        "--cluster-enabled",
-        "yes",
-        "--cluster-config-file",
-        "nodes.conf",
+        tmp_path / "cluster", "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
         port=free_port(below=55536),
     )
     node.start()

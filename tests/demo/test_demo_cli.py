@@ -79,9 +79,7 @@ def test_demo_uses_a_running_server_and_deletes_only_its_group(tmp_path: Path, s
     client = server.client()
     client.create_replication_group(
         CacheNodeType="cache.t4g.micro",
-        ReplicationGroupId="mine",
-        ReplicationGroupDescription="not the demo's",
-        NumCacheClusters=1,
+        ReplicationGroupId="mine", ReplicationGroupDescription="not the demo's", NumCacheClusters=1
     )
     work = tmp_path / "work"
     work.mkdir()

@@ -90,7 +90,6 @@ ELASTICACHE = Target(
     implements=_elasticache_implements,
 )
 
-
 def _iam_implements(operation: str, path: str) -> bool:
     return not _IAM_OPERATIONS[operation].inputs.member(path).refused
 

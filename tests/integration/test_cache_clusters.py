@@ -53,7 +53,10 @@ def test_memcached_cluster_across_azs(server: ServerProcess, client: Any) -> Non
 
     pids = server.member_pids()
     assert len(pids) == 3
-    assert client.delete_cache_cluster(CacheClusterId="sessions")["CacheCluster"]["CacheClusterStatus"] == "deleting"
+    assert (
+        client.delete_cache_cluster(CacheClusterId="sessions")["CacheCluster"]["CacheClusterStatus"]
+        == "deleting"
+    )
     client.get_waiter("cache_cluster_deleted").wait(CacheClusterId="sessions", WaiterConfig=FAST_WAIT)
     wait_until(lambda: not server.member_pids(), 10, what="memcached processes to exit")
     assert not any(is_alive(pid) for pid in pids.values())
@@ -85,7 +88,9 @@ def test_standalone_redis_cluster_and_killed_node(server: ServerProcess, client:
         assert connection.ping()
     old = server.member_pids()["single/0001"]
     os.kill(old, 9)
-    wait_until(lambda: server.member_pids().get("single/0001") not in (None, old), 15, what="the node's restart")
+    wait_until(
+        lambda: server.member_pids().get("single/0001") not in (None, old), 15, what="the node's restart"
+    )
     assert _cluster(client, "single")["CacheNodes"][0]["Endpoint"] == endpoint
     listing = client.describe_cache_clusters(ShowCacheClustersNotInReplicationGroups=True)["CacheClusters"]
     assert [c["CacheClusterId"] for c in listing] == ["single"]
@@ -94,9 +99,7 @@ def test_standalone_redis_cluster_and_killed_node(server: ServerProcess, client:
 def test_tags_on_groups_and_clusters(client: Any) -> None:
     group_arn = client.create_replication_group(
         CacheNodeType="cache.t4g.micro",
-        ReplicationGroupId="tagged",
-        ReplicationGroupDescription="t",
-        Tags=[{"Key": "env", "Value": "dev"}],
+        ReplicationGroupId="tagged", ReplicationGroupDescription="t", Tags=[{"Key": "env", "Value": "dev"}]
     )["ReplicationGroup"]["ARN"]
     assert client.add_tags_to_resource(
         ResourceName=group_arn, Tags=[{"Key": "env", "Value": "prod"}, {"Key": "team", "Value": "a"}]
@@ -106,7 +109,9 @@ def test_tags_on_groups_and_clusters(client: Any) -> None:
     ]
     assert client.list_tags_for_resource(ResourceName=group_arn)["TagList"] == [{"Key": "team", "Value": "a"}]
     member_arn = "arn:aws:elasticache:us-east-1:000000000000:cluster:tagged-001"
-    assert client.list_tags_for_resource(ResourceName=member_arn)["TagList"] == [{"Key": "env", "Value": "dev"}]
+    assert client.list_tags_for_resource(ResourceName=member_arn)["TagList"] == [
+        {"Key": "env", "Value": "dev"}
+    ]
 
 
 def test_engine_versions_are_what_is_installed(client: Any) -> None:
@@ -115,7 +120,9 @@ def test_engine_versions_are_what_is_installed(client: Any) -> None:
     assert {"redis", "memcached"} <= set(engines)
     assert engines["redis"]["CacheParameterGroupFamily"] == "redis7"
     assert engines["memcached"]["CacheParameterGroupFamily"] == "memcached1.6"
-    installed = subprocess.run(["redis-server", "--version"], capture_output=True, text=True, check=True).stdout
+    installed = subprocess.run(
+        ["redis-server", "--version"], capture_output=True, text=True, check=True
+    ).stdout
     assert f"v={engines['redis']['EngineVersion']}" in installed
     only = client.describe_cache_engine_versions(Engine="memcached")["CacheEngineVersions"]
     assert [v["Engine"] for v in only] == ["memcached"]

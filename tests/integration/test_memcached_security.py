@@ -66,7 +66,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
             users=USERS,
         )
         endpoints = (
-            ce.Endpoint("tls", BIND, free_port(), 1, (ce.Member(BIND, BIND, tls_node),), *tls, upstream_ca=str(ca.ca)),
+            ce.Endpoint(
+                "tls", BIND, free_port(), 1, (ce.Member(BIND, BIND, tls_node),), *tls, upstream_ca=str(ca.ca)
+            ),
             ce.Endpoint(
                 "ascii", BIND, free_port(), 1, (ce.Member(BIND, BIND, ascii_node),), auth=ce.Auth(ce.ASCII_AUTH, USERS)
             ),

@@ -300,10 +300,9 @@ def test_parameter_group_lifecycle_describe_filters_and_paging(client: Any) -> N
     assert {p["ChangeType"] for p in user} == {"immediate"}
     system = client.describe_cache_parameters(CacheParameterGroupName="app-params", Source="system")
     assert len(system["Parameters"]) == len(plain) - 3
-    assert (
-        client.describe_cache_parameters(CacheParameterGroupName="app-params", Source="engine-default")["Parameters"]
-        == []
-    )
+    assert client.describe_cache_parameters(CacheParameterGroupName="app-params", Source="engine-default")[
+        "Parameters"
+    ] == []
 
     client.reset_cache_parameter_group(
         CacheParameterGroupName="app-params", ParameterNameValues=[{"ParameterName": "timeout"}]
@@ -331,10 +330,9 @@ def test_parameter_group_lifecycle_describe_filters_and_paging(client: Any) -> N
 
     # Defaults are read-only.
     for call, extra in (
-        (
-            client.modify_cache_parameter_group,
-            {"ParameterNameValues": [{"ParameterName": "timeout", "ParameterValue": "30"}]},
-        ),
+        (client.modify_cache_parameter_group, {"ParameterNameValues": [
+            {"ParameterName": "timeout", "ParameterValue": "30"}
+        ]}),
         (client.reset_cache_parameter_group, {"ResetAllParameters": True}),
         (client.delete_cache_parameter_group, {}),
     ):
@@ -440,9 +438,9 @@ def test_requires_reboot_parameter_is_pending_until_reboot_which_keeps_the_data(
     )
     for cluster_id in ports:
         wait_until(
-            lambda cluster_id=cluster_id: (
-                _apply_status(client, cluster_id) == ("pending-reboot", ["0001"], ["pending-reboot"])
-            ),
+            lambda cluster_id=cluster_id: _apply_status(client, cluster_id) == ("pending-reboot", ["0001"], [
+                "pending-reboot"
+            ]),
             10,
             what=f"{cluster_id} to show pending-reboot",
         )
@@ -458,10 +456,8 @@ def test_requires_reboot_parameter_is_pending_until_reboot_which_keeps_the_data(
         again = _attempt(client.reboot_cache_cluster, CacheClusterId=cluster_id, CacheNodeIdsToReboot=["0001"])
         assert again in ("ok", "InvalidCacheClusterState")
         wait_until(
-            lambda cluster_id=cluster_id: (
-                _apply_status(client, cluster_id)[0] == "in-sync"
-                and _clusters(client, cluster_id)[cluster_id]["CacheClusterStatus"] == "available"
-            ),
+            lambda cluster_id=cluster_id: _apply_status(client, cluster_id)[0] == "in-sync"
+            and _clusters(client, cluster_id)[cluster_id]["CacheClusterStatus"] == "available",
             20,
             what=f"{cluster_id} to reboot",
         )
@@ -543,10 +539,7 @@ def test_memcached_parameters_apply_on_reboot(server: ServerProcess, client: Any
     _parameter_group(client, "mc-params", "memcached1.6")
     client.create_cache_cluster(
         CacheNodeType="cache.t4g.micro",
-        CacheClusterId="mcp",
-        Engine="memcached",
-        NumCacheNodes=2,
-        CacheParameterGroupName="mc-params",
+        CacheClusterId="mcp", Engine="memcached", NumCacheNodes=2, CacheParameterGroupName="mc-params"
     )
     client.get_waiter("cache_cluster_available").wait(CacheClusterId="mcp", WaiterConfig=FAST_WAIT)
     ports = [n["Endpoint"]["Port"] for n in _clusters(client, "mcp")["mcp"]["CacheNodes"]]
@@ -568,10 +561,8 @@ def test_memcached_parameters_apply_on_reboot(server: ServerProcess, client: Any
 
     client.reboot_cache_cluster(CacheClusterId="mcp", CacheNodeIdsToReboot=["0001", "0002"])
     wait_until(
-        lambda: (
-            _apply_status(client, "mcp") == ("in-sync", [], ["in-sync"] * 2)
-            and _clusters(client, "mcp")["mcp"]["CacheClusterStatus"] == "available"
-        ),
+        lambda: _apply_status(client, "mcp") == ("in-sync", [], ["in-sync"] * 2)
+        and _clusters(client, "mcp")["mcp"]["CacheClusterStatus"] == "available",
         20,
         what="the reboot",
     )

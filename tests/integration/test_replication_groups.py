@@ -80,7 +80,9 @@ def test_three_node_group_serves_replicates_and_is_deleted(server: ServerProcess
 
     clusters = client.describe_cache_clusters(ShowCacheNodeInfo=True)["CacheClusters"]
     assert [c["CacheClusterId"] for c in clusters] == ["orders-001", "orders-002", "orders-003"]
-    assert all(c["ReplicationGroupId"] == "orders" and c["CacheClusterStatus"] == "available" for c in clusters)
+    assert all(
+        c["ReplicationGroupId"] == "orders" and c["CacheClusterStatus"] == "available" for c in clusters
+    )
     assert [c["CacheNodes"][0]["Endpoint"]["Port"] for c in clusters] == ports
     assert client.list_tags_for_resource(ResourceName=clusters[0]["ARN"])["TagList"] == [
         {"Key": "team", "Value": "shop"}

@@ -52,10 +52,7 @@ def _connect(port: int, password: str | None = None) -> redis.Redis:
 def _create_group(client: Any, group_id: str, nodes: int = 2, **extra: Any) -> None:
     client.create_replication_group(
         CacheNodeType="cache.t4g.micro",
-        ReplicationGroupId=group_id,
-        ReplicationGroupDescription="snapshots",
-        NumCacheClusters=nodes,
-        **extra,
+        ReplicationGroupId=group_id, ReplicationGroupDescription="snapshots", NumCacheClusters=nodes, **extra
     )
     client.get_waiter("replication_group_available").wait(ReplicationGroupId=group_id, WaiterConfig=FAST_WAIT)
 
@@ -225,9 +222,7 @@ def test_snapshot_on_a_replica_then_restore_after_delete_keeps_every_key_value_a
     assert _status(client, "orders-backup") == "available"  # a manual snapshot outlives its source
 
     restored = client.create_replication_group(
-        ReplicationGroupId="orders",
-        ReplicationGroupDescription="restored",
-        NumCacheClusters=2,
+        ReplicationGroupId="orders", ReplicationGroupDescription="restored", NumCacheClusters=2,
         SnapshotName="orders-backup",
     )["ReplicationGroup"]
     assert restored["Status"] == "creating"
@@ -292,31 +287,18 @@ def test_describe_filters_paging_copy_delete_tags_and_quota(server: ServerProces
     with _connect(_cluster_port(client, "cache")) as app:
         app.set("k", "v")
 
-    client.create_snapshot(
-        CacheClusterId="web-001", SnapshotName="web-on-primary", Tags=[{"Key": "team", "Value": "web"}]
-    )
+    client.create_snapshot(CacheClusterId="web-001", SnapshotName="web-on-primary",
+                           Tags=[{"Key": "team", "Value": "web"}])
     on_primary = _wait_snapshot(client, "web-on-primary")
     assert on_primary["NodeSnapshots"][0]["CacheClusterId"] == "web-001"  # the member named
     assert on_primary["ReplicationGroupId"] == "web"
     for i in range(20):  # the quota: 20 manual snapshots of a node in 24 hours
-        wait_until(
-            lambda: (
-                client.describe_cache_clusters(CacheClusterId="cache")["CacheClusters"][0]["CacheClusterStatus"]
-                == "available"
-            ),
-            10,
-            what="the cluster available",
-        )
+        wait_until(lambda: client.describe_cache_clusters(CacheClusterId="cache")["CacheClusters"][0][
+            "CacheClusterStatus"] == "available", 10, what="the cluster available")
         client.create_snapshot(CacheClusterId="cache", SnapshotName=f"cache-{i:02d}")
         _wait_snapshot(client, f"cache-{i:02d}")
-    wait_until(
-        lambda: (
-            client.describe_cache_clusters(CacheClusterId="cache")["CacheClusters"][0]["CacheClusterStatus"]
-            == "available"
-        ),
-        10,
-        what="the cluster available",
-    )
+    wait_until(lambda: client.describe_cache_clusters(CacheClusterId="cache")["CacheClusters"][0][
+        "CacheClusterStatus"] == "available", 10, what="the cluster available")
     with pytest.raises(client.exceptions.SnapshotQuotaExceededFault):
         client.create_snapshot(CacheClusterId="cache", SnapshotName="cache-20")
 
@@ -390,9 +372,8 @@ def test_copy_snapshot_to_a_bucket_exports_the_rdb_and_snapshot_arns_seed_a_new_
     assert missing.value.response["Error"]["Code"] == "InvalidParameterValue"
     bucket = server.data_dir / "exports" / "my-bucket"
     bucket.mkdir(parents=True)
-    answer = client.copy_snapshot(
-        SourceSnapshotName="to-export", TargetSnapshotName="exported", TargetBucket="my-bucket"
-    )["Snapshot"]
+    answer = client.copy_snapshot(SourceSnapshotName="to-export", TargetSnapshotName="exported",
+                                  TargetBucket="my-bucket")["Snapshot"]
     assert answer["SnapshotName"] == "to-export"
     exported = bucket / "exported.rdb"
     wait_until(exported.exists, 20, what="the exported object")
@@ -410,49 +391,27 @@ def test_copy_snapshot_to_a_bucket_exports_the_rdb_and_snapshot_arns_seed_a_new_
     imports.mkdir(parents=True)
     (imports / "dumps").mkdir()
     (imports / "dumps" / "seed.rdb").write_bytes(exported.read_bytes())
-    client.create_cache_cluster(
-        CacheNodeType="cache.t4g.micro",
-        CacheClusterId="imported",
-        Engine="redis",
-        SnapshotArns=["arn:aws:s3:::incoming/dumps/seed.rdb"],
-    )
+    client.create_cache_cluster(CacheNodeType="cache.t4g.micro", CacheClusterId="imported", Engine="redis",
+                                SnapshotArns=["arn:aws:s3:::incoming/dumps/seed.rdb"])
     client.get_waiter("cache_cluster_available").wait(CacheClusterId="imported", WaiterConfig=FAST_WAIT)
     with _connect(_cluster_port(client, "imported")) as app:
         assert _dump(app) == before
-    client.create_replication_group(
-        ReplicationGroupId="imported-rg",
-        ReplicationGroupDescription="d",
-        CacheNodeType="cache.t4g.micro",
-        NumCacheClusters=2,
-        SnapshotArns=["arn:aws:s3:::incoming/dumps/seed.rdb"],
-    )
+    client.create_replication_group(ReplicationGroupId="imported-rg", ReplicationGroupDescription="d",
+                                    CacheNodeType="cache.t4g.micro", NumCacheClusters=2,
+                                    SnapshotArns=["arn:aws:s3:::incoming/dumps/seed.rdb"])
     client.get_waiter("replication_group_available").wait(ReplicationGroupId="imported-rg", WaiterConfig=FAST_WAIT)
     with _connect(_primary_port(client, "imported-rg")) as app:
         assert _dump(app) == before
 
     # A missing object and a file that is no RDB: restore-failed, an event, nothing started.
     (imports / "garbage.rdb").write_bytes(b"this is not an RDB file\n" * 100)
-    client.create_cache_cluster(
-        CacheNodeType="cache.t4g.micro",
-        CacheClusterId="no-object",
-        Engine="redis",
-        SnapshotArns=["arn:aws:s3:::incoming/absent.rdb"],
-    )
-    client.create_cache_cluster(
-        CacheNodeType="cache.t4g.micro",
-        CacheClusterId="no-rdb",
-        Engine="redis",
-        SnapshotArns=["arn:aws:s3:::incoming/garbage.rdb"],
-    )
+    client.create_cache_cluster(CacheNodeType="cache.t4g.micro", CacheClusterId="no-object", Engine="redis",
+                                SnapshotArns=["arn:aws:s3:::incoming/absent.rdb"])
+    client.create_cache_cluster(CacheNodeType="cache.t4g.micro", CacheClusterId="no-rdb", Engine="redis",
+                                SnapshotArns=["arn:aws:s3:::incoming/garbage.rdb"])
     for cluster_id in ("no-object", "no-rdb"):
-        wait_until(
-            lambda c=cluster_id: (
-                client.describe_cache_clusters(CacheClusterId=c)["CacheClusters"][0]["CacheClusterStatus"]
-                == "restore-failed"
-            ),
-            20,
-            what=f"{cluster_id} restore-failed",
-        )
+        wait_until(lambda c=cluster_id: client.describe_cache_clusters(CacheClusterId=c)["CacheClusters"][0][
+            "CacheClusterStatus"] == "restore-failed", 20, what=f"{cluster_id} restore-failed")
         assert any("Restore from snapshot failed" in m for m in _events(client, "cache-cluster", cluster_id))
         assert not any(k.startswith(f"{cluster_id}/") for k in server.member_pids())
         # boto3's waiter stops on it at once, as its definition says for restore-failed.
@@ -477,23 +436,14 @@ def test_a_corrupted_snapshot_fails_the_restore_cleanly_and_touches_nothing_else
     stored.write_bytes(bytes(data))
     pids_before = server.member_pids()
 
-    client.create_replication_group(
-        ReplicationGroupId="from-damaged", ReplicationGroupDescription="d", NumCacheClusters=2, SnapshotName="damaged"
-    )
+    client.create_replication_group(ReplicationGroupId="from-damaged", ReplicationGroupDescription="d",
+                                    NumCacheClusters=2, SnapshotName="damaged")
     client.create_cache_cluster(CacheClusterId="also-damaged", SnapshotName="damaged")
     wait_until(lambda: _group(client, "from-damaged")["Status"] == "create-failed", 20, what="create-failed")
-    wait_until(
-        lambda: (
-            client.describe_cache_clusters(CacheClusterId="also-damaged")["CacheClusters"][0]["CacheClusterStatus"]
-            == "restore-failed"
-        ),
-        20,
-        what="restore-failed",
-    )
-    assert any(
-        "Failed to create replication group from-damaged" in m and "sha256" in m
-        for m in _events(client, "replication-group", "from-damaged")
-    )
+    wait_until(lambda: client.describe_cache_clusters(CacheClusterId="also-damaged")["CacheClusters"][0][
+        "CacheClusterStatus"] == "restore-failed", 20, what="restore-failed")
+    assert any("Failed to create replication group from-damaged" in m and "sha256" in m
+               for m in _events(client, "replication-group", "from-damaged"))
     assert any("Restore from snapshot failed" in m for m in _events(client, "cache-cluster", "also-damaged"))
     members = client.describe_cache_clusters(CacheClusterId="from-damaged-001")["CacheClusters"][0]
     assert members["CacheClusterStatus"] == "restore-failed"
@@ -616,14 +566,8 @@ def test_control_plane_killed_in_the_middle_of_a_snapshot_converges_on_restart(
     assert stored.stat().st_size == _stored_status(server, "interrupted")["size"]  # type: ignore[index]
     assert _tmp_files(server) == []
     assert snapshot["NodeSnapshots"][0]["CacheClusterId"] == "big"
-    wait_until(
-        lambda: (
-            client.describe_cache_clusters(CacheClusterId="big")["CacheClusters"][0]["CacheClusterStatus"]
-            == "available"
-        ),
-        15,
-        what="the cluster back to available",
-    )
+    wait_until(lambda: client.describe_cache_clusters(CacheClusterId="big")["CacheClusters"][0][
+        "CacheClusterStatus"] == "available", 15, what="the cluster back to available")
 
 
 def test_control_plane_killed_in_the_middle_of_a_restore_converges_on_restart(
@@ -636,13 +580,8 @@ def test_control_plane_killed_in_the_middle_of_a_restore_converges_on_restart(
     client.create_snapshot(CacheClusterId="origin", SnapshotName="seed")
     _wait_snapshot(client, "seed")
 
-    client.create_replication_group(
-        ReplicationGroupId="reborn",
-        ReplicationGroupDescription="d",
-        NumCacheClusters=2,
-        SnapshotName="seed",
-        CacheNodeType="cache.r7g.large",
-    )
+    client.create_replication_group(ReplicationGroupId="reborn", ReplicationGroupDescription="d",
+                                    NumCacheClusters=2, SnapshotName="seed", CacheNodeType="cache.r7g.large")
     server.signal(signal.SIGSTOP)
     server.kill()
 

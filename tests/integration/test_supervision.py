@@ -38,22 +38,24 @@ def _serves(port: int, key: str) -> str | None:
 
 def _stored_status(server: ServerProcess, kind: str, resource_id: str) -> str | None:
     with sqlite3.connect(server.data_dir / "state.db") as db:
-        row = db.execute("SELECT status FROM resources WHERE kind = ? AND id = ?", (kind, resource_id)).fetchone()
+        row = db.execute(
+            "SELECT status FROM resources WHERE kind = ? AND id = ?", (kind, resource_id)
+        ).fetchone()
     return json.loads(row[0])["status"] if row else None
 
 
 def _create_group(client: Any, group_id: str, nodes: int = 3) -> list[int]:
     client.create_replication_group(
         CacheNodeType="cache.t4g.micro",
-        ReplicationGroupId=group_id,
-        ReplicationGroupDescription="t",
-        NumCacheClusters=nodes,
+        ReplicationGroupId=group_id, ReplicationGroupDescription="t", NumCacheClusters=nodes
     )
     client.get_waiter("replication_group_available").wait(ReplicationGroupId=group_id, WaiterConfig=FAST_WAIT)
     return [m["ReadEndpoint"]["Port"] for m in _members(client, group_id)]
 
 
-def test_killed_replica_restarts_on_its_port_as_a_replica_with_its_data(server: ServerProcess, client: Any) -> None:
+def test_killed_replica_restarts_on_its_port_as_a_replica_with_its_data(
+    server: ServerProcess, client: Any
+) -> None:
     primary, replica, _ = _create_group(client, "heal")
     with redis.Redis(host="127.0.0.1", port=primary) as connection:
         connection.set("k", "v")
@@ -75,7 +77,9 @@ def test_killed_primary_restarts_as_the_primary_on_its_port(server: ServerProces
     primary, replica, _ = _create_group(client, "phoenix")
     old_pid = server.member_pids()["phoenix-001/0001"]
     os.kill(old_pid, signal.SIGKILL)
-    wait_until(lambda: server.member_pids().get("phoenix-001/0001") not in (None, old_pid), 15, what="a restart")
+    wait_until(
+        lambda: server.member_pids().get("phoenix-001/0001") not in (None, old_pid), 15, what="a restart"
+    )
     wait_until(lambda: _role(replica).get("master_link_status") == "up", 15, what="replicas to resync")
     assert _role(primary)["role"] == "master"
     with redis.Redis(host="127.0.0.1", port=primary) as connection:
@@ -99,7 +103,9 @@ def test_data_plane_outlives_a_killed_control_plane_and_is_readopted(server: Ser
 
     server.kill()  # kill -9 of the control plane
     for port in ports:
-        wait_until(lambda port=port: _serves(port, "survives") == "yes", 5, what=f"node {port} to keep serving")
+        wait_until(
+            lambda port=port: _serves(port, "survives") == "yes", 5, what=f"node {port} to keep serving"
+        )
     # Auto discovery keeps answering too, and forwarding to the nodes.
     assert exchange(discovery["Port"], b"config get cluster\r\n") == config
     assert exchange(discovery["Port"], b"set k 0 0 1\r\nv\r\n", until=b"\r\n") == b"STORED\r\n"
@@ -107,7 +113,9 @@ def test_data_plane_outlives_a_killed_control_plane_and_is_readopted(server: Ser
     server.start()
     client = server.client()
     assert [m["ReadEndpoint"]["Port"] for m in _members(client, "durable")] == ports
-    client.get_waiter("replication_group_available").wait(ReplicationGroupId="durable", WaiterConfig=FAST_WAIT)
+    client.get_waiter("replication_group_available").wait(
+        ReplicationGroupId="durable", WaiterConfig=FAST_WAIT
+    )
     client.get_waiter("cache_cluster_available").wait(CacheClusterId="mc", WaiterConfig=FAST_WAIT)
     # Give a full resync interval the chance to start anything twice; it must not.
     wait_until(lambda: _stored_status(server, "replication-group", "durable") == "available", 5)
@@ -126,9 +134,7 @@ def test_group_caught_creating_converges_after_a_control_plane_crash(server: Ser
     client = server.client()
     client.create_replication_group(
         CacheNodeType="cache.t4g.micro",
-        ReplicationGroupId="midway",
-        ReplicationGroupDescription="t",
-        NumCacheClusters=3,
+        ReplicationGroupId="midway", ReplicationGroupDescription="t", NumCacheClusters=3
     )
     server.signal(signal.SIGSTOP)  # freeze the control plane right after it answered
     try:

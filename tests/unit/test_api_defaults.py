@@ -90,10 +90,8 @@ def test_a_group_on_an_existing_primary_takes_its_node_type(api: InProcessApi, c
         ReplicationGroupDescription="d",
         PrimaryClusterId="solo",
         CacheNodeType="cache.t4g.micro",
-    ) == (
-        "InvalidParameterCombination",
-        "The parameter CacheNodeType must agree with the primary cluster solo (PrimaryClusterId).",
-    )
+    ) == ("InvalidParameterCombination", "The parameter CacheNodeType must agree with the primary cluster solo "
+          "(PrimaryClusterId).")
     created = client.create_replication_group(
         ReplicationGroupId="g", ReplicationGroupDescription="d", PrimaryClusterId="solo", NumCacheClusters=2
     )["ReplicationGroup"]

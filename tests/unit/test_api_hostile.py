@@ -67,7 +67,9 @@ def _integer_paths(shape: Shape, prefix: str = "") -> Iterator[tuple[str, str]]:
 
 
 INTEGERS = [
-    (name, key, path) for name in sorted(OPERATIONS) for key, path in _integer_paths(MODEL.operation(name).input_shape)
+    (name, key, path)
+    for name in sorted(OPERATIONS)
+    for key, path in _integer_paths(MODEL.operation(name).input_shape)
 ]
 
 
@@ -187,10 +189,9 @@ def test_skew_of_more_than_fifteen_minutes_is_request_expired(api: InProcessApi)
 def test_a_character_xml_cannot_carry_is_refused_by_name(api: InProcessApi, char: str) -> None:
     client = api.client()
     params = {"ReplicationGroupId": "ctl", "CacheNodeType": NODE_TYPE}
-    for field in (
-        {"ReplicationGroupDescription": f"a{char}b"},
-        {"ReplicationGroupDescription": "d", "Tags": [{"Key": "k", "Value": f"v{char}"}]},
-    ):
+    for field in ({"ReplicationGroupDescription": f"a{char}b"}, {"ReplicationGroupDescription": "d", "Tags": [
+        {"Key": "k", "Value": f"v{char}"}
+    ]}):
         with pytest.raises(client.exceptions.ClientError) as caught:
             client.create_replication_group(**params, **field)
         error = caught.value.response["Error"]

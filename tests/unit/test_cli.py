@@ -1079,7 +1079,9 @@ def test_param_group_set_says_which_changes_wait_for_a_reboot(client: StubClient
         }
     ]
     assert result.stdout.strip() == "Parameter group tuned: set databases, maxmemory-policy."
-    assert result.stderr.strip() == ("databases take effect when the nodes restart: cachefleet param-group apply tuned")
+    assert result.stderr.strip() == (
+        "databases take effect when the nodes restart: cachefleet param-group apply tuned"
+    )
     assert run(client, "pg", "set", "tuned", "novalue").exit_code == 64
 
 

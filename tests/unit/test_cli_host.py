@@ -123,6 +123,7 @@ def test_the_request_names_the_address_and_the_key_is_new_each_time() -> None:
     assert x509.load_pem_x509_csr(request).is_signature_valid
 
 
+
 def test_subnet_groups_and_a_group_created_in_one(admin: InProcessAdmin, api: InProcessApi, tmp_path: Path) -> None:
     for name, zone in (("h1", "us-east-1a"), ("h2", "us-east-1b")):
         run(admin, "host", "add", name, "--address", f"10.0.0.{name[-1]}1", "--zone", zone, "--bundle-dir",

@@ -149,6 +149,7 @@ def test_the_group_processes_render_their_configs() -> None:
     assert f"sentinel myid {my_id(f'g/{sentinel.node_id}')}" in sentinel_conf
 
 
+
 def test_records_and_nodes_go_and_a_retained_primary_leaves_its_group() -> None:
     fleet = Fleet()
     spec = fleet.group()

@@ -73,21 +73,10 @@ def test_every_status_is_reached_from_creation(table: Lifecycle[Any]) -> None:
 
 def test_statuses_are_spelled_as_on_the_wire() -> None:
     assert {s.value for s in GroupState} == {
-        "creating",
-        "available",
-        "modifying",
-        "deleting",
-        "create-failed",
-        "snapshotting",
+        "creating", "available", "modifying", "deleting", "create-failed", "snapshotting"
     }
     assert {s.value for s in ClusterState} == {
-        "creating",
-        "available",
-        "modifying",
-        "deleting",
-        "rebooting cluster nodes",
-        "restore-failed",
-        "snapshotting",
+        "creating", "available", "modifying", "deleting", "rebooting cluster nodes", "restore-failed", "snapshotting"
     }
     assert {s.value for s in NodeState} == {"creating", "available", "rebooting", "deleting"}
     assert {s.value for s in SnapshotState} == {"creating", "available", "restoring", "copying", "deleting", "failed"}
@@ -96,16 +85,8 @@ def test_statuses_are_spelled_as_on_the_wire() -> None:
 def test_a_table_refuses_ambiguous_rows() -> None:
     g = GroupState
     with pytest.raises(ValueError, match="share"):
-        Lifecycle(
-            "x",
-            "X",
-            GroupState,
-            [
-                (None, Event.CREATE, g.CREATING),
-                (g.CREATING, Event.READY, g.AVAILABLE),
-                (g.CREATING, Event.MODIFY, g.AVAILABLE),
-            ],
-        )
+        Lifecycle("x", "X", GroupState, [(None, Event.CREATE, g.CREATING), (g.CREATING, Event.READY, g.AVAILABLE),
+                                         (g.CREATING, Event.MODIFY, g.AVAILABLE)])
     with pytest.raises(ValueError, match="exactly one"):
         Lifecycle("x", "X", GroupState, [(g.CREATING, Event.READY, g.AVAILABLE)])
 

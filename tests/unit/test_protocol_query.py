@@ -102,7 +102,9 @@ def test_member_lists() -> None:
         "ReplicationGroupId": "rg",
         "ApplyImmediately": True,
         "ReplicasToRemove": ["rg-002", "rg-003"],
-        "ReplicaConfiguration": [{"NodeGroupId": "0001", "NewReplicaCount": 1, "PreferredAvailabilityZones": ["az-1"]}],
+        "ReplicaConfiguration": [
+            {"NodeGroupId": "0001", "NewReplicaCount": 1, "PreferredAvailabilityZones": ["az-1"]}
+        ],
     }
     assert ("ReplicasToRemove.member.1", "rg-002") in form("DecreaseReplicaCount", decrease)
     assert round_trip("DecreaseReplicaCount", decrease) == decrease
@@ -180,7 +182,9 @@ def test_bad_scalar_inside_a_list_names_its_wire_path() -> None:
         ("ReplicaConfiguration.ConfigureShard.1.NodeGroupId", "0001"),
         ("ReplicaConfiguration.ConfigureShard.1.NewReplicaCount", "two"),
     ]
-    with pytest.raises(InvalidParameterValue, match=r"ReplicaConfiguration\.ConfigureShard\.1\.NewReplicaCount"):
+    with pytest.raises(
+        InvalidParameterValue, match=r"ReplicaConfiguration\.ConfigureShard\.1\.NewReplicaCount"
+    ):
         parse_request(MODEL, pairs)
 
 
@@ -190,7 +194,9 @@ def test_missing_action() -> None:
 
 
 def test_unknown_action() -> None:
-    with pytest.raises(InvalidAction, match=re.escape("The action Frobnicate is not valid for this web service.")):
+    with pytest.raises(
+        InvalidAction, match=re.escape("The action Frobnicate is not valid for this web service.")
+    ):
         parse_request(MODEL, [("Action", "Frobnicate")])
 
 

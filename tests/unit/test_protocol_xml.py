@@ -95,7 +95,9 @@ def test_list_and_member_element_names_follow_the_model() -> None:
                 {
                     "ReplicationGroupId": "rg",
                     "MemberClusters": ["rg-001"],
-                    "NodeGroups": [{"NodeGroupId": "0001", "NodeGroupMembers": [{"CacheClusterId": "rg-001"}]}],
+                    "NodeGroups": [
+                        {"NodeGroupId": "0001", "NodeGroupMembers": [{"CacheClusterId": "rg-001"}]}
+                    ],
                     "PendingModifiedValues": {"LogDeliveryConfigurations": [{"LogType": "slow-log"}]},
                     "UserGroupIds": ["ug"],
                 }

@@ -219,12 +219,8 @@ def test_a_resource_in_backoff_is_left_out_of_the_resync_until_woken() -> None:
     fleet.kill(member_key("g-002"))
     queue: KeyedQueue[tuple[str, str]] = KeyedQueue()
     loop = Reconciler(
-        store=fleet.store,
-        executor=Effects(starts_fail),
-        kinds=fleet.kinds.values(),
-        queue=queue,
-        clock=lambda: fleet.clock,
-        resync_interval=3600.0,
+        store=fleet.store, executor=Effects(starts_fail), kinds=fleet.kinds.values(), queue=queue,
+        clock=lambda: fleet.clock, resync_interval=3600.0,
     )
 
     async def scenario() -> list[tuple[str, str]]:
@@ -264,12 +260,8 @@ def test_a_kind_is_registered_once() -> None:
     fleet = Fleet()
     with pytest.raises(ValueError, match="twice"):
         Reconciler(
-            store=fleet.store,
-            executor=Effects(),
-            kinds=[*fleet.kinds.values(), fleet.kinds[G]],
-            queue=KeyedQueue(),
-            clock=lambda: fleet.clock,
-            resync_interval=1.0,
+            store=fleet.store, executor=Effects(), kinds=[*fleet.kinds.values(), fleet.kinds[G]],
+            queue=KeyedQueue(), clock=lambda: fleet.clock, resync_interval=1.0,
         )
     # A key of a kind nobody registered (snapshots without a snapshot worker) is passed over.
     assert passes(reconciler(fleet, Effects()), ("snapshot", "s1"), 1) == [None]

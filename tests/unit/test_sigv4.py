@@ -36,7 +36,9 @@ CALLER = Caller(access_key_id=KEY, service="elasticache", region="us-east-1")
 @pytest.fixture(autouse=True)
 def fixed_signing_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     # botocore's signer reads the wall clock; pin it so expiry cases are exact.
-    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda *_, **__: SIGNED_AT.replace(tzinfo=None))
+    monkeypatch.setattr(
+        botocore.auth, "get_current_datetime", lambda *_, **__: SIGNED_AT.replace(tzinfo=None)
+    )
 
 
 def secret_for(key: str) -> str | None:
@@ -198,7 +200,9 @@ CASES: list[tuple[str, Callable[[Request], Request], type[AuthFailure], str]] = 
 ]
 
 
-@pytest.mark.parametrize(("edit", "error", "message"), [case[1:] for case in CASES], ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("edit", "error", "message"), [case[1:] for case in CASES], ids=[c[0] for c in CASES]
+)
 def test_rejections(edit: Callable[[Request], Request], error: type[AuthFailure], message: str) -> None:
     with pytest.raises(error, match=message):
         edit(signed_post()).verify()
@@ -209,7 +213,9 @@ def test_wrong_secret() -> None:
         signed_post(secret="not-the-secret").verify()
 
 
-@pytest.mark.parametrize("skew", [timedelta(minutes=20), timedelta(minutes=-20), timedelta(minutes=15, seconds=1)])
+@pytest.mark.parametrize(
+    "skew", [timedelta(minutes=20), timedelta(minutes=-20), timedelta(minutes=15, seconds=1)]
+)
 def test_expired(skew: timedelta) -> None:
     now = SIGNED_AT + skew
     with pytest.raises(RequestExpired) as caught:

@@ -80,13 +80,8 @@ def test_manual_snapshot_quota_counts_the_last_24_hours() -> None:
 
 def test_s3_arns() -> None:
     assert sn.parse_s3_arn("arn:aws:s3:::my-bucket/dumps/one.rdb") == ("my-bucket", "dumps/one.rdb")
-    for bad in (
-        "s3://b/k",
-        "arn:aws:s3:::b/k",
-        "arn:aws:s3:::bucket/a,b.rdb",
-        "arn:aws:s3:::bucket/../x.rdb",
-        "arn:aws:s3:::bucket/",
-    ):
+    for bad in ("s3://b/k", "arn:aws:s3:::b/k", "arn:aws:s3:::bucket/a,b.rdb", "arn:aws:s3:::bucket/../x.rdb",
+                "arn:aws:s3:::bucket/"):
         with pytest.raises(InvalidParameterValue):
             sn.parse_s3_arn(bad)
 
@@ -108,26 +103,12 @@ def test_snapshot_state_rules() -> None:
 
 def test_a_group_snapshot_copies_its_source_and_survives_a_round_trip() -> None:
     group = ReplicationGroupSpec(
-        id="g",
-        description="d",
-        engine="redis",
-        engine_version="7.0.15",
-        node_type="cache.t4g.micro",
-        members=("g-001", "g-002"),
-        primary_cluster_id="g-001",
-        created_at=T0,
-        snapshot_retention_limit=3,
+        id="g", description="d", engine="redis", engine_version="7.0.15", node_type="cache.t4g.micro",
+        members=("g-001", "g-002"), primary_cluster_id="g-001", created_at=T0, snapshot_retention_limit=3,
     )
     members = [
-        CacheClusterSpec(
-            id=m,
-            engine="redis",
-            engine_version="7.0.15",
-            node_type="cache.t4g.micro",
-            node_azs=(az,),
-            created_at=T0,
-            replication_group_id="g",
-        )
+        CacheClusterSpec(id=m, engine="redis", engine_version="7.0.15", node_type="cache.t4g.micro",
+                         node_azs=(az,), created_at=T0, replication_group_id="g")
         for m, az in (("g-001", "us-east-1a"), ("g-002", "us-east-1b"))
     ]
     spec = sn.of_group("s", group, members, "g-002", source=MANUAL, created_at=T0)

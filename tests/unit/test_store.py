@@ -41,7 +41,6 @@ def test_a_failed_transaction_leaves_nothing_and_tells_nobody(store: Store, hear
 def test_an_inner_failure_rolls_back_the_outer_transaction_too(store: Store, heard: list[tuple[str, str]]) -> None:
     store.create("k", "kept", {}, {})
     heard.clear()
-
     def fail() -> None:
         with store.transaction():
             store.create("k", "b", {}, {})
@@ -85,6 +84,7 @@ def test_a_status_write_wakes_nobody_and_a_spec_write_bumps_the_generation(
     assert record is not None
     assert (record.status, record.generation) == ({"status": "y"}, 2)
     assert [r.id for r in store.records("k")] == ["a"]
+
 
 
 def test_a_status_write_tells_nobody_but_a_wake_does_after_commit(store: Store, heard: list[tuple[str, str]]) -> None:

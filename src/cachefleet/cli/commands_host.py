@@ -197,7 +197,9 @@ def agent_key_and_request(host_id: str, address: str) -> tuple[bytes, bytes]:
     request = (
         x509.CertificateSigningRequestBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"cachefleet agent {host_id}")]))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.IPv4Address(address))]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.IPv4Address(address))]), critical=False
+        )
         .sign(key, hashes.SHA256())
     )
     key_pem = key.private_bytes(

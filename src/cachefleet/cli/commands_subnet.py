@@ -65,7 +65,9 @@ def create(state: CliState, name: str, subnets: tuple[str, ...], description: st
 @pass_state
 def modify(state: CliState, name: str, subnets: tuple[str, ...] | None, description: str | None) -> None:
     """Change a cache subnet group's subnets or description."""
-    params = request(CacheSubnetGroupName=name, CacheSubnetGroupDescription=description, SubnetIds=list(subnets or ()))
+    params = request(
+        CacheSubnetGroupName=name, CacheSubnetGroupDescription=description, SubnetIds=list(subnets or ())
+    )
     result = state.client().modify_cache_subnet_group(**params)
     print_result(state, result, f"Cache subnet group {name} is modified.")
 

@@ -113,6 +113,8 @@ class Admin(Protocol):
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]: ...
 
 
+
+
 @dataclass(frozen=True)
 class AdminClient:
     """Calls ``/admin/v1/...`` signed with SigV4 (service ``cachefleet``), as the server checks it."""

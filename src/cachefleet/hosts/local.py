@@ -119,7 +119,9 @@ class LocalHost:
                     _sync(written)
             return [port for port, _ in chosen]
 
-    def _allocate(self, key: NodeKey, slot: str, taken: Collection[int], prefer: int | None) -> tuple[int, Path | None]:
+    def _allocate(
+        self, key: NodeKey, slot: str, taken: Collection[int], prefer: int | None
+    ) -> tuple[int, Path | None]:
         """The node's port in ``slot`` and, when newly written, its port file (not yet synced).
 
         Call with ``_alloc_lock`` held: one allocation at a time in this process. Other installations

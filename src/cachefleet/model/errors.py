@@ -185,8 +185,6 @@ class DefaultUserRequired(ClientError):
 
 class DefaultUserAssociatedToUserGroup(ClientError):
     code = "DefaultUserAssociatedToUserGroup"
-
-
 class CacheSubnetGroupAlreadyExists(AlreadyExists):
     code = "CacheSubnetGroupAlreadyExists"
 
@@ -224,8 +222,6 @@ class InvalidUserState(InvalidState):
 
 class InvalidUserGroupState(InvalidState):
     code = "InvalidUserGroupState"
-
-
 class InvalidHostState(InvalidState):
     code = "InvalidHostState"
 

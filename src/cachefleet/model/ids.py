@@ -17,7 +17,9 @@ def check_identifier(param: str, value: str, max_length: int) -> str:
     """Return ``value`` lowercased, or raise the error AWS gives for a malformed identifier."""
     lowered = value.lower()
     if not 1 <= len(lowered) <= max_length:
-        raise InvalidParameterValue(f"The parameter {param} must be between 1 and {max_length} characters long.")
+        raise InvalidParameterValue(
+            f"The parameter {param} must be between 1 and {max_length} characters long."
+        )
     if not _IDENTIFIER.fullmatch(lowered) or lowered.endswith("-") or "--" in lowered:
         raise InvalidParameterValue(
             f"The parameter {param} is not a valid identifier. Identifiers must begin with a letter; "

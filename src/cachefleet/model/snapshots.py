@@ -202,4 +202,6 @@ def of_cluster(
 
 def copy(source: SnapshotSpec, name: str, *, created_at: datetime, tags: Tags = ()) -> SnapshotSpec:
     """CopySnapshot: a manual snapshot with the source's settings and its own name and tags."""
-    return replace(source, name=name, source=MANUAL, created_at=created_at, final=False, copy_of=source.name, tags=tags)
+    return replace(
+        source, name=name, source=MANUAL, created_at=created_at, final=False, copy_of=source.name, tags=tags
+    )

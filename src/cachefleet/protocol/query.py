@@ -227,7 +227,9 @@ def _boolean(shape: Shape, raw: str, path: str) -> bool:
     text = raw.strip().lower()
     if text in ("true", "false"):
         return text == "true"
-    raise InvalidParameterValue(f"Invalid boolean value {_quote(raw)} for parameter {path}: expected true or false.")
+    raise InvalidParameterValue(
+        f"Invalid boolean value {_quote(raw)} for parameter {path}: expected true or false."
+    )
 
 
 def _timestamp(shape: Shape, raw: str, path: str) -> datetime:

@@ -190,7 +190,9 @@ class Store:
 
     def get(self, kind: str, resource_id: str) -> Record | None:
         with self._lock:
-            row = self._db.execute("SELECT * FROM resources WHERE kind = ? AND id = ?", (kind, resource_id)).fetchone()
+            row = self._db.execute(
+                "SELECT * FROM resources WHERE kind = ? AND id = ?", (kind, resource_id)
+            ).fetchone()
         return _record(row) if row else None
 
     def records(self, kind: str) -> list[Record]:

@@ -79,7 +79,9 @@ OPERATIONS: Mapping[str, Operation] = {
     "DeleteSnapshot": Operation(snapshots.delete_snapshot, snapshots.DELETE_INPUTS),
     "CopySnapshot": Operation(snapshots.copy_snapshot, snapshots.COPY_INPUTS),
     "CreateCacheSubnetGroup": Operation(subnet_groups.create_cache_subnet_group, subnet_groups.CREATE_INPUTS),
-    "DescribeCacheSubnetGroups": Operation(subnet_groups.describe_cache_subnet_groups, subnet_groups.DESCRIBE_INPUTS),
+    "DescribeCacheSubnetGroups": Operation(
+        subnet_groups.describe_cache_subnet_groups, subnet_groups.DESCRIBE_INPUTS
+    ),
     "ModifyCacheSubnetGroup": Operation(subnet_groups.modify_cache_subnet_group, subnet_groups.MODIFY_INPUTS),
     "DeleteCacheSubnetGroup": Operation(subnet_groups.delete_cache_subnet_group, subnet_groups.DELETE_INPUTS),
     "AddTagsToResource": Operation(tags.add_tags_to_resource, tags.ADD_INPUTS),

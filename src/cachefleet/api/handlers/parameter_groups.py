@@ -40,7 +40,9 @@ MAX_GROUPS = 150  # customer parameter groups per region, as ElastiCache's defau
 def _family(value: str) -> str:
     family = value.lower()
     if family not in pm.FAMILIES:
-        raise InvalidParameterValue(f"Invalid parameter group family {value}. Valid values: {', '.join(pm.FAMILIES)}.")
+        raise InvalidParameterValue(
+            f"Invalid parameter group family {value}. Valid values: {', '.join(pm.FAMILIES)}."
+        )
     return family
 
 
@@ -118,7 +120,9 @@ async def describe_cache_parameters(ctx: Context, params: dict[str, Any]) -> dic
     return result
 
 
-DESCRIBE_DEFAULTS_INPUTS = inputs.Inputs(inputs.implemented("CacheParameterGroupFamily", "MaxRecords", "Marker"))
+DESCRIBE_DEFAULTS_INPUTS = inputs.Inputs(
+    inputs.implemented("CacheParameterGroupFamily", "MaxRecords", "Marker")
+)
 
 
 async def describe_engine_default_parameters(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
@@ -182,7 +186,9 @@ async def modify_cache_parameter_group(ctx: Context, params: dict[str, Any]) -> 
     return _save(ctx, group, values, f"Cache parameter group {group.spec.name} modified: {names}")
 
 
-RESET_INPUTS = inputs.Inputs(inputs.implemented("CacheParameterGroupName", "ResetAllParameters", "ParameterNameValues"))
+RESET_INPUTS = inputs.Inputs(
+    inputs.implemented("CacheParameterGroupName", "ResetAllParameters", "ParameterNameValues")
+)
 
 
 async def reset_cache_parameter_group(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:

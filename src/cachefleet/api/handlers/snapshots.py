@@ -315,7 +315,9 @@ def restore_engine(ctx: Context, params: dict[str, Any], seed: Seed | None) -> E
         return validate.engine_binary(ctx.engines, params.get("Engine", "redis"), params.get("EngineVersion"))
     engine = params.get("Engine", snapshot.spec.engine)
     version = params.get("EngineVersion")
-    if version is None and any(e.engine == engine and e.version == snapshot.spec.engine_version for e in ctx.engines):
+    if version is None and any(
+        e.engine == engine and e.version == snapshot.spec.engine_version for e in ctx.engines
+    ):
         version = snapshot.spec.engine_version
     binary = validate.engine_binary(ctx.engines, engine, version)
     if _major_minor(binary.version) < _major_minor(snapshot.spec.engine_version):
