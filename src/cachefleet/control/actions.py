@@ -137,6 +137,46 @@ class StartSentinel:
 
 
 @dataclass(frozen=True)
+class StartSharedSentinel:
+    """Start one of the host's shared Sentinels if it is not running: on its own file when it has one
+    (Sentinel rewrote it with every group's monitor), else on a first file that watches nothing. Any
+    group that uses it may ask; the host starts one process (``Host.start`` is idempotent)."""
+
+    node: NodeKey
+    at: Placement
+
+
+@dataclass(frozen=True)
+class JoinSentinel:
+    """A group joins a shared Sentinel: ``SENTINEL MONITOR`` of its primary (unless monitored) and
+    ``SENTINEL SET`` of its settings and scripts (``engines.sentinel.join``)."""
+
+    node: NodeKey
+    at: Placement
+    group_id: str
+    primary: Address
+
+
+@dataclass(frozen=True)
+class LeaveSentinel:
+    """A group leaves a shared Sentinel: ``SENTINEL REMOVE`` (deleted, or automatic failover off)."""
+
+    node: NodeKey
+    at: Placement
+    group_id: str
+
+
+@dataclass(frozen=True)
+class AnnounceSentinels:
+    """Publish each Sentinel's hello on the group's primary, so that its peers list it at once rather
+    than at its next hello (every 2 s): ``(address, port, id)`` per Sentinel."""
+
+    group_id: str
+    primary: Address
+    sentinels: tuple[tuple[str, int, str], ...]
+
+
+@dataclass(frozen=True)
 class SentinelFailover:
     """TestFailover: Sentinel promotes a replica while the primary still lives, so writes on the
     primary are paused first, until its replicas have every acknowledged byte: whatever it accepted
@@ -272,6 +312,10 @@ Action = (
     | ReloadEndpoint
     | SetEndpointPrimary
     | StartSentinel
+    | StartSharedSentinel
+    | JoinSentinel
+    | LeaveSentinel
+    | AnnounceSentinels
     | SentinelFailover
     | StartConfigEndpoint
     | ReloadConfigEndpoint

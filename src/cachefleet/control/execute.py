@@ -20,10 +20,13 @@ from cachefleet.control.actions import (
     Action,
     Address,
     AllocatePort,
+    AnnounceSentinels,
     ConfigSet,
     DeleteRecord,
     DetachMember,
     DiscoveryInputs,
+    JoinSentinel,
+    LeaveSentinel,
     LiveParameters,
     ReloadConfigEndpoint,
     ReloadEndpoint,
@@ -39,6 +42,7 @@ from cachefleet.control.actions import (
     StartEndpoint,
     StartNode,
     StartSentinel,
+    StartSharedSentinel,
     Switchover,
     SyncAcl,
     TuneSentinel,
@@ -243,6 +247,37 @@ class Executor:
                 port = await host.port_of(node)
                 if port is not None:
                     self.links.record(at.address, port, tls=self._group_security(node).tls)
+            case StartSharedSentinel(node, at):
+                await self._shared_sentinel(node, at)
+            case JoinSentinel(node, at, group_id, primary):
+                port = await self.hosts.get(at.host).port_of(node)
+                if port is not None:
+                    monitor = sentinel.Monitor(
+                        master_name=group_id,
+                        primary=primary,
+                        quorum=2,
+                        admin_user=self.keys.internal.sentinel.user,
+                        admin_password=self.keys.internal.sentinel.password,
+                        down_after_ms=self.down_after_ms,
+                        reconfig_script=await self._shared_script(node, at),
+                    )
+                    password, tls = self.keys.sentinel_password, self._tls(at.address, port)
+                    await sentinel.join(at.address, port, monitor, password=password, tls=tls)
+            case LeaveSentinel(node, at, group_id):
+                port = await self.hosts.get(at.host).port_of(node)
+                if port is not None:
+                    password, tls = self.keys.sentinel_password, self._tls(at.address, port)
+                    await sentinel.leave(at.address, port, group_id, password=password, tls=tls)
+            case AnnounceSentinels(group_id, primary, sentinels):
+                hellos = [sentinel.hello_message(sentinel.Hello(*s), group_id, primary) for s in sentinels]
+                await redis.publish(
+                    *primary,
+                    user=user,
+                    password=password,
+                    channel=sentinel.HELLO_CHANNEL,
+                    messages=hellos,
+                    tls=self.links.tls_for(*primary),
+                )
             case TuneSentinel(node, at, timings):
                 port = await self.hosts.get(at.host).port_of(node)
                 if port is not None:
@@ -503,6 +538,46 @@ class Executor:
             files={SENTINEL_CONF: sentinel.render_config(config), **files},
             scripts=scripts,
         )
+
+    async def _shared_sentinel(self, node: NodeKey, at: Placement) -> None:
+        """Start a shared Sentinel unless it runs: on the file it rewrote (every group's monitor kept
+        across its restart), or on a first one that watches nothing when it has none (a group's
+        pass sees its master missing and joins again)."""
+        host = self.hosts.get(at.host)
+        port = await host.port_of(node)
+        if port is None:
+            raise Retry(f"shared sentinel {node.node_id} has no port yet")
+        node_dir = await host.node_dir(node)
+        config = sentinel.SharedSentinelConfig(
+            port=port,
+            bind=at.address,
+            data_dir=node_dir,
+            my_id=sentinel.my_id(str(node)),  # as ``planners.group`` names it in its hellos
+            password=self.keys.sentinel_password,
+        )
+        await host.write_new(node, SENTINEL_CONF, sentinel.render_shared_config(config).encode())
+        scripts: dict[str, str] = {}
+        if at.host == LOCAL_HOST:
+            # One script for every group: it finds the group's backends in the host's endpoint proxy
+            # from the master name (two with TLS preferred).
+            admin_socket = await self._proxy.admin_socket(at)
+            backends = haproxy.group_primary_backends(sentinel.SCRIPT_GROUP, TransitMode.PREFERRED)
+            master = admin_socket.parent / haproxy.MASTER_SOCKET
+            script = sentinel.shared_reconfig_script(self.tools.python, admin_socket, backends, master)
+            scripts[RECONFIG_SCRIPT] = script
+        process = ProcessSpec(
+            argv=sentinel.argv(self.tools.sentinel, node_dir / SENTINEL_CONF),
+            files={security.TLS_INFO: security.PLAIN.to_text()},
+            scripts=scripts,
+        )
+        await host.start(node, process)
+
+    async def _shared_script(self, node: NodeKey, at: Placement) -> Path | None:
+        """The reconfig script a group sets on a shared Sentinel: only one on the embedded host can
+        reach the endpoints' admin sockets."""
+        if at.host != LOCAL_HOST:
+            return None
+        return await self.hosts.get(at.host).node_dir(node) / RECONFIG_SCRIPT
 
     async def _replicas_of(self, group_id: str, primary: Address) -> tuple[Address, ...]:
         """The group's members other than ``primary`` that have a port, at their hosts' addresses: a

@@ -525,6 +525,25 @@ async def _admin_exchange(
     return replies
 
 
+async def publish(
+    host: str,
+    port: int,
+    *,
+    user: str,
+    password: str,
+    channel: str,
+    messages: Sequence[str],
+    timeout: float = 1.0,  # noqa: ASYNC109
+    tls: ClientTls | None = None,
+) -> None:
+    """``PUBLISH channel message`` for each message, in one exchange; raises ``Retry`` if it fails."""
+    commands = [("PUBLISH", channel, m) for m in messages]
+    what = f"PUBLISH {channel}"
+    await _admin_exchange(
+        host, port, user=user, password=password, commands=commands, what=what, timeout=timeout, tls=tls
+    )
+
+
 async def acl_users(
     host: str,
     port: int,

@@ -38,6 +38,11 @@ RECONFIG_SCRIPT = "reconfig.py"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _MY_ID = re.compile(r"[0-9a-f]{40}")
 _IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
+# Also how long an election may take and, doubled, when a Sentinel may try again. With one
+# Sentinel of three gone (its AZ lost with the primary), the two left often start at once and
+# each votes for itself: nobody is elected, and the failover waits out this twice over. 3 s
+# still leaves a promotion (seen at Sentinel's INFO, once a second) room to complete.
+FAILOVER_TIMEOUT_MS = 3000
 
 
 @dataclass(frozen=True)
@@ -52,11 +57,7 @@ class SentinelConfig:
     admin_password: str
     my_id: str  # 40 lowercase hex characters, fixed for the sentinel's life (see ``my_id``)
     down_after_ms: int = 1000
-    # Also how long an election may take and, doubled, when a Sentinel may try again. With one
-    # Sentinel of three gone (its AZ lost with the primary), the two left often start at once and
-    # each votes for itself: nobody is elected, and the failover waits out this twice over. 3 s
-    # still leaves a promotion (seen at Sentinel's INFO, once a second) room to complete.
-    failover_timeout_ms: int = 3000
+    failover_timeout_ms: int = FAILOVER_TIMEOUT_MS
     reconfig_script: Path | None = None
     # Clients (the control plane) and peer Sentinels must AUTH with it; None: no password (today's).
     password: str | None = None
@@ -147,6 +148,149 @@ def render_config(cfg: SentinelConfig) -> str:
     # Nobody may point a sentinel at another script at run time (SENTINEL SET ... *-script).
     lines.append("sentinel deny-scripts-reconfig yes")
     return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class SharedSentinelConfig:
+    """A Sentinel that watches many groups' primaries (one set per host): it starts watching none and
+    each group joins it at run time (``join``), so its file names no master until Sentinel writes them."""
+
+    port: int
+    bind: str
+    data_dir: Path
+    my_id: str  # fixed for the Sentinel's life, so that its peers know it again after a restart
+    password: str  # an installation secret only the control plane holds: nobody else may SET a script
+
+
+def render_shared_config(cfg: SharedSentinelConfig) -> str:
+    """The first ``sentinel.conf`` of a shared Sentinel. Written only when the file does not exist: the
+    Sentinel rewrites it as groups join and leave, and a restart must find its monitors there."""
+    if not _MY_ID.fullmatch(cfg.my_id):
+        raise ValueError(f"a sentinel id is 40 lowercase hex characters, not {cfg.my_id!r}")
+    if not cfg.password:
+        raise ValueError("a shared Sentinel needs a password")
+    lines = [
+        "# Rendered by cachefleet once; Sentinel rewrites it as groups join (SENTINEL MONITOR) and leave.",
+        *process_lines(cfg.bind, cfg.port, cfg.data_dir),
+        f"requirepass {quote(cfg.password)}",
+        f"sentinel sentinel-pass {quote(cfg.password)}",
+        f"sentinel myid {cfg.my_id}",
+        "sentinel resolve-hostnames no",
+        "sentinel announce-hostnames no",
+        # A group's scripts can only be given at run time (SENTINEL SET); the password above keeps
+        # that to the control plane.
+        "sentinel deny-scripts-reconfig no",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class Monitor:
+    """What a group sets on a shared Sentinel when it joins: its primary and the settings that a
+    per-group Sentinel's file names (``SentinelConfig``)."""
+
+    master_name: str
+    primary: tuple[str, int]
+    quorum: int
+    admin_user: str
+    admin_password: str
+    down_after_ms: int = 1000
+    failover_timeout_ms: int = FAILOVER_TIMEOUT_MS
+    reconfig_script: Path | None = None
+
+
+def monitor_commands(m: Monitor, *, monitored: bool) -> list[tuple[str, ...]]:
+    """Pure: ``SENTINEL MONITOR`` (unless it is ``monitored`` already: a Sentinel that kept its
+    monitors across a restart keeps the primary it has seen since) and ``SENTINEL SET`` of every
+    setting, idempotent."""
+    name = m.master_name
+    if not _NAME.fullmatch(name):
+        raise ValueError(f"invalid master name {name!r}")
+    if not _NAME.fullmatch(m.admin_user) or m.admin_user == "default" or not m.admin_password:
+        raise ValueError(f"invalid admin user {m.admin_user!r}")
+    host, port = m.primary
+    if not (_IPV4.fullmatch(host) or ":" in host):
+        raise ValueError(f"the primary must be an IP address (hostnames are not resolved): {host!r}")
+    settings = [
+        ("auth-user", m.admin_user),
+        ("auth-pass", m.admin_password),
+        ("down-after-milliseconds", str(m.down_after_ms)),
+        ("failover-timeout", str(m.failover_timeout_ms)),
+        ("parallel-syncs", "1"),
+    ]
+    if m.reconfig_script is not None:
+        settings += [
+            ("client-reconfig-script", str(m.reconfig_script)),
+            ("notification-script", str(m.reconfig_script)),
+        ]
+    commands: list[tuple[str, ...]] = []
+    if not monitored:
+        commands.append(("SENTINEL", "MONITOR", name, host, str(port), str(m.quorum)))
+    commands.append(("SENTINEL", "SET", name, *(word for pair in settings for word in pair)))
+    return commands
+
+
+async def join(
+    host: str,
+    port: int,
+    m: Monitor,
+    timeout: float = 1.0,  # noqa: ASYNC109
+    *,
+    password: str | None,
+    tls: ClientTls | None = None,
+) -> None:
+    """A group joins a shared Sentinel: monitored (if it is not yet) and its settings set. Raises
+    ``Retry`` when the Sentinel cannot be reached or refuses."""
+    try:
+        (known,) = await _ask_all(
+            host, port, [("SENTINEL", "MASTER", m.master_name)], timeout, password=password, tls=tls
+        )
+        commands = monitor_commands(m, monitored=isinstance(known, list))
+        replies = await _ask_all(host, port, commands, timeout, password=password, tls=tls)
+    except (OSError, TimeoutError, resp.ProtocolError) as exc:
+        raise Retry(f"sentinel {host}:{port} unreachable to monitor {m.master_name}: {exc}") from exc
+    refused = [r for r in replies if isinstance(r, resp.ReplyError)]
+    if refused:
+        raise Retry(f"sentinel {host}:{port} refused to monitor {m.master_name}: {refused[0]}")
+
+
+async def leave(
+    host: str,
+    port: int,
+    master_name: str,
+    timeout: float = 1.0,  # noqa: ASYNC109
+    *,
+    password: str | None,
+    tls: ClientTls | None = None,
+) -> None:
+    """``SENTINEL REMOVE``: the Sentinel forgets the group (already forgotten is fine)."""
+    try:
+        reply = await _ask(host, port, ("SENTINEL", "REMOVE", master_name), timeout, password=password, tls=tls)
+    except (OSError, TimeoutError, resp.ProtocolError) as exc:
+        raise Retry(f"sentinel {host}:{port} unreachable to forget {master_name}: {exc}") from exc
+    if isinstance(reply, resp.ReplyError) and "No such master" not in str(reply):
+        raise Retry(f"sentinel {host}:{port} refused to forget {master_name}: {reply}")
+
+
+HELLO_CHANNEL = "__sentinel__:hello"
+
+
+@dataclass(frozen=True)
+class Hello:
+    """One Sentinel as its hello message names it: its address and fixed id."""
+
+    host: str
+    port: int
+    my_id: str
+
+
+def hello_message(sentinel: Hello, master_name: str, primary: tuple[str, int]) -> str:
+    """Pure: the hello a Sentinel publishes on a watched instance every 2 s (Redis 7.0 sentinel.c,
+    ``sentinelSendHello``): ``ip,port,runid,current_epoch,master,master_ip,master_port,config_epoch``.
+    Epochs 0: a receiver takes a higher epoch from it but never a lower one, so this hello only
+    introduces the Sentinel; the real ones carry the epochs."""
+    host, port = primary
+    return f"{sentinel.host},{sentinel.port},{sentinel.my_id},0,{master_name},{host},{port},0"
 
 
 def argv(binary: str, conf_path: Path) -> tuple[str, ...]:
@@ -438,6 +582,7 @@ import sys
 
 SOCKET = {socket!r}
 BACKENDS = {backends!r}
+GROUP = {group!r}  # in BACKENDS, stands for the master's name (a shared Sentinel's script); None: none
 MASTER = {master!r}  # the proxy's master CLI, beside SOCKET (None: no old workers to reach)
 TIMEOUT = 1.0
 
@@ -482,27 +627,36 @@ def cut_old(primary):
 
 
 def target(argv):
-    # (server name, whether HAProxy must see it answer role:master first), or None to do nothing.
+    # (server name, whether HAProxy must see it answer role:master first, master name), or None to
+    # do nothing.
     if len(argv) == 8 and argv[7].isdigit():
-        return "n" + argv[7], False
+        return "n" + argv[7], False, argv[1]
     if len(argv) == 3:
         words = argv[2].split()
         # "slave <ip>:<port> <ip> <port> @ <master> <ip> <port>"
         if argv[1] == "+selected-slave" and len(words) == 8 and words[3].isdigit():
-            return "n" + words[3], True
+            return "n" + words[3], True, words[5]
         # "master <name> <ip> <port>"
         if argv[1] == "-failover-abort-slave-timeout" and len(words) == 4 and words[3].isdigit():
-            return "n" + words[3], False
+            return "n" + words[3], False, words[1]
         return None
     print("reconfig: unexpected arguments %r" % (argv[1:],), file=sys.stderr)
     return None
 
 
 def main(argv):
+    global BACKENDS
     chosen = target(argv)
     if chosen is None:
         return 0 if len(argv) == 3 else 2
-    primary, checked = chosen
+    primary, checked, name = chosen
+    if GROUP is not None:
+        # A shared Sentinel runs one script for every group it watches: the group's backends are
+        # named after the master (a group id: lowercase letters, digits, hyphens).
+        if not name or name.strip("abcdefghijklmnopqrstuvwxyz0123456789-") or name.startswith("-"):
+            print("reconfig: unexpected master name %r" % (name,), file=sys.stderr)
+            return 2
+        BACKENDS = tuple(b.replace(GROUP, name) for b in BACKENDS)
     try:
         os.chdir(os.path.dirname(SOCKET))
         commands = []
@@ -569,4 +723,22 @@ def reconfig_script(
     if master_socket is not None and master_socket.parent != admin_socket.parent:
         raise ValueError(f"the master socket must be beside the admin socket: {master_socket}")
     master = master_socket.name if master_socket is not None else None
-    return _SCRIPT.format(python=python, socket=str(admin_socket), backends=tuple(backends), master=master)
+    group = SCRIPT_GROUP if any(SCRIPT_GROUP in b for b in backends) else None
+    return _SCRIPT.format(
+        python=python, socket=str(admin_socket), backends=tuple(backends), master=master, group=group
+    )
+
+
+# Where a shared Sentinel's script puts the master's name in its backends' names: upper case, which
+# no group id has (they are lower case).
+SCRIPT_GROUP = "GROUPID"
+
+
+def shared_reconfig_script(
+    python: str, admin_socket: Path, backends: Sequence[str], master_socket: Path | None = None
+) -> str:
+    """``reconfig_script`` for a shared Sentinel: ``backends`` name ``SCRIPT_GROUP`` where the group id
+    goes (the master name Sentinel passes the script)."""
+    if not backends or not all(SCRIPT_GROUP in b for b in backends):
+        raise ValueError(f"every backend name must contain {SCRIPT_GROUP}: {backends!r}")
+    return reconfig_script(python, admin_socket, backends, master_socket)

@@ -13,6 +13,7 @@ the actions, so the same member keeps its key when it is replaced on another hos
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from cachefleet.model.ids import node_id
@@ -100,3 +101,27 @@ def config_endpoint_key(cluster_id: str) -> NodeKey:
 
 def sentinel_keys(group_id: str, count: int = SENTINELS) -> list[NodeKey]:
     return [NodeKey(group_dir_id(group_id), f"sentinel-{i}") for i in range(1, count + 1)]
+
+
+# The embedded host's shared Sentinels: one set watches the primaries of every group that has no
+# in-transit encryption (docs/decisions.md, "Shared Sentinels"). A node id of this prefix in a group's
+# recorded Sentinels names one of them; any other (``sentinel-1``...) a Sentinel of the group's own.
+SHARED_SENTINELS_DIR = "sentinels.shared"  # no cluster id contains a dot
+SHARED_PREFIX = "shared-"
+
+
+def shared_sentinel_keys(count: int = SENTINELS) -> list[NodeKey]:
+    return [NodeKey(SHARED_SENTINELS_DIR, f"{SHARED_PREFIX}{i}") for i in range(1, count + 1)]
+
+
+def is_shared(node_id: str) -> bool:
+    return node_id.startswith(SHARED_PREFIX)
+
+
+def group_sentinel_keys(group_id: str, placed: Iterable[str]) -> list[NodeKey]:
+    """The Sentinels a group records (``placed``: their node ids): shared ones, or its own; its own
+    three when it records none yet."""
+    ids = list(placed)
+    if any(is_shared(i) for i in ids):
+        return [NodeKey(SHARED_SENTINELS_DIR, i) for i in ids if is_shared(i)]
+    return sentinel_keys(group_id)

@@ -27,7 +27,7 @@ from cachefleet.control.security import wanted_users
 from cachefleet.model.errors import RestoreFailed
 from cachefleet.model.hosts import LOCAL_HOST, HostSpec
 from cachefleet.model.lifecycle import Event
-from cachefleet.model.nodes import MEMBER_NODE_ID, Placement, member_key, sentinel_keys
+from cachefleet.model.nodes import MEMBER_NODE_ID, Placement, group_sentinel_keys, member_key, sentinel_keys
 from cachefleet.model.security import Security
 from cachefleet.model.specs import ReplicationGroupSpec
 from cachefleet.model.status import ClusterState, GroupState, GroupStatus
@@ -81,7 +81,8 @@ class GroupKind(PlannedKind[GroupLoad, GroupObservation]):
         placements = [n.placement if n is not None else None for n in nodes]
         placements += [n.moving_to for n in nodes if n is not None and n.moving_to is not None]
         if spec.automatic_failover and not spec.deleting:
-            placements += [group.status.sentinels.get(k.node_id) for k in sentinel_keys(spec.id)]
+            keys = group_sentinel_keys(spec.id, group.status.sentinels)
+            placements += [group.status.sentinels.get(k.node_id) for k in keys]
         if needs_placing(hosts, placements):
             hosts = host_map(self._store, local, spec.subnet_group, placing=True)
         return GroupLoad(
@@ -105,7 +106,9 @@ class GroupKind(PlannedKind[GroupLoad, GroupObservation]):
             if node is not None and node.moving_to is not None:
                 targets.append((member_key(cluster_id), node.moving_to, hosts.reachable(node.moving_to)))
         sentinels: list[Where] = [
-            (k, at, hosts.reachable(at)) for k in sentinel_keys(spec.id) for at in [status.sentinels.get(k.node_id)]
+            (k, at, hosts.reachable(at))
+            for k in group_sentinel_keys(spec.id, status.sentinels)
+            for at in [status.sentinels.get(k.node_id)]
         ]
         observed = await observe_group(
             self._services.observer,

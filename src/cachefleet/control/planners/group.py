@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -43,10 +44,13 @@ from cachefleet.control.actions import (
     Action,
     Address,
     AllocatePort,
+    AnnounceSentinels,
     DeleteRecord,
     DetachMember,
     EndpointInputs,
     Event,
+    JoinSentinel,
+    LeaveSentinel,
     Plan,
     ReloadEndpoint,
     RemoveNode,
@@ -57,6 +61,7 @@ from cachefleet.control.actions import (
     StartEndpoint,
     StartNode,
     StartSentinel,
+    StartSharedSentinel,
     Switchover,
     TuneSentinel,
 )
@@ -65,8 +70,16 @@ from cachefleet.control.observe import UNPLACED, EndpointObservation, GroupObser
 from cachefleet.control.planners import params, reboot, security
 from cachefleet.control.planners.nodes import cluster_status, lifecycle_status, node_status, port_held
 from cachefleet.engines.haproxy import ServerState, server_name
-from cachefleet.engines.sentinel import ASK_PERIOD_MS, FAST_PING_PERIOD_MS, PING_PERIOD_MS, SentinelView, Timings
+from cachefleet.engines.sentinel import (
+    ASK_PERIOD_MS,
+    FAST_PING_PERIOD_MS,
+    PING_PERIOD_MS,
+    SentinelView,
+    Timings,
+    my_id,
+)
 from cachefleet.model.errors import Fatal
+from cachefleet.model.hosts import LOCAL_HOST
 from cachefleet.model.nodes import (
     MEMBER_NODE_ID,
     PORT_SLOT,
@@ -74,8 +87,11 @@ from cachefleet.model.nodes import (
     NodeKey,
     Placement,
     endpoint_key,
+    group_sentinel_keys,
+    is_shared,
     member_key,
     sentinel_keys,
+    shared_sentinel_keys,
 )
 from cachefleet.model.placement import Want, no_room, place_each
 from cachefleet.model.specs import CacheClusterSpec, ReplicationGroupSpec
@@ -191,7 +207,8 @@ def plan(
     actions += sentinel_actions
     group_status = replace(group_status, sentinels=sentinel_places)
     secured_sentinels: tuple[Action, ...] = ()
-    if spec.automatic_failover:
+    if spec.automatic_failover and not _shares(sentinel_places):
+        # (The shared Sentinels speak plain text and have no certificate: nothing to secure.)
         # Only Sentinels observed where they stay (one placed in this pass is seen there next pass).
         settled = {
             k: at
@@ -288,8 +305,9 @@ def _sentinel_failover(
     spec: ReplicationGroupSpec, placed: dict[str, Placement], primary: Address, observed: GroupObservation
 ) -> SentinelFailover:
     """Asked of the first Sentinel that answered this pass, where it runs (as observed)."""
-    watching = [k for k in sentinel_keys(spec.id) if observed.sentinels.get(k) and observed.sentinels[k].view]
-    key = next(iter(watching), sentinel_keys(spec.id)[0])
+    keys = group_sentinel_keys(spec.id, placed)
+    watching = [k for k in keys if observed.sentinels.get(k) and observed.sentinels[k].view]
+    key = next(iter(watching), keys[0])
     return SentinelFailover(key, placed[key.node_id], spec.id, primary)
 
 
@@ -820,6 +838,14 @@ def _converge_sentinels(
     ``quiet``: no failover is asked in this pass, so one Sentinel may leave a draining host."""
     actions: list[Action] = []
     placed = dict(status.sentinels)
+    if _shares(placed) and (not spec.automatic_failover or spec.security.transit.mode is not None):
+        # Off, or moving to TLS: the shared set speaks plain text. The group leaves it; its own TLS
+        # Sentinels are placed in the next pass (docs/decisions.md, "Shared Sentinels").
+        return _leave_shared(spec, placed), {}
+    if not placed and spec.automatic_failover and _may_share(spec, hosts):
+        placed = {k.node_id: hosts.endpoint for k in shared_sentinel_keys()}
+    if _shares(placed):
+        return _converge_shared(spec, observed, view=view, members=members, placed=placed), placed
     if not spec.automatic_failover:
         for key, sentinel in observed.sentinels.items():
             at = placed.get(key.node_id)
@@ -869,6 +895,72 @@ def _converge_sentinels(
             if sentinel.view.timings != wanted:
                 actions.append(TuneSentinel(key, at, wanted))
     return actions, placed
+
+
+def _shares(placed: Mapping[str, Placement]) -> bool:
+    """Whether the group's Sentinels are the embedded host's shared ones (as recorded)."""
+    return any(is_shared(node_id) for node_id in placed)
+
+
+def _may_share(spec: ReplicationGroupSpec, hosts: HostMap) -> bool:
+    """A group that has no Sentinels yet joins the shared ones when the installation has no agent host
+    (every Sentinel would run on the embedded host) and it has no in-transit encryption (the shared
+    set speaks plain text). Otherwise it runs three of its own, placed as its members are."""
+    return spec.security.transit.mode is None and set(hosts.states) <= {LOCAL_HOST}
+
+
+def _leave_shared(spec: ReplicationGroupSpec, placed: Mapping[str, Placement]) -> list[Action]:
+    """``SENTINEL REMOVE`` on every shared Sentinel (idempotent): the group records none once they
+    have all answered (a failure keeps the old status, and the next pass tries again)."""
+    return [
+        LeaveSentinel(k, at, spec.id) for k in group_sentinel_keys(spec.id, placed) if (at := placed.get(k.node_id))
+    ]
+
+
+def _converge_shared(
+    spec: ReplicationGroupSpec,
+    observed: GroupObservation,
+    *,
+    view: _View,
+    members: Members,
+    placed: dict[str, Placement],
+) -> list[Action]:
+    """The group on the shared Sentinels: each running (any group using one may start it), the
+    group monitored once its replicas are synced (so that Sentinel's first INFO of the primary lists
+    them), then introduced to its peers (``AnnounceSentinels``) instead of waiting for their hellos."""
+    actions: list[Action] = []
+    monitoring: list[tuple[NodeKey, int, SentinelView]] = []
+    for key in shared_sentinel_keys():
+        at = placed[key.node_id]
+        sentinel = observed.sentinels.get(key)
+        if sentinel is None or not sentinel.reachable:
+            continue
+        if sentinel.port is None:
+            actions.append(AllocatePort(key, at))
+        elif sentinel.pid is None:
+            actions.append(StartSharedSentinel(key, at))
+        elif sentinel.view is None:
+            # Not monitored: a new group, or a Sentinel whose file was lost. Sentinel's own file keeps
+            # the monitor across its restarts, so this is rare after the first time.
+            # A probe that merely failed asks again: ``JoinSentinel`` leaves a monitored master as it is.
+            if view.primary is not None and _all_nodes_ready(members, observed, view):
+                actions.append(JoinSentinel(key, at, spec.id, view.primary))
+        else:
+            monitoring.append((key, sentinel.port, sentinel.view))
+            timings = sentinel.view.timings
+            wanted = Timings(PING_PERIOD_MS, ASK_PERIOD_MS)  # the same for every group: no group's own
+            if timings is not None and timings != wanted:
+                actions.append(TuneSentinel(key, at, wanted))
+    peers = len(placed) - 1
+    if (
+        view.primary is not None
+        and len(monitoring) == len(placed)
+        and any(v.num_other_sentinels < peers for _, _, v in monitoring)
+        and all((v.master_host, v.master_port) == view.primary for _, _, v in monitoring)
+    ):
+        hellos = tuple((placed[k.node_id].address, port, my_id(str(k))) for k, port, _ in monitoring)
+        actions.append(AnnounceSentinels(spec.id, view.primary, hellos))
+    return actions
 
 
 def _sentinel_zones(members: Members, view: _View, count: int) -> list[str | None]:
@@ -976,10 +1068,11 @@ def _plan_delete(
     # Sentinels go first, so that tearing the nodes down never triggers a failover. What runs on a
     # host out of reach is left to that host's own pass when it returns (the records are gone then).
     actions: list[Action] = []
-    for key in sentinel_keys(spec.id):
+    for key in group_sentinel_keys(spec.id, status.sentinels):
         at = status.sentinels.get(key.node_id)
         if at is not None and hosts.reachable(at):
-            actions.append(RemoveNode(key, at))
+            # A shared Sentinel forgets the group; one of its own goes with it.
+            actions.append(LeaveSentinel(key, at, spec.id) if is_shared(key.node_id) else RemoveNode(key, at))
     actions.append(RemoveNode(endpoint_key(spec.id), hosts.endpoint))
     for cluster_id, (_, member_status) in members.items():
         if cluster_id == retained:
