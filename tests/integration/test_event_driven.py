@@ -59,7 +59,7 @@ def _create(server: ServerProcess, group_id: str) -> Any:
 
 def _sentinel_failover(server: ServerProcess, group_id: str) -> None:
     """``SENTINEL FAILOVER`` straight to the group's first Sentinel, behind the control plane's back."""
-    port = int((server.data_dir / f"nodes/rg.{group_id}/sentinel-1/port").read_text())
+    port = int((server.data_dir / "nodes/sentinels.shared/shared-1/port").read_text())  # shared by every group
     with redis.Redis(host="127.0.0.1", port=port, password=server.sentinel_password(), socket_timeout=2) as sentinel:
         # Accepted once the Sentinel has a replica it may promote (the group is available: it has).
         wait_until(lambda: _asked(sentinel, group_id), 10, interval=0.2, what="SENTINEL FAILOVER to be accepted")

@@ -286,13 +286,14 @@ def test_failover_works_while_the_control_plane_is_down(server: ServerProcess, w
 def test_a_killed_sentinel_is_restarted_and_failover_still_works(server: ServerProcess, client: Any) -> None:
     _create(client, "watch")
     pids = server.node_pids()
-    os.kill(pids["rg.watch/sentinel-2"], signal.SIGKILL)
+    # The embedded host's shared Sentinels watch it (docs/decisions.md, "Shared Sentinels").
+    os.kill(pids["sentinels.shared/shared-2"], signal.SIGKILL)
     wait_until(
-        lambda: server.node_pids().get("rg.watch/sentinel-2") not in (None, pids["rg.watch/sentinel-2"]),
+        lambda: server.node_pids().get("sentinels.shared/shared-2") not in (None, pids["sentinels.shared/shared-2"]),
         10,
         what="the sentinel's restart",
     )
-    port = int((server.data_dir / "nodes/rg.watch/sentinel-2/port").read_text())
+    port = int((server.data_dir / "nodes/sentinels.shared/shared-2/port").read_text())
     password = server.sentinel_password()
     with redis.Redis(host="127.0.0.1", port=port, password=password, decode_responses=True) as sentinel:
         wait_until(
@@ -301,7 +302,7 @@ def test_a_killed_sentinel_is_restarted_and_failover_still_works(server: ServerP
             what="the restarted sentinel to rejoin its peers",
         )
     # With one sentinel down, the two left still make a quorum.
-    os.kill(server.node_pids()["rg.watch/sentinel-3"], signal.SIGKILL)
+    os.kill(server.node_pids()["sentinels.shared/shared-3"], signal.SIGKILL)
     os.kill(server.member_pids()["watch-001/0001"], signal.SIGKILL)
     wait_until(lambda: _primary_of(client, "watch") != "watch-001", 20, what="a failover with two sentinels")
 
@@ -434,13 +435,14 @@ def test_automatic_failover_can_be_turned_off_and_on(server: ServerProcess, clie
     client.get_waiter("replication_group_available").wait(ReplicationGroupId="toggle", WaiterConfig=FAST_WAIT)
     wait_until(lambda: _group(client, "toggle")["AutomaticFailover"] == "disabled", 10, what="failover off")
     assert not any(k.startswith("rg.toggle/sentinel") for k in server.node_pids())
+    assert server.monitored_by("toggle") == 0  # it left the shared Sentinels
     on = client.modify_replication_group(
         ReplicationGroupId="toggle", AutomaticFailoverEnabled=True, ApplyImmediately=True
     )["ReplicationGroup"]
     assert on["AutomaticFailover"] == "enabling"
     client.get_waiter("replication_group_available").wait(ReplicationGroupId="toggle", WaiterConfig=FAST_WAIT)
     wait_until(lambda: _group(client, "toggle")["AutomaticFailover"] == "enabled", 15, what="failover on")
-    assert sum(k.startswith("rg.toggle/sentinel") for k in server.node_pids()) == 3
+    assert server.monitored_by("toggle") == 3
     assert all(is_alive(p) for p in server.node_pids().values())
 
 

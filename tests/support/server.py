@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import redis
 from botocore.config import Config
 
 START_TIMEOUT = 30.0
@@ -132,8 +133,23 @@ class ServerProcess:
 
     def member_pids(self) -> dict[str, int]:
         """Like ``node_pids``, for cache nodes only (not the Sentinels and endpoints of groups, nor the
-        configuration endpoints of Memcached clusters, nor the host's endpoint proxy)."""
-        return {k: v for k, v in self.node_pids().items() if not k.startswith(("rg.", "cfg.", "host."))}
+        configuration endpoints of Memcached clusters, nor the host's endpoint proxy and shared Sentinels)."""
+        return {k: v for k, v in self.node_pids().items() if not k.startswith(("rg.", "cfg.", "host.", "sentinels."))}
+
+    def shared_sentinel_ports(self) -> list[int]:
+        """The ports of the embedded host's shared Sentinels (``sentinels.shared/shared-N``)."""
+        return [int(p.read_text()) for p in sorted((self.data_dir / "nodes/sentinels.shared").glob("shared-*/port"))]
+
+    def monitored_by(self, group_id: str) -> int:
+        """How many shared Sentinels monitor ``group_id`` now (one that does not answer counts as not)."""
+        count = 0
+        for port in self.shared_sentinel_ports():
+            try:
+                with redis.Redis(port=port, password=self.sentinel_password(), socket_timeout=1, retry=None) as s:
+                    count += group_id in s.sentinel_masters()
+            except redis.RedisError:
+                continue
+        return count
 
     # API access
 
