@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -12,15 +13,23 @@ import pytest
 
 from cachefleet.engines.sentinel import (
     RECONFIG_SCRIPT,
+    SCRIPT_MASTER,
+    Hello,
     KnownSentinel,
+    Monitor,
     SentinelConfig,
+    SharedSentinelConfig,
     argv,
     connected_peers,
+    hello_message,
+    monitor_commands,
     my_id,
     ready_replicas,
     reconfig_script,
     render_config,
+    render_shared_config,
     reply_fields,
+    shared_reconfig_script,
     view_from_reply,
 )
 
@@ -146,21 +155,21 @@ def test_reconfig_script_compiles_and_names_the_socket() -> None:
         reconfig_script("/usr/bin/python3", Path("admin.sock"))
 
 
-def _script_target() -> Callable[[list[str]], tuple[str, bool] | None]:
+def _script_target() -> Callable[[list[str]], tuple[str, bool, str] | None]:
     namespace: dict[str, Any] = {"__name__": "not-main"}
     exec(compile(reconfig_script("/usr/bin/python3", Path("/d/admin.sock")), RECONFIG_SCRIPT, "exec"), namespace)
-    return cast("Callable[[list[str]], tuple[str, bool] | None]", namespace["target"])
+    return cast("Callable[[list[str]], tuple[str, bool, str] | None]", namespace["target"])
 
 
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
         # client-reconfig-script: <master-name> <role> <state> <from-ip> <from-port> <to-ip> <to-port>
-        (["rg1", "leader", "start", "127.0.0.1", "7001", "127.0.0.1", "7002"], ("n7002", False)),
+        (["rg1", "leader", "start", "127.0.0.1", "7001", "127.0.0.1", "7002"], ("n7002", False, "rg1")),
         # notification-script: the replica the leader chose; HAProxy waits for it to answer as master.
-        (["+selected-slave", "slave 127.0.0.1:7003 127.0.0.1 7003 @ rg1 127.0.0.1 7001"], ("n7003", True)),
+        (["+selected-slave", "slave 127.0.0.1:7003 127.0.0.1 7003 @ rg1 127.0.0.1 7001"], ("n7003", True, "rg1")),
         # that promotion given up: back to the master Sentinel still names.
-        (["-failover-abort-slave-timeout", "master rg1 127.0.0.1 7001"], ("n7001", False)),
+        (["-failover-abort-slave-timeout", "master rg1 127.0.0.1 7001"], ("n7001", False, "rg1")),
         # every other warning event leaves the endpoint alone.
         (["+sdown", "master rg1 127.0.0.1 7001"], None),
         (["+switch-master", "rg1 127.0.0.1 7001 127.0.0.1 7002"], None),
@@ -168,7 +177,7 @@ def _script_target() -> Callable[[list[str]], tuple[str, bool] | None]:
         (["too", "few"], None),
     ],
 )
-def test_the_script_tells_its_two_callers_apart(args: list[str], expected: tuple[str, bool] | None) -> None:
+def test_the_script_tells_its_two_callers_apart(args: list[str], expected: tuple[str, bool, str] | None) -> None:
     assert _script_target()(["reconfig.py", *args]) == expected
 
 
@@ -209,3 +218,65 @@ def test_only_reached_replicas_and_peers_count_as_ready() -> None:
     peers = [{"flags": "sentinel"}, {"flags": "sentinel,disconnected"}, {"flags": "s_down,sentinel"}]
     assert connected_peers(peers) == 1
     assert connected_peers([]) == 0
+
+
+# -- shared Sentinels --------------------------------------------------------------------------
+
+
+def test_a_shared_sentinel_starts_watching_nothing_and_allows_scripts_set_at_run_time() -> None:
+    text = render_shared_config(SharedSentinelConfig(26390, "127.0.0.1", Path("/d/s1"), ID, "pw"))
+    lines = _lines(text)
+    assert not any(line.startswith("sentinel monitor") for line in lines)
+    assert "sentinel deny-scripts-reconfig no" in lines
+    assert 'requirepass "pw"' in lines  # only the control plane may SET a script
+    assert 'sentinel sentinel-pass "pw"' in lines
+    assert f"sentinel myid {ID}" in lines
+    with pytest.raises(ValueError, match="password"):
+        render_shared_config(SharedSentinelConfig(26390, "127.0.0.1", Path("/d/s1"), ID, ""))
+
+
+def test_a_group_joins_with_monitor_then_its_settings() -> None:
+    monitor = Monitor("rg1", ("127.0.0.1", 7001), 2, "cachefleet-sentinel", "pw", 1000, reconfig_script=Path("/s/r.py"))
+    commands = monitor_commands(monitor, monitored=False)
+    assert commands == [
+        ("SENTINEL", "MONITOR", "rg1", "127.0.0.1", "7001", "2"),
+        (
+            "SENTINEL", "SET", "rg1",
+            "auth-user", "cachefleet-sentinel",
+            "auth-pass", "pw",
+            "down-after-milliseconds", "1000",
+            "failover-timeout", "3000",
+            "parallel-syncs", "1",
+            "client-reconfig-script", "/s/r.py",
+            "notification-script", "/s/r.py",
+        ),
+    ]  # fmt: skip
+    # Already monitored (its file kept it): the primary it has seen since is left alone.
+    assert monitor_commands(monitor, monitored=True) == commands[1:]
+    with pytest.raises(ValueError, match="IP address"):
+        monitor_commands(replace(monitor, primary=("localhost", 7001)), monitored=False)
+    with pytest.raises(ValueError, match="master name"):
+        monitor_commands(replace(monitor, master_name="a b"), monitored=False)
+
+
+def test_a_hello_introduces_a_sentinel_with_epochs_that_change_nothing() -> None:
+    hello = hello_message(Hello("127.0.0.1", 26390, ID), "rg1", ("127.0.0.1", 7001))
+    assert hello == f"127.0.0.1,26390,{ID},0,rg1,127.0.0.1,7001,0"
+
+
+def _shared_target(root: str) -> Callable[[list[str]], int]:
+    namespace: dict[str, Any] = {"__name__": "not-main"}
+    socket = Path(root) / f"rg.{SCRIPT_MASTER}" / "endpoint" / "admin.sock"
+    exec(compile(shared_reconfig_script("/usr/bin/python3", socket), RECONFIG_SCRIPT, "exec"), namespace)
+    return cast("Callable[[list[str]], int]", namespace["main"])
+
+
+def test_the_shared_script_finds_the_endpoint_of_the_master_it_is_told(tmp_path: Path) -> None:
+    main = _shared_target(str(tmp_path))
+    # No endpoint socket in the named group's directory: it says so (exit 2) and never looks elsewhere.
+    (tmp_path / "rg.other" / "endpoint").mkdir(parents=True)
+    assert main(["reconfig.py", "rg1", "leader", "start", "127.0.0.1", "7001", "127.0.0.1", "7002"]) == 2
+    # A master name that could leave the nodes' directory is refused before anything is opened.
+    assert main(["reconfig.py", "../x", "leader", "start", "127.0.0.1", "7001", "127.0.0.1", "7002"]) == 2
+    with pytest.raises(ValueError, match="MASTER"):
+        shared_reconfig_script("/usr/bin/python3", tmp_path / "admin.sock")

@@ -1,0 +1,163 @@
+"""What a group plans on the embedded host's shared Sentinels (``planners.group``, docs/decisions.md
+"Shared Sentinels"): it joins them once its replicas are synced, is introduced to their peers, starts
+one that is not running, leaves them when automatic failover goes off, when it moves to TLS and when
+it is deleted. The fake fleet of tests/support/fakes.py, no process."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+from tests.support.fakes import ADDRESS, Fleet
+
+from cachefleet.control.actions import (
+    AllocatePort,
+    AnnounceSentinels,
+    JoinSentinel,
+    LeaveSentinel,
+    Plan,
+    StartSharedSentinel,
+    TuneSentinel,
+)
+from cachefleet.engines.sentinel import ASK_PERIOD_MS, PING_PERIOD_MS, SentinelView, Timings, my_id
+from cachefleet.model.nodes import Placement, member_key, shared_sentinel_keys
+from cachefleet.model.security import Security
+from cachefleet.model.status import GroupState
+from cachefleet.model.transit import Transit, TransitMode
+from cachefleet.store.kinds import GROUPS
+
+G = "replication-group"
+LOCAL = Placement("local", ADDRESS, "")
+KEYS = shared_sentinel_keys()
+
+
+def _primary(fleet: Fleet) -> tuple[str, int]:
+    port = fleet.host.port_now(member_key("g-001"))
+    assert port is not None
+    return (ADDRESS, port)
+
+
+def _view(primary: tuple[str, int], *, peers: int = 2, timings: Timings | None = None) -> SentinelView:
+    return SentinelView(
+        primary[0],
+        primary[1],
+        frozenset({"master"}),
+        2,
+        peers,
+        2,
+        ready_replicas=2,
+        connected_peers=peers,
+        timings=timings or Timings(PING_PERIOD_MS, ASK_PERIOD_MS),
+    )
+
+
+def _shared(fleet: Fleet, *, monitoring: bool = True, peers: int = 2) -> list[int]:
+    """Group ``g`` (three synced members) with automatic failover on and the shared Sentinels running;
+    watching it (``monitoring``) with ``peers`` listed, or not yet."""
+    spec = fleet.group(failover=False)
+    GROUPS.put_spec(fleet.store, "g", replace(spec, automatic_failover=True, multi_az=True))
+    fleet.with_status(G, "g", sentinels={k.node_id: LOCAL for k in KEYS}, failover_active=monitoring)
+    ports = []
+    for key in KEYS:
+        port = fleet.host.allocate_port(key)
+        fleet.host.run(key, port)
+        ports.append(port)
+        if monitoring:
+            fleet.probes.sentinel_by_port[port] = _view(_primary(fleet), peers=peers)
+    return ports
+
+
+def _plan(fleet: Fleet) -> Plan:
+    plan = asyncio.run(fleet.plan(G, "g"))
+    assert plan is not None
+    return plan
+
+
+def test_a_group_joins_the_shared_sentinels_once_its_replicas_are_synced() -> None:
+    fleet = Fleet()
+    _shared(fleet, monitoring=False)
+    plan = _plan(fleet)
+    assert plan.actions == tuple(JoinSentinel(k, LOCAL, "g", _primary(fleet)) for k in KEYS)
+    assert plan.statuses[(G, "g")].status == GroupState.AVAILABLE  # type: ignore[union-attr]
+    assert not plan.converged
+
+
+def test_a_joined_group_introduces_the_sentinels_to_each_other() -> None:
+    fleet = Fleet()
+    ports = _shared(fleet, peers=0)
+    plan = _plan(fleet)
+    hellos = tuple((ADDRESS, p, my_id(str(k))) for k, p in zip(KEYS, ports, strict=True))
+    assert plan.actions == (AnnounceSentinels("g", _primary(fleet), hellos),)
+    assert not plan.converged
+
+
+def test_a_group_watched_by_the_shared_sentinels_is_converged() -> None:
+    fleet = Fleet()
+    _shared(fleet)
+    plan = _plan(fleet)
+    assert plan.actions == ()
+    assert plan.converged
+    assert plan.statuses[(G, "g")].sentinels == {k.node_id: LOCAL for k in KEYS}  # type: ignore[union-attr]
+
+
+def test_a_killed_shared_sentinel_is_started_again_and_its_periods_set() -> None:
+    fleet = Fleet()
+    ports = _shared(fleet)
+    fleet.kill(KEYS[1])
+    fleet.probes.sentinel_by_port[ports[2]] = _view(_primary(fleet), timings=Timings(PING_PERIOD_MS, 1000))
+    plan = _plan(fleet)
+    assert plan.actions == (StartSharedSentinel(KEYS[1], LOCAL), TuneSentinel(KEYS[2], LOCAL, Timings(1000, 100)))
+
+
+def test_a_shared_sentinel_that_lost_its_monitors_is_joined_again() -> None:
+    fleet = Fleet()
+    ports = _shared(fleet)
+    del fleet.probes.sentinel_by_port[ports[0]]  # it answers, but knows no such master
+    plan = _plan(fleet)
+    assert plan.actions == (JoinSentinel(KEYS[0], LOCAL, "g", _primary(fleet)),)
+
+
+def test_the_first_group_gives_the_shared_sentinels_their_ports() -> None:
+    fleet = Fleet()
+    spec = fleet.group(failover=False)
+    GROUPS.put_spec(fleet.store, "g", replace(spec, automatic_failover=True, multi_az=True))
+    fleet.with_status(G, "g", sentinels={k.node_id: LOCAL for k in KEYS})
+    assert _plan(fleet).actions == tuple(AllocatePort(k, LOCAL) for k in KEYS)
+
+
+def test_automatic_failover_off_leaves_the_shared_sentinels() -> None:
+    fleet = Fleet()
+    _shared(fleet)
+    GROUPS.put_spec(fleet.store, "g", replace(GROUPS.get(fleet.store, "g").spec, automatic_failover=False))
+    plan = _plan(fleet)
+    assert plan.actions == tuple(LeaveSentinel(k, LOCAL, "g") for k in KEYS)
+    assert plan.statuses[(G, "g")].sentinels == {}  # type: ignore[union-attr]
+
+
+def test_a_group_moving_to_tls_leaves_the_plain_text_shared_sentinels() -> None:
+    fleet = Fleet()
+    _shared(fleet)
+    spec = GROUPS.get(fleet.store, "g").spec
+    tls = Security(transit=Transit(enabled=True, mode=TransitMode.REQUIRED))
+    GROUPS.put_spec(fleet.store, "g", replace(spec, security=tls))
+    plan = _plan(fleet)
+    assert [a for a in plan.actions if isinstance(a, LeaveSentinel)] == [LeaveSentinel(k, LOCAL, "g") for k in KEYS]
+    assert plan.statuses[(G, "g")].sentinels == {}  # type: ignore[union-attr]
+
+
+def test_a_deleted_group_leaves_the_shared_sentinels_running() -> None:
+    fleet = Fleet()
+    _shared(fleet)
+    GROUPS.put_spec(fleet.store, "g", replace(GROUPS.get(fleet.store, "g").spec, deleting=True))
+    plan = _plan(fleet)
+    assert plan.actions[:3] == tuple(LeaveSentinel(k, LOCAL, "g") for k in KEYS)
+    assert not any(getattr(a, "node", None) in KEYS for a in plan.actions[3:])
+
+
+def test_with_an_agent_host_a_new_group_runs_sentinels_of_its_own() -> None:
+    fleet = Fleet()
+    fleet.add_host("h1", "us-east-1a")
+    spec = fleet.group(failover=False)
+    GROUPS.put_spec(fleet.store, "g", replace(spec, automatic_failover=True, multi_az=True))
+    placed = _plan(fleet).statuses[(G, "g")].sentinels  # type: ignore[union-attr]
+    assert sorted(placed) == ["sentinel-1", "sentinel-2", "sentinel-3"]
