@@ -35,6 +35,7 @@ CHANNELS = (
     "+sentinel",  # a peer it had not listed
     "-dup-sentinel",
     "+reset-master",
+    "-monitor",  # it no longer watches the master (SENTINEL REMOVE): a shared Sentinel's group joins again
 )
 PATTERNS = ("-failover-abort-*",)  # a failover given up (no good replica, not elected...)
 

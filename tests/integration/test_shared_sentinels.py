@@ -1,0 +1,183 @@
+"""The embedded host's shared Sentinels with real processes: two groups watched by the same three
+Sentinel processes, a failover of one that leaves the other alone, a shared Sentinel killed with
+kill -9 or stripped of its monitors and healed without the resync (the server's resync is 10 minutes
+here), and a deleted group forgotten by every Sentinel while the other stays watched.
+
+One server for the module: the tests run in order on the same two groups (each leaves them serving).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from tests.integration.conftest import FAST_WAIT
+from tests.support.server import ServerProcess, wait_until
+
+SHARED = "sentinels.shared"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    process = ServerProcess(tmp_path_factory.mktemp("shared") / "cf", "--resync-interval", "600")
+    try:
+        process.start()
+        client = process.client()
+        for group_id in ("alpha", "beta"):
+            client.create_replication_group(
+                CacheNodeType="cache.t4g.micro",
+                ReplicationGroupId=group_id,
+                ReplicationGroupDescription="shared sentinels",
+                NumCacheClusters=3,
+                AutomaticFailoverEnabled=True,
+                MultiAZEnabled=True,
+            )
+        for group_id in ("alpha", "beta"):
+            client.get_waiter("replication_group_available").wait(ReplicationGroupId=group_id, WaiterConfig=FAST_WAIT)
+        yield process
+    finally:
+        process.cleanup()
+
+
+@pytest.fixture(scope="module")
+def client(server: ServerProcess) -> Any:
+    return server.client()
+
+
+def _sentinel(server: ServerProcess, port: int) -> redis.Redis:
+    return redis.Redis(host="127.0.0.1", port=port, password=server.sentinel_password(), socket_timeout=1, retry=None)
+
+
+def _masters(server: ServerProcess, port: int) -> dict[str, dict[str, Any]]:
+    """What one Sentinel watches: master name -> its ``SENTINEL MASTERS`` fields ({} when it is down)."""
+    try:
+        with _sentinel(server, port) as sentinel:
+            return {str(k): dict(v) for k, v in sentinel.sentinel_masters().items()}
+    except redis.RedisError:
+        return {}
+
+
+def _watched_by_all(server: ServerProcess, group_id: str) -> bool:
+    """Every shared Sentinel watches the group with both replicas and both peers listed."""
+    return all(
+        (m := _masters(server, port).get(group_id)) is not None
+        and int(m["num-slaves"]) == 2
+        and int(m["num-other-sentinels"]) == 2
+        and "s_down" not in str(m["flags"])
+        for port in server.shared_sentinel_ports()
+    )
+
+
+def _shared_pids(server: ServerProcess) -> dict[str, int]:
+    return {k: v for k, v in server.node_pids().items() if k.startswith(f"{SHARED}/")}
+
+
+def _primary_of(client: Any, group_id: str) -> str:
+    group = client.describe_replication_groups(ReplicationGroupId=group_id)["ReplicationGroups"][0]
+    return next(
+        m["CacheClusterId"] for m in group["NodeGroups"][0]["NodeGroupMembers"] if m["CurrentRole"] == "primary"
+    )
+
+
+def _endpoint(client: Any, group_id: str) -> int:
+    group = client.describe_replication_groups(ReplicationGroupId=group_id)["ReplicationGroups"][0]
+    return int(group["NodeGroups"][0]["PrimaryEndpoint"]["Port"])
+
+
+def _connect(port: int) -> redis.Redis:
+    return redis.Redis(
+        host="127.0.0.1", port=port, socket_timeout=0.5, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0)
+    )
+
+
+def _kill_primary_and_wait(server: ServerProcess, client: Any, group_id: str) -> str:
+    """kill -9 of the group's primary: the group's status names another member within 20 s, and
+    writes go through its endpoint again."""
+    old = _primary_of(client, group_id)
+    os.kill(server.member_pids()[f"{old}/0001"], signal.SIGKILL)
+    wait_until(lambda: _primary_of(client, group_id) != old, 20, what=f"a failover of {group_id}")
+
+    def writes() -> bool:
+        try:
+            with _connect(_endpoint(client, group_id)) as connection:
+                return bool(connection.set("after", old))
+        except redis.RedisError:
+            return False
+
+    wait_until(writes, 10, what=f"writes through {group_id}'s endpoint")
+    client.get_waiter("replication_group_available").wait(ReplicationGroupId=group_id, WaiterConfig=FAST_WAIT)
+    return old
+
+
+def test_two_groups_are_watched_by_the_same_three_sentinel_processes(server: ServerProcess) -> None:
+    pids = _shared_pids(server)
+    assert sorted(pids) == [f"{SHARED}/shared-1", f"{SHARED}/shared-2", f"{SHARED}/shared-3"]
+    assert not any("/sentinel-" in key for key in server.node_pids())  # no group has Sentinels of its own
+    for port in server.shared_sentinel_ports():
+        assert set(_masters(server, port)) == {"alpha", "beta"}
+    assert _watched_by_all(server, "alpha")
+    assert _watched_by_all(server, "beta")
+
+
+def test_a_failover_of_one_group_leaves_the_other_alone(server: ServerProcess, client: Any) -> None:
+    beta_primary = _primary_of(client, "beta")
+    held = _connect(_endpoint(client, "beta"))
+    held_id = held.client_id()
+    try:
+        _kill_primary_and_wait(server, client, "alpha")
+        assert _primary_of(client, "beta") == beta_primary
+        assert held.client_id() == held_id  # the same socket, retries off: never cut
+        assert held.set("beta", "untouched")
+    finally:
+        held.close()
+    wait_until(lambda: _watched_by_all(server, "alpha"), 15, what="the Sentinels to settle on alpha's new primary")
+    assert _watched_by_all(server, "beta")
+
+
+def test_a_killed_shared_sentinel_comes_back_watching_every_group(server: ServerProcess, client: Any) -> None:
+    key = f"{SHARED}/shared-1"
+    old = _shared_pids(server)[key]
+    os.kill(old, signal.SIGKILL)
+    wait_until(lambda: _shared_pids(server).get(key) not in (None, old), 10, what="the shared Sentinel's restart")
+    port = server.shared_sentinel_ports()[0]
+    # Its monitors come from the file it rewrote (nobody joined it again: the groups were watched).
+    wait_until(lambda: set(_masters(server, port)) == {"alpha", "beta"}, 10, what="its monitors back")
+    wait_until(lambda: _watched_by_all(server, "alpha") and _watched_by_all(server, "beta"), 15, what="its peers")
+    _kill_primary_and_wait(server, client, "beta")
+    wait_until(lambda: _watched_by_all(server, "beta"), 15, what="the Sentinels to settle on beta's new primary")
+
+
+def test_a_shared_sentinel_that_lost_its_monitors_gets_them_again(server: ServerProcess, client: Any) -> None:
+    port = server.shared_sentinel_ports()[1]
+    with _sentinel(server, port) as sentinel:
+        sentinel.execute_command("SENTINEL", "REMOVE", "beta")  # behind the control plane's back
+    wait_until(lambda: _watched_by_all(server, "beta"), 10, what="beta monitored again")
+    # Its file lost with it (a new disk): it starts watching nothing, and both groups join it again.
+    # (The file goes first: the exit wakes the groups, which start it again at once.)
+    key = f"{SHARED}/shared-3"
+    Path(server.data_dir / "nodes" / key / "sentinel.conf").unlink()
+    os.kill(_shared_pids(server)[key], signal.SIGKILL)
+    wait_until(
+        lambda: set(_masters(server, server.shared_sentinel_ports()[2])) == {"alpha", "beta"}, 15, what="rejoined"
+    )
+    wait_until(lambda: _watched_by_all(server, "alpha") and _watched_by_all(server, "beta"), 15, what="its peers")
+    _kill_primary_and_wait(server, client, "alpha")
+
+
+def test_a_deleted_group_leaves_every_sentinel_and_the_other_stays_watched(server: ServerProcess, client: Any) -> None:
+    pids = _shared_pids(server)
+    client.delete_replication_group(ReplicationGroupId="alpha")
+    wait_until(
+        lambda: all("alpha" not in _masters(server, p) for p in server.shared_sentinel_ports()),
+        15,
+        what="alpha forgotten",
+    )
+    assert _watched_by_all(server, "beta")
+    assert _shared_pids(server) == pids  # the Sentinels are the host's: they stay, untouched
