@@ -217,6 +217,7 @@ class EventWatcher:
     clock: Clock
     stop: threading.Event
     deadline: float
+    master: str  # the group's: a shared Sentinel also publishes the events of other groups
     first_seen: dict[str, float] = field(default_factory=dict)
     crashed: BaseException | None = None
     subscribed: threading.Event = field(default_factory=threading.Event)
@@ -233,8 +234,10 @@ class EventWatcher:
                 if message is None or self.clock.kill_at is None:
                     continue
                 channel, data = str(message["channel"]), str(message["data"])
-                if channel != "+switch-master" and not data.startswith("master "):
-                    continue  # a replica or sentinel event
+                words = data.split()
+                name = words[0] if channel == "+switch-master" else words[1] if words[:1] == ["master"] else None
+                if name != self.master:
+                    continue  # a replica or sentinel event, or another group's
                 self.first_seen.setdefault(channel, now)
         except BaseException as exc:
             self.crashed = exc
@@ -286,7 +289,9 @@ def delete_group(client: Any, group_id: str) -> None:
 
 
 def sentinel_ports(server: ServerProcess, group_id: str) -> list[int]:
+    """The group's own Sentinels (``CACHEFLEET_SHARED_SENTINELS=off``), else the shared ones."""
     paths = sorted((server.data_dir / "nodes" / f"rg.{group_id}").glob("sentinel-*/port"))
+    paths = paths or sorted((server.data_dir / "nodes" / "sentinels.shared").glob("shared-*/port"))
     return [int(p.read_text().strip()) for p in paths]
 
 
@@ -390,7 +395,7 @@ def run_trial(server: ServerProcess, client: Any, index: int, after: float, logs
             Writer("wait", f"w:{index}", plain_client(endpoint_port), clock, stop, deadline, use_wait=True),
         ]
         # Every sentinel: the leader announces +switch-master first, the others up to ~1 s later.
-        watchers = [EventWatcher(port, password, clock, stop, deadline) for port in ports]
+        watchers = [EventWatcher(port, password, clock, stop, deadline, group_id) for port in ports]
         threads = [threading.Thread(target=w.run, name=f"events-{w.port}", daemon=True) for w in watchers]
         for thread in threads:
             thread.start()
@@ -466,8 +471,8 @@ def keep_logs(server: ServerProcess, group_id: str, into: Path) -> None:
     into.mkdir(parents=True, exist_ok=True)
     for log in (server.data_dir / "nodes").glob("*/*/node.log"):
         owner = log.parent.parent.name
-        # The host's endpoint proxy serves every group, this one's too.
-        if owner in (f"rg.{group_id}", "host.endpoints") or owner.startswith(f"{group_id}-"):
+        # The host's endpoint proxy and shared Sentinels serve every group, this one's too.
+        if owner in (f"rg.{group_id}", "host.endpoints", "sentinels.shared") or owner.startswith(f"{group_id}-"):
             shutil.copy(log, into / f"{owner}.{log.parent.name}.log")
 
 

@@ -72,6 +72,9 @@ SCHEDULER_CLOCK_ENV = "CACHEFLEET_SCHEDULER_CLOCK_FILE"
 # "off": no subscriber to Sentinel's events, so that role changes are found by the periodic resync
 # alone (a test shows that it heals what an event would have woken). Read here only.
 SENTINEL_EVENTS_ENV = "CACHEFLEET_SENTINEL_EVENTS"
+# "off": every Multi-AZ group runs three Sentinels of its own, as versions before the shared ones
+# did (and a group moved to the shared ones stays there). For comparisons and upgrade tests.
+SHARED_SENTINELS_ENV = "CACHEFLEET_SHARED_SENTINELS"
 
 
 def utcnow() -> datetime:
@@ -229,6 +232,16 @@ def _sentinel_events(queue: KeyedQueue[ResourceKey], links: Links, keys: Keys) -
     return SentinelWatch(queue.put, links, keys.sentinel_password).follow
 
 
+def _shared_sentinels() -> bool:
+    """Whether new groups join the embedded host's shared Sentinels (``HostMap.shared_sentinels``)."""
+    if os.environ.get(SHARED_SENTINELS_ENV, "").lower() == "off":
+        log.warning(
+            "Sentinels are not shared (%s=off): each Multi-AZ group runs three of its own", SHARED_SENTINELS_ENV
+        )
+        return False
+    return True
+
+
 def _rdb_checker() -> str | None:
     """``redis-check-rdb`` (or Valkey's), run on imported files before a restore, if installed."""
     return find_binary("redis-check-rdb") or find_binary("valkey-check-rdb")
@@ -301,6 +314,7 @@ def build(
         local_host=local_host,
         watch=exits.watch,
         follow=_sentinel_events(queue, links, keys),
+        shared_sentinels=_shared_sentinels(),
     )
     reconciler = Reconciler(
         store=store,

@@ -181,3 +181,50 @@ def test_a_deleted_group_leaves_every_sentinel_and_the_other_stays_watched(serve
     )
     assert _watched_by_all(server, "beta")
     assert _shared_pids(server) == pids  # the Sentinels are the host's: they stay, untouched
+
+
+def test_a_group_with_sentinels_of_its_own_moves_to_the_shared_ones_without_a_gap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An earlier version's group (three Sentinels of its own, as ``CACHEFLEET_SHARED_SENTINELS=off``
+    still makes them) is watched by the shared Sentinels first and then loses its own: sampled all
+    along, at least three Sentinels watch its primary; afterwards the shared ones list only each
+    other, and a failover works."""
+    server = ServerProcess(tmp_path / "cf", "--resync-interval", "600")
+    try:
+        monkeypatch.setenv("CACHEFLEET_SHARED_SENTINELS", "off")
+        server.start()
+        client = server.client()
+        client.create_replication_group(
+            CacheNodeType="cache.t4g.micro",
+            ReplicationGroupId="older",
+            ReplicationGroupDescription="per-group sentinels",
+            NumCacheClusters=3,
+            AutomaticFailoverEnabled=True,
+            MultiAZEnabled=True,
+        )
+        client.get_waiter("replication_group_available").wait(ReplicationGroupId="older", WaiterConfig=FAST_WAIT)
+        own = [k for k in server.node_pids() if k.startswith("rg.older/sentinel-")]
+        assert len(own) == 3
+        own_ports = [int((server.data_dir / "nodes" / k / "port").read_text()) for k in own]
+        server.stop()
+        monkeypatch.delenv("CACHEFLEET_SHARED_SENTINELS")
+        watching: list[int] = []
+
+        def sample() -> bool:
+            shared = server.shared_sentinel_ports() if (server.data_dir / "nodes" / SHARED).exists() else []
+            watching.append(sum("older" in _masters(server, p) for p in [*own_ports, *shared]))
+            return len(shared) == 3 and not any(
+                k.startswith("rg.older/") and "sentinel" in k for k in server.node_pids()
+            )
+
+        server.start()
+        client = server.client()  # the server listens on a new port
+        wait_until(sample, 20, interval=0.02, what="its own Sentinels replaced by the shared ones")
+        assert min(watching) >= 3, watching
+        wait_until(lambda: _watched_by_all(server, "older"), 20, what="the shared Sentinels to forget the old ones")
+        for port in server.shared_sentinel_ports():
+            assert int(_masters(server, port)["older"]["num-other-sentinels"]) == 2
+        _kill_primary_and_wait(server, client, "older")
+    finally:
+        server.cleanup()

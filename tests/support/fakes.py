@@ -397,7 +397,9 @@ class Fleet:
     then break one thing and ask a kind what it plans.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, shared_sentinels: bool = False) -> None:
+        """``shared_sentinels``: new groups join the embedded host's shared Sentinels, as the server
+        does by default; without, groups run their own (``group(failover=True)`` makes them so)."""
         self.store = Store(":memory:")
         self.host = FakeHost()
         self.hosts = FakeHosts(self.host)
@@ -408,7 +410,12 @@ class Fleet:
         self.followed: dict[str, tuple[str, int]] = {}  # where the failover follower leads each group
         observer = Observer(hosts=self.hosts, probes=self.probes, credentials=CREDENTIALS, followed=self.followed.get)
         self.services = Services(
-            store=self.store, observer=observer, clock=lambda: self.clock, wake=self.woken.append, local_host=self.local
+            store=self.store,
+            observer=observer,
+            clock=lambda: self.clock,
+            wake=self.woken.append,
+            local_host=self.local,
+            shared_sentinels=shared_sentinels,
         )
         self.drivers = Drivers(self.store, self.host, lambda spec: self.hosts.get(spec.id))
         kinds = control_kinds.standard(self.services, None, self.drivers, lost_after=LOST_AFTER)

@@ -16,11 +16,13 @@ from cachefleet.control.actions import (
     JoinSentinel,
     LeaveSentinel,
     Plan,
+    RemoveNode,
+    ResetSentinel,
     StartSharedSentinel,
     TuneSentinel,
 )
 from cachefleet.engines.sentinel import ASK_PERIOD_MS, PING_PERIOD_MS, SentinelView, Timings, my_id
-from cachefleet.model.nodes import Placement, member_key, shared_sentinel_keys
+from cachefleet.model.nodes import Placement, member_key, sentinel_keys, shared_sentinel_keys
 from cachefleet.model.security import Security
 from cachefleet.model.status import GroupState
 from cachefleet.model.transit import Transit, TransitMode
@@ -74,7 +76,7 @@ def _plan(fleet: Fleet) -> Plan:
 
 
 def test_a_group_joins_the_shared_sentinels_once_its_replicas_are_synced() -> None:
-    fleet = Fleet()
+    fleet = Fleet(shared_sentinels=True)
     _shared(fleet, monitoring=False)
     plan = _plan(fleet)
     assert plan.actions == tuple(JoinSentinel(k, LOCAL, "g", _primary(fleet)) for k in KEYS)
@@ -83,7 +85,7 @@ def test_a_group_joins_the_shared_sentinels_once_its_replicas_are_synced() -> No
 
 
 def test_a_joined_group_introduces_the_sentinels_to_each_other() -> None:
-    fleet = Fleet()
+    fleet = Fleet(shared_sentinels=True)
     ports = _shared(fleet, peers=0)
     plan = _plan(fleet)
     hellos = tuple((ADDRESS, p, my_id(str(k))) for k, p in zip(KEYS, ports, strict=True))
@@ -92,7 +94,7 @@ def test_a_joined_group_introduces_the_sentinels_to_each_other() -> None:
 
 
 def test_a_group_watched_by_the_shared_sentinels_is_converged() -> None:
-    fleet = Fleet()
+    fleet = Fleet(shared_sentinels=True)
     _shared(fleet)
     plan = _plan(fleet)
     assert plan.actions == ()
@@ -101,7 +103,7 @@ def test_a_group_watched_by_the_shared_sentinels_is_converged() -> None:
 
 
 def test_a_killed_shared_sentinel_is_started_again_and_its_periods_set() -> None:
-    fleet = Fleet()
+    fleet = Fleet(shared_sentinels=True)
     ports = _shared(fleet)
     fleet.kill(KEYS[1])
     fleet.probes.sentinel_by_port[ports[2]] = _view(_primary(fleet), timings=Timings(PING_PERIOD_MS, 1000))
@@ -110,7 +112,7 @@ def test_a_killed_shared_sentinel_is_started_again_and_its_periods_set() -> None
 
 
 def test_a_shared_sentinel_that_lost_its_monitors_is_joined_again() -> None:
-    fleet = Fleet()
+    fleet = Fleet(shared_sentinels=True)
     ports = _shared(fleet)
     del fleet.probes.sentinel_by_port[ports[0]]  # it answers, but knows no such master
     plan = _plan(fleet)
@@ -118,7 +120,7 @@ def test_a_shared_sentinel_that_lost_its_monitors_is_joined_again() -> None:
 
 
 def test_the_first_group_gives_the_shared_sentinels_their_ports() -> None:
-    fleet = Fleet()
+    fleet = Fleet(shared_sentinels=True)
     spec = fleet.group(failover=False)
     GROUPS.put_spec(fleet.store, "g", replace(spec, automatic_failover=True, multi_az=True))
     fleet.with_status(G, "g", sentinels={k.node_id: LOCAL for k in KEYS})
@@ -126,7 +128,7 @@ def test_the_first_group_gives_the_shared_sentinels_their_ports() -> None:
 
 
 def test_automatic_failover_off_leaves_the_shared_sentinels() -> None:
-    fleet = Fleet()
+    fleet = Fleet(shared_sentinels=True)
     _shared(fleet)
     GROUPS.put_spec(fleet.store, "g", replace(GROUPS.get(fleet.store, "g").spec, automatic_failover=False))
     plan = _plan(fleet)
@@ -135,7 +137,7 @@ def test_automatic_failover_off_leaves_the_shared_sentinels() -> None:
 
 
 def test_a_group_moving_to_tls_leaves_the_plain_text_shared_sentinels() -> None:
-    fleet = Fleet()
+    fleet = Fleet(shared_sentinels=True)
     _shared(fleet)
     spec = GROUPS.get(fleet.store, "g").spec
     tls = Security(transit=Transit(enabled=True, mode=TransitMode.REQUIRED))
@@ -146,7 +148,7 @@ def test_a_group_moving_to_tls_leaves_the_plain_text_shared_sentinels() -> None:
 
 
 def test_a_deleted_group_leaves_the_shared_sentinels_running() -> None:
-    fleet = Fleet()
+    fleet = Fleet(shared_sentinels=True)
     _shared(fleet)
     GROUPS.put_spec(fleet.store, "g", replace(GROUPS.get(fleet.store, "g").spec, deleting=True))
     plan = _plan(fleet)
@@ -155,9 +157,54 @@ def test_a_deleted_group_leaves_the_shared_sentinels_running() -> None:
 
 
 def test_with_an_agent_host_a_new_group_runs_sentinels_of_its_own() -> None:
-    fleet = Fleet()
+    fleet = Fleet(shared_sentinels=True)
     fleet.add_host("h1", "us-east-1a")
     spec = fleet.group(failover=False)
     GROUPS.put_spec(fleet.store, "g", replace(spec, automatic_failover=True, multi_az=True))
     placed = _plan(fleet).statuses[(G, "g")].sentinels  # type: ignore[union-attr]
     assert sorted(placed) == ["sentinel-1", "sentinel-2", "sentinel-3"]
+
+
+def test_a_group_turning_automatic_failover_on_records_the_shared_sentinels_first() -> None:
+    fleet = Fleet(shared_sentinels=True)
+    spec = fleet.group(failover=False)
+    GROUPS.put_spec(fleet.store, "g", replace(spec, automatic_failover=True, multi_az=True))
+    plan = _plan(fleet)
+    assert plan.actions == ()
+    assert plan.statuses[(G, "g")].sentinels == {k.node_id: LOCAL for k in KEYS}  # type: ignore[union-attr]
+
+
+def test_a_group_with_sentinels_of_its_own_moves_to_the_shared_ones_without_a_gap() -> None:
+    fleet = Fleet(shared_sentinels=True)
+    fleet.group(failover=True)  # an earlier version's: three Sentinels of its own, all ready
+    own = {k.node_id: s for k, s in [(k, fleet.status(G, "g").sentinels[k.node_id]) for k in sentinel_keys("g")]}
+    plan = _plan(fleet)
+    # The shared ones are recorded beside its own, which keep watching (nothing is stopped yet).
+    assert plan.actions == ()
+    assert plan.statuses[(G, "g")].sentinels == {**own, **{k.node_id: LOCAL for k in KEYS}}  # type: ignore[union-attr]
+    fleet.with_status(G, "g", sentinels=plan.statuses[(G, "g")].sentinels)  # type: ignore[union-attr]
+    ports = []
+    for key in KEYS:
+        ports.append(fleet.host.allocate_port(key))
+        fleet.host.run(key, ports[-1])
+    assert _plan(fleet).actions == tuple(JoinSentinel(k, LOCAL, "g", _primary(fleet)) for k in KEYS)
+    # Joined but not yet linked to their peers: its own stay.
+    for port in ports:
+        fleet.probes.sentinel_by_port[port] = _view(_primary(fleet), peers=0)
+    assert not any(isinstance(a, RemoveNode) for a in _plan(fleet).actions)
+    # Ready (they list its own Sentinels too, through their hellos): its own go.
+    for port in ports:
+        fleet.probes.sentinel_by_port[port] = replace(_view(_primary(fleet)), num_other_sentinels=5)
+    plan = _plan(fleet)
+    assert plan.actions == tuple(RemoveNode(k, own[k.node_id]) for k in sentinel_keys("g"))
+    assert plan.statuses[(G, "g")].sentinels == {k.node_id: LOCAL for k in KEYS}  # type: ignore[union-attr]
+    # Then the peers that are gone are forgotten, one Sentinel at a time.
+    fleet.with_status(G, "g", sentinels=plan.statuses[(G, "g")].sentinels)  # type: ignore[union-attr]
+    assert _plan(fleet).actions == (ResetSentinel(KEYS[0], LOCAL, "g", _primary(fleet)),)
+
+
+def test_a_removed_replica_is_forgotten_by_a_reset() -> None:
+    fleet = Fleet(shared_sentinels=True)
+    ports = _shared(fleet)
+    fleet.probes.sentinel_by_port[ports[1]] = replace(_view(_primary(fleet)), num_replicas=3)
+    assert _plan(fleet).actions == (ResetSentinel(KEYS[1], LOCAL, "g", _primary(fleet)),)

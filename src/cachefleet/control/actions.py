@@ -167,6 +167,19 @@ class LeaveSentinel:
 
 
 @dataclass(frozen=True)
+class ResetSentinel:
+    """One shared Sentinel forgets the replicas and peers of the group that are gone (a removed
+    member, the group's former Sentinels of its own): the group leaves it and joins it again in one
+    exchange (``engines.sentinel.join``). Not ``SENTINEL RESET``, after which Sentinel lists the
+    replicas again only at its next INFO of the primary, up to 10 s later."""
+
+    node: NodeKey
+    at: Placement
+    group_id: str
+    primary: Address
+
+
+@dataclass(frozen=True)
 class AnnounceSentinels:
     """Publish each Sentinel's hello on the group's primary, so that its peers list it at once rather
     than at its next hello (every 2 s): ``(address, port, id)`` per Sentinel."""
@@ -315,6 +328,7 @@ Action = (
     | StartSharedSentinel
     | JoinSentinel
     | LeaveSentinel
+    | ResetSentinel
     | AnnounceSentinels
     | SentinelFailover
     | StartConfigEndpoint

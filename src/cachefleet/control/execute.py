@@ -33,6 +33,7 @@ from cachefleet.control.actions import (
     RemoveNode,
     RenewCertificate,
     ReplicaOf,
+    ResetSentinel,
     RestartNode,
     RestartSentinel,
     SentinelFailover,
@@ -249,7 +250,7 @@ class Executor:
                     self.links.record(at.address, port, tls=self._group_security(node).tls)
             case StartSharedSentinel(node, at):
                 await self._shared_sentinel(node, at)
-            case JoinSentinel(node, at, group_id, primary):
+            case JoinSentinel(node, at, group_id, primary) | ResetSentinel(node, at, group_id, primary):
                 port = await self.hosts.get(at.host).port_of(node)
                 if port is not None:
                     monitor = sentinel.Monitor(
@@ -262,7 +263,8 @@ class Executor:
                         reconfig_script=await self._shared_script(node, at),
                     )
                     password, tls = self.keys.sentinel_password, self._tls(at.address, port)
-                    await sentinel.join(at.address, port, monitor, password=password, tls=tls)
+                    again = isinstance(action, ResetSentinel)
+                    await sentinel.join(at.address, port, monitor, password=password, tls=tls, again=again)
             case LeaveSentinel(node, at, group_id):
                 port = await self.hosts.get(at.host).port_of(node)
                 if port is not None:

@@ -83,6 +83,9 @@ class HostMap:
     draining: frozenset[str] = frozenset()
     rooms: tuple[Room, ...] = ()  # filled only when the pass has something to place
     subnets: frozenset[str] | None = None  # the resource's cache subnet group's (None: every subnet)
+    # Whether new groups join the embedded host's shared Sentinels (``planners.group``); off, each
+    # runs Sentinels of its own, as earlier versions did.
+    shared_sentinels: bool = True
 
     def state(self, host_id: str) -> HostState:
         """A host the store no longer knows counts as lost: its nodes are replaced."""

@@ -238,14 +238,19 @@ async def join(
     *,
     password: str | None,
     tls: ClientTls | None = None,
+    again: bool = False,
 ) -> None:
-    """A group joins a shared Sentinel: monitored (if it is not yet) and its settings set. Raises
-    ``Retry`` when the Sentinel cannot be reached or refuses."""
+    """A group joins a shared Sentinel: monitored (if it is not yet) and its settings set. ``again``:
+    forgotten first (``SENTINEL REMOVE``) and monitored anew, in the same exchange, so that it lists
+    only the replicas and peers that are there now. Raises ``Retry`` when the Sentinel cannot be
+    reached or refuses."""
     try:
-        (known,) = await _ask_all(
-            host, port, [("SENTINEL", "MASTER", m.master_name)], timeout, password=password, tls=tls
-        )
-        commands = monitor_commands(m, monitored=isinstance(known, list))
+        if again:
+            commands = [("SENTINEL", "REMOVE", m.master_name), *monitor_commands(m, monitored=False)]
+        else:
+            asked = [("SENTINEL", "MASTER", m.master_name)]
+            (known,) = await _ask_all(host, port, asked, timeout, password=password, tls=tls)
+            commands = monitor_commands(m, monitored=isinstance(known, list))
         replies = await _ask_all(host, port, commands, timeout, password=password, tls=tls)
     except (OSError, TimeoutError, resp.ProtocolError) as exc:
         raise Retry(f"sentinel {host}:{port} unreachable to monitor {m.master_name}: {exc}") from exc

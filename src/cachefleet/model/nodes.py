@@ -118,10 +118,14 @@ def is_shared(node_id: str) -> bool:
     return node_id.startswith(SHARED_PREFIX)
 
 
+def sentinel_key(group_id: str, node_id: str) -> NodeKey:
+    """The Sentinel a group records as ``node_id``: a shared one, or one of its own."""
+    return NodeKey(SHARED_SENTINELS_DIR if is_shared(node_id) else group_dir_id(group_id), node_id)
+
+
 def group_sentinel_keys(group_id: str, placed: Iterable[str]) -> list[NodeKey]:
-    """The Sentinels a group records (``placed``: their node ids): shared ones, or its own; its own
-    three when it records none yet."""
-    ids = list(placed)
-    if any(is_shared(i) for i in ids):
-        return [NodeKey(SHARED_SENTINELS_DIR, i) for i in ids if is_shared(i)]
-    return sentinel_keys(group_id)
+    """The Sentinels a group records (``placed``: their node ids), shared ones first (a group moving
+    from its own to the shared ones records both until the shared ones watch it); its own three when
+    it records none yet."""
+    ids = sorted(placed, key=lambda i: (not is_shared(i), i))
+    return [sentinel_key(group_id, i) for i in ids] if ids else sentinel_keys(group_id)

@@ -71,6 +71,7 @@ class Services:
     local_host: HostSpec
     watch: Callable[[ResourceKey, Iterable[int]], None] = field(default=_unwatched)
     follow: Follow = field(default=unfollowed)
+    shared_sentinels: bool = True  # ``HostMap.shared_sentinels``
 
     def now(self) -> str:
         return self.clock().isoformat()

@@ -85,6 +85,7 @@ class GroupKind(PlannedKind[GroupLoad, GroupObservation]):
             placements += [group.status.sentinels.get(k.node_id) for k in keys]
         if needs_placing(hosts, placements):
             hosts = host_map(self._store, local, spec.subnet_group, placing=True)
+        hosts = replace(hosts, shared_sentinels=self._services.shared_sentinels)
         return GroupLoad(
             group=group,
             members=members,

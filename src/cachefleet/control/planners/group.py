@@ -55,6 +55,7 @@ from cachefleet.control.actions import (
     ReloadEndpoint,
     RemoveNode,
     ReplicaOf,
+    ResetSentinel,
     RestartNode,
     SentinelFailover,
     SetEndpointPrimary,
@@ -66,7 +67,13 @@ from cachefleet.control.actions import (
     TuneSentinel,
 )
 from cachefleet.control.hosts import HostMap, memory_of
-from cachefleet.control.observe import UNPLACED, EndpointObservation, GroupObservation, NodeObservation
+from cachefleet.control.observe import (
+    UNPLACED,
+    EndpointObservation,
+    GroupObservation,
+    NodeObservation,
+    SentinelObservation,
+)
 from cachefleet.control.planners import params, reboot, security
 from cachefleet.control.planners.nodes import cluster_status, lifecycle_status, node_status, port_held
 from cachefleet.engines.haproxy import ServerState, server_name
@@ -573,15 +580,16 @@ def _view(
         if port is not None and at is not None and not places[member].fresh:
             addresses[member] = (at.address, port)
     by_address = {address: m for m, address in addresses.items()}
-    named = _sentinel_primary(observed, by_address) if spec.automatic_failover else None
+    named = _sentinel_primary(_responsible(observed.sentinels), by_address) if spec.automatic_failover else None
     if spec.automatic_failover:
         primary_id = named or status.primary_cluster_id or spec.primary_cluster_id
     else:
         primary_id = spec.primary_cluster_id
     primary = addresses.get(primary_id)
-    watching = spec.automatic_failover and any(s.pid is not None for s in observed.sentinels.values())
-    replicas, peers = len(members) - 1, len(observed.sentinels) - 1
-    views = [s.view for s in observed.sentinels.values()]
+    sentinels = _responsible(observed.sentinels)
+    watching = spec.automatic_failover and any(s.pid is not None for s in sentinels.values())
+    replicas, peers = len(members) - 1, len(sentinels) - 1
+    views = [s.view for s in sentinels.values()]
     healthy = (
         spec.automatic_failover
         and primary is not None
@@ -617,15 +625,22 @@ def replication_id(spec: ReplicationGroupSpec) -> str:
     return hashlib.sha256(f"{spec.id}/{spec.created_at.isoformat()}".encode()).hexdigest()[:40]
 
 
-def _sentinel_primary(observed: GroupObservation, by_address: dict[Address, str]) -> str | None:
+def _responsible(sentinels: dict[NodeKey, SentinelObservation]) -> dict[NodeKey, SentinelObservation]:
+    """The Sentinels that decide for the group: while it moves from Sentinels of its own to the
+    shared ones, its own, until the shared ones are ready and its own go."""
+    own = {k: s for k, s in sentinels.items() if not is_shared(k.node_id)}
+    return own if own and len(own) < len(sentinels) else sentinels
+
+
+def _sentinel_primary(sentinels: dict[NodeKey, SentinelObservation], by_address: dict[Address, str]) -> str | None:
     """The member a majority of all the group's Sentinels name as primary, if there is one."""
     votes: dict[str, int] = {}
-    for sentinel in observed.sentinels.values():
+    for sentinel in sentinels.values():
         if sentinel.view is not None:
             member = by_address.get((sentinel.view.master_host, sentinel.view.master_port))
             if member is not None:
                 votes[member] = votes.get(member, 0) + 1
-    majority = len(observed.sentinels) // 2 + 1
+    majority = len(sentinels) // 2 + 1
     return next((m for m, n in votes.items() if n >= majority), None)
 
 
@@ -842,10 +857,15 @@ def _converge_sentinels(
         # Off, or moving to TLS: the shared set speaks plain text. The group leaves it; its own TLS
         # Sentinels are placed in the next pass (docs/decisions.md, "Shared Sentinels").
         return _leave_shared(spec, placed), {}
+    shared = {k.node_id: hosts.endpoint for k in shared_sentinel_keys()}
     if not placed and spec.automatic_failover and _may_share(spec, hosts):
-        placed = {k.node_id: hosts.endpoint for k in shared_sentinel_keys()}
+        placed = shared
+    elif _may_move_to_shared(spec, placed, hosts, view=view, quiet=quiet):
+        # Sentinels of its own from an earlier version: the shared ones watch it first, then its own
+        # go (``_converge_shared``), so that it is never left without a quorum watching it.
+        placed = {**placed, **shared}
     if _shares(placed):
-        return _converge_shared(spec, observed, view=view, members=members, placed=placed), placed
+        return _converge_shared(spec, observed, view=view, members=members, placed=placed, hosts=hosts), placed
     if not spec.automatic_failover:
         for key, sentinel in observed.sentinels.items():
             at = placed.get(key.node_id)
@@ -906,14 +926,33 @@ def _may_share(spec: ReplicationGroupSpec, hosts: HostMap) -> bool:
     """A group that has no Sentinels yet joins the shared ones when the installation has no agent host
     (every Sentinel would run on the embedded host) and it has no in-transit encryption (the shared
     set speaks plain text). Otherwise it runs three of its own, placed as its members are."""
-    return spec.security.transit.mode is None and set(hosts.states) <= {LOCAL_HOST}
+    return hosts.shared_sentinels and spec.security.transit.mode is None and set(hosts.states) <= {LOCAL_HOST}
+
+
+def _may_move_to_shared(
+    spec: ReplicationGroupSpec, placed: Mapping[str, Placement], hosts: HostMap, *, view: _View, quiet: bool
+) -> bool:
+    """A group whose own Sentinels (an earlier version's) all run on the embedded host moves to the
+    shared ones, once they are all ready and nothing else happens."""
+    return (
+        bool(placed)
+        and spec.automatic_failover
+        and _may_share(spec, hosts)
+        and all(at.host == LOCAL_HOST for at in placed.values())
+        and quiet
+        and view.sentinels_ready
+    )
 
 
 def _leave_shared(spec: ReplicationGroupSpec, placed: Mapping[str, Placement]) -> list[Action]:
-    """``SENTINEL REMOVE`` on every shared Sentinel (idempotent): the group records none once they
-    have all answered (a failure keeps the old status, and the next pass tries again)."""
+    """``SENTINEL REMOVE`` on every shared Sentinel (idempotent), and its own stopped if it was
+    moving to them: the group records none once they have all answered (a failure keeps the old
+    status, and the next pass tries again)."""
+    keys = group_sentinel_keys(spec.id, placed)
     return [
-        LeaveSentinel(k, at, spec.id) for k in group_sentinel_keys(spec.id, placed) if (at := placed.get(k.node_id))
+        LeaveSentinel(k, at, spec.id) if is_shared(k.node_id) else RemoveNode(k, at)
+        for k in keys
+        if (at := placed.get(k.node_id)) is not None
     ]
 
 
@@ -924,10 +963,14 @@ def _converge_shared(
     view: _View,
     members: Members,
     placed: dict[str, Placement],
+    hosts: HostMap,
 ) -> list[Action]:
     """The group on the shared Sentinels: each running (any group using one may start it), the
     group monitored once its replicas are synced (so that Sentinel's first INFO of the primary lists
-    them), then introduced to its peers (``AnnounceSentinels``) instead of waiting for their hellos."""
+    them), then introduced to its peers (``AnnounceSentinels``) instead of waiting for their hellos.
+    A group moving from Sentinels of its own stops them once the shared ones are ready (``placed``
+    loses them), and a shared Sentinel that lists a replica or peer that is gone is reset, one at a
+    time while the others are linked."""
     actions: list[Action] = []
     monitoring: list[tuple[NodeKey, int, SentinelView]] = []
     for key in shared_sentinel_keys():
@@ -951,15 +994,34 @@ def _converge_shared(
             wanted = Timings(PING_PERIOD_MS, ASK_PERIOD_MS)  # the same for every group: no group's own
             if timings is not None and timings != wanted:
                 actions.append(TuneSentinel(key, at, wanted))
-    peers = len(placed) - 1
-    if (
+    keys = shared_sentinel_keys()
+    peers, replicas = len(keys) - 1, len(members) - 1
+    on_primary = (
         view.primary is not None
-        and len(monitoring) == len(placed)
-        and any(v.num_other_sentinels < peers for _, _, v in monitoring)
+        and len(monitoring) == len(keys)
         and all((v.master_host, v.master_port) == view.primary for _, _, v in monitoring)
-    ):
+    )
+    if not on_primary or view.primary is None:
+        return actions
+    if any(v.num_other_sentinels < peers for _, _, v in monitoring):
         hellos = tuple((placed[k.node_id].address, port, my_id(str(k))) for k, port, _ in monitoring)
         actions.append(AnnounceSentinels(spec.id, view.primary, hellos))
+    ready = _all_nodes_ready(members, observed, view) and all(
+        v.ready_replicas >= replicas
+        and v.connected_peers >= peers
+        and not v.flags & {"s_down", "o_down", "failover_in_progress"}
+        for _, _, v in monitoring
+    )
+    own = [k for k in group_sentinel_keys(spec.id, placed) if not is_shared(k.node_id)]
+    if own and ready:
+        for key in own:
+            at = placed.pop(key.node_id)
+            if hosts.reachable(at):
+                actions.append(RemoveNode(key, at))
+    elif not own and ready and not actions:
+        stale = [k for k, _, v in monitoring if v.num_other_sentinels > peers or v.num_replicas > replicas]
+        if stale:
+            actions.append(ResetSentinel(stale[0], placed[stale[0].node_id], spec.id, view.primary))
     return actions
 
 
