@@ -128,6 +128,10 @@ class Idle:
     server: float | None
     rss_processes: float
     rss_server: float | None
+    # The Sentinel processes among them (shared or per group: the cost shared Sentinels change).
+    sentinels: float = 0.0
+    rss_sentinels: float = 0.0
+    sentinel_count: int = 0
 
 
 def measure_idle(pids: Iterable[int], server_pid: int | None, settle: float, window: float) -> Idle:
@@ -139,13 +143,24 @@ def measure_idle(pids: Iterable[int], server_pid: int | None, settle: float, win
     busy1, elapsed = machine_busy(), time.monotonic() - t0
     spent = sum(max(0.0, _cpu_or_zero(pid) - before[pid]) for pid in listed)
     server = (_cpu_or_zero(server_pid) - before[server_pid]) / elapsed if server_pid is not None else None
+    sentinels = [pid for pid in listed if pid != server_pid and _is_sentinel(pid)]
     return Idle(
+        sentinels=sum(max(0.0, _cpu_or_zero(pid) - before[pid]) for pid in sentinels) / elapsed,
+        rss_sentinels=sum(rss_mib(pid) for pid in sentinels),
+        sentinel_count=len(sentinels),
         machine=(busy1 - busy0) / elapsed / CPUS,
         processes=spent / elapsed,
         server=server,
         rss_processes=sum(rss_mib(pid) for pid in listed),
         rss_server=rss_mib(server_pid) if server_pid is not None else None,
     )
+
+
+def _is_sentinel(pid: int) -> bool:
+    try:
+        return b"sentinel" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
 
 
 # -- the cachefleet side ---------------------------------------------------------------------------
@@ -393,6 +408,13 @@ def report(steps: list[Step]) -> str:
             f"{_pct(floor and floor.processes):>11} {_ratio(idle.processes, floor and floor.processes):>6} "
             f"{idle.rss_server or 0:>7.0f} MiB {idle.rss_processes:>6.0f} MiB "
             f"{(floor.rss_processes if floor else 0):>6.0f} MiB"
+        )
+    rows += ["", "Sentinels, idle over the window (CPU of one core, summed; RSS summed)"]
+    rows += [f"{'groups':>6} {'processes':>9} {'CPU':>8} {'RSS':>10}"]
+    for s in measured:
+        assert s.idle is not None
+        rows.append(
+            f"{s.groups:>6} {s.idle.sentinel_count:>9} {_pct(s.idle.sentinels):>8} {s.idle.rss_sentinels:>6.0f} MiB"
         )
     rows += [
         "",

@@ -25,16 +25,17 @@ log = logging.getLogger(__name__)
 class ExitWatch:
     def __init__(self, wake: Callable[[ResourceKey], None]) -> None:
         self._wake = wake
-        self._watched: dict[int, tuple[int, ResourceKey]] = {}  # pid -> (pidfd, the resource it serves)
+        # pid -> (pidfd, the resources it serves: a shared Sentinel serves every group it watches)
+        self._watched: dict[int, tuple[int, set[ResourceKey]]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def watch(self, owner: ResourceKey, pids: Iterable[int]) -> None:
-        """Wake ``owner`` when any of ``pids`` exits; from the event loop's thread."""
+        """Wake ``owner`` when any of ``pids`` exits (with every other owner that watches it); from the
+        event loop's thread."""
         for pid in pids:
             known = self._watched.get(pid)
             if known is not None:
-                if known[1] != owner:
-                    self._watched[pid] = (known[0], owner)
+                known[1].add(owner)
                 continue
             try:
                 fd = os.pidfd_open(pid)
@@ -45,16 +46,17 @@ class ExitWatch:
                 log.debug("no pidfd for %d: %s", pid, exc)
                 continue
             self._loop = self._loop or asyncio.get_running_loop()
-            self._watched[pid] = (fd, owner)
+            self._watched[pid] = (fd, {owner})
             self._loop.add_reader(fd, self._exited, pid)
 
     def watching(self) -> int:
         return len(self._watched)
 
     def _exited(self, pid: int) -> None:
-        fd, owner = self._watched.pop(pid)
+        fd, owners = self._watched.pop(pid)
         self._release(fd)
-        self._wake(owner)
+        for owner in owners:
+            self._wake(owner)
 
     def close(self) -> None:
         for fd, _ in self._watched.values():
