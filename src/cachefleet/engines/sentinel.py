@@ -15,6 +15,11 @@ and to its peers use TLS too); the probes then AUTH first and verify its certifi
 
 ``reconfig_script`` is the program every sentinel runs when the primary changes: it flips the group's
 HAProxy primary endpoint (``engines.haproxy``) to the promoted node through the admin socket.
+
+A shared Sentinel (one set per host watching many groups) starts on ``render_shared_config``, which
+names no master; each group joins it at run time (``monitor_commands``, ``join``), is introduced to
+its peers by hello messages the control plane publishes (``hello_message``), and leaves (``leave``).
+Its one script (``shared_reconfig_script``) finds a group's endpoint from the master name.
 """
 
 from __future__ import annotations
