@@ -111,8 +111,8 @@ class ServerProcess:
         for pidfile in sorted((self.data_dir / "nodes").glob("*/*/pid")):
             try:
                 pid = int(pidfile.read_text().strip())
-            except ValueError:
-                continue
+            except (ValueError, OSError):
+                continue  # being written, or its node removed since the listing
             if _alive_and_ours(pid, self.data_dir):
                 pids[f"{pidfile.parent.parent.name}/{pidfile.parent.name}"] = pid
         return pids

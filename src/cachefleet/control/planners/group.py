@@ -1018,7 +1018,8 @@ def _converge_shared(
             at = placed.pop(key.node_id)
             if hosts.reachable(at):
                 actions.append(RemoveNode(key, at))
-    elif not own and ready and not actions:
+    elif not own and ready and not actions and not any(p.moving_to for p in view.places.values()):
+        # (A member moving off a draining host has a second process, an extra replica meanwhile.)
         stale = [k for k, _, v in monitoring if v.num_other_sentinels > peers or v.num_replicas > replicas]
         if stale:
             actions.append(ResetSentinel(stale[0], placed[stale[0].node_id], spec.id, view.primary))
