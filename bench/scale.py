@@ -449,36 +449,21 @@ def targets(measured: list[Step]) -> list[str]:
         verdict = "-" if met is None else "met" if met else "NOT met"
         lines.append(f"  {name:<44} {value:>10}   target {target:<22} {verdict}")
 
-    line(
-        "server idle CPU (of a core)",
-        _pct(idle.server),
-        f"<= {_pct(TARGET_SERVER_IDLE)}",
-        idle.server is not None and idle.server <= TARGET_SERVER_IDLE,
-    )
+    line("server idle CPU (of a core)", _pct(idle.server), f"<= {_pct(TARGET_SERVER_IDLE)}",
+         idle.server is not None and idle.server <= TARGET_SERVER_IDLE)
     ratio = idle.machine / floor.machine if floor and floor.machine else None
-    line(
-        "whole machine idle / floor",
-        "-" if ratio is None else f"{ratio:.2f}x",
-        f"<= {TARGET_MACHINE_VS_FLOOR}x",
-        None if ratio is None else ratio <= TARGET_MACHINE_VS_FLOOR,
-    )
+    line("whole machine idle / floor", "-" if ratio is None else f"{ratio:.2f}x",
+         f"<= {TARGET_MACHINE_VS_FLOOR}x", None if ratio is None else ratio <= TARGET_MACHINE_VS_FLOOR)
     procs = idle.processes / floor.processes if floor and floor.processes else None
-    line(
-        "  (installation's processes / floor's)",
-        "-" if procs is None else f"{procs:.2f}x",
-        f"<= {TARGET_MACHINE_VS_FLOOR}x",
-        None if procs is None else procs <= TARGET_MACHINE_VS_FLOOR,
-    )
+    line("  (installation's processes / floor's)", "-" if procs is None else f"{procs:.2f}x",
+         f"<= {TARGET_MACHINE_VS_FLOOR}x", None if procs is None else procs <= TARGET_MACHINE_VS_FLOOR)
     one = last.describe_one_ms[0]
-    line("Describe-one p50", f"{one:.1f} ms", f"<= {TARGET_DESCRIBE_ONE_P50_MS} ms", one <= TARGET_DESCRIBE_ONE_P50_MS)
+    line("Describe-one p50", f"{one:.1f} ms", f"<= {TARGET_DESCRIBE_ONE_P50_MS} ms",
+         one <= TARGET_DESCRIBE_ONE_P50_MS)
     if first.creations_s and last.creations_s and last is not first:
         growth = statistics.median(last.creations_s) / statistics.median(first.creations_s)
-        line(
-            f"creation vs creation at {first.groups} (medians)",
-            f"{growth:.2f}x",
-            f"<= {TARGET_CREATION_VS_ONE}x",
-            growth <= TARGET_CREATION_VS_ONE,
-        )
+        line(f"creation vs creation at {first.groups} (medians)", f"{growth:.2f}x", f"<= {TARGET_CREATION_VS_ONE}x",
+             growth <= TARGET_CREATION_VS_ONE)
     return lines
 
 
@@ -501,12 +486,8 @@ def parse_steps(text: str) -> list[int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument(
-        "--steps",
-        type=parse_steps,
-        default=parse_steps(DEFAULT_STEPS),
-        help=f"group counts to measure at, increasing (default {DEFAULT_STEPS})",
-    )
+    parser.add_argument("--steps", type=parse_steps, default=parse_steps(DEFAULT_STEPS),
+                        help=f"group counts to measure at, increasing (default {DEFAULT_STEPS})")
     parser.add_argument("--settle", type=float, default=10.0, help="seconds before an idle window (default 10)")
     parser.add_argument("--window", type=float, default=20.0, help="seconds of an idle window (default 20)")
     parser.add_argument("--describe", type=int, default=200, help="Describe-one calls per step (default 200)")
@@ -514,12 +495,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timed", type=int, default=3, help="creations timed one at a time per step (default 3)")
     parser.add_argument("--batch", type=int, default=8, help="concurrent untimed creations (default 8)")
     parser.add_argument("--pause", type=float, default=1.0, help="seconds before each timed creation (default 1)")
-    parser.add_argument(
-        "--min-available-mib",
-        type=float,
-        default=4096.0,
-        help="stop a step when the machine's MemAvailable drops under this (default 4096)",
-    )
+    parser.add_argument("--min-available-mib", type=float, default=4096.0,
+                        help="stop a step when the machine's MemAvailable drops under this (default 4096)")
     parser.add_argument("--no-heal", dest="heal", action="store_false", help="skip the kill -9 heal time")
     parser.add_argument("--no-floor", dest="floor", action="store_false", help="skip the floor")
     parser.add_argument("--json", action="store_true", help="also print the steps as JSON, last line")
@@ -532,10 +509,8 @@ def main(argv: list[str] | None = None) -> int:
         run_cachefleet(Path(tmp), steps, args)
         if args.floor:
             run_floor(Path(tmp) / "floor", steps, args)
-    print(
-        f"Multi-AZ groups (3 nodes, automatic failover), steps {','.join(map(str, args.steps))}; "
-        f"settle {args.settle:.0f} s, window {args.window:.0f} s\n"
-    )
+    print(f"Multi-AZ groups (3 nodes, automatic failover), steps {','.join(map(str, args.steps))}; "
+          f"settle {args.settle:.0f} s, window {args.window:.0f} s\n")
     print(report(steps))
     if args.json:
         print(as_json(steps))

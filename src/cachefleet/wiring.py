@@ -136,7 +136,9 @@ def build_api_security(settings: Settings, store: Store, clock: Callable[[], dat
     kms = KmsKeys(settings.keys_path, installation, settings.region, settings.account_id)
     kms.ensure_default(clock())
     identities = IdentityStore(db, installation, settings.account_id)
-    buckets = TokenBuckets(settings.api_rate, settings.api_burst, time.monotonic) if settings.api_rate > 0 else None
+    buckets = (
+        TokenBuckets(settings.api_rate, settings.api_burst, time.monotonic) if settings.api_rate > 0 else None
+    )
     gatekeeper = Gatekeeper(
         identities=identities,
         store=store,

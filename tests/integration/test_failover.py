@@ -468,23 +468,20 @@ def test_a_replaced_node_keeps_its_port_and_waits_out_a_squatter(server: ServerP
         # The node whose directory is gone is recreated on the port its clients know.
         wait_until(
             lambda: ("mend-002", "Finished recovery for cache nodes 0001") in _events(client, "mend-002"),
-            30,
-            what="mend-002 to be replaced",
+            30, what="mend-002 to be replaced",
         )
         # The one whose port is held keeps it: an event names the conflict, and it waits.
         conflict = f"Cache node 0001 of mend-003 cannot start: its port {port} is held by another process"
         wait_until(
             lambda: any(m.startswith(conflict) for s, m in _events(client, "mend-003") if s == "mend-003"),
-            30,
-            what="the port conflict's event",
+            30, what="the port conflict's event",
         )
         assert ("mend-003", "Finished recovery for cache nodes 0001") not in _events(client, "mend-003")
     finally:
         squatter.close()
     wait_until(
         lambda: ("mend-003", "Finished recovery for cache nodes 0001") in _events(client, "mend-003"),
-        30,
-        what="mend-003 back once its port is free",
+        30, what="mend-003 back once its port is free",
     )
     after = {m["CacheClusterId"]: m for m in _group(client, "mend")["NodeGroups"][0]["NodeGroupMembers"]}
     for member_id in ("mend-002", "mend-003"):
