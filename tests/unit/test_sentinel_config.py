@@ -13,7 +13,7 @@ import pytest
 
 from cachefleet.engines.sentinel import (
     RECONFIG_SCRIPT,
-    SCRIPT_MASTER,
+    SCRIPT_GROUP,
     Hello,
     KnownSentinel,
     Monitor,
@@ -264,19 +264,22 @@ def test_a_hello_introduces_a_sentinel_with_epochs_that_change_nothing() -> None
     assert hello == f"127.0.0.1,26390,{ID},0,rg1,127.0.0.1,7001,0"
 
 
-def _shared_target(root: str) -> Callable[[list[str]], int]:
+def _shared_script(tmp_path: Path) -> dict[str, Any]:
     namespace: dict[str, Any] = {"__name__": "not-main"}
-    socket = Path(root) / f"rg.{SCRIPT_MASTER}" / "endpoint" / "admin.sock"
-    exec(compile(shared_reconfig_script("/usr/bin/python3", socket), RECONFIG_SCRIPT, "exec"), namespace)
-    return cast("Callable[[list[str]], int]", namespace["main"])
+    backends = (f"be_primary.{SCRIPT_GROUP}", f"be_primary_plain.{SCRIPT_GROUP}")
+    text = shared_reconfig_script("/usr/bin/python3", tmp_path / "admin.sock", backends)
+    exec(compile(text, RECONFIG_SCRIPT, "exec"), namespace)
+    return namespace
 
 
-def test_the_shared_script_finds_the_endpoint_of_the_master_it_is_told(tmp_path: Path) -> None:
-    main = _shared_target(str(tmp_path))
-    # No endpoint socket in the named group's directory: it says so (exit 2) and never looks elsewhere.
-    (tmp_path / "rg.other" / "endpoint").mkdir(parents=True)
-    assert main(["reconfig.py", "rg1", "leader", "start", "127.0.0.1", "7001", "127.0.0.1", "7002"]) == 2
-    # A master name that could leave the nodes' directory is refused before anything is opened.
-    assert main(["reconfig.py", "../x", "leader", "start", "127.0.0.1", "7001", "127.0.0.1", "7002"]) == 2
-    with pytest.raises(ValueError, match="MASTER"):
-        shared_reconfig_script("/usr/bin/python3", tmp_path / "admin.sock")
+def test_the_shared_script_flips_the_backends_of_the_master_it_is_told(tmp_path: Path) -> None:
+    script = _shared_script(tmp_path)
+    # The proxy's socket is absent here: it says so (exit 2), having named the group's own backends.
+    assert script["main"](["reconfig.py", "rg1", "leader", "start", "127.0.0.1", "7001", "127.0.0.1", "7002"]) == 2
+    assert script["BACKENDS"] == ("be_primary.rg1", "be_primary_plain.rg1")
+    # A master name that is no group id is refused before anything is asked.
+    other = _shared_script(tmp_path)
+    assert other["main"](["reconfig.py", "Rg.x", "leader", "start", "127.0.0.1", "7001", "127.0.0.1", "7002"]) == 2
+    assert other["BACKENDS"] == (f"be_primary.{SCRIPT_GROUP}", f"be_primary_plain.{SCRIPT_GROUP}")
+    with pytest.raises(ValueError, match=SCRIPT_GROUP):
+        shared_reconfig_script("/usr/bin/python3", tmp_path / "admin.sock", ("be_primary",))
