@@ -92,7 +92,7 @@ def _refusal(port: int, ca: str | None) -> str | None:
     try:
         return None if client.ping() else "no PONG"
     except (redis.ConnectionError, redis.TimeoutError) as exc:  # refused, reset, or no TLS handshake answered
-        return repr(exc)
+        return f"{type(exc).__name__}: {exc} (from {exc.__cause__ or exc.__context__!r})"
     finally:
         client.close()
 

@@ -154,12 +154,15 @@ def test_preferred_endpoint_sniffs_the_first_byte_and_has_plain_backends() -> No
     assert "    default_backend be_primary_plain" in lines
     assert "    use_backend be_reader if tls { nbsrv(be_reader) gt 0 }" in lines
     assert "    use_backend be_reader_plain if { nbsrv(be_reader_plain) gt 0 }" in lines
-    # TLS servers are checked on the plain port (no handshake every 500 ms); plain servers as usual.
-    assert "    server n21002 127.0.0.1:21002 port 21001" in lines
-    assert "    server n21004 127.0.0.1:21004 port 21003 disabled" in lines
+    # TLS servers are checked over TLS on their TLS port, so that they outlive the plain ports (gone
+    # on the way to required); plain servers in plain text on theirs.
+    assert "    server n21002 127.0.0.1:21002" in lines
+    assert "    server n21004 127.0.0.1:21004 disabled" in lines
     assert "    server n21002 127.0.0.1:21001" in lines
     assert "    server n21004 127.0.0.1:21003 disabled" in lines
-    assert "    tcp-check connect ssl" not in lines
+    assert lines.count("    tcp-check connect ssl") == 2  # be_primary and be_reader
+    assert lines.count("    tcp-check connect") == 2  # their plain twins
+    assert sum(f"verify required ca-file {CA}" in line for line in lines if "default-server" in line) == 2
     assert haproxy.primary_backends(cfg) == ("be_primary", "be_primary_plain")
 
 

@@ -100,7 +100,7 @@ class EndpointTls:
     health checks speak TLS too, verified against ``ca_file``. With ``preferred`` each endpoint
     port takes both: the first byte of a session (0x16 opens a TLS handshake; a Redis command never
     starts with it) sends it to the nodes' TLS ports or to their plain ones (``plain_ports``, by
-    TLS port), and the checks use the plain ports."""
+    TLS port); each backend's checks speak as its clients do."""
 
     mode: TransitMode
     ca_file: Path
@@ -261,14 +261,22 @@ def _backend(
     # answer without the expected role fails the check at once instead of after "timeout check".
     request = resp.encode("AUTH", cfg.admin_user, cfg.admin_password) + resp.encode("INFO", "replication")
     request += resp.encode("QUIT")
-    # With TLS required the check is a TLS session, the node verified against the installation's CA.
-    tls_checks = cfg.tls is not None and plain is None
+    # A TLS server's check is a TLS session on its TLS port, the node verified against the
+    # installation's CA, in ``preferred`` too: on the way to ``required`` the nodes close their plain
+    # ports while the worker of the old config still serves (a reload takes a moment, longer under
+    # load), and checks on those ports took every TLS server down with them (clients saw EOF).
+    tls_checks = cfg.tls is not None and not serve_plain
     connect = "    tcp-check connect ssl" if tls_checks else "    tcp-check connect"
     # A dead or demoted node's clients are cut off: they reconnect and find the new primary. In a
     # primary backend, a server out of maintenance but down is checked every 50 ms: the replica that
     # Sentinel's leader is promoting (its health forced down by ``sentinel.reconfig_script``) takes
     # writes within 50 ms of answering role:master. Servers in maintenance are not checked at all.
-    interval = "inter 500ms downinter 50ms" if primary else "inter 500ms"
+    # fastinter: a worker starts with every server up and its health one check from down, a state
+    # checked at fastinter. A reader connection made right after a reload could be balanced to the
+    # primary (in every reader backend) and then cut when its first check marked it down, up to an
+    # inter later (seen in a move to TLS required: reader clients got EOF). At 20 ms that window is
+    # a fiftieth of a second; the same state after one failed check is settled as fast.
+    interval = "inter 500ms fastinter 20ms downinter 50ms" if primary else "inter 500ms fastinter 20ms"
     servers = f"    default-server check {interval} fall 2 rise 1 on-marked-down shutdown-sessions"
     if tls_checks and cfg.tls is not None:
         servers += f" verify required ca-file {_quoted_path(cfg.tls.ca_file)}"
@@ -288,12 +296,10 @@ def _backend(
     ]
     for host, port in cfg.nodes:
         address = _address(host, plain[port] if plain is not None and serve_plain else port)
-        # With TLS preferred, the checks of a TLS server go to the node's plain port (no handshake).
-        check_port = f" port {plain[port]}" if plain is not None and not serve_plain else ""
         # "disabled" = administrative maintenance: only Sentinel's script or the control plane (admin
         # socket, or a reload naming another primary) lets another node take writes.
         suffix = " disabled" if primary and (host, port) != cfg.primary else ""
-        lines.append(f"    server {server_name(port)} {address}{check_port}{suffix}")
+        lines.append(f"    server {server_name(port)} {address}{suffix}")
     return lines
 
 
