@@ -54,7 +54,7 @@ from tests.support.server import ServerProcess, is_alive
 
 from bench._common import binaries, machine_busy, process_cpu, unwind_on_sigterm
 from bench._common import wait_for as _wait_for
-from bench.provision import free_ports, link_up, replica_client, start_floor, stop_processes, write_configs
+from bench.provision import LOOPBACK, free_ports, link_up, replica_client, start_floor, stop_processes, write_configs
 
 DEFAULT_STEPS = "1,50,200"
 NODE_TYPE = "cache.t4g.micro"
@@ -352,7 +352,7 @@ def run_floor(root: Path, steps: list[Step], args: argparse.Namespace) -> None:
                 group_dir = root / f"floor{started:04d}"
                 group_dir.mkdir()
                 ports = free_ports(3)
-                confs = write_configs(group_dir, ports)
+                confs = write_configs(group_dir, [(LOOPBACK, port) for port in ports])
                 start_floor(binary, confs, ports, "gated", processes)
                 clients = [replica_client(port) for port in ports[1:]]
                 try:
