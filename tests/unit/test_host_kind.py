@@ -9,9 +9,11 @@ from datetime import timedelta
 from tests.support.fakes import AZS, LOST_AFTER, NOW, Fleet
 
 from cachefleet.control.kinds.base import WorkerKind
+from cachefleet.control.kinds.host import CLEAN_INTERVAL
 from cachefleet.model.hosts import HOST, HostState, computed_state
 from cachefleet.model.nodes import member_key, node_key, sentinel_keys
 from cachefleet.model.status import ClusterStatus
+from cachefleet.store.hosts import nodes_on
 from cachefleet.store.kinds import CLUSTERS, GROUPS, HOSTS
 
 A, B, C = AZS
@@ -136,3 +138,29 @@ def test_every_state_the_kind_computes_is_a_row_of_the_table() -> None:
                             previous, draining=draining, reachable=reachable, lost=lost, has_nodes=has_nodes
                         )
                         assert new == previous or HOST.event_between(previous, new)
+
+
+def test_nodes_on_counts_where_nodes_run_and_where_they_move() -> None:
+    fleet = Fleet()
+    for host_id, zone in (("h1", A), ("h2", B), ("h3", C), ("h4", A)):
+        fleet.add_host(host_id, zone)
+    fleet.group(failover=True, on=["h1", "h2", "h3"])
+    member = CLUSTERS.get(fleet.store, "g-001").status
+    node = member.node("0001")
+    assert node is not None
+    moving = replace(node, moving_to=fleet.placement("h4", A))
+    fleet.put_status(CLUSTERS.name, "g-001", replace(member, nodes=(moving,)))
+    assert [nodes_on(fleet.store, h) for h in ("h1", "h2", "h3", "h4", "h5")] == [1, 1, 1, 1, 0]
+
+
+def test_stale_nodes_are_looked_for_at_the_first_beat_then_every_clean_interval() -> None:
+    fleet = Fleet()
+    fleet.add_host("h1", A)
+    h1 = fleet.hosts.get("h1")
+    look(fleet, "h1")
+    h1.run(node_key("gone", "0001"), 30901)
+    look(fleet, "h1")  # a second later: not looked for yet
+    assert h1.removed == []
+    fleet.clock = NOW + timedelta(seconds=CLEAN_INTERVAL)
+    look(fleet, "h1")
+    assert [str(k) for k in h1.removed] == [str(node_key("gone", "0001"))]

@@ -79,7 +79,7 @@ _INDEXES = "".join(
 _DATE_LENGTH = len("2026-01-01T00:00:00.000000+00:00")
 
 Listener = Callable[[str, str], None]
-_JSON_KEY = re.compile(r"[a-z_]+")
+_JSON_KEY = re.compile(r"[a-z_]+(?:\.[a-z_]+)*")  # a field, or a path of fields ("placement.host")
 
 
 @dataclass(frozen=True)
