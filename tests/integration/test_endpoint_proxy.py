@@ -18,7 +18,6 @@ import contextlib
 import os
 import secrets
 import signal
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry as RedisRetry
+from tests.support.pinger import Pinger
 from tests.support.server import is_alive, wait_for
 
 from cachefleet.control.actions import EndpointInputs
@@ -194,32 +194,6 @@ def _readers_settled(socket: Path, group: Group) -> bool:
         return False
     up = {n for n, s in servers.items() if s.up}
     return up == {haproxy.server_name(group.replica)}
-
-
-class Pinger:
-    """PINGs every held connection in turn until stopped, counting failures."""
-
-    def __init__(self, connections: list[redis.Redis]) -> None:
-        self.connections = connections
-        self.ok = 0
-        self.errors: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            for index, connection in enumerate(self.connections):
-                try:
-                    connection.ping()
-                    self.ok += 1
-                except RedisError as exc:
-                    self.errors.append(f"connection {index}: {exc!r} at {time.monotonic():.3f}")
-            time.sleep(0.005)
-
-    def finish(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
 
 
 def test_groups_share_one_proxy_through_reloads_and_a_failover_after_them(local: RecordingHost) -> None:

@@ -17,6 +17,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from tests.integration.conftest import FAST_WAIT
+from tests.support.pinger import Pinger
 from tests.support.server import ServerProcess, is_alive, wait_until
 
 from cachefleet.engines import haproxy
@@ -186,7 +187,7 @@ def test_test_failover_promotes_a_replica_with_events_in_order(server: ServerPro
     drill = group["NodeGroups"][0]
     mine = [_connect(drill["PrimaryEndpoint"]["Port"]), _connect(drill["ReaderEndpoint"]["Port"])]
     mine_ids = [connection.client_id() for connection in mine]
-    pinger = _Pinger([*held, *mine])
+    pinger = Pinger([*held, *mine], interval=0.01)
     try:
         client.create_replication_group(
             ReplicationGroupId="third", ReplicationGroupDescription="x", CacheNodeType="cache.t4g.micro"
@@ -234,32 +235,6 @@ def test_test_failover_promotes_a_replica_with_events_in_order(server: ServerPro
     for connection in [*held, *mine]:
         connection.close()
     client.delete_replication_group(ReplicationGroupId="neighbour")
-
-
-class _Pinger:
-    """PINGs each held connection in turn until finished, counting failures."""
-
-    def __init__(self, connections: list[redis.Redis]) -> None:
-        self.connections = connections
-        self.ok = 0
-        self.errors: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            for connection in self.connections:
-                try:
-                    connection.ping()
-                    self.ok += 1
-                except redis.exceptions.RedisError as exc:
-                    self.errors.append(repr(exc))
-            time.sleep(0.01)
-
-    def finish(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
 
 
 def test_failover_works_while_the_control_plane_is_down(server: ServerProcess, writers: list[Writer]) -> None:
