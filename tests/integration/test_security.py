@@ -531,6 +531,9 @@ def test_a_standalone_cluster_with_tls_and_a_rotated_token(ec: Any, ca: str) -> 
     assert answer["CacheCluster"]["PendingModifiedValues"] == {"AuthTokenStatus": "ROTATING"}
     wait_until(lambda: _accepted(port, ca, password=SOLO2), 20, interval=0.1, what="the new token")
     assert _accepted(port, ca, password=SOLO1)
+    # The node takes the new token a pass before the cluster records it: as on AWS, the next change
+    # waits for the cluster to be available again (it was refused as modifying in a parallel run).
+    ec.get_waiter("cache_cluster_available").wait(CacheClusterId="solo", WaiterConfig=WAIT)
     ec.modify_cache_cluster(CacheClusterId="solo", AuthToken=SOLO2, AuthTokenUpdateStrategy="SET")
     wait_until(lambda: not _accepted(port, ca, password=SOLO1), 20, interval=0.1, what="the old token refused")
     wait_until(
