@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from tests.support.fakes import ADDRESS, CREDENTIALS, Fleet
@@ -147,3 +148,47 @@ def test_a_deleted_snapshot_loses_its_files_and_its_record(tmp_path: Path) -> No
     assert SNAPSHOTS.find(fleet.store, "s1") is None
     assert not (tmp_path / "snapshots" / "s1").exists()
     assert events(fleet) == ["Snapshot s1 deleted"]
+
+
+def test_the_scheduler_looks_again_only_when_the_store_or_the_minute_changed() -> None:
+    fleet = Fleet()
+    fleet.group(snapshot_retention_limit=1, snapshot_window="01:00-02:00")  # not due: no writes of its own
+    now = [fleet.clock.replace(second=10)]
+    turned = asyncio.Event()  # set on each turn of the loop: it reads the clock once a turn
+
+    def clock() -> datetime:
+        turned.set()
+        return now[0]
+
+    class Counting(SnapshotScheduler):
+        ticks = 0
+
+        def tick(self) -> None:
+            Counting.ticks += 1
+            super().tick()
+
+    scheduler = Counting(fleet.store, schedule_clock=clock, clock=lambda: fleet.clock, interval=0.001)
+
+    async def turns(count: int) -> int:
+        for _ in range(count):
+            turned.clear()
+            await turned.wait()
+        return Counting.ticks
+
+    async def scenario() -> list[int]:
+        task = asyncio.get_running_loop().create_task(scheduler.run())
+        try:
+            seen = [await turns(20)]  # the first turn looks; the next 19 see nothing new
+            fleet.store.add_event("g", "replication-group", "anything written", fleet.clock)
+            seen.append(await turns(20))
+            now[0] += timedelta(seconds=30)  # the same minute
+            seen.append(await turns(20))
+            now[0] += timedelta(minutes=1)
+            seen.append(await turns(20))
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        return seen
+
+    assert asyncio.run(scenario()) == [1, 2, 2, 3]

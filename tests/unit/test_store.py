@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -96,3 +97,32 @@ def test_a_status_write_tells_nobody_but_a_wake_does_after_commit(store: Store, 
         store.wake("k", "a")  # DeleteUser: a status alone, which the reconciler must carry out
         assert heard == []  # not before the commit
     assert heard == [("k", "a")]
+
+
+def test_the_version_moves_with_every_write_and_only_then(store: Store) -> None:
+    before = store.version()
+    assert store.version() == before  # reading changes nothing
+    store.get("k", "a")
+    store.records("k")
+    assert store.version() == before
+    seen = [before]
+    store.create("k", "a", {}, {"status": "x"})
+    seen.append(store.version())
+    store.write_status("k", "a", {"status": "y"})
+    seen.append(store.version())
+    store.put_spec("k", "a", {"v": 1})
+    seen.append(store.version())
+    store.delete("k", "a")
+    seen.append(store.version())
+    assert len(set(seen)) == len(seen)
+
+
+def test_the_version_moves_when_another_connection_commits(tmp_path: Path) -> None:
+    ours, theirs = Store(tmp_path / "s.db"), Store(tmp_path / "s.db")
+    try:
+        before = ours.version()
+        theirs.create("k", "a", {}, {})
+        assert ours.version() != before
+    finally:
+        ours.close()
+        theirs.close()

@@ -10,7 +10,8 @@ or on the first ``+switch-master``, then wakes the group: its pass finds the end
 Sentinels are about to agree (``planners.group`` does not move it back while it leads to a promoted
 master). Groups with TLS are left to the passes (the watch speaks plain text only).
 
-The set of watches is brought in line with the store every second; a group's watch is replaced only
+The set of watches is brought in line with the store within a second of a change to it (every
+``FULL_SYNC_INTERVAL`` otherwise, for the ports only the hosts know); a group's watch is replaced only
 when its Sentinels move, never because a host stopped answering (its last known ports are kept).
 """
 
@@ -20,6 +21,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -39,6 +41,7 @@ from cachefleet.store.sqlite import Store
 log = logging.getLogger(__name__)
 
 SYNC_INTERVAL = 1.0
+FULL_SYNC_INTERVAL = 10.0
 
 
 @dataclass
@@ -72,12 +75,19 @@ class Followers:
         return (followed.host, followed.port) if followed is not None else None
 
     async def run(self) -> None:
+        # ``sync`` decodes every group: while the store has not changed it is done only every
+        # FULL_SYNC_INTERVAL, for what the store does not show (a Sentinel's port on its host).
+        last: tuple[int, int] | None = None
+        synced_at = float("-inf")
         try:
             while True:
-                try:
-                    await self.sync()
-                except Exception:
-                    log.exception("following Sentinels failed; again in %.0f s", SYNC_INTERVAL)
+                seen, now = self._store.version(), time.monotonic()
+                if seen != last or now - synced_at >= FULL_SYNC_INTERVAL:
+                    try:
+                        await self.sync()
+                        last, synced_at = seen, now
+                    except Exception:
+                        log.exception("following Sentinels failed; again in %.0f s", SYNC_INTERVAL)
                 await asyncio.sleep(SYNC_INTERVAL)
         finally:
             for group_id in list(self._watching):

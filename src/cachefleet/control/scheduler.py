@@ -57,11 +57,18 @@ class SnapshotScheduler:
         self._interval = interval
 
     async def run(self) -> None:
+        # A tick decodes every group, cluster and snapshot. What it decides depends on them and on the
+        # minute only (windows, names and retention are in minutes or coarser), so it is skipped
+        # while neither changed: at 200 idle groups the ticks were a tenth of the server's CPU.
+        last: tuple[object, ...] | None = None
         while True:
-            try:
-                await asyncio.to_thread(self.tick)
-            except Exception:
-                log.exception("automatic snapshot scheduling failed")
+            seen = (self._store.version(), self._schedule_clock().replace(second=0, microsecond=0))
+            if seen != last:
+                try:
+                    await asyncio.to_thread(self.tick)
+                    last = seen  # its own writes change the version: the next tick looks again
+                except Exception:
+                    log.exception("automatic snapshot scheduling failed")
             await asyncio.sleep(self._interval)
 
     def tick(self) -> None:

@@ -159,6 +159,14 @@ class Store:
         with self._lock:
             self._db.close()
 
+    def version(self) -> tuple[int, int]:
+        """A value that changes whenever the stored data may have: the rows this connection has
+        written (SQLite's ``total_changes``) and ``PRAGMA data_version``, which moves when another
+        connection commits to the file. Sweeps that run every second compare it to skip their work
+        when nothing changed, instead of decoding every record each time."""
+        with self._lock:
+            return self._db.total_changes, int(self._db.execute("PRAGMA data_version").fetchone()[0])
+
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
 
