@@ -4,6 +4,7 @@ tests/integration/test_failover_engines.py)."""
 from __future__ import annotations
 
 import re
+import subprocess
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -145,7 +146,8 @@ def test_view_from_flat_and_parsed_replies() -> None:
 def test_reconfig_script_compiles_and_names_the_socket() -> None:
     socket_path = Path("/data/" + "x" * 150 + "/admin.sock")
     text = reconfig_script("/usr/bin/python3", socket_path)
-    assert text.startswith("#!/usr/bin/python3 -I\n")
+    assert text.startswith("#!/bin/sh\n")
+    assert 'exec /usr/bin/python3 -I "$0" "$@"' in text
     compile(text, RECONFIG_SCRIPT, "exec")
     assert repr(str(socket_path)) in text
     assert "be_primary" in text
@@ -283,3 +285,22 @@ def test_the_shared_script_flips_the_backends_of_the_master_it_is_told(tmp_path:
     assert other["BACKENDS"] == (f"be_primary.{SCRIPT_GROUP}", f"be_primary_plain.{SCRIPT_GROUP}")
     with pytest.raises(ValueError, match=SCRIPT_GROUP):
         shared_reconfig_script("/usr/bin/python3", tmp_path / "admin.sock", ("be_primary",))
+
+
+def test_the_script_starts_python_only_for_the_calls_it_acts_on(tmp_path: Path) -> None:
+    # An interpreter that does not exist: a call that reaches it fails with sh's "not found" (127).
+    script = tmp_path / RECONFIG_SCRIPT
+    script.write_text(reconfig_script("/nonexistent/python3", tmp_path / "admin.sock"))
+    script.chmod(0o700)
+
+    def run(*args: str) -> int:
+        return subprocess.run([str(script), *args], capture_output=True, check=False).returncode
+
+    # Notifications it ignores end in the shell.
+    assert run("+set", "master rg1 127.0.0.1 7001 down-after-milliseconds 1000") == 0
+    assert run("+sdown", "slave 127.0.0.1:7002 127.0.0.1 7002 @ rg1 127.0.0.1 7001") == 0
+    # The two it acts on, the client-reconfig call and anything unexpected go on to Python.
+    assert run("+selected-slave", "slave 127.0.0.1:7002 127.0.0.1 7002 @ rg1 127.0.0.1 7001") == 127
+    assert run("-failover-abort-slave-timeout", "master rg1 127.0.0.1 7001") == 127
+    assert run("rg1", "leader", "start", "127.0.0.1", "7001", "127.0.0.1", "7002") == 127
+    assert run("unexpected") == 127
