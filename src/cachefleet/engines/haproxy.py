@@ -47,6 +47,7 @@ PLAIN_PRIMARY_BACKEND = "be_primary_plain"
 PLAIN_READER_BACKEND = "be_reader_plain"
 # Every backend that may follow the primary, whatever the TLS mode (a config has one or both).
 ALL_PRIMARY_BACKENDS = (PRIMARY_BACKEND, PLAIN_PRIMARY_BACKEND)
+CHECK_INTER = "5s"  # the steady-state health check period of every server (see ``_backend``)
 # The master process of master-worker mode re-reads its config and starts a new worker on SIGUSR2.
 RELOAD_SIGNAL = signal.SIGUSR2
 
@@ -276,14 +277,22 @@ def _backend(
     # primary (in every reader backend) and then cut when its first check marked it down, up to an
     # inter later (seen in a move to TLS required: reader clients got EOF). At 20 ms that window is
     # a fiftieth of a second; the same state after one failed check is settled as fast.
-    interval = "inter 500ms fastinter 20ms downinter 50ms" if primary else "inter 500ms fastinter 20ms"
-    servers = f"    default-server check {interval} fall 2 rise 1 on-marked-down shutdown-sessions"
+    # inter: steady-state checks are a backstop, not how a failover is followed (Sentinel's script
+    # and the control plane flip the primary backends). Each check is a new connection, AUTH and
+    # INFO on the node: at 500 ms they cost 18% of a core at 200 groups (docs/benchmarks.md, Scale).
+    # A dead server is marked down by the first connection it refuses (observe layer4), not by a
+    # check, and a reader connection refused by one is sent to another (redispatch).
+    interval = f"inter {CHECK_INTER} fastinter 20ms" + (" downinter 50ms" if primary else "")
+    servers = (
+        f"    default-server check {interval} fall 2 rise 1 observe layer4 error-limit 1 on-error mark-down"
+        " on-marked-down shutdown-sessions"
+    )
     if tls_checks and cfg.tls is not None:
         servers += f" verify required ca-file {_quoted_path(cfg.tls.ca_file)}"
     lines = [
         "",
         f"backend {name}",
-        *([] if primary else ["    balance roundrobin"]),
+        *([] if primary else ["    balance roundrobin", "    option redispatch"]),
         "    option tcp-check",
         connect,
         f"    tcp-check send-binary {request.hex()}  # AUTH {cfg.admin_user} <password>; INFO replication; QUIT",
