@@ -39,7 +39,7 @@ class Settings:
     node_host: str = "127.0.0.1"
     # How often every resource is observed again even when nothing asked for it (seconds): a safety
     # net behind what wakes a resource at once (process exits, Sentinel events, API changes).
-    resync_interval: float = 30.0
+    resync_interval: float = 60.0
     # Sentinel's down-after-milliseconds: failover takes about this plus 1.3 s on a 2-core host.
     sentinel_down_after_ms: int = 1000
     # Seconds a registered host may not answer before it is lost and its nodes are replaced elsewhere.

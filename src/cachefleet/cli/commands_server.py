@@ -101,7 +101,7 @@ def parse_account_id(_ctx: click.Context, _param: click.Parameter, value: str | 
     type=click.FloatRange(min=0.1, max=3600),
     metavar="SECONDS",
     help="How often every resource is looked at again unasked, spread over the interval: a safety net, since "
-    "a process exit or a Sentinel event wakes its resource at once [default: 30].",
+    "a process exit or a Sentinel event wakes its resource at once [default: 60].",
 )
 @click.option(
     "--redis-iam-listen",
