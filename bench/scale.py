@@ -132,6 +132,8 @@ class Idle:
     sentinels: float = 0.0
     rss_sentinels: float = 0.0
     sentinel_count: int = 0
+    # CPU (of one core) and count of every kind of process: server, sentinel, haproxy, redis-server, other.
+    kinds: dict[str, tuple[float, int]] = field(default_factory=dict)
 
 
 def measure_idle(pids: Iterable[int], server_pid: int | None, settle: float, window: float) -> Idle:
@@ -144,7 +146,13 @@ def measure_idle(pids: Iterable[int], server_pid: int | None, settle: float, win
     spent = sum(max(0.0, _cpu_or_zero(pid) - before[pid]) for pid in listed)
     server = (_cpu_or_zero(server_pid) - before[server_pid]) / elapsed if server_pid is not None else None
     sentinels = [pid for pid in listed if pid != server_pid and _is_sentinel(pid)]
+    kinds: dict[str, tuple[float, int]] = {}
+    for pid in listed:
+        kind = "server" if pid == server_pid else _kind(pid)
+        cpu, count = kinds.get(kind, (0.0, 0))
+        kinds[kind] = (cpu + max(0.0, _cpu_or_zero(pid) - before[pid]) / elapsed, count + 1)
     return Idle(
+        kinds=kinds,
         sentinels=sum(max(0.0, _cpu_or_zero(pid) - before[pid]) for pid in sentinels) / elapsed,
         rss_sentinels=sum(rss_mib(pid) for pid in sentinels),
         sentinel_count=len(sentinels),
@@ -154,6 +162,17 @@ def measure_idle(pids: Iterable[int], server_pid: int | None, settle: float, win
         rss_processes=sum(rss_mib(pid) for pid in listed),
         rss_server=rss_mib(server_pid) if server_pid is not None else None,
     )
+
+
+def _kind(pid: int) -> str:
+    try:
+        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+    except OSError:
+        return "other"
+    if _is_sentinel(pid):
+        return "sentinel"
+    name = Path(argv0.decode(errors="replace")).name
+    return name if name in ("haproxy", "redis-server") else "other"
 
 
 def _is_sentinel(pid: int) -> bool:
@@ -316,6 +335,11 @@ def measure_cachefleet(
         step.heal_s = heal_time(server, client, rng.choice(created))
 
 
+def pid_of(server: ServerProcess) -> int:
+    assert server.process is not None
+    return server.process.pid
+
+
 def run_cachefleet(root: Path, steps: list[Step], args: argparse.Namespace) -> None:
     server = ServerProcess(root / "data")
     created: list[str] = []
@@ -328,6 +352,11 @@ def run_cachefleet(root: Path, steps: list[Step], args: argparse.Namespace) -> N
             print(_progress(step), file=sys.stderr)
             if step.stopped:
                 break
+        if args.hold:
+            # For a profiler or a look by hand at the largest installation, before it is stopped.
+            where = f"server pid {pid_of(server)}, data dir {server.data_dir}"
+            print(f"holding {args.hold:.0f} s: {where}", file=sys.stderr)
+            time.sleep(args.hold)
     except BaseException:
         print(f"server log tail:\n{server.log_tail()}", file=sys.stderr)
         raise
@@ -416,6 +445,12 @@ def report(steps: list[Step]) -> str:
         rows.append(
             f"{s.groups:>6} {s.idle.sentinel_count:>9} {_pct(s.idle.sentinels):>8} {s.idle.rss_sentinels:>6.0f} MiB"
         )
+    rows += ["", "By kind of process, idle over the window (CPU of one core, summed; count)"]
+    for s in measured:
+        assert s.idle is not None
+        parts = [f"{kind} {_pct(cpu)} ({count})" for kind, (cpu, count) in sorted(s.idle.kinds.items())]
+        floor_part = f"; floor {_pct(s.floor.processes)}" if s.floor else ""
+        rows.append(f"{s.groups:>6} " + ", ".join(parts) + floor_part)
     rows += [
         "",
         "API and lifecycle (ms: p50 / p99; creation: median, max of the timed ones, s)",
@@ -500,6 +535,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-heal", dest="heal", action="store_false", help="skip the kill -9 heal time")
     parser.add_argument("--no-floor", dest="floor", action="store_false", help="skip the floor")
     parser.add_argument("--json", action="store_true", help="also print the steps as JSON, last line")
+    parser.add_argument("--hold", type=float, default=0.0,
+                        help="seconds to keep the installation after the last step, to profile it (default 0)")
     args = parser.parse_args(argv)
     if args.timed < 1 or args.batch < 1 or args.describe < 1 or args.pages < 1:
         parser.error("--timed, --batch, --describe and --pages must be at least 1")
