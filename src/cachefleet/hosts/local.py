@@ -75,6 +75,7 @@ class LocalHost:
         # Children this instance spawned, kept so they can be reaped (no zombies) once they exit.
         self._children: dict[int, subprocess.Popen[bytes]] = {}
         self._child_keys: dict[int, NodeKey] = {}  # whose process each child is
+        self._spawned: dict[NodeKey, set[int]] = {}  # the same, by node: a node's reaping looks at its own
         self._reaped_at = float("-inf")
         self._guard = threading.Lock()
         self._node_locks: dict[NodeKey, threading.RLock] = {}
@@ -263,6 +264,7 @@ class LocalHost:
             with self._guard:
                 self._children[child.pid] = child
                 self._child_keys[child.pid] = key
+                self._spawned.setdefault(key, set()).add(child.pid)
             _write_private(node_dir / PID_FILE, f"{child.pid}\n")
             return child.pid
 
@@ -408,10 +410,20 @@ class LocalHost:
     def _reap_exited(self, key: NodeKey | None = None) -> None:
         """Reap the exited children of ``key`` (None: of every node)."""
         with self._guard:
-            for pid, child in list(self._children.items()):
-                if (key is None or self._child_keys.get(pid) == key) and child.poll() is not None:
-                    del self._children[pid]
-                    self._child_keys.pop(pid, None)
+            pids = list(self._children) if key is None else list(self._spawned.get(key, ()))
+            for pid in pids:
+                child = self._children.get(pid)
+                if child is not None and child.poll() is not None:
+                    self._drop(pid)
+
+    def _drop(self, pid: int) -> subprocess.Popen[bytes] | None:
+        """Forget child ``pid``; under ``_guard``."""
+        key = self._child_keys.pop(pid, None)
+        if key is not None and key in self._spawned:
+            self._spawned[key].discard(pid)
+            if not self._spawned[key]:
+                del self._spawned[key]
+        return self._children.pop(pid, None)
 
     def _forget(self, key: NodeKey, pid: int) -> None:
         """Reap ``pid`` (the node's process, now exited) if we spawned it, and drop its pidfile.
@@ -419,8 +431,7 @@ class LocalHost:
         An adopted process is not our child: its parent (init, after a control-plane restart) reaps it.
         """
         with self._guard:
-            child = self._children.pop(pid, None)
-            self._child_keys.pop(pid, None)
+            child = self._drop(pid)
         if child is not None:
             child.wait()
         (self.node_dir(key) / PID_FILE).unlink(missing_ok=True)
