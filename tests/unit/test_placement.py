@@ -8,6 +8,9 @@ import pytest
 
 from cachefleet.model.errors import InsufficientCacheClusterCapacity
 from cachefleet.model.placement import Room, Want, place
+from cachefleet.store import hosts as stored_hosts
+from cachefleet.store.kinds import CLUSTERS
+from cachefleet.store.sqlite import Store
 
 A, B, C = "us-east-1a", "us-east-1b", "us-east-1c"
 GIB = 1 << 30
@@ -155,3 +158,13 @@ def test_placement_is_deterministic_and_names_the_address() -> None:
 def test_the_fault_names_the_zone_and_the_node() -> None:
     with pytest.raises(InsufficientCacheClusterCapacity, match="in us-east-1c to place m1"):
         place(members(C), THREE[:2])
+
+
+def test_the_load_of_each_host_counts_nodes_where_they_run_and_where_they_move() -> None:
+    store = Store(":memory:")
+    on_h1, moving = {"placement": {"host": "h1"}}, {"placement": {"host": "h1"}, "moving_to": {"host": "h2"}}
+    store.create(CLUSTERS.name, "a", {"node_type": "cache.t4g.micro"}, {"nodes": [on_h1, moving]})
+    store.create(CLUSTERS.name, "b", {"node_type": "cache.t4g.small"}, {"nodes": [{"placement": {"host": "h2"}}]})
+    store.create(CLUSTERS.name, "c", {"node_type": "cache.t4g.small"}, {"nodes": []})  # nothing placed yet
+    memory = {"cache.t4g.micro": 1, "cache.t4g.small": 10}
+    assert stored_hosts.load(store, memory.__getitem__) == {"h1": (2, 2), "h2": (2, 11)}

@@ -126,3 +126,22 @@ def test_the_version_moves_when_another_connection_commits(tmp_path: Path) -> No
     finally:
         ours.close()
         theirs.close()
+
+
+def test_ids_with_a_field_set_in_creation_order(store: Store) -> None:
+    for resource_id, limit in (("b", 3), ("a", 0), ("c", None), ("d", 1)):
+        spec = {} if limit is None else {"limit": limit}
+        store.create("k", resource_id, spec, {})
+    store.create("other", "e", {"limit": 5}, {})
+    assert store.ids_with("k", "spec", "limit") == ["b", "d"]
+    with pytest.raises(ValueError, match="not a JSON field"):
+        store.ids_with("k", "spec", "limit') OR 1=1 --")
+
+
+def test_json_pairs_put_a_spec_field_beside_each_element_of_a_status_array(store: Store) -> None:
+    nodes = [{"placement": {"host": "h1"}}, {"placement": None, "moving_to": {"host": "h2"}}, {}]
+    store.create("k", "a", {"type": "small"}, {"nodes": nodes})
+    store.create("k", "b", {"type": "large"}, {"nodes": [{"placement": {"host": "h1"}}]})
+    store.create("k", "c", {"type": "none"}, {})
+    assert sorted(store.json_pairs("k", "type", "nodes", "placement.host")) == [("large", "h1"), ("small", "h1")]
+    assert store.json_pairs("k", "type", "nodes", "moving_to.host") == [("small", "h2")]

@@ -275,6 +275,30 @@ class Store:
             rows = self._db.execute(f"SELECT v FROM ({query}) WHERE v IS NOT NULL", (kind,)).fetchall()
         return [r["v"] for r in rows]
 
+    def ids_with(self, kind: str, column: str, key: str) -> list[str]:
+        """The ids, in creation order, of the resources of ``kind`` whose JSON field ``key`` is set
+        (neither null nor false nor zero), chosen by SQLite without decoding whole records."""
+        if column not in ("spec", "status") or not _JSON_KEY.fullmatch(key):
+            raise ValueError(f"not a JSON field: {column}.{key}")
+        query = f"SELECT id FROM resources WHERE kind = ? AND coalesce({_field(column, key)}, 0) != 0 ORDER BY seq"
+        with self._lock:
+            rows = self._db.execute(query, (kind,)).fetchall()
+        return [r["id"] for r in rows]
+
+    def json_pairs(self, kind: str, spec_key: str, each: str, key: str) -> list[tuple[Any, Any]]:
+        """(the resource's spec field ``spec_key``, the field ``key`` of an element of its status array
+        ``each``) for every such element of every resource of ``kind`` where ``key`` is not null:
+        say a cluster's node type beside each of its nodes' hosts, without decoding whole records."""
+        if not all(_JSON_KEY.fullmatch(k) for k in (spec_key, each, key)):
+            raise ValueError(f"not JSON fields: {spec_key}, {each}.{key}")
+        query = (
+            f"SELECT {_field('spec', spec_key)} AS s, json_extract(e.value, '$.{key}') AS v"
+            f" FROM resources, json_each(status, '$.{each}') AS e WHERE kind = ?"
+        )
+        with self._lock:
+            rows = self._db.execute(f"SELECT s, v FROM ({query}) WHERE v IS NOT NULL", (kind,)).fetchall()
+        return [(r["s"], r["v"]) for r in rows]
+
     def create(self, kind: str, resource_id: str, spec: dict[str, Any], status: dict[str, Any]) -> bool:
         """Insert a new resource; False when one with that id exists already."""
         with self.transaction():
