@@ -95,7 +95,11 @@ class Followers:
 
     async def sync(self) -> None:
         wanted: dict[str, tuple[dict[str, Address], Address | None]] = {}
-        for group in GROUPS.all(self._store):
+        # Only groups with a Sentinel off the embedded host are followed: SQLite picks them out of the
+        # statuses, so a sync decodes those alone (it runs on every change to the store).
+        hosts = self._store.json_pairs(GROUPS.name, "id", "sentinels", "host")
+        away = {group_id for group_id, host in hosts if host != LOCAL_HOST}
+        for group in GROUPS.many(self._store, sorted(away)):
             spec, status = group.spec, group.status
             placed = status.sentinels
             if spec.deleting or not spec.automatic_failover or spec.security.tls or not placed:
