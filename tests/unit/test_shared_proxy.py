@@ -180,3 +180,72 @@ def test_a_group_with_its_own_haproxy_of_an_older_version_is_taken_over() -> Non
     assert fleet.host.pid_now(key) is None
     assert fleet.host.pid_now(PROXY_KEY) is not None
     assert "frontend fe_primary.old" in (fleet.host.file_now(PROXY_KEY, haproxy.CONFIG_FILE) or "")
+
+
+def test_a_change_reads_only_its_own_group_until_the_files_are_due_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    fleet = Fleet()
+    proxy = fake_proxy(fleet.hosts)
+    listings: list[int] = []
+    listed = fleet.host.nodes
+
+    async def counted() -> list[NodeKey]:
+        listings.append(1)
+        return await listed()
+
+    monkeypatch.setattr(fleet.host, "nodes", counted)
+
+    def serve(group: str, base: int) -> None:
+        key = endpoint_key(group)
+        fleet.host.allocate_port(key)
+        fleet.host.allocate_port(key, (), READER_SLOT)
+        nodes = ((ADDRESS, base), (ADDRESS, base + 1))
+        asyncio.run(proxy.serve(AT, group, EndpointInputs(nodes, nodes[0])))
+
+    serve("a", 7001)  # the proxy did not run: every contribution is read from the files
+    serve("b", 8001)
+    serve("c", 9001)
+    assert len(listings) == 1
+    conf = fleet.host.file_now(PROXY_KEY, haproxy.CONFIG_FILE) or ""
+    assert all(f"frontend fe_primary.{g}" in conf for g in "abc")
+    # Due again: the files are the truth, and one written behind the proxy's back is served.
+    monkeypatch.setattr("cachefleet.control.proxy.REREAD_INTERVAL", 0.0)
+    key = endpoint_key("d")
+    fleet.host.allocate_port(key)
+    fleet.host.allocate_port(key, (), READER_SLOT)
+    nodes = ((ADDRESS, 6001),)
+    asyncio.run(fleet.host.write_file(key, ENDPOINT_FILE, entry_json(EndpointInputs(nodes, nodes[0]))))
+    asyncio.run(proxy.withdraw(AT, "a"))
+    assert len(listings) == 2
+    conf = fleet.host.file_now(PROXY_KEY, haproxy.CONFIG_FILE) or ""
+    assert "fe_primary.a" not in conf
+    assert all(f"frontend fe_primary.{g}" in conf for g in "bcd")
+
+
+def test_a_failed_change_makes_the_next_one_read_the_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    fleet = Fleet()
+    proxy = fake_proxy(fleet.hosts)
+    for group in ("a", "b"):
+        key = endpoint_key(group)
+        fleet.host.allocate_port(key)
+        fleet.host.allocate_port(key, (), READER_SLOT)
+    nodes = ((ADDRESS, 7001), (ADDRESS, 7002))
+    asyncio.run(proxy.serve(AT, "a", EndpointInputs(nodes, nodes[0])))
+    listings: list[int] = []
+    listed = fleet.host.nodes
+
+    async def counted() -> list[NodeKey]:
+        listings.append(1)
+        return await listed()
+
+    monkeypatch.setattr(fleet.host, "nodes", counted)
+
+    async def refuse(*_: object) -> None:
+        raise Retry("reload refused")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(fleet.host, "reload", refuse)
+        with pytest.raises(Retry):
+            asyncio.run(proxy.serve(AT, "b", EndpointInputs(((ADDRESS, 8001),), (ADDRESS, 8001))))
+    assert listings == []
+    asyncio.run(proxy.serve(AT, "b", EndpointInputs(((ADDRESS, 8001),), (ADDRESS, 8001))))
+    assert listings == [1]
