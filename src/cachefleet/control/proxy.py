@@ -25,7 +25,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cachefleet.control.actions import EndpointInputs
@@ -40,6 +40,12 @@ log = logging.getLogger(__name__)
 
 ENDPOINT_FILE = "endpoint.json"  # a group's contribution, in its endpoint directory
 _RELOAD_WAIT = 5.0  # a reload of 200 groups takes ~0.08 s on a quiet machine (docs/benchmarks.md)
+# How long what the proxy serves is taken from memory before the host's files are read again. A
+# change reads only its own group's; listing every endpoint directory and reading each group's file
+# and ports on every change cost a creation ~0.1 s of CPU at 200 groups. The files stay the truth:
+# they are read again after this long, after a change that failed, and whenever the proxy is not
+# running (a restarted control plane has nothing in memory).
+REREAD_INTERVAL = 60.0
 
 # An idle old worker holds only the sessions it had at its reload; cache clients keep theirs for hours.
 # It keeps them (and runs its own health checks for them, cutting those of a node that stops being
@@ -95,6 +101,8 @@ class EndpointProxy:
     admin: Callable[[Path, str], str] = haproxy.admin
     master: Callable[[Path, Sequence[str]], str] = haproxy.master
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # What the proxy serves per host (group -> its config), as last read or applied, and when read.
+    _served: dict[str, tuple[float, dict[str, haproxy.EndpointConfig]]] = field(default_factory=dict)
 
     async def admin_socket(self, at: Placement) -> Path:
         return await self.hosts.get(at.host).node_dir(PROXY_KEY) / self.settings.admin_socket
@@ -128,9 +136,19 @@ class EndpointProxy:
             await self._apply(host, at, {group_id: None})
 
     async def _apply(self, host: Host, at: Placement, changes: Mapping[str, EndpointInputs | None]) -> None:
-        wanted = await self._contributions(host)
+        try:
+            await self._change(host, at, changes)
+        except BaseException:
+            self._served.pop(at.host, None)  # whatever the proxy serves now, the files say it next time
+            raise
+
+    async def _change(self, host: Host, at: Placement, changes: Mapping[str, EndpointInputs | None]) -> None:
         admin_socket = await self.admin_socket(at)
         running = await host.pid(PROXY_KEY)
+        read_at, served = self._served.get(at.host, (0.0, {}))
+        if running is None or time.monotonic() - read_at >= REREAD_INTERVAL:
+            read_at, served = time.monotonic(), await self._read_served(host, at)
+        wanted = dict(served)
         if running is not None:
             # Every other group keeps the primary its backend routes to now.
             try:
@@ -140,17 +158,15 @@ class EndpointProxy:
             for group, primary in running_primaries(text).items():
                 current = wanted.get(group)
                 if current is not None and primary in current.nodes:
-                    wanted[group] = EndpointInputs(current.nodes, primary, current.tls, current.plain_ports)
+                    wanted[group] = replace(current, primary=primary)
         for group, inputs in changes.items():
-            if inputs is None:
+            config = None if inputs is None else await self._config(host, at, group, inputs)
+            if config is None:
                 wanted.pop(group, None)
             else:
-                wanted[group] = inputs
-        configs = []
-        for group, inputs in sorted(wanted.items()):
-            config = await self._config(host, at, group, inputs)
-            if config is not None:
-                configs.append(config)
+                wanted[group] = config
+        configs = [config for _, config in sorted(wanted.items())]
+        self._served[at.host] = (read_at, wanted)
         if not configs:
             await host.stop(PROXY_KEY)
             return
@@ -191,15 +207,17 @@ class EndpointProxy:
         """The PID of the worker that answers the admin socket (a reload replaces it)."""
         return haproxy.worker_pid(await asyncio.to_thread(self.admin, admin_socket, haproxy.WORKER_PID))
 
-    async def _contributions(self, host: Host) -> dict[str, EndpointInputs]:
-        found: dict[str, EndpointInputs] = {}
+    async def _read_served(self, host: Host, at: Placement) -> dict[str, haproxy.EndpointConfig]:
+        """Every group's contribution on the host, from its files."""
+        found: dict[str, haproxy.EndpointConfig] = {}
         for key in await host.nodes():
             group = endpoint_group(key)
             if group is None:
                 continue
             inputs = parse_entry(await host.read_file(key, ENDPOINT_FILE))
-            if inputs is not None:
-                found[group] = inputs
+            config = None if inputs is None else await self._config(host, at, group, inputs)
+            if config is not None:
+                found[group] = config
         return found
 
     async def _config(
