@@ -72,13 +72,13 @@ def test_only_the_primary_is_enabled_for_writes() -> None:
     primary = _sections(render_config(_cfg()))["backend be_primary"]
     servers = [line for line in primary if line.startswith("server ")]
     assert servers == [
-        "server n7001 127.0.0.1:7001 disabled",
+        "server n7001 127.0.0.1:7001 disabled inter 200ms",
         "server n7002 127.0.0.1:7002",
-        "server n7003 127.0.0.1:7003 disabled",
+        "server n7003 127.0.0.1:7003 disabled inter 200ms",
     ]
     assert "tcp-check expect string role:master" in primary
     # A server out of maintenance but down (the replica being promoted) is checked every 50 ms.
-    checks = "inter 500ms fastinter 20ms downinter 50ms fall 2 rise 1"
+    checks = "inter 5s fastinter 20ms downinter 50ms fall 2 rise 1"
     # The first connection a dead server refuses marks it down, without waiting for a check.
     observe = "observe layer4 error-limit 1 on-error mark-down on-marked-down shutdown-sessions"
     assert f"default-server check {checks} {observe}" in primary

@@ -140,7 +140,7 @@ def test_required_endpoint_passes_tls_through_and_checks_over_tls() -> None:
     assert lines.count("    tcp-check connect ssl") == 2
     assert all(f"verify required ca-file {CA}" in line for line in lines if "default-server" in line)
     assert "    server n21002 127.0.0.1:21002" in lines
-    assert "    server n21004 127.0.0.1:21004 disabled" in lines
+    assert "    server n21004 127.0.0.1:21004 disabled inter 200ms" in lines
     assert haproxy.primary_backends(cfg) == ("be_primary",)
     assert "check-secret" not in text
 
@@ -157,9 +157,9 @@ def test_preferred_endpoint_sniffs_the_first_byte_and_has_plain_backends() -> No
     # TLS servers are checked over TLS on their TLS port, so that they outlive the plain ports (gone
     # on the way to required); plain servers in plain text on theirs.
     assert "    server n21002 127.0.0.1:21002" in lines
-    assert "    server n21004 127.0.0.1:21004 disabled" in lines
+    assert "    server n21004 127.0.0.1:21004 disabled inter 200ms" in lines
     assert "    server n21002 127.0.0.1:21001" in lines
-    assert "    server n21004 127.0.0.1:21003 disabled" in lines
+    assert "    server n21004 127.0.0.1:21003 disabled inter 200ms" in lines
     assert lines.count("    tcp-check connect ssl") == 2  # be_primary and be_reader
     assert lines.count("    tcp-check connect") == 2  # their plain twins
     assert sum(f"verify required ca-file {CA}" in line for line in lines if "default-server" in line) == 2

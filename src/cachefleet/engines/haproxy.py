@@ -47,9 +47,10 @@ PLAIN_PRIMARY_BACKEND = "be_primary_plain"
 PLAIN_READER_BACKEND = "be_reader_plain"
 # Every backend that may follow the primary, whatever the TLS mode (a config has one or both).
 ALL_PRIMARY_BACKENDS = (PRIMARY_BACKEND, PLAIN_PRIMARY_BACKEND)
-# Steady-state health check periods (see ``_backend``): a primary backend's, and a reader backend's.
-PRIMARY_CHECK_INTER = "500ms"
-READER_CHECK_INTER = "5s"
+# Health check periods (see ``_backend``): every server's in steady state, and the schedule of the
+# servers in maintenance in a primary backend (they are never checked; see ``_backend``).
+CHECK_INTER = "5s"
+STANDBY_CHECK_INTER = "200ms"
 # The master process of master-worker mode re-reads its config and starts a new worker on SIGUSR2.
 RELOAD_SIGNAL = signal.SIGUSR2
 
@@ -279,16 +280,15 @@ def _backend(
     # primary (in every reader backend) and then cut when its first check marked it down, up to an
     # inter later (seen in a move to TLS required: reader clients got EOF). At 20 ms that window is
     # a fiftieth of a second; the same state after one failed check is settled as fast.
-    # inter: each check is a new connection, AUTH and INFO on the node; at 500 ms in every backend
-    # they cost 18% of a core at 200 groups (docs/benchmarks.md, Scale). A reader backend's are a
-    # backstop, every 5 s: a dead server is marked down by the first connection it refuses (observe
-    # layer4), and a reader connection refused by one is sent to another (redispatch). A primary
-    # backend keeps 500 ms, for one server (the others are in maintenance): a server Sentinel's
-    # script readies is first checked when its check was next due, and only then every downinter;
-    # at 5 s that first check came after Sentinel's own switch, and the outage of a failover through
-    # the endpoint grew from ~1.75 s to ~2.3 s (bench/failover.py).
-    every = PRIMARY_CHECK_INTER if primary else READER_CHECK_INTER
-    interval = f"inter {every} fastinter 20ms" + (" downinter 50ms" if primary else "")
+    # inter: each check is a new connection, AUTH and INFO on the node; at 500 ms they cost 18% of a
+    # core at 200 groups (docs/benchmarks.md, Scale). At 5 s they are a backstop: a dead server is
+    # marked down by the first connection it refuses (observe layer4), and a reader connection
+    # refused by one is sent to another (redispatch). But a server taken out of maintenance is first
+    # checked when its check was next due on its own schedule, which runs on in maintenance without
+    # checking: a replica Sentinel's script readies must be looked at soon, so a primary backend's
+    # servers in maintenance keep a 200 ms schedule (no check is sent while they stay there). At 5 s
+    # the first look came after Sentinel's own switch (failover outage ~2.3 s instead of ~1.75 s).
+    interval = f"inter {CHECK_INTER} fastinter 20ms" + (" downinter 50ms" if primary else "")
     servers = (
         f"    default-server check {interval} fall 2 rise 1 observe layer4 error-limit 1 on-error mark-down"
         " on-marked-down shutdown-sessions"
@@ -313,7 +313,7 @@ def _backend(
         address = _address(host, plain[port] if plain is not None and serve_plain else port)
         # "disabled" = administrative maintenance: only Sentinel's script or the control plane (admin
         # socket, or a reload naming another primary) lets another node take writes.
-        suffix = " disabled" if primary and (host, port) != cfg.primary else ""
+        suffix = f" disabled inter {STANDBY_CHECK_INTER}" if primary and (host, port) != cfg.primary else ""
         lines.append(f"    server {server_name(port)} {address}{suffix}")
     return lines
 
