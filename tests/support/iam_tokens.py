@@ -23,7 +23,11 @@ REGION = "us-east-1"
 class ElastiCacheIAMProvider(redis.CredentialProvider):
     def __init__(self, user: str, group: str, credentials: Credentials, region: str = REGION) -> None:
         self.user, self.group, self.region = user, group, region
-        emitter = botocore.session.get_session().get_component("event_emitter")
+        # The session is kept: some handlers of its event emitter refer to it weakly, and once a garbage
+        # collection took a session used only for its emitter, signing raised ReferenceError (seen in
+        # a full run).
+        self._session = botocore.session.get_session()
+        emitter = self._session.get_component("event_emitter")
         self.signer = RequestSigner(ServiceId("elasticache"), region, "elasticache", "v4", credentials, emitter)
 
     def get_credentials(self) -> tuple[str, str]:
