@@ -78,15 +78,18 @@ def test_only_the_primary_is_enabled_for_writes() -> None:
     ]
     assert "tcp-check expect string role:master" in primary
     # A server out of maintenance but down (the replica being promoted) is checked every 50 ms.
-    checks = "inter 5s fastinter 20ms downinter 50ms fall 2 rise 1 on-marked-down shutdown-sessions"
-    assert f"default-server check {checks}" in primary
+    checks = "inter 5s fastinter 20ms downinter 50ms fall 2 rise 1"
+    # The first connection a dead primary refuses marks it down, without waiting for a check.
+    observe = "observe layer4 error-limit 1 on-error mark-down on-marked-down shutdown-sessions"
+    assert f"default-server check {checks} {observe}" in primary
 
 
 def test_reader_checks_replicas_with_a_link() -> None:
     reader = _sections(render_config(_cfg()))["backend be_reader"]
     assert "balance roundrobin" in reader
     assert "option redispatch" in reader  # a connection a dead replica refuses goes to another one
-    assert any(line.startswith("default-server check inter 5s fastinter 20ms fall 2") for line in reader)
+    # Not in a reader backend: marking a server down cut the connection being redispatched from it.
+    assert "default-server check inter 5s fastinter 20ms fall 2 rise 1 on-marked-down shutdown-sessions" in reader
     assert [line for line in reader if line.startswith("server ")] == [
         f"server n{port} 127.0.0.1:{port}" for _, port in NODES
     ]

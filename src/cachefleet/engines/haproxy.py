@@ -282,15 +282,19 @@ def _backend(
     # a fiftieth of a second; the same state after one failed check is settled as fast.
     # inter: each check is a new connection, AUTH and INFO on the node; at 500 ms they cost 18% of a
     # core at 200 groups (docs/benchmarks.md, Scale). At 5 s they are a backstop: a reader connection
-    # that a dead server refuses is sent to another one (redispatch). ("observe layer4" to mark it
-    # down at its first refusal cut that very connection: 1 failure in 20 right after a kill, 0
-    # without it, measured on HAProxy 2.6.) But a server taken out of maintenance is first
+    # that a dead server refuses is sent to another one (redispatch). A primary backend has one
+    # server to send to: the first connection its dead primary refuses marks it down (observe
+    # layer4), so that the next ones are closed at once instead of waiting in HAProxy's retries (a
+    # second each) while the promotion goes on: without it the failover outage was ~0.1 s longer.
+    # A reader backend must not: marking down cut the very connection being redispatched (1 failure
+    # in 20 right after a kill, 0 without; HAProxy 2.6). But a server taken out of maintenance is first
     # checked when its check was next due on its own schedule, which runs on in maintenance without
     # checking: a replica Sentinel's script readies must be looked at soon, so a primary backend's
     # servers in maintenance keep a 200 ms schedule (no check is sent while they stay there). At 5 s
     # the first look came after Sentinel's own switch (failover outage ~2.3 s instead of ~1.75 s).
     interval = f"inter {CHECK_INTER} fastinter 20ms" + (" downinter 50ms" if primary else "")
-    servers = f"    default-server check {interval} fall 2 rise 1 on-marked-down shutdown-sessions"
+    observe = " observe layer4 error-limit 1 on-error mark-down" if primary else ""
+    servers = f"    default-server check {interval} fall 2 rise 1{observe} on-marked-down shutdown-sessions"
     if tls_checks and cfg.tls is not None:
         servers += f" verify required ca-file {_quoted_path(cfg.tls.ca_file)}"
     lines = [
