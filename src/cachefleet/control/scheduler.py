@@ -140,7 +140,6 @@ class SnapshotScheduler:
                 )
 
 
-
 def _keeping_snapshots(store: Store, kind: str) -> list[str]:
     """The ids of the groups or clusters that keep automatic snapshots (``SnapshotRetentionLimit``
     above 0), chosen by SQLite: most keep none, and decoding every one on each tick slowed creations
