@@ -287,8 +287,9 @@ class Store:
 
     def json_pairs(self, kind: str, spec_key: str, each: str, key: str) -> list[tuple[Any, Any]]:
         """(the resource's spec field ``spec_key``, the field ``key`` of an element of its status array
-        ``each``) for every such element of every resource of ``kind`` where ``key`` is not null:
-        say a cluster's node type beside each of its nodes' hosts, without decoding whole records."""
+        or object ``each``) for every such element of every resource of ``kind`` where ``key`` is not
+        null: say a cluster's node type beside each of its nodes' hosts, or a group's id beside each
+        of its Sentinels' hosts, without decoding whole records."""
         if not all(_JSON_KEY.fullmatch(k) for k in (spec_key, each, key)):
             raise ValueError(f"not JSON fields: {spec_key}, {each}.{key}")
         query = (
