@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import os
 import secrets
-import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,8 +27,9 @@ import redis
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry as RedisRetry
+from tests.support.engines import BIND, RecordingHost, children, engine_host
 from tests.support.pinger import Pinger
-from tests.support.server import is_alive, wait_for
+from tests.support.server import wait_for
 
 from cachefleet.control.actions import EndpointInputs
 from cachefleet.control.proxy import EndpointProxy
@@ -42,27 +42,14 @@ from cachefleet.hosts.local import LocalHost
 from cachefleet.model.credentials import Credentials
 from cachefleet.model.errors import Retry
 from cachefleet.model.hosts import LOCAL_HOST
-from cachefleet.model.nodes import PROXY_KEY, READER_SLOT, NodeKey, Placement, endpoint_key, member_key
+from cachefleet.model.nodes import PROXY_KEY, READER_SLOT, Placement, endpoint_key, member_key
 
 pytestmark = pytest.mark.integration
 
-BIND = "127.0.0.1"
-PORT_RANGE = (30000, 40000)
 ADMIN = "cachefleet-admin"
 PASSWORD = secrets.token_urlsafe(16)
 AT = Placement(LOCAL_HOST, BIND, "az-a")
 BINARIES = require_binaries("haproxy", "redis-server")
-
-
-class RecordingHost(LocalHost):
-    def __init__(self, root: Path, started: list[int]) -> None:
-        super().__init__(root, PORT_RANGE, BIND)
-        self.started = started
-
-    def start(self, key: NodeKey, spec: ProcessSpec) -> int:
-        pid = super().start(key, spec)
-        self.started.append(pid)
-        return pid
 
 
 @dataclass
@@ -75,28 +62,8 @@ class OneHost:
 
 @pytest.fixture
 def local(tmp_path: Path) -> Iterator[RecordingHost]:
-    started: list[int] = []
-    test_host = RecordingHost(tmp_path / "nodes", started)
-    try:
+    with engine_host(tmp_path / "nodes") as test_host:
         yield test_host
-    finally:
-        children = [child for pid in started for child in _children(pid)]  # HAProxy's workers
-        for key in test_host.nodes():
-            with contextlib.suppress(Exception):
-                test_host.stop(key, timeout=2.0)
-        for pid in started + children:
-            if is_alive(pid):
-                os.kill(pid, signal.SIGKILL)
-        for pid in started:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, 0)
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
 
 
 def _node(local: LocalHost, member: str, replicaof: tuple[str, int] | None) -> int:
@@ -212,7 +179,7 @@ def test_groups_share_one_proxy_through_reloads_and_a_failover_after_them(local:
     # One process serves both groups' four endpoints: the worker under the one master.
     (worker,) = _listeners(a.endpoint)
     assert all(_listeners(port) == {worker} for port in ports)
-    assert _children(master) == [worker]
+    assert children(master) == [worker]
 
     held = {(g.group_id, kind): _client(port) for g in (a, b) for kind, port in (("w", g.endpoint), ("r", g.reader))}
     ids = {k: c.client_id() for k, c in held.items()}
@@ -236,7 +203,7 @@ def test_groups_share_one_proxy_through_reloads_and_a_failover_after_them(local:
     assert {k: c.client_id() for k, c in held.items()} == ids  # the same sockets all along
     assert local.pid(PROXY_KEY) == master
     # The first worker still holds the four sessions it had; the current one serves new connections.
-    assert worker in _children(master)
+    assert worker in children(master)
     assert _listeners(a.endpoint) != {worker}
 
     # A failover of ga after the reloads: the replica is promoted and the old primary demoted (REPLICAOF

@@ -11,7 +11,6 @@ through the host first, then SIGKILL by PID for anything left (HAProxy workers i
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import secrets
 import signal
@@ -28,7 +27,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.retry import Retry as RedisRetry
-from tests.support.server import is_alive as _alive
+from tests.support.engines import BIND, RecordingHost, engine_host
 from tests.support.server import wait_for
 
 from cachefleet.engines import haproxy, sentinel
@@ -41,8 +40,6 @@ from cachefleet.model.nodes import NodeKey
 
 pytestmark = pytest.mark.integration
 
-BIND = "127.0.0.1"
-PORT_RANGE = (30000, 40000)
 ADMIN = "cachefleet-admin"
 PASSWORD = secrets.token_urlsafe(16)
 MASTER = "rg1"
@@ -56,47 +53,14 @@ HAPROXY_BINARY = BINARIES["haproxy"]
 REDIS_BINARY = BINARIES["redis-server"]
 
 
-class RecordingHost(LocalHost):
-    def __init__(self, root: Path, started: list[int]) -> None:
-        super().__init__(root, PORT_RANGE, BIND)
-        self.started = started
-
-    def start(self, key: NodeKey, spec: ProcessSpec) -> int:
-        pid = super().start(key, spec)
-        self.started.append(pid)
-        return pid
-
-
 @pytest.fixture
 def host(tmp_path: Path) -> Iterator[RecordingHost]:
-    started: list[int] = []
     # Long enough that <root>/rg1-endpoint/0001/admin.sock is beyond AF_UNIX's limit.
-    root = tmp_path / ("long-" * 16) / "nodes"
-    test_host = RecordingHost(root, started)
-    try:
+    with engine_host(tmp_path / ("long-" * 16) / "nodes") as test_host:
         yield test_host
-    finally:
-        # HAProxy's workers are children of its master; note them before anything is stopped.
-        children = [child for pid in started for child in _children(pid)]
-        for key in test_host.nodes():
-            with contextlib.suppress(Exception):
-                test_host.stop(key, timeout=2.0)
-        for pid in started + children:
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
-        for pid in started:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, 0)
 
 
 # -- helpers -------------------------------------------------------------------------------------
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
 
 
 def client(port: int, timeout: float = 0.5) -> redis.Redis:
