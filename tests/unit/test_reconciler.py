@@ -231,7 +231,26 @@ def test_a_resource_in_backoff_is_left_out_of_the_resync_until_woken() -> None:
         queued.append(await queue.get())
         return queued
 
-    assert asyncio.run(scenario()) == [(C, "g-001"), (C, "g-002"), (C, "g-003"), (C, "c"), (G, "g")]
+    assert asyncio.run(scenario()) == [(C, "c"), (G, "g")]
+
+
+def test_the_resync_leaves_a_groups_members_to_their_group() -> None:
+    """A member is planned with its group: passing it too would only wake the group once more."""
+    fleet = Fleet()
+    fleet.group()
+    fleet.cluster("c")
+    queue: KeyedQueue[tuple[str, str]] = KeyedQueue()
+    loop = Reconciler(
+        store=fleet.store, executor=Effects(), kinds=fleet.kinds.values(), queue=queue,
+        clock=lambda: fleet.clock, resync_interval=3600.0,
+    )
+
+    async def scenario() -> list[tuple[str, str]]:
+        loop.resync()
+        return [await queue.get() for _ in range(len(queue))]
+
+    assert sorted(asyncio.run(scenario())) == [(C, "c"), (G, "g")]
+    assert sorted(fleet.store.ids(C)) == ["c", "g-001", "g-002", "g-003"]  # the members are there
 
 
 def test_a_pass_whose_spec_moved_on_records_no_status_and_looks_again() -> None:

@@ -171,12 +171,7 @@ class Reconciler:
             await asyncio.sleep(pause)
 
     def _resyncing(self) -> list[ResourceKey]:
-        return [
-            (name, resource_id)
-            for name, kind in self._kinds.items()
-            if kind.resync
-            for resource_id in kind.records.ids(self._store)
-        ]
+        return [(name, key) for name, kind in self._kinds.items() for key in kind.resync_ids(self._store)]
 
     def _put_unheld(self, keys: Iterable[ResourceKey]) -> None:
         now = asyncio.get_running_loop().time()

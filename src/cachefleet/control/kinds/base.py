@@ -93,11 +93,15 @@ Obs = TypeVar("Obs")
 
 class PlannedKind(ABC, Generic[L, Obs]):
     records: RecordKind[Any, Any]
-    resync = True  # looked at again every resync interval, so a killed node comes back unasked
 
     @property
     def name(self) -> str:
         return self.records.name
+
+    def resync_ids(self, store: Store) -> list[str]:
+        """The resources the periodic resync looks at again: every one, so that a killed node comes
+        back unasked, unless a kind's resources are planned with others (``ClusterKind``)."""
+        return self.records.ids(store)
 
     @abstractmethod
     def load(self, resource_id: str) -> L | Plan | None:
@@ -119,11 +123,14 @@ class PlannedKind(ABC, Generic[L, Obs]):
 
 class WorkerKind(ABC):
     records: RecordKind[Any, Any]
-    resync = True
 
     @property
     def name(self) -> str:
         return self.records.name
+
+    def resync_ids(self, store: Store) -> list[str]:
+        """As ``PlannedKind.resync_ids``."""
+        return self.records.ids(store)
 
     @abstractmethod
     async def work(self, resource_id: str) -> float | None:

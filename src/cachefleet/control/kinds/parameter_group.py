@@ -5,14 +5,17 @@ from __future__ import annotations
 from cachefleet.control.kinds.base import Services, WorkerKind
 from cachefleet.store.kinds import PARAMETER_GROUPS
 from cachefleet.store.records import CLUSTER, GROUP, parameter_group_users
+from cachefleet.store.sqlite import Store
 
 
 class ParameterGroupKind(WorkerKind):
     records = PARAMETER_GROUPS
-    resync = False  # it only ever reacts to a change; its users are looked at on their own
 
     def __init__(self, services: Services) -> None:
         self._services = services
+
+    def resync_ids(self, store: Store) -> list[str]:
+        return []  # it only ever reacts to a change; its users are looked at on their own
 
     async def work(self, resource_id: str) -> float | None:
         for cluster in parameter_group_users(self._services.store, resource_id):
