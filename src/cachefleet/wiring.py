@@ -287,6 +287,7 @@ def build(
         rdb_checker=_rdb_checker(),
         links=links,
     )
+    queue: KeyedQueue[ResourceKey] = KeyedQueue()
     executor = Executor(
         store=store,
         hosts=drivers,
@@ -299,12 +300,17 @@ def build(
         down_after_ms=settings.sentinel_down_after_ms,
         seed=snapshots.seed,
         sealer=sealer,
+        wake=queue.put,
     )
-    queue: KeyedQueue[ResourceKey] = KeyedQueue()
     probes = EngineProbes(links, keys.sentinel_password)
     followers = Followers(store, drivers, credentials, keys.sentinel_password, queue.put)
     observer = Observer(
-        hosts=drivers, probes=probes, credentials=credentials, ca_file=keys.ca_file, followed=followers.primary
+        hosts=drivers,
+        probes=probes,
+        credentials=credentials,
+        ca_file=keys.ca_file,
+        followed=followers.primary,
+        endpoint_pending=executor.endpoint_pending,
     )
     local_host = local_spec(settings.node_host, settings.azs)
     exits = ExitWatch(queue.put)

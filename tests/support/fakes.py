@@ -408,7 +408,14 @@ class Fleet:
         self.clock = NOW
         self.local = local_spec(ADDRESS, AZS)
         self.followed: dict[str, tuple[str, int]] = {}  # where the failover follower leads each group
-        observer = Observer(hosts=self.hosts, probes=self.probes, credentials=CREDENTIALS, followed=self.followed.get)
+        self.endpoint_pending: dict[str, str] = {}  # endpoint changes the proxy has queued, by group
+        observer = Observer(
+            hosts=self.hosts,
+            probes=self.probes,
+            credentials=CREDENTIALS,
+            followed=self.followed.get,
+            endpoint_pending=self.endpoint_pending.get,
+        )
         self.services = Services(
             store=self.store,
             observer=observer,

@@ -28,7 +28,14 @@ from cachefleet.engines.installed import EngineBinary
 from cachefleet.engines.sentinel import my_id
 from cachefleet.model.auth_token import TokenState
 from cachefleet.model.errors import Fatal, Retry
-from cachefleet.model.nodes import PROXY_KEY, Placement, endpoint_key, member_key, node_key, sentinel_keys
+from cachefleet.model.nodes import (
+    PROXY_KEY,
+    Placement,
+    endpoint_key,
+    member_key,
+    node_key,
+    sentinel_keys,
+)
 from cachefleet.model.security import Security
 from cachefleet.model.transit import Transit, TransitMode
 from cachefleet.store.kinds import CLUSTERS, GROUPS
@@ -116,6 +123,37 @@ def test_an_engine_no_longer_installed_is_fatal() -> None:
     assert fleet.host.pid_now(key) is None
 
 
+def test_with_a_wake_an_endpoint_change_does_not_hold_the_pass_and_wakes_the_group_once_served() -> None:
+    fleet = Fleet()
+    fleet.group()
+    fleet.kill(PROXY_KEY)
+    endpoint = endpoint_key("g")
+    primary = (ADDRESS, fleet.host.port_now(member_key("g-001")) or 0)
+    inputs = EndpointInputs((primary,), primary)
+    woken: list[tuple[str, str]] = []
+    served = asyncio.Event()
+
+    def wake(key: tuple[str, str]) -> None:
+        woken.append(key)
+        served.set()
+
+    effects = replace(executor(fleet), wake=wake)
+
+    before = fleet.host.file_now(endpoint, ENDPOINT_FILE)
+
+    async def scenario() -> tuple[str | None, str | None]:
+        await effects.run([StartEndpoint(endpoint, LOCAL, inputs)])
+        asked = effects.endpoint_pending("g")
+        file = fleet.host.file_now(endpoint, ENDPOINT_FILE)  # as before: the proxy has not had its turn
+        await served.wait()
+        return asked, file
+
+    assert asyncio.run(scenario()) == (inputs.to_json(), before)
+    assert woken == [(GROUPS.name, "g")]
+    assert effects.endpoint_pending("g") is None
+    assert parse_entry(fleet.host.file_now(endpoint, ENDPOINT_FILE)) == inputs
+
+
 def test_the_group_processes_render_their_configs() -> None:
     fleet = Fleet()
     fleet.group(failover=True)
@@ -147,7 +185,6 @@ def test_the_group_processes_render_their_configs() -> None:
     ]
     assert peers == [line for line in sentinel_conf.splitlines() if line.startswith("sentinel known-sentinel")]
     assert f"sentinel myid {my_id(f'g/{sentinel.node_id}')}" in sentinel_conf
-
 
 
 def test_records_and_nodes_go_and_a_retained_primary_leaves_its_group() -> None:

@@ -569,6 +569,27 @@ def test_group_plan(case: Case) -> None:
     case.check(fleet, asyncio.run(fleet.plan(G, "g")))
 
 
+def test_an_endpoint_change_the_proxy_has_queued_is_waited_for_not_asked_again() -> None:
+    fleet = Fleet()
+    fleet.group(state=GroupState.CREATING)
+    fleet.kill(PROXY_KEY)
+    plan = asyncio.run(fleet.plan(G, "g"))
+    assert plan is not None
+    (start,) = plan.actions
+    assert isinstance(start, StartEndpoint)
+    fleet.endpoint_pending["g"] = start.inputs.to_json()
+    plan = asyncio.run(fleet.plan(G, "g"))
+    assert plan is not None
+    assert plan.actions == ()
+    assert state(plan, G, "g") == GroupState.CREATING  # not available before the proxy serves it
+    assert not plan.converged
+    # A queued change for another node set is no answer: the wanted one is asked for.
+    fleet.endpoint_pending["g"] = json.dumps({"nodes": [list(primary(fleet))]})
+    plan = asyncio.run(fleet.plan(G, "g"))
+    assert plan is not None
+    assert plan.actions == (start,)
+
+
 def test_a_replica_waits_for_its_primary_and_a_fenced_endpoint() -> None:
     fleet = Fleet()
     fleet.group()

@@ -12,6 +12,7 @@ from tests.support.fakes import ADDRESS, AZS, FakeProxyCli, Fleet, fake_proxy
 from cachefleet.control.actions import EndpointInputs
 from cachefleet.control.proxy import ENDPOINT_FILE, entry_json, parse_entry, running_primaries
 from cachefleet.engines import haproxy
+from cachefleet.hosts.base import ProcessSpec
 from cachefleet.model.errors import Retry
 from cachefleet.model.nodes import PROXY_KEY, READER_SLOT, NodeKey, Placement, endpoint_group, endpoint_key
 from cachefleet.model.transit import TransitMode
@@ -249,3 +250,113 @@ def test_a_failed_change_makes_the_next_one_read_the_files(monkeypatch: pytest.M
     assert listings == []
     asyncio.run(proxy.serve(AT, "b", EndpointInputs(((ADDRESS, 8001),), (ADDRESS, 8001))))
     assert listings == [1]
+
+
+def _ports(fleet: Fleet, *groups: str) -> None:
+    for group in groups:
+        key = endpoint_key(group)
+        fleet.host.allocate_port(key)
+        fleet.host.allocate_port(key, (), READER_SLOT)
+
+
+def _inputs(base: int) -> EndpointInputs:
+    nodes = ((ADDRESS, base), (ADDRESS, base + 1))
+    return EndpointInputs(nodes, nodes[0])
+
+
+def test_changes_queued_during_a_reload_go_together_in_the_next_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    fleet = Fleet()
+    proxy = fake_proxy(fleet.hosts)
+    _ports(fleet, "a", "b", "c", "d")
+    asyncio.run(proxy.serve(AT, "a", _inputs(7001)))  # the proxy starts
+    reloads: list[str] = []
+    reloaded = fleet.host.reload
+
+    async def scenario() -> list[str]:
+        reloading, release, all_served = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+        async def slow(key: NodeKey, spec: ProcessSpec, signum: int) -> None:
+            reloads.append(spec.files[haproxy.CONFIG_FILE])
+            reloading.set()
+            await release.wait()
+            await reloaded(key, spec, signum)
+
+        def done(group: str) -> None:
+            served.append(group)
+            if len(served) == 3:
+                all_served.set()
+
+        monkeypatch.setattr(fleet.host, "reload", slow)
+        served: list[str] = []
+        proxy.serve_soon(AT, "b", _inputs(8001), done)
+        await reloading.wait()
+        # While b's reload runs, c and d are asked for: they wait, then go in one reload.
+        proxy.serve_soon(AT, "c", _inputs(9001), done)
+        proxy.serve_soon(AT, "d", _inputs(6001), done)
+        assert {g: proxy.pending(g) for g in "abcd"} == {
+            "a": None,
+            "b": _inputs(8001).to_json(),
+            "c": _inputs(9001).to_json(),
+            "d": _inputs(6001).to_json(),
+        }
+        release.set()
+        await all_served.wait()
+        return served
+
+    assert asyncio.run(scenario()) == ["b", "c", "d"]
+    assert len(reloads) == 2
+    assert "fe_primary.b" in reloads[0]
+    assert "fe_primary.c" not in reloads[0]
+    assert all(f"frontend fe_primary.{g}" in reloads[1] for g in "abcd")
+    assert all(proxy.pending(g) is None for g in "abcd")
+    assert parse_entry(fleet.host.file_now(endpoint_key("d"), ENDPOINT_FILE)) == _inputs(6001)
+
+
+def test_a_queued_change_that_failed_stays_pending_for_a_pause(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    fleet = Fleet()
+    proxy = fake_proxy(fleet.hosts)
+    _ports(fleet, "a", "b")
+    asyncio.run(proxy.serve(AT, "a", _inputs(7001)))
+    monkeypatch.setattr("cachefleet.control.proxy.RETRY_PAUSE", 0.05)
+
+    async def refuse(*_: object) -> None:
+        raise Retry("reload refused")
+
+    monkeypatch.setattr(fleet.host, "reload", refuse)
+
+    async def scenario() -> tuple[list[str], str | None, list[str]]:
+        served: list[str] = []
+        proxy.serve_soon(AT, "b", _inputs(8001), served.append)
+        await asyncio.sleep(0.02)  # failed by now, and pausing
+        during = (list(served), proxy.pending("b"))
+        await asyncio.sleep(0.1)
+        return during[0], during[1], served
+
+    before, pending, after = asyncio.run(scenario())
+    assert (before, pending) == ([], _inputs(8001).to_json())  # not asked again at once
+    assert after == ["b"]  # woken after the pause, to ask again
+    assert proxy.pending("b") is None
+    assert parse_entry(fleet.host.file_now(endpoint_key("b"), ENDPOINT_FILE)) is None  # not served
+    assert "b: the endpoint proxy did not apply its change: reload refused" in caplog.text
+
+
+def test_a_group_withdrawn_before_its_queued_change_is_not_served() -> None:
+    fleet = Fleet()
+    proxy = fake_proxy(fleet.hosts)
+    _ports(fleet, "a", "b")
+    asyncio.run(proxy.serve(AT, "a", _inputs(7001)))
+
+    async def scenario() -> list[str]:
+        served: list[str] = []
+        proxy.serve_soon(AT, "b", _inputs(8001), served.append)
+        await proxy.withdraw(AT, "b")  # before the drain had its turn
+        await asyncio.sleep(0.01)
+        return served
+
+    assert asyncio.run(scenario()) == []
+    assert proxy.pending("b") is None
+    conf = fleet.host.file_now(PROXY_KEY, haproxy.CONFIG_FILE) or ""
+    assert "fe_primary.b" not in conf
+    assert "frontend fe_primary.a" in conf

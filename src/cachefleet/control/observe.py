@@ -120,14 +120,16 @@ class EngineProbes:
 class Observer:
     """What a pass needs to look: the driver of each host, the probes, the admin user, the
     installation's CA (to reach Memcached nodes with in-transit encryption; None on a server without),
-    and where the failover follower (``control.follow``) has moved a group's endpoint, if it follows
-    the group."""
+    where the failover follower (``control.follow``) has moved a group's endpoint, if it follows
+    the group, and which endpoint changes the proxy has still to apply (``EndpointProxy.pending``)."""
 
     hosts: Hosts
     probes: Probes
     credentials: Credentials
     ca_file: Path | None = None
     followed: Callable[[str], Address | None] = field(default=lambda _group_id: None)
+    # The node set of an endpoint change the proxy has queued for a group and not served yet.
+    endpoint_pending: Callable[[str], str | None] = field(default=lambda _group_id: None)
 
 
 @dataclass(frozen=True)
@@ -269,6 +271,7 @@ class EndpointObservation:
     inputs: str | None = None
     servers: dict[str, haproxy.ServerState] | None = None  # be_primary, by server name
     reader_servers: dict[str, haproxy.ServerState] | None = None  # be_reader, by server name
+    pending: str | None = None  # the node set of a change queued for the proxy, not served yet
 
 
 @dataclass(frozen=True)
@@ -314,16 +317,17 @@ async def _observe_endpoint(observer: Observer, group_id: str, at: Placement) ->
     host = observer.hosts.get(at.host)
     key = endpoint_key(group_id)
     port, reader = await host.port_of(key), await host.port_of(key, READER_SLOT)
+    pending = observer.endpoint_pending(group_id)
     inputs = parse_entry(await host.read_file(key, ENDPOINT_FILE))
     pid = await host.pid(PROXY_KEY) if inputs is not None else None
     if inputs is None or pid is None:
-        return EndpointObservation(port, reader, None)
+        return EndpointObservation(port, reader, None, pending=pending)
     # The admin socket is a local file: the proxy runs on the embedded host (HostMap.endpoint).
     admin_socket = await host.node_dir(PROXY_KEY) / haproxy.ADMIN_SOCKET
     servers = await asyncio.to_thread(observer.probes.endpoint, admin_socket, group_id)
     if servers is None:
-        return EndpointObservation(port, reader, pid, inputs.to_json())
-    return EndpointObservation(port, reader, pid, inputs.to_json(), servers.primary, servers.reader)
+        return EndpointObservation(port, reader, pid, inputs.to_json(), pending=pending)
+    return EndpointObservation(port, reader, pid, inputs.to_json(), servers.primary, servers.reader, pending)
 
 
 async def _observe_sentinel(observer: Observer, where: Where, group_id: str) -> SentinelObservation:

@@ -15,6 +15,11 @@ lost in the new one; the new worker then routes to a node that its role check ke
 ``role:slave``), never to a replica, until the group's next pass moves it (``SetEndpointPrimary``).
 
 Changes run one at a time (``lock``): two groups changing at once must not render over each other.
+Changes asked for while a reload runs wait for it and then go together, in one reload: a reload of
+200 groups takes 0.2-0.3 s on a busy 2-core host, a creation's longest step, and eight groups
+created at once would otherwise wait for eight in turn. ``serve_soon`` queues a change without
+waiting for it: the reconciler's pass goes on (a group joins its Sentinels meanwhile), sees the
+change ``pending``, and its group is woken once the proxy serves it (docs/decisions.md).
 """
 
 from __future__ import annotations
@@ -51,6 +56,9 @@ REREAD_INTERVAL = 60.0
 # It keeps them (and runs its own health checks for them, cutting those of a node that stops being
 # primary) for an hour at most, through at most this many later reloads (docs/decisions.md).
 SETTINGS = haproxy.ProxySettings(hard_stop_after_s=3600, max_reloads=10)
+# After a queued change failed, its group waits this long before it is woken to ask again, as a
+# ``Retry`` of a pass would (a reload that fails keeps failing until a port frees, say).
+RETRY_PAUSE = 1.0
 
 
 def entry_json(inputs: EndpointInputs) -> str:
@@ -86,6 +94,17 @@ def running_primaries(states_text: str) -> dict[str, tuple[str, int]]:
     return found
 
 
+@dataclass(frozen=True)
+class _Change:
+    at: Placement
+    inputs: EndpointInputs
+    waiters: list[asyncio.Future[None]]  # ``serve`` callers, resolved once the change is applied
+
+
+def _reason(failure: BaseException) -> str:
+    return failure.reason if isinstance(failure, Retry) else repr(failure)
+
+
 @dataclass
 class EndpointProxy:
     """Serves and withdraws groups' endpoints on a host's proxy (only the embedded host runs one:
@@ -103,30 +122,111 @@ class EndpointProxy:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # What the proxy serves per host (group -> its config), as last read or applied, and when read.
     _served: dict[str, tuple[float, dict[str, haproxy.EndpointConfig]]] = field(default_factory=dict)
+    # Changes waiting for the next reload, per host (a group's newer change replaces its older one),
+    # and the task that applies them.
+    _queued: dict[str, dict[str, _Change]] = field(default_factory=dict)
+    _draining: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    # Each group with a change queued by ``serve_soon``, in flight, or pausing after it failed: the
+    # node set it asks for (``EndpointInputs.to_json``).
+    _pending: dict[str, str] = field(default_factory=dict)
 
     async def admin_socket(self, at: Placement) -> Path:
         return await self.hosts.get(at.host).node_dir(PROXY_KEY) / self.settings.admin_socket
 
     async def serve(self, at: Placement, group_id: str, inputs: EndpointInputs) -> None:
-        """Serve (or serve anew) ``group_id``'s endpoint with ``inputs``; its ports must be allocated.
+        """Serve (or serve anew) ``group_id``'s endpoint with ``inputs``, and return once the proxy
+        serves it; its ports must be allocated. Raises what the reload raised (``Retry``).
 
         A group that still runs its own HAProxy (an older version's) holds its ports: that process is
         stopped first, then the proxy binds them. Its clients see one short gap (their sessions are
         cut, and new connections are refused until the reload, ~0.1 s); no other group notices."""
-        async with self.lock:
-            host = self.hosts.get(at.host)
-            own = endpoint_key(group_id)
-            if await host.pid(own) is not None:
-                log.warning("%s: handing its endpoint over from its own HAProxy to the host's proxy", group_id)
-                await host.stop(own)
-            await self._apply(host, at, {group_id: inputs})
-            # Written once the proxy serves it: a failed reload leaves the group unserved, and its
-            # next pass tries again.
-            await host.write_file(own, ENDPOINT_FILE, entry_json(inputs))
+        await self._enqueue(at, group_id, inputs)
+
+    def serve_soon(self, at: Placement, group_id: str, inputs: EndpointInputs, done: Callable[[str], None]) -> None:
+        """``serve`` without waiting: ``pending(group_id)`` tells the change until it is applied,
+        then ``done(group_id)`` is called; after a failure (logged), only ``RETRY_PAUSE`` later."""
+        text = inputs.to_json()
+        self._pending[group_id] = text
+        loop = asyncio.get_running_loop()
+
+        def finished(future: asyncio.Future[None]) -> None:
+            if future.cancelled():
+                return  # the server stops
+            failure = future.exception()
+            if self._pending.get(group_id) != text:
+                return  # withdrawn, or a newer change took its place: that one's callback tells
+            if failure is None:
+                self._pending.pop(group_id)
+                done(group_id)
+                return
+            log.warning("%s: the endpoint proxy did not apply its change: %s", group_id, _reason(failure))
+            loop.call_later(RETRY_PAUSE, self._pause_over, group_id, text, done)
+
+        self._enqueue(at, group_id, inputs).add_done_callback(finished)
+
+    def pending(self, group_id: str) -> str | None:
+        """The node set of the change ``serve_soon`` queued for the group, until the proxy serves it."""
+        return self._pending.get(group_id)
+
+    def _pause_over(self, group_id: str, text: str, done: Callable[[str], None]) -> None:
+        if self._pending.get(group_id) == text:
+            del self._pending[group_id]
+            done(group_id)
+
+    def _enqueue(self, at: Placement, group_id: str, inputs: EndpointInputs) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queued = self._queued.setdefault(at.host, {})
+        earlier = queued.get(group_id)
+        # Whoever waited for the group's earlier change learns how its newer one went.
+        queued[group_id] = _Change(at, inputs, [*(earlier.waiters if earlier else []), future])
+        if at.host not in self._draining:
+            self._draining[at.host] = asyncio.create_task(self._drain(at.host))
+        return future
+
+    async def _drain(self, host_id: str) -> None:
+        """Apply the host's queued changes, all that are queued in one reload, until none are left."""
+        try:
+            while batch := self._queued.pop(host_id, None):
+                await self._apply_batch(batch)
+        finally:
+            del self._draining[host_id]
+
+    async def _apply_batch(self, batch: dict[str, _Change]) -> None:
+        waiters = [w for change in batch.values() for w in change.waiters]
+        try:
+            async with self.lock:
+                at = next(iter(batch.values())).at
+                host = self.hosts.get(at.host)
+                for group_id in batch:
+                    own = endpoint_key(group_id)
+                    if await host.pid(own) is not None:
+                        log.warning("%s: handing its endpoint over from its own HAProxy to the host's proxy", group_id)
+                        await host.stop(own)
+                await self._apply(host, at, {group: change.inputs for group, change in batch.items()})
+                # Written once the proxy serves it: a failed reload leaves the group unserved, and its
+                # next pass tries again.
+                for group_id, change in batch.items():
+                    await host.write_file(endpoint_key(group_id), ENDPOINT_FILE, entry_json(change.inputs))
+        except Exception as exc:  # each waiter gets it (a ``Retry``, or a fault of the host)
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_exception(exc)
+            return
+        except BaseException:
+            for waiter in waiters:
+                waiter.cancel()
+            raise
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     async def withdraw(self, at: Placement, group_id: str) -> None:
         """Stop serving ``group_id`` (its endpoint directory is removed next); the proxy stops with
         its last group."""
+        self._pending.pop(group_id, None)
+        queued = self._queued.get(at.host, {}).pop(group_id, None)
+        for waiter in queued.waiters if queued else []:
+            waiter.set_exception(Retry(f"{group_id}: its endpoint was withdrawn before it was served"))
         async with self.lock:
             host = self.hosts.get(at.host)
             own = endpoint_key(group_id)

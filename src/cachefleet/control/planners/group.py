@@ -789,6 +789,8 @@ def _converge_endpoint(
             return []  # a node's plain-text port comes first (``planners.security``)
         plain = tuple((p, by_port[p] or 0) for _, p in nodes)
     wanted = EndpointInputs(nodes=nodes, primary=view.primary, tls=mode.value if mode else "", plain_ports=plain)
+    if endpoint.pending == wanted.to_json():
+        return []  # the proxy applies it (the group is woken once it serves it)
     if endpoint.pid is None:
         return [StartEndpoint(key, at, wanted)]
     if endpoint.inputs != wanted.to_json():
