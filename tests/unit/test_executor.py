@@ -15,6 +15,7 @@ from cachefleet.control.actions import (
     DeleteRecord,
     DetachMember,
     EndpointInputs,
+    JoinSentinel,
     RemoveNode,
     StartEndpoint,
     StartNode,
@@ -23,7 +24,7 @@ from cachefleet.control.actions import (
 from cachefleet.control.execute import RECONFIG_SCRIPT, REDIS_CONF, SENTINEL_CONF, Executor, Tools
 from cachefleet.control.proxy import ENDPOINT_FILE, parse_entry
 from cachefleet.control.security import Links
-from cachefleet.engines import haproxy, redis
+from cachefleet.engines import haproxy, redis, sentinel
 from cachefleet.engines.installed import EngineBinary
 from cachefleet.engines.sentinel import my_id
 from cachefleet.model.auth_token import TokenState
@@ -35,6 +36,7 @@ from cachefleet.model.nodes import (
     member_key,
     node_key,
     sentinel_keys,
+    shared_sentinel_keys,
 )
 from cachefleet.model.security import Security
 from cachefleet.model.transit import Transit, TransitMode
@@ -152,6 +154,32 @@ def test_with_a_wake_an_endpoint_change_does_not_hold_the_pass_and_wakes_the_gro
     assert woken == [(GROUPS.name, "g")]
     assert effects.endpoint_pending("g") is None
     assert parse_entry(fleet.host.file_now(endpoint, ENDPOINT_FILE)) == inputs
+
+
+def test_a_group_joins_its_sentinels_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    fleet = Fleet(shared_sentinels=True)
+    fleet.group()
+    keys = shared_sentinel_keys()
+    for key in keys:
+        fleet.host.allocate_port(key)
+    primary = (ADDRESS, fleet.host.port_now(member_key("g-001")) or 0)
+    joined: list[int] = []
+
+    async def scenario() -> None:
+        everyone = asyncio.Event()
+
+        async def join(host: str, port: int, *_: object, **__: object) -> None:
+            joined.append(port)
+            if len(joined) == len(keys):
+                everyone.set()
+            await everyone.wait()  # one after another, the first would wait here for ever
+
+        monkeypatch.setattr(sentinel, "join", join)
+        async with asyncio.timeout(5):
+            await executor(fleet).run([JoinSentinel(key, LOCAL, "g", primary) for key in keys])
+
+    asyncio.run(scenario())
+    assert sorted(joined) == sorted(fleet.host.port_now(key) for key in keys)
 
 
 def test_the_group_processes_render_their_configs() -> None:

@@ -154,8 +154,14 @@ class Executor:
         await self._start(followers)
         for group_id in dict.fromkeys(a.group_id for a in starts if isinstance(a, StartSentinel)):
             await self._supervise(group_id)
+        # A group joins each of its Sentinels at once: a join waits for two rewrites of that
+        # Sentinel's config file (fsync'd; ~170 KB at 200 groups), and each Sentinel starts finding the
+        # group's replicas as soon as it monitors the primary. The rest runs in order.
+        joins = [a for a in actions if isinstance(a, JoinSentinel)]
         for action in actions:
-            if not isinstance(action, AllocatePort | Start):
+            if action is (joins[0] if joins else None):
+                await asyncio.gather(*(self._one(join) for join in joins))
+            elif not isinstance(action, AllocatePort | Start | JoinSentinel):
                 await self._one(action)
 
     async def _start(self, starts: Sequence[Start]) -> None:
