@@ -318,15 +318,6 @@ def test_a_changed_parameter_group_wakes_every_cluster_and_group_using_it() -> N
     assert sorted(set(fleet.woken)) == [(C, "c"), (G, "g")]
 
 
-def test_a_long_wait_backs_off_to_the_maximum_and_never_overflows() -> None:
-    delays = [waiting_delay(n) for n in range(1, 5000)]
-    assert delays[0] == WAITING_DELAY
-    assert delays == sorted(delays)
-    assert delays[-1] == MAX_WAITING_DELAY
-    # 2 ** 1095 is past a float: the loop used to end there, for a resource waiting for hours.
-    assert waiting_delay(1_100) == MAX_WAITING_DELAY
-
-
 class _Revisited(PlannedKind[Any, None]):
     """A kind whose every pass converges, with something coming due in 12.5 s (a certificate)."""
 
@@ -366,3 +357,12 @@ def test_the_resync_is_spread_over_its_interval(count: int, interval: float, sli
     got_slices, got_pause = resync_slices(count, interval)
     assert (got_slices, got_pause) == (slices, pytest.approx(pause))
     assert got_pause >= min(MIN_SLICE_PAUSE, interval) - 1e-9
+
+
+def test_a_waiting_resource_is_looked_at_after_a_quarter_of_its_wait_so_far() -> None:
+    assert waiting_delay(0.0) == WAITING_DELAY == 0.01  # a fresh replica syncs in ~30 ms
+    assert waiting_delay(0.2) == pytest.approx(0.05)
+    assert waiting_delay(3.0) == MAX_WAITING_DELAY == 0.2  # a Sentinel failover: 1-2 s
+    assert waiting_delay(86_400.0) == MAX_WAITING_DELAY  # waiting for a day
+    delays = [waiting_delay(n / 100) for n in range(1000)]
+    assert delays == sorted(delays)

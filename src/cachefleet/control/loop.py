@@ -47,18 +47,20 @@ from cachefleet.store.sqlite import Store
 
 log = logging.getLogger(__name__)
 
-# A converging resource is looked at again soon: 10 ms at first (a fresh replica syncs in ~30 ms),
-# backing off to 200 ms while it keeps waiting (for a Sentinel failover, say), to spare the CPU.
+# A converging resource is looked at again soon: after a quarter of the time it has waited so far,
+# at least 10 ms (a fresh replica syncs in ~30 ms) and at most 200 ms (a Sentinel failover takes a
+# second or two). Proportional, not by the number of looks: a creation's group is woken by many events
+# that do not end its wait (each Sentinel's +slave, +sentinel), and counting them as looks had grown
+# the delay to 160-200 ms by the time the last condition held, ~0.1 s of a 0.3 s creation.
 WAITING_DELAY = 0.01
 MAX_WAITING_DELAY = 0.2
-FAST_WAITS = 5  # looks at the shortest delay before backing off
+WAIT_FRACTION = 0.25
 
 
-def waiting_delay(waits: int) -> float:
-    """How long a resource that waits on something outside waits before its ``waits``-th look:
-    doubling after the first fast looks, up to the maximum. The exponent is capped, so a resource
-    that waits for hours (about 1,030 looks) does not overflow a float and end the loop."""
-    return min(WAITING_DELAY * 2.0 ** min(max(0, waits - FAST_WAITS), 16), MAX_WAITING_DELAY)
+def waiting_delay(waited: float) -> float:
+    """Pure: how long a resource that has waited ``waited`` seconds on something outside waits
+    before its next look."""
+    return min(max(WAITING_DELAY, waited * WAIT_FRACTION), MAX_WAITING_DELAY)
 
 
 WORKERS = 4
@@ -132,7 +134,7 @@ class Reconciler:
         self._retries: dict[ResourceKey, int] = {}  # consecutive passes that failed (Fatal) or were blocked
         self._reported: dict[ResourceKey, tuple[str, ...]] = {}  # the failure last told in an event
         self._held: dict[ResourceKey, float] = {}  # in backoff until this loop time: no resync before
-        self._waits: dict[ResourceKey, int] = {}  # consecutive passes that found the resource still converging
+        self._waiting: dict[ResourceKey, float] = {}  # since when (loop time) passes find it still converging
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def notify(self, kind: str, resource_id: str) -> None:
@@ -235,15 +237,15 @@ class Reconciler:
             self._retries.pop(key, None)
             self._reported.pop(key, None)
         if plan.actions or not recorded:
-            self._waits.pop(key, None)
+            self._waiting.pop(key, None)
             return 0.0  # look again at once: after steps, or when the spec changed while we looked
         if plan.blocked:
             return self._blocked(key, plan.blocked)
         if plan.converged:
-            self._waits.pop(key, None)
+            self._waiting.pop(key, None)
             return plan.revisit
-        waits = self._waits[key] = self._waits.get(key, 0) + 1
-        return waiting_delay(waits)
+        now = asyncio.get_running_loop().time()
+        return waiting_delay(now - self._waiting.setdefault(key, now))
 
     def _record(self, plan: Plan, generations: Generations) -> bool:
         """Write the plan's statuses (through the one writer) and its events, in one transaction.
