@@ -50,8 +50,9 @@ log = logging.getLogger(__name__)
 # A converging resource is looked at again soon: after a quarter of the time it has waited so far,
 # at least 10 ms (a fresh replica syncs in ~30 ms) and at most 200 ms (a Sentinel failover takes a
 # second or two). Proportional, not by the number of looks: a creation's group is woken by many events
-# that do not end its wait (each Sentinel's +slave, +sentinel), and counting them as looks had grown
-# the delay to 160-200 ms by the time the last condition held, ~0.1 s of a 0.3 s creation.
+# that do not end its wait (each Sentinel's +slave, +sentinel), and counted as looks they had grown the
+# delay to 160-200 ms by the time the last condition held (a creation's log: available 0.1-0.16 s
+# after the last Sentinel event).
 WAITING_DELAY = 0.01
 MAX_WAITING_DELAY = 0.2
 WAIT_FRACTION = 0.25
