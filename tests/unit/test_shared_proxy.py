@@ -36,6 +36,31 @@ def _config(group: str, base: int, **extra: object) -> haproxy.EndpointConfig:
     )
 
 
+def _ports(fleet: Fleet, *groups: str) -> None:
+    for group in groups:
+        key = endpoint_key(group)
+        fleet.host.allocate_port(key)
+        fleet.host.allocate_port(key, (), READER_SLOT)
+
+
+def _inputs(base: int) -> EndpointInputs:
+    nodes = ((ADDRESS, base), (ADDRESS, base + 1))
+    return EndpointInputs(nodes, nodes[0])
+
+
+def _listings(monkeypatch: pytest.MonkeyPatch, fleet: Fleet) -> list[int]:
+    """One entry per listing of the host's node directories from now on."""
+    listings: list[int] = []
+    listed = fleet.host.nodes
+
+    async def counted() -> list[NodeKey]:
+        listings.append(1)
+        return await listed()
+
+    monkeypatch.setattr(fleet.host, "nodes", counted)
+    return listings
+
+
 def test_one_config_serves_every_group_under_its_own_names() -> None:
     tls = haproxy.EndpointTls(TransitMode.PREFERRED, Path("/ca.pem"), plain_ports=((7102, 7202), (7101, 7201)))
     text = haproxy.render_proxy(SETTINGS, [_config("orders", 6000), _config("carts", 7100, tls=tls)])
@@ -186,14 +211,7 @@ def test_a_group_with_its_own_haproxy_of_an_older_version_is_taken_over() -> Non
 def test_a_change_reads_only_its_own_group_until_the_files_are_due_again(monkeypatch: pytest.MonkeyPatch) -> None:
     fleet = Fleet()
     proxy = fake_proxy(fleet.hosts)
-    listings: list[int] = []
-    listed = fleet.host.nodes
-
-    async def counted() -> list[NodeKey]:
-        listings.append(1)
-        return await listed()
-
-    monkeypatch.setattr(fleet.host, "nodes", counted)
+    listings = _listings(monkeypatch, fleet)
 
     def serve(group: str, base: int) -> None:
         key = endpoint_key(group)
@@ -231,14 +249,7 @@ def test_a_failed_change_makes_the_next_one_read_the_files(monkeypatch: pytest.M
         fleet.host.allocate_port(key, (), READER_SLOT)
     nodes = ((ADDRESS, 7001), (ADDRESS, 7002))
     asyncio.run(proxy.serve(AT, "a", EndpointInputs(nodes, nodes[0])))
-    listings: list[int] = []
-    listed = fleet.host.nodes
-
-    async def counted() -> list[NodeKey]:
-        listings.append(1)
-        return await listed()
-
-    monkeypatch.setattr(fleet.host, "nodes", counted)
+    listings = _listings(monkeypatch, fleet)
 
     async def refuse(*_: object) -> None:
         raise Retry("reload refused")
@@ -250,18 +261,6 @@ def test_a_failed_change_makes_the_next_one_read_the_files(monkeypatch: pytest.M
     assert listings == []
     asyncio.run(proxy.serve(AT, "b", EndpointInputs(((ADDRESS, 8001),), (ADDRESS, 8001))))
     assert listings == [1]
-
-
-def _ports(fleet: Fleet, *groups: str) -> None:
-    for group in groups:
-        key = endpoint_key(group)
-        fleet.host.allocate_port(key)
-        fleet.host.allocate_port(key, (), READER_SLOT)
-
-
-def _inputs(base: int) -> EndpointInputs:
-    nodes = ((ADDRESS, base), (ADDRESS, base + 1))
-    return EndpointInputs(nodes, nodes[0])
 
 
 def test_changes_queued_during_a_reload_go_together_in_the_next_one(monkeypatch: pytest.MonkeyPatch) -> None:
