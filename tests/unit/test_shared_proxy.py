@@ -65,7 +65,7 @@ def test_one_config_serves_every_group_under_its_own_names() -> None:
     tls = haproxy.EndpointTls(TransitMode.PREFERRED, Path("/ca.pem"), plain_ports=((7102, 7202), (7101, 7201)))
     text = haproxy.render_proxy(SETTINGS, [_config("orders", 6000), _config("carts", 7100, tls=tls)])
     assert text.count("\nglobal\n") == 1
-    assert "    hard-stop-after 3600s\n    spread-checks 50\n    mworker-max-reloads 10\n" in text
+    assert "    hard-stop-after 3600s\n    mworker-max-reloads 10\n" in text
     assert "expose-fd listeners" in text
     for name in ("fe_primary.orders", "fe_reader.orders", "be_primary.orders", "be_reader.orders"):
         assert f"\n{'frontend' if name.startswith('fe') else 'backend'} {name}\n" in text

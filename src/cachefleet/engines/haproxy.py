@@ -51,11 +51,6 @@ ALL_PRIMARY_BACKENDS = (PRIMARY_BACKEND, PLAIN_PRIMARY_BACKEND)
 # servers in maintenance in a primary backend (they are never checked; see ``_backend``).
 CHECK_INTER = "5s"
 STANDBY_CHECK_INTER = "200ms"
-# Each check interval drawn within +-50% of its setting. Without it every server of the proxy was
-# checked within the same ~0.5 s of each 5 s (measured at 200 groups: ~160 new connections to 120 of
-# the nodes in that half second, none in between), and a reload started that burst anew; with it, 3-13
-# per tenth of a second throughout (docs/benchmarks.md).
-SPREAD_CHECKS_PERCENT = 50
 # The master process of master-worker mode re-reads its config and starts a new worker on SIGUSR2.
 RELOAD_SIGNAL = signal.SIGUSR2
 
@@ -163,7 +158,6 @@ def render_proxy(settings: ProxySettings, endpoints: Sequence[EndpointConfig]) -
         "    nbthread 1",
         f"    maxconn {settings.maxconn}",
         f"    hard-stop-after {settings.hard_stop_after_s}s",
-        f"    spread-checks {SPREAD_CHECKS_PERCENT}",
         *([f"    mworker-max-reloads {settings.max_reloads}"] if settings.max_reloads is not None else []),
         # "unix@": a bare relative name would be read as host:port. "expose-fd listeners": a new
         # worker takes the listening sockets over from the old one, so no connection is refused.
