@@ -72,10 +72,10 @@ class LocalHost:
         self._root = Path(os.path.abspath(root))
         self._port_range = (low, high)
         self._bind_host = bind_host
-        # Children this instance spawned, kept so they can be reaped (no zombies) once they exit.
-        self._children: dict[int, subprocess.Popen[bytes]] = {}
-        self._child_keys: dict[int, NodeKey] = {}  # whose process each child is
-        self._spawned: dict[NodeKey, set[int]] = {}  # the same, by node: a node's reaping looks at its own
+        # Children this instance spawned, by PID with the node each runs, kept so they can be reaped
+        # (no zombies) once they exit; and their PIDs by node, so a node's reaping looks at its own.
+        self._children: dict[int, tuple[NodeKey, subprocess.Popen[bytes]]] = {}
+        self._spawned: dict[NodeKey, set[int]] = {}
         self._reaped_at = float("-inf")
         self._guard = threading.Lock()
         self._node_locks: dict[NodeKey, threading.RLock] = {}
@@ -262,8 +262,7 @@ class LocalHost:
                     close_fds=True,
                 )
             with self._guard:
-                self._children[child.pid] = child
-                self._child_keys[child.pid] = key
+                self._children[child.pid] = (key, child)
                 self._spawned.setdefault(key, set()).add(child.pid)
             _write_private(node_dir / PID_FILE, f"{child.pid}\n")
             return child.pid
@@ -371,8 +370,9 @@ class LocalHost:
     def _owns(self, pid: int, key: NodeKey) -> bool:
         """Whether ``pid`` is the node's live process."""
         with self._guard:
-            child = self._children.get(pid)
-        if child is not None:
+            spawned = self._children.get(pid)
+        if spawned is not None:
+            child = spawned[1]
             # Spawned here and not reaped yet, so the PID cannot have been recycled; poll() also
             # reaps it if it has just exited. (/proc is no help here: an exiting process loses its
             # cmdline before it becomes a zombie.)
@@ -412,18 +412,21 @@ class LocalHost:
         with self._guard:
             pids = list(self._children) if key is None else list(self._spawned.get(key, ()))
             for pid in pids:
-                child = self._children.get(pid)
-                if child is not None and child.poll() is not None:
+                spawned = self._children.get(pid)
+                if spawned is not None and spawned[1].poll() is not None:
                     self._drop(pid)
 
     def _drop(self, pid: int) -> subprocess.Popen[bytes] | None:
         """Forget child ``pid``; under ``_guard``."""
-        key = self._child_keys.pop(pid, None)
-        if key is not None and key in self._spawned:
-            self._spawned[key].discard(pid)
-            if not self._spawned[key]:
-                del self._spawned[key]
-        return self._children.pop(pid, None)
+        spawned = self._children.pop(pid, None)
+        if spawned is None:
+            return None
+        key, child = spawned
+        pids = self._spawned.get(key, set())
+        pids.discard(pid)
+        if not pids:
+            self._spawned.pop(key, None)
+        return child
 
     def _forget(self, key: NodeKey, pid: int) -> None:
         """Reap ``pid`` (the node's process, now exited) if we spawned it, and drop its pidfile.
