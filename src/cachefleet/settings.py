@@ -40,6 +40,9 @@ class Settings:
     # How often every resource is observed again even when nothing asked for it (seconds): a safety
     # net behind what wakes a resource at once (process exits, Sentinel events, API changes).
     resync_interval: float = 60.0
+    # How many groups one set of the embedded host's shared Sentinels watches before the next set
+    # starts: a Sentinel's every change costs what it watches (docs/decisions.md, "Shared Sentinels").
+    sentinel_set_size: int = 50
     # Sentinel's down-after-milliseconds: failover takes about this plus 1.3 s on a 2-core host.
     sentinel_down_after_ms: int = 1000
     # Seconds a registered host may not answer before it is lost and its nodes are replaced elsewhere.

@@ -323,6 +323,7 @@ def build(
         watch=exits.watch,
         follow=_sentinel_events(queue, links, keys),
         shared_sentinels=_shared_sentinels(),
+        shared_set_size=settings.sentinel_set_size,
     )
     reconciler = Reconciler(
         store=store,

@@ -228,3 +228,57 @@ def test_a_group_with_sentinels_of_its_own_moves_to_the_shared_ones_without_a_ga
         _kill_primary_and_wait(server, client, "older")
     finally:
         server.cleanup()
+
+
+def _create_and_wait(client: Any, *group_ids: str) -> None:
+    for group_id in group_ids:
+        client.create_replication_group(
+            CacheNodeType="cache.t4g.micro",
+            ReplicationGroupId=group_id,
+            ReplicationGroupDescription="sentinel sets",
+            NumCacheClusters=3,
+            AutomaticFailoverEnabled=True,
+            MultiAZEnabled=True,
+        )
+    for group_id in group_ids:
+        client.get_waiter("replication_group_available").wait(ReplicationGroupId=group_id, WaiterConfig=FAST_WAIT)
+
+
+def _set_watches(server: ServerProcess, index: int, group_id: str) -> bool:
+    """The three Sentinels of shared set ``index`` watch ``group_id`` and nothing else, with both
+    replicas and both peers listed."""
+    ports = [
+        int((server.data_dir / "nodes" / SHARED / f"shared-{3 * (index - 1) + i}" / "port").read_text())
+        for i in (1, 2, 3)
+    ]
+    for port in ports:
+        masters = _masters(server, port)
+        m = masters.get(group_id)
+        if set(masters) != {group_id} or m is None or int(m["num-slaves"]) != 2 or int(m["num-other-sentinels"]) != 2:
+            return False
+    return True
+
+
+def test_groups_beyond_a_sets_size_are_watched_by_the_next_set(tmp_path: Path) -> None:
+    """With one group a set: each group has three Sentinels that watch it alone; a failover in the
+    second set moves its endpoint (the set's own reconfig script); a deleted group's set takes the
+    next group before a third set starts."""
+    server = ServerProcess(tmp_path / "cf", "--resync-interval", "600", "--sentinel-set-size", "1")
+    try:
+        server.start()
+        client = server.client()
+        _create_and_wait(client, "alpha")  # one after the other: groups created at once may share a set
+        _create_and_wait(client, "beta")
+        assert sorted(_shared_pids(server)) == [f"{SHARED}/shared-{i}" for i in range(1, 7)]
+        wait_until(lambda: _set_watches(server, 1, "alpha") and _set_watches(server, 2, "beta"), 10, what="two sets")
+        alpha_primary = _primary_of(client, "alpha")
+        _kill_primary_and_wait(server, client, "beta")
+        assert _primary_of(client, "alpha") == alpha_primary
+        client.delete_replication_group(ReplicationGroupId="alpha")
+        client.get_waiter("replication_group_deleted").wait(ReplicationGroupId="alpha", WaiterConfig=FAST_WAIT)
+        _create_and_wait(client, "gamma")
+        wait_until(lambda: _set_watches(server, 1, "gamma"), 10, what="gamma on the first set")
+        assert _set_watches(server, 2, "beta")
+        assert len(_shared_pids(server)) == 6
+    finally:
+        server.cleanup()

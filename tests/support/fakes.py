@@ -397,9 +397,10 @@ class Fleet:
     then break one thing and ask a kind what it plans.
     """
 
-    def __init__(self, *, shared_sentinels: bool = False) -> None:
+    def __init__(self, *, shared_sentinels: bool = False, shared_set_size: int = 50) -> None:
         """``shared_sentinels``: new groups join the embedded host's shared Sentinels, as the server
-        does by default; without, groups run their own (``group(failover=True)`` makes them so)."""
+        does by default, ``shared_set_size`` groups a set; without, groups run their own
+        (``group(failover=True)`` makes them so)."""
         self.store = Store(":memory:")
         self.host = FakeHost()
         self.hosts = FakeHosts(self.host)
@@ -423,6 +424,7 @@ class Fleet:
             wake=self.woken.append,
             local_host=self.local,
             shared_sentinels=shared_sentinels,
+            shared_set_size=shared_set_size,
         )
         self.drivers = Drivers(self.store, self.host, lambda spec: self.hosts.get(spec.id))
         kinds = control_kinds.standard(self.services, None, self.drivers, lost_after=LOST_AFTER)

@@ -22,7 +22,14 @@ from cachefleet.control.actions import (
     TuneSentinel,
 )
 from cachefleet.engines.sentinel import ASK_PERIOD_MS, PING_PERIOD_MS, SentinelView, Timings, my_id
-from cachefleet.model.nodes import Placement, member_key, sentinel_keys, shared_sentinel_keys
+from cachefleet.model.nodes import (
+    Placement,
+    member_key,
+    next_shared_set,
+    sentinel_keys,
+    shared_sentinel_keys,
+    shared_set,
+)
 from cachefleet.model.security import Security
 from cachefleet.model.status import GroupState
 from cachefleet.model.transit import Transit, TransitMode
@@ -208,3 +215,56 @@ def test_a_removed_replica_is_forgotten_by_a_reset() -> None:
     ports = _shared(fleet)
     fleet.probes.sentinel_by_port[ports[1]] = replace(_view(_primary(fleet)), num_replicas=3)
     assert _plan(fleet).actions == (ResetSentinel(KEYS[1], LOCAL, "g", _primary(fleet)),)
+
+
+def _joining(fleet: Fleet, group_id: str) -> dict[str, Placement]:
+    """Where group ``group_id``, turning automatic failover on, records its Sentinels."""
+    spec = GROUPS.get(fleet.store, group_id).spec
+    GROUPS.put_spec(fleet.store, group_id, replace(spec, automatic_failover=True, multi_az=True))
+    plan = asyncio.run(fleet.plan(G, group_id))
+    assert plan is not None
+    return plan.statuses[(G, group_id)].sentinels  # type: ignore[union-attr,no-any-return]
+
+
+def test_a_group_joins_the_first_shared_set_with_room() -> None:
+    fleet = Fleet(shared_sentinels=True, shared_set_size=2)
+    for group_id in ("a", "b", "c"):
+        fleet.group(group_id)
+    second = shared_sentinel_keys(2)
+    fleet.with_status(G, "a", sentinels={k.node_id: LOCAL for k in KEYS})
+    fleet.with_status(G, "b", sentinels={k.node_id: LOCAL for k in KEYS})
+    assert _joining(fleet, "c") == {k.node_id: LOCAL for k in second}
+    assert [k.node_id for k in second] == ["shared-4", "shared-5", "shared-6"]
+    # A deletion makes room in the first set again: the next group fills it before the second.
+    fleet.with_status(G, "b", sentinels={})
+    assert _joining(fleet, "c") == {k.node_id: LOCAL for k in KEYS}
+
+
+def test_a_group_on_the_second_shared_set_is_joined_and_converged_there() -> None:
+    fleet = Fleet(shared_sentinels=True, shared_set_size=1)
+    fleet.group("a")
+    fleet.with_status(G, "a", sentinels={k.node_id: LOCAL for k in KEYS})
+    spec = fleet.group("g")
+    GROUPS.put_spec(fleet.store, "g", replace(spec, automatic_failover=True, multi_az=True))
+    second = shared_sentinel_keys(2)
+    fleet.with_status(G, "g", sentinels={k.node_id: LOCAL for k in second})
+    for key in second:
+        fleet.host.run(key, fleet.host.allocate_port(key))
+    assert _plan(fleet).actions == tuple(JoinSentinel(k, LOCAL, "g", _primary(fleet)) for k in second)
+    for key in second:
+        port = fleet.host.port_now(key)
+        assert port is not None
+        fleet.probes.sentinel_by_port[port] = _view(_primary(fleet))
+    plan = _plan(fleet)
+    assert plan.actions == ()
+    # Watched and ready, it stays on its set (a group of Sentinels of its own would move now).
+    assert set(plan.statuses.get((G, "g"), fleet.status(G, "g")).sentinels) == {k.node_id for k in second}  # type: ignore[union-attr]
+
+
+def test_shared_sets_are_numbered_by_their_sentinels_and_fill_in_order() -> None:
+    assert [shared_set(f"shared-{i}") for i in range(1, 8)] == [1, 1, 1, 2, 2, 2, 3]
+    assert next_shared_set({}, 50) == 1
+    assert next_shared_set({1: 49}, 50) == 1
+    assert next_shared_set({1: 50}, 50) == 2
+    assert next_shared_set({1: 50, 2: 50, 4: 3}, 50) == 3  # a set emptied by deletions comes first
+    assert next_shared_set({1: 2, 2: 50}, 1) == 3

@@ -145,3 +145,13 @@ def test_json_pairs_put_a_spec_field_beside_each_element_of_a_status_array(store
     store.create("k", "c", {"type": "none"}, {})
     assert sorted(store.json_pairs("k", "type", "nodes", "placement.host")) == [("large", "h1"), ("small", "h1")]
     assert store.json_pairs("k", "type", "nodes", "moving_to.host") == [("small", "h2")]
+
+
+def test_status_keys_give_each_key_of_a_status_object_beside_its_resource(store: Store) -> None:
+    store.create("k", "a", {}, {"sentinels": {"shared-1": {"host": "local"}, "shared-2": {}}})
+    store.create("k", "b", {}, {"sentinels": {}})
+    store.create("k", "c", {}, {})
+    store.create("other", "d", {}, {"sentinels": {"sentinel-1": {}}})
+    assert sorted(store.status_keys("k", "sentinels")) == [("a", "shared-1"), ("a", "shared-2")]
+    with pytest.raises(ValueError, match="not a JSON field"):
+        store.status_keys("k", "sentinels') --")

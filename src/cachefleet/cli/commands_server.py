@@ -104,6 +104,12 @@ def parse_account_id(_ctx: click.Context, _param: click.Parameter, value: str | 
     "a process exit or a Sentinel event wakes its resource at once [default: 60].",
 )
 @click.option(
+    "--sentinel-set-size",
+    type=click.IntRange(min=1),
+    metavar="GROUPS",
+    help="How many Multi-AZ groups one set of three shared Sentinels watches before the next set starts [default: 50].",
+)
+@click.option(
     "--redis-iam-listen",
     callback=parse_listen,
     metavar="HOST:PORT",
@@ -129,6 +135,7 @@ def server(
     api_burst: int | None,
     tls_certificate_validity: int | None,
     resync_interval: float | None,
+    sentinel_set_size: int | None,
     redis_iam_listen: str | None,
     redis_iam_connection_lifetime: int | None,
 ) -> None:
@@ -146,6 +153,7 @@ def server(
         api_burst=api_burst,
         tls_certificate_validity=tls_certificate_validity,
         resync_interval=resync_interval,
+        sentinel_set_size=sentinel_set_size,
         redis_iam_listen=redis_iam_listen,
         redis_iam_connection_lifetime=redis_iam_connection_lifetime,
     )
@@ -169,6 +177,7 @@ def build_settings(
     api_burst: int | None = None,
     tls_certificate_validity: int | None = None,
     resync_interval: float | None = None,
+    sentinel_set_size: int | None = None,
     redis_iam_listen: str | None = None,
     redis_iam_connection_lifetime: int | None = None,
 ) -> Settings:
@@ -188,6 +197,7 @@ def build_settings(
             dt.timedelta(seconds=tls_certificate_validity) if tls_certificate_validity is not None else None
         ),
         "resync_interval": resync_interval,
+        "sentinel_set_size": sentinel_set_size,
         "redis_iam_listen": redis_iam_listen,
         "redis_iam_connection_lifetime": (
             dt.timedelta(seconds=redis_iam_connection_lifetime) if redis_iam_connection_lifetime is not None else None

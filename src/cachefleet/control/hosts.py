@@ -15,6 +15,7 @@ and, when the pass has something to place, every host's room (``model.placement`
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -22,11 +23,11 @@ from cachefleet.engines.nodetypes import memory_bytes
 from cachefleet.hosts.base import Host
 from cachefleet.model.errors import Retry
 from cachefleet.model.hosts import LOCAL_HOST, OUT_OF_REACH, HostSpec, HostState
-from cachefleet.model.nodes import Placement
+from cachefleet.model.nodes import Placement, is_shared, next_shared_set, shared_set
 from cachefleet.model.placement import Room
 from cachefleet.model.status import ClusterStatus
 from cachefleet.store import hosts as stored_hosts
-from cachefleet.store.kinds import HOSTS
+from cachefleet.store.kinds import GROUPS, HOSTS
 from cachefleet.store.sqlite import Store
 
 Connect = Callable[[HostSpec], Host]
@@ -86,6 +87,8 @@ class HostMap:
     # Whether new groups join the embedded host's shared Sentinels (``planners.group``); off, each
     # runs Sentinels of its own, as earlier versions did.
     shared_sentinels: bool = True
+    # The shared set a group that joins them now takes (``shared_set_to_join``).
+    shared_set: int = 1
 
     def state(self, host_id: str) -> HostState:
         """A host the store no longer knows counts as lost: its nodes are replaced."""
@@ -119,6 +122,20 @@ def host_map(store: Store, local: HostSpec, subnet_group: str | None, *, placing
         rooms=tuple(stored_hosts.rooms(store, local, memory_of)) if placing else (),
         subnets=stored_hosts.allowed_subnets(store, subnet_group),
     )
+
+
+def shared_set_to_join(store: Store, size: int) -> int:
+    """The shared Sentinel set a group joining now takes: the first that watches fewer than ``size``
+    groups, as the groups record it. A Sentinel rewrites and syncs its whole file on every change
+    (each monitor, setting, replica and peer it learns), so a group's joining costs what the set
+    already watches: bounded sets keep a creation's cost from growing with the installation
+    (docs/decisions.md, "Shared Sentinels")."""
+    joined = {
+        (group_id, shared_set(node_id))
+        for group_id, node_id in store.status_keys(GROUPS.name, "sentinels")
+        if is_shared(node_id)
+    }
+    return next_shared_set(Counter(index for _, index in joined), size)
 
 
 def needs_placing(hosts: HostMap, placements: Iterable[Placement | None]) -> bool:

@@ -13,7 +13,7 @@ the actions, so the same member keeps its key when it is replaced on another hos
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from cachefleet.model.ids import node_id
@@ -103,19 +103,37 @@ def sentinel_keys(group_id: str, count: int = SENTINELS) -> list[NodeKey]:
     return [NodeKey(group_dir_id(group_id), f"sentinel-{i}") for i in range(1, count + 1)]
 
 
-# The embedded host's shared Sentinels: one set watches the primaries of every group that has no
-# in-transit encryption (docs/decisions.md, "Shared Sentinels"). A node id of this prefix in a group's
-# recorded Sentinels names one of them; any other (``sentinel-1``...) a Sentinel of the group's own.
+# The embedded host's shared Sentinels: sets of three, each watching the primaries of up to a set's
+# size of groups that have no in-transit encryption (docs/decisions.md, "Shared Sentinels"). A node
+# id of this prefix in a group's recorded Sentinels names one of them (``shared-1`` to ``shared-3``
+# the first set, ``shared-4`` to ``shared-6`` the second...); any other (``sentinel-1``...) a
+# Sentinel of the group's own.
 SHARED_SENTINELS_DIR = "sentinels.shared"  # no cluster id contains a dot
 SHARED_PREFIX = "shared-"
 
 
-def shared_sentinel_keys(count: int = SENTINELS) -> list[NodeKey]:
-    return [NodeKey(SHARED_SENTINELS_DIR, f"{SHARED_PREFIX}{i}") for i in range(1, count + 1)]
+def shared_sentinel_keys(index: int = 1) -> list[NodeKey]:
+    """The three Sentinels of shared set ``index`` (from 1)."""
+    first = (index - 1) * SENTINELS
+    return [NodeKey(SHARED_SENTINELS_DIR, f"{SHARED_PREFIX}{first + i}") for i in range(1, SENTINELS + 1)]
 
 
 def is_shared(node_id: str) -> bool:
     return node_id.startswith(SHARED_PREFIX)
+
+
+def shared_set(node_id: str) -> int:
+    """The set a shared Sentinel's node id belongs to (``shared-4`` is in set 2)."""
+    return (int(node_id.removeprefix(SHARED_PREFIX)) - 1) // SENTINELS + 1
+
+
+def next_shared_set(loads: Mapping[int, int], size: int) -> int:
+    """Pure: the set a new group joins: the first one watching fewer than ``size`` groups (a set
+    emptied by deletions fills again before a new one starts), or the next set when all are full."""
+    index = 1
+    while loads.get(index, 0) >= size:
+        index += 1
+    return index
 
 
 def sentinel_key(group_id: str, node_id: str) -> NodeKey:

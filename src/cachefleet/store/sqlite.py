@@ -300,6 +300,19 @@ class Store:
             rows = self._db.execute(f"SELECT s, v FROM ({query}) WHERE v IS NOT NULL", (kind,)).fetchall()
         return [(r["s"], r["v"]) for r in rows]
 
+    def status_keys(self, kind: str, each: str) -> list[tuple[str, str]]:
+        """(resource id, key) for every key of the status object ``each`` of every resource of
+        ``kind``: say each group's id beside the node id of each of its Sentinels, without decoding
+        whole records."""
+        if not _JSON_KEY.fullmatch(each):
+            raise ValueError(f"not a JSON field: {each}")
+        query = (
+            f"SELECT resources.id AS i, e.key AS k FROM resources, json_each(status, '$.{each}') AS e WHERE kind = ?"
+        )
+        with self._lock:
+            rows = self._db.execute(query, (kind,)).fetchall()
+        return [(r["i"], r["k"]) for r in rows]
+
     def create(self, kind: str, resource_id: str, spec: dict[str, Any], status: dict[str, Any]) -> bool:
         """Insert a new resource; False when one with that id exists already."""
         with self.transaction():

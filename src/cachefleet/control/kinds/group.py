@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from cachefleet.control.actions import Plan
-from cachefleet.control.hosts import HostMap, host_map, needs_placing, with_placements
+from cachefleet.control.hosts import HostMap, host_map, needs_placing, shared_set_to_join, with_placements
 from cachefleet.control.kinds.base import (
     Generations,
     PlannedKind,
@@ -27,7 +27,14 @@ from cachefleet.control.security import wanted_users
 from cachefleet.model.errors import RestoreFailed
 from cachefleet.model.hosts import LOCAL_HOST, HostSpec
 from cachefleet.model.lifecycle import Event
-from cachefleet.model.nodes import MEMBER_NODE_ID, Placement, group_sentinel_keys, member_key, sentinel_keys
+from cachefleet.model.nodes import (
+    MEMBER_NODE_ID,
+    Placement,
+    group_sentinel_keys,
+    is_shared,
+    member_key,
+    sentinel_keys,
+)
 from cachefleet.model.security import Security
 from cachefleet.model.specs import ReplicationGroupSpec
 from cachefleet.model.status import ClusterState, GroupState, GroupStatus
@@ -86,6 +93,10 @@ class GroupKind(PlannedKind[GroupLoad, GroupObservation]):
         if needs_placing(hosts, placements):
             hosts = host_map(self._store, local, spec.subnet_group, placing=True)
         hosts = replace(hosts, shared_sentinels=self._services.shared_sentinels)
+        if hosts.shared_sentinels and _may_join_shared(spec, group.status):
+            # Only a group that may join now asks which set (one query over every group's Sentinels).
+            # Groups created at once may all take the same set: its size is exceeded by at most their number.
+            hosts = replace(hosts, shared_set=shared_set_to_join(self._store, self._services.shared_set_size))
         return GroupLoad(
             group=group,
             members=members,
@@ -210,3 +221,13 @@ def _legacy_sentinels(
         for i, key in enumerate(sentinel_keys(spec.id))
     }
     return replace(status, sentinels=placed)
+
+
+def _may_join_shared(spec: ReplicationGroupSpec, status: GroupStatus) -> bool:
+    """Whether the planner may put the group on the shared Sentinels in this pass: automatic failover
+    on, no TLS, and no shared Sentinel recorded yet (none at all, or its own on the embedded host)."""
+    return (
+        spec.automatic_failover
+        and spec.security.transit.mode is None
+        and all(at.host == LOCAL_HOST and not is_shared(node_id) for node_id, at in status.sentinels.items())
+    )

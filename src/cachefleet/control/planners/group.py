@@ -99,6 +99,7 @@ from cachefleet.model.nodes import (
     member_key,
     sentinel_keys,
     shared_sentinel_keys,
+    shared_set,
 )
 from cachefleet.model.placement import Want, no_room, place_each
 from cachefleet.model.specs import CacheClusterSpec, ReplicationGroupSpec
@@ -859,7 +860,7 @@ def _converge_sentinels(
         # Off, or moving to TLS: the shared set speaks plain text. The group leaves it; its own TLS
         # Sentinels are placed in the next pass (docs/decisions.md, "Shared Sentinels").
         return _leave_shared(spec, placed), {}
-    shared = {k.node_id: hosts.endpoint for k in shared_sentinel_keys()}
+    shared = {k.node_id: hosts.endpoint for k in shared_sentinel_keys(hosts.shared_set)}
     if not placed and spec.automatic_failover and _may_share(spec, hosts):
         placed = shared
     elif _may_move_to_shared(spec, placed, hosts, view=view, quiet=quiet):
@@ -938,6 +939,7 @@ def _may_move_to_shared(
     shared ones, once they are all ready and nothing else happens."""
     return (
         bool(placed)
+        and not _shares(placed)
         and spec.automatic_failover
         and _may_share(spec, hosts)
         and all(at.host == LOCAL_HOST for at in placed.values())
@@ -975,7 +977,8 @@ def _converge_shared(
     time while the others are linked."""
     actions: list[Action] = []
     monitoring: list[tuple[NodeKey, int, SentinelView]] = []
-    for key in shared_sentinel_keys():
+    keys = shared_sentinel_keys(min(shared_set(node_id) for node_id in placed if is_shared(node_id)))
+    for key in keys:
         at = placed[key.node_id]
         sentinel = observed.sentinels.get(key)
         if sentinel is None or not sentinel.reachable:
@@ -996,7 +999,6 @@ def _converge_shared(
             wanted = Timings(PING_PERIOD_MS, ASK_PERIOD_MS)  # the same for every group: no group's own
             if timings is not None and timings != wanted:
                 actions.append(TuneSentinel(key, at, wanted))
-    keys = shared_sentinel_keys()
     peers, replicas = len(keys) - 1, len(members) - 1
     on_primary = (
         view.primary is not None
