@@ -1,9 +1,11 @@
 """The embedded host's shared Sentinels with real processes: two groups watched by the same three
 Sentinel processes, a failover of one that leaves the other alone, a shared Sentinel killed with
 kill -9 or stripped of its monitors and healed without the resync (the server's resync is 10 minutes
-here), and a deleted group forgotten by every Sentinel while the other stays watched.
+here), and a deleted group forgotten by every Sentinel while the other stays watched. Then, on servers
+of their own, an earlier version's group moving to the shared Sentinels, and sets of one group each.
 
-One server for the module: the tests run in order on the same two groups (each leaves them serving).
+The module's server serves the first five tests, in order, on the same two groups (each leaves them
+serving).
 """
 
 from __future__ import annotations
@@ -24,23 +26,27 @@ from tests.support.server import ServerProcess, wait_until
 SHARED = "sentinels.shared"
 
 
+def _create_and_wait(client: Any, *group_ids: str) -> None:
+    """Multi-AZ groups with automatic failover, asked for at once, then each waited for."""
+    for group_id in group_ids:
+        client.create_replication_group(
+            CacheNodeType="cache.t4g.micro",
+            ReplicationGroupId=group_id,
+            ReplicationGroupDescription="shared sentinels",
+            NumCacheClusters=3,
+            AutomaticFailoverEnabled=True,
+            MultiAZEnabled=True,
+        )
+    for group_id in group_ids:
+        client.get_waiter("replication_group_available").wait(ReplicationGroupId=group_id, WaiterConfig=FAST_WAIT)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     process = ServerProcess(tmp_path_factory.mktemp("shared") / "cf", "--resync-interval", "600")
     try:
         process.start()
-        client = process.client()
-        for group_id in ("alpha", "beta"):
-            client.create_replication_group(
-                CacheNodeType="cache.t4g.micro",
-                ReplicationGroupId=group_id,
-                ReplicationGroupDescription="shared sentinels",
-                NumCacheClusters=3,
-                AutomaticFailoverEnabled=True,
-                MultiAZEnabled=True,
-            )
-        for group_id in ("alpha", "beta"):
-            client.get_waiter("replication_group_available").wait(ReplicationGroupId=group_id, WaiterConfig=FAST_WAIT)
+        _create_and_wait(process.client(), "alpha", "beta")
         yield process
     finally:
         process.cleanup()
@@ -228,20 +234,6 @@ def test_a_group_with_sentinels_of_its_own_moves_to_the_shared_ones_without_a_ga
         _kill_primary_and_wait(server, client, "older")
     finally:
         server.cleanup()
-
-
-def _create_and_wait(client: Any, *group_ids: str) -> None:
-    for group_id in group_ids:
-        client.create_replication_group(
-            CacheNodeType="cache.t4g.micro",
-            ReplicationGroupId=group_id,
-            ReplicationGroupDescription="sentinel sets",
-            NumCacheClusters=3,
-            AutomaticFailoverEnabled=True,
-            MultiAZEnabled=True,
-        )
-    for group_id in group_ids:
-        client.get_waiter("replication_group_available").wait(ReplicationGroupId=group_id, WaiterConfig=FAST_WAIT)
 
 
 def _set_watches(server: ServerProcess, index: int, group_id: str) -> bool:

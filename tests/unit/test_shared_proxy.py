@@ -4,6 +4,7 @@ contributes (``control.proxy``), and what the proxy's CLIs answer (old workers, 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -359,3 +360,49 @@ def test_a_group_withdrawn_before_its_queued_change_is_not_served() -> None:
     conf = fleet.host.file_now(PROXY_KEY, haproxy.CONFIG_FILE) or ""
     assert "fe_primary.b" not in conf
     assert "frontend fe_primary.a" in conf
+
+
+class _SlowMaster(FakeProxyCli):
+    """A master that lists a new worker only when the test says so (``listed``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.listed = 1
+
+    def master(self, socket_path: Path, commands: Sequence[str]) -> str:
+        self.commands += commands
+        return f"# workers\n{self.listed} worker 0\n# old workers\n" if list(commands) == ["show proc"] else ""
+
+
+def test_a_change_is_served_once_its_worker_answers_and_the_next_reload_waits_for_the_master(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fleet = Fleet()
+    cli = _SlowMaster()
+    proxy = fake_proxy(fleet.hosts, cli)
+    _ports(fleet, "a", "b", "c")
+    signals: list[int] = []
+    reloaded = fleet.host.reload
+
+    async def counted(key: NodeKey, spec: ProcessSpec, signum: int) -> None:
+        signals.append(signum)
+        await reloaded(key, spec, signum)
+
+    monkeypatch.setattr(fleet.host, "reload", counted)
+
+    async def scenario() -> None:
+        await proxy.serve(AT, "a", _inputs(7001))  # started: its first worker (1) is listed
+        # b is served by worker 3 (2 answered before the signal), which the master does not list yet.
+        await asyncio.wait_for(proxy.serve(AT, "b", _inputs(8001)), 2)
+        assert signals == [haproxy.RELOAD_SIGNAL]
+        c = asyncio.create_task(proxy.serve(AT, "c", _inputs(9001)))
+        await asyncio.sleep(0.1)
+        assert signals == [haproxy.RELOAD_SIGNAL]  # no second signal before the master takes worker 3
+        assert not c.done()
+        cli.listed = 3
+        await asyncio.wait_for(c, 2)
+        assert signals == [haproxy.RELOAD_SIGNAL] * 2
+
+    asyncio.run(scenario())
+    conf = fleet.host.file_now(PROXY_KEY, haproxy.CONFIG_FILE) or ""
+    assert all(f"frontend fe_primary.{g}" in conf for g in "abc")

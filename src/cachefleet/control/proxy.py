@@ -129,6 +129,8 @@ class EndpointProxy:
     # Each group with a change queued by ``serve_soon``, in flight, or pausing after it failed: the
     # node set it asks for (``EndpointInputs.to_json``).
     _pending: dict[str, str] = field(default_factory=dict)
+    # Per host, the worker the last reload started, until its master lists it (``_settled``).
+    _unsettled: dict[str, tuple[Path, int]] = field(default_factory=dict)
 
     async def admin_socket(self, at: Placement) -> Path:
         return await self.hosts.get(at.host).node_dir(PROXY_KEY) / self.settings.admin_socket
@@ -268,6 +270,7 @@ class EndpointProxy:
         configs = [config for _, config in sorted(wanted.items())]
         self._served[at.host] = (read_at, wanted)
         if not configs:
+            self._unsettled.pop(at.host, None)
             await host.stop(PROXY_KEY)
             return
         conf = await host.node_dir(PROXY_KEY) / haproxy.CONFIG_FILE
@@ -276,32 +279,49 @@ class EndpointProxy:
             files={haproxy.CONFIG_FILE: haproxy.render_proxy(self.settings, configs)},
         )
         if running is None:
+            self._unsettled.pop(at.host, None)
             await host.start(PROXY_KEY, spec)
-            await self._loaded(admin_socket, None)
+            await self._settled(admin_socket, await self._serving(admin_socket, None))
             return
+        # One signal, and only once the master lists the last reload's worker: it re-executes itself
+        # on a reload and handles signals again only after its new worker is up, and a second reload
+        # before then would hand the listeners over twice at once. A reload not done in time is the
+        # next pass's to ask again.
+        unsettled = self._unsettled.pop(at.host, None)
+        if unsettled is not None:
+            await self._settled(*unsettled)
         before = await self._worker(admin_socket)
-        # One signal: the last change waited for the master to handle signals again (``_loaded``),
-        # and a second reload before the first one's worker is up would hand the listeners over
-        # twice at once. A reload not done in time is the next pass's to ask again.
         await host.reload(PROXY_KEY, spec, haproxy.RELOAD_SIGNAL)
-        await self._loaded(admin_socket, before)
+        # Served once the new worker answers: its listeners are bound and its config is the new one.
+        # At 200 groups its master listed it 60-160 ms later still (docs/benchmarks.md), which only
+        # the next reload has to wait for.
+        self._unsettled[at.host] = (admin_socket, await self._serving(admin_socket, before))
 
-    async def _loaded(self, admin_socket: Path, before: int | None) -> None:
-        """Wait until the master answers its CLI with a worker other than ``before``, and that worker
-        answers the admin socket: the config is loaded, and the master (which re-executes itself on a
-        reload, after its new worker is up) handles signals again; a reload asked before then was
-        seen lost. ``Retry`` when it does not come (after a failed reload, such as a port held by
-        another process, the master keeps the old worker)."""
+    async def _serving(self, admin_socket: Path, before: int | None) -> int:
+        """Wait until a worker other than ``before`` answers the admin socket, and return its PID.
+        ``Retry`` when none does in time (after a failed reload, such as a port held by another
+        process, the master keeps the old worker)."""
+        deadline = time.monotonic() + _RELOAD_WAIT
+        while time.monotonic() < deadline:
+            with contextlib.suppress(Retry):
+                worker = await self._worker(admin_socket)
+                if worker != before:
+                    return worker
+            await asyncio.sleep(0.01)
+        raise Retry("the endpoint proxy did not load its new config (see its log)")
+
+    async def _settled(self, admin_socket: Path, worker: int) -> None:
+        """Wait until the master's CLI lists ``worker`` as its current one: the master handles
+        signals again (a reload asked before then would be lost). ``Retry`` when it does not."""
         master_socket = admin_socket.parent / haproxy.MASTER_SOCKET
         deadline = time.monotonic() + _RELOAD_WAIT
         while time.monotonic() < deadline:
             with contextlib.suppress(Retry):
                 show_proc = await asyncio.to_thread(self.master, master_socket, ["show proc"])
-                workers = haproxy.current_workers(show_proc)
-                if workers and workers[0] != before and await self._worker(admin_socket) == workers[0]:
+                if haproxy.current_workers(show_proc)[:1] == [worker]:
                     return
             await asyncio.sleep(0.01)
-        raise Retry("the endpoint proxy did not load its new config (see its log)")
+        raise Retry("the endpoint proxy's master did not take its new worker (see its log)")
 
     async def _worker(self, admin_socket: Path) -> int:
         """The PID of the worker that answers the admin socket (a reload replaces it)."""
