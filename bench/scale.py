@@ -341,7 +341,7 @@ def pid_of(server: ServerProcess) -> int:
 
 
 def run_cachefleet(root: Path, steps: list[Step], args: argparse.Namespace) -> None:
-    server = ServerProcess(root / "data")
+    server = ServerProcess(root / "data", *(["--sentinel-set-size", str(args.set_size)] if args.set_size else []))
     created: list[str] = []
     try:
         server.start()
@@ -535,6 +535,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-heal", dest="heal", action="store_false", help="skip the kill -9 heal time")
     parser.add_argument("--no-floor", dest="floor", action="store_false", help="skip the floor")
     parser.add_argument("--json", action="store_true", help="also print the steps as JSON, last line")
+    parser.add_argument("--sentinel-set-size", dest="set_size", type=int, default=None,
+                        help="groups per set of shared Sentinels (default: the server's, 50)")
     parser.add_argument("--hold", type=float, default=0.0,
                         help="seconds to keep the installation after the last step, to profile it (default 0)")
     args = parser.parse_args(argv)
