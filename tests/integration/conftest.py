@@ -11,6 +11,21 @@ from tests.support.server import ServerProcess
 FAST_WAIT = {"Delay": 1, "MaxAttempts": 60}
 
 
+def create_multi_az_groups(client: Any, *group_ids: str, description: str = "test") -> None:
+    """Multi-AZ groups of three nodes with automatic failover, asked for at once, then each waited for."""
+    for group_id in group_ids:
+        client.create_replication_group(
+            CacheNodeType="cache.t4g.micro",
+            ReplicationGroupId=group_id,
+            ReplicationGroupDescription=description,
+            NumCacheClusters=3,
+            AutomaticFailoverEnabled=True,
+            MultiAZEnabled=True,
+        )
+    for group_id in group_ids:
+        client.get_waiter("replication_group_available").wait(ReplicationGroupId=group_id, WaiterConfig=FAST_WAIT)
+
+
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[ServerProcess]:
     process = ServerProcess(tmp_path / "cf")

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import redis
-from tests.integration.conftest import FAST_WAIT
+from tests.integration.conftest import FAST_WAIT, create_multi_az_groups
 from tests.support.server import ServerProcess, wait_until
 
 pytestmark = pytest.mark.integration
@@ -45,15 +45,7 @@ def _primary_of(client: Any, group_id: str) -> str:
 
 def _create(server: ServerProcess, group_id: str) -> Any:
     client = server.client()
-    client.create_replication_group(
-        CacheNodeType="cache.t4g.micro",
-        ReplicationGroupId=group_id,
-        ReplicationGroupDescription="events",
-        NumCacheClusters=3,
-        AutomaticFailoverEnabled=True,
-        MultiAZEnabled=True,
-    )
-    client.get_waiter("replication_group_available").wait(ReplicationGroupId=group_id, WaiterConfig=FAST_WAIT)
+    create_multi_az_groups(client, group_id, description="events")
     return client
 
 

@@ -20,25 +20,10 @@ import pytest
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-from tests.integration.conftest import FAST_WAIT
+from tests.integration.conftest import FAST_WAIT, create_multi_az_groups
 from tests.support.server import ServerProcess, wait_until
 
 SHARED = "sentinels.shared"
-
-
-def _create_and_wait(client: Any, *group_ids: str) -> None:
-    """Multi-AZ groups with automatic failover, asked for at once, then each waited for."""
-    for group_id in group_ids:
-        client.create_replication_group(
-            CacheNodeType="cache.t4g.micro",
-            ReplicationGroupId=group_id,
-            ReplicationGroupDescription="shared sentinels",
-            NumCacheClusters=3,
-            AutomaticFailoverEnabled=True,
-            MultiAZEnabled=True,
-        )
-    for group_id in group_ids:
-        client.get_waiter("replication_group_available").wait(ReplicationGroupId=group_id, WaiterConfig=FAST_WAIT)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +31,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     process = ServerProcess(tmp_path_factory.mktemp("shared") / "cf", "--resync-interval", "600")
     try:
         process.start()
-        _create_and_wait(process.client(), "alpha", "beta")
+        create_multi_az_groups(process.client(), "alpha", "beta", description="shared sentinels")
         yield process
     finally:
         process.cleanup()
@@ -201,15 +186,7 @@ def test_a_group_with_sentinels_of_its_own_moves_to_the_shared_ones_without_a_ga
         monkeypatch.setenv("CACHEFLEET_SHARED_SENTINELS", "off")
         server.start()
         client = server.client()
-        client.create_replication_group(
-            CacheNodeType="cache.t4g.micro",
-            ReplicationGroupId="older",
-            ReplicationGroupDescription="per-group sentinels",
-            NumCacheClusters=3,
-            AutomaticFailoverEnabled=True,
-            MultiAZEnabled=True,
-        )
-        client.get_waiter("replication_group_available").wait(ReplicationGroupId="older", WaiterConfig=FAST_WAIT)
+        create_multi_az_groups(client, "older", description="per-group sentinels")
         own = [k for k in server.node_pids() if k.startswith("rg.older/sentinel-")]
         assert len(own) == 3
         own_ports = [int((server.data_dir / "nodes" / k / "port").read_text()) for k in own]
@@ -259,8 +236,8 @@ def test_groups_beyond_a_sets_size_are_watched_by_the_next_set(tmp_path: Path) -
     try:
         server.start()
         client = server.client()
-        _create_and_wait(client, "alpha")  # one after the other: groups created at once may share a set
-        _create_and_wait(client, "beta")
+        create_multi_az_groups(client, "alpha")  # one after the other: groups created at once may share a set
+        create_multi_az_groups(client, "beta")
         assert sorted(_shared_pids(server)) == [f"{SHARED}/shared-{i}" for i in range(1, 7)]
         wait_until(lambda: _set_watches(server, 1, "alpha") and _set_watches(server, 2, "beta"), 10, what="two sets")
         alpha_primary = _primary_of(client, "alpha")
@@ -268,7 +245,7 @@ def test_groups_beyond_a_sets_size_are_watched_by_the_next_set(tmp_path: Path) -
         assert _primary_of(client, "alpha") == alpha_primary
         client.delete_replication_group(ReplicationGroupId="alpha")
         client.get_waiter("replication_group_deleted").wait(ReplicationGroupId="alpha", WaiterConfig=FAST_WAIT)
-        _create_and_wait(client, "gamma")
+        create_multi_az_groups(client, "gamma")
         wait_until(lambda: _set_watches(server, 1, "gamma"), 10, what="gamma on the first set")
         assert _set_watches(server, 2, "beta")
         assert len(_shared_pids(server)) == 6
