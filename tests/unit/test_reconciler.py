@@ -342,6 +342,49 @@ def test_a_converged_pass_comes_back_when_its_plan_says_something_comes_due() ->
     assert asyncio.run(loop.reconcile((G, "g"))) == 12.5
 
 
+class _Waiting(PlannedKind[Any, None]):
+    """A kind whose resource, while it exists (``present``), waits on something outside."""
+
+    records = GROUPS
+
+    def __init__(self) -> None:
+        self.present = True
+
+    def load(self, resource_id: str) -> Plan | None:
+        return Plan() if self.present else None
+
+    async def observe(self, loaded: Any) -> None:
+        return None
+
+    def plan(self, loaded: Any, observed: None) -> Plan:
+        raise AssertionError("load decided")
+
+
+def test_a_resource_gone_and_back_under_its_id_waits_afresh() -> None:
+    fleet = Fleet()
+    kind = _Waiting()
+    loop = Reconciler(
+        store=fleet.store, executor=Effects(), kinds=[kind], queue=KeyedQueue(),
+        clock=lambda: fleet.clock, resync_interval=3600.0,
+    )  # fmt: skip
+
+    async def scenario() -> list[float | None]:
+        delays = [await loop.reconcile((G, "g"))]
+        await asyncio.sleep(0.2)
+        delays.append(await loop.reconcile((G, "g")))  # waited 0.2 s or more: a longer delay
+        kind.present = False
+        delays.append(await loop.reconcile((G, "g")))
+        kind.present = True
+        delays.append(await loop.reconcile((G, "g")))
+        return delays
+
+    first, later, gone, back = asyncio.run(scenario())
+    assert first == back == WAITING_DELAY
+    assert later is not None
+    assert later >= waiting_delay(0.2)
+    assert gone is None
+
+
 @pytest.mark.parametrize(
     ("count", "interval", "slices", "pause"),
     [

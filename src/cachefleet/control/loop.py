@@ -224,6 +224,10 @@ class Reconciler:
     async def _planned(self, kind: PlannedKind[Any, Any], key: ResourceKey) -> float | None:
         loaded = kind.load(key[1])
         if loaded is None:
+            # Gone, or nothing to run: what the loop kept about it goes too (a resource created again
+            # under the same id starts afresh, and a deleted one leaves no entry behind).
+            for kept in (self._waiting, self._retries, self._reported):
+                kept.pop(key, None)
             return None
         if isinstance(loaded, Plan):
             plan, generations = loaded, {}
