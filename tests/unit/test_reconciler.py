@@ -318,19 +318,23 @@ def test_a_changed_parameter_group_wakes_every_cluster_and_group_using_it() -> N
     assert sorted(set(fleet.woken)) == [(C, "c"), (G, "g")]
 
 
-class _Revisited(PlannedKind[Any, None]):
-    """A kind whose every pass converges, with something coming due in 12.5 s (a certificate)."""
+class _LoadDecides(PlannedKind[Any, None]):
+    """A kind whose ``load`` gives the pass's plan (or None) itself."""
 
     records = GROUPS
-
-    def load(self, resource_id: str) -> Plan:
-        return Plan(converged=True, revisit=12.5)
 
     async def observe(self, loaded: Any) -> None:
         return None
 
     def plan(self, loaded: Any, observed: None) -> Plan:
         raise AssertionError("load decided")
+
+
+class _Revisited(_LoadDecides):
+    """A kind whose every pass converges, with something coming due in 12.5 s (a certificate)."""
+
+    def load(self, resource_id: str) -> Plan:
+        return Plan(converged=True, revisit=12.5)
 
 
 def test_a_converged_pass_comes_back_when_its_plan_says_something_comes_due() -> None:
@@ -342,22 +346,14 @@ def test_a_converged_pass_comes_back_when_its_plan_says_something_comes_due() ->
     assert asyncio.run(loop.reconcile((G, "g"))) == 12.5
 
 
-class _Waiting(PlannedKind[Any, None]):
+class _Waiting(_LoadDecides):
     """A kind whose resource, while it exists (``present``), waits on something outside."""
-
-    records = GROUPS
 
     def __init__(self) -> None:
         self.present = True
 
     def load(self, resource_id: str) -> Plan | None:
         return Plan() if self.present else None
-
-    async def observe(self, loaded: Any) -> None:
-        return None
-
-    def plan(self, loaded: Any, observed: None) -> Plan:
-        raise AssertionError("load decided")
 
 
 def test_a_resource_gone_and_back_under_its_id_waits_afresh() -> None:
