@@ -155,8 +155,9 @@ class Executor:
         for group_id in dict.fromkeys(a.group_id for a in starts if isinstance(a, StartSentinel)):
             await self._supervise(group_id)
         # A group joins each of its Sentinels at once: a join waits for two rewrites of that
-        # Sentinel's config file (fsync'd; ~170 KB at 200 groups), and each Sentinel starts finding the
-        # group's replicas as soon as it monitors the primary. The rest runs in order.
+        # Sentinel's config file (fsync'd; it grows with the groups the Sentinel's set watches), and each
+        # Sentinel starts finding the group's replicas as soon as it monitors the primary. The rest runs
+        # in order.
         joins = [a for a in actions if isinstance(a, JoinSentinel)]
         for action in actions:
             if action is (joins[0] if joins else None):
