@@ -46,7 +46,7 @@ def measure(n: int, trials: int, work: Path, ports: list[int]) -> list[float]:
             local.allocate_port(key, ())
             local.allocate_port(key, (), READER_SLOT)
             asyncio.run(proxy.serve(AT, f"g{i}", EndpointInputs(nodes, nodes[0])))
-        admin = asyncio.run(proxy.admin_socket(AT))
+        admin = asyncio.run(proxy.admin_socket(AT, "g0"))
         time.sleep(2.0)
         backend = haproxy.qualified(haproxy.PRIMARY_BACKEND, "g0")
         primary, replica = ports

@@ -43,6 +43,9 @@ class Settings:
     # How many groups one set of the embedded host's shared Sentinels watches before the next set
     # starts: a Sentinel's every change costs what it watches (docs/decisions.md, "Shared Sentinels").
     sentinel_set_size: int = 50
+    # How many groups one endpoint proxy (HAProxy) of the embedded host serves before the next one
+    # starts: a reload costs what its proxy serves (docs/decisions.md, "The shared endpoint proxy").
+    endpoint_proxy_size: int = 50
     # Sentinel's down-after-milliseconds: failover takes about this plus 1.3 s on a 2-core host.
     sentinel_down_after_ms: int = 1000
     # Seconds a registered host may not answer before it is lost and its nodes are replaced elsewhere.

@@ -35,6 +35,7 @@ from cachefleet.control.hosts import Drivers
 from cachefleet.control.kinds.base import Follow, Services, unfollowed
 from cachefleet.control.loop import Reconciler
 from cachefleet.control.observe import ENDPOINT_INPUTS, PARAMETERS_FILE, EngineProbes, Observer
+from cachefleet.control.proxy import EndpointProxy
 from cachefleet.control.queue import KeyedQueue
 from cachefleet.control.scheduler import SnapshotScheduler
 from cachefleet.control.security import TLS_INFO, Keys, Links, iam_users_key
@@ -288,18 +289,24 @@ def build(
         links=links,
     )
     queue: KeyedQueue[ResourceKey] = KeyedQueue()
+    tools = _tools()
+    # Health checks log in as the check user (PING, INFO), never as the admin.
+    proxy = EndpointProxy(
+        drivers, tools.haproxy, keys.internal.check, keys.ca_file, size=settings.endpoint_proxy_size
+    )
     executor = Executor(
         store=store,
         hosts=drivers,
         engines=engines,
         credentials=credentials,
-        tools=_tools(),
+        tools=tools,
         keys=keys,
         links=links,
         clock=utcnow,
         down_after_ms=settings.sentinel_down_after_ms,
         seed=snapshots.seed,
         sealer=sealer,
+        proxy=proxy,
         wake=queue.put,
     )
     probes = EngineProbes(links, keys.sentinel_password)

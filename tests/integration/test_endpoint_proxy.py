@@ -166,7 +166,7 @@ def _readers_settled(socket: Path, group: Group) -> bool:
 def test_groups_share_one_proxy_through_reloads_and_a_failover_after_them(local: RecordingHost) -> None:
     host = EmbeddedHost(local, LOCAL_HOST, BIND)
     proxy = EndpointProxy(OneHost(host), BINARIES["haproxy"], Credentials(ADMIN, PASSWORD), Path("/nonexistent"))
-    socket = asyncio.run(proxy.admin_socket(AT))
+    socket = asyncio.run(proxy.admin_socket(AT, "ga"))
     a, b = _group(local, "ga"), _group(local, "gb")
     for group in (a, b):
         asyncio.run(proxy.serve(AT, group.group_id, group.inputs()))

@@ -251,3 +251,58 @@ def test_groups_beyond_a_sets_size_are_watched_by_the_next_set(tmp_path: Path) -
         assert len(_shared_pids(server)) == 6
     finally:
         server.cleanup()
+
+
+PROXIES = "host.endpoints"
+
+
+def _proxy_groups(server: ServerProcess, proxy: str) -> set[str]:
+    """The groups whose endpoints the host's proxy ``proxy`` serves, from its config."""
+    conf = (server.data_dir / "nodes" / PROXIES / proxy / "haproxy.cfg").read_text()
+    prefix = "frontend fe_primary."
+    return {line.removeprefix(prefix) for line in conf.splitlines() if line.startswith(prefix)}
+
+
+def _flipped_by_script(server: ServerProcess, group_id: str) -> bool:
+    """A shared Sentinel's reconfig script flipped the group's primary backend in its proxy."""
+    logs = (server.data_dir / "nodes" / SHARED).glob("shared-*/node.log")
+    return any(f"is the primary in be_primary.{group_id}," in log.read_text(errors="replace") for log in logs)
+
+
+def test_groups_beyond_a_proxys_size_are_served_by_the_next_proxy(tmp_path: Path) -> None:
+    """With one group a proxy: two HAProxy processes serve one group each; the shared Sentinels' one
+    script flips the second proxy's group there, and the first proxy's clients are untouched; a proxy
+    stops with its last group and starts again for the next; after a restart the server still knows
+    which proxy serves which group."""
+    server = ServerProcess(tmp_path / "cf", "--resync-interval", "600", "--endpoint-proxy-size", "1")
+    try:
+        server.start()
+        client = server.client()
+        create_multi_az_groups(client, "alpha")  # one after the other, in that order
+        create_multi_az_groups(client, "beta")
+        proxies = sorted(k for k in server.node_pids() if k.startswith(f"{PROXIES}/"))
+        assert proxies == [f"{PROXIES}/haproxy", f"{PROXIES}/haproxy-2"]
+        assert (_proxy_groups(server, "haproxy"), _proxy_groups(server, "haproxy-2")) == ({"alpha"}, {"beta"})
+        wait_until(lambda: _watched_by_all(server, "beta"), 15, what="beta watched")
+        held = _connect(_endpoint(client, "alpha"))
+        held_id = held.client_id()
+        try:
+            _kill_primary_and_wait(server, client, "beta")
+            wait_until(lambda: _flipped_by_script(server, "beta"), 10, what="the script's flip in the second proxy")
+            assert held.client_id() == held_id  # the same socket, retries off: never cut
+            assert held.set("alpha", "untouched")
+        finally:
+            held.close()
+        client.delete_replication_group(ReplicationGroupId="alpha")
+        client.get_waiter("replication_group_deleted").wait(ReplicationGroupId="alpha", WaiterConfig=FAST_WAIT)
+        wait_until(lambda: f"{PROXIES}/haproxy" not in server.node_pids(), 10, what="the first proxy to stop")
+        create_multi_az_groups(client, "gamma")
+        assert _proxy_groups(server, "haproxy") == {"gamma"}
+        server.stop()
+        server.start()
+        client = server.client()  # the server listens on a new port
+        create_multi_az_groups(client, "delta")
+        assert _proxy_groups(server, "haproxy-3") == {"delta"}
+        assert (_proxy_groups(server, "haproxy"), _proxy_groups(server, "haproxy-2")) == ({"gamma"}, {"beta"})
+    finally:
+        server.cleanup()

@@ -291,33 +291,37 @@ class FakeHosts:
 
 
 class FakeProxyCli:
-    """Answers the endpoint proxy's admin socket and master CLI (``EndpointProxy.admin``,
-    ``.master``): each ``show info`` finds a new worker, as after a reload, which ``show proc`` then
-    lists; the proxy has no servers to report."""
+    """Answers the endpoint proxies' admin sockets and master CLIs (``EndpointProxy.admin``,
+    ``.master``): each ``show info`` finds a new worker of that socket's proxy, as after a reload,
+    which its ``show proc`` then lists; the proxies have no servers to report."""
 
     def __init__(self) -> None:
-        self.worker = 0
+        self.worker = 0  # the last worker any proxy started
+        self.current: dict[Path, int] = {}  # each proxy's (its directory's) current worker
         self.commands: list[str] = []
 
     def __call__(self, socket_path: Path, command: str) -> str:
         self.commands.append(command)
         if command == WORKER_PID:
             self.worker += 1
+            self.current[socket_path.parent] = self.worker
             return f"Pid: {self.worker}\n"
         return "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_port\n"
 
     def master(self, socket_path: Path, commands: Sequence[str]) -> str:
         self.commands += commands
         if list(commands) == ["show proc"]:
-            return f"# workers\n{self.worker} worker 0\n# old workers\n"
+            return f"# workers\n{self.current.get(socket_path.parent, 0)} worker 0\n# old workers\n"
         return ""
 
 
-def fake_proxy(hosts: FakeHosts, cli: FakeProxyCli | None = None) -> EndpointProxy:
-    """The endpoint proxy of ``hosts`` for executors under test, its admin socket answered in memory
-    (by ``cli``, a new ``FakeProxyCli`` unless given)."""
+def fake_proxy(hosts: FakeHosts, cli: FakeProxyCli | None = None, *, size: int = 50) -> EndpointProxy:
+    """The endpoint proxies of ``hosts`` for executors under test, ``size`` groups each, their admin
+    sockets answered in memory (by ``cli``, a new ``FakeProxyCli`` unless given)."""
     cli = cli or FakeProxyCli()
-    return EndpointProxy(hosts, "/usr/sbin/haproxy", KEYS.internal.check, KEYS.ca_file, admin=cli, master=cli.master)
+    return EndpointProxy(
+        hosts, "/usr/sbin/haproxy", KEYS.internal.check, KEYS.ca_file, size=size, admin=cli, master=cli.master
+    )
 
 
 class FakeProbes:

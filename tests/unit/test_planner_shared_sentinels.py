@@ -24,8 +24,8 @@ from cachefleet.control.actions import (
 from cachefleet.engines.sentinel import ASK_PERIOD_MS, PING_PERIOD_MS, SentinelView, Timings, my_id
 from cachefleet.model.nodes import (
     Placement,
+    first_with_room,
     member_key,
-    next_shared_set,
     sentinel_keys,
     shared_sentinel_keys,
     shared_set,
@@ -263,8 +263,8 @@ def test_a_group_on_the_second_shared_set_is_joined_and_converged_there() -> Non
 
 def test_shared_sets_are_numbered_by_their_sentinels_and_fill_in_order() -> None:
     assert [shared_set(f"shared-{i}") for i in range(1, 8)] == [1, 1, 1, 2, 2, 2, 3]
-    assert next_shared_set({}, 50) == 1
-    assert next_shared_set({1: 49}, 50) == 1
-    assert next_shared_set({1: 50}, 50) == 2
-    assert next_shared_set({1: 50, 2: 50, 4: 3}, 50) == 3  # a set emptied by deletions comes first
-    assert next_shared_set({1: 2, 2: 50}, 1) == 3
+    assert first_with_room({}, 50) == 1
+    assert first_with_room({1: 49}, 50) == 1
+    assert first_with_room({1: 50}, 50) == 2
+    assert first_with_room({1: 50, 2: 50, 4: 3}, 50) == 3  # a set emptied by deletions comes first
+    assert first_with_room({1: 2, 2: 50}, 1) == 3

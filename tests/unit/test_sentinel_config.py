@@ -287,6 +287,28 @@ def test_the_shared_script_flips_the_backends_of_the_master_it_is_told(tmp_path:
         shared_reconfig_script("/usr/bin/python3", tmp_path / "admin.sock", ("be_primary",))
 
 
+def test_the_shared_script_finds_the_proxy_that_its_group_names(tmp_path: Path) -> None:
+    first = tmp_path / "host.endpoints" / "haproxy" / "admin.sock"
+    backends = (f"be_primary.{SCRIPT_GROUP}",)
+    proxy_file = tmp_path / f"rg.{SCRIPT_GROUP}" / "endpoint" / "proxy"
+    namespace: dict[str, Any] = {"__name__": "not-main"}
+    text = shared_reconfig_script("/usr/bin/python3", first, backends, first.parent / "master.sock", proxy_file)
+    exec(compile(text, RECONFIG_SCRIPT, "exec"), namespace)
+    proxy_dir = namespace["proxy_dir"]
+    assert proxy_dir("g1") == str(first.parent)  # no file: a group of the first proxy
+    named = tmp_path / "rg.g2" / "endpoint" / "proxy"
+    named.parent.mkdir(parents=True)
+    named.write_text("haproxy-2")
+    assert proxy_dir("g2") == str(tmp_path / "host.endpoints" / "haproxy-2")
+    named.write_text("../../elsewhere")
+    with pytest.raises(OSError, match="unexpected proxy name"):
+        proxy_dir("g2")
+    with pytest.raises(ValueError, match=SCRIPT_GROUP):
+        shared_reconfig_script("/usr/bin/python3", first, backends, None, tmp_path / "rg.g1" / "endpoint" / "proxy")
+    with pytest.raises(ValueError, match="absolute"):
+        reconfig_script("/usr/bin/python3", first, proxy_file=Path("proxy"))
+
+
 def test_the_script_starts_python_only_for_the_calls_it_acts_on(tmp_path: Path) -> None:
     # An interpreter that does not exist: a call that reaches it fails with sh's "not found" (127).
     script = tmp_path / RECONFIG_SCRIPT

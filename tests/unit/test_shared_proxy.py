@@ -11,11 +11,20 @@ import pytest
 from tests.support.fakes import ADDRESS, AZS, FakeProxyCli, Fleet, fake_proxy
 
 from cachefleet.control.actions import EndpointInputs
-from cachefleet.control.proxy import ENDPOINT_FILE, entry_json, parse_entry, running_primaries
+from cachefleet.control.proxy import ENDPOINT_FILE, PROXY_FILE, entry_json, parse_entry, running_primaries
 from cachefleet.engines import haproxy
 from cachefleet.hosts.base import ProcessSpec
 from cachefleet.model.errors import Retry
-from cachefleet.model.nodes import PROXY_KEY, READER_SLOT, NodeKey, Placement, endpoint_group, endpoint_key
+from cachefleet.model.nodes import (
+    PROXY_KEY,
+    READER_SLOT,
+    NodeKey,
+    Placement,
+    endpoint_group,
+    endpoint_key,
+    proxy_index,
+    proxy_key,
+)
 from cachefleet.model.transit import TransitMode
 
 AT = Placement("local", ADDRESS, AZS[0])
@@ -194,6 +203,74 @@ def test_groups_come_and_go_through_one_proxy_process() -> None:
     assert "show servers state" in cli.commands
 
 
+def _served_by(fleet: Fleet, index: int) -> set[str]:
+    conf = fleet.host.file_now(proxy_key(index), haproxy.CONFIG_FILE) or ""
+    return {
+        line.removeprefix("frontend fe_primary.")
+        for line in conf.splitlines()
+        if line.startswith("frontend fe_primary.")
+    }
+
+
+def _homes(fleet: Fleet, groups: str) -> dict[str, str | None]:
+    return {group: fleet.host.file_now(endpoint_key(group), PROXY_FILE) for group in groups}
+
+
+def test_groups_beyond_a_proxys_size_go_to_the_next_proxy_and_stay_with_theirs() -> None:
+    fleet = Fleet()
+    proxy = fake_proxy(fleet.hosts, size=2)
+    _ports(fleet, *"abcde")
+    for i, group in enumerate("abcde"):
+        asyncio.run(proxy.serve(AT, group, _inputs(7001 + 10 * i)))
+    assert _homes(fleet, "abcde") == {
+        "a": "haproxy",
+        "b": "haproxy",
+        "c": "haproxy-2",
+        "d": "haproxy-2",
+        "e": "haproxy-3",
+    }
+    assert [_served_by(fleet, i) for i in (1, 2, 3)] == [{"a", "b"}, {"c", "d"}, {"e"}]
+    assert all(fleet.host.pid_now(proxy_key(i)) is not None for i in (1, 2, 3))
+    # A deletion makes room in its proxy, which the next new group takes; a changed group stays.
+    asyncio.run(proxy.withdraw(AT, "c"))
+    asyncio.run(fleet.host.remove(endpoint_key("c")))  # as RemoveNode does next
+    _ports(fleet, "f")
+    asyncio.run(proxy.serve(AT, "f", _inputs(8001)))
+    asyncio.run(proxy.serve(AT, "a", _inputs(9001)))
+    assert _homes(fleet, "af") == {"a": "haproxy", "f": "haproxy-2"}
+    assert [_served_by(fleet, i) for i in (1, 2, 3)] == [{"a", "b"}, {"d", "f"}, {"e"}]
+    # A proxy stops with its last group; the others serve on.
+    asyncio.run(proxy.withdraw(AT, "e"))
+    assert fleet.host.pid_now(proxy_key(3)) is None
+    assert fleet.host.pid_now(proxy_key(1)) is not None
+    assert fleet.host.pid_now(proxy_key(2)) is not None
+
+
+def test_a_restarted_control_plane_knows_each_groups_proxy_from_the_files() -> None:
+    fleet = Fleet()
+    _ports(fleet, *"abcd")
+    first = fake_proxy(fleet.hosts, size=2)
+    for i, group in enumerate("abc"):
+        asyncio.run(first.serve(AT, group, _inputs(7001 + 10 * i)))
+    # "a" was served before proxies had a size: no file names its proxy, the first one serves it.
+    del fleet.host.nodes_by_key[endpoint_key("a")].files[PROXY_FILE]
+    restarted = fake_proxy(fleet.hosts, size=2)
+    asyncio.run(restarted.serve(AT, "d", _inputs(8001)))
+    asyncio.run(restarted.serve(AT, "a", _inputs(9001)))
+    assert _homes(fleet, "abcd") == {"a": None, "b": "haproxy", "c": "haproxy-2", "d": "haproxy-2"}
+    assert [_served_by(fleet, i) for i in (1, 2)] == [{"a", "b"}, {"c", "d"}]
+    assert asyncio.run(restarted.admin_socket(AT, "a")).parent == fleet.host.dir_now(proxy_key(1))
+    assert asyncio.run(restarted.admin_socket(AT, "d")).parent == fleet.host.dir_now(proxy_key(2))
+
+
+def test_the_endpoint_proxies_keys() -> None:
+    assert proxy_key(1) == PROXY_KEY
+    assert proxy_key(2) == NodeKey(PROXY_KEY.cluster_id, "haproxy-2")
+    assert [proxy_index(proxy_key(i)) for i in (1, 2, 12)] == [1, 2, 12]
+    others = [NodeKey(PROXY_KEY.cluster_id, n) for n in ("haproxy-1", "haproxy-x", "haproxy2", "other")]
+    assert [proxy_index(k) for k in [*others, endpoint_key("a")]] == [None] * 5
+
+
 def test_a_group_with_its_own_haproxy_of_an_older_version_is_taken_over() -> None:
     # Before the shared proxy each group ran its own HAProxy in its endpoint directory, on the
     # group's ports: it is stopped first (its clients see a short gap), then the proxy binds them.
@@ -222,9 +299,11 @@ def test_a_change_reads_only_its_own_group_until_the_files_are_due_again(monkeyp
         asyncio.run(proxy.serve(AT, group, EndpointInputs(nodes, nodes[0])))
 
     serve("a", 7001)  # the proxy did not run: every contribution is read from the files
+    read = len(listings)
+    assert read > 0
     serve("b", 8001)
     serve("c", 9001)
-    assert len(listings) == 1
+    assert len(listings) == read
     conf = fleet.host.file_now(PROXY_KEY, haproxy.CONFIG_FILE) or ""
     assert all(f"frontend fe_primary.{g}" in conf for g in "abc")
     # Due again: the files are the truth, and one written behind the proxy's back is served.
@@ -235,7 +314,7 @@ def test_a_change_reads_only_its_own_group_until_the_files_are_due_again(monkeyp
     nodes = ((ADDRESS, 6001),)
     asyncio.run(fleet.host.write_file(key, ENDPOINT_FILE, entry_json(EndpointInputs(nodes, nodes[0]))))
     asyncio.run(proxy.withdraw(AT, "a"))
-    assert len(listings) == 2
+    assert len(listings) > read
     conf = fleet.host.file_now(PROXY_KEY, haproxy.CONFIG_FILE) or ""
     assert "fe_primary.a" not in conf
     assert all(f"frontend fe_primary.{g}" in conf for g in "bcd")

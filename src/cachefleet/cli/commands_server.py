@@ -110,6 +110,12 @@ def parse_account_id(_ctx: click.Context, _param: click.Parameter, value: str | 
     help="How many Multi-AZ groups one set of three shared Sentinels watches before the next set starts [default: 50].",
 )
 @click.option(
+    "--endpoint-proxy-size",
+    type=click.IntRange(min=1),
+    metavar="GROUPS",
+    help="How many groups' endpoints one HAProxy serves before the next one starts [default: 50].",
+)
+@click.option(
     "--redis-iam-listen",
     callback=parse_listen,
     metavar="HOST:PORT",
@@ -136,6 +142,7 @@ def server(
     tls_certificate_validity: int | None,
     resync_interval: float | None,
     sentinel_set_size: int | None,
+    endpoint_proxy_size: int | None,
     redis_iam_listen: str | None,
     redis_iam_connection_lifetime: int | None,
 ) -> None:
@@ -154,6 +161,7 @@ def server(
         tls_certificate_validity=tls_certificate_validity,
         resync_interval=resync_interval,
         sentinel_set_size=sentinel_set_size,
+        endpoint_proxy_size=endpoint_proxy_size,
         redis_iam_listen=redis_iam_listen,
         redis_iam_connection_lifetime=redis_iam_connection_lifetime,
     )
@@ -178,6 +186,7 @@ def build_settings(
     tls_certificate_validity: int | None = None,
     resync_interval: float | None = None,
     sentinel_set_size: int | None = None,
+    endpoint_proxy_size: int | None = None,
     redis_iam_listen: str | None = None,
     redis_iam_connection_lifetime: int | None = None,
 ) -> Settings:
@@ -198,6 +207,7 @@ def build_settings(
         ),
         "resync_interval": resync_interval,
         "sentinel_set_size": sentinel_set_size,
+        "endpoint_proxy_size": endpoint_proxy_size,
         "redis_iam_listen": redis_iam_listen,
         "redis_iam_connection_lifetime": (
             dt.timedelta(seconds=redis_iam_connection_lifetime) if redis_iam_connection_lifetime is not None else None

@@ -238,8 +238,8 @@ class Executor:
                 await redis.switchover(old, new, user=user, password=password, tls=self.links.tls_for(*old))
             case SetEndpointPrimary(node, at, server):
                 # The admin socket is a file on the embedded host, where endpoints run (HostMap.endpoint).
-                admin_socket = await self._proxy.admin_socket(at)
                 group_id = _group_of(node)
+                admin_socket = await self._proxy.admin_socket(at, group_id)
                 backends = haproxy.group_primary_backends(group_id, self._group_security(node).transit.mode)
                 # Old workers' sessions too: they hold clients from before the proxy's last reload.
                 master = admin_socket.parent / haproxy.MASTER_SOCKET
@@ -530,11 +530,13 @@ class Executor:
         scripts: dict[str, str] = {}
         reconfig = None
         if at.host == LOCAL_HOST:
-            admin_socket = await self._proxy.admin_socket(at)
+            admin_socket, proxy_file = await self._proxy.script_paths(at, group_id)
             # The script flips each of the group's primary backends that the proxy has (two with TLS preferred).
             backends = haproxy.group_primary_backends(group_id, TransitMode.PREFERRED)
             master = admin_socket.parent / haproxy.MASTER_SOCKET
-            scripts[RECONFIG_SCRIPT] = sentinel.reconfig_script(self.tools.python, admin_socket, backends, master)
+            scripts[RECONFIG_SCRIPT] = sentinel.reconfig_script(
+                self.tools.python, admin_socket, backends, master, proxy_file
+            )
             reconfig = node_dir / RECONFIG_SCRIPT
         config = sentinel.SentinelConfig(
             port=port,
@@ -580,12 +582,12 @@ class Executor:
         await host.write_new(node, SENTINEL_CONF, sentinel.render_shared_config(config).encode())
         scripts: dict[str, str] = {}
         if at.host == LOCAL_HOST:
-            # One script for every group: it finds the group's backends in the host's endpoint proxy
-            # from the master name (two with TLS preferred).
-            admin_socket = await self._proxy.admin_socket(at)
+            # One script for every group: it finds the group's proxy and its backends there from the
+            # master name (two backends with TLS preferred).
+            admin_socket, proxy_file = await self._proxy.script_paths(at, sentinel.SCRIPT_GROUP)
             backends = haproxy.group_primary_backends(sentinel.SCRIPT_GROUP, TransitMode.PREFERRED)
             master = admin_socket.parent / haproxy.MASTER_SOCKET
-            script = sentinel.shared_reconfig_script(self.tools.python, admin_socket, backends, master)
+            script = sentinel.shared_reconfig_script(self.tools.python, admin_socket, backends, master, proxy_file)
             scripts[RECONFIG_SCRIPT] = script
         process = ProcessSpec(
             argv=sentinel.argv(self.tools.sentinel, node_dir / SENTINEL_CONF),

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from cachefleet.control.proxy import proxy_of
 from cachefleet.endpoints.base import Address
 from cachefleet.endpoints.follower import Repoint
 from cachefleet.endpoints.watch import SentinelWatch, role_is_master
@@ -33,7 +34,7 @@ from cachefleet.hosts.base import Hosts
 from cachefleet.model.credentials import Credentials
 from cachefleet.model.errors import Retry
 from cachefleet.model.hosts import LOCAL_HOST
-from cachefleet.model.nodes import MEMBER_NODE_ID, PROXY_KEY, NodeKey, sentinel_keys
+from cachefleet.model.nodes import MEMBER_NODE_ID, NodeKey, sentinel_keys
 from cachefleet.store.kinds import CLUSTERS, GROUPS
 from cachefleet.store.records import GROUP
 from cachefleet.store.sqlite import Store
@@ -160,7 +161,8 @@ class Followers:
 
     async def _repoint(self, group_id: str, repoint: Repoint) -> None:
         """Route the group's primary endpoint to the node Sentinel promoted, then let its pass look."""
-        admin_socket = await self._hosts.get(LOCAL_HOST).node_dir(PROXY_KEY) / haproxy.ADMIN_SOCKET
+        host = self._hosts.get(LOCAL_HOST)
+        admin_socket = await host.node_dir(await proxy_of(host, group_id)) / haproxy.ADMIN_SOCKET
         server = haproxy.server_name(repoint.new.port)
         backends = haproxy.group_primary_backends(group_id, None)  # it follows groups without TLS only
         master = admin_socket.parent / haproxy.MASTER_SOCKET  # old workers' sessions too

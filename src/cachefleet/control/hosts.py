@@ -23,7 +23,7 @@ from cachefleet.engines.nodetypes import memory_bytes
 from cachefleet.hosts.base import Host
 from cachefleet.model.errors import Retry
 from cachefleet.model.hosts import LOCAL_HOST, OUT_OF_REACH, HostSpec, HostState
-from cachefleet.model.nodes import Placement, is_shared, next_shared_set, shared_set
+from cachefleet.model.nodes import Placement, first_with_room, is_shared, shared_set
 from cachefleet.model.placement import Room
 from cachefleet.model.status import ClusterStatus
 from cachefleet.store import hosts as stored_hosts
@@ -135,7 +135,7 @@ def shared_set_to_join(store: Store, size: int) -> int:
         for group_id, node_id in store.status_keys(GROUPS.name, "sentinels")
         if is_shared(node_id)
     }
-    return next_shared_set(Counter(index for _, index in joined), size)
+    return first_with_room(Counter(index for _, index in joined), size)
 
 
 def needs_placing(hosts: HostMap, placements: Iterable[Placement | None]) -> bool:

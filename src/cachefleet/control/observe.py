@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from cachefleet.control.proxy import ENDPOINT_FILE, parse_entry
+from cachefleet.control.proxy import ENDPOINT_FILE, parse_entry, proxy_of
 from cachefleet.control.security import PLAIN_SLOT, TLS_INFO, CertificateInfo, Links
 from cachefleet.engines import haproxy, memcached, redis, resp, sentinel
 from cachefleet.hosts.base import Host, Hosts
 from cachefleet.model.credentials import Credentials
 from cachefleet.model.errors import Retry
-from cachefleet.model.nodes import PROXY_KEY, READER_SLOT, NodeKey, Placement, endpoint_key
+from cachefleet.model.nodes import READER_SLOT, NodeKey, Placement, endpoint_key
 
 Address = tuple[str, int]
 
@@ -312,18 +312,21 @@ async def observe_group(
 
 
 async def _observe_endpoint(observer: Observer, group_id: str, at: Placement) -> EndpointObservation:
-    """The group's ports, and how the host's endpoint proxy serves it: ``pid`` is the proxy's while
-    it serves the group (its contribution is there, ``control.proxy``); its backends only are read."""
+    """The group's ports, and how its endpoint proxy serves it: ``pid`` is the proxy's while it
+    serves the group (its contribution is there, ``control.proxy``); its backends only are read."""
     host = observer.hosts.get(at.host)
     key = endpoint_key(group_id)
     port, reader = await host.port_of(key), await host.port_of(key, READER_SLOT)
     pending = observer.endpoint_pending(group_id)
     inputs = parse_entry(await host.read_file(key, ENDPOINT_FILE))
-    pid = await host.pid(PROXY_KEY) if inputs is not None else None
-    if inputs is None or pid is None:
+    if inputs is None:
+        return EndpointObservation(port, reader, None, pending=pending)
+    proxy = await proxy_of(host, group_id)
+    pid = await host.pid(proxy)
+    if pid is None:
         return EndpointObservation(port, reader, None, pending=pending)
     # The admin socket is a local file: the proxy runs on the embedded host (HostMap.endpoint).
-    admin_socket = await host.node_dir(PROXY_KEY) / haproxy.ADMIN_SOCKET
+    admin_socket = await host.node_dir(proxy) / haproxy.ADMIN_SOCKET
     servers = await asyncio.to_thread(observer.probes.endpoint, admin_socket, group_id)
     if servers is None:
         return EndpointObservation(port, reader, pid, inputs.to_json(), pending=pending)

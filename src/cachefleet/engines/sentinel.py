@@ -605,8 +605,11 @@ import sys
 
 SOCKET = {socket!r}
 BACKENDS = {backends!r}
-GROUP = {group!r}  # in BACKENDS, stands for the master's name (a shared Sentinel's script); None: none
-MASTER = {master!r}  # the proxy's master CLI, beside SOCKET (None: no old workers to reach)
+GROUP = {group!r}  # in BACKENDS and PROXY_FILE, stands for the master's name (a shared Sentinel's script)
+MASTER = {master!r}  # the proxy's master CLI, beside the admin socket (None: no old workers to reach)
+# The group's file naming the proxy that serves it, whose directory lies beside SOCKET's; SOCKET's
+# proxy when the file is absent or when this is None.
+PROXY_FILE = {proxy_file!r}
 TIMEOUT = 1.0
 
 
@@ -649,6 +652,26 @@ def cut_old(primary):
             ask("\\n".join(stale + ["quit"]), MASTER)
 
 
+def proxy_dir(name):
+    directory = os.path.dirname(SOCKET)
+    if PROXY_FILE is None:
+        return directory
+    path = PROXY_FILE
+    if GROUP is not None:  # its last occurrence: the directories above may spell it too
+        head, _, tail = path.rpartition(GROUP)
+        path = head + name + tail
+    try:
+        with open(path) as named:
+            proxy = named.read().strip()
+    except FileNotFoundError:
+        return directory
+    if not proxy:
+        return directory
+    if proxy.strip("abcdefghijklmnopqrstuvwxyz0123456789-"):
+        raise OSError("unexpected proxy name %r" % (proxy,))
+    return os.path.join(os.path.dirname(directory), proxy)
+
+
 def target(argv):
     # (server name, whether HAProxy must see it answer role:master first, master name), or None to
     # do nothing.
@@ -681,7 +704,7 @@ def main(argv):
             return 2
         BACKENDS = tuple(b.replace(GROUP, name) for b in BACKENDS)
     try:
-        os.chdir(os.path.dirname(SOCKET))
+        os.chdir(proxy_dir(name))
         commands = []
         for backend in BACKENDS:
             names = []
@@ -729,12 +752,18 @@ if __name__ == "__main__":
 
 
 def reconfig_script(
-    python: str, admin_socket: Path, backends: Sequence[str] = (PRIMARY_BACKEND,), master_socket: Path | None = None
+    python: str,
+    admin_socket: Path,
+    backends: Sequence[str] = (PRIMARY_BACKEND,),
+    master_socket: Path | None = None,
+    proxy_file: Path | None = None,
 ) -> str:
     """The text of the client-reconfig-script that points ``admin_socket``'s HAProxy at the new
     primary in every backend of ``backends`` (``haproxy.primary_backends``: with TLS ``preferred``,
     the plain-text one too), and through ``master_socket`` (in the same directory), when given,
-    cuts its old workers' sessions to any other server. Stdlib only; ``python`` is its interpreter,
+    cuts its old workers' sessions to any other server. With ``proxy_file`` (``control.proxy``'s
+    ``PROXY_FILE`` of the group), the HAProxy is the one that file names, its directory beside
+    ``admin_socket``'s, and sockets of the same names. Stdlib only; ``python`` is its interpreter,
     an absolute path, run isolated with ``-I`` so that PYTHON* variables Sentinel inherited from the
     control plane do not reach it."""
     if not python.startswith("/") or any(c.isspace() for c in python):
@@ -745,10 +774,17 @@ def reconfig_script(
         raise ValueError(f"invalid backend names {backends!r}")
     if master_socket is not None and master_socket.parent != admin_socket.parent:
         raise ValueError(f"the master socket must be beside the admin socket: {master_socket}")
+    if proxy_file is not None and not proxy_file.is_absolute():
+        raise ValueError(f"the proxy file's path must be absolute: {proxy_file}")
     master = master_socket.name if master_socket is not None else None
     group = SCRIPT_GROUP if any(SCRIPT_GROUP in b for b in backends) else None
     return _SCRIPT.format(
-        python=python, socket=str(admin_socket), backends=tuple(backends), master=master, group=group
+        python=python,
+        socket=str(admin_socket),
+        backends=tuple(backends),
+        master=master,
+        group=group,
+        proxy_file=None if proxy_file is None else str(proxy_file),
     )
 
 
@@ -758,10 +794,16 @@ SCRIPT_GROUP = "GROUPID"
 
 
 def shared_reconfig_script(
-    python: str, admin_socket: Path, backends: Sequence[str], master_socket: Path | None = None
+    python: str,
+    admin_socket: Path,
+    backends: Sequence[str],
+    master_socket: Path | None = None,
+    proxy_file: Path | None = None,
 ) -> str:
-    """``reconfig_script`` for a shared Sentinel: ``backends`` name ``SCRIPT_GROUP`` where the group id
-    goes (the master name Sentinel passes the script)."""
+    """``reconfig_script`` for a shared Sentinel: ``backends`` (and ``proxy_file``, when given) name
+    ``SCRIPT_GROUP`` where the group id goes (the master name Sentinel passes the script)."""
     if not backends or not all(SCRIPT_GROUP in b for b in backends):
         raise ValueError(f"every backend name must contain {SCRIPT_GROUP}: {backends!r}")
-    return reconfig_script(python, admin_socket, backends, master_socket)
+    if proxy_file is not None and SCRIPT_GROUP not in str(proxy_file):
+        raise ValueError(f"the proxy file's path must contain {SCRIPT_GROUP}: {proxy_file}")
+    return reconfig_script(python, admin_socket, backends, master_socket, proxy_file)

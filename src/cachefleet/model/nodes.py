@@ -89,9 +89,25 @@ def endpoint_group(key: NodeKey) -> str | None:
     return key.cluster_id.removeprefix(prefix)
 
 
-# The host's endpoint proxy: one HAProxy serving every group's endpoints on that host. "host." holds a
-# dot, so no cache cluster id can collide with it.
+# The host's endpoint proxies: HAProxy processes serving the groups' endpoints on that host, each up
+# to a number of groups (docs/decisions.md, "The shared endpoint proxy"). "host." holds a dot, so no cache
+# cluster id can collide with it. The first one keeps the name it had when a host ran one proxy.
 PROXY_KEY = NodeKey("host.endpoints", "haproxy")
+
+
+def proxy_key(index: int) -> NodeKey:
+    """The host's endpoint proxy ``index`` (from 1): ``haproxy``, then ``haproxy-2``..."""
+    return PROXY_KEY if index == 1 else NodeKey(PROXY_KEY.cluster_id, f"{PROXY_KEY.node_id}-{index}")
+
+
+def proxy_index(key: NodeKey) -> int | None:
+    """The index of an endpoint proxy's key (``proxy_key``); None for any other process."""
+    if key.cluster_id != PROXY_KEY.cluster_id:
+        return None
+    if key.node_id == PROXY_KEY.node_id:
+        return 1
+    number = key.node_id.removeprefix(f"{PROXY_KEY.node_id}-")
+    return int(number) if number.isdigit() and number != key.node_id and int(number) > 1 else None
 
 
 def config_endpoint_key(cluster_id: str) -> NodeKey:
@@ -127,9 +143,10 @@ def shared_set(node_id: str) -> int:
     return (int(node_id.removeprefix(SHARED_PREFIX)) - 1) // SENTINELS + 1
 
 
-def next_shared_set(loads: Mapping[int, int], size: int) -> int:
-    """Pure: the set a new group joins: the first one watching fewer than ``size`` groups (a set
-    emptied by deletions fills again before a new one starts), or the next set when all are full."""
+def first_with_room(loads: Mapping[int, int], size: int) -> int:
+    """Pure: the shared process (from 1) a new group goes to, a Sentinel set or an endpoint proxy:
+    the first one serving fewer than ``size`` groups (one emptied by deletions fills again before a
+    new one starts), or the next one when all are full."""
     index = 1
     while loads.get(index, 0) >= size:
         index += 1

@@ -25,7 +25,7 @@ from cachefleet.control.kinds.base import Services, WorkerKind
 from cachefleet.hosts.base import Host
 from cachefleet.model.errors import Retry
 from cachefleet.model.hosts import LOCAL_HOST, HostState, computed_state
-from cachefleet.model.nodes import PROXY_KEY, SHARED_SENTINELS_DIR, NodeKey
+from cachefleet.model.nodes import SHARED_SENTINELS_DIR, NodeKey, proxy_index
 from cachefleet.store import statuses
 from cachefleet.store.hosts import node_placements, nodes_on
 from cachefleet.store.kinds import CLUSTERS, GROUPS, HOSTS
@@ -148,9 +148,9 @@ def stale(store: Store, host_id: str, key: NodeKey) -> bool:
     whose recorded placement (and move) names another host. A node the store does not place yet (a
     creation in flight) is kept.
     """
-    if key == PROXY_KEY:
-        # The endpoint proxy belongs to the host (the embedded one) and serves every group's
-        # endpoints there; it stops with its last group (``control.proxy``).
+    if proxy_index(key) is not None:
+        # The endpoint proxies belong to the host (the embedded one) and serve the groups' endpoints
+        # there; each stops with its last group (``control.proxy``).
         return host_id != LOCAL_HOST
     if key.cluster_id == SHARED_SENTINELS_DIR:
         return False  # the host's own: groups join and leave them, and they stay
