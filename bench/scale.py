@@ -341,7 +341,9 @@ def pid_of(server: ServerProcess) -> int:
 
 
 def run_cachefleet(root: Path, steps: list[Step], args: argparse.Namespace) -> None:
-    server = ServerProcess(root / "data", *(["--sentinel-set-size", str(args.set_size)] if args.set_size else []))
+    flags = [*(["--sentinel-set-size", str(args.set_size)] if args.set_size else [])]
+    flags += ["--endpoint-proxy-size", str(args.proxy_size)] if args.proxy_size else []
+    server = ServerProcess(root / "data", *flags)
     created: list[str] = []
     try:
         server.start()
@@ -537,6 +539,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="also print the steps as JSON, last line")
     parser.add_argument("--sentinel-set-size", dest="set_size", type=int, default=None,
                         help="groups per set of shared Sentinels (default: the server's, 50)")
+    parser.add_argument("--endpoint-proxy-size", dest="proxy_size", type=int, default=None,
+                        help="groups per endpoint proxy (default: the server's, 50)")
     parser.add_argument("--hold", type=float, default=0.0,
                         help="seconds to keep the installation after the last step, to profile it (default 0)")
     args = parser.parse_args(argv)
