@@ -19,6 +19,12 @@ in concurrent batches and waited for, the last ones one at a time, each timed fr
 - heal time: a replica's redis-server is killed with SIGKILL by PID; healed when its pidfile names a
   new live process whose replication link is up.
 
+At each step a fresh server is also started beside the installation (``--no-beside`` skips it): one
+group of its own first, then as many timed creations and Describe-one calls as the installation got.
+It shares the machine and its load with the installation but has none of the control plane's work for
+the installation's groups, so the ratio of the two tells the control plane's share of what grows with
+the installation from the machine's.
+
 After the last step the installation is stopped (every process by PID) and the floor is measured for
 each step in the same run: 3N redis-servers started by hand, a primary and two replicas per group
 (the data-path settings cachefleet renders, ``hz 10``), with no control plane, Sentinel or endpoint,
@@ -288,6 +294,10 @@ class Step:
     describe_page_ms: tuple[float, float] = (0.0, 0.0)
     heal_s: float | None = None
     floor: Idle | None = None
+    # A fresh server started beside the installation, with one group of its own first: its timed
+    # creations and Describe-one, on the same machine at the same moment (``measure_beside``).
+    beside_creations_s: list[float] = field(default_factory=list)
+    beside_describe_one_ms: tuple[float, float] | None = None
 
 
 def grow(client: Any, step: Step, created: list[str], args: argparse.Namespace) -> None:
@@ -335,6 +345,28 @@ def measure_cachefleet(
         step.heal_s = heal_time(server, client, rng.choice(created))
 
 
+def measure_beside(root: Path, step: Step, flags: list[str], args: argparse.Namespace) -> None:
+    """What a fresh server (no group but one of its own) measures beside the installation: the same
+    machine, carrying the installation's processes, with none of the control plane's work for them.
+    What the installation measures beyond it is the control plane's doing; what both measure beyond
+    the first step is the machine's."""
+    fresh = ServerProcess(root / f"beside{step.groups:04d}", *flags)
+    try:
+        fresh.start()
+        client = fresh.client()
+        timed_creation(client, "warm")  # its Sentinel set and proxy start with its first group
+        names = [f"beside{i:02d}" for i in range(args.timed)]
+        for group_id in names:
+            time.sleep(args.pause)
+            step.beside_creations_s.append(timed_creation(client, group_id))
+        rng = random.Random(step.groups)
+        step.beside_describe_one_ms = latencies_ms(
+            lambda: client.describe_replication_groups(ReplicationGroupId=rng.choice(names)), args.describe
+        )
+    finally:
+        fresh.cleanup()  # the server and every node process it recorded, by PID
+
+
 def pid_of(server: ServerProcess) -> int:
     assert server.process is not None
     return server.process.pid
@@ -351,6 +383,8 @@ def run_cachefleet(root: Path, steps: list[Step], args: argparse.Namespace) -> N
         for step in steps:
             grow(client, step, created, args)
             measure_cachefleet(server, client, step, created, args)
+            if args.beside:
+                measure_beside(root, step, flags, args)
             print(_progress(step), file=sys.stderr)
             if step.stopped:
                 break
@@ -419,6 +453,10 @@ def _progress(step: Step) -> str:
     )
 
 
+def _secs(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
 def _ratio(a: float | None, b: float | None) -> str:
     return "-" if a is None or not b else f"{a / b:.2f}x"
 
@@ -468,6 +506,23 @@ def report(steps: list[Step]) -> str:
             f"{s.groups:>6} {_ms(s.describe_one_ms):>14} {_ms(s.describe_page_ms):>14} {median:>13} {worst:>10} "
             f"{heal:>7}"
         )
+    beside = [s for s in measured if s.beside_describe_one_ms is not None]
+    if beside:
+        rows += [
+            "",
+            "A fresh server beside the installation (its own groups only, on the same machine at the same moment)",
+            f"{'groups':>6} {'create median':>13} {'fresh':>6} {'ratio':>6} {'Describe one p50':>16} {'fresh':>6} "
+            f"{'ratio':>6}",
+        ]
+        for s in beside:
+            assert s.beside_describe_one_ms is not None
+            mine = statistics.median(s.creations_s) if s.creations_s else None
+            fresh = statistics.median(s.beside_creations_s) if s.beside_creations_s else None
+            rows.append(
+                f"{s.groups:>6} {_secs(mine):>13} {_secs(fresh):>6} "
+                f"{_ratio(mine, fresh):>6} {s.describe_one_ms[0]:>16.1f} {s.beside_describe_one_ms[0]:>6.1f} "
+                f"{_ratio(s.describe_one_ms[0], s.beside_describe_one_ms[0]):>6}"
+            )
     rows += ["", *targets(measured)]
     rows += [s.stopped for s in steps if s.stopped]
     return "\n".join(rows)
@@ -536,6 +591,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="stop a step when the machine's MemAvailable drops under this (default 4096)")
     parser.add_argument("--no-heal", dest="heal", action="store_false", help="skip the kill -9 heal time")
     parser.add_argument("--no-floor", dest="floor", action="store_false", help="skip the floor")
+    parser.add_argument("--no-beside", dest="beside", action="store_false",
+                        help="skip the fresh server beside the installation at each step")
     parser.add_argument("--json", action="store_true", help="also print the steps as JSON, last line")
     parser.add_argument("--sentinel-set-size", dest="set_size", type=int, default=None,
                         help="groups per set of shared Sentinels (default: the server's, 50)")
