@@ -441,6 +441,43 @@ def test_a_group_withdrawn_before_its_queued_change_is_not_served() -> None:
     assert "frontend fe_primary.a" in conf
 
 
+def test_a_group_withdrawn_while_its_proxy_is_chosen_is_withdrawn_after_it_is_served(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Its change already left the queue: the withdrawal must find the proxy it went to, and come
+    # after the change there, or that proxy serves a deleted group (and binds its freed ports).
+    fleet = Fleet()
+    proxy = fake_proxy(fleet.hosts, size=1)
+    _ports(fleet, "a", "b")
+    asyncio.run(proxy.serve(AT, "a", _inputs(7001)))
+    written = fleet.host.write_file
+
+    async def scenario() -> None:
+        choosing, release = asyncio.Event(), asyncio.Event()
+
+        async def slow(key: NodeKey, name: str, text: str) -> None:
+            if name == PROXY_FILE:
+                choosing.set()
+                await release.wait()
+            await written(key, name, text)
+
+        monkeypatch.setattr(fleet.host, "write_file", slow)
+        served = asyncio.get_running_loop().create_future()
+        proxy.serve_soon(AT, "b", _inputs(8001), served.set_result)
+        await choosing.wait()
+        withdrawal = asyncio.create_task(proxy.withdraw(AT, "b"))
+        await asyncio.sleep(0.01)
+        release.set()
+        await withdrawal
+        await proxy.serve(AT, "a", _inputs(7001))  # queued behind whatever was left of b's change
+
+    asyncio.run(scenario())
+    assert fleet.host.file_now(endpoint_key("b"), PROXY_FILE) == "haproxy-2"
+    assert fleet.host.pid_now(proxy_key(2)) is None  # started to serve it, then stopped with it
+    assert _served_by(fleet, 1) == {"a"}
+    assert parse_entry(fleet.host.file_now(endpoint_key("b"), ENDPOINT_FILE)) is None
+
+
 class _SlowMaster(FakeProxyCli):
     """A master that lists a new worker only when the test says so (``listed``)."""
 

@@ -167,7 +167,7 @@ class EndpointProxy:
     # (``haproxy.master``); unit tests answer for both.
     admin: Callable[[Path, str], str] = haproxy.admin
     master: Callable[[Path, Sequence[str]], str] = haproxy.master
-    _locks: dict[_Proxy, asyncio.Lock] = field(default_factory=dict)
+    _locks: dict[tuple[str, NodeKey | None], asyncio.Lock] = field(default_factory=dict)
     # Per host, the proxy of each group that has one (group -> proxy key), as last read, and when.
     _homes: dict[str, tuple[float, dict[str, NodeKey]]] = field(default_factory=dict)
     # What each proxy serves (group -> its config), as last read or applied, and when read.
@@ -250,12 +250,18 @@ class EndpointProxy:
         proxies' at once), until none are left."""
         try:
             while batch := self._queued.pop(host_id, None):
-                try:
-                    routed = await self._route(host_id, batch)
-                except Exception as exc:  # the host does not answer: each waiter gets it
-                    _fail(batch, exc)
-                    continue
-                await asyncio.gather(*(self._apply_batch((host_id, p), changes) for p, changes in routed.items()))
+                async with contextlib.AsyncExitStack() as held:
+                    try:
+                        async with self._lock((host_id, None)):
+                            routed = await self._route(host_id, batch)
+                            # Each proxy's lock is taken before a withdrawal may look up where its group
+                            # went (``withdraw``): it then waits for the change it would overtake.
+                            for proxy in sorted(routed, key=str):
+                                await held.enter_async_context(self._lock((host_id, proxy)))
+                    except Exception as exc:  # the host does not answer: each waiter gets it
+                        _fail(batch, exc)
+                        continue
+                    await asyncio.gather(*(self._apply_batch((host_id, p), part) for p, part in routed.items()))
         finally:
             del self._draining[host_id]
 
@@ -300,25 +306,26 @@ class EndpointProxy:
         self._homes[host_id] = (time.monotonic(), {group: home for group, (home, _) in found.items()})
         return found
 
-    def _lock(self, proxy: _Proxy) -> asyncio.Lock:
+    def _lock(self, proxy: tuple[str, NodeKey | None]) -> asyncio.Lock:
+        """The lock of a proxy's changes, or with None the host's lock of choosing proxies."""
         return self._locks.setdefault(proxy, asyncio.Lock())
 
     async def _apply_batch(self, proxy: _Proxy, batch: dict[str, _Change]) -> None:
+        """Apply one proxy's changes (its lock held by the caller)."""
         waiters = [w for change in batch.values() for w in change.waiters]
         try:
-            async with self._lock(proxy):
-                at = next(iter(batch.values())).at
-                host = self.hosts.get(at.host)
-                for group_id in batch:
-                    own = endpoint_key(group_id)
-                    if await host.pid(own) is not None:
-                        log.warning("%s: handing its endpoint over from its own HAProxy to the host's proxy", group_id)
-                        await host.stop(own)
-                await self._apply(host, at, proxy[1], {group: change.inputs for group, change in batch.items()})
-                # Written once the proxy serves it: a failed reload leaves the group unserved, and its
-                # next pass tries again.
-                for group_id, change in batch.items():
-                    await host.write_file(endpoint_key(group_id), ENDPOINT_FILE, entry_json(change.inputs))
+            at = next(iter(batch.values())).at
+            host = self.hosts.get(at.host)
+            for group_id in batch:
+                own = endpoint_key(group_id)
+                if await host.pid(own) is not None:
+                    log.warning("%s: handing its endpoint over from its own HAProxy to the host's proxy", group_id)
+                    await host.stop(own)
+            await self._apply(host, at, proxy[1], {group: change.inputs for group, change in batch.items()})
+            # Written once the proxy serves it: a failed reload leaves the group unserved, and its
+            # next pass tries again.
+            for group_id, change in batch.items():
+                await host.write_file(endpoint_key(group_id), ENDPOINT_FILE, entry_json(change.inputs))
         except Exception as exc:  # each waiter gets it (a ``Retry``, or a fault of the host)
             _fail(batch, exc)
             return
@@ -338,8 +345,12 @@ class EndpointProxy:
         for waiter in queued.waiters if queued else []:
             waiter.set_exception(Retry(f"{group_id}: its endpoint was withdrawn before it was served"))
         host = self.hosts.get(at.host)
-        home = await proxy_of(host, group_id)
-        async with self._lock((at.host, home)):
+        async with contextlib.AsyncExitStack() as held:
+            # A change of the group being routed has then written where it went, and holds that
+            # proxy's lock until it is applied: the withdrawal comes after it, never before.
+            async with self._lock((at.host, None)):
+                home = await proxy_of(host, group_id)
+                await held.enter_async_context(self._lock((at.host, home)))
             own = endpoint_key(group_id)
             # First, so that no other group's change serves it again before its directory goes.
             await host.write_file(own, ENDPOINT_FILE, "")
