@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,9 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from tests.integration.conftest import FAST_WAIT, create_multi_az_groups
 from tests.support.server import ServerProcess, wait_until
+
+from cachefleet.control.execute import RECONFIG_SCRIPT
+from cachefleet.engines import sentinel
 
 SHARED = "sentinels.shared"
 
@@ -279,7 +283,16 @@ def test_groups_beyond_a_proxys_size_are_served_by_the_next_proxy(tmp_path: Path
         server.start()
         client = server.client()
         create_multi_az_groups(client, "alpha")  # one after the other, in that order
+        # The Sentinels' script as an earlier version wrote it, which knew the first proxy only:
+        # beta's joining brings it up to date, without restarting them.
+        sentinels = _shared_pids(server)
+        for key in sentinels:
+            script = server.data_dir / "nodes" / key / RECONFIG_SCRIPT
+            first = server.data_dir / "nodes" / PROXIES / "haproxy" / "admin.sock"
+            backends = (f"be_primary.{sentinel.SCRIPT_GROUP}",)
+            script.write_text(sentinel.shared_reconfig_script(sys.executable, first, backends))
         create_multi_az_groups(client, "beta")
+        assert _shared_pids(server) == sentinels
         proxies = sorted(k for k in server.node_pids() if k.startswith(f"{PROXIES}/"))
         assert proxies == [f"{PROXIES}/haproxy", f"{PROXIES}/haproxy-2"]
         assert (_proxy_groups(server, "haproxy"), _proxy_groups(server, "haproxy-2")) == ({"alpha"}, {"beta"})

@@ -110,6 +110,7 @@ class FakeHost:
         self.started: list[NodeKey] = []
         self.removed: list[NodeKey] = []
         self.specs: dict[NodeKey, ProcessSpec] = {}  # the last spec each node was started with
+        self.signals: list[tuple[NodeKey, int]] = []  # what ``reload`` sent each node
         self.blobs: dict[tuple[NodeKey, str], bytes] = {}  # binary node files (RDB seeds)
         self.down = False
         self.closed = False
@@ -204,6 +205,8 @@ class FakeHost:
         self._reach()
         node = self.nodes_by_key.setdefault(key, FakeNode())
         node.files.update(spec.files)
+        node.files.update(spec.scripts)
+        self.signals.append((key, signum))
 
     async def stop(self, key: NodeKey, grace: float = 5.0) -> None:
         self._reach()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
 from dataclasses import replace
 
@@ -180,6 +181,32 @@ def test_a_group_joins_its_sentinels_at_once(monkeypatch: pytest.MonkeyPatch) ->
 
     asyncio.run(scenario())
     assert sorted(joined) == sorted(fleet.host.port_now(key) for key in keys)
+
+
+def test_a_joined_shared_sentinel_gets_the_reconfig_script_of_this_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    # An earlier version's script knew one endpoint proxy; a group joining may be served by another.
+    fleet = Fleet(shared_sentinels=True)
+    fleet.group()
+    keys = shared_sentinel_keys()
+    for key in keys:
+        fleet.host.run(key, fleet.host.allocate_port(key), **{RECONFIG_SCRIPT: "# an earlier version's"})
+    primary = (ADDRESS, fleet.host.port_now(member_key("g-001")) or 0)
+    asked: list[str | None] = []
+
+    async def join(host: str, port: int, monitor: sentinel.Monitor, **_: object) -> None:
+        asked.append(None if monitor.reconfig_script is None else monitor.reconfig_script.name)
+
+    monkeypatch.setattr(sentinel, "join", join)
+    pids = [fleet.host.pid_now(key) for key in keys]
+    asyncio.run(executor(fleet).run([JoinSentinel(key, LOCAL, "g", primary) for key in keys]))
+    scripts = [fleet.host.file_now(key, RECONFIG_SCRIPT) or "" for key in keys]
+    assert all("PROXY_FILE = " in text and "/rg.GROUPID/endpoint/proxy" in text for text in scripts), scripts
+    assert [fleet.host.pid_now(key) for key in keys] == pids  # rewritten, not restarted
+    assert set(fleet.host.signals) == {(key, signal.SIGHUP) for key in keys}  # which Redis ignores
+    assert asked == [RECONFIG_SCRIPT] * 3
+    # Up to date, it is left alone.
+    asyncio.run(executor(fleet).run([JoinSentinel(key, LOCAL, "g", primary) for key in keys]))
+    assert len(fleet.host.signals) == 3
 
 
 def test_the_group_processes_render_their_configs() -> None:

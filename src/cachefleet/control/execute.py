@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import signal
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -580,6 +581,9 @@ class Executor:
             password=self.keys.sentinel_password,
         )
         await host.write_new(node, SENTINEL_CONF, sentinel.render_shared_config(config).encode())
+        await host.start(node, await self._shared_spec(node, at))
+
+    async def _shared_spec(self, node: NodeKey, at: Placement) -> ProcessSpec:
         scripts: dict[str, str] = {}
         if at.host == LOCAL_HOST:
             # One script for every group: it finds the group's proxy and its backends there from the
@@ -589,19 +593,27 @@ class Executor:
             master = admin_socket.parent / haproxy.MASTER_SOCKET
             script = sentinel.shared_reconfig_script(self.tools.python, admin_socket, backends, master, proxy_file)
             scripts[RECONFIG_SCRIPT] = script
-        process = ProcessSpec(
+        node_dir = await self.hosts.get(at.host).node_dir(node)
+        return ProcessSpec(
             argv=sentinel.argv(self.tools.sentinel, node_dir / SENTINEL_CONF),
             files={security.TLS_INFO: security.PLAIN.to_text()},
             scripts=scripts,
         )
-        await host.start(node, process)
 
     async def _shared_script(self, node: NodeKey, at: Placement) -> Path | None:
         """The reconfig script a group sets on a shared Sentinel: only one on the embedded host can
-        reach the endpoints' admin sockets."""
+        reach the endpoints' admin sockets. A script of an earlier version, which knew one endpoint
+        proxy only, is brought up to date first: the joining group may be served by another one."""
         if at.host != LOCAL_HOST:
             return None
-        return await self.hosts.get(at.host).node_dir(node) / RECONFIG_SCRIPT
+        host = self.hosts.get(at.host)
+        spec = await self._shared_spec(node, at)
+        if await host.read_file(node, RECONFIG_SCRIPT) != spec.scripts[RECONFIG_SCRIPT]:
+            # Sentinel reads its script anew at each run. Redis ignores SIGHUP: the reload only
+            # rewrites the running Sentinel's files.
+            log.info("%s: bringing its reconfig script up to date", node)
+            await host.reload(node, spec, signal.SIGHUP)
+        return await host.node_dir(node) / RECONFIG_SCRIPT
 
     async def _replicas_of(self, group_id: str, primary: Address) -> tuple[Address, ...]:
         """The group's members other than ``primary`` that have a port, at their hosts' addresses: a
