@@ -8,7 +8,8 @@ One ``cachefleet server`` serves the whole run. At each step the fleet grows to 
 (``NumCacheClusters=3, AutomaticFailoverEnabled, MultiAZEnabled``): all but the last few are created
 in concurrent batches and waited for, the last ones one at a time, each timed from the
 ``CreateReplicationGroup`` call to the first ``available`` a ``DescribeReplicationGroups`` poll
-(every 20 ms) sees. Then, with nothing asked of it:
+(every 20 ms) sees (a step that adds fewer groups than ``--timed``, the first, times the others on
+groups it deletes again after each). Then, with nothing asked of it:
 
 - idle CPU over a window after a settle period, from /proc: the server's (of one core), the whole
   machine's (of all its cores) and the sum over the installation's own processes (server, Sentinels,
@@ -301,7 +302,9 @@ class Step:
 
 
 def grow(client: Any, step: Step, created: list[str], args: argparse.Namespace) -> None:
-    """Create groups until ``step.wanted`` exist: in batches, then the last ``--timed`` one at a time."""
+    """Create groups until ``step.wanted`` exist: in batches, then the last ``--timed`` one at a time.
+    A step that adds fewer groups than ``--timed`` (the first, at 1) times the rest on groups
+    deleted again after each, so that every step has as many timed creations."""
     new = step.wanted - len(created)
     timed = min(args.timed, new)
     names = [f"scale{len(created) + i:04d}" for i in range(new)]
@@ -322,6 +325,12 @@ def grow(client: Any, step: Step, created: list[str], args: argparse.Namespace) 
             time.sleep(args.pause)
             step.creations_s.append(timed_creation(client, group_id))
             created.append(group_id)
+        for i in range(args.timed - len(singles)):
+            time.sleep(args.pause)
+            extra = f"extra{step.wanted:04d}x{i}"
+            step.creations_s.append(timed_creation(client, extra))
+            client.delete_replication_group(ReplicationGroupId=extra)
+            wait_for(lambda g=extra: group_status(client, g) is None, f"{extra} deleted")
     except MemoryLow as exc:
         step.stopped = f"stopped at {len(created)} of {step.wanted} groups: {exc}"
         print(step.stopped, file=sys.stderr)
