@@ -604,9 +604,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="skip the fresh server beside the installation at each step")
     parser.add_argument("--json", action="store_true", help="also print the steps as JSON, last line")
     parser.add_argument("--sentinel-set-size", dest="set_size", type=int, default=None,
-                        help="groups per set of shared Sentinels (default: the server's, 50)")
+                        help="groups per set of shared Sentinels (default: the server's, 25)")
     parser.add_argument("--endpoint-proxy-size", dest="proxy_size", type=int, default=None,
-                        help="groups per endpoint proxy (default: the server's, 50)")
+                        help="groups per endpoint proxy (default: the server's, 25)")
     parser.add_argument("--hold", type=float, default=0.0,
                         help="seconds to keep the installation after the last step, to profile it (default 0)")
     args = parser.parse_args(argv)

@@ -318,7 +318,7 @@ class FakeProxyCli:
         return ""
 
 
-def fake_proxy(hosts: FakeHosts, cli: FakeProxyCli | None = None, *, size: int = 50) -> EndpointProxy:
+def fake_proxy(hosts: FakeHosts, cli: FakeProxyCli | None = None, *, size: int = 25) -> EndpointProxy:
     """The endpoint proxies of ``hosts`` for executors under test, ``size`` groups each, their admin
     sockets answered in memory (by ``cli``, a new ``FakeProxyCli`` unless given)."""
     cli = cli or FakeProxyCli()
@@ -405,7 +405,7 @@ class Fleet:
     then break one thing and ask a kind what it plans.
     """
 
-    def __init__(self, *, shared_sentinels: bool = False, shared_set_size: int = 50) -> None:
+    def __init__(self, *, shared_sentinels: bool = False, shared_set_size: int = 25) -> None:
         """``shared_sentinels``: new groups join the embedded host's shared Sentinels, as the server
         does by default, ``shared_set_size`` groups a set; without, groups run their own
         (``group(failover=True)`` makes them so)."""

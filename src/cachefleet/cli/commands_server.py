@@ -107,13 +107,13 @@ def parse_account_id(_ctx: click.Context, _param: click.Parameter, value: str | 
     "--sentinel-set-size",
     type=click.IntRange(min=1),
     metavar="GROUPS",
-    help="How many Multi-AZ groups one set of three shared Sentinels watches before the next set starts [default: 50].",
+    help="How many Multi-AZ groups one set of three shared Sentinels watches before the next set starts [default: 25].",
 )
 @click.option(
     "--endpoint-proxy-size",
     type=click.IntRange(min=1),
     metavar="GROUPS",
-    help="How many groups' endpoints one HAProxy serves before the next one starts [default: 50].",
+    help="How many groups' endpoints one HAProxy serves before the next one starts [default: 25].",
 )
 @click.option(
     "--redis-iam-listen",

@@ -62,7 +62,7 @@ log = logging.getLogger(__name__)
 ENDPOINT_FILE = "endpoint.json"  # a group's contribution, in its endpoint directory
 PROXY_FILE = "proxy"  # beside it: the node id of the proxy that serves the group (``proxy_of``)
 # Groups one proxy serves before the next one starts (``cachefleet server --endpoint-proxy-size``).
-GROUPS_PER_PROXY = 50
+GROUPS_PER_PROXY = 25
 # A reload's new worker answered 23-32 ms after the signal at 50 groups and 75-287 ms at 200 on the
 # shared 2-core machine (docs/benchmarks.md); this bounds a stuck one.
 _RELOAD_WAIT = 5.0

@@ -72,7 +72,7 @@ class Services:
     watch: Callable[[ResourceKey, Iterable[int]], None] = field(default=_unwatched)
     follow: Follow = field(default=unfollowed)
     shared_sentinels: bool = True  # ``HostMap.shared_sentinels``
-    shared_set_size: int = 50  # groups per shared Sentinel set (``control.hosts.shared_set_to_join``)
+    shared_set_size: int = 25  # groups per shared Sentinel set (``control.hosts.shared_set_to_join``)
 
     def now(self) -> str:
         return self.clock().isoformat()
