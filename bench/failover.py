@@ -289,10 +289,14 @@ def delete_group(client: Any, group_id: str) -> None:
 
 
 def sentinel_ports(server: ServerProcess, group_id: str) -> list[int]:
-    """The group's own Sentinels (``CACHEFLEET_SHARED_SENTINELS=off``), else the shared ones."""
-    paths = sorted((server.data_dir / "nodes" / f"rg.{group_id}").glob("sentinel-*/port"))
-    paths = paths or sorted((server.data_dir / "nodes" / "sentinels.shared").glob("shared-*/port"))
-    return [int(p.read_text().strip()) for p in paths]
+    """The group's own Sentinels (``CACHEFLEET_SHARED_SENTINELS=off``), else the shared ones that
+    watch it (its set of three, among every set's)."""
+    own = sorted((server.data_dir / "nodes" / f"rg.{group_id}").glob("sentinel-*/port"))
+    if own:
+        return [int(p.read_text().strip()) for p in own]
+    shared = sorted((server.data_dir / "nodes" / "sentinels.shared").glob("shared-*/port"))
+    ports = [int(p.read_text().strip()) for p in shared]
+    return [port for port in ports if sentinel_master(port, group_id, server.sentinel_password()) is not None]
 
 
 def wait_converged(ports: list[int], replica_ports: list[int], group_id: str, primary_port: int, password: str) -> None:
