@@ -59,9 +59,11 @@ from typing import Any
 from botocore.exceptions import ClientError
 from tests.support.server import ServerProcess, is_alive
 
+from bench import hand_sentinels
 from bench._common import binaries, machine_busy, process_cpu, unwind_on_sigterm
 from bench._common import wait_for as _wait_for
 from bench.provision import LOOPBACK, free_ports, link_up, replica_client, start_floor, stop_processes, write_configs
+from cachefleet.settings import Settings
 
 DEFAULT_STEPS = "1,50,200"
 NODE_TYPE = "cache.t4g.micro"
@@ -299,6 +301,11 @@ class Step:
     # creations and Describe-one, on the same machine at the same moment (``measure_beside``).
     beside_creations_s: list[float] = field(default_factory=list)
     beside_describe_one_ms: tuple[float, float] | None = None
+    # The same creation chain by hand beside the installation, with no control plane
+    # (``bench/hand_sentinels.py``): what the machine alone does to it.
+    hand_creations_s: list[float] = field(default_factory=list)
+    # The floor's groups watched by Sentinels set up by hand as the installation's are.
+    floor_sentinels: Idle | None = None
 
 
 def grow(client: Any, step: Step, created: list[str], args: argparse.Namespace) -> None:
@@ -376,6 +383,24 @@ def measure_beside(root: Path, step: Step, flags: list[str], args: argparse.Name
         fresh.cleanup()  # the server and every node process it recorded, by PID
 
 
+def measure_hand_beside(root: Path, step: Step, args: argparse.Namespace) -> None:
+    """A group's creation by hand beside the installation: three redis-servers, then joined to three
+    Sentinels of its own (started first, like the fresh server's set), timed as many times as the
+    installation's creations; no control plane. Its growth from the first step is the machine's."""
+    found = binaries("redis-server", "redis-sentinel")
+    where = root / f"hand{step.groups:04d}"
+    sentinels = hand_sentinels.SentinelSet(where / "sentinels", found["redis-sentinel"])
+    try:
+        sentinels.start([])
+        hand_sentinels.creation(found["redis-server"], where / "warm", sentinels, "warm")
+        for i in range(args.timed):
+            time.sleep(args.pause)
+            name = f"hand{i:02d}"
+            step.hand_creations_s.append(hand_sentinels.creation(found["redis-server"], where / name, sentinels, name))
+    finally:
+        sentinels.stop()
+
+
 def pid_of(server: ServerProcess) -> int:
     assert server.process is not None
     return server.process.pid
@@ -394,6 +419,7 @@ def run_cachefleet(root: Path, steps: list[Step], args: argparse.Namespace) -> N
             measure_cachefleet(server, client, step, created, args)
             if args.beside:
                 measure_beside(root, step, flags, args)
+                measure_hand_beside(root, step, args)
             print(_progress(step), file=sys.stderr)
             if step.stopped:
                 break
@@ -413,9 +439,11 @@ def run_cachefleet(root: Path, steps: list[Step], args: argparse.Namespace) -> N
 
 
 def run_floor(root: Path, steps: list[Step], args: argparse.Namespace) -> None:
-    """For each measured step, 3N redis-servers by hand (grown from the previous step's), then idle."""
+    """For each measured step, 3N redis-servers by hand (grown from the previous step's), then idle;
+    then the same watched by Sentinels by hand (``measure_floor_sentinels``), idle again."""
     binary = binaries("redis-server")["redis-server"]
     processes: list[subprocess.Popen[bytes]] = []
+    groups: list[hand_sentinels.Group] = []
     started = 0
     root.mkdir()
     try:
@@ -434,11 +462,41 @@ def run_floor(root: Path, steps: list[Step], args: argparse.Namespace) -> None:
                 finally:
                     for connection in clients:
                         connection.close()
+                groups.append(hand_sentinels.Group(f"floor{started:04d}", tuple(ports)))
                 started += 1
             step.floor = measure_idle([p.pid for p in processes], None, args.settle, args.window)
             print(f"floor {step.groups} groups: {_pct(step.floor.machine)} of the machine", file=sys.stderr)
+            if args.floor_sentinels:
+                measure_floor_sentinels(root / f"sentinels{step.groups:04d}", step, groups, processes, args)
     finally:
         stop_processes(processes)
+
+
+def measure_floor_sentinels(
+    root: Path,
+    step: Step,
+    groups: list[hand_sentinels.Group],
+    processes: list[subprocess.Popen[bytes]],
+    args: argparse.Namespace,
+) -> None:
+    """The floor's groups watched by sets of three Sentinels by hand, a set per ``--sentinel-set-size``
+    groups as the installation's, each knowing its groups' replicas and peers from its file; idle over
+    the same window once every Sentinel could fail every group over. Stopped again after."""
+    binary = binaries("redis-sentinel")["redis-sentinel"]
+    size = args.set_size or Settings().sentinel_set_size
+    chunks = [groups[i : i + size] for i in range(0, len(groups), size)]
+    sets = [hand_sentinels.SentinelSet(root / f"set{k:02d}", binary) for k in range(len(chunks))]
+    try:
+        for hand_set, chunk in zip(sets, chunks, strict=True):
+            hand_set.start(chunk)
+        for hand_set, chunk in zip(sets, chunks, strict=True):
+            hand_set.wait_ready(chunk)
+        pids = [p.pid for p in processes] + [pid for hand_set in sets for pid in hand_set.pids]
+        step.floor_sentinels = measure_idle(pids, None, args.settle, args.window)
+        print(f"floor with Sentinels {step.groups} groups: {_pct(step.floor_sentinels.machine)}", file=sys.stderr)
+    finally:
+        for hand_set in sets:
+            hand_set.stop()
 
 
 # -- reporting ---------------------------------------------------------------------------------------
@@ -532,9 +590,55 @@ def report(steps: list[Step]) -> str:
                 f"{_ratio(mine, fresh):>6} {s.describe_one_ms[0]:>16.1f} {s.beside_describe_one_ms[0]:>6.1f} "
                 f"{_ratio(s.describe_one_ms[0], s.beside_describe_one_ms[0]):>6}"
             )
+    rows += hand_rows(measured)
     rows += ["", *targets(measured)]
     rows += [s.stopped for s in steps if s.stopped]
     return "\n".join(rows)
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def hand_rows(measured: list[Step]) -> list[str]:
+    """The floors by hand: Sentinels' idle cost on the floor's groups, and a creation's growth from the
+    first step for the installation, a fresh server and the chain by hand, side by side."""
+    rows: list[str] = []
+    watched = [s for s in measured if s.floor and s.floor_sentinels]
+    if watched:
+        rows += [
+            "",
+            "Floors by hand, idle (machine, of its cores): redis-servers alone; the same watched by Sentinels",
+            f"{'groups':>6} {'floor':>8} {'+Sentinels':>10} {'ratio':>6} {'Sentinels':>9} {'installation':>12} "
+            f"{'ratio':>6}",
+        ]
+        for s in watched:
+            assert s.floor
+            assert s.floor_sentinels
+            assert s.idle
+            floor, hand = s.floor.machine, s.floor_sentinels.machine
+            rows.append(
+                f"{s.groups:>6} {_pct(floor):>8} {_pct(hand):>10} {_ratio(hand, floor):>6} "
+                f"{s.floor_sentinels.sentinel_count:>9} {_pct(s.idle.machine):>12} {_ratio(s.idle.machine, hand):>6}"
+            )
+    timed = [s for s in measured if s.hand_creations_s]
+    if timed:
+        first = timed[0]
+        base = (_median(first.creations_s), _median(first.beside_creations_s), _median(first.hand_creations_s))
+        rows += [
+            "",
+            f"Creation, median (s), and its growth from {first.groups} group(s): the installation, a fresh server "
+            "beside it, by hand beside it",
+            f"{'groups':>6} {'installation':>12} {'growth':>6} {'fresh':>6} {'growth':>6} {'by hand':>7} {'growth':>6}",
+        ]
+        for s in timed:
+            now = (_median(s.creations_s), _median(s.beside_creations_s), _median(s.hand_creations_s))
+            cells = [
+                f"{_secs(value):>{width}} {_ratio(value, was):>6}"
+                for value, was, width in zip(now, base, (12, 6, 7), strict=True)
+            ]
+            rows.append(f"{s.groups:>6} " + " ".join(cells))
+    return rows
 
 
 def targets(measured: list[Step]) -> list[str]:
@@ -558,6 +662,11 @@ def targets(measured: list[Step]) -> list[str]:
     procs = idle.processes / floor.processes if floor and floor.processes else None
     line("  (installation's processes / floor's)", "-" if procs is None else f"{procs:.2f}x",
          f"<= {TARGET_MACHINE_VS_FLOOR}x", None if procs is None else procs <= TARGET_MACHINE_VS_FLOOR)
+    watched = last.floor_sentinels
+    if watched and floor and floor.machine:
+        # Not a target: the same bound applied to Sentinels by hand, with no control plane or proxy.
+        line("  (floor watched by Sentinels by hand / floor)", f"{watched.machine / floor.machine:.2f}x",
+             f"<= {TARGET_MACHINE_VS_FLOOR}x", watched.machine / floor.machine <= TARGET_MACHINE_VS_FLOOR)
     one = last.describe_one_ms[0]
     line("Describe-one p50", f"{one:.1f} ms", f"<= {TARGET_DESCRIBE_ONE_P50_MS} ms",
          one <= TARGET_DESCRIBE_ONE_P50_MS)
@@ -565,6 +674,11 @@ def targets(measured: list[Step]) -> list[str]:
         growth = statistics.median(last.creations_s) / statistics.median(first.creations_s)
         line(f"creation vs creation at {first.groups} (medians)", f"{growth:.2f}x", f"<= {TARGET_CREATION_VS_ONE}x",
              growth <= TARGET_CREATION_VS_ONE)
+    if first.hand_creations_s and last.hand_creations_s and last is not first:
+        # Not a target: the same bound applied to the creation chain by hand beside the installation.
+        by_hand = statistics.median(last.hand_creations_s) / statistics.median(first.hand_creations_s)
+        line("  (creation by hand, beside it)", f"{by_hand:.2f}x", f"<= {TARGET_CREATION_VS_ONE}x",
+             by_hand <= TARGET_CREATION_VS_ONE)
     return lines
 
 
@@ -601,7 +715,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-heal", dest="heal", action="store_false", help="skip the kill -9 heal time")
     parser.add_argument("--no-floor", dest="floor", action="store_false", help="skip the floor")
     parser.add_argument("--no-beside", dest="beside", action="store_false",
-                        help="skip the fresh server beside the installation at each step")
+                        help="skip the fresh server and the creation by hand beside the installation at each step")
+    parser.add_argument("--no-floor-sentinels", dest="floor_sentinels", action="store_false",
+                        help="skip the floor watched by Sentinels by hand")
     parser.add_argument("--json", action="store_true", help="also print the steps as JSON, last line")
     parser.add_argument("--sentinel-set-size", dest="set_size", type=int, default=None,
                         help="groups per set of shared Sentinels (default: the server's, 25)")
