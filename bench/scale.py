@@ -24,12 +24,17 @@ At each step a fresh server is also started beside the installation (``--no-besi
 group of its own first, then as many timed creations and Describe-one calls as the installation got.
 It shares the machine and its load with the installation but has none of the control plane's work for
 the installation's groups, so the ratio of the two tells the control plane's share of what grows with
-the installation from the machine's.
+the installation from the machine's. Then the same creation by hand (``bench/hand_sentinels.py``):
+three redis-servers and a join to three Sentinels of its own, timed as many times, with no control
+plane at all: its growth from the first step is what the machine alone does to a creation.
 
 After the last step the installation is stopped (every process by PID) and the floor is measured for
 each step in the same run: 3N redis-servers started by hand, a primary and two replicas per group
 (the data-path settings cachefleet renders, ``hz 10``), with no control plane, Sentinel or endpoint,
-idle over the same settle period and window.
+idle over the same settle period and window; then the same groups watched by Sentinels by hand, in
+sets as the installation's (``--sentinel-set-size``), each told its groups' replicas and peers in its
+file, idle again (``--no-floor-sentinels`` skips it): what three Sentinels on every node cost with no
+control plane or proxy.
 
 Memory guard: before each creation the machine's ``MemAvailable`` is checked; under
 ``--min-available-mib`` the step stops where it is, says so, is measured with the groups it has, and
