@@ -27,8 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from bench._common import wait_for
 from bench.provision import LOOPBACK, free_ports, link_up, replica_client, start_floor, stop_processes, write_configs
@@ -75,18 +73,6 @@ def config(me: Peer, peers: list[Peer], groups: list[Group], data_dir: Path) -> 
             *(f"sentinel known-sentinel {name} {LOOPBACK} {p.port} {p.my_id}" for p in peers),
         ]
     return "\n".join(lines) + "\n"
-
-
-def _client(port: int) -> redis.Redis:
-    # No retries, short timeouts: a poll reports what the Sentinel says now.
-    return redis.Redis(
-        host=LOOPBACK,
-        port=port,
-        socket_timeout=1.0,
-        socket_connect_timeout=1.0,
-        retry=Retry(NoBackoff(), 0),
-        decode_responses=True,
-    )
 
 
 def _wait(predicate: Callable[[], bool], what: str) -> None:
@@ -153,7 +139,7 @@ class SentinelSet:
                         start_new_session=True,
                     )
                 )
-            self.clients.append(_client(me.port))
+            self.clients.append(replica_client(me.port, decode=True))
         for client in self.clients:
             _wait(lambda c=client: _answers(c), "a hand Sentinel to answer")
             client.execute_command("SENTINEL", "DEBUG", "ask-period", str(sentinel.ASK_PERIOD_MS))
@@ -177,7 +163,7 @@ class SentinelSet:
                 "failover-timeout", str(sentinel.FAILOVER_TIMEOUT_MS),
                 "parallel-syncs", "1",
             )  # fmt: skip
-        publisher = _client(primary)
+        publisher = replica_client(primary, decode=True)
         try:
             # A hello reaches only the Sentinels subscribed on the primary by then (each subscribes at
             # its next timer tick after MONITOR), so it is published once all of them are.

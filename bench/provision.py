@@ -256,7 +256,7 @@ def link_up(client: redis.Redis) -> bool:
     return info.get("master_link_status") == "up"
 
 
-def replica_client(port: int, address: str = LOOPBACK) -> redis.Redis:
+def replica_client(port: int, address: str = LOOPBACK, *, decode: bool = False) -> redis.Redis:
     # Short timeouts and no retries: a poll must report what the node says now, as cachefleet's probe.
     return redis.Redis(
         host=address,
@@ -264,6 +264,7 @@ def replica_client(port: int, address: str = LOOPBACK) -> redis.Redis:
         socket_timeout=0.5,
         socket_connect_timeout=0.5,
         retry=Retry(NoBackoff(), 0),
+        decode_responses=decode,
     )
 
 
