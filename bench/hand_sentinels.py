@@ -8,9 +8,10 @@ Two floors use them, each the same engine work as the installation's without any
   floor of redis-servers alone, it tells what watching every node with three Sentinels costs by itself.
 - **a creation by hand**: three redis-servers (the primary first, the replicas once it listens), then
   the group joined to three running Sentinels as the control plane joins a shared set (``MONITOR``
-  and ``SET``, then each Sentinel's hello published on the primary), until every Sentinel lists both
-  replicas ready and both peers linked: what cachefleet's ``available`` waits for, with the bench's
-  own polls in place of the reconciler.
+  and ``SET``, then each Sentinel's hello published on the primary once all of them listen there),
+  until every Sentinel lists both replicas ready and both peers linked: what cachefleet's
+  ``available`` waits for from the engines (its endpoint proxy aside), with the bench's own polls in
+  place of the reconciler.
 
 Settings as cachefleet's: ``down-after-milliseconds`` 1000, ``failover-timeout`` 3000,
 ``parallel-syncs`` 1, Sentinel's ping period (1 s) and the short ask period (``SENTINEL DEBUG``).
