@@ -36,6 +36,13 @@ from cachefleet.engines.redis import process_lines
 from cachefleet.settings import Settings
 
 QUORUM = 2
+# What cachefleet sets for every group on a shared Sentinel (``engines/sentinel.py`` ``Monitor``), less
+# the ACL user and the scripts: written in the files of the idle floor, SET at run time on a join.
+SETTINGS = (
+    ("down-after-milliseconds", str(Settings().sentinel_down_after_ms)),
+    ("failover-timeout", str(sentinel.FAILOVER_TIMEOUT_MS)),
+    ("parallel-syncs", "1"),
+)
 POLL = 0.01  # as bench/provision.py's floor
 DEADLINE = 60.0
 
@@ -62,14 +69,11 @@ def config(me: Peer, peers: list[Peer], groups: list[Group], data_dir: Path) -> 
         "sentinel resolve-hostnames no",
         "sentinel announce-hostnames no",
     ]
-    defaults = Settings()
     for group in groups:
         name, (primary, *replicas) = group.name, group.ports
         lines += [
             f"sentinel monitor {name} {LOOPBACK} {primary} {QUORUM}",
-            f"sentinel down-after-milliseconds {name} {defaults.sentinel_down_after_ms}",
-            f"sentinel failover-timeout {name} {sentinel.FAILOVER_TIMEOUT_MS}",
-            f"sentinel parallel-syncs {name} 1",
+            *(f"sentinel {setting} {name} {value}" for setting, value in SETTINGS),
             *(f"sentinel known-replica {name} {LOOPBACK} {port}" for port in replicas),
             *(f"sentinel known-sentinel {name} {LOOPBACK} {p.port} {p.my_id}" for p in peers),
         ]
@@ -88,7 +92,8 @@ def _answers(client: redis.Redis) -> bool:
 
 
 def _fields(entry: object) -> dict[str, str]:
-    """One entry of ``SENTINEL REPLICAS``/``SENTINELS``: redis-py gives a dict (RESP3) or pairs."""
+    """One entry of ``SENTINEL REPLICAS``/``SENTINELS``: a dict as redis-py parses it, or a flat
+    name/value list as the server sends it."""
     if isinstance(entry, dict):
         return {str(k): str(v) for k, v in entry.items()}
     items = list(entry) if isinstance(entry, list) else []
@@ -155,15 +160,9 @@ class SentinelSet:
         """As the control plane joins a group to a shared set: monitored and set on each Sentinel,
         then each Sentinel's hello published on the primary, so that its peers know it at once."""
         name, primary = group.name, group.ports[0]
-        defaults = Settings()
         for client in self.clients:
             client.execute_command("SENTINEL", "MONITOR", name, LOOPBACK, str(primary), str(QUORUM))
-            client.execute_command(
-                "SENTINEL", "SET", name,
-                "down-after-milliseconds", str(defaults.sentinel_down_after_ms),
-                "failover-timeout", str(sentinel.FAILOVER_TIMEOUT_MS),
-                "parallel-syncs", "1",
-            )  # fmt: skip
+            client.execute_command("SENTINEL", "SET", name, *(word for pair in SETTINGS for word in pair))
         publisher = replica_client(primary, decode=True)
         try:
             # A hello reaches only the Sentinels subscribed on the primary by then (each subscribes at
