@@ -319,6 +319,7 @@ def test_the_follower_repoints_a_dnat_endpoint_after_a_kill_9_of_the_primary(
         repoints = follower.call(lambda: list(follower.watch.repoints))
     finally:
         follower.stop()
+    assert len(repoints) == 1, f"one kill, one re-point; made: {repoints}"
     ((at, change),) = repoints
     print(f"\nkill -9 -> re-point ({change.reason}) {at - fault:.3f} s; writer: {result}")
     assert change.old == primary

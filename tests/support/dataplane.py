@@ -203,11 +203,15 @@ class SentinelGroup:
         self.sentinels = start_sentinels(topo, [h1, h2, h3], work, master=master, primary=self.nodes[0],
                                          replicas=self.nodes[1:], down_after_ms=down_after_ms)  # fmt: skip
         wait_group_ready(topo, self.nodes[0], self.nodes[1:], self.sentinels, master)
-        # The product's ask period (``engines.sentinel.ASK_PERIOD_MS``): with Sentinel's default, a
-        # peer's "down" answer about the old primary outlived the switch, and one Sentinel's brief
-        # false +sdown of the new primary started a second failover (two repoints in one kill).
         for s in self.sentinels:
-            ask(topo, s.member, s.address, "SENTINEL", "DEBUG", "ask-period", str(ASK_PERIOD_MS))
+            self._tune(s)
+
+    def _tune(self, sentinel: Node) -> Any:
+        """The product's ask period (``engines.sentinel.ASK_PERIOD_MS``); None when the Sentinel cannot
+        be reached. With Sentinel's default, a peer's "down" answer about the old primary outlived the
+        switch, and one Sentinel's brief false +sdown of the new primary started a second failover (two
+        repoints in one kill). It is runtime only: a restarted Sentinel needs it again."""
+        return ask(self.topo, sentinel.member, sentinel.address, "SENTINEL", "DEBUG", "ask-period", str(ASK_PERIOD_MS))
 
     def by_address(self, address: Address) -> Node:
         (node,) = [n for n in self.nodes if Address(*n.address) == address]
@@ -220,11 +224,14 @@ class SentinelGroup:
         return Address(str(named[0]), int(named[1]))
 
     def restart_sentinel(self, sentinel: Node) -> Node:
-        """The same Sentinel (its config, rewritten by itself, and port) started again."""
+        """The same Sentinel (its config, rewritten by itself, and port) started again, its ask period
+        set as the control plane sets it on a Sentinel it restarts."""
         (conf,) = [Path(a) for a in sentinel.process.args if str(a).endswith("sentinel.conf")]
         with (conf.parent / "sentinel.log").open("ab") as log:
             process = self.topo.popen(sentinel.member, [REDIS_SENTINEL, str(conf)], stdout=log, stderr=log)
-        return Node(sentinel.member, sentinel.port, process)
+        restarted = Node(sentinel.member, sentinel.port, process)
+        wait(lambda: self._tune(restarted) is not None, "the restarted Sentinel's ask period")
+        return restarted
 
     def sentinel_addresses(self) -> dict[str, Address]:
         return {s.member.role: Address(*s.address) for s in self.sentinels}
