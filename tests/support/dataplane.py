@@ -204,7 +204,8 @@ class SentinelGroup:
                                          replicas=self.nodes[1:], down_after_ms=down_after_ms)  # fmt: skip
         wait_group_ready(topo, self.nodes[0], self.nodes[1:], self.sentinels, master)
         for s in self.sentinels:
-            self._tune(s)
+            if self._tune(s) is None:
+                raise RuntimeError(f"the Sentinel on {s.member.role} did not take the ask period")
 
     def _tune(self, sentinel: Node) -> Any:
         """The product's ask period (``engines.sentinel.ASK_PERIOD_MS``); None when the Sentinel cannot
