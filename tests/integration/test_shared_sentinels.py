@@ -1,7 +1,7 @@
 """The embedded host's shared Sentinels with real processes: two groups watched by the same three
 Sentinel processes, a failover of one that leaves the other alone, a shared Sentinel killed with
-kill -9 or stripped of its monitors and healed without the resync (the server's resync is 10 minutes
-here), and a deleted group forgotten by every Sentinel while the other stays watched. Then, on servers
+kill -9 (back with its monitors and the short ask period) or stripped of its monitors and healed
+without the resync (the server's resync is 10 minutes here), and a deleted group forgotten by every Sentinel while the other stays watched. Then, on servers
 of their own, an earlier version's group moving to the shared Sentinels, and sets of one group each.
 
 The module's server serves the first five tests, in order, on the same two groups (each leaves them
@@ -68,6 +68,17 @@ def _watched_by_all(server: ServerProcess, group_id: str) -> bool:
         and "s_down" not in str(m["flags"])
         for port in server.shared_sentinel_ports()
     )
+
+
+def _ask_period(server: ServerProcess, port: int) -> int | None:
+    """The Sentinel's ``ask-period`` (``SENTINEL DEBUG``), None when it cannot be asked."""
+    try:
+        with _sentinel(server, port) as sentinel:
+            reply = sentinel.execute_command("SENTINEL", "DEBUG")
+    except redis.RedisError:
+        return None
+    pairs = zip(reply[::2], reply[1::2], strict=True) if isinstance(reply, list) else reply.items()
+    return next(int(value) for name, value in pairs if name.lower() == b"ask-period")
 
 
 def _shared_pids(server: ServerProcess) -> dict[str, int]:
@@ -145,6 +156,9 @@ def test_a_killed_shared_sentinel_comes_back_watching_every_group(server: Server
     # Its monitors come from the file it rewrote (nobody joined it again: the groups were watched).
     wait_until(lambda: set(_masters(server, port)) == {"alpha", "beta"}, 10, what="its monitors back")
     wait_until(lambda: _watched_by_all(server, "alpha") and _watched_by_all(server, "beta"), 15, what="its peers")
+    # Runtime only, so Sentinel's default (1000) after the restart: the control plane sets its own
+    # again, or this failover could be followed by a second one (engines.sentinel.ASK_PERIOD_MS).
+    wait_until(lambda: _ask_period(server, port) == sentinel.ASK_PERIOD_MS, 10, what="the short ask period again")
     _kill_primary_and_wait(server, client, "beta")
     wait_until(lambda: _watched_by_all(server, "beta"), 15, what="the Sentinels to settle on beta's new primary")
 
