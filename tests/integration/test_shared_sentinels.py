@@ -1,8 +1,9 @@
 """The embedded host's shared Sentinels with real processes: two groups watched by the same three
 Sentinel processes, a failover of one that leaves the other alone, a shared Sentinel killed with
 kill -9 (back with its monitors and the short ask period) or stripped of its monitors and healed
-without the resync (the server's resync is 10 minutes here), and a deleted group forgotten by every Sentinel while the other stays watched. Then, on servers
-of their own, an earlier version's group moving to the shared Sentinels, and sets of one group each.
+without the resync (the server's resync is 10 minutes here), and a deleted group forgotten by every
+Sentinel while the other stays watched. Then, on servers of their own, an earlier version's group
+moving to the shared Sentinels, and sets of one group each.
 
 The module's server serves the first five tests, in order, on the same two groups (each leaves them
 serving).
