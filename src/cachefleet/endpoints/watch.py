@@ -86,10 +86,10 @@ async def role_is_master(
 
 
 async def close_all(*closers: Callable[[], Awaitable[object]], each_within: float) -> None:
-    """Await each closer in turn, each within ``each_within`` seconds, ignoring its connection errors, and carry
-    them to the end even when the caller is cancelled meanwhile (the cancellation is raised once they
-    are done). A close abandoned halfway leaves a connected socket behind: under load, a watch
-    stopped while a resync was closing its clients did exactly that."""
+    """Await each closer in turn, each within ``each_within`` seconds, ignoring its connection errors,
+    and carry them to the end even when the caller is cancelled meanwhile (the cancellation is raised
+    once they are done). A close abandoned halfway leaves a connected socket behind: under load, a
+    watch stopped while a resync was closing its clients did exactly that."""
 
     async def run() -> None:
         for close in closers:
