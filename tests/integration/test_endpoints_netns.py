@@ -37,6 +37,7 @@ from cachefleet.endpoints.watch import SentinelWatch, Timing, role_is_master
 pytestmark = pytest.mark.integration
 
 MASTER = "g"
+TCP_MIN_RTO = 0.2  # Linux's TCP_RTO_MIN: the first retransmission of an unanswered segment
 
 
 @pytest.fixture(scope="module")
@@ -154,13 +155,18 @@ def test_primary_endpoint_repointed_under_a_writer_and_a_demoted_nodes_sessions_
         fresh = topo.call(client, socket.create_connection, (ep.host, ep.port), 1.0)
         assert topo.call(client, _who, fresh) == "h2"
         fresh.close()
-        result = outage(writer_ops(writer), fault, served_by="h2")
+        ops = writer_ops(writer)
+        result = outage(ops, fault, served_by="h2")
     finally:
         idle.close()
     print(f"\nre-point {1000 * (repointed - fault):.2f} ms, conntrack -D {1000 * (done - repointed):.1f} ms"
           f" ({flushed} entries); writer: {result}")  # fmt: skip
     assert result.errors <= 1
-    assert result.recovered_after < 0.1
+    # A write in flight when its entry goes loses its reply (the old node's answer is no longer
+    # translated back), and only TCP's retransmission of it, after the minimum RTO, meets the new
+    # node's reset: one retransmission timeout more (1 run in 20-25 on a loaded machine).
+    lost_reply = any(not op.ok and op.start < done and op.end - op.start >= TCP_MIN_RTO for op in ops)
+    assert result.recovered_after < 0.1 + (TCP_MIN_RTO if lost_reply else 0.0)
 
 
 def _who(sock: socket.socket) -> str:
